@@ -1,0 +1,46 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "masqd",
+    products: [
+        .executable(name: "masqd", targets: ["MasqdCLI"]),
+        .library(name: "NATCore", targets: ["NATCore"]),
+        .library(name: "NetfilterQueue", targets: ["NetfilterQueue"]),
+        .library(name: "Masqd", targets: ["Masqd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C shim over libnetfilter_queue + libmnl: prefixed names, macros as functions.
+        .target(
+            name: "CNetfilterQueue",
+            linkerSettings: [.linkedLibrary("netfilter_queue"), .linkedLibrary("mnl")]
+        ),
+        // Swift binding of one NFQUEUE: nothing NAT-specific.
+        .target(name: "NetfilterQueue", dependencies: ["CNetfilterQueue"]),
+        // Pure translation core: no syscalls, no clock reads, no Foundation.
+        .target(name: "NATCore"),
+        // The daemon: options, rules, engine loop, control socket, lab.
+        .target(
+            name: "Masqd",
+            dependencies: [
+                "NATCore", "NetfilterQueue",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The executable: argument parsing only.
+        .executableTarget(
+            name: "MasqdCLI",
+            dependencies: ["Masqd", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "NATCoreTests", dependencies: ["NATCore"]),
+        .testTarget(name: "NetfilterQueueTests", dependencies: ["NetfilterQueue"]),
+        // Real namespaces, real iptables, the real masqd binary (hence the MasqdCLI dependency).
+        .testTarget(name: "IntegrationTests", dependencies: ["MasqdCLI", "Masqd"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,341 @@
+/* See include/CNetfilterQueue.h. Socket plumbing and message building/parsing only;
+   loops and policy live in Swift. */
+#define _GNU_SOURCE
+#include "CNetfilterQueue.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+
+_Static_assert(CNFQ_NF_DROP == NF_DROP, "NF_DROP");
+_Static_assert(CNFQ_NF_ACCEPT == NF_ACCEPT, "NF_ACCEPT");
+_Static_assert(CNFQ_CFG_CMD_BIND == NFQNL_CFG_CMD_BIND, "BIND");
+_Static_assert(CNFQ_CFG_CMD_UNBIND == NFQNL_CFG_CMD_UNBIND, "UNBIND");
+_Static_assert(CNFQ_CFG_F_FAIL_OPEN == NFQA_CFG_F_FAIL_OPEN, "FAIL_OPEN");
+_Static_assert(CNFQ_CFG_F_GSO == NFQA_CFG_F_GSO, "GSO");
+_Static_assert(CNFQ_SKB_CSUMNOTREADY == NFQA_SKB_CSUMNOTREADY, "CSUMNOTREADY");
+_Static_assert(CNFQ_SKB_GSO == NFQA_SKB_GSO, "SKB_GSO");
+_Static_assert(CNFQ_MAX_COPY_RANGE == 0xffff - NLA_HDRLEN, "copy range");
+
+/* ---- socket ---- */
+
+cnfq_socket *cnfq_socket_open(int *error_out) {
+  struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+  if (!nl) { *error_out = errno; return NULL; }
+  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+    *error_out = errno;
+    mnl_socket_close(nl);
+    return NULL;
+  }
+  *error_out = 0;
+  return (cnfq_socket *)nl;
+}
+
+int cnfq_socket_fd(const cnfq_socket *socket) {
+  return mnl_socket_get_fd((const struct mnl_socket *)socket);
+}
+
+void cnfq_socket_close(cnfq_socket *socket) { mnl_socket_close((struct mnl_socket *)socket); }
+
+int cnfq_socket_set_no_enobufs(int fd) {
+  int one = 1;
+  return setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof one) < 0 ? -errno : 0;
+}
+
+int cnfq_socket_set_buffer(int fd, int receive, int bytes, int *actual_out) {
+  int force = receive ? SO_RCVBUFFORCE : SO_SNDBUFFORCE;
+  int plain = receive ? SO_RCVBUF : SO_SNDBUF;
+  if (setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof bytes) < 0) {
+    if (errno != EPERM) return -errno;
+    if (setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes) < 0) return -errno;
+  }
+  int actual = 0;
+  socklen_t len = sizeof actual;
+  if (getsockopt(fd, SOL_SOCKET, plain, &actual, &len) < 0) return -errno;
+  *actual_out = actual;
+  return 0;
+}
+
+long cnfq_send(int fd, const void *buffer, size_t length) {
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  ssize_t r = sendto(fd, buffer, length, 0, (const struct sockaddr *)&kernel, sizeof kernel);
+  return r < 0 ? -errno : (long)r;
+}
+
+/* ---- building ---- */
+
+size_t cnfq_build_config_command(void *buffer, uint16_t queue, uint8_t command,
+                                 uint16_t family, uint32_t sequence, int want_ack) {
+  struct nlmsghdr *nlh = nfq_nlmsg_put(buffer, NFQNL_MSG_CONFIG, queue);
+  if (want_ack) nlh->nlmsg_flags |= NLM_F_ACK;
+  nlh->nlmsg_seq = sequence;
+  nfq_nlmsg_cfg_put_cmd(nlh, family, command);
+  return nlh->nlmsg_len;
+}
+
+size_t cnfq_build_config_parameters(void *buffer, uint16_t queue, uint32_t copy_range,
+                                    uint32_t flags, uint32_t mask, uint32_t max_length,
+                                    uint32_t sequence) {
+  struct nlmsghdr *nlh = nfq_nlmsg_put(buffer, NFQNL_MSG_CONFIG, queue);
+  nlh->nlmsg_flags |= NLM_F_ACK;
+  nlh->nlmsg_seq = sequence;
+  nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, (int)copy_range);
+  mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+  mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(mask));
+  nfq_nlmsg_cfg_put_qmaxlen(nlh, max_length);
+  return nlh->nlmsg_len;
+}
+
+size_t cnfq_verdict_message_size(uint32_t payload_length, int with_payload) {
+  size_t size = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg)) +
+                MNL_ATTR_HDRLEN + MNL_ALIGN(sizeof(struct nfqnl_msg_verdict_hdr));
+  if (with_payload) size += MNL_ATTR_HDRLEN + MNL_ALIGN(payload_length);
+  return size;
+}
+
+size_t cnfq_put_verdict(void *buffer, size_t room, uint16_t queue, uint32_t packet_id,
+                        int verdict, const void *payload, uint32_t payload_length) {
+  if (payload && payload_length > CNFQ_MAX_COPY_RANGE) return 0;
+  size_t need = cnfq_verdict_message_size(payload_length, payload != NULL);
+  if (need > room) return 0;
+  struct nlmsghdr *nlh = nfq_nlmsg_put(buffer, NFQNL_MSG_VERDICT, queue);
+  nlh->nlmsg_seq = packet_id;
+  nfq_nlmsg_verdict_put(nlh, (int)packet_id, verdict);
+  if (payload) nfq_nlmsg_verdict_put_pkt(nlh, payload, payload_length);
+  return nlh->nlmsg_len;
+}
+
+/* ---- receiving ---- */
+
+struct cnfq_receive_vector {
+  unsigned count;
+  struct mmsghdr *messages;
+  struct iovec *vectors;
+};
+
+cnfq_receive_vector *cnfq_receive_vector_create(void *base, size_t slot_size, unsigned count) {
+  cnfq_receive_vector *v = calloc(1, sizeof *v);
+  if (!v) return NULL;
+  v->count = count;
+  v->messages = calloc(count, sizeof *v->messages);
+  v->vectors = calloc(count, sizeof *v->vectors);
+  if (!v->messages || !v->vectors) { cnfq_receive_vector_destroy(v); return NULL; }
+  for (unsigned i = 0; i < count; i++) {
+    v->vectors[i].iov_base = (char *)base + (size_t)i * slot_size;
+    v->vectors[i].iov_len = slot_size;
+    v->messages[i].msg_hdr.msg_iov = &v->vectors[i];
+    v->messages[i].msg_hdr.msg_iovlen = 1;
+  }
+  return v;
+}
+
+void cnfq_receive_vector_destroy(cnfq_receive_vector *v) {
+  if (!v) return;
+  free(v->messages);
+  free(v->vectors);
+  free(v);
+}
+
+int cnfq_receive_batch(int fd, cnfq_receive_vector *v, unsigned count) {
+  if (count > v->count) count = v->count;
+  for (unsigned i = 0; i < count; i++) {
+    v->messages[i].msg_hdr.msg_flags = 0;
+    v->messages[i].msg_len = 0;
+  }
+  int r = recvmmsg(fd, v->messages, count, MSG_DONTWAIT, NULL);
+  return r < 0 ? -errno : r;
+}
+
+uint32_t cnfq_received_length(const cnfq_receive_vector *v, unsigned index) {
+  return v->messages[index].msg_len;
+}
+
+int cnfq_received_truncated(const cnfq_receive_vector *v, unsigned index) {
+  return (v->messages[index].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+}
+
+/* ---- parsing ---- */
+
+int cnfq_message_next(const void *datagram, size_t length, size_t *offset, void **message) {
+  if (*offset >= length) return CNFQ_MESSAGE_END;
+  struct nlmsghdr *nlh = (struct nlmsghdr *)((char *)datagram + *offset);
+  int remaining = (int)(length - *offset);
+  if (!mnl_nlmsg_ok(nlh, remaining)) return CNFQ_MESSAGE_END;
+  *offset += MNL_ALIGN(nlh->nlmsg_len);
+  *message = nlh;
+  if (nlh->nlmsg_type == NLMSG_ERROR) return CNFQ_MESSAGE_ERROR;
+  if (nlh->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) return CNFQ_MESSAGE_PACKET;
+  return CNFQ_MESSAGE_OTHER;
+}
+
+int cnfq_parse_packet(void *message, cnfq_packet *out) {
+  struct nlattr *attr[NFQA_MAX + 1];
+  memset(attr, 0, sizeof attr);
+  if (nfq_nlmsg_parse(message, attr) < 0) return -1;
+  if (!attr[NFQA_PACKET_HDR] ||
+      mnl_attr_get_payload_len(attr[NFQA_PACKET_HDR]) < sizeof(struct nfqnl_msg_packet_hdr))
+    return -1;
+  struct nfqnl_msg_packet_hdr ph;
+  memcpy(&ph, mnl_attr_get_payload(attr[NFQA_PACKET_HDR]), sizeof ph);
+  out->id = ntohl(ph.packet_id);
+  out->hardware_protocol = ntohs(ph.hw_protocol);
+  out->hook = ph.hook;
+  if (attr[NFQA_PAYLOAD]) {
+    out->payload = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
+    out->payload_length = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
+  } else {
+    out->payload = NULL;
+    out->payload_length = 0;
+  }
+  out->mark = attr[NFQA_MARK] ? ntohl(mnl_attr_get_u32(attr[NFQA_MARK])) : 0;
+  out->input_interface =
+      attr[NFQA_IFINDEX_INDEV] ? ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_INDEV])) : 0;
+  out->output_interface =
+      attr[NFQA_IFINDEX_OUTDEV] ? ntohl(mnl_attr_get_u32(attr[NFQA_IFINDEX_OUTDEV])) : 0;
+  out->skb_info = attr[NFQA_SKB_INFO] ? ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO])) : 0;
+  out->has_cap_length = attr[NFQA_CAP_LEN] != NULL;
+  out->cap_length = attr[NFQA_CAP_LEN] ? ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) : 0;
+  return 0;
+}
+
+int cnfq_parse_error(const void *message, uint32_t *original_sequence) {
+  const struct nlmsghdr *nlh = message;
+  *original_sequence = 0;
+  if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + sizeof(int)) return EBADMSG;
+  const struct nlmsgerr *err = mnl_nlmsg_get_payload(nlh);
+  if (nlh->nlmsg_len >= MNL_NLMSG_HDRLEN + sizeof(struct nlmsgerr))
+    *original_sequence = err->msg.nlmsg_seq;
+  return -err->error;
+}
+
+/* ---- rtnetlink ---- */
+
+int cnfq_rtnl_open_monitor(void) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return -errno;
+  struct sockaddr_nl addr = {.nl_family = AF_NETLINK,
+                             .nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_LINK};
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+struct link_match { uint32_t ifindex; const char *name; int matched; };
+
+static int link_attr_cb(const struct nlattr *attr, void *data) {
+  struct link_match *m = data;
+  if (mnl_attr_get_type(attr) == IFLA_IFNAME && m->name &&
+      mnl_attr_validate(attr, MNL_TYPE_STRING) >= 0 &&
+      strcmp(mnl_attr_get_str(attr), m->name) == 0)
+    m->matched = 1;
+  return MNL_CB_OK;
+}
+
+int cnfq_rtnl_event_affects(const void *datagram, size_t length, uint32_t ifindex,
+                            const char *name) {
+  const struct nlmsghdr *nlh = datagram;
+  int remaining = (int)length;
+  for (; mnl_nlmsg_ok(nlh, remaining); nlh = mnl_nlmsg_next(nlh, &remaining)) {
+    switch (nlh->nlmsg_type) {
+    case RTM_NEWADDR:
+    case RTM_DELADDR: {
+      if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + sizeof(struct ifaddrmsg)) break;
+      const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+      if (ifa->ifa_family == AF_INET && ifindex != 0 && ifa->ifa_index == ifindex) return 1;
+      break;
+    }
+    case RTM_NEWLINK:
+    case RTM_DELLINK: {
+      if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + sizeof(struct ifinfomsg)) break;
+      const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+      if (ifindex != 0 && (uint32_t)ifi->ifi_index == ifindex) return 1;
+      struct link_match m = {ifindex, name, 0};
+      mnl_attr_parse(nlh, sizeof(struct ifinfomsg), link_attr_cb, &m);
+      if (m.matched) return 1;
+      break;
+    }
+    default:
+      break;
+    }
+  }
+  return 0;
+}
+
+struct addr_search { uint32_t ifindex; uint32_t address; int found; };
+
+static int addr_attr_cb(const struct nlattr *attr, void *data) {
+  const struct nlattr **tb = data;
+  int type = mnl_attr_get_type(attr);
+  if ((type == IFA_LOCAL || type == IFA_ADDRESS) && mnl_attr_get_payload_len(attr) >= 4)
+    tb[type] = attr;
+  return MNL_CB_OK;
+}
+
+static int addr_cb(const struct nlmsghdr *nlh, void *data) {
+  struct addr_search *s = data;
+  if (s->found || nlh->nlmsg_type != RTM_NEWADDR) return MNL_CB_OK;
+  if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + sizeof(struct ifaddrmsg)) return MNL_CB_OK;
+  const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+  if (ifa->ifa_family != AF_INET || ifa->ifa_index != s->ifindex) return MNL_CB_OK;
+  if (ifa->ifa_flags & IFA_F_SECONDARY) return MNL_CB_OK;
+  const struct nlattr *tb[IFA_MAX + 1] = {0};
+  mnl_attr_parse(nlh, sizeof(struct ifaddrmsg), addr_attr_cb, tb);
+  const struct nlattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+  if (!a) return MNL_CB_OK;
+  uint32_t be;
+  memcpy(&be, mnl_attr_get_payload(a), 4);
+  s->address = ntohl(be);
+  s->found = 1;
+  return MNL_CB_OK;
+}
+
+int cnfq_rtnl_primary_ipv4(uint32_t ifindex, uint32_t *address_out) {
+  struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+  if (!nl) return -errno;
+  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+    int e = errno;
+    mnl_socket_close(nl);
+    return -e;
+  }
+  char buf[32768];
+  struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = RTM_GETADDR;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  uint32_t seq = (uint32_t)time(NULL);
+  nlh->nlmsg_seq = seq;
+  struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof *ifa);
+  ifa->ifa_family = AF_INET;
+  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+    int e = errno;
+    mnl_socket_close(nl);
+    return -e;
+  }
+  unsigned portid = mnl_socket_get_portid(nl);
+  struct addr_search s = {ifindex, 0, 0};
+  int result = 0;
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof buf);
+    if (n < 0) { result = -errno; break; }
+    int r = mnl_cb_run(buf, (size_t)n, seq, portid, addr_cb, &s);
+    if (r < 0) { result = -errno; break; }
+    if (r == MNL_CB_STOP) break; /* NLMSG_DONE */
+  }
+  mnl_socket_close(nl);
+  if (s.found) { *address_out = s.address; return 1; }
+  return result;
+}

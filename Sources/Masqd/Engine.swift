@@ -1,0 +1,162 @@
+import Glibc
+import Logging
+import NATCore
+import NetfilterQueue
+
+// The engine: one packet loop on one thread that owns the queue, the translator and the
+// control socket. Each wake-up takes a batch of packets, translates them in place in the
+// receive buffer, and sends all their verdicts in one message.
+
+public final class Engine {
+    let settings: EngineSettings
+    let logger: Logger
+    let queue: NetfilterQueue
+    let translator: NATTranslator
+    let control: ControlServer
+    let addressMonitor: InterfaceAddressMonitor
+    var counters = EngineCounters()
+    var loggedRefusal = false
+
+    public init(settings: EngineSettings, logger: Logger) throws(MasqdError) {
+        self.settings = settings
+        self.logger = logger
+        try SteeringRules.checkInterface(settings.wanInterface)
+        if let forward = settings.forwards.first {
+            throw .option("--forward", forward.description, "port forwarding is not implemented yet")
+        }
+
+        var configuration = NATConfiguration(
+            externalAddress: InterfaceAddressMonitor.currentIPv4Address(interfaceName: settings.wanInterface).map(IPv4Address.init),
+            internalPrefixes: settings.internalPrefixes)
+        configuration.ports = settings.ports
+        var random = SystemRandomNumberGenerator()
+        configuration.hashSeed = random.next()
+        translator = NATTranslator(configuration: configuration)
+
+        do {
+            queue = try NetfilterQueue(configuration: NetfilterQueueConfiguration(queueNumber: settings.queue))
+        } catch {
+            throw MasqdError(error.description)
+        }
+        control = try ControlServer(path: settings.controlPath)
+        do {
+            addressMonitor = try InterfaceAddressMonitor(interfaceName: settings.wanInterface)
+        } catch {
+            throw .option("--wan", settings.wanInterface, "cannot watch its addresses: \(error)")
+        }
+    }
+
+    /// Runs until SIGINT or SIGTERM. Every packet received gets its verdict before this returns.
+    public func run() throws(MasqdError) {
+        StopSignal.install()
+        let external = translator.configuration.externalAddress.map { "\($0)" } ?? "none yet"
+        let lan = settings.internalPrefixes.isEmpty ? "every non-local source" : settings.internalPrefixes.map(\.description).joined(separator: ", ")
+        logger.info("masqd running: queue \(settings.queue), WAN \(settings.wanInterface) (\(external)), LAN \(lan), control \(settings.controlPath)")
+        if !settings.helpers.isEmpty {
+            logger.notice("application helpers (\(settings.helpers.joined(separator: ","))) are not implemented yet; FTP and IRC payloads pass untranslated")
+        }
+
+        var fds = [
+            pollfd(fd: queue.fileDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: control.fileDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: addressMonitor.fileDescriptor, events: Int16(POLLIN), revents: 0),
+        ]
+        while !StopSignal.isRequested {
+            let ready = poll(&fds, nfds_t(fds.count), 100)
+            let now = MonotonicClock.now()
+            if ready > 0 {
+                if fds[0].revents != 0 { try processBatches(now: now) }
+                if fds[2].revents != 0, addressMonitor.drainEvents() { followAddressChange() }
+                if fds[1].revents != 0 { control.serve { respond(to: $0) } }
+            }
+            translator.expire(now: now, budget: 1024)
+        }
+        logger.info("masqd stopping: \(counters.packetsReceived) packets handled")
+    }
+
+    /// Takes batches until the queue is empty (bounded, so the control socket is not starved).
+    func processBatches(now: NATTime) throws(MasqdError) {
+        for _ in 0..<64 {
+            let count: Int
+            do {
+                count = try queue.receive(timeoutMilliseconds: 0)
+            } catch {
+                throw MasqdError(error.description)
+            }
+            if count == 0 { return }
+            counters.batches &+= 1
+            for index in 0..<count {
+                handle(queue.packet(at: index), now: now)
+            }
+            do {
+                try queue.flushVerdicts()
+            } catch {
+                throw MasqdError(error.description)
+            }
+            queue.drainRefusedVerdicts { packetID, error in
+                counters.refusedVerdicts &+= 1
+                if !loggedRefusal {
+                    loggedRefusal = true
+                    logger.error("the kernel refused a verdict (packet \(packetID)): \(String(cString: strerror(error))); further refusals are only counted")
+                }
+            }
+            if count < queue.configuration.batchSize { return }
+        }
+    }
+
+    @inline(__always)
+    func handle(_ packet: QueuedPacket, now: NATTime) {
+        counters.packetsReceived &+= 1
+        if packet.isTruncated {
+            counters.truncatedDropped &+= 1
+            verdict(packet, .drop, rewritten: false)
+            return
+        }
+        guard packet.hardwareProtocol == 0x0800 else {
+            counters.notIPv4Passed &+= 1
+            verdict(packet, .accept, rewritten: false)
+            return
+        }
+        let direction: PacketDirection
+        switch packet.hook {
+        case 0: direction = .inbound   // NF_INET_PRE_ROUTING
+        case 4: direction = .outbound  // NF_INET_POST_ROUTING
+        default:
+            counters.unexpectedHookPassed &+= 1
+            verdict(packet, .accept, rewritten: false)
+            return
+        }
+        let checksum = PacketChecksumState(checksumNotReady: packet.checksumNotReady, isGSO: packet.isGSO)
+        switch translator.translate(packet.payload, direction: direction, checksum: checksum, now: now) {
+        case .accept: verdict(packet, .accept, rewritten: false)
+        case .acceptRewritten: verdict(packet, .accept, rewritten: true)
+        case .drop: verdict(packet, .drop, rewritten: false)
+        }
+    }
+
+    @inline(__always)
+    func verdict(_ packet: QueuedPacket, _ verdict: PacketVerdict, rewritten: Bool) {
+        switch verdict {
+        case .drop: counters.verdictDrop &+= 1
+        default: if rewritten { counters.verdictAcceptRewritten &+= 1 } else { counters.verdictAccept &+= 1 }
+        }
+        queue.setVerdict(packetID: packet.id, verdict, payload: rewritten ? UnsafeRawBufferPointer(packet.payload) : nil)
+    }
+
+    func followAddressChange() {
+        let address = InterfaceAddressMonitor.currentIPv4Address(interfaceName: settings.wanInterface).map(IPv4Address.init)
+        guard address != translator.configuration.externalAddress else { return }
+        let flushed = translator.sessionCount
+        translator.setExternalAddress(address)
+        logger.notice("WAN \(settings.wanInterface) address is now \(address.map { "\($0)" } ?? "none"); flushed \(flushed) translations made with the old address")
+    }
+
+    func respond(to request: String) -> String {
+        let words = request.split(separator: " ")
+        switch words.first {
+        case "stats": return statsReport()
+        case "flows": return flowsReport(filters: words.dropFirst().map(String.init))
+        default: return "error: unknown request '\(request)' (known: stats, flows)\n"
+        }
+    }
+}

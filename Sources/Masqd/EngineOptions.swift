@@ -1,0 +1,102 @@
+import ArgumentParser
+import NATCore
+
+// The ENGINE OPTIONS of ../shared/INTERFACE.md, shared by `run` and `rules …` so one
+// command line describes one deployment. Parsing is by ArgumentParser; checking every
+// value (with a one-line message naming it) is `settings()`.
+
+public struct EngineOptions: ParsableArguments, Sendable {
+    @Option(name: .long, help: "NFQUEUE number to bind (0-65535).")
+    public var queue: String = "0"
+
+    @Option(name: .long, help: "WAN interface: masquerade behind its IPv4 address and follow its changes.")
+    public var wan: String?
+
+    @Option(name: .long, help: "Internal prefix whose traffic is translated (repeatable). Default: every non-local source leaving --wan.")
+    public var lan: [String] = []
+
+    @Option(name: .long, help: "Port forward PROTO:PORT[-PORT]=ADDR[:PORT] (repeatable).")
+    public var forward: [String] = []
+
+    @Option(name: .long, help: "External ports handed out for mappings, A-B. Default: 1024-65535, ports below 1024 stay below 1024.")
+    public var portRange: String?
+
+    @Option(name: .long, help: "Application helpers: a comma-separated list of ftp, irc, or none.")
+    public var helpers: String = "ftp,irc"
+
+    @Option(name: .long, help: "Read the same settings from a file; flags on the command line win.")
+    public var config: String?
+
+    @Option(name: .long, help: "Control socket used by `masqd flows` and `masqd stats`. Default: /run/masqd/queue-N.sock.")
+    public var control: String?
+
+    public init() {}
+
+    /// Checks every value and returns the deployment it describes.
+    public func settings() throws(MasqdError) -> EngineSettings {
+        if let config {
+            throw .option("--config", config, "configuration files are not supported yet")
+        }
+        guard let queueNumber = UInt16(queue) else {
+            throw .option("--queue", queue, "not a queue number (0-65535)")
+        }
+        guard let wan, !wan.isEmpty else { throw MasqdError("--wan: required (the WAN interface name)") }
+        guard wan.utf8.count < 16, !wan.contains("/"), !wan.contains(" ") else {
+            throw .option("--wan", wan, "not an interface name")
+        }
+        var prefixes: [IPv4Prefix] = []
+        for text in lan {
+            guard let prefix = IPv4Prefix(text) else {
+                throw .option("--lan", text, "not an IPv4 prefix (A.B.C.D/N with host bits zero)")
+            }
+            if let other = prefixes.first(where: { $0.overlaps(prefix) }) {
+                throw .option("--lan", text, "overlaps --lan \(other)")
+            }
+            prefixes.append(prefix)
+        }
+        var forwards: [PortForward] = []
+        for text in forward {
+            guard let parsed = PortForward(text) else {
+                throw .option("--forward", text, "expected PROTO:PORT[-PORT]=ADDR[:PORT] with PROTO tcp or udp")
+            }
+            if let other = forwards.first(where: {
+                $0.protocolNumber == parsed.protocolNumber && $0.externalPorts.overlaps(parsed.externalPorts)
+            }) {
+                throw .option("--forward", text, "overlaps --forward \(other)")
+            }
+            forwards.append(parsed)
+        }
+        var ports = PortAllocator()
+        if let portRange {
+            guard let range = PortForward.parsePortRange(Substring(portRange)) else {
+                throw .option("--port-range", portRange, "expected A-B with 1 <= A <= B <= 65535")
+            }
+            ports = PortAllocator(portRange: range, lowPortRange: nil)
+        }
+        var helperNames: [String] = []
+        for name in helpers.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            switch name {
+            case "none" where helpers == "none": break
+            case "ftp", "irc": if !helperNames.contains(name) { helperNames.append(name) }
+            default: throw .option("--helpers", helpers, "unknown helper '\(name)' (known: ftp, irc, none)")
+            }
+        }
+        return EngineSettings(
+            queue: queueNumber, wanInterface: wan, internalPrefixes: prefixes, forwards: forwards,
+            ports: ports, helpers: helperNames,
+            controlPath: control ?? EngineSettings.defaultControlPath(queue: queueNumber))
+    }
+}
+
+/// One checked deployment: what `run` runs and what `rules` installs.
+public struct EngineSettings: Sendable {
+    public var queue: UInt16
+    public var wanInterface: String
+    public var internalPrefixes: [IPv4Prefix]
+    public var forwards: [PortForward]
+    public var ports: PortAllocator
+    public var helpers: [String]
+    public var controlPath: String
+
+    public static func defaultControlPath(queue: UInt16) -> String { "/run/masqd/queue-\(queue).sock" }
+}

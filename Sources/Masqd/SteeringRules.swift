@@ -1,0 +1,104 @@
+// The iptables rules that steer traffic into the queue (KERNEL-FACTS facts 1, 4, 6):
+// inbound from the WAN in raw PREROUTING (before routing, so a rewritten destination is
+// routed to the LAN host), outbound to the WAN in mangle POSTROUTING (after routing).
+// No rule uses conntrack, so fragments and packets reach the engine untouched by it.
+// Every rule carries a comment naming the queue: `remove` deletes exactly those.
+
+public struct SteeringRule: Sendable, Equatable {
+    public var table: String
+    public var chain: String
+    /// The rule's match and target, without table, chain or command.
+    public var specification: [String]
+
+    /// The shell command that adds this rule (for `rules print`).
+    public var installCommand: String {
+        (["iptables", "-w", "-t", table, "-I", chain, "1"] + specification).map(SteeringRule.quote).joined(separator: " ")
+    }
+
+    static func quote(_ word: String) -> String {
+        word.allSatisfy({ $0.isLetter || $0.isNumber || "-_./:=,!".contains($0) }) ? word : "'\(word)'"
+    }
+}
+
+public enum SteeringRules {
+    public static func comment(queue: UInt16) -> String { "masqd queue \(queue)" }
+
+    public static func rules(for settings: EngineSettings) -> [SteeringRule] {
+        let target = ["-m", "comment", "--comment", comment(queue: settings.queue),
+                      "-j", "NFQUEUE", "--queue-num", String(settings.queue)]
+        var rules = [SteeringRule(table: "raw", chain: "PREROUTING", specification: ["-i", settings.wanInterface] + target)]
+        if settings.internalPrefixes.isEmpty {
+            // Every source that is not one of the router's own addresses.
+            rules.append(SteeringRule(table: "mangle", chain: "POSTROUTING", specification:
+                ["-o", settings.wanInterface, "-m", "addrtype", "!", "--src-type", "LOCAL"] + target))
+        } else {
+            for prefix in settings.internalPrefixes {
+                rules.append(SteeringRule(table: "mangle", chain: "POSTROUTING", specification:
+                    ["-o", settings.wanInterface, "-s", prefix.description] + target))
+            }
+        }
+        return rules
+    }
+
+    /// Adds the missing rules. If one fails, the ones added by this call are taken out again.
+    public static func install(_ settings: EngineSettings) throws(MasqdError) {
+        try checkInterface(settings.wanInterface)
+        let iptables = try iptablesPath()
+        var added: [SteeringRule] = []
+        for rule in rules(for: settings) {
+            if try exists(rule, iptables: iptables) { continue }
+            let result = try run([iptables, "-w", "-t", rule.table, "-I", rule.chain, "1"] + rule.specification)
+            guard result.succeeded else {
+                for rule in added.reversed() {
+                    _ = try? run([iptables, "-w", "-t", rule.table, "-D", rule.chain] + rule.specification)
+                }
+                throw MasqdError("iptables -t \(rule.table) -I \(rule.chain) failed: \(firstLine(result.stderr))")
+            }
+            added.append(rule)
+        }
+    }
+
+    /// Deletes every copy of our rules; a rule that is absent is fine (idempotent).
+    public static func remove(_ settings: EngineSettings) throws(MasqdError) {
+        let iptables = try iptablesPath()
+        for rule in rules(for: settings) {
+            var guardCount = 0
+            while try exists(rule, iptables: iptables), guardCount < 64 {
+                let result = try run([iptables, "-w", "-t", rule.table, "-D", rule.chain] + rule.specification)
+                guard result.succeeded else {
+                    throw MasqdError("iptables -t \(rule.table) -D \(rule.chain) failed: \(firstLine(result.stderr))")
+                }
+                guardCount += 1
+            }
+        }
+    }
+
+    public static func checkInterface(_ name: String) throws(MasqdError) {
+        guard InterfaceAddressMonitor.interfaceExists(name) else {
+            throw .option("--wan", name, "no such interface")
+        }
+    }
+
+    static func exists(_ rule: SteeringRule, iptables: String) throws(MasqdError) -> Bool {
+        try run([iptables, "-w", "-t", rule.table, "-C", rule.chain] + rule.specification).succeeded
+    }
+
+    static func iptablesPath() throws(MasqdError) -> String {
+        guard let path = Shell.which("iptables") else {
+            throw MasqdError("iptables: not found (install the iptables package)")
+        }
+        return path
+    }
+
+    static func run(_ argv: [String]) throws(MasqdError) -> CommandResult {
+        do {
+            return try Shell.run(argv, timeout: 30)
+        } catch {
+            throw MasqdError("\(argv[0]): \(error)")
+        }
+    }
+
+    static func firstLine(_ text: String) -> String {
+        text.split(separator: "\n").first.map(String.init) ?? "no message"
+    }
+}

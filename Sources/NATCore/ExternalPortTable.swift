@@ -1,0 +1,37 @@
+// Which mapping holds each external port (or ICMP identifier) of each protocol: a direct
+// array of 3 × 65536 rows, so an inbound lookup by port is one load.
+
+struct ExternalPortTable {
+    private let owners: UnsafeMutablePointer<Int32>
+    static let protocolSlots = 3
+
+    init() {
+        owners = .allocate(capacity: ExternalPortTable.protocolSlots * 65536)
+        owners.initialize(repeating: -1, count: ExternalPortTable.protocolSlots * 65536)
+    }
+
+    func deallocate() { owners.deallocate() }
+
+    func removeAll() { owners.update(repeating: -1, count: ExternalPortTable.protocolSlots * 65536) }
+
+    /// Slot of a protocol that has ports or identifiers; nil for every other protocol.
+    @inline(__always)
+    static func slot(_ protocolNumber: UInt8) -> Int? {
+        switch protocolNumber {
+        case IPProtocolNumber.tcp: 0
+        case IPProtocolNumber.udp: 1
+        case IPProtocolNumber.icmp: 2
+        default: nil
+        }
+    }
+
+    /// The mapping row owning `port`, or -1.
+    @inline(__always)
+    func owner(slot: Int, port: UInt16) -> Int32 { owners[slot &* 65536 &+ Int(port)] }
+
+    @inline(__always)
+    func claim(slot: Int, port: UInt16, row: Int32) { owners[slot &* 65536 &+ Int(port)] = row }
+
+    @inline(__always)
+    func release(slot: Int, port: UInt16) { owners[slot &* 65536 &+ Int(port)] = -1 }
+}

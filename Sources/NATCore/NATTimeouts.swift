@@ -1,0 +1,27 @@
+// Idle timeouts. Defaults meet RFC 4787 REQ-5 (UDP ≥ 2 min, 5 min recommended),
+// RFC 5382 REQ-5 (TCP established ≥ 2 h 4 min, transitory ≥ 4 min) and RFC 5508 REQ-1
+// (ICMP query ≥ 60 s). After a RST the kernel keeps 10 s; so do we.
+
+public struct NATTimeouts: Sendable, Equatable {
+    public var udp: NATDuration = .seconds(300)
+    public var tcpEstablished: NATDuration = .seconds(7440)
+    public var tcpTransitory: NATDuration = .seconds(240)
+    public var tcpClosed: NATDuration = .seconds(10)
+    public var icmp: NATDuration = .seconds(60)
+
+    public init() {}
+
+    @inline(__always)
+    func timeout(protocolNumber: UInt8, tcpState: TCPSessionState) -> NATDuration {
+        switch protocolNumber {
+        case IPProtocolNumber.tcp:
+            switch tcpState {
+            case .established: tcpEstablished
+            case .reset: tcpClosed
+            default: tcpTransitory
+            }
+        case IPProtocolNumber.udp: udp
+        default: icmp
+        }
+    }
+}

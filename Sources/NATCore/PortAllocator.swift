@@ -1,0 +1,41 @@
+// Chooses the external port for a new mapping: the internal port itself when it is free
+// (port preservation, RFC 4787 REQ-1 spirit), else a free port from the same class —
+// below 1024 stays below 1024, like the kernel — searched from a keyed-hash start point so
+// choices are not predictable from outside.
+
+public struct PortAllocator: Sendable {
+    /// Ports for internal ports ≥ 1024 (and for all when `lowPortRange` is nil).
+    public var portRange: ClosedRange<UInt16>
+    /// Ports for internal ports < 1024; nil when one explicit range applies to all.
+    public var lowPortRange: ClosedRange<UInt16>?
+
+    public init(portRange: ClosedRange<UInt16> = 1024...65535, lowPortRange: ClosedRange<UInt16>? = 1...1023) {
+        self.portRange = portRange
+        self.lowPortRange = lowPortRange
+    }
+
+    /// The range a given internal port draws from. ICMP identifiers use the whole space.
+    @inline(__always)
+    func range(for internalPort: UInt16, slot: Int) -> ClosedRange<UInt16> {
+        if slot == 2 { return 0...65535 }
+        if internalPort < 1024, let low = lowPortRange { return low }
+        return portRange
+    }
+
+    /// A free external port for `internalPort`, or nil when its range is exhausted.
+    func allocate(in table: ExternalPortTable, slot: Int, internalPort: UInt16, startHash: UInt32) -> UInt16? {
+        let range = range(for: internalPort, slot: slot)
+        if range.contains(internalPort), table.owner(slot: slot, port: internalPort) < 0 {
+            return internalPort
+        }
+        let size = Int(range.upperBound) - Int(range.lowerBound) + 1
+        var offset = Int(startHash) % size
+        for _ in 0..<size {
+            let port = UInt16(Int(range.lowerBound) + offset)
+            if table.owner(slot: slot, port: port) < 0 { return port }
+            offset += 1
+            if offset == size { offset = 0 }
+        }
+        return nil
+    }
+}

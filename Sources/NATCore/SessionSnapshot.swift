@@ -1,0 +1,50 @@
+// A read-only description of one live translation, for `masqd flows` and tests.
+
+public struct SessionSnapshot: Sendable, CustomStringConvertible {
+    public var protocolNumber: UInt8
+    public var internalAddress: IPv4Address
+    public var internalPort: UInt16
+    public var remoteAddress: IPv4Address
+    public var remotePort: UInt16
+    public var externalAddress: IPv4Address
+    public var externalPort: UInt16
+    public var tcpState: TCPSessionState
+    public var expiresIn: NATDuration
+
+    public var protocolName: String {
+        switch protocolNumber {
+        case IPProtocolNumber.tcp: "tcp"
+        case IPProtocolNumber.udp: "udp"
+        case IPProtocolNumber.icmp: "icmp"
+        default: "proto-\(protocolNumber)"
+        }
+    }
+
+    /// One line, conntrack-like: `tcp ESTABLISHED 192.0.2.10:40000 -> 203.0.113.2:80 via 203.0.113.1:40000 expires 7439s`.
+    public var description: String {
+        let state = protocolNumber == IPProtocolNumber.tcp ? " \(tcpState)" : ""
+        let id = protocolNumber == IPProtocolNumber.icmp
+        let remote = id ? "\(remoteAddress)" : "\(remoteAddress):\(remotePort)"
+        let idLabel = id ? " id" : ":"
+        return "\(protocolName)\(state) \(internalAddress)\(idLabel)\(id ? " \(internalPort)" : "\(internalPort)") -> \(remote) via \(externalAddress)\(idLabel)\(id ? " \(externalPort)" : "\(externalPort)") expires \(expiresIn.wholeSeconds)s"
+    }
+}
+
+extension NATTranslator {
+    /// Calls `body` for every live session (not on the packet path: for listings).
+    public func forEachSession(now: NATTime, _ body: (SessionSnapshot) -> Void) {
+        guard let external = configuration.externalAddress else { return }
+        for i in 0..<sessions.capacity {
+            let session = sessions[Int32(i)]
+            guard session.mapping >= 0, session.expires > now.nanoseconds else { continue }
+            let mapping = mappings[session.mapping]
+            body(SessionSnapshot(
+                protocolNumber: mapping.protocolNumber,
+                internalAddress: IPv4Address(mapping.internalAddress), internalPort: mapping.internalPort,
+                remoteAddress: IPv4Address(session.remoteAddress), remotePort: session.remotePort,
+                externalAddress: external, externalPort: mapping.externalPort,
+                tcpState: session.tcpState,
+                expiresIn: NATDuration(nanoseconds: session.expires - now.nanoseconds)))
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import Masqd
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed precondition or check, with the message the test shows.
+struct IntegrationFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+enum Integration {
+    /// The masqd binary under test: $MASQD_EXECUTABLE, else `masqd` in the build products
+    /// directory, which is where the test bundle itself lives.
+    static func masqdExecutable() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["MASQD_EXECUTABLE"], !path.isEmpty {
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw IntegrationFailure("MASQD_EXECUTABLE=\(path) is not an executable file")
+            }
+            return path
+        }
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let products = URL(fileURLWithPath: me).deletingLastPathComponent().path
+        let candidate = products + "/masqd"
+        guard FileManager.default.isExecutableFile(atPath: candidate) else {
+            throw IntegrationFailure("masqd binary not found at \(candidate) (next to the test bundle \(me)); build it with `swift build` or set MASQD_EXECUTABLE")
+        }
+        return candidate
+    }
+
+    /// The integration tests need root, iproute2, iptables, python3 and curl. CI runs as root:
+    /// a missing piece is a failure with a clear message, never a silent skip.
+    static func requireEnvironment() throws {
+        guard Shell.isRoot else {
+            throw IntegrationFailure("integration tests must run as root (they create network namespaces and iptables rules); run `sudo swift test --filter IntegrationTests`")
+        }
+        var missing: [String] = []
+        if Shell.which("ip") == nil { missing.append("ip (apt-get install -y iproute2)") }
+        if Shell.which("iptables") == nil || Shell.which("iptables-save") == nil { missing.append("iptables (apt-get install -y iptables)") }
+        if !FileManager.default.isExecutableFile(atPath: LabTopology.python) { missing.append("\(LabTopology.python) (apt-get install -y python3)") }
+        if Shell.which("curl") == nil { missing.append("curl (apt-get install -y curl)") }
+        guard missing.isEmpty else { throw IntegrationFailure("integration tests need: " + missing.joined(separator: ", ")) }
+    }
+
+    /// Namespace prefix unique to this test run and test: "mq" + pid + a letter.
+    static func prefix(_ tag: String) -> String { "mq\(getpid() % 100_000)\(tag)" }
+
+    /// An NFQUEUE number unique to this test run and test (concurrent runs use different pids).
+    static func queue(_ index: Int) -> Int { 1000 + Int(getpid() % 3000) * 16 + index }
+
+    /// Builds a topology, runs `body` with it and always tears it down.
+    static func withTopology<T>(_ tag: String, _ body: (LabTopology) throws -> T) throws -> T {
+        try requireEnvironment()
+        let topology = try LabTopology(prefix: prefix(tag))
+        defer { topology.destroy() }
+        try topology.create()
+        return try body(topology)
+    }
+
+    /// A topology with the rules installed and the engine running; checks at the end that the
+    /// engine is still alive (a crash mid-test is a failure) and that it stops on SIGTERM.
+    static func withEngine<T>(_ tag: String, queue: Int, _ body: (LabTopology, String) throws -> T) throws -> T {
+        let masqd = try masqdExecutable()
+        return try withTopology(tag) { lab in
+            try lab.installRules(masqd: masqd, queue: queue)
+            let engine = try lab.startEngine(masqd: masqd, queue: queue)
+            let result = try body(lab, masqd)
+            #expect(engine.isRunning, "masqd run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
+            let started = Date()
+            engine.stop(grace: 5)
+            #expect(Date().timeIntervalSince(started) < 4.5, "masqd run took more than 4.5 s to stop on SIGTERM")
+            return result
+        }
+    }
+
+    /// iptables-save of the router namespace without the volatile parts (comments with dates, counters).
+    static func iptablesSave(_ lab: LabTopology) throws -> String {
+        let saved = try lab.check(.router, ["iptables-save"]).stdout
+        return saved.split(separator: "\n").filter { !$0.hasPrefix("#") }
+            .map { $0.replacingOccurrences(of: #"\[\d+:\d+\]"#, with: "[-]", options: .regularExpression) }
+            .joined(separator: "\n")
+    }
+}
+
+/// One line a sniffer printed: `in udp 203.0.113.1:40000 -> 203.0.113.2:9999`,
+/// `in icmp 203.0.113.1 -> 203.0.113.2 echo-request id=7 seq=1`.
+struct SniffedPacket {
+    let incoming: Bool
+    let proto: String
+    let source: String      // address only
+    let sourcePort: Int?
+    let destination: String
+    let icmpKind: String?
+    let icmpID: Int?
+
+    init?(_ line: String) {
+        let f = line.split(separator: " ").map(String.init)
+        guard f.count >= 5, f[0] == "in" || f[0] == "out", f[3] == "->" else { return nil }
+        incoming = f[0] == "in"
+        proto = f[1]
+        let src = f[2].split(separator: ":")
+        source = String(src[0])
+        sourcePort = src.count > 1 ? Int(src[1]) : nil
+        destination = String(f[4].split(separator: ":")[0])
+        icmpKind = f.count > 5 ? f[5] : nil
+        icmpID = f.first(where: { $0.hasPrefix("id=") }).flatMap { Int($0.dropFirst(3)) }
+    }
+
+    static func parse(_ lines: [String]) -> [SniffedPacket] { lines.compactMap(SniffedPacket.init) }
+}
+
+extension String {
+    var isLAN: Bool { hasPrefix("192.0.2.") }
+}
