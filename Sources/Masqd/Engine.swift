@@ -21,14 +21,8 @@ public final class Engine {
         self.settings = settings
         self.logger = logger
         try SteeringRules.checkInterface(settings.wanInterface)
-        if let forward = settings.forwards.first {
-            throw .option("--forward", forward.description, "port forwarding is not implemented yet")
-        }
-
-        var configuration = NATConfiguration(
-            externalAddress: InterfaceAddressMonitor.currentIPv4Address(interfaceName: settings.wanInterface).map(IPv4Address.init),
-            internalPrefixes: settings.internalPrefixes)
-        configuration.ports = settings.ports
+        var configuration = settings.nat
+        configuration.externalAddress = InterfaceAddressMonitor.currentIPv4Address(interfaceName: settings.wanInterface).map(IPv4Address.init)
         var random = SystemRandomNumberGenerator()
         configuration.hashSeed = random.next()
         translator = NATTranslator(configuration: configuration)

@@ -24,6 +24,18 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Application helpers: a comma-separated list of ftp, irc, or none.")
     public var helpers: String = "ftp,irc"
 
+    @Option(name: .long, help: "Inbound filtering: address-and-port-dependent (default) or endpoint-independent (\"full cone\").")
+    public var filtering: String?
+
+    @Option(name: .long, help: "Cap on live translations (sessions) in total. Default 262144.")
+    public var maxFlows: String?
+
+    @Option(name: .long, help: "Cap on live translations of one internal address. Default 32768.")
+    public var maxFlowsPerHost: String?
+
+    @Option(name: .long, help: "Idle timeout NAME=SECONDS (repeatable); NAME: udp, tcp-established, tcp-transitory, tcp-closed, icmp.")
+    public var timeout: [String] = []
+
     @Option(name: .long, help: "Read the same settings from a file; flags on the command line win.")
     public var config: String?
 
@@ -64,6 +76,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
             }) {
                 throw .option("--forward", text, "overlaps --forward \(other)")
             }
+            if !prefixes.isEmpty, !prefixes.contains(where: { $0.contains(parsed.internalAddress) }) {
+                throw .option("--forward", text, "\(parsed.internalAddress) is not inside any --lan prefix")
+            }
             forwards.append(parsed)
         }
         var ports = PortAllocator()
@@ -81,9 +96,55 @@ public struct EngineOptions: ParsableArguments, Sendable {
             default: throw .option("--helpers", helpers, "unknown helper '\(name)' (known: ftp, irc, none)")
             }
         }
+        var nat = NATConfiguration(internalPrefixes: prefixes)
+        nat.forwards = forwards
+        nat.ports = ports
+        if let filtering {
+            guard let value = NATFiltering(rawValue: filtering) else {
+                throw .option("--filtering", filtering, "expected address-and-port-dependent or endpoint-independent")
+            }
+            nat.filtering = value
+        }
+        if let maxFlows {
+            guard let value = Int(maxFlows), (1...16_777_216).contains(value) else {
+                throw .option("--max-flows", maxFlows, "expected a number from 1 to 16777216")
+            }
+            nat.maxSessions = value
+            nat.maxMappings = value
+        }
+        if let maxFlowsPerHost {
+            guard let value = Int(maxFlowsPerHost), value >= 1 else {
+                throw .option("--max-flows-per-host", maxFlowsPerHost, "expected a positive number")
+            }
+            nat.maxSessionsPerHost = value
+        }
+        for text in timeout {
+            let pieces = text.split(separator: "=", omittingEmptySubsequences: false)
+            guard pieces.count == 2, let seconds = UInt64(pieces[1]), (1...86_400 * 7).contains(seconds) else {
+                throw .option("--timeout", text, "expected NAME=SECONDS with 1 <= SECONDS <= 604800")
+            }
+            let duration = NATDuration.seconds(seconds)
+            switch pieces[0] {
+            case "udp": nat.timeouts.udp = duration
+            case "tcp-established": nat.timeouts.tcpEstablished = duration
+            case "tcp-transitory": nat.timeouts.tcpTransitory = duration
+            case "tcp-closed": nat.timeouts.tcpClosed = duration
+            case "icmp": nat.timeouts.icmp = duration
+            default: throw .option("--timeout", text, "unknown timeout '\(pieces[0])' (udp, tcp-established, tcp-transitory, tcp-closed, icmp)")
+            }
+        }
+        do {
+            try nat.validate()
+        } catch {
+            switch error {
+            case .forwardTargetsSameEndpoint(let a, let b):
+                throw .option("--forward", b.description, "forwards to the same internal endpoint as --forward \(a)")
+            case .forwardsExceedMappings:
+                throw MasqdError("--forward: too many forwarded ports")
+            }
+        }
         return EngineSettings(
-            queue: queueNumber, wanInterface: wan, internalPrefixes: prefixes, forwards: forwards,
-            ports: ports, helpers: helperNames,
+            queue: queueNumber, wanInterface: wan, nat: nat, helpers: helperNames,
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueNumber))
     }
 }
@@ -92,11 +153,13 @@ public struct EngineOptions: ParsableArguments, Sendable {
 public struct EngineSettings: Sendable {
     public var queue: UInt16
     public var wanInterface: String
-    public var internalPrefixes: [IPv4Prefix]
-    public var forwards: [PortForward]
-    public var ports: PortAllocator
+    /// The translator's settings (the external address is filled in at start from --wan).
+    public var nat: NATConfiguration
     public var helpers: [String]
     public var controlPath: String
+
+    public var internalPrefixes: [IPv4Prefix] { nat.internalPrefixes }
+    public var forwards: [PortForward] { nat.forwards }
 
     public static func defaultControlPath(queue: UInt16) -> String { "/run/masqd/queue-\(queue).sock" }
 }

@@ -37,6 +37,10 @@ public enum SteeringRules {
                     ["-o", settings.wanInterface, "-s", prefix.description] + target))
             }
         }
+        // The router's own ICMP errors about packets it forwarded inbound quote internal
+        // addresses; the engine translates their quoted packet.
+        rules.append(SteeringRule(table: "mangle", chain: "POSTROUTING", specification:
+            ["-o", settings.wanInterface, "-p", "icmp", "-m", "addrtype", "--src-type", "LOCAL"] + target))
         return rules
     }
 

@@ -20,6 +20,8 @@ struct MasqdCommand: ParsableCommand {
             try command.run()
         } catch let error as MasqdError {
             fail(error.description)
+        } catch let code as ExitCode {
+            Glibc.exit(code.rawValue)
         } catch {
             let code = exitCode(for: error)
             if code == .success {

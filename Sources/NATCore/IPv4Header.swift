@@ -38,7 +38,7 @@ public struct IPv4Header {
     public func rewriteSource(_ address: IPv4Address) {
         let old = source.value
         source = address
-        bytes.storeBE16(InternetChecksum.adjust(headerChecksum, old: old, new: address.value), at: 10)
+        bytes.storeBE16(InternetChecksum.adjust(headerChecksum, oldAddress: old, newAddress: address.value), at: 10)
     }
 
     /// Rewrites the destination address and updates the header checksum incrementally.
@@ -46,7 +46,7 @@ public struct IPv4Header {
     public func rewriteDestination(_ address: IPv4Address) {
         let old = destination.value
         destination = address
-        bytes.storeBE16(InternetChecksum.adjust(headerChecksum, old: old, new: address.value), at: 10)
+        bytes.storeBE16(InternetChecksum.adjust(headerChecksum, oldAddress: old, newAddress: address.value), at: 10)
     }
 
     /// Recomputes the header checksum from scratch.

@@ -46,7 +46,7 @@ public enum InternetChecksum {
 
     /// RFC 1624 update for a 32-bit field (an IPv4 address) changing from `old` to `new`.
     @inlinable @inline(__always)
-    public static func adjust(_ checksum: UInt16, old: UInt32, new: UInt32) -> UInt16 {
+    public static func adjust(_ checksum: UInt16, oldAddress old: UInt32, newAddress new: UInt32) -> UInt16 {
         let once = adjust(checksum, old: UInt16(old >> 16), new: UInt16(new >> 16))
         return adjust(once, old: UInt16(truncatingIfNeeded: old), new: UInt16(truncatingIfNeeded: new))
     }

@@ -9,6 +9,8 @@ struct Mapping: BitwiseCopyable {
     var externalPort: UInt16
     /// 0 marks a free row.
     var protocolNumber: UInt8
+    /// A port forward's mapping: made at start, never expires, accepts new remote endpoints.
+    var isStatic: Bool = false
 
     static let empty = Mapping(internalAddress: 0, hash: 0, sessionCount: 0, internalPort: 0, externalPort: 0, protocolNumber: 0)
 }

@@ -11,7 +11,12 @@ public struct NATConfiguration: Sendable {
     /// Caps on live sessions (mapping × remote endpoint) and mappings (internal endpoints).
     public var maxSessions: Int = 262_144
     public var maxMappings: Int = 262_144
+    /// Cap on the sessions of one internal address, so one host cannot fill the table.
+    public var maxSessionsPerHost: Int = 32_768
     public var timeouts = NATTimeouts()
+    /// Port forwards (DNAT) from the external address, installed as static mappings.
+    public var forwards: [PortForward] = []
+    public var filtering: NATFiltering = .addressAndPortDependent
     /// Secret seed for the flow hashes and port choice; the daemon draws it at random.
     public var hashSeed: UInt64 = 0x6d61_7371_6400_0001
 
@@ -21,12 +26,26 @@ public struct NATConfiguration: Sendable {
     }
 }
 
+/// Which inbound packets a mapping accepts (RFC 4787 section 5).
+public enum NATFiltering: String, Sendable, CaseIterable {
+    /// Only from remote endpoints the internal endpoint has sent to (the default; REQ-8 recommends it for security).
+    case addressAndPortDependent = "address-and-port-dependent"
+    /// From any remote endpoint once the mapping exists ("full cone"; for games and peer-to-peer).
+    case endpointIndependent = "endpoint-independent"
+}
+
 /// Which way a packet crosses the NAT, from the hook it was queued at.
 public enum PacketDirection: Sendable {
     /// From the internal network towards the WAN, queued after routing (mangle POSTROUTING).
     case outbound
     /// From the WAN, queued before routing (raw PREROUTING), so a rewritten destination is routed.
     case inbound
+}
+
+/// Why a configuration cannot be used; the daemon turns these into one-line messages.
+public enum NATConfigurationError: Error, Equatable, Sendable {
+    case forwardTargetsSameEndpoint(PortForward, PortForward)
+    case forwardsExceedMappings
 }
 
 /// What the kernel told us about the packet's checksum state (KERNEL-FACTS fact 3).

@@ -14,6 +14,7 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case portsExhausted
     case mappingTableFull
     case sessionTableFull
+    case hostSessionLimit
     case inboundToInternalAddress
 
     public var description: String {
@@ -28,6 +29,7 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .portsExhausted: "ports_exhausted"
         case .mappingTableFull: "mapping_table_full"
         case .sessionTableFull: "session_table_full"
+        case .hostSessionLimit: "host_session_limit"
         case .inboundToInternalAddress: "inbound_to_internal_address"
         }
     }
@@ -46,6 +48,11 @@ public struct NATCounters: Sendable {
     public var sessionsCreated: UInt64 = 0
     public var sessionsExpired: UInt64 = 0
     public var externalAddressChanges: UInt64 = 0
+    /// ICMP errors whose embedded packet was translated, per direction.
+    public var icmpErrorsOutbound: UInt64 = 0
+    public var icmpErrorsInbound: UInt64 = 0
+    /// Sessions opened from outside: through a forward or endpoint-independent filtering.
+    public var sessionsOpenedInbound: UInt64 = 0
     public var sessionsFlushed: UInt64 = 0
     public private(set) var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
 

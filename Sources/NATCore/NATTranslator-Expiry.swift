@@ -8,7 +8,7 @@ extension NATTranslator {
     public func expire(now: NATTime, budget: Int) -> Int {
         let capacity = sessions.capacity
         var removed = 0
-        for _ in 0..<min(budget, capacity) {
+        for _ in 0..<max(0, min(budget, capacity)) { // a negative budget examines nothing
             let row = Int32(sweepCursor)
             sweepCursor += 1
             if sweepCursor == capacity { sweepCursor = 0 }

@@ -1,7 +1,9 @@
-// Inbound: packets to the external address whose port belongs to a mapping and whose
-// source is a remote endpoint of one of its sessions (address-and-port-dependent
-// filtering) go to the internal endpoint. Everything else addressed to us goes to the
-// router's own stack unchanged; nothing unmatched ever reaches an internal host.
+// Inbound: packets to the external address whose port belongs to a mapping go to the
+// internal endpoint when the mapping's filter lets them in: by default only from remote
+// endpoints it has sessions with (address-and-port-dependent filtering); a port forward's
+// mapping, or any mapping under endpoint-independent filtering, opens a session for a new
+// remote. Everything else addressed to us goes to the router's own stack unchanged; nothing
+// unmatched ever reaches an internal host.
 
 extension NATTranslator {
     func translateInbound(_ ip: IPv4Packet, checksum: PacketChecksumState, now: NATTime) -> TranslationVerdict {
@@ -21,34 +23,39 @@ extension NATTranslator {
         let endpoint: TransportEndpoint
         switch ip.readTransport() {
         case .endpoint(let e): endpoint = e
-        case .unsupported, .malformed:
-            // Not ours to judge (ICMP errors, other protocols, junk): the router's stack decides.
-            counters.inboundUnmatched &+= 1
-            return .accept
+        case .unsupported(let reason):
+            if reason == .icmpUnsupported, let verdict = translateInboundICMPError(ip, now: now) { return verdict }
+            return passInboundUnmatched()
+        case .malformed:
+            // Not ours to judge: the router's stack drops junk addressed to it.
+            return passInboundUnmatched()
         }
         let isQuery = endpoint.slot == 2
         if isQuery, ICMPHeader(unchecked: ip.transport).type != ICMPHeader.echoReply {
-            counters.inboundUnmatched &+= 1
-            return .accept
+            return passInboundUnmatched() // echo requests to the router: its stack answers
         }
         let mappingRow = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort)
-        guard mappingRow >= 0 else {
-            counters.inboundUnmatched &+= 1
-            return .accept
-        }
+        guard mappingRow >= 0 else { return passInboundUnmatched() }
         let remote = header.source.value
         let remotePort: UInt16 = isQuery ? 0 : endpoint.sourcePort
+        if !isQuery, remotePort == 0 { return passInboundUnmatched() }
         let sessionHash = sessions.hash(mapping: mappingRow, remoteAddress: remote, remotePort: remotePort)
-        let sessionRow = sessions.find(mapping: mappingRow, remoteAddress: remote, remotePort: remotePort, hash: sessionHash)
-        guard sessionRow >= 0 else {
-            counters.inboundUnmatched &+= 1
-            return .accept
-        }
-        if sessions[sessionRow].expires <= now.nanoseconds {
-            removeSession(sessionRow)
-            counters.sessionsExpired &+= 1
-            counters.inboundUnmatched &+= 1
-            return .accept
+        var sessionRow = liveSession(mappingRow: mappingRow, remoteAddress: remote, remotePort: remotePort, hash: sessionHash, now: now)
+        if sessionRow < 0 {
+            // The stale session may have taken a dynamic mapping with it: look again.
+            let row = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort)
+            guard row == mappingRow else { return passInboundUnmatched() }
+            let mapping = mappings[mappingRow]
+            guard !isQuery, mapping.isStatic || configuration.filtering == .endpointIndependent else {
+                return passInboundUnmatched()
+            }
+            let opened = openSession(mappingRow: mappingRow, remoteAddress: remote, remotePort: remotePort, hash: sessionHash,
+                                     protocolNumber: header.protocolNumber, inbound: true, now: now)
+            if let reason = opened.reason {
+                if mappings[mappingRow].sessionCount == 0, !mappings[mappingRow].isStatic { removeMapping(mappingRow) }
+                return drop(reason)
+            }
+            sessionRow = opened.row
         }
         let protocolNumber = header.protocolNumber
         touch(sessionRow, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: false, now: now)
@@ -57,5 +64,11 @@ extension NATTranslator {
                 port: mapping.internalPort, checksum: checksum)
         counters.inboundTranslated &+= 1
         return .acceptRewritten
+    }
+
+    @inline(__always)
+    func passInboundUnmatched() -> TranslationVerdict {
+        counters.inboundUnmatched &+= 1
+        return .accept
     }
 }

@@ -7,18 +7,27 @@ extension NATTranslator {
         guard let external = configuration.externalAddress else { return drop(.noExternalAddress) }
         let source = header.source
         if source == external || !isInternal(source) {
-            counters.outboundNotInternal &+= 1
-            return .accept
+            // The router's own packets: only its ICMP errors about translated packets need work.
+            if source == external, header.protocolNumber == IPProtocolNumber.icmp, !header.isFragment {
+                return translateOutboundICMPError(ip, now: now) ?? passOutboundNotInternal()
+            }
+            return passOutboundNotInternal()
         }
         if header.isFragment { return drop(.fragmentUnsupported) }
 
         let endpoint: TransportEndpoint
         switch ip.readTransport() {
         case .endpoint(let e): endpoint = e
-        case .unsupported(let reason): return drop(reason)
+        case .unsupported(let reason):
+            if reason == .icmpUnsupported, let verdict = translateOutboundICMPError(ip, now: now) { return verdict }
+            return drop(reason)
         case .malformed: return drop(.malformedTransport)
         }
         let isQuery = endpoint.slot == 2
+        if isQuery, ICMPHeader(unchecked: ip.transport).type != ICMPHeader.echoRequest {
+            // An echo reply from inside answers nothing we forward.
+            return drop(.icmpUnsupported)
+        }
         // ICMP echo: the identifier is the internal "port"; the remote has none.
         let internalPort = endpoint.sourcePort
         let remotePort: UInt16 = isQuery ? 0 : endpoint.destinationPort
@@ -29,9 +38,12 @@ extension NATTranslator {
         // Mapping: one per internal endpoint, whatever the destination.
         let mappingHash = mappings.hash(protocolNumber: protocolNumber, address: source.value, port: internalPort)
         var mappingRow = mappings.find(protocolNumber: protocolNumber, address: source.value, port: internalPort, hash: mappingHash)
-        var newMapping = false
         if mappingRow < 0 {
-            guard mappings.count < mappings.capacity || reclaimExpired(now: now) else { return drop(.mappingTableFull) }
+            if mappings.count >= mappings.capacity {
+                // Expired sessions do not always free a mapping (it may have live ones): check again.
+                _ = reclaimExpired(now: now)
+                guard mappings.count < mappings.capacity else { return drop(.mappingTableFull) }
+            }
             guard let port = configuration.ports.allocate(
                 in: externalPorts, slot: endpoint.slot, internalPort: internalPort, startHash: mappingHash)
             else { return drop(.portsExhausted) }
@@ -40,40 +52,34 @@ extension NATTranslator {
                 internalPort: internalPort, externalPort: port, protocolNumber: protocolNumber))
             externalPorts.claim(slot: endpoint.slot, port: port, row: mappingRow)
             counters.mappingsCreated &+= 1
-            newMapping = true
         }
 
         // Session: one per (mapping, remote endpoint); it is also the inbound filter.
         let sessionHash = sessions.hash(mapping: mappingRow, remoteAddress: remote, remotePort: remotePort)
-        var sessionRow = sessions.find(mapping: mappingRow, remoteAddress: remote, remotePort: remotePort, hash: sessionHash)
-        if sessionRow >= 0, sessions[sessionRow].expires <= now.nanoseconds, !newMapping {
-            // Expired but not yet swept: start afresh, keeping the mapping if others use it.
-            let keep = mappings[mappingRow].sessionCount > 1
-            removeSession(sessionRow)
-            counters.sessionsExpired &+= 1
-            sessionRow = -1
-            if !keep {
+        var sessionRow = liveSession(mappingRow: mappingRow, remoteAddress: remote, remotePort: remotePort, hash: sessionHash, now: now)
+        if sessionRow < 0 {
+            if mappings[mappingRow].protocolNumber == 0 {
+                // Removing the stale session freed its mapping too: start again from the top.
                 return translateOutbound(ip, checksum: checksum, now: now)
             }
-        }
-        if sessionRow < 0 {
-            if sessions.count >= sessions.capacity, !reclaimExpired(now: now) {
-                if mappings[mappingRow].sessionCount == 0 {
-                    externalPorts.release(slot: endpoint.slot, port: mappings[mappingRow].externalPort)
-                    mappings.remove(mappingRow)
-                }
-                return drop(.sessionTableFull)
+            let opened = openSession(mappingRow: mappingRow, remoteAddress: remote, remotePort: remotePort, hash: sessionHash,
+                                     protocolNumber: protocolNumber, inbound: false, now: now)
+            if let reason = opened.reason {
+                if mappings[mappingRow].sessionCount == 0, !mappings[mappingRow].isStatic { removeMapping(mappingRow) }
+                return drop(reason)
             }
-            sessionRow = sessions.insert(Session(
-                expires: 0, remoteAddress: remote, mapping: mappingRow, hash: sessionHash,
-                remotePort: remotePort, tcpState: protocolNumber == IPProtocolNumber.tcp ? .opening : .none, tcpFlagsSeen: 0))
-            mappings[mappingRow].sessionCount += 1
-            counters.sessionsCreated &+= 1
+            sessionRow = opened.row
         }
         touch(sessionRow, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, now: now)
 
         rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: mappings[mappingRow].externalPort, checksum: checksum)
         counters.outboundTranslated &+= 1
         return .acceptRewritten
+    }
+
+    @inline(__always)
+    func passOutboundNotInternal() -> TranslationVerdict {
+        counters.outboundNotInternal &+= 1
+        return .accept
     }
 }

@@ -25,7 +25,7 @@ extension NATTranslator {
             if full {
                 completeTransportChecksum(ip, checksumOffset: TCPHeader.checksumOffset, length: l4Length, isUDP: false)
             } else {
-                var sum = InternetChecksum.adjust(tcp.checksum, old: oldAddress, new: address.value)
+                var sum = InternetChecksum.adjust(tcp.checksum, oldAddress: oldAddress, newAddress: address.value)
                 sum = InternetChecksum.adjust(sum, old: oldPort, new: port)
                 l4.storeBE16(sum, at: TCPHeader.checksumOffset)
             }
@@ -36,7 +36,7 @@ extension NATTranslator {
             if full {
                 completeTransportChecksum(ip, checksumOffset: UDPHeader.checksumOffset, length: udp.datagramLength, isUDP: true)
             } else if udp.checksum != 0 { // 0: sender sent no checksum; keep it that way
-                var sum = InternetChecksum.adjust(udp.checksum, old: oldAddress, new: address.value)
+                var sum = InternetChecksum.adjust(udp.checksum, oldAddress: oldAddress, newAddress: address.value)
                 sum = InternetChecksum.adjust(sum, old: oldPort, new: port)
                 l4.storeBE16(sum == 0 ? 0xffff : sum, at: UDPHeader.checksumOffset)
             }

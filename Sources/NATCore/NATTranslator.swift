@@ -8,24 +8,31 @@ public final class NATTranslator {
     public internal(set) var counters = NATCounters()
     var mappings: MappingTable
     var sessions: SessionTable
+    var hosts: HostTable
     let externalPorts = ExternalPortTable()
     var sweepCursor = 0
 
+    /// `configuration` must pass `validate()`; the daemon checks it first and reports errors.
     public init(configuration: NATConfiguration) {
         precondition(configuration.maxSessions > 0 && configuration.maxSessions < Int(Int32.max) / 2)
         precondition(configuration.maxMappings > 0 && configuration.maxMappings < Int(Int32.max) / 2)
         self.configuration = configuration
-        mappings = MappingTable(capacity: configuration.maxMappings, seed: configuration.hashSeed)
+        let staticMappings = configuration.forwards.reduce(0) { $0 + $1.externalPorts.count }
+        mappings = MappingTable(capacity: configuration.maxMappings + staticMappings, seed: configuration.hashSeed)
         sessions = SessionTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 31 &+ 7)
+        hosts = HostTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 17 &+ 3)
+        installForwards()
     }
 
     deinit {
         mappings.deallocate()
         sessions.deallocate()
+        hosts.deallocate()
         externalPorts.deallocate()
     }
 
     public var sessionCount: Int { sessions.count }
+    /// Live mappings, port forwards' static ones included.
     public var mappingCount: Int { mappings.count }
 
     /// Translates one packet in place. `packet` holds the IPv4 packet from its first byte.
@@ -48,16 +55,34 @@ public final class NATTranslator {
     }
 
     /// Follows a change of the WAN address. Like the kernel's MASQUERADE (which deletes the
-    /// conntrack entries of an interface whose address goes away), every mapping made with
-    /// the old address is flushed: its replies would be addressed to an address we no longer have.
+    /// conntrack entries of an interface whose address goes away), every dynamic mapping made
+    /// with the old address is flushed: its replies would go to an address we no longer have.
+    /// Port forwards are installed again for the new address.
     public func setExternalAddress(_ address: IPv4Address?) {
         guard address != configuration.externalAddress else { return }
         counters.externalAddressChanges &+= 1
         counters.sessionsFlushed &+= UInt64(sessions.count)
         sessions.removeAll()
         mappings.removeAll()
+        hosts.removeAll()
         externalPorts.removeAll()
         configuration.externalAddress = address
+        installForwards()
+    }
+
+    /// Port forwards become static mappings: their external ports are never handed out.
+    func installForwards() {
+        for forward in configuration.forwards {
+            guard let slot = ExternalPortTable.slot(forward.protocolNumber) else { continue }
+            for port in forward.externalPorts {
+                let internalPort = forward.internalPort(for: port)
+                let hash = mappings.hash(protocolNumber: forward.protocolNumber, address: forward.internalAddress.value, port: internalPort)
+                let row = mappings.insert(Mapping(
+                    internalAddress: forward.internalAddress.value, hash: hash, sessionCount: 0,
+                    internalPort: internalPort, externalPort: port, protocolNumber: forward.protocolNumber, isStatic: true))
+                externalPorts.claim(slot: slot, port: port, row: row)
+            }
+        }
     }
 
     @inline(__always)
@@ -74,20 +99,52 @@ public final class NATTranslator {
         return false
     }
 
-    /// Removes a session, and its mapping when it was the mapping's last.
+    /// Opens a session of `mappingRow` with a remote endpoint, within every cap.
+    /// Returns the row, or the reason it could not be opened.
+    @inline(__always)
+    func openSession(mappingRow: Int32, remoteAddress: UInt32, remotePort: UInt16, hash: UInt32,
+                     protocolNumber: UInt8, inbound: Bool, now: NATTime) -> (row: Int32, reason: DropReason?) {
+        let internalAddress = mappings[mappingRow].internalAddress
+        if sessions.count >= sessions.capacity {
+            // Pin the mapping while sweeping: if its other sessions have all expired, the sweep
+            // would otherwise free it and the new session would point at a free row.
+            mappings[mappingRow].sessionCount += 1
+            let reclaimed = reclaimExpired(now: now)
+            mappings[mappingRow].sessionCount -= 1
+            if !reclaimed { return (-1, .sessionTableFull) }
+        }
+        if hosts.sessions(of: internalAddress) >= UInt32(clamping: configuration.maxSessionsPerHost) {
+            return (-1, .hostSessionLimit)
+        }
+        guard hosts.add(internalAddress) else { return (-1, .sessionTableFull) }
+        let isTCP = protocolNumber == IPProtocolNumber.tcp
+        let row = sessions.insert(Session(
+            expires: now.nanoseconds, remoteAddress: remoteAddress, mapping: mappingRow, hash: hash,
+            remotePort: remotePort, tcpState: isTCP ? .opening : .none,
+            tcpFlagsSeen: inbound ? TCPSessionState.openedInbound : 0))
+        mappings[mappingRow].sessionCount += 1
+        counters.sessionsCreated &+= 1
+        if inbound { counters.sessionsOpenedInbound &+= 1 }
+        return (row, nil)
+    }
+
+    /// Removes a session, and its mapping when it was the mapping's last (static ones stay).
     func removeSession(_ row: Int32) {
         let mappingRow = sessions[row].mapping
         sessions.remove(row)
         var mapping = mappings[mappingRow]
+        hosts.remove(mapping.internalAddress)
         mapping.sessionCount -= 1
-        if mapping.sessionCount == 0 {
-            if let slot = ExternalPortTable.slot(mapping.protocolNumber) {
-                externalPorts.release(slot: slot, port: mapping.externalPort)
-            }
-            mappings.remove(mappingRow)
-        } else {
-            mappings[mappingRow] = mapping
+        mappings[mappingRow] = mapping
+        if mapping.sessionCount == 0, !mapping.isStatic { removeMapping(mappingRow) }
+    }
+
+    func removeMapping(_ row: Int32) {
+        let mapping = mappings[row]
+        if let slot = ExternalPortTable.slot(mapping.protocolNumber) {
+            externalPorts.release(slot: slot, port: mapping.externalPort)
         }
+        mappings.remove(row)
     }
 
     /// Refreshes a session's timer and TCP state for a packet crossing it.
@@ -100,5 +157,35 @@ public final class NATTranslator {
         }
         let timeout = configuration.timeouts.timeout(protocolNumber: protocolNumber, tcpState: session.pointee.tcpState)
         session.pointee.expires = now.nanoseconds &+ timeout.nanoseconds
+    }
+
+    /// The live session of a mapping with a remote endpoint, or -1 (a stale one is removed).
+    @inline(__always)
+    func liveSession(mappingRow: Int32, remoteAddress: UInt32, remotePort: UInt16, hash: UInt32, now: NATTime) -> Int32 {
+        let row = sessions.find(mapping: mappingRow, remoteAddress: remoteAddress, remotePort: remotePort, hash: hash)
+        guard row >= 0 else { return -1 }
+        if sessions[row].expires <= now.nanoseconds {
+            removeSession(row)
+            counters.sessionsExpired &+= 1
+            return -1
+        }
+        return row
+    }
+}
+
+extension NATConfiguration {
+    /// Checks what the translator cannot represent.
+    public func validate() throws(NATConfigurationError) {
+        var targets: [(PortForward, UInt8, UInt32, UInt16)] = []
+        for forward in forwards {
+            for port in forward.externalPorts {
+                let key = (forward.protocolNumber, forward.internalAddress.value, forward.internalPort(for: port))
+                if let other = targets.first(where: { $0.1 == key.0 && $0.2 == key.1 && $0.3 == key.2 }) {
+                    throw .forwardTargetsSameEndpoint(other.0, forward)
+                }
+                targets.append((forward, key.0, key.1, key.2))
+            }
+        }
+        if targets.count > 65536 * 2 { throw .forwardsExceedMappings }
     }
 }

@@ -23,21 +23,25 @@ public enum TCPSessionState: UInt8, Sendable, BitwiseCopyable, CustomStringConve
 
     static let finOutbound: UInt8 = 1
     static let finInbound: UInt8 = 2
+    /// The remote side opened the session (a port forward or endpoint-independent filtering).
+    static let openedInbound: UInt8 = 4
+    static let finBoth: UInt8 = finOutbound | finInbound
 
-    /// The state after a packet with `flags` in one direction; `seen` accumulates FIN bits.
+    /// The state after a packet with `flags` in one direction; `seen` holds FIN bits and the opener.
     @inline(__always)
     static func next(_ state: TCPSessionState, flags: TCPFlags, outbound: Bool, seen: inout UInt8) -> TCPSessionState {
         if flags.contains(.rst) { return .reset }
-        if outbound, flags.contains(.syn), !flags.contains(.ack), state == .timeWait || state == .reset {
+        if flags.contains(.syn), !flags.contains(.ack), state == .timeWait || state == .reset {
             // The same endpoints open a new connection: start over (port reuse after close).
-            seen = 0
+            seen = outbound ? 0 : openedInbound
             return .opening
         }
+        if state == .reset { return .reset } // only a new SYN (above) leaves it, even after a FIN
         if flags.contains(.fin) { seen |= outbound ? finOutbound : finInbound }
-        if seen == finOutbound | finInbound { return .timeWait }
-        if seen != 0 { return .closing }
-        if state == .opening, !outbound { return .established }
-        if state == .reset { return .reset }
+        if seen & finBoth == finBoth { return .timeWait }
+        if seen & finBoth != 0 { return .closing }
+        // Established once the side that did not open has answered.
+        if state == .opening, outbound == (seen & openedInbound != 0) { return .established }
         return state
     }
 }

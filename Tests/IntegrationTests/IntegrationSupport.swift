@@ -16,6 +16,7 @@ enum Integration {
     /// The masqd binary under test: $MASQD_EXECUTABLE, else `masqd` in the build products
     /// directory, which is where the test bundle itself lives.
     static func masqdExecutable() throws -> String {
+        try requireEnvironment()
         if let path = ProcessInfo.processInfo.environment["MASQD_EXECUTABLE"], !path.isEmpty {
             guard FileManager.default.isExecutableFile(atPath: path) else {
                 throw IntegrationFailure("MASQD_EXECUTABLE=\(path) is not an executable file")

@@ -34,14 +34,19 @@ public enum Lab {
             signal(SIGTERM, SIG_DFL)
             signal(SIGPIPE, SIG_DFL)
         }
-        defer { heading("Cleaning up"); topology.destroy(); say("namespaces \(prefix)-{r,h1,h2,s} removed") }
 
+        var ok = false
         do {
-            return try demo(topology, masqd: masqdExecutable) ? 0 : 1
+            ok = try demo(topology, masqd: masqdExecutable)
         } catch {
             say("FAILED: \(error)")
-            return 1
         }
+        // After Ctrl-C the signal handler owns the cleanup and the exit status (130).
+        while interruption.isSet { pause() }
+        heading("Cleaning up")
+        topology.destroy()
+        say("namespaces \(prefix)-{r,h1,h2,s} removed")
+        return ok ? 0 : 1
     }
 
     // MARK: the demo
@@ -107,7 +112,9 @@ public enum Lab {
         flows.lines.forEach { say("  " + $0) }
         heading("masqd stats")
         let stats = try lab.masqd(masqd, ["stats", "--control", lab.controlPath])
-        stats.lines.forEach { say("  " + $0) }
+        let zero = stats.lines.filter { $0.hasSuffix(" 0") && !$0.hasPrefix("queue ") }
+        stats.lines.filter { !zero.contains($0) }.forEach { say("  " + $0) }
+        if !zero.isEmpty { say("  (\(zero.count) counters at 0 not shown)") }
 
         if !engine.isRunning {
             ok = false
@@ -142,6 +149,7 @@ public enum Lab {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
+                guard interruption.set() else { return }
                 printErr("\ninterrupted: removing the lab namespaces")
                 topology.destroy()
                 exit(130)
@@ -156,10 +164,22 @@ public enum Lab {
     }
 
     static func say(_ text: String) {
+        if interruption.isSet { return }  // the demo's steps fail noisily once torn down
         // write(2) rather than FileHandle: a closed pipe (`masqd lab | head`) must not crash the cleanup.
         let line = Array((text + "\n").utf8)
         _ = line.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
     }
+
+    /// Set once by the first SIGINT/SIGTERM.
+    final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        var isSet: Bool { lock.withLock { value } }
+        /// Sets it; false if it was set already.
+        func set() -> Bool { lock.withLock { defer { value = true }; return !value } }
+    }
+
+    static let interruption = Flag()
 
     static func printErr(_ text: String) {
         let line = Array((text + "\n").utf8)

@@ -13,9 +13,16 @@ import Glibc
 /// The LAN hosts route via 192.0.2.1; the server has no route to the LAN, so only traffic the
 /// router masquerades behind 203.0.113.1 can be answered. Interfaces are created inside the
 /// namespaces, so several topologies with different prefixes can exist at once.
+///
+/// With `farHost`, a fifth namespace sits one hop beyond the server, so the server is a
+/// router too (for time-exceeded and path-MTU tests):
+///
+///     PREFIX-s  far0 198.51.100.1 ── eth0 198.51.100.2  PREFIX-f   (link MTU `farLinkMTU`)
+///
+/// The router reaches 198.51.100.0/24 via 203.0.113.2; the far host's default route is 198.51.100.1.
 public final class LabTopology: @unchecked Sendable {
     public enum Node: String, CaseIterable, Sendable {
-        case router = "r", host1 = "h1", host2 = "h2", server = "s"
+        case router = "r", host1 = "h1", host2 = "h2", server = "s", far = "f"
     }
 
     public static let lanCIDR = "192.0.2.0/24"
@@ -24,10 +31,19 @@ public final class LabTopology: @unchecked Sendable {
     public static let host2Address = "192.0.2.11"
     public static let routerWANAddress = "203.0.113.1"
     public static let serverAddress = "203.0.113.2"
+    public static let farCIDR = "198.51.100.0/24"
+    public static let serverFarAddress = "198.51.100.1"
+    public static let farAddress = "198.51.100.2"
     public static let wanInterface = "wan0"
     public static let python = "/usr/bin/python3"
 
     public let prefix: String
+    /// Whether the optional far host (and the server's second link) exists.
+    public let farHost: Bool
+    /// MTU of both ends of the server–far link.
+    public let farLinkMTU: Int
+    /// The namespaces this topology builds.
+    public var nodes: [Node] { farHost ? Node.allCases : Node.allCases.filter { $0 != .far } }
     /// Scratch directory for the helper script, logs and served files; removed by `destroy`.
     public let workDir: String
     public var helperPath: String { workDir + "/labhelper.py" }
@@ -39,11 +55,14 @@ public final class LabTopology: @unchecked Sendable {
     private var closed = false
 
     /// `prefix`: lower-case letters and digits, at most 12 characters.
-    public init(prefix: String) throws {
+    public init(prefix: String, farHost: Bool = false, farLinkMTU: Int = 1500) throws {
         guard !prefix.isEmpty, prefix.count <= 12,
               prefix.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber) })
         else { throw ShellError("bad topology prefix '\(prefix)': use 1-12 lower-case letters and digits") }
+        guard (576...9000).contains(farLinkMTU) else { throw ShellError("bad far link MTU \(farLinkMTU)") }
         self.prefix = prefix
+        self.farHost = farHost
+        self.farLinkMTU = farLinkMTU
         self.workDir = "/tmp/masqd-lab-\(prefix)"
     }
 
@@ -55,6 +74,7 @@ public final class LabTopology: @unchecked Sendable {
         case .host1: return host1Address
         case .host2: return host2Address
         case .server: return serverAddress
+        case .far: return farAddress
         }
     }
 
@@ -69,7 +89,7 @@ public final class LabTopology: @unchecked Sendable {
 
         let r = namespace(.router), s = namespace(.server)
         var steps: [[String]] = []
-        for node in Node.allCases {
+        for node in nodes {
             steps.append(["ip", "netns", "add", namespace(node)])
             steps.append(["ip", "-n", namespace(node), "link", "set", "lo", "up"])
         }
@@ -96,6 +116,19 @@ public final class LabTopology: @unchecked Sendable {
             ["ip", "-n", s, "link", "set", "eth0", "up"],
             ["ip", "netns", "exec", r, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
         ]
+        if farHost {
+            let f = namespace(.far), mtu = String(farLinkMTU)
+            steps += [
+                ["ip", "-n", s, "link", "add", "far0", "mtu", mtu, "type", "veth", "peer", "name", "eth0", "mtu", mtu, "netns", f],
+                ["ip", "-n", s, "addr", "add", "\(Self.serverFarAddress)/24", "dev", "far0"],
+                ["ip", "-n", s, "link", "set", "far0", "up"],
+                ["ip", "-n", f, "addr", "add", "\(Self.farAddress)/24", "dev", "eth0"],
+                ["ip", "-n", f, "link", "set", "eth0", "up"],
+                ["ip", "-n", f, "route", "add", "default", "via", Self.serverFarAddress],
+                ["ip", "netns", "exec", s, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
+                ["ip", "-n", r, "route", "add", Self.farCIDR, "via", Self.serverAddress],
+            ]
+        }
         do {
             for step in steps { try Shell.check(step, timeout: 10) }
         } catch {

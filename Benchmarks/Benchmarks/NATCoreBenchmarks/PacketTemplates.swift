@@ -1,0 +1,51 @@
+import NATCore
+
+// Packets for the benchmarks: valid IPv4/UDP/TCP bytes with correct checksums.
+
+enum PacketTemplates {
+    /// A UDP datagram with `payload` bytes of data.
+    static func udp(source: IPv4Address, sourcePort: UInt16, destination: IPv4Address, destinationPort: UInt16, payload: Int = 18) -> [UInt8] {
+        transport(protocolNumber: IPProtocolNumber.udp, source: source, destination: destination,
+                  header: [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xff), UInt8(destinationPort >> 8), UInt8(destinationPort & 0xff),
+                           UInt8((8 + payload) >> 8), UInt8((8 + payload) & 0xff), 0, 0],
+                  checksumOffset: 6, payload: payload)
+    }
+
+    /// A TCP segment (ACK) with `payload` bytes of data.
+    static func tcp(source: IPv4Address, sourcePort: UInt16, destination: IPv4Address, destinationPort: UInt16, payload: Int = 0) -> [UInt8] {
+        var header = [UInt8](repeating: 0, count: 20)
+        header[0] = UInt8(sourcePort >> 8); header[1] = UInt8(sourcePort & 0xff)
+        header[2] = UInt8(destinationPort >> 8); header[3] = UInt8(destinationPort & 0xff)
+        header[7] = 1; header[11] = 1
+        header[12] = 5 << 4
+        header[13] = 0x10 // ACK
+        header[14] = 0xff; header[15] = 0xff
+        return transport(protocolNumber: IPProtocolNumber.tcp, source: source, destination: destination,
+                         header: header, checksumOffset: 16, payload: payload)
+    }
+
+    private static func transport(protocolNumber: UInt8, source: IPv4Address, destination: IPv4Address,
+                                  header: [UInt8], checksumOffset: Int, payload: Int) -> [UInt8] {
+        let total = 20 + header.count + payload
+        var bytes = [UInt8](repeating: 0, count: total)
+        bytes[0] = 0x45
+        bytes[2] = UInt8(total >> 8); bytes[3] = UInt8(total & 0xff)
+        bytes[8] = 64; bytes[9] = protocolNumber
+        for i in 0..<4 {
+            bytes[12 + i] = UInt8(truncatingIfNeeded: source.value >> (24 - 8 * i))
+            bytes[16 + i] = UInt8(truncatingIfNeeded: destination.value >> (24 - 8 * i))
+        }
+        for (i, b) in header.enumerated() { bytes[20 + i] = b }
+        for i in 0..<payload { bytes[20 + header.count + i] = UInt8(truncatingIfNeeded: i &* 7) }
+        bytes.withUnsafeMutableBytes { raw in
+            let ipSum = InternetChecksum.checksum(raw.baseAddress!, count: 20)
+            raw[10] = UInt8(ipSum >> 8); raw[11] = UInt8(ipSum & 0xff)
+            let l4 = raw.baseAddress! + 20
+            let pseudo = InternetChecksum.pseudoHeaderSum(source: source.value, destination: destination.value,
+                                                          protocolNumber: protocolNumber, length: total - 20)
+            let sum = ~InternetChecksum.add(pseudo, InternetChecksum.sum(l4, count: total - 20))
+            raw[20 + checksumOffset] = UInt8(sum >> 8); raw[21 + checksumOffset] = UInt8(sum & 0xff)
+        }
+        return bytes
+    }
+}

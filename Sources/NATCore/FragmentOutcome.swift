@@ -1,0 +1,142 @@
+// What the fragment reassembler tells its caller about one offered fragment, and the
+// counters that explain every fragment it refused.
+
+/// The answer to `FragmentReassembler.offer`.
+///
+/// Tokens reported through the `dropToken` closure of the same call must be given DROP
+/// verdicts whatever the outcome.
+public enum FragmentOutcome {
+    /// The fragment is held: keep its token pending, give no verdict yet.
+    case held
+    /// The datagram is whole. Give `acceptToken` (the token of its offset-0 fragment, which
+    /// may or may not be the fragment just offered) an ACCEPT verdict carrying `datagram` as
+    /// its payload; every other token of the datagram, the offered one included when it is
+    /// not `acceptToken`, was reported through `dropToken`. `datagram` stays valid (and may
+    /// be rewritten in place) until the next call into the reassembler.
+    case complete(datagram: UnsafeMutableRawBufferPointer, acceptToken: UInt32)
+    /// Drop the offered fragment. If its datagram was thrown away too, the tokens held for
+    /// it were reported through `dropToken` (the offered token is never among them).
+    case drop(FragmentDropReason)
+}
+
+/// Why a fragment (and, for most reasons, its whole datagram) was refused.
+public enum FragmentDropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
+    /// Fragment bytes overlap bytes already held (not an exact duplicate): the whole datagram
+    /// is discarded (RFC 5722's rule, which Linux applies to IPv4 too).
+    case overlap
+    /// An exact copy of a held fragment (same offset, length, MF flag and bytes): only the
+    /// copy is dropped, the datagram carries on. Counted, not an error.
+    case duplicate
+    /// The offset-0 fragment does not hold the whole transport header (RFC 1858 tiny fragment).
+    case tooShortFirstFragment
+    /// A TCP fragment at offset 8 (RFC 1858's overlapping-fragment attack on TCP flags).
+    case tcpOffsetEight
+    /// The datagram would exceed 65535 bytes.
+    case oversize
+    /// Two different ends (conflicting last fragments), or data beyond the end.
+    case inconsistentEnd
+    /// More fragments than `FragmentLimits.maxFragmentsPerDatagram`.
+    case tooManyFragments
+    /// Not a readable IPv4 fragment: bad header, empty fragment, a non-last fragment whose
+    /// length is not a multiple of 8, or a packet that is not a fragment at all.
+    case malformed
+    /// The datagram was not complete within `FragmentLimits.timeout` (counted per datagram).
+    case timeout
+    /// No room in the fragment storage (`FragmentLimits.maxBytes`).
+    case capBytes
+    /// Already `FragmentLimits.maxDatagrams` datagrams in reassembly.
+    case capDatagrams
+    /// The source already has `FragmentLimits.maxDatagramsPerSource` datagrams in reassembly.
+    case capPerSource
+
+    public var description: String {
+        switch self {
+        case .overlap: "overlap"
+        case .duplicate: "duplicate"
+        case .tooShortFirstFragment: "too_short_first_fragment"
+        case .tcpOffsetEight: "tcp_offset_eight"
+        case .oversize: "oversize"
+        case .inconsistentEnd: "inconsistent_end"
+        case .tooManyFragments: "too_many_fragments"
+        case .malformed: "malformed"
+        case .timeout: "timeout"
+        case .capBytes: "cap_bytes"
+        case .capDatagrams: "cap_datagrams"
+        case .capPerSource: "cap_per_source"
+        }
+    }
+}
+
+/// What the reassembler did. Drop counts are events: offered fragments refused for that
+/// reason, except `timeout`, which counts datagrams that timed out.
+public struct FragmentCounters: Sendable {
+    public var fragmentsOffered: UInt64 = 0
+    public var datagramsCompleted: UInt64 = 0
+    /// Datagrams thrown away with fragments still held (timeouts, overlaps, caps, …).
+    public var datagramsDiscarded: UInt64 = 0
+    /// Held tokens reported for dropping because their datagram was thrown away (not
+    /// counting the dropped tokens of completed datagrams).
+    public var heldFragmentsDropped: UInt64 = 0
+
+    /// Live values at the time the counters were read.
+    public var fragmentsHeld = 0
+    public var bytesHeld = 0
+    public var datagramsInProgress = 0
+
+    public var overlap: UInt64 = 0
+    public var duplicate: UInt64 = 0
+    public var tooShortFirstFragment: UInt64 = 0
+    public var tcpOffsetEight: UInt64 = 0
+    public var oversize: UInt64 = 0
+    public var inconsistentEnd: UInt64 = 0
+    public var tooManyFragments: UInt64 = 0
+    public var malformed: UInt64 = 0
+    public var timeout: UInt64 = 0
+    public var capBytes: UInt64 = 0
+    public var capDatagrams: UInt64 = 0
+    public var capPerSource: UInt64 = 0
+
+    public init() {}
+
+    public subscript(reason: FragmentDropReason) -> UInt64 {
+        get {
+            switch reason {
+            case .overlap: overlap
+            case .duplicate: duplicate
+            case .tooShortFirstFragment: tooShortFirstFragment
+            case .tcpOffsetEight: tcpOffsetEight
+            case .oversize: oversize
+            case .inconsistentEnd: inconsistentEnd
+            case .tooManyFragments: tooManyFragments
+            case .malformed: malformed
+            case .timeout: timeout
+            case .capBytes: capBytes
+            case .capDatagrams: capDatagrams
+            case .capPerSource: capPerSource
+            }
+        }
+        set {
+            switch reason {
+            case .overlap: overlap = newValue
+            case .duplicate: duplicate = newValue
+            case .tooShortFirstFragment: tooShortFirstFragment = newValue
+            case .tcpOffsetEight: tcpOffsetEight = newValue
+            case .oversize: oversize = newValue
+            case .inconsistentEnd: inconsistentEnd = newValue
+            case .tooManyFragments: tooManyFragments = newValue
+            case .malformed: malformed = newValue
+            case .timeout: timeout = newValue
+            case .capBytes: capBytes = newValue
+            case .capDatagrams: capDatagrams = newValue
+            case .capPerSource: capPerSource = newValue
+            }
+        }
+    }
+
+    public func drops(_ reason: FragmentDropReason) -> UInt64 { self[reason] }
+
+    /// All drop events except duplicates (which are not errors).
+    public var totalDrops: UInt64 {
+        FragmentDropReason.allCases.reduce(0) { $1 == .duplicate ? $0 : $0 &+ self[$1] }
+    }
+}

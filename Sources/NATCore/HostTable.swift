@@ -1,0 +1,75 @@
+// Live sessions per internal address, for the per-host cap: one host (or one infected
+// host's SYN flood) cannot take the whole session table.
+
+struct HostEntry: BitwiseCopyable {
+    var address: UInt32
+    var hash: UInt32
+    /// 0 marks a free row.
+    var sessions: UInt32
+
+    static let empty = HostEntry(address: 0, hash: 0, sessions: 0)
+}
+
+struct HostTable {
+    private(set) var store: RowStore<HostEntry>
+    private let index: FlowHashIndex
+    private let seed: UInt64
+
+    init(capacity: Int, seed: UInt64) {
+        store = RowStore(capacity: capacity, empty: .empty)
+        index = FlowHashIndex(rows: capacity)
+        self.seed = seed
+    }
+
+    func deallocate() {
+        store.deallocate()
+        index.deallocate()
+    }
+
+    @inline(__always)
+    private func find(_ address: UInt32, hash: UInt32) -> Int32 {
+        let rows = store.rows
+        return index.find(hash: hash) { rows[Int($0)].address == address }
+    }
+
+    /// Sessions held by `address` now.
+    @inline(__always)
+    func sessions(of address: UInt32) -> UInt32 {
+        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        return row < 0 ? 0 : store.rows[Int(row)].sessions
+    }
+
+    /// Counts one more session for `address`; false when the table has no row left.
+    @inline(__always)
+    mutating func add(_ address: UInt32) -> Bool {
+        let hash = flowHash(UInt64(address), 0, seed: seed)
+        let row = find(address, hash: hash)
+        if row >= 0 {
+            store.rows[Int(row)].sessions += 1
+            return true
+        }
+        let new = store.take()
+        guard new >= 0 else { return false }
+        store.rows[Int(new)] = HostEntry(address: address, hash: hash, sessions: 1)
+        index.insert(hash: hash, row: new)
+        return true
+    }
+
+    @inline(__always)
+    mutating func remove(_ address: UInt32) {
+        let hash = flowHash(UInt64(address), 0, seed: seed)
+        let row = find(address, hash: hash)
+        guard row >= 0 else { return }
+        if store.rows[Int(row)].sessions > 1 {
+            store.rows[Int(row)].sessions -= 1
+        } else {
+            index.remove(hash: hash, row: row)
+            store.give(row, empty: .empty)
+        }
+    }
+
+    mutating func removeAll() {
+        index.removeAll()
+        store.reset(empty: .empty)
+    }
+}
