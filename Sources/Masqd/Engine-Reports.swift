@@ -28,12 +28,26 @@ extension Engine {
             ("mappings_max", "\(translator.configuration.maxMappings)"),
             ("mappings_created", "\(core.mappingsCreated)"),
             ("external_address_changes", "\(core.externalAddressChanges)"),
-            ("fragments_held", "0"),
-            ("helper_events", "0"),
+            ("sessions_opened_inbound", "\(core.sessionsOpenedInbound)"),
+            ("icmp_errors_inbound", "\(core.icmpErrorsInbound)"),
+            ("icmp_errors_outbound", "\(core.icmpErrorsOutbound)"),
             ("drop_truncated", "\(counters.truncatedDropped)"),
         ]
         for reason in DropReason.allCases {
             lines.append(("drop_\(reason)", "\(core.drops(reason))"))
+        }
+        let fragments = reassembler.counters
+        lines += [
+            ("fragments_offered", "\(fragments.fragmentsOffered)"),
+            ("fragments_held", "\(fragments.fragmentsHeld)"),
+            ("fragments_bytes_held", "\(fragments.bytesHeld)"),
+            ("fragments_bytes_max", "\(reassembler.limits.maxBytes)"),
+            ("fragments_datagrams_in_progress", "\(fragments.datagramsInProgress)"),
+            ("fragments_datagrams_reassembled", "\(fragments.datagramsCompleted)"),
+            ("fragments_datagrams_discarded", "\(fragments.datagramsDiscarded)"),
+        ]
+        for reason in FragmentDropReason.allCases {
+            lines.append(("fragments_drop_\(reason)", "\(fragments.drops(reason))"))
         }
         lines += [
             ("passed_not_ipv4", "\(counters.notIPv4Passed)"),

@@ -12,6 +12,7 @@ public final class Engine {
     let logger: Logger
     let queue: NetfilterQueue
     let translator: NATTranslator
+    let reassembler: FragmentReassembler
     let control: ControlServer
     let addressMonitor: InterfaceAddressMonitor
     var counters = EngineCounters()
@@ -26,6 +27,7 @@ public final class Engine {
         var random = SystemRandomNumberGenerator()
         configuration.hashSeed = random.next()
         translator = NATTranslator(configuration: configuration)
+        reassembler = FragmentReassembler(hashSeed: random.next())
 
         do {
             queue = try NetfilterQueue(configuration: NetfilterQueueConfiguration(queueNumber: settings.queue))
@@ -64,7 +66,11 @@ public final class Engine {
                 if fds[1].revents != 0 { control.serve { respond(to: $0) } }
             }
             translator.expire(now: now, budget: 1024)
+            reassembler.expire(now: now, budget: 64) { dropHeld($0) }
         }
+        // Held fragments get their verdict too: no packet is left in the kernel queue.
+        reassembler.removeAll { dropHeld($0) }
+        try? queue.flushVerdicts()
         logger.info("masqd stopping: \(counters.packetsReceived) packets handled")
     }
 
@@ -120,12 +126,51 @@ public final class Engine {
             verdict(packet, .accept, rewritten: false)
             return
         }
+        if Engine.isFragment(packet.payload) {
+            handleFragment(packet, direction: direction, now: now)
+            return
+        }
         let checksum = PacketChecksumState(checksumNotReady: packet.checksumNotReady, isGSO: packet.isGSO)
         switch translator.translate(packet.payload, direction: direction, checksum: checksum, now: now) {
         case .accept: verdict(packet, .accept, rewritten: false)
         case .acceptRewritten: verdict(packet, .accept, rewritten: true)
         case .drop: verdict(packet, .drop, rewritten: false)
         }
+    }
+
+    /// Fragments are held (no verdict) until their datagram is whole; then the datagram is
+    /// translated and travels as the payload of its first fragment's verdict, every other
+    /// fragment is dropped, and the kernel refragments on output (KERNEL-FACTS fact 5).
+    func handleFragment(_ packet: QueuedPacket, direction: PacketDirection, now: NATTime) {
+        let outcome = reassembler.offer(UnsafeRawBufferPointer(packet.payload), token: packet.id, now: now) { dropHeld($0) }
+        switch outcome {
+        case .held:
+            break
+        case .complete(let datagram, let acceptToken):
+            // Always sent with its payload, translated or not: the other fragments are gone.
+            switch translator.translate(datagram, direction: direction, checksum: PacketChecksumState(), now: now) {
+            case .accept, .acceptRewritten:
+                counters.verdictAcceptRewritten &+= 1
+                queue.setVerdict(packetID: acceptToken, .accept, payload: UnsafeRawBufferPointer(datagram))
+            case .drop:
+                dropHeld(acceptToken)
+            }
+        case .drop:
+            verdict(packet, .drop, rewritten: false)
+        }
+    }
+
+    @inline(__always)
+    func dropHeld(_ token: UInt32) {
+        counters.verdictDrop &+= 1
+        queue.setVerdict(packetID: token, .drop, payload: nil)
+    }
+
+    /// True for an IPv4 packet with MF set or a non-zero offset (malformed ones go to the translator).
+    @inline(__always)
+    static func isFragment(_ bytes: UnsafeMutableRawBufferPointer) -> Bool {
+        guard bytes.count >= 20, bytes[0] >> 4 == 4 else { return false }
+        return (UInt16(bytes[6]) << 8 | UInt16(bytes[7])) & 0x3fff != 0
     }
 
     @inline(__always)

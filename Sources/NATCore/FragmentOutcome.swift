@@ -44,6 +44,8 @@ public enum FragmentDropReason: Int, CaseIterable, Sendable, CustomStringConvert
     case timeout
     /// No room in the fragment storage (`FragmentLimits.maxBytes`).
     case capBytes
+    /// Already `FragmentLimits.maxFragmentsHeld` fragments held.
+    case capFragmentsHeld
     /// Already `FragmentLimits.maxDatagrams` datagrams in reassembly.
     case capDatagrams
     /// The source already has `FragmentLimits.maxDatagramsPerSource` datagrams in reassembly.
@@ -61,6 +63,7 @@ public enum FragmentDropReason: Int, CaseIterable, Sendable, CustomStringConvert
         case .malformed: "malformed"
         case .timeout: "timeout"
         case .capBytes: "cap_bytes"
+        case .capFragmentsHeld: "cap_fragments_held"
         case .capDatagrams: "cap_datagrams"
         case .capPerSource: "cap_per_source"
         }
@@ -93,6 +96,7 @@ public struct FragmentCounters: Sendable {
     public var malformed: UInt64 = 0
     public var timeout: UInt64 = 0
     public var capBytes: UInt64 = 0
+    public var capFragmentsHeld: UInt64 = 0
     public var capDatagrams: UInt64 = 0
     public var capPerSource: UInt64 = 0
 
@@ -111,6 +115,7 @@ public struct FragmentCounters: Sendable {
             case .malformed: malformed
             case .timeout: timeout
             case .capBytes: capBytes
+            case .capFragmentsHeld: capFragmentsHeld
             case .capDatagrams: capDatagrams
             case .capPerSource: capPerSource
             }
@@ -127,6 +132,7 @@ public struct FragmentCounters: Sendable {
             case .malformed: malformed = newValue
             case .timeout: timeout = newValue
             case .capBytes: capBytes = newValue
+            case .capFragmentsHeld: capFragmentsHeld = newValue
             case .capDatagrams: capDatagrams = newValue
             case .capPerSource: capPerSource = newValue
             }

@@ -13,6 +13,10 @@ public struct FragmentLimits: Sendable, Equatable {
     /// Fragments of one datagram (FreeBSD caps this at 16; 128 covers a 64 KiB datagram cut
     /// for a 576-byte MTU). Bounds the per-fragment work of the sorted insert.
     public var maxFragmentsPerDatagram: Int
+    /// Fragments held at once. Each one is an NFQUEUE entry still waiting for its verdict, so
+    /// this must stay well below the queue's length: a flood of fragments must not fill the
+    /// kernel queue, where it would stall every other packet.
+    public var maxFragmentsHeld: Int
     /// Time from a datagram's first fragment to its discard if still incomplete (not
     /// extended by later fragments, like Linux's ipfrag_time).
     public var timeout: NATDuration
@@ -22,8 +26,10 @@ public struct FragmentLimits: Sendable, Equatable {
         maxDatagrams: Int = 1024,
         maxDatagramsPerSource: Int = 64,
         maxFragmentsPerDatagram: Int = 128,
+        maxFragmentsHeld: Int = 2048,
         timeout: NATDuration = .seconds(30)
     ) {
+        self.maxFragmentsHeld = maxFragmentsHeld
         self.maxBytes = maxBytes
         self.maxDatagrams = maxDatagrams
         self.maxDatagramsPerSource = maxDatagramsPerSource

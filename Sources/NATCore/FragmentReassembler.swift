@@ -47,7 +47,8 @@ public final class FragmentReassembler {
         self.limits = limits
         seed = hashSeed
         blocks = FragmentBlockPool(capacity: blockCount)
-        let recordCount = min(blockCount, limits.maxDatagrams * min(limits.maxFragmentsPerDatagram, 8192))
+        precondition(limits.maxFragmentsHeld > 0)
+        let recordCount = min(blockCount, limits.maxDatagrams * min(limits.maxFragmentsPerDatagram, 8192), limits.maxFragmentsHeld)
         records = RowStore(capacity: recordCount, empty: .empty)
         datagrams = RowStore(capacity: limits.maxDatagrams, empty: .empty)
         datagramIndex = FlowHashIndex(rows: limits.maxDatagrams)
@@ -169,7 +170,8 @@ public final class FragmentReassembler {
                 return refuse(.capPerSource)
             }
             if datagrams.freeCount == 0 { return refuse(.capDatagrams) }
-            if blocksNeeded > blocks.freeCount || records.freeCount == 0 { return refuse(.capBytes) }
+            if records.freeCount == 0 { return refuse(.capFragmentsHeld) }
+            if blocksNeeded > blocks.freeCount { return refuse(.capBytes) }
             row = createDatagram(key, hash: hash, sourceRow: sourceRow, now: now)
         }
 
@@ -219,7 +221,7 @@ public final class FragmentReassembler {
         guard blocksNeeded <= blocks.freeCount, records.freeCount > 0 else {
             // The datagram cannot complete without this fragment: free what it holds.
             discard(row, reason: nil, dropToken)
-            return refuse(.capBytes)
+            return refuse(records.freeCount == 0 ? .capFragmentsHeld : .capBytes)
         }
 
         // Hold it.

@@ -44,11 +44,14 @@ extension NATTranslator {
             let icmp = ICMPHeader(unchecked: l4)
             let oldID = icmp.identifier
             icmp.setIdentifier(port)
-            if full {
+            // RFC 1624's result 0x0000 is wrong when the message is now all zeros (an echo reply
+            // with identifier, sequence and data all 0 needs 0xffff); recompute in that rare case.
+            let adjusted = full ? 0 : InternetChecksum.adjust(icmp.checksum, old: oldID, new: port)
+            if adjusted == 0 {
                 l4.storeBE16(0, at: ICMPHeader.checksumOffset)
                 l4.storeBE16(InternetChecksum.checksum(UnsafeRawPointer(l4), count: l4Length), at: ICMPHeader.checksumOffset)
             } else {
-                l4.storeBE16(InternetChecksum.adjust(icmp.checksum, old: oldID, new: port), at: ICMPHeader.checksumOffset)
+                l4.storeBE16(adjusted, at: ICMPHeader.checksumOffset)
             }
         }
     }

@@ -71,6 +71,26 @@ import Testing
         #expect(reply == PacketBuilder.udp(Net.remote2, 53, Net.hostA, 40000))
     }
 
+    /// Endpoint-independent filtering, table full, the mapping's only sessions expired but not
+    /// swept: a new remote's packet must never be sent to a freed mapping row (0.0.0.0:0).
+    @Test func inboundReclaimKeepsTheMappingItOpensOn() {
+        let nat = makeTranslator { $0.maxSessions = 2; $0.maxMappings = 2; $0.filtering = .endpointIndependent }
+        _ = InboundTranslationTests.open(nat, PacketBuilder.udp(Net.hostA, 40000, Net.remote, 53))
+        _ = InboundTranslationTests.open(nat, PacketBuilder.udp(Net.hostB, 41000, Net.remote, 53))
+        let original = PacketBuilder.udp(Net.remote2, 999, Net.external, 40000)
+        var p = original
+        let verdict = nat.run(&p, .inbound, now: at(400))
+        if verdict == .acceptRewritten {
+            #expect(p == PacketBuilder.udp(Net.remote2, 999, Net.hostA, 40000))
+            #expect(nat.mappingCount == 1 && nat.sessionCount == 1)
+            #expect(nat.snapshots(now: at(400)).first?.internalAddress == Net.hostA.address)
+        } else {
+            #expect(verdict == .accept)
+            #expect(p == original)
+            #expect(nat.mappingCount == 0 && nat.sessionCount == 0)
+        }
+    }
+
     /// The mapping table is full; reclaiming frees a session but not a mapping (its mapping
     /// has another live session). The new endpoint must be refused, not given row -1.
     @Test func reclaimThatFreesNoMapping() {

@@ -59,6 +59,22 @@ import Testing
         #expect(Verify.transportChecksumValid(reply))
     }
 
+    /// An echo reply that becomes all zeros (type 0, code 0, id 0, seq 0, no data) must carry
+    /// checksum 0xffff: RFC 1624's equation alone would give 0x0000, which does not verify.
+    @Test(arguments: [false, true])
+    func icmpEchoReplyThatBecomesAllZeros(notReady: Bool) {
+        let nat = makeTranslator()
+        _ = Self.open(nat, PacketBuilder.icmp(Net.hostA, Net.remote, identifier: 0, sequence: 0, payload: []))
+        let id = Self.open(nat, PacketBuilder.icmp(Net.hostB, Net.remote, identifier: 0, sequence: 0, payload: []))
+        #expect(id != 0)
+        var reply = PacketBuilder.icmp(Net.remote, Net.external, type: 0, identifier: id, sequence: 0, payload: [],
+                                       checksum: notReady ? .notReady : .valid)
+        #expect(nat.run(&reply, .inbound, notReady: notReady) == .acceptRewritten)
+        #expect(Array(reply[20...]) == [0, 0, 0xff, 0xff, 0, 0, 0, 0])
+        #expect(Verify.transportChecksumValid(reply))
+        #expect(reply == PacketBuilder.icmp(Net.remote, Net.hostB, type: 0, identifier: 0, sequence: 0, payload: []))
+    }
+
     @Test func icmpEchoRequestToMappedIdentifierIsNotTranslated() {
         let nat = makeTranslator()
         let id = Self.open(nat, PacketBuilder.icmp(Net.hostA, Net.remote, identifier: 777))

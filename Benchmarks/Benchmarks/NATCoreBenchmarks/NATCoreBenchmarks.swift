@@ -40,6 +40,23 @@ func populatedTranslator(flows: Int) -> (NATTranslator, [[UInt8]]) {
     return (translator, samples)
 }
 
+/// A translator with 1000 TCP connections open, and a server reply for each.
+func tcpRepliesTranslator() -> (NATTranslator, [[UInt8]]) {
+    var configuration = NATConfiguration(externalAddress: external)
+    configuration.maxSessions = 4096
+    configuration.maxMappings = 4096
+    let translator = NATTranslator(configuration: configuration)
+    var replies: [[UInt8]] = []
+    for i in 0..<1000 {
+        var syn = PacketTemplates.tcp(source: IPv4Address(192, 0, 2, UInt8(10 + i % 200)), sourcePort: UInt16(30000 + i),
+                                      destination: server, destinationPort: 443)
+        _ = syn.withUnsafeMutableBytes { translator.translate($0, direction: .outbound, checksum: PacketChecksumState(), now: start) }
+        let externalPort = UInt16(syn[20]) << 8 | UInt16(syn[21])
+        replies.append(PacketTemplates.tcp(source: server, sourcePort: 443, destination: external, destinationPort: externalPort, payload: 1400))
+    }
+    return (translator, replies)
+}
+
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .mallocCountTotal, .throughput],
@@ -53,7 +70,7 @@ let benchmarks: @Sendable () -> Void = {
     )
 
     for flows in [1_000, 100_000, 1_000_000] {
-        Benchmark("Established UDP outbound, \(flows) flows") { benchmark, setup in
+        Benchmark("Established UDP outbound, \(flows) flows") { (benchmark: Benchmark, setup: (NATTranslator, [[UInt8]])) in
             let (translator, samples) = setup
             var buffer = [UInt8](repeating: 0, count: 64)
             var next = 0
@@ -73,7 +90,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("Established TCP inbound, 1000 flows, 1400-byte segments, checksum not ready") { benchmark, setup in
+    Benchmark("Established TCP inbound, 1000 flows, 1400-byte segments, checksum not ready") { (benchmark: Benchmark, setup: (NATTranslator, [[UInt8]])) in
         let (translator, replies) = setup
         var buffer = [UInt8](repeating: 0, count: 1500)
         var next = 0
@@ -89,19 +106,7 @@ let benchmarks: @Sendable () -> Void = {
         }
         benchmark.stopMeasurement()
     } setup: {
-        var configuration = NATConfiguration(externalAddress: external)
-        configuration.maxSessions = 4096
-        configuration.maxMappings = 4096
-        let translator = NATTranslator(configuration: configuration)
-        var replies: [[UInt8]] = []
-        for i in 0..<1000 {
-            var syn = PacketTemplates.tcp(source: IPv4Address(192, 0, 2, UInt8(10 + i % 200)), sourcePort: UInt16(30000 + i),
-                                          destination: server, destinationPort: 443)
-            _ = syn.withUnsafeMutableBytes { translator.translate($0, direction: .outbound, checksum: PacketChecksumState(), now: start) }
-            let externalPort = UInt16(syn[20]) << 8 | UInt16(syn[21])
-            replies.append(PacketTemplates.tcp(source: server, sourcePort: 443, destination: external, destinationPort: externalPort, payload: 1400))
-        }
-        return (translator, replies)
+        tcpRepliesTranslator()
     }
 
     Benchmark("New flow (mapping + session)", configuration: .init(scalingFactor: .kilo, maxIterations: 50)) { benchmark in
