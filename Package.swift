@@ -7,6 +7,7 @@ let package = Package(
         .executable(name: "masqd", targets: ["MasqdCLI"]),
         .library(name: "NATCore", targets: ["NATCore"]),
         .library(name: "NetfilterQueue", targets: ["NetfilterQueue"]),
+        .library(name: "NATHelpers", targets: ["NATHelpers"]),
         .library(name: "Masqd", targets: ["Masqd"]),
     ],
     dependencies: [
@@ -23,11 +24,13 @@ let package = Package(
         .target(name: "NetfilterQueue", dependencies: ["CNetfilterQueue"]),
         // Pure translation core: no syscalls, no clock reads, no Foundation.
         .target(name: "NATCore"),
+        // Application helpers (FTP, IRC), written only against NATCore's public helper API.
+        .target(name: "NATHelpers", dependencies: ["NATCore"]),
         // The daemon: options, rules, engine loop, control socket, lab.
         .target(
             name: "Masqd",
             dependencies: [
-                "NATCore", "NetfilterQueue",
+                "NATCore", "NATHelpers", "NetfilterQueue",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -38,6 +41,7 @@ let package = Package(
             dependencies: ["Masqd", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "NATCoreTests", dependencies: ["NATCore"]),
+        .testTarget(name: "NATHelpersTests", dependencies: ["NATHelpers", "NATCore"]),
         .testTarget(name: "NetfilterQueueTests", dependencies: ["NetfilterQueue"]),
         // Real namespaces, real iptables, the real masqd binary (hence the MasqdCLI dependency).
         .testTarget(name: "IntegrationTests", dependencies: ["MasqdCLI", "Masqd"]),

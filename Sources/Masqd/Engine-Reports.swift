@@ -29,12 +29,29 @@ extension Engine {
             ("mappings_created", "\(core.mappingsCreated)"),
             ("external_address_changes", "\(core.externalAddressChanges)"),
             ("sessions_opened_inbound", "\(core.sessionsOpenedInbound)"),
+            ("hairpin_translated", "\(core.hairpinTranslated)"),
+            ("hairpin_passed", "\(core.hairpinPassed)"),
             ("icmp_errors_inbound", "\(core.icmpErrorsInbound)"),
             ("icmp_errors_outbound", "\(core.icmpErrorsOutbound)"),
             ("drop_truncated", "\(counters.truncatedDropped)"),
         ]
         for reason in DropReason.allCases {
             lines.append(("drop_\(reason)", "\(core.drops(reason))"))
+        }
+        lines += residence.report("latency_receive_to_verdict_ns")
+        lines += costPerPacket.report("latency_per_packet_ns")
+        lines += [
+            ("helper_connections", "\(translator.helperConnectionCount)"),
+            ("helper_expectations_pending", "\(translator.pendingExpectationCount)"),
+            ("helper_expectations_fulfilled", "\(core.expectationsFulfilled)"),
+            ("helper_expectations_expired", "\(core.expectationsExpired)"),
+            ("helper_lines_held", "\(core.helperLinesHeld)"),
+            ("helper_held_released", "\(core.helperHeldReleased)"),
+        ]
+        for (index, registration) in translator.configuration.helpers.enumerated() {
+            for event in HelperEvent.allCases {
+                lines.append(("helper_\(registration.helper.name)_\(event)", "\(core.helperEvents(helper: index, event))"))
+            }
         }
         let fragments = reassembler.counters
         lines += [

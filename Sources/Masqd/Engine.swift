@@ -16,7 +16,14 @@ public final class Engine {
     let control: ControlServer
     let addressMonitor: InterfaceAddressMonitor
     var counters = EngineCounters()
+    /// Receive-to-verdict time of each packet (its batch's processing time), and the
+    /// processing cost per packet (batch time / batch size).
+    var residence = LatencyHistogram()
+    var costPerPacket = LatencyHistogram()
     var loggedRefusal = false
+    /// The WAN interface's index: a packet queued before routing came in from the WAN if it
+    /// arrived on it, else from inside (a hairpin candidate).
+    var wanIndex: UInt32 = 0
 
     public init(settings: EngineSettings, logger: Logger) throws(MasqdError) {
         self.settings = settings
@@ -35,6 +42,7 @@ public final class Engine {
             throw MasqdError(error.description)
         }
         control = try ControlServer(path: settings.controlPath)
+        wanIndex = if_nametoindex(settings.wanInterface)
         do {
             addressMonitor = try InterfaceAddressMonitor(interfaceName: settings.wanInterface)
         } catch {
@@ -48,8 +56,11 @@ public final class Engine {
         let external = translator.configuration.externalAddress.map { "\($0)" } ?? "none yet"
         let lan = settings.internalPrefixes.isEmpty ? "every non-local source" : settings.internalPrefixes.map(\.description).joined(separator: ", ")
         logger.info("masqd running: queue \(settings.queue), WAN \(settings.wanInterface) (\(external)), LAN \(lan), control \(settings.controlPath)")
-        if !settings.helpers.isEmpty {
-            logger.notice("application helpers (\(settings.helpers.joined(separator: ","))) are not implemented yet; FTP and IRC payloads pass untranslated")
+        for registration in settings.nat.helpers {
+            logger.info("helper \(registration.helper.name) on TCP port(s) \(registration.ports.map(String.init).joined(separator: ","))")
+        }
+        for name in settings.helpers where !HelperCatalog.available.contains(name) {
+            logger.notice("the \(name) helper is not implemented yet: its payloads pass untranslated")
         }
 
         var fds = [
@@ -85,6 +96,7 @@ public final class Engine {
             }
             if count == 0 { return }
             counters.batches &+= 1
+            let started = MonotonicClock.now()
             for index in 0..<count {
                 handle(queue.packet(at: index), now: now)
             }
@@ -93,6 +105,9 @@ public final class Engine {
             } catch {
                 throw MasqdError(error.description)
             }
+            let elapsed = MonotonicClock.now().duration(since: started).nanoseconds
+            residence.record(elapsed, count: UInt64(count))
+            costPerPacket.record(elapsed / UInt64(count), count: UInt64(count))
             queue.drainRefusedVerdicts { packetID, error in
                 counters.refusedVerdicts &+= 1
                 if !loggedRefusal {
@@ -119,7 +134,7 @@ public final class Engine {
         }
         let direction: PacketDirection
         switch packet.hook {
-        case 0: direction = .inbound   // NF_INET_PRE_ROUTING
+        case 0: direction = packet.inputInterfaceIndex == wanIndex ? .inbound : .hairpin // NF_INET_PRE_ROUTING
         case 4: direction = .outbound  // NF_INET_POST_ROUTING
         default:
             counters.unexpectedHookPassed &+= 1
@@ -134,6 +149,9 @@ public final class Engine {
         switch translator.translate(packet.payload, direction: direction, checksum: checksum, now: now) {
         case .accept: verdict(packet, .accept, rewritten: false)
         case .acceptRewritten: verdict(packet, .accept, rewritten: true)
+        case .acceptReplaced(let bytes):
+            counters.verdictAcceptRewritten &+= 1
+            queue.setVerdict(packetID: packet.id, .accept, payload: UnsafeRawBufferPointer(bytes))
         case .drop: verdict(packet, .drop, rewritten: false)
         }
     }
@@ -152,6 +170,9 @@ public final class Engine {
             case .accept, .acceptRewritten:
                 counters.verdictAcceptRewritten &+= 1
                 queue.setVerdict(packetID: acceptToken, .accept, payload: UnsafeRawBufferPointer(datagram))
+            case .acceptReplaced(let bytes):
+                counters.verdictAcceptRewritten &+= 1
+                queue.setVerdict(packetID: acceptToken, .accept, payload: UnsafeRawBufferPointer(bytes))
             case .drop:
                 dropHeld(acceptToken)
             }
@@ -183,6 +204,7 @@ public final class Engine {
     }
 
     func followAddressChange() {
+        wanIndex = if_nametoindex(settings.wanInterface)
         let address = InterfaceAddressMonitor.currentIPv4Address(interfaceName: settings.wanInterface).map(IPv4Address.init)
         guard address != translator.configuration.externalAddress else { return }
         let flushed = translator.sessionCount

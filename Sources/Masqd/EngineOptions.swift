@@ -24,6 +24,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Application helpers: a comma-separated list of ftp, irc, or none.")
     public var helpers: String = "ftp,irc"
 
+    @Option(name: .long, help: "TCP ports a helper follows, NAME=PORT[,PORT…] (repeatable). Default: ftp=21, irc=6667.")
+    public var helperPorts: [String] = []
+
     @Option(name: .long, help: "Inbound filtering: address-and-port-dependent (default) or endpoint-independent (\"full cone\").")
     public var filtering: String?
 
@@ -35,6 +38,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
 
     @Option(name: .long, help: "Idle timeout NAME=SECONDS (repeatable); NAME: udp, tcp-established, tcp-transitory, tcp-closed, icmp.")
     public var timeout: [String] = []
+
+    @Flag(name: .long, help: "Do not hairpin (LAN host → WAN address → LAN host): no hairpin rule, no accept_local.")
+    public var noHairpin: Bool = false
 
     @Option(name: .long, help: "Read the same settings from a file; flags on the command line win.")
     public var config: String?
@@ -92,11 +98,37 @@ public struct EngineOptions: ParsableArguments, Sendable {
         for name in helpers.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
             switch name {
             case "none" where helpers == "none": break
-            case "ftp", "irc": if !helperNames.contains(name) { helperNames.append(name) }
-            default: throw .option("--helpers", helpers, "unknown helper '\(name)' (known: ftp, irc, none)")
+            case _ where HelperCatalog.names.contains(name): if !helperNames.contains(name) { helperNames.append(name) }
+            default: throw .option("--helpers", helpers, "unknown helper '\(name)' (known: \(HelperCatalog.names.joined(separator: ", ")), none)")
             }
         }
+        var helperPortLists: [String: [UInt16]] = [:]
+        for text in helperPorts {
+            let pieces = text.split(separator: "=", omittingEmptySubsequences: false)
+            guard pieces.count == 2, HelperCatalog.names.contains(String(pieces[0])) else {
+                throw .option("--helper-ports", text, "expected NAME=PORT[,PORT…] with NAME one of \(HelperCatalog.names.joined(separator: ", "))")
+            }
+            var ports: [UInt16] = []
+            for portText in pieces[1].split(separator: ",", omittingEmptySubsequences: false) {
+                guard let port = PortForward.parsePort(portText) else {
+                    throw .option("--helper-ports", text, "'\(portText)' is not a port (1-65535)")
+                }
+                ports.append(port)
+            }
+            helperPortLists[String(pieces[0]), default: []] += ports
+        }
         var nat = NATConfiguration(internalPrefixes: prefixes)
+        var claimedPorts: [UInt16: String] = [:]
+        for name in helperNames {
+            guard let registration = HelperCatalog.registration(name, ports: helperPortLists[name]) else { continue }
+            for port in registration.ports {
+                if let other = claimedPorts[port] {
+                    throw .option("--helper-ports", "\(name)=\(port)", "port \(port) is already followed by the \(other) helper")
+                }
+                claimedPorts[port] = name
+            }
+            nat.helpers.append(registration)
+        }
         nat.forwards = forwards
         nat.ports = ports
         if let filtering {
@@ -144,7 +176,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
             }
         }
         return EngineSettings(
-            queue: queueNumber, wanInterface: wan, nat: nat, helpers: helperNames,
+            queue: queueNumber, wanInterface: wan, nat: nat, helpers: helperNames, hairpin: !noHairpin,
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueNumber))
     }
 }
@@ -156,6 +188,8 @@ public struct EngineSettings: Sendable {
     /// The translator's settings (the external address is filled in at start from --wan).
     public var nat: NATConfiguration
     public var helpers: [String]
+    /// Install the hairpin rule (and allow the router's address as a source on the LAN side).
+    public var hairpin: Bool
     public var controlPath: String
 
     public var internalPrefixes: [IPv4Prefix] { nat.internalPrefixes }

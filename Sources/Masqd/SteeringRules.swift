@@ -1,3 +1,4 @@
+import Glibc
 // The iptables rules that steer traffic into the queue (KERNEL-FACTS facts 1, 4, 6):
 // inbound from the WAN in raw PREROUTING (before routing, so a rewritten destination is
 // routed to the LAN host), outbound to the WAN in mangle POSTROUTING (after routing).
@@ -37,6 +38,15 @@ public enum SteeringRules {
                     ["-o", settings.wanInterface, "-s", prefix.description] + target))
             }
         }
+        if settings.hairpin {
+            // From inside to one of the router's own addresses: the engine hairpins those for
+            // the external address and a mapped or forwarded port, and passes the rest.
+            let sources = settings.internalPrefixes.isEmpty ? [[String]()] : settings.internalPrefixes.map { ["-s", $0.description] }
+            for source in sources {
+                rules.append(SteeringRule(table: "raw", chain: "PREROUTING", specification:
+                    ["!", "-i", settings.wanInterface] + source + ["-m", "addrtype", "--dst-type", "LOCAL"] + target))
+            }
+        }
         // The router's own ICMP errors about packets it forwarded inbound quote internal
         // addresses; the engine translates their quoted packet.
         rules.append(SteeringRule(table: "mangle", chain: "POSTROUTING", specification:
@@ -44,9 +54,16 @@ public enum SteeringRules {
         return rules
     }
 
+    /// A hairpinned packet reaches routing with the router's external address as its source;
+    /// Linux drops such a "martian" unless accept_local is set (rp_filter must be 0 or 2).
+    public static let acceptLocalPath = "/proc/sys/net/ipv4/conf/all/accept_local"
+
     /// Adds the missing rules. If one fails, the ones added by this call are taken out again.
     public static func install(_ settings: EngineSettings) throws(MasqdError) {
         try checkInterface(settings.wanInterface)
+        if settings.hairpin, !writeSysctl(acceptLocalPath, "1") {
+            throw MasqdError("cannot set \(acceptLocalPath) to 1 (needed for hairpinning; --no-hairpin to do without)")
+        }
         let iptables = try iptablesPath()
         var added: [SteeringRule] = []
         for rule in rules(for: settings) {
@@ -75,6 +92,13 @@ public enum SteeringRules {
                 guardCount += 1
             }
         }
+    }
+
+    static func writeSysctl(_ path: String, _ value: String) -> Bool {
+        let fd = open(path, O_WRONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return value.withCString { write(fd, $0, strlen($0)) } == value.utf8.count
     }
 
     public static func checkInterface(_ name: String) throws(MasqdError) {

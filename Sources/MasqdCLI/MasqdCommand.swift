@@ -80,7 +80,9 @@ struct Rules: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the rules as shell commands; change nothing.")
         @OptionGroup var options: EngineOptions
         func run() throws {
-            for rule in SteeringRules.rules(for: try options.settings()) { print(rule.installCommand) }
+            let settings = try options.settings()
+            if settings.hairpin { print("sysctl -w net.ipv4.conf.all.accept_local=1") }
+            for rule in SteeringRules.rules(for: settings) { print(rule.installCommand) }
         }
     }
 }

@@ -44,6 +44,8 @@ public enum FragmentDropReason: Int, CaseIterable, Sendable, CustomStringConvert
     case timeout
     /// No room in the fragment storage (`FragmentLimits.maxBytes`).
     case capBytes
+    /// Discarded incomplete, oldest first, to make room when a cap was reached (counted per datagram).
+    case evicted
     /// Already `FragmentLimits.maxFragmentsHeld` fragments held.
     case capFragmentsHeld
     /// Already `FragmentLimits.maxDatagrams` datagrams in reassembly.
@@ -63,6 +65,7 @@ public enum FragmentDropReason: Int, CaseIterable, Sendable, CustomStringConvert
         case .malformed: "malformed"
         case .timeout: "timeout"
         case .capBytes: "cap_bytes"
+        case .evicted: "evicted"
         case .capFragmentsHeld: "cap_fragments_held"
         case .capDatagrams: "cap_datagrams"
         case .capPerSource: "cap_per_source"
@@ -96,6 +99,7 @@ public struct FragmentCounters: Sendable {
     public var malformed: UInt64 = 0
     public var timeout: UInt64 = 0
     public var capBytes: UInt64 = 0
+    public var evicted: UInt64 = 0
     public var capFragmentsHeld: UInt64 = 0
     public var capDatagrams: UInt64 = 0
     public var capPerSource: UInt64 = 0
@@ -115,6 +119,7 @@ public struct FragmentCounters: Sendable {
             case .malformed: malformed
             case .timeout: timeout
             case .capBytes: capBytes
+            case .evicted: evicted
             case .capFragmentsHeld: capFragmentsHeld
             case .capDatagrams: capDatagrams
             case .capPerSource: capPerSource
@@ -132,6 +137,7 @@ public struct FragmentCounters: Sendable {
             case .malformed: malformed = newValue
             case .timeout: timeout = newValue
             case .capBytes: capBytes = newValue
+            case .evicted: evicted = newValue
             case .capFragmentsHeld: capFragmentsHeld = newValue
             case .capDatagrams: capDatagrams = newValue
             case .capPerSource: capPerSource = newValue

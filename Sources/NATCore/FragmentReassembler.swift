@@ -165,10 +165,20 @@ public final class FragmentReassembler {
         let blocksNeeded = FragmentBlockPool.blocksFor(length)
         if row < 0 {
             // A new datagram: the caps decide, and a refused fragment leaves no state behind.
-            let sourceRow = findSource(key.source)
+            var sourceRow = findSource(key.source)
             if sourceRow >= 0, Int(sources.rows[Int(sourceRow)].count) >= limits.maxDatagramsPerSource {
                 return refuse(.capPerSource)
             }
+            // Full: make room by evicting the oldest incomplete datagrams (a bounded few) rather
+            // than refusing, so a slow flood of never-completed datagrams cannot keep every new
+            // datagram out until the timeout; a real datagram completes long before it is oldest.
+            var evictions = 0
+            while evictions < 8, oldest >= 0,
+                  datagrams.freeCount == 0 || records.freeCount == 0 || blocksNeeded > blocks.freeCount {
+                discard(oldest, reason: .evicted, dropToken)
+                evictions += 1
+            }
+            if evictions > 0 { sourceRow = findSource(key.source) }
             if datagrams.freeCount == 0 { return refuse(.capDatagrams) }
             if records.freeCount == 0 { return refuse(.capFragmentsHeld) }
             if blocksNeeded > blocks.freeCount { return refuse(.capBytes) }
@@ -217,6 +227,12 @@ public final class FragmentReassembler {
         if Int(d.pointee.fragmentCount) >= limits.maxFragmentsPerDatagram {
             discard(row, reason: nil, dropToken)
             return refuse(.tooManyFragments)
+        }
+        // No room for this fragment: evict older datagrams first, then give up on this one.
+        var evictions = 0
+        while evictions < 8, oldest >= 0, oldest != row, blocksNeeded > blocks.freeCount || records.freeCount == 0 {
+            discard(oldest, reason: .evicted, dropToken)
+            evictions += 1
         }
         guard blocksNeeded <= blocks.freeCount, records.freeCount > 0 else {
             // The datagram cannot complete without this fragment: free what it holds.

@@ -11,6 +11,8 @@ struct Mapping: BitwiseCopyable {
     var protocolNumber: UInt8
     /// A port forward's mapping: made at start, never expires, accepts new remote endpoints.
     var isStatic: Bool = false
+    /// Expected connections waiting for this mapping; it stays while any wait.
+    var pendingExpectations: UInt8 = 0
 
     static let empty = Mapping(internalAddress: 0, hash: 0, sessionCount: 0, internalPort: 0, externalPort: 0, protocolNumber: 0)
 }

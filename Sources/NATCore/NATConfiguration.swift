@@ -17,6 +17,9 @@ public struct NATConfiguration: Sendable {
     /// Port forwards (DNAT) from the external address, installed as static mappings.
     public var forwards: [PortForward] = []
     public var filtering: NATFiltering = .addressAndPortDependent
+    /// Application helpers and the TCP ports they are attached to.
+    public var helpers: [HelperRegistration] = []
+    public var helperLimits = HelperLimits()
     /// Secret seed for the flow hashes and port choice; the daemon draws it at random.
     public var hashSeed: UInt64 = 0x6d61_7371_6400_0001
 
@@ -40,6 +43,9 @@ public enum PacketDirection: Sendable {
     case outbound
     /// From the WAN, queued before routing (raw PREROUTING), so a rewritten destination is routed.
     case inbound
+    /// From the internal side to one of the router's own addresses, queued before routing:
+    /// hairpinned when it is the external address and a mapped or forwarded port.
+    case hairpin
 }
 
 /// Why a configuration cannot be used; the daemon turns these into one-line messages.
@@ -62,10 +68,22 @@ public struct PacketChecksumState: Sendable {
     }
 }
 
-public enum TranslationVerdict: Equatable, Sendable {
+public enum TranslationVerdict: Equatable {
     /// Pass the packet on unchanged (no payload in the verdict).
     case accept
     /// Pass the packet on with its rewritten bytes.
     case acceptRewritten
+    /// Pass these bytes on instead of the packet (a helper changed its length). They belong
+    /// to the translator and stay valid until its next call.
+    case acceptReplaced(UnsafeMutableRawBufferPointer)
     case drop(DropReason)
+
+    public static func == (lhs: TranslationVerdict, rhs: TranslationVerdict) -> Bool {
+        switch (lhs, rhs) {
+        case (.accept, .accept), (.acceptRewritten, .acceptRewritten): true
+        case (.acceptReplaced(let a), .acceptReplaced(let b)): a.baseAddress == b.baseAddress && a.count == b.count
+        case (.drop(let a), .drop(let b)): a == b
+        default: false
+        }
+    }
 }

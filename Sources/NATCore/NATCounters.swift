@@ -16,6 +16,12 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case sessionTableFull
     case hostSessionLimit
     case inboundToInternalAddress
+    /// No room for one more connection with an application helper.
+    case helperTableFull
+    /// A helper connection's segment arrived ahead of a gap: dropped so the sender resends in order.
+    case helperOutOfOrder
+    /// A retransmission cuts through a rewritten range and cannot be rewritten identically.
+    case helperRetransmissionMismatch
 
     public var description: String {
         switch self {
@@ -31,6 +37,9 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .sessionTableFull: "session_table_full"
         case .hostSessionLimit: "host_session_limit"
         case .inboundToInternalAddress: "inbound_to_internal_address"
+        case .helperTableFull: "helper_table_full"
+        case .helperOutOfOrder: "helper_out_of_order"
+        case .helperRetransmissionMismatch: "helper_retransmission_mismatch"
         }
     }
 }
@@ -51,10 +60,22 @@ public struct NATCounters: Sendable {
     /// ICMP errors whose embedded packet was translated, per direction.
     public var icmpErrorsOutbound: UInt64 = 0
     public var icmpErrorsInbound: UInt64 = 0
+    /// Packets from inside to the external address translated back inside, and ones passed
+    /// to the router's stack (its own services, or a filter that did not admit them).
+    public var hairpinTranslated: UInt64 = 0
+    public var hairpinPassed: UInt64 = 0
     /// Sessions opened from outside: through a forward or endpoint-independent filtering.
     public var sessionsOpenedInbound: UInt64 = 0
     public var sessionsFlushed: UInt64 = 0
     public private(set) var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
+    /// Helper events, per registered helper (index as in `NATConfiguration.helpers`).
+    public internal(set) var helperEvents: [[UInt64]] = []
+    /// Expected connections that arrived, and that timed out unused.
+    public var expectationsFulfilled: UInt64 = 0
+    public var expectationsExpired: UInt64 = 0
+    /// Parts of a line held back until the rest arrived, and held bytes released unfinished.
+    public var helperLinesHeld: UInt64 = 0
+    public var helperHeldReleased: UInt64 = 0
 
     public init() {}
 
@@ -62,6 +83,10 @@ public struct NATCounters: Sendable {
     mutating func countDrop(_ reason: DropReason) { drops[reason.rawValue] &+= 1 }
 
     public func drops(_ reason: DropReason) -> UInt64 { drops[reason.rawValue] }
+
+    public func helperEvents(helper index: Int, _ event: HelperEvent) -> UInt64 {
+        index < helperEvents.count ? helperEvents[index][event.rawValue] : 0
+    }
 
     public var totalDrops: UInt64 { drops.reduce(0, &+) }
 }

@@ -6,6 +6,7 @@ extension NATTranslator {
     /// Examines up to `budget` session rows and removes the expired ones. Returns how many were removed.
     @discardableResult
     public func expire(now: NATTime, budget: Int) -> Int {
+        expireExpectations(now: now)
         let capacity = sessions.capacity
         var removed = 0
         for _ in 0..<max(0, min(budget, capacity)) { // a negative budget examines nothing

@@ -46,13 +46,15 @@ extension NATTranslator {
             let row = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort)
             guard row == mappingRow else { return passInboundUnmatched() }
             let mapping = mappings[mappingRow]
-            guard !isQuery, mapping.isStatic || configuration.filtering == .endpointIndependent else {
+            guard !isQuery, mapping.isStatic || configuration.filtering == .endpointIndependent
+                    || consumeExpectation(mappingRow: mappingRow, remoteAddress: remote, remotePort: remotePort, now: now)
+            else {
                 return passInboundUnmatched()
             }
             let opened = openSession(mappingRow: mappingRow, remoteAddress: remote, remotePort: remotePort, hash: sessionHash,
                                      protocolNumber: header.protocolNumber, inbound: true, now: now)
             if let reason = opened.reason {
-                if mappings[mappingRow].sessionCount == 0, !mappings[mappingRow].isStatic { removeMapping(mappingRow) }
+                removeMappingIfUnused(mappingRow)
                 return drop(reason)
             }
             sessionRow = opened.row
@@ -63,6 +65,7 @@ extension NATTranslator {
         rewrite(ip, slot: endpoint.slot, rewriteSource: false, address: IPv4Address(mapping.internalAddress),
                 port: mapping.internalPort, checksum: checksum)
         counters.inboundTranslated &+= 1
+        if sessions[sessionRow].helper >= 0 { return applyHelper(ip, sessionRow: sessionRow, outbound: false, now: now) }
         return .acceptRewritten
     }
 

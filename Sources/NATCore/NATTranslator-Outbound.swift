@@ -39,19 +39,10 @@ extension NATTranslator {
         let mappingHash = mappings.hash(protocolNumber: protocolNumber, address: source.value, port: internalPort)
         var mappingRow = mappings.find(protocolNumber: protocolNumber, address: source.value, port: internalPort, hash: mappingHash)
         if mappingRow < 0 {
-            if mappings.count >= mappings.capacity {
-                // Expired sessions do not always free a mapping (it may have live ones): check again.
-                _ = reclaimExpired(now: now)
-                guard mappings.count < mappings.capacity else { return drop(.mappingTableFull) }
-            }
-            guard let port = configuration.ports.allocate(
-                in: externalPorts, slot: endpoint.slot, internalPort: internalPort, startHash: mappingHash)
-            else { return drop(.portsExhausted) }
-            mappingRow = mappings.insert(Mapping(
-                internalAddress: source.value, hash: mappingHash, sessionCount: 0,
-                internalPort: internalPort, externalPort: port, protocolNumber: protocolNumber))
-            externalPorts.claim(slot: endpoint.slot, port: port, row: mappingRow)
-            counters.mappingsCreated &+= 1
+            let created = createMapping(protocolNumber: protocolNumber, slot: endpoint.slot, address: source.value,
+                                        port: internalPort, hash: mappingHash, now: now)
+            if let reason = created.reason { return drop(reason) }
+            mappingRow = created.row
         }
 
         // Session: one per (mapping, remote endpoint); it is also the inbound filter.
@@ -65,7 +56,7 @@ extension NATTranslator {
             let opened = openSession(mappingRow: mappingRow, remoteAddress: remote, remotePort: remotePort, hash: sessionHash,
                                      protocolNumber: protocolNumber, inbound: false, now: now)
             if let reason = opened.reason {
-                if mappings[mappingRow].sessionCount == 0, !mappings[mappingRow].isStatic { removeMapping(mappingRow) }
+                removeMappingIfUnused(mappingRow)
                 return drop(reason)
             }
             sessionRow = opened.row
@@ -74,7 +65,34 @@ extension NATTranslator {
 
         rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: mappings[mappingRow].externalPort, checksum: checksum)
         counters.outboundTranslated &+= 1
+        if sessions[sessionRow].helper >= 0 { return applyHelper(ip, sessionRow: sessionRow, outbound: true, now: now) }
         return .acceptRewritten
+    }
+
+    /// A new dynamic mapping for an internal endpoint, or why there is none.
+    func createMapping(protocolNumber: UInt8, slot: Int, address: UInt32, port internalPort: UInt16,
+                       hash: UInt32, now: NATTime) -> (row: Int32, reason: DropReason?) {
+        if mappings.count >= mappings.capacity {
+            // Expired sessions do not always free a mapping (it may have live ones): check again.
+            _ = reclaimExpired(now: now)
+            guard mappings.count < mappings.capacity else { return (-1, .mappingTableFull) }
+        }
+        guard let port = configuration.ports.allocate(in: externalPorts, slot: slot, internalPort: internalPort, startHash: hash)
+        else { return (-1, .portsExhausted) }
+        let row = mappings.insert(Mapping(
+            internalAddress: address, hash: hash, sessionCount: 0,
+            internalPort: internalPort, externalPort: port, protocolNumber: protocolNumber))
+        externalPorts.claim(slot: slot, port: port, row: row)
+        counters.mappingsCreated &+= 1
+        return (row, nil)
+    }
+
+    /// Removes a dynamic mapping that nothing uses (after a refused session).
+    func removeMappingIfUnused(_ row: Int32) {
+        let mapping = mappings[row]
+        if mapping.protocolNumber != 0, mapping.sessionCount == 0, mapping.pendingExpectations == 0, !mapping.isStatic {
+            removeMapping(row)
+        }
     }
 
     @inline(__always)

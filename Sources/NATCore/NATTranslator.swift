@@ -11,6 +11,20 @@ public final class NATTranslator {
     var hosts: HostTable
     let externalPorts = ExternalPortTable()
     var sweepCursor = 0
+    /// The time of the packet being translated (helpers' expectations are timed from it).
+    var currentTime = NATTime(nanoseconds: 0)
+
+    // Application helpers: their connections, expectations, and scratch space for edits.
+    var helperConnections: HelperConnectionTable
+    var expectations: ExpectationTable
+    let helperInput: UnsafeMutableRawPointer
+    let helperOutputPayload: UnsafeMutableRawPointer
+    let helperOutput: UnsafeMutableRawPointer
+    let stagedEdits: UnsafeMutablePointer<StagedEdit>
+    let stagedReplacements: UnsafeMutableRawPointer
+    var stagedEditCount = 0
+    var stagedEditRoom = 0
+    static let helperBufferBytes = 65536 + 4096
 
     /// `configuration` must pass `validate()`; the daemon checks it first and reports errors.
     public init(configuration: NATConfiguration) {
@@ -21,6 +35,16 @@ public final class NATTranslator {
         mappings = MappingTable(capacity: configuration.maxMappings + staticMappings, seed: configuration.hashSeed)
         sessions = SessionTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 31 &+ 7)
         hosts = HostTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 17 &+ 3)
+        let limits = configuration.helperLimits
+        let helperRows = configuration.helpers.isEmpty ? 1 : limits.connections
+        helperConnections = HelperConnectionTable(capacity: helperRows, heldBytes: limits.heldBytes)
+        expectations = ExpectationTable(capacity: configuration.helpers.isEmpty ? 1 : limits.expectations)
+        helperInput = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
+        helperOutputPayload = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
+        helperOutput = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
+        stagedEdits = .allocate(capacity: NATTranslator.maxStagedEdits)
+        stagedReplacements = .allocate(byteCount: NATTranslator.maxStagedEdits * HelperLimits.maxReplacement, alignment: 16)
+        counters.helperEvents = configuration.helpers.map { _ in [UInt64](repeating: 0, count: HelperEvent.allCases.count) }
         installForwards()
     }
 
@@ -29,7 +53,18 @@ public final class NATTranslator {
         sessions.deallocate()
         hosts.deallocate()
         externalPorts.deallocate()
+        helperConnections.deallocate()
+        expectations.deallocate()
+        helperInput.deallocate()
+        helperOutputPayload.deallocate()
+        helperOutput.deallocate()
+        stagedEdits.deallocate()
+        stagedReplacements.deallocate()
     }
+
+    /// Connections with an application helper, and expected connections pending.
+    public var helperConnectionCount: Int { helperConnections.count }
+    public var pendingExpectationCount: Int { expectations.count }
 
     public var sessionCount: Int { sessions.count }
     /// Live mappings, port forwards' static ones included.
@@ -42,6 +77,7 @@ public final class NATTranslator {
         checksum: PacketChecksumState,
         now: NATTime
     ) -> TranslationVerdict {
+        currentTime = now
         guard let base = packet.baseAddress else { return drop(.malformedIPv4) }
         let ip: IPv4Packet
         switch IPv4Packet.parse(base, count: packet.count) {
@@ -51,6 +87,7 @@ public final class NATTranslator {
         switch direction {
         case .outbound: return translateOutbound(ip, checksum: checksum, now: now)
         case .inbound: return translateInbound(ip, checksum: checksum, now: now)
+        case .hairpin: return translateHairpin(ip, checksum: checksum, now: now)
         }
     }
 
@@ -66,6 +103,8 @@ public final class NATTranslator {
         mappings.removeAll()
         hosts.removeAll()
         externalPorts.removeAll()
+        helperConnections.removeAll()
+        expectations.removeAll()
         configuration.externalAddress = address
         installForwards()
     }
@@ -116,12 +155,22 @@ public final class NATTranslator {
         if hosts.sessions(of: internalAddress) >= UInt32(clamping: configuration.maxSessionsPerHost) {
             return (-1, .hostSessionLimit)
         }
-        guard hosts.add(internalAddress) else { return (-1, .sessionTableFull) }
         let isTCP = protocolNumber == IPProtocolNumber.tcp
+        // A helper follows connections dialled to its port: the remote's port for a
+        // connection from inside, the external port for one from outside.
+        var helper: Int? = nil
+        if isTCP, !configuration.helpers.isEmpty {
+            helper = helperIndex(forPort: inbound ? mappings[mappingRow].externalPort : remotePort)
+            if helper != nil, helperConnections.count >= helperConnections.store.capacity { return (-1, .helperTableFull) }
+        }
+        guard hosts.add(internalAddress) else { return (-1, .sessionTableFull) }
         let row = sessions.insert(Session(
             expires: now.nanoseconds, remoteAddress: remoteAddress, mapping: mappingRow, hash: hash,
             remotePort: remotePort, tcpState: isTCP ? .opening : .none,
             tcpFlagsSeen: inbound ? TCPSessionState.openedInbound : 0))
+        if let helper {
+            sessions.pointer(row).pointee.helper = helperConnections.insert(session: row, helperIndex: helper, clientIsInternal: !inbound)
+        }
         mappings[mappingRow].sessionCount += 1
         counters.sessionsCreated &+= 1
         if inbound { counters.sessionsOpenedInbound &+= 1 }
@@ -131,12 +180,13 @@ public final class NATTranslator {
     /// Removes a session, and its mapping when it was the mapping's last (static ones stay).
     func removeSession(_ row: Int32) {
         let mappingRow = sessions[row].mapping
+        if sessions[row].helper >= 0 { helperConnections.remove(sessions[row].helper) }
         sessions.remove(row)
         var mapping = mappings[mappingRow]
         hosts.remove(mapping.internalAddress)
         mapping.sessionCount -= 1
         mappings[mappingRow] = mapping
-        if mapping.sessionCount == 0, !mapping.isStatic { removeMapping(mappingRow) }
+        if mapping.sessionCount == 0, mapping.pendingExpectations == 0, !mapping.isStatic { removeMapping(mappingRow) }
     }
 
     func removeMapping(_ row: Int32) {

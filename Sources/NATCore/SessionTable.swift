@@ -10,6 +10,8 @@ struct Session: BitwiseCopyable {
     var remotePort: UInt16
     var tcpState: TCPSessionState
     var tcpFlagsSeen: UInt8
+    /// Row in the helper connection table, or -1 (almost every session).
+    var helper: Int32 = -1
 
     static let empty = Session(expires: 0, remoteAddress: 0, mapping: -1, hash: 0, remotePort: 0, tcpState: .none, tcpFlagsSeen: 0)
 }

@@ -576,14 +576,20 @@ private func expectEmpty(_ r: FragmentReassembler) {
             firsts.append(fragments(d, size: 1480)[0])
             offer(r, firsts[i], token: UInt32(i), now: .seconds(1), into: &run)
         }
-        #expect(run.heldCount == 4)
-        #expect(run.reasons() == [.capDatagrams, .capDatagrams])
-        #expect(r.counters.capDatagrams == 2)
-        #expect(run.dropped.isEmpty)
-        // Existing datagrams still take fragments.
-        let d0 = makeDatagram(payload: 3000, id: 0, rng: &rng)
-        offer(r, fragment(d0, offset: 1480, length: 1480), token: 10, now: .seconds(1), into: &run)
-        #expect(isHeld(run.outcomes.last!))
+        // A full table makes room by evicting the oldest incomplete datagrams (0 and 1),
+        // so new datagrams are never shut out until the timeout.
+        #expect(run.heldCount == 6)
+        #expect(run.reasons() == [])
+        #expect(r.counters.capDatagrams == 0)
+        #expect(r.counters.evicted == 2)
+        #expect(run.dropped == [0, 1])
+        #expect(r.datagramsInProgress == 4)
+        // Surviving datagrams still take fragments and complete.
+        let d5 = makeDatagram(payload: 3000, id: 5, rng: &rng)
+        for (index, piece) in fragments(d5, size: 1480).enumerated().dropFirst() {
+            offer(r, piece, token: UInt32(20 + index), now: .seconds(1), into: &run)
+        }
+        if case .complete = run.outcomes.last! {} else { Issue.record("datagram 5 did not complete: \(run.outcomes.last!)") }
     }
 
     @Test func perSourceCap() {
@@ -617,28 +623,30 @@ private func expectEmpty(_ r: FragmentReassembler) {
         let limits = FragmentLimits(maxBytes: 64 << 10)
         let r = FragmentReassembler(limits: limits, hashSeed: 18)
         var run = Run()
-        var token: UInt32 = 0
-        // New datagrams until storage runs out: the refused one leaves nothing behind.
-        while run.reasons().isEmpty {
-            token += 1
+        // New datagrams beyond what the storage holds: each one past the limit evicts the
+        // oldest incomplete datagram (its held fragment is reported for dropping), so storage
+        // never exceeds the cap and nothing new is refused.
+        var firstEviction: UInt32 = 0
+        for token in UInt32(1)...200 {
             let d = makeDatagram(payload: 3000, id: UInt16(token), rng: &rng)
             offer(r, fragments(d, size: 1480)[0], token: token, now: .seconds(1), into: &run)
             #expect(r.counters.bytesHeld <= limits.maxBytes)
+            if firstEviction == 0, !run.dropped.isEmpty { firstEviction = token }
         }
-        #expect(run.reasons() == [.capBytes])
-        #expect(run.dropped.isEmpty)
-        #expect(r.counters.capBytes == 1)
+        #expect(run.reasons().isEmpty)
+        #expect(firstEviction > 1)
         let held = r.datagramsInProgress
-        #expect(held == Int(token) - 1)
-        // A fragment of a held datagram that does not fit discards that datagram (it could
-        // never complete), freeing its storage.
+        #expect(r.counters.evicted == UInt64(200 - held))
+        // Oldest first: the evicted ones are exactly tokens 1, 2, 3, …
+        #expect(run.dropped == Array(UInt32(1)...UInt32(200 - held)))
+        // A second fragment of the newest datagram evicts the oldest survivor to fit.
         var rng2 = FragRNG(seed: 82)
-        let d1 = makeDatagram(payload: 3000, id: 1, rng: &rng2)
-        offer(r, fragment(d1, offset: 1480, length: 1480), token: 100, now: .seconds(1), into: &run)
-        #expect(isDrop(run.outcomes.last!, .capBytes))
-        #expect(run.dropped == [1])
-        #expect(r.datagramsInProgress == held - 1)
-        #expect(r.counters.capBytes == 2)
+        var newest: [UInt8] = []
+        for token in UInt32(1)...200 { newest = makeDatagram(payload: 3000, id: UInt16(token), rng: &rng2) }
+        offer(r, fragment(newest, offset: 1480, length: 1480), token: 1000, now: .seconds(1), into: &run)
+        #expect(isHeld(run.outcomes.last!))
+        #expect(r.counters.bytesHeld <= limits.maxBytes)
+        #expect(r.counters.capBytes == 0)
     }
 
     @Test func floodOfFirstFragmentsStaysWithinTheCaps() {
@@ -669,12 +677,14 @@ private func expectEmpty(_ r: FragmentReassembler) {
                 #expect(c.datagramsInProgress <= limits.maxDatagrams)
             }
             #expect(r.allocatedBytes == allocated)
-            #expect(dropped == 0)
-            #expect(outcomes[.capBytes, default: 0] > 0)
+            // The flood never completes anything: once full, each new datagram evicts the
+            // oldest, whose held fragment is reported for dropping (one verdict each).
+            #expect(r.counters.evicted > 0)
+            #expect(dropped == Int(r.counters.evicted))
             var expired = 0
             while r.expire(now: .seconds(100), { _ in expired += 1 }) > 0 {}
-            #expect(expired == Int(r.counters.heldFragmentsDropped))
-            #expect(expired == held)
+            #expect(expired + dropped == Int(r.counters.heldFragmentsDropped))
+            #expect(expired + dropped == held)
             #expect(held + outcomes.values.reduce(0, +) == 30000)
             expectEmpty(r)
         }

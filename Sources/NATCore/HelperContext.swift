@@ -1,0 +1,59 @@
+// What a helper sees of the connection it inspects, and what it may ask of the core.
+
+public struct HelperContext {
+    public let direction: HelperDirection
+    /// True when the client (the side that opened the connection) is the internal endpoint.
+    public let clientIsInternal: Bool
+    public let internalAddress: IPv4Address
+    public let internalPort: UInt16
+    /// The address and port the internal endpoint appears as outside.
+    public let externalAddress: IPv4Address
+    public let externalPort: UInt16
+    public let remoteAddress: IPv4Address
+    public let remotePort: UInt16
+    /// 64 bytes of per-connection state for the helper, zeroed when the connection starts.
+    public let state: UnsafeMutableRawBufferPointer
+
+    unowned(unsafe) let translator: NATTranslator
+    let sessionRow: Int32
+    let helperIndex: Int
+    let dataCount: Int
+
+    /// Edits `replace` will still accept in this call: check before making an expectation
+    /// for a line you are about to rewrite (the core's edit log may be full of edits the
+    /// peer has not acknowledged yet).
+    public var editsRemaining: Int { translator.stagedEditRoom - translator.stagedEditCount }
+
+    /// True when the bytes come from the internal endpoint.
+    public var senderIsInternal: Bool { (direction == .fromClient) == clientIsInternal }
+
+    /// Replaces `range` of the inspected bytes with what `write` produces (at most
+    /// `HelperLimits.maxReplacement` bytes). Edits must come in increasing, non-overlapping
+    /// order; at most 4 per call of `inspect`. Returns false (and changes nothing) otherwise.
+    @discardableResult
+    public mutating func replace(_ range: Range<Int>, _ write: (inout HelperTextWriter) -> Void) -> Bool {
+        translator.stageEdit(range, dataCount: dataCount, write)
+    }
+
+    /// Expects a connection from `remote` (any address when nil: a DCC peer is not known;
+    /// any port when `remotePort` is nil) to the internal endpoint
+    /// `internalAddress:internalPort`, and returns the external port it must be told to use —
+    /// or nil when the limits refuse (counted as `.limit`). The mapping is made now (kept for
+    /// the expectation's lifetime); the connection may arrive once.
+    public mutating func expectConnection(
+        protocolNumber: UInt8 = IPProtocolNumber.tcp,
+        from remote: IPv4Address?, port remotePort: UInt16?,
+        to internalAddress: IPv4Address, port internalPort: UInt16
+    ) -> UInt16? {
+        let port = translator.expect(
+            protocolNumber: protocolNumber, remote: remote, remotePort: remotePort ?? 0,
+            internalAddress: internalAddress, internalPort: internalPort, master: sessionRow)
+        count(port == nil ? .limit : .expectation)
+        return port
+    }
+
+    /// Counts an event for this helper (shown by `masqd stats`).
+    public mutating func count(_ event: HelperEvent) {
+        translator.countHelperEvent(helperIndex, event)
+    }
+}

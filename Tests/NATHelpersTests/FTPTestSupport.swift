@@ -1,0 +1,214 @@
+// Fixtures for the FTP helper tests: a translator with the helper on ports 21 and 2121, TCP
+// connections driven packet by packet through it, and independent checks of what comes out.
+// Only NATCore's public API is used (no @testable).
+
+import NATCore
+import NATHelpers
+import Testing
+
+enum Net {
+    static let external = IPv4Bytes(203, 0, 113, 1)
+    static let client = IPv4Bytes(192, 0, 2, 10)
+    static let otherHost = IPv4Bytes(192, 0, 2, 99)
+    static let server = IPv4Bytes(198, 51, 100, 5)
+    static let stranger = IPv4Bytes(198, 51, 100, 6)
+}
+
+extension IPv4Bytes {
+    var address: IPv4Address { IPv4Address(bytes[0], bytes[1], bytes[2], bytes[3]) }
+}
+
+/// SplitMix64: small, seeded, reproducible.
+struct SeededRNG: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+let t0 = NATTime.seconds(1000)
+
+func makeFTPTranslator(
+    helper: FTPHelper = FTPHelper(),
+    _ configure: (inout NATConfiguration) -> Void = { _ in }
+) -> NATTranslator {
+    var configuration = NATConfiguration(externalAddress: Net.external.address, internalPrefixes: [IPv4Prefix("192.0.2.0/24")!])
+    configuration.maxSessions = 1024
+    configuration.maxMappings = 1024
+    configuration.helpers = [HelperRegistration(helper: helper, ports: [21, 2121])]
+    configure(&configuration)
+    return NATTranslator(configuration: configuration)
+}
+
+/// What the translator did with a packet, and the packet as it leaves.
+struct Sent {
+    enum Kind: Equatable {
+        case accept, rewritten, replaced
+        case drop(DropReason)
+    }
+
+    var kind: Kind
+    var packet: [UInt8]
+
+    var payload: [UInt8] { TCPView.payload(packet) }
+    var text: String { String(decoding: payload, as: UTF8.self) }
+    var seq: UInt32 { TCPView.seq(packet) }
+    var ack: UInt32 { TCPView.ack(packet) }
+}
+
+extension NATTranslator {
+    func send(_ packet: [UInt8], _ direction: PacketDirection, now: NATTime = t0) -> Sent {
+        var bytes = packet
+        let verdict = bytes.withUnsafeMutableBytes {
+            translate($0, direction: direction, checksum: PacketChecksumState(), now: now)
+        }
+        switch verdict {
+        case .accept: return Sent(kind: .accept, packet: bytes)
+        case .acceptRewritten: return Sent(kind: .rewritten, packet: bytes)
+        case .acceptReplaced(let out): return Sent(kind: .replaced, packet: [UInt8](out))
+        case .drop(let reason): return Sent(kind: .drop(reason), packet: bytes)
+        }
+    }
+
+    func events(_ event: HelperEvent) -> UInt64 { counters.helperEvents(helper: 0, event) }
+}
+
+/// Reads a finished IPv4 + TCP packet.
+enum TCPView {
+    static func be32(_ p: [UInt8], _ o: Int) -> UInt32 {
+        UInt32(p[o]) << 24 | UInt32(p[o + 1]) << 16 | UInt32(p[o + 2]) << 8 | UInt32(p[o + 3])
+    }
+
+    static func ihl(_ p: [UInt8]) -> Int { Verify.headerLength(p) }
+    static func dataOffset(_ p: [UInt8]) -> Int { Int(p[ihl(p) + 12] >> 4) * 4 }
+    static func sourceAddress(_ p: [UInt8]) -> IPv4Bytes { IPv4Bytes(bytes: Array(p[12..<16])) }
+    static func destinationAddress(_ p: [UInt8]) -> IPv4Bytes { IPv4Bytes(bytes: Array(p[16..<20])) }
+    static func sourcePort(_ p: [UInt8]) -> UInt16 { Verify.be16(p, ihl(p)) }
+    static func destinationPort(_ p: [UInt8]) -> UInt16 { Verify.be16(p, ihl(p) + 2) }
+    static func seq(_ p: [UInt8]) -> UInt32 { be32(p, ihl(p) + 4) }
+    static func ack(_ p: [UInt8]) -> UInt32 { be32(p, ihl(p) + 8) }
+    static func flags(_ p: [UInt8]) -> UInt8 { p[ihl(p) + 13] }
+    static func payload(_ p: [UInt8]) -> [UInt8] { Array(p[(ihl(p) + dataOffset(p))..<Verify.totalLength(p)]) }
+
+    /// SACK blocks (RFC 2018) of the TCP options.
+    static func sackBlocks(_ p: [UInt8]) -> [(UInt32, UInt32)] {
+        let start = ihl(p) + 20
+        let end = ihl(p) + dataOffset(p)
+        var i = start
+        var blocks: [(UInt32, UInt32)] = []
+        while i < end {
+            let kind = p[i]
+            if kind == 0 { break }
+            if kind == 1 { i += 1; continue }
+            let length = Int(p[i + 1])
+            if kind == 5 {
+                var edge = i + 2
+                while edge + 8 <= i + length {
+                    blocks.append((be32(p, edge), be32(p, edge + 4)))
+                    edge += 8
+                }
+            }
+            i += length
+        }
+        return blocks
+    }
+
+    /// NOP, NOP, SACK with the given blocks.
+    static func sackOption(_ blocks: [(UInt32, UInt32)]) -> [UInt8] {
+        var option: [UInt8] = [1, 1, 5, UInt8(2 + 8 * blocks.count)]
+        for (left, right) in blocks {
+            for v in [left, right] { option += [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
+        }
+        return option
+    }
+}
+
+/// Independent checks of a packet that left the translator: lengths and both checksums.
+func expectWellFormed(_ sent: Sent, sourceLocation: SourceLocation = #_sourceLocation) {
+    let p = sent.packet
+    #expect(Verify.totalLength(p) == p.count, "IP total length", sourceLocation: sourceLocation)
+    #expect(Verify.ipHeaderChecksumValid(p), "IP header checksum", sourceLocation: sourceLocation)
+    #expect(Verify.transportChecksumValid(p), "TCP checksum", sourceLocation: sourceLocation)
+}
+
+/// One TCP connection through the translator: the inside endpoint, the outside one, and the
+/// external port the inside one appears as. The test keeps the sequence numbers itself.
+struct Link {
+    let nat: NATTranslator
+    let inside: IPv4Bytes
+    let insidePort: UInt16
+    let outside: IPv4Bytes
+    let outsidePort: UInt16
+    var externalPort: UInt16
+
+    static let dataFlags = TCPFlag.ack | TCPFlag.psh
+
+    func fromInside(_ payload: [UInt8] = [], seq: UInt32, ack: UInt32 = 0, flags: UInt8 = Link.dataFlags,
+                    options: [UInt8] = [], now: NATTime = t0) -> Sent {
+        nat.send(PacketBuilder.tcp(inside, insidePort, outside, outsidePort, flags: flags, seq: seq, ack: ack,
+                                   options: options, payload: payload), .outbound, now: now)
+    }
+
+    func fromOutside(_ payload: [UInt8] = [], seq: UInt32, ack: UInt32 = 0, flags: UInt8 = Link.dataFlags,
+                     options: [UInt8] = [], now: NATTime = t0) -> Sent {
+        nat.send(PacketBuilder.tcp(outside, outsidePort, Net.external, externalPort, flags: flags, seq: seq, ack: ack,
+                                   options: options, payload: payload), .inbound, now: now)
+    }
+
+    func fromInside(_ text: String, seq: UInt32, ack: UInt32 = 0, options: [UInt8] = []) -> Sent {
+        fromInside(Array(text.utf8), seq: seq, ack: ack, options: options)
+    }
+
+    func fromOutside(_ text: String, seq: UInt32, ack: UInt32 = 0, options: [UInt8] = []) -> Sent {
+        fromOutside(Array(text.utf8), seq: seq, ack: ack, options: options)
+    }
+}
+
+/// Initial sequence numbers: the inside endpoint's stream starts at `insideISN + 1`, the
+/// outside one's at `outsideISN + 1`.
+let insideISN: UInt32 = 1000
+let outsideISN: UInt32 = 500_000
+
+/// A control connection from an inside client to `server:serverPort`, handshake done.
+func clientInsideLink(_ nat: NATTranslator, clientPort: UInt16 = 40000, server: IPv4Bytes = Net.server,
+                      serverPort: UInt16 = 21, sourceLocation: SourceLocation = #_sourceLocation) -> Link {
+    var link = Link(nat: nat, inside: Net.client, insidePort: clientPort, outside: server, outsidePort: serverPort, externalPort: 0)
+    let syn = link.fromInside(seq: insideISN, flags: TCPFlag.syn)
+    #expect(syn.kind == .rewritten, sourceLocation: sourceLocation)
+    link.externalPort = TCPView.sourcePort(syn.packet)
+    let synAck = link.fromOutside(seq: outsideISN, ack: insideISN + 1, flags: TCPFlag.syn | TCPFlag.ack)
+    #expect(synAck.kind == .rewritten, sourceLocation: sourceLocation)
+    let ack = link.fromInside(seq: insideISN + 1, ack: outsideISN + 1, flags: TCPFlag.ack)
+    #expect(ack.kind == .rewritten, sourceLocation: sourceLocation)
+    return link
+}
+
+/// A control connection from an outside client to an inside server reached through a port
+/// forward of `externalPort`, handshake done.
+func serverInsideLink(_ nat: NATTranslator, client: IPv4Bytes = Net.server, clientPort: UInt16 = 50000,
+                      server: IPv4Bytes = Net.client, serverPort: UInt16 = 21, externalPort: UInt16 = 21,
+                      sourceLocation: SourceLocation = #_sourceLocation) -> Link {
+    let link = Link(nat: nat, inside: server, insidePort: serverPort, outside: client, outsidePort: clientPort, externalPort: externalPort)
+    let syn = link.fromOutside(seq: outsideISN, flags: TCPFlag.syn)
+    #expect(syn.kind == .rewritten, sourceLocation: sourceLocation)
+    #expect(TCPView.destinationAddress(syn.packet) == server, sourceLocation: sourceLocation)
+    let synAck = link.fromInside(seq: insideISN, ack: outsideISN + 1, flags: TCPFlag.syn | TCPFlag.ack)
+    #expect(synAck.kind == .rewritten, sourceLocation: sourceLocation)
+    let ack = link.fromOutside(seq: outsideISN + 1, ack: insideISN + 1, flags: TCPFlag.ack)
+    #expect(ack.kind == .rewritten, sourceLocation: sourceLocation)
+    return link
+}
+
+/// The port in "…,p1,p2" at the end of a rewritten PORT or 227 argument.
+func portFromCommas(_ text: String) -> UInt16? {
+    let digitsAndCommas = text.split(whereSeparator: { !($0.isNumber || $0 == ",") }).filter { $0.contains(",") }
+    guard let numbers = digitsAndCommas.last?.split(separator: ",").compactMap({ UInt16($0) }), numbers.count == 6 else { return nil }
+    return numbers[4] << 8 | numbers[5]
+}
+
+func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
