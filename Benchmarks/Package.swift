@@ -20,6 +20,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "NATCore", package: mainPackage),
+                .product(name: "NATHelpers", package: mainPackage),
             ],
             path: "Benchmarks/NATCoreBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -129,6 +129,9 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     }
 
+    fragmentBenchmarks()
+    ftpBenchmarks()
+
     for size in [1500, 65_000] {
         Benchmark("Internet checksum, \(size) bytes", configuration: .init(metrics: [.wallClock, .throughput, .mallocCountTotal])) { benchmark in
             let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
