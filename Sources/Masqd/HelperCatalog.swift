@@ -6,8 +6,8 @@ import NATHelpers
 enum HelperCatalog {
     /// Every name `--helpers` accepts.
     static let names = ["ftp", "irc"]
-    /// The ones that exist so far.
-    static let available = ["ftp"]
+    /// The ones implemented.
+    static let available = ["ftp", "irc"]
 
     static func defaultPorts(_ name: String) -> [UInt16] {
         switch name {
@@ -22,6 +22,7 @@ enum HelperCatalog {
         let ports = ports ?? defaultPorts(name)
         switch name {
         case "ftp": return HelperRegistration(helper: FTPHelper(), ports: ports)
+        case "irc": return HelperRegistration(helper: IRCHelper(), ports: ports)
         default: return nil
         }
     }

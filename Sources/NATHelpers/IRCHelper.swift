@@ -66,7 +66,7 @@ public final class IRCHelper: ApplicationHelper {
     /// Longer lines (with their terminator: RFC 2812's 512) are not looked at: they pass.
     public static let maxLineLength = 512
     /// `HelperContext.replace` takes at most this many edits per `inspect`.
-    static let maxEditsPerInspect = 4
+    static let maxEditsPerInspect = HelperLimits.editsPerInspect
 
     public init(allowForeignAddresses: Bool = false) {
         self.allowForeignAddresses = allowForeignAddresses
@@ -74,7 +74,7 @@ public final class IRCHelper: ApplicationHelper {
 
     public func inspect(_ data: HelperData, _ context: inout HelperContext) -> HelperVerdict {
         // Only what an inside client sends: never what the server sends it.
-        guard context.clientIsInternal || true else { return .pass }
+        guard data.direction == .fromClient, context.clientIsInternal else { return .pass }
         let bytes = data.bytes
         let count = bytes.count
         var memory = IRCStreamMemory(context.state)
@@ -119,7 +119,7 @@ public final class IRCHelper: ApplicationHelper {
         case .accept(let port, let range):
             // The port of one of the client's own offers: the one the peer was told.
             guard let external = memory.externalPort(offered: port), external != port else { return }
-            guard edits < IRCHelper.maxEditsPerInspect else {
+            guard edits < IRCHelper.maxEditsPerInspect, context.editsRemaining > 0 else {
                 context.count(.limit)
                 return
             }
@@ -146,7 +146,7 @@ public final class IRCHelper: ApplicationHelper {
             context.count(.refusedLowPort)
             return
         }
-        guard edits < IRCHelper.maxEditsPerInspect else {
+        guard edits < IRCHelper.maxEditsPerInspect, context.editsRemaining > 0 else {
             // More offers in one segment than the core takes edits: pass the rest (before
             // making an expectation no one would be told about).
             context.count(.limit)
