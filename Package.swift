@@ -40,8 +40,10 @@ let package = Package(
             name: "MasqdCLI",
             dependencies: ["Masqd", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "NATCoreTests", dependencies: ["NATCore"]),
-        .testTarget(name: "NATHelpersTests", dependencies: ["NATHelpers", "NATCore"]),
+        // Packet builder and an independent checksum, shared by the unit-test targets.
+        .target(name: "PacketTestSupport", path: "Tests/PacketTestSupport"),
+        .testTarget(name: "NATCoreTests", dependencies: ["NATCore", "PacketTestSupport"]),
+        .testTarget(name: "NATHelpersTests", dependencies: ["NATHelpers", "NATCore", "PacketTestSupport"]),
         .testTarget(name: "NetfilterQueueTests", dependencies: ["NetfilterQueue"]),
         // Real namespaces, real iptables, the real masqd binary (hence the MasqdCLI dependency).
         .testTarget(name: "IntegrationTests", dependencies: ["MasqdCLI", "Masqd"]),

@@ -1,3 +1,4 @@
+import PacketTestSupport
 import Testing
 @testable import NATCore
 

@@ -1,3 +1,4 @@
+import PacketTestSupport
 // Shared fixtures: the lab addresses, a seeded RNG and a translator harness.
 
 @testable import NATCore

@@ -4,6 +4,7 @@
 
 import NATCore
 import NATHelpers
+import PacketTestSupport
 import Testing
 
 enum Net {

@@ -3,6 +3,7 @@
 
 import NATCore
 import NATHelpers
+import PacketTestSupport
 import Testing
 
 @Suite struct IRCOfferTests {

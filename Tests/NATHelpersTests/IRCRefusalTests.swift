@@ -5,6 +5,7 @@
 
 import NATCore
 import NATHelpers
+import PacketTestSupport
 import Testing
 
 /// Sends each line in its own segment and checks it leaves unchanged; returns the next

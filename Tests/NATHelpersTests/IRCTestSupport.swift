@@ -5,6 +5,7 @@
 
 import NATCore
 import NATHelpers
+import PacketTestSupport
 import Testing
 
 enum IRCNet {

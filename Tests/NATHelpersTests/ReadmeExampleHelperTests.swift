@@ -1,4 +1,5 @@
 import NATCore
+import PacketTestSupport
 import Testing
 
 // The helper shown in README.md ("Writing a helper"), verbatim, so the example stays true:

@@ -1,10 +1,10 @@
 // An independent, deliberately naive Internet checksum used to compute every expected value
 // in these tests. It never calls NATCore's `InternetChecksum`.
 
-enum RefChecksum {
+public enum RefChecksum {
     /// Ones'-complement sum of big-endian 16-bit words (an odd last byte is the high byte of
     /// a word padded with zero), folded to 16 bits.
-    static func sum(_ bytes: [UInt8]) -> UInt16 {
+    public static func sum(_ bytes: [UInt8]) -> UInt16 {
         var total: UInt64 = 0
         var i = 0
         while i + 1 < bytes.count {
@@ -17,36 +17,36 @@ enum RefChecksum {
     }
 
     /// The value to store in a checksum field that was zero while summing.
-    static func checksum(_ bytes: [UInt8]) -> UInt16 { ~sum(bytes) }
+    public static func checksum(_ bytes: [UInt8]) -> UInt16 { ~sum(bytes) }
 
     /// The 12-byte IPv4 pseudo-header of TCP and UDP.
-    static func pseudoHeader(source: IPv4Bytes, destination: IPv4Bytes, protocolNumber: UInt8, length: Int) -> [UInt8] {
+    public static func pseudoHeader(source: IPv4Bytes, destination: IPv4Bytes, protocolNumber: UInt8, length: Int) -> [UInt8] {
         source.bytes + destination.bytes + [0, protocolNumber, UInt8(length >> 8), UInt8(length & 0xff)]
     }
 }
 
 /// A test-side IPv4 address as four bytes (kept apart from NATCore's type on purpose).
-struct IPv4Bytes: Equatable, Sendable, CustomStringConvertible {
-    var bytes: [UInt8]
-    init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) { bytes = [a, b, c, d] }
-    init(bytes: [UInt8]) { precondition(bytes.count == 4); self.bytes = bytes }
-    var description: String { bytes.map(String.init).joined(separator: ".") }
+public struct IPv4Bytes: Equatable, Sendable, CustomStringConvertible {
+    public var bytes: [UInt8]
+    public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) { bytes = [a, b, c, d] }
+    public init(bytes: [UInt8]) { precondition(bytes.count == 4); self.bytes = bytes }
+    public var description: String { bytes.map(String.init).joined(separator: ".") }
 }
 
 /// Independent checks of a finished packet.
-enum Verify {
-    static func be16(_ p: [UInt8], _ offset: Int) -> UInt16 { UInt16(p[offset]) << 8 | UInt16(p[offset + 1]) }
+public enum Verify {
+    public static func be16(_ p: [UInt8], _ offset: Int) -> UInt16 { UInt16(p[offset]) << 8 | UInt16(p[offset + 1]) }
 
-    static func headerLength(_ p: [UInt8]) -> Int { Int(p[0] & 0x0f) * 4 }
-    static func totalLength(_ p: [UInt8]) -> Int { Int(be16(p, 2)) }
+    public static func headerLength(_ p: [UInt8]) -> Int { Int(p[0] & 0x0f) * 4 }
+    public static func totalLength(_ p: [UInt8]) -> Int { Int(be16(p, 2)) }
 
-    static func ipHeaderChecksumValid(_ p: [UInt8]) -> Bool {
+    public static func ipHeaderChecksumValid(_ p: [UInt8]) -> Bool {
         RefChecksum.sum(Array(p[0..<headerLength(p)])) == 0xffff
     }
 
     /// True if the TCP, UDP or ICMP checksum verifies (a UDP checksum of 0 means "none" and
     /// is reported as invalid here: callers that expect 0 check for it explicitly).
-    static func transportChecksumValid(_ p: [UInt8]) -> Bool {
+    public static func transportChecksumValid(_ p: [UInt8]) -> Bool {
         let ihl = headerLength(p)
         let l4 = Array(p[ihl..<totalLength(p)])
         let source = IPv4Bytes(bytes: Array(p[12..<16]))

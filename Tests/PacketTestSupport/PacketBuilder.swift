@@ -1,6 +1,7 @@
-// Crafts IPv4 + TCP/UDP/ICMP packets as bytes, checksummed by `RefChecksum` only.
+// Crafts IPv4 + TCP/UDP/ICMP packets as bytes, checksummed by `RefChecksum` only. Shared by
+// the test targets (NATCoreTests, NATHelpersTests) as the module PacketTestSupport.
 
-enum L4Checksum {
+public enum L4Checksum {
     /// A correct checksum (UDP: a computed 0 is sent as 0xffff).
     case valid
     /// What Linux leaves for CHECKSUM_PARTIAL: the folded pseudo-header sum, not complemented.
@@ -12,28 +13,38 @@ enum L4Checksum {
     case raw(UInt16)
 }
 
-enum TCPFlag {
-    static let fin: UInt8 = 0x01
-    static let syn: UInt8 = 0x02
-    static let rst: UInt8 = 0x04
-    static let psh: UInt8 = 0x08
-    static let ack: UInt8 = 0x10
+public enum TCPFlag {
+    public static let fin: UInt8 = 0x01
+    public static let syn: UInt8 = 0x02
+    public static let rst: UInt8 = 0x04
+    public static let psh: UInt8 = 0x08
+    public static let ack: UInt8 = 0x10
 }
 
-struct IPv4Fields {
-    var tos: UInt8 = 0
-    var identification: UInt16 = 0xbeef
+public struct IPv4Fields {
+    public var tos: UInt8 = 0
+    public var identification: UInt16 = 0xbeef
     /// Flags (DF = 0x4000, MF = 0x2000) and fragment offset in 8-byte units.
-    var flagsAndFragment: UInt16 = 0x4000
-    var ttl: UInt8 = 64
+    public var flagsAndFragment: UInt16 = 0x4000
+    public var ttl: UInt8 = 64
     /// IP options, a multiple of 4 bytes.
-    var options: [UInt8] = []
+    public var options: [UInt8] = []
     /// Link-layer padding after the total length (not part of the IP packet).
-    var trailing: [UInt8] = []
+    public var trailing: [UInt8] = []
+
+    public init(tos: UInt8 = 0, identification: UInt16 = 0xbeef, flagsAndFragment: UInt16 = 0x4000, ttl: UInt8 = 64,
+                options: [UInt8] = [], trailing: [UInt8] = []) {
+        self.tos = tos
+        self.identification = identification
+        self.flagsAndFragment = flagsAndFragment
+        self.ttl = ttl
+        self.options = options
+        self.trailing = trailing
+    }
 }
 
-enum PacketBuilder {
-    static func ipv4(source: IPv4Bytes, destination: IPv4Bytes, protocolNumber: UInt8, transport: [UInt8], fields: IPv4Fields = IPv4Fields()) -> [UInt8] {
+public enum PacketBuilder {
+    public static func ipv4(source: IPv4Bytes, destination: IPv4Bytes, protocolNumber: UInt8, transport: [UInt8], fields: IPv4Fields = IPv4Fields()) -> [UInt8] {
         precondition(fields.options.count % 4 == 0)
         let ihl = 5 + fields.options.count / 4
         let total = ihl * 4 + transport.count
@@ -50,7 +61,7 @@ enum PacketBuilder {
         return header + transport + fields.trailing
     }
 
-    static func tcp(
+    public static func tcp(
         _ source: IPv4Bytes, _ sourcePort: UInt16, _ destination: IPv4Bytes, _ destinationPort: UInt16,
         flags: UInt8 = TCPFlag.syn, seq: UInt32 = 0x0102_0304, ack: UInt32 = 0, window: UInt16 = 64240,
         options: [UInt8] = [], payload: [UInt8] = [], checksum: L4Checksum = .valid, ip: IPv4Fields = IPv4Fields()
@@ -79,7 +90,7 @@ enum PacketBuilder {
     }
 
     /// `extra` bytes follow the datagram inside the IP packet but outside the UDP length.
-    static func udp(
+    public static func udp(
         _ source: IPv4Bytes, _ sourcePort: UInt16, _ destination: IPv4Bytes, _ destinationPort: UInt16,
         payload: [UInt8] = Array("hello".utf8), checksum: L4Checksum = .valid, extra: [UInt8] = [],
         lengthField: Int? = nil, ip: IPv4Fields = IPv4Fields()
@@ -106,7 +117,7 @@ enum PacketBuilder {
         return ipv4(source: source, destination: destination, protocolNumber: 17, transport: datagram + extra, fields: ip)
     }
 
-    static func icmp(
+    public static func icmp(
         _ source: IPv4Bytes, _ destination: IPv4Bytes, type: UInt8 = 8, code: UInt8 = 0,
         identifier: UInt16, sequence: UInt16 = 1, payload: [UInt8] = Array("abcdefghijklmnop".utf8),
         checksum: L4Checksum = .valid, ip: IPv4Fields = IPv4Fields()

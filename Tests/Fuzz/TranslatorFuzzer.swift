@@ -1,0 +1,1343 @@
+// libFuzzer harness for NATCore (issue #9): the input bytes are a little program that drives
+// ONE long-lived NATTranslator (a port forward, the FTP helper on 21 and 2121, the IRC helper
+// on 6667 when built with -D FUZZ_IRC, small caps so every limit is reached) and ONE
+// FragmentReassembler (small limits). Each operation is an opcode byte followed by its
+// operands: a raw or synthesized packet in one direction, a segment of a tracked TCP
+// connection with an application helper, a fragment (or a packet cut into fragments), a time
+// jump with expiry, a flood, or a control operation. Time only moves forward. After every
+// operation the harness checks what must always hold and traps (`fail`) when something breaks.
+//
+// State lives across inputs (that is how the tables fill up) and is rebuilt every
+// FUZZ_RESET_EVERY inputs (default 1000; 1 = fresh state for every input). When something
+// breaks, the inputs run since the last rebuild are written, numbered, to FUZZ_HISTORY_DIR
+// (default ./fuzz-history-PID); passing those files, in order, to the fuzzer binary replays
+// the failure. FUZZ_WRITE_SEEDS=DIR writes a seed corpus to DIR and exits.
+//
+// Built by Tests/Fuzz/run-fuzz.sh (swiftc -sanitize=fuzzer,address -parse-as-library).
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import NATCore
+import NATHelpers
+
+// MARK: - configuration
+
+@inline(__always) func ip(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> UInt32 {
+    UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)
+}
+
+enum Setup {
+    static let external = ip(203, 0, 113, 1)
+    static let otherExternal = ip(203, 0, 113, 9)
+    static let internalHosts: [UInt32] = [ip(192, 0, 2, 10), ip(192, 0, 2, 11), ip(192, 0, 2, 12), ip(192, 0, 2, 13)]
+    static let remoteHosts: [UInt32] = [ip(203, 0, 113, 2), ip(203, 0, 113, 3), ip(198, 51, 100, 7), ip(203, 0, 113, 2)]
+    static let ports: [UInt16] = [21, 6667, 2121, 80, 8080, 5000, 5003, 40000, 40001, 40002, 1024, 53, 0, 65535, 600, 20]
+
+    static let maxSessions = 256
+    static let maxMappings = 256
+    static let maxSessionsPerHost = 64
+
+    static var forwards: [PortForward] {
+        [
+            PortForward(protocolNumber: IPProtocolNumber.tcp, externalPorts: 21...21, internalAddress: IPv4Address(ip(192, 0, 2, 10))),
+            PortForward(protocolNumber: IPProtocolNumber.tcp, externalPorts: 2121...2121, internalAddress: IPv4Address(ip(192, 0, 2, 11))),
+            PortForward(protocolNumber: IPProtocolNumber.tcp, externalPorts: 6667...6667, internalAddress: IPv4Address(ip(192, 0, 2, 12))),
+            PortForward(protocolNumber: IPProtocolNumber.tcp, externalPorts: 8080...8080, internalAddress: IPv4Address(ip(192, 0, 2, 10)), internalPort: 80),
+            PortForward(protocolNumber: IPProtocolNumber.udp, externalPorts: 5000...5003, internalAddress: IPv4Address(ip(192, 0, 2, 13))),
+        ]
+    }
+    static var staticMappings: Int { forwards.reduce(0) { $0 + $1.externalPorts.count } }
+
+    static func configuration() -> NATConfiguration {
+        var c = NATConfiguration(externalAddress: IPv4Address(external), internalPrefixes: [IPv4Prefix("192.0.2.0/24")!])
+        c.maxSessions = maxSessions
+        c.maxMappings = maxMappings
+        c.maxSessionsPerHost = maxSessionsPerHost
+        // Small port ranges, so they run out too.
+        c.ports = PortAllocator(portRange: 40000...40127, lowPortRange: 1000...1015)
+        var t = NATTimeouts()
+        t.udp = .seconds(30)
+        t.tcpEstablished = .seconds(300)
+        t.tcpTransitory = .seconds(60)
+        t.tcpClosed = .seconds(10)
+        t.icmp = .seconds(20)
+        c.timeouts = t
+        c.forwards = forwards
+        var h = HelperLimits()
+        h.connections = 8
+        h.heldBytes = 128
+        h.expectations = 16
+        h.expectationsPerConnection = 4
+        h.expectationTimeout = .seconds(30)
+        c.helperLimits = h
+        c.helpers = [
+            HelperRegistration(helper: FTPHelper(), ports: [21]),
+            HelperRegistration(helper: FTPHelper(allowForeignAddresses: true), ports: [2121]),
+        ]
+        #if FUZZ_IRC
+        c.helpers.append(HelperRegistration(helper: IRCHelper(), ports: [6667]))
+        #endif
+        c.hashSeed = 0x5eed_f00d_1234_5678
+        return c
+    }
+
+    static let fragmentLimits = FragmentLimits(
+        maxBytes: 16 << 10, maxDatagrams: 8, maxDatagramsPerSource: 4,
+        maxFragmentsPerDatagram: 8, maxFragmentsHeld: 32, timeout: .seconds(5))
+}
+
+@inline(__always) func isInternal(_ a: UInt32) -> Bool { a & 0xffff_ff00 == ip(192, 0, 2, 0) }
+
+func dotted(_ a: UInt32) -> String { "\(a >> 24).\(a >> 16 & 0xff).\(a >> 8 & 0xff).\(a & 0xff)" }
+
+// MARK: - failure, history, replay
+
+nonisolated(unsafe) var history: [[UInt8]] = []
+nonisolated(unsafe) var historyDumped = false
+nonisolated(unsafe) var currentOp = ""
+
+func say(_ text: String) {
+    let line = text + "\n"
+    var bytes = Array(line.utf8)
+    bytes.withUnsafeMutableBytes { b in _ = Glibc.write(2, b.baseAddress, b.count) }
+}
+
+func dumpHistory() {
+    guard !historyDumped else { return }
+    historyDumped = true
+    let dir: String
+    if let e = getenv("FUZZ_HISTORY_DIR") { dir = String(cString: e) } else { dir = "fuzz-history-\(getpid())" }
+    mkdir(dir, 0o755)
+    for (i, input) in history.enumerated() {
+        var name = String(i)
+        while name.count < 6 { name = "0" + name }
+        let path = dir + "/" + name
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { continue }
+        input.withUnsafeBytes { b in _ = Glibc.write(fd, b.baseAddress, b.count) }
+        close(fd)
+    }
+    say("masqd-fuzz: the \(history.count) inputs run since the last state reset are in \(dir)/ (last op: \(currentOp)); "
+        + "replay: FUZZ_RESET_EVERY=\(Harness.resetEvery) <fuzzer> \(dir)/*")
+}
+
+func fail(_ message: String) -> Never {
+    say("masqd-fuzz: INVARIANT BROKEN: \(message) [op: \(currentOp)]")
+    dumpHistory()
+    fatalError(message)
+}
+
+@inline(__always) func check(_ condition: Bool, _ message: @autoclosure () -> String) {
+    if !condition { fail(message()) }
+}
+
+nonisolated(unsafe) var previousActions: [Int32: sigaction] = [:]
+
+func installCrashHooks() {
+    let handler: @convention(c) (Int32) -> Void = { signal in
+        dumpHistory()
+        // Hand the signal on to libFuzzer's (or ASan's) handler: it is delivered again as
+        // soon as this handler returns.
+        if var old = previousActions[signal] { sigaction(signal, &old, nil) } else { Glibc.signal(signal, SIG_DFL) }
+        raise(signal)
+    }
+    for s in [SIGILL, SIGTRAP, SIGABRT, SIGFPE, SIGBUS, SIGSEGV] {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = handler
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        var old = sigaction()
+        sigaction(s, &action, &old)
+        previousActions[s] = old
+    }
+    asanSetErrorReportCallback { _ in dumpHistory() }
+}
+
+@_silgen_name("__asan_set_error_report_callback")
+func asanSetErrorReportCallback(_ callback: @convention(c) (UnsafePointer<CChar>?) -> Void)
+
+// MARK: - bytes
+
+struct Reader {
+    let data: UnsafeBufferPointer<UInt8>
+    var pos = 0
+    var exhausted: Bool { pos >= data.count }
+    mutating func u8() -> UInt8 {
+        guard pos < data.count else { return 0 }
+        pos += 1
+        return data[pos - 1]
+    }
+    mutating func u16() -> UInt16 { UInt16(u8()) << 8 | UInt16(u8()) }
+    mutating func u32() -> UInt32 { UInt32(u16()) << 16 | UInt32(u16()) }
+    /// Up to `n` bytes (fewer when the input ends).
+    mutating func bytes(_ n: Int) -> [UInt8] {
+        let k = max(0, min(n, data.count - pos))
+        let out = Array(data[pos..<pos + k])
+        pos += k
+        return out
+    }
+}
+
+extension Array where Element == UInt8 {
+    mutating func put16(_ v: UInt16, at i: Int) { self[i] = UInt8(v >> 8); self[i + 1] = UInt8(v & 0xff) }
+    mutating func put32(_ v: UInt32, at i: Int) { put16(UInt16(v >> 16), at: i); put16(UInt16(v & 0xffff), at: i + 2) }
+    func be16(_ i: Int) -> UInt16 { UInt16(self[i]) << 8 | UInt16(self[i + 1]) }
+    func be32(_ i: Int) -> UInt32 { UInt32(be16(i)) << 16 | UInt32(be16(i + 2)) }
+    mutating func append16(_ v: UInt16) { append(UInt8(v >> 8)); append(UInt8(v & 0xff)) }
+    mutating func append32(_ v: UInt32) { append16(UInt16(v >> 16)); append16(UInt16(v & 0xffff)) }
+    mutating func appendText(_ s: String) { append(contentsOf: Array(s.utf8)) }
+}
+
+// MARK: - checksums (a reference implementation, independent of NATCore's)
+
+func onesSum(_ p: UnsafeRawPointer, _ n: Int, _ initial: UInt64 = 0) -> UInt64 {
+    var s = initial
+    var i = 0
+    while i + 1 < n {
+        s += UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << 8 | UInt64(p.load(fromByteOffset: i + 1, as: UInt8.self))
+        i += 2
+    }
+    if i < n { s += UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << 8 }
+    return s
+}
+
+func fold(_ s: UInt64) -> UInt16 {
+    var x = s
+    while x > 0xffff { x = (x & 0xffff) + (x >> 16) }
+    return UInt16(x)
+}
+
+func pseudoSum(_ src: UInt32, _ dst: UInt32, _ proto: UInt8, _ length: Int) -> UInt64 {
+    UInt64(src >> 16) + UInt64(src & 0xffff) + UInt64(dst >> 16) + UInt64(dst & 0xffff) + UInt64(proto) + UInt64(length)
+}
+
+func checksum(_ bytes: [UInt8], from: Int, count: Int, initial: UInt64 = 0) -> UInt16 {
+    bytes.withUnsafeBytes { ~fold(onesSum($0.baseAddress! + from, count, initial)) }
+}
+
+/// A parsed view of an IPv4 packet in a raw buffer, nil unless NATCore's parser would accept it.
+struct View {
+    let p: UnsafeRawPointer
+    let count: Int
+    let ihl: Int
+    let total: Int
+    init?(_ p: UnsafeRawPointer?, _ count: Int) {
+        guard let p, count >= 20, p.load(as: UInt8.self) >> 4 == 4 else { return nil }
+        let ihl = Int(p.load(as: UInt8.self) & 0x0f) * 4
+        let total = Int(p.load(fromByteOffset: 2, as: UInt8.self)) << 8 | Int(p.load(fromByteOffset: 3, as: UInt8.self))
+        guard ihl >= 20, ihl <= count, total >= ihl, total <= count else { return nil }
+        self.p = p
+        self.count = count
+        self.ihl = ihl
+        self.total = total
+    }
+    func b8(_ i: Int) -> UInt8 { p.load(fromByteOffset: i, as: UInt8.self) }
+    func b16(_ i: Int) -> UInt16 { UInt16(b8(i)) << 8 | UInt16(b8(i + 1)) }
+    func b32(_ i: Int) -> UInt32 { UInt32(b16(i)) << 16 | UInt32(b16(i + 2)) }
+    var proto: UInt8 { b8(9) }
+    var src: UInt32 { b32(12) }
+    var dst: UInt32 { b32(16) }
+    var l4Length: Int { total - ihl }
+    var isFragment: Bool { b16(6) & 0x3fff != 0 }
+    var headerValid: Bool { fold(onesSum(p, ihl)) == 0xffff }
+
+    /// Whether the TCP/UDP/ICMP checksum verifies; nil when there is none to verify.
+    var l4Valid: Bool? {
+        let l4 = p + ihl
+        switch proto {
+        case 6:
+            guard l4Length >= 20 else { return nil }
+            return fold(onesSum(l4, l4Length, pseudoSum(src, dst, 6, l4Length))) == 0xffff
+        case 17:
+            guard l4Length >= 8 else { return nil }
+            let udpLength = Int(b16(ihl + 4))
+            guard udpLength >= 8, udpLength <= l4Length else { return nil }
+            if b16(ihl + 6) == 0 { return true }
+            return fold(onesSum(l4, udpLength, pseudoSum(src, dst, 17, udpLength))) == 0xffff
+        case 1:
+            guard l4Length >= 8 else { return nil }
+            return fold(onesSum(l4, l4Length)) == 0xffff
+        default:
+            return nil
+        }
+    }
+}
+
+// MARK: - building packets
+
+enum L4Sum { case valid, pseudo, zero, garbage(UInt16) }
+
+enum Build {
+    static func ipv4(src: UInt32, dst: UInt32, proto: UInt8, l4: [UInt8], id: UInt16 = 0x1234,
+                     frag: UInt16 = 0x4000, ttl: UInt8 = 64, options: [UInt8] = []) -> [UInt8] {
+        let ihl = 5 + options.count / 4
+        var h: [UInt8] = [0x40 | UInt8(ihl), 0, 0, 0, 0, 0, 0, 0, ttl, proto, 0, 0]
+        h.put16(UInt16(truncatingIfNeeded: ihl * 4 + l4.count), at: 2)
+        h.put16(id, at: 4)
+        h.put16(frag, at: 6)
+        h.append32(src)
+        h.append32(dst)
+        h += options
+        h.put16(checksum(h, from: 0, count: h.count), at: 10)
+        return h + l4
+    }
+
+    static func l4Sum(_ mode: L4Sum, _ segment: [UInt8], pseudo: UInt64, udp: Bool) -> UInt16 {
+        switch mode {
+        case .valid:
+            let v = checksum(segment, from: 0, count: segment.count, initial: pseudo)
+            return udp && v == 0 ? 0xffff : v
+        case .pseudo: return fold(pseudo)
+        case .zero: return 0
+        case .garbage(let v): return v
+        }
+    }
+
+    static func tcp(_ src: UInt32, _ sport: UInt16, _ dst: UInt32, _ dport: UInt16, flags: UInt8, seq: UInt32, ack: UInt32,
+                    options: [UInt8] = [], payload: [UInt8] = [], sum: L4Sum = .valid, window: UInt16 = 65000) -> [UInt8] {
+        var opts = options
+        while opts.count % 4 != 0 { opts.append(1) }
+        if opts.count > 40 { opts = Array(opts[0..<40]) }
+        var s: [UInt8] = []
+        s.append16(sport); s.append16(dport); s.append32(seq); s.append32(ack)
+        s.append(UInt8((5 + opts.count / 4) << 4)); s.append(flags); s.append16(window)
+        s += [0, 0, 0, 0]
+        s += opts + payload
+        s.put16(l4Sum(sum, s, pseudo: pseudoSum(src, dst, 6, s.count), udp: false), at: 16)
+        return s
+    }
+
+    static func udp(_ src: UInt32, _ sport: UInt16, _ dst: UInt32, _ dport: UInt16, payload: [UInt8], sum: L4Sum = .valid) -> [UInt8] {
+        var d: [UInt8] = []
+        d.append16(sport); d.append16(dport); d.append16(UInt16(truncatingIfNeeded: 8 + payload.count)); d += [0, 0]
+        d += payload
+        d.put16(l4Sum(sum, d, pseudo: pseudoSum(src, dst, 17, d.count), udp: true), at: 6)
+        return d
+    }
+
+    static func icmp(type: UInt8, code: UInt8, rest: UInt32, payload: [UInt8], sum: L4Sum = .valid) -> [UInt8] {
+        var m: [UInt8] = [type, code, 0, 0]
+        m.append32(rest)
+        m += payload
+        switch sum {
+        case .valid: m.put16(checksum(m, from: 0, count: m.count), at: 2)
+        case .garbage(let v): m.put16(v, at: 2)
+        default: break
+        }
+        return m
+    }
+
+    static func packet(_ src: UInt32, _ dst: UInt32, proto: UInt8, l4: [UInt8]) -> [UInt8] {
+        ipv4(src: src, dst: dst, proto: proto, l4: l4)
+    }
+
+    /// Makes the header and transport checksums (and the lengths they depend on) right.
+    static func fix(_ p: inout [UInt8]) {
+        if p.count < 20 { p += [UInt8](repeating: 0, count: 20 - p.count) }
+        var ihl = Int(p[0] & 0x0f)
+        if ihl < 5 || ihl * 4 > p.count { ihl = 5 }
+        p[0] = 0x40 | UInt8(ihl)
+        p.put16(UInt16(p.count), at: 2)
+        p.put16(0, at: 10)
+        p.put16(checksum(p, from: 0, count: ihl * 4), at: 10)
+        let h = ihl * 4
+        let l4Length = p.count - h
+        let src = p.be32(12), dst = p.be32(16)
+        switch p[9] {
+        case 6 where l4Length >= 20:
+            let off = Int(p[h + 12] >> 4) * 4
+            if off < 20 || off > l4Length { p[h + 12] = 0x50 | (p[h + 12] & 0x0f) }
+            p.put16(0, at: h + 16)
+            p.put16(checksum(p, from: h, count: l4Length, initial: pseudoSum(src, dst, 6, l4Length)), at: h + 16)
+        case 17 where l4Length >= 8:
+            var len = Int(p.be16(h + 4))
+            if len < 8 || len > l4Length { len = l4Length; p.put16(UInt16(len), at: h + 4) }
+            p.put16(0, at: h + 6)
+            let v = checksum(p, from: h, count: len, initial: pseudoSum(src, dst, 17, len))
+            p.put16(v == 0 ? 0xffff : v, at: h + 6)
+        case 1 where l4Length >= 8:
+            p.put16(0, at: h + 2)
+            p.put16(checksum(p, from: h, count: l4Length), at: h + 2)
+        default:
+            break
+        }
+    }
+}
+
+// MARK: - application payloads
+
+enum Text {
+    static func number(_ r: inout Reader, _ value: Int) -> String {
+        let b = r.u8()
+        switch b >> 5 {
+        case 0: return "0" + String(value)
+        case 1: return String(Int(b & 0x1f) * 300)
+        case 2: return ["4294967296", "99999", "65536", "-1", "", " 1", "256", "18446744073709551616"][Int(b & 7)]
+        default: return String(value)
+        }
+    }
+
+    static func address(_ r: inout Reader, own: UInt32, external: UInt32) -> UInt32 {
+        let b = r.u8()
+        switch b & 7 {
+        case 0, 1, 2: return own
+        case 3: return external
+        case 4: return Setup.internalHosts[Int(b >> 3) & 3]
+        case 5: return Setup.remoteHosts[Int(b >> 3) & 3]
+        case 6: return 0
+        default: return r.u32()
+        }
+    }
+
+    static func port(_ r: inout Reader) -> UInt16 {
+        let b = r.u8()
+        switch b & 3 {
+        case 0: return 40020 + UInt16(b >> 2)
+        case 1: return [1023, 1024, 0, 65535, 21, 6667, 40000, 2000][Int(b >> 2) & 7]
+        default: return r.u16()
+        }
+    }
+
+    /// A line for a helper: FTP commands and replies, IRC DCC offers, or raw bytes.
+    static func payload(_ r: inout Reader, own: UInt32, external: UInt32) -> [UInt8] {
+        let sel = r.u8()
+        var exact = sel & 0x80 == 0 // most numbers plain; some odd
+        var line: String
+        func num(_ v: Int, _ r: inout Reader) -> String { exact ? String(v) : number(&r, v) }
+        switch sel & 7 {
+        case 0:
+            return r.bytes(Int(r.u8()))
+        case 1:
+            let a = address(&r, own: own, external: external), p = port(&r)
+            let sep = exact ? "," : String(UnicodeScalar(r.u8() & 0x7f))
+            line = "PORT " + [Int(a >> 24), Int(a >> 16 & 0xff), Int(a >> 8 & 0xff), Int(a & 0xff), Int(p >> 8), Int(p & 0xff)]
+                .map { num($0, &r) }.joined(separator: sep)
+        case 2:
+            let a = address(&r, own: own, external: external), p = port(&r)
+            let d = exact ? "|" : String(UnicodeScalar(r.u8() & 0x7f))
+            let family = exact ? "1" : ["1", "2", "3", ""][Int(r.u8() & 3)]
+            let host = family == "2" ? "::1" : dotted(a)
+            line = "EPRT " + d + family + d + host + d + num(Int(p), &r) + d
+        case 3:
+            let a = address(&r, own: own, external: external), p = port(&r)
+            line = "227 Entering Passive Mode (" + [Int(a >> 24), Int(a >> 16 & 0xff), Int(a >> 8 & 0xff), Int(a & 0xff), Int(p >> 8), Int(p & 0xff)]
+                .map { num($0, &r) }.joined(separator: ",") + ")."
+        case 4:
+            let p = port(&r)
+            line = "229 Entering Extended Passive Mode (|||" + num(Int(p), &r) + "|)"
+        case 5, 6:
+            let a = address(&r, own: own, external: external), p = port(&r)
+            let b = r.u8()
+            let prefix = ["", ":nick!user@host ", "@time=2024 :n!u@h ", "@a=b "][Int(b & 3)]
+            let command = ["PRIVMSG", "NOTICE", "privmsg", "JOIN"][Int(b >> 2) & 3]
+            let type = ["SEND file.txt", "CHAT chat", "ACCEPT file.txt", "RESUME file.txt", "TSEND f", "SCHAT chat", "MOVE f", "SEND \"a b\""][Int(b >> 4) & 7]
+            let addressText = b & 0x80 != 0 ? dotted(a) : num(Int(a), &r)
+            var body = "\u{1}DCC " + type + " "
+            body += type.hasPrefix("ACCEPT") || type.hasPrefix("RESUME") ? num(Int(p), &r) + " 0" : addressText + " " + num(Int(p), &r) + " 1000"
+            line = prefix + command + " bob :" + body + (exact || r.u8() & 1 == 0 ? "\u{1}" : "")
+        default:
+            let words = ["USER anonymous", "PASV", "EPSV", "220 ready", "200 PORT ok", "NICK bob", "GET / HTTP/1.1", "PING :x"]
+            line = words[Int(sel >> 3) & 7]
+            exact = true
+        }
+        var bytes = Array(line.utf8)
+        let end = r.u8()
+        switch end & 3 {
+        case 0, 1: bytes += [13, 10]
+        case 2: bytes += [10]
+        default: break // unfinished
+        }
+        return bytes
+    }
+}
+
+// MARK: - the harness
+
+enum Direction: Int { case outbound, inbound, hairpin }
+
+extension Direction {
+    var packetDirection: PacketDirection {
+        switch self {
+        case .outbound: .outbound
+        case .inbound: .inbound
+        case .hairpin: .hairpin
+        }
+    }
+    static func from(_ bits: UInt8) -> Direction { [.outbound, .inbound, .hairpin, .outbound][Int(bits & 3)] }
+}
+
+struct FragmentKey: Equatable { var src: UInt32, dst: UInt32, id: UInt16, proto: UInt8 }
+
+/// A TCP connection through a helper port, tracked so its segments come in order.
+struct Flow {
+    enum Kind { case clientInside, serverInside, hairpin }
+    let kind: Kind
+    let client: UInt32
+    let clientPort: UInt16
+    let server: UInt32
+    let serverPort: UInt16
+    var clientNext: UInt32 = 0x1000
+    var serverNext: UInt32 = 0x8000_0000
+    /// What each side has received, in the numbers it saw (its ACK).
+    var clientAck: UInt32 = 0
+    var serverAck: UInt32 = 0
+    /// The client's external port (client inside, hairpin), learned from a translated segment.
+    var externalPort: UInt16 = 0
+    var lastClient: (seq: UInt32, payload: [UInt8]) = (0, [])
+    var lastServer: (seq: UInt32, payload: [UInt8]) = (0, [])
+
+    static func initial() -> [Flow] {
+        [
+            Flow(kind: .clientInside, client: ip(192, 0, 2, 10), clientPort: 40010, server: ip(203, 0, 113, 2), serverPort: 21),
+            Flow(kind: .clientInside, client: ip(192, 0, 2, 11), clientPort: 40011, server: ip(203, 0, 113, 3), serverPort: 21),
+            Flow(kind: .clientInside, client: ip(192, 0, 2, 10), clientPort: 40012, server: ip(203, 0, 113, 2), serverPort: 2121),
+            Flow(kind: .clientInside, client: ip(192, 0, 2, 10), clientPort: 40013, server: ip(203, 0, 113, 2), serverPort: 6667),
+            Flow(kind: .serverInside, client: ip(203, 0, 113, 2), clientPort: 50014, server: ip(192, 0, 2, 10), serverPort: 21),
+            Flow(kind: .serverInside, client: ip(203, 0, 113, 3), clientPort: 50015, server: ip(192, 0, 2, 11), serverPort: 2121),
+            Flow(kind: .clientInside, client: ip(192, 0, 2, 11), clientPort: 40016, server: ip(203, 0, 113, 3), serverPort: 6667),
+            Flow(kind: .hairpin, client: ip(192, 0, 2, 11), clientPort: 40017, server: ip(192, 0, 2, 10), serverPort: 21),
+        ]
+    }
+}
+
+@inline(__always) func seqLT(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) < 0 }
+
+final class Harness {
+    nonisolated(unsafe) static var resetEvery: Int = {
+        if let e = getenv("FUZZ_RESET_EVERY"), let n = Int(String(cString: e)), n > 0 { return n }
+        return 1000
+    }()
+
+    let translator: NATTranslator
+    let reassembler: FragmentReassembler
+    var now: UInt64 = 1000 * 1_000_000_000
+    var nextToken: UInt32 = 1
+    /// Tokens the reassembler holds, with their datagram's key.
+    var held: [UInt32: FragmentKey] = [:]
+    var flows = Flow.initial()
+    /// Ports seen recently: external ports of translated packets and ports offered in
+    /// rewritten helper lines (so expected connections can be dialled).
+    var recentPorts: [UInt16] = [40000, 40001, 40002, 40003, 40004, 40005, 40006, 40007]
+    var recentPortCursor = 0
+    /// Recently delivered packets (after translation) and the direction they went.
+    var delivered: [(bytes: [UInt8], direction: Direction)] = []
+    var ops = 0
+
+    init() {
+        let configuration = Setup.configuration()
+        do { try configuration.validate() } catch { fail("configuration does not validate: \(error)") }
+        translator = NATTranslator(configuration: configuration)
+        reassembler = FragmentReassembler(limits: Setup.fragmentLimits, hashSeed: 0x1234_5678_9abc_def0)
+    }
+
+    var time: NATTime { NATTime(nanoseconds: now) }
+    var external: UInt32 { translator.configuration.externalAddress?.value ?? Setup.external }
+
+    func remember(port: UInt16) {
+        recentPorts[recentPortCursor] = port
+        recentPortCursor = (recentPortCursor + 1) & 7
+    }
+
+    // MARK: addresses and ports from fuzz bytes
+
+    enum Role { case inside, outside, external }
+
+    func roles(_ d: Direction) -> (Role, Role) {
+        switch d {
+        case .outbound: (.inside, .outside)
+        case .inbound: (.outside, .external)
+        case .hairpin: (.inside, .external)
+        }
+    }
+
+    func address(_ role: Role, _ n: UInt8) -> UInt32 {
+        switch n & 15 {
+        case 0..<10:
+            switch role {
+            case .inside: return Setup.internalHosts[Int(n & 3)]
+            case .outside: return Setup.remoteHosts[Int(n & 3)]
+            case .external: return external
+            }
+        case 10: return external
+        case 11: return Setup.internalHosts[0]
+        case 12: return Setup.remoteHosts[0]
+        case 13: return 0
+        case 14: return Setup.otherExternal
+        default: return ip(192, 0, 2, 255)
+        }
+    }
+
+    func port(_ r: inout Reader) -> UInt16 {
+        let p = r.u8()
+        if p >= 0xc0 { return r.u16() }
+        if p & 0x10 != 0 { return recentPorts[Int(p >> 5) & 7] }
+        return Setup.ports[Int(p & 15)]
+    }
+
+    // MARK: translating, with every check
+
+    /// Translates `bytes` (in an exactly sized buffer) and checks the verdict. Returns the
+    /// bytes that would leave (nil when dropped).
+    @discardableResult
+    func translate(_ bytes: [UInt8], _ direction: Direction, notReady: Bool = false, gso: Bool = false) -> (TranslationVerdict, [UInt8]?) {
+        let n = bytes.count
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: 1)
+        defer { buffer.deallocate() }
+        bytes.withUnsafeBytes { if n > 0 { buffer.copyMemory(from: $0.baseAddress!, byteCount: n) } }
+        let before = View(buffer, n)
+        let headerValidBefore = before?.headerValid ?? false
+        let l4ValidBefore = before?.l4Valid ?? false
+        let proto = before?.proto ?? 0
+
+        let verdict = translator.translate(
+            UnsafeMutableRawBufferPointer(start: buffer, count: n), direction: direction.packetDirection,
+            checksum: PacketChecksumState(checksumNotReady: notReady, isGSO: gso), now: time)
+
+        let after = UnsafeRawBufferPointer(start: buffer, count: n)
+        switch verdict {
+        case .drop:
+            return (verdict, nil)
+        case .accept:
+            check(after.elementsEqual(bytes), "an accepted packet was changed (\(direction))")
+            guard let v = View(buffer, n) else { fail("an unparseable packet was accepted (\(direction))") }
+            switch direction {
+            case .outbound:
+                check(!(isInternal(v.src) && v.src != external),
+                      "an untranslated packet from inside (\(dotted(v.src))) was accepted outbound")
+            case .inbound:
+                check(!isInternal(v.dst), "an untranslated packet to inside (\(dotted(v.dst))) was accepted inbound")
+            case .hairpin:
+                break
+            }
+            return (verdict, bytes)
+        case .acceptRewritten:
+            guard let v = View(buffer, n) else { fail("a rewritten packet does not parse (\(direction))") }
+            check(!headerValidBefore || v.headerValid, "IP header checksum broken by the rewrite (\(direction))")
+            if proto != 0, let valid = v.l4Valid {
+                let shouldBeValid = notReady ? !(gso && proto == 6) : l4ValidBefore
+                check(!shouldBeValid || valid, "transport checksum (protocol \(proto)) broken by the rewrite (\(direction), notReady \(notReady), gso \(gso))")
+            }
+            checkAddresses(v, direction, replaced: false)
+            let out = Array(after)
+            noteDelivered(out, direction)
+            return (verdict, out)
+        case .acceptReplaced(let replaced):
+            check(replaced.count >= 20 && replaced.count <= 65535, "replacement of \(replaced.count) bytes")
+            guard let v = View(UnsafeRawPointer(replaced.baseAddress), replaced.count) else { fail("a replacement does not parse") }
+            check(v.total == replaced.count, "replacement total length \(v.total) for \(replaced.count) bytes")
+            check(v.headerValid, "replacement with a bad IP header checksum")
+            check(v.proto == 6 && v.l4Length >= 20, "a replacement that is not TCP")
+            let offset = Int(v.b8(v.ihl + 12) >> 4) * 4
+            check(offset >= 20 && offset <= v.l4Length, "a replacement with a bad TCP data offset")
+            check(v.l4Valid == true, "replacement with a bad TCP checksum")
+            check(!v.isFragment, "a replacement that is a fragment")
+            checkAddresses(v, direction, replaced: true)
+            let out = Array(UnsafeRawBufferPointer(replaced))
+            noteDelivered(out, direction)
+            // Ports offered in rewritten lines: numbers, and pairs of comma-separated ones.
+            let payload = out[(v.ihl + offset)...]
+            var numbers: [Int] = []
+            var current = -1
+            for b in payload {
+                if b >= 48 && b <= 57 { current = current < 0 ? Int(b - 48) : min(current * 10 + Int(b - 48), 1 << 20) } else {
+                    if current >= 0 { numbers.append(current) }
+                    current = -1
+                }
+            }
+            if numbers.count >= 2, numbers[numbers.count - 1] < 256, numbers[numbers.count - 2] < 256 {
+                remember(port: UInt16(numbers[numbers.count - 2] << 8 | numbers[numbers.count - 1]))
+            } else if let last = numbers.last, last < 65536 {
+                remember(port: UInt16(last))
+            }
+            return (verdict, out)
+        }
+    }
+
+    func checkAddresses(_ v: View, _ direction: Direction, replaced: Bool) {
+        switch direction {
+        case .outbound:
+            check(v.src == external, "outbound \(replaced ? "replacement" : "rewrite") leaves from \(dotted(v.src)), not the external address")
+        case .inbound:
+            check(isInternal(v.dst), "inbound \(replaced ? "replacement" : "rewrite") goes to \(dotted(v.dst)), not inside")
+        case .hairpin:
+            check(!replaced, "a hairpinned packet was replaced")
+            check(v.src == external && isInternal(v.dst), "hairpin rewrite \(dotted(v.src)) -> \(dotted(v.dst))")
+        }
+    }
+
+    func noteDelivered(_ out: [UInt8], _ direction: Direction) {
+        if delivered.count >= 8 { delivered.removeFirst() }
+        delivered.append((out, direction))
+        guard let v = out.withUnsafeBytes({ View($0.baseAddress, $0.count) }), !v.isFragment else { return }
+        if direction == .outbound || direction == .hairpin {
+            switch v.proto {
+            case 6 where v.l4Length >= 4, 17 where v.l4Length >= 4: remember(port: out.be16(v.ihl))
+            case 1 where v.l4Length >= 8: remember(port: out.be16(v.ihl + 4))
+            default: break
+            }
+        }
+    }
+
+    // MARK: invariants after every operation
+
+    func checkInvariants(deep: Bool) {
+        let t = translator
+        let limits = t.configuration.helperLimits
+        check(t.sessionCount >= 0 && t.sessionCount <= Setup.maxSessions, "sessionCount \(t.sessionCount) > \(Setup.maxSessions)")
+        check(t.mappingCount <= Setup.maxMappings + Setup.staticMappings, "mappingCount \(t.mappingCount) over the caps")
+        check(t.mappingCount >= Setup.staticMappings, "mappingCount \(t.mappingCount): a port forward's mapping is gone")
+        check(t.helperConnectionCount <= limits.connections, "helper connections \(t.helperConnectionCount) > \(limits.connections)")
+        check(t.helperConnectionCount <= t.sessionCount, "more helper connections than sessions")
+        check(t.pendingExpectationCount <= limits.expectations, "expectations \(t.pendingExpectationCount) > \(limits.expectations)")
+
+        let c = reassembler.counters
+        let fl = reassembler.limits
+        check(c.bytesHeld >= 0 && c.bytesHeld <= fl.maxBytes, "reassembler bytesHeld \(c.bytesHeld) > maxBytes \(fl.maxBytes)")
+        check(c.fragmentsHeld <= fl.maxFragmentsHeld, "fragments held \(c.fragmentsHeld) > \(fl.maxFragmentsHeld)")
+        check(c.datagramsInProgress <= fl.maxDatagrams, "datagrams \(c.datagramsInProgress) > \(fl.maxDatagrams)")
+        check(c.fragmentsHeld == held.count, "reassembler holds \(c.fragmentsHeld) fragments, the caller \(held.count) tokens")
+        check((c.fragmentsHeld == 0) == (c.datagramsInProgress == 0), "held fragments \(c.fragmentsHeld) vs datagrams \(c.datagramsInProgress)")
+        check(c.bytesHeld == 0 || c.fragmentsHeld > 0, "bytes held without fragments")
+        if let deadline = reassembler.nextDeadline {
+            check(deadline.nanoseconds <= now &+ fl.timeout.nanoseconds, "a datagram deadline beyond now + timeout")
+        }
+
+        if deep {
+            var perHost = [Int](repeating: 0, count: 256)
+            var live = 0
+            t.forEachSession(now: time) { s in
+                live += 1
+                check(isInternal(s.internalAddress.value), "a session of \(s.internalAddress), not inside")
+                check(s.externalAddress.value == external, "a session via \(s.externalAddress)")
+                check(s.expiresIn.nanoseconds > 0, "a listed session has expired")
+                perHost[Int(s.internalAddress.value & 0xff)] += 1
+            }
+            check(live <= t.sessionCount, "\(live) live sessions listed, sessionCount \(t.sessionCount)")
+            for (host, n) in perHost.enumerated() where n > Setup.maxSessionsPerHost {
+                fail("192.0.2.\(host) has \(n) sessions > \(Setup.maxSessionsPerHost)")
+            }
+        }
+    }
+
+    // MARK: fragments
+
+    func offer(_ fragment: [UInt8], direction: Direction) {
+        let token = nextToken
+        nextToken &+= 1
+        if nextToken == 0 { nextToken = 1 }
+        var dropped: [UInt32] = []
+        let n = fragment.count
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: 1)
+        defer { buffer.deallocate() }
+        fragment.withUnsafeBytes { if n > 0 { buffer.copyMemory(from: $0.baseAddress!, byteCount: n) } }
+        let key: FragmentKey? = n >= 20 ? FragmentKey(src: fragment.be32(12), dst: fragment.be32(16), id: fragment.be16(4), proto: fragment[9]) : nil
+        let outcome = reassembler.offer(UnsafeRawBufferPointer(start: buffer, count: n), token: token, now: time) { dropped.append($0) }
+        check(UnsafeRawBufferPointer(start: buffer, count: n).elementsEqual(fragment), "offer changed the fragment")
+
+        var seen = Set<UInt32>()
+        for t in dropped {
+            check(seen.insert(t).inserted, "token \(t) reported twice")
+            if t == token { continue }
+            check(held.removeValue(forKey: t) != nil, "dropToken reported \(t), which is not held")
+        }
+        switch outcome {
+        case .held:
+            check(!seen.contains(token), "a held fragment was also reported dropped")
+            guard let key else { fail("an unparseable fragment is held") }
+            held[token] = key
+        case .drop:
+            check(!seen.contains(token), "the offered token was reported through dropToken on .drop")
+        case .complete(let datagram, let acceptToken):
+            if acceptToken == token {
+                check(!seen.contains(token), "the accepted token was also dropped")
+            } else {
+                check(seen.contains(token), "the offered fragment was neither accepted nor reported dropped")
+                check(held.removeValue(forKey: acceptToken) != nil, "acceptToken \(acceptToken) is not held")
+            }
+            guard let key else { fail("an unparseable fragment completed a datagram") }
+            check(!held.values.contains(key), "tokens of a completed datagram are still held")
+            check(datagram.count >= 20 && datagram.count <= 65535, "datagram of \(datagram.count) bytes")
+            guard let v = View(UnsafeRawPointer(datagram.baseAddress), datagram.count) else { fail("reassembled datagram does not parse") }
+            check(v.total == datagram.count, "datagram total length \(v.total) for \(datagram.count) bytes")
+            check(v.headerValid, "datagram with a bad header checksum")
+            check(v.b16(6) & 0x3fff == 0, "a reassembled datagram is still a fragment")
+            check(FragmentKey(src: v.src, dst: v.dst, id: v.b16(4), proto: v.proto) == key, "datagram of another key")
+            let whole = Array(UnsafeRawBufferPointer(datagram))
+            // As the engine does: translate the datagram (here a copy in an exact buffer).
+            translate(whole, direction)
+        }
+    }
+
+    func fragments(of packet: [UInt8], unit: Int) -> [[UInt8]] {
+        guard packet.count >= 20 else { return [packet] }
+        let ihl = min(max(Int(packet[0] & 0x0f) * 4, 20), packet.count)
+        let header = Array(packet[0..<ihl])
+        let payload = Array(packet[ihl...])
+        var pieces: [[UInt8]] = []
+        var offset = 0
+        repeat {
+            let end = min(offset + unit, payload.count)
+            var h = header
+            h.put16(UInt16(truncatingIfNeeded: ihl + end - offset), at: 2)
+            let more: UInt16 = end < payload.count ? 0x2000 : 0
+            h.put16((header.be16(6) & 0x4000) | more | UInt16(truncatingIfNeeded: offset / 8), at: 6)
+            h.put16(0, at: 10)
+            h.put16(checksum(h, from: 0, count: ihl), at: 10)
+            pieces.append(h + payload[offset..<end])
+            offset = end
+        } while offset < payload.count
+        return pieces
+    }
+
+    // MARK: operations
+
+    func run(_ r: inout Reader) {
+        var count = 0
+        while !r.exhausted && count < 400 {
+            count += 1
+            ops += 1
+            let op = r.u8()
+            let mods = op >> 3
+            now &+= 1_000_000
+            switch op & 7 {
+            case 0: rawPacket(&r, mods)
+            case 1: craftedPacket(&r, mods)
+            case 2: flowSegment(&r, mods)
+            case 3: fragmentOp(&r, mods)
+            case 4: timeOp(&r, mods)
+            case 5: replyOp(&r, mods)
+            case 6: flood(&r, mods)
+            default: control(&r, mods)
+            }
+            checkInvariants(deep: ops & 7 == 0)
+        }
+    }
+
+    func rawPacket(_ r: inout Reader, _ mods: UInt8) {
+        currentOp = "raw"
+        let direction = Direction.from(mods)
+        var bytes = r.bytes(Int(r.u16() & 0x7ff))
+        if mods & 4 != 0 {
+            let sel = r.u8()
+            if bytes.count < 20 { bytes += [UInt8](repeating: 0, count: 20 - bytes.count) }
+            let (a, b) = roles(direction)
+            bytes.put32(address(a, sel & 15), at: 12)
+            bytes.put32(address(b, sel >> 4), at: 16)
+            bytes.put16(bytes.be16(6) & 0x4000, at: 6)
+            Build.fix(&bytes)
+        }
+        translate(bytes, direction, notReady: mods & 8 != 0, gso: mods & 16 != 0)
+    }
+
+    /// A packet built from fields: addresses and ports from small sets, valid checksums
+    /// unless asked otherwise, application payloads, ICMP errors quoting live flows.
+    func craft(_ r: inout Reader, _ direction: Direction) -> [UInt8] {
+        let b1 = r.u8()
+        let sel = r.u8()
+        let (roleA, roleB) = roles(direction)
+        let src = address(roleA, sel & 15)
+        let dst = address(roleB, sel >> 4)
+        let sum: L4Sum = [.valid, .valid, .pseudo, .garbage(0xdead)][Int(b1 >> 2) & 3]
+        let weird = b1 & 0x80 != 0 ? r.u8() : 0
+        var tcpOptions: [UInt8] = []
+        if weird & 0x80 != 0 { tcpOptions = r.bytes(Int(r.u8() % 41)) }
+        let own = direction == .inbound ? dst : src
+        var l4: [UInt8]
+        var proto: UInt8
+        switch b1 & 3 {
+        case 0:
+            proto = 6
+            let sport = port(&r), dport = port(&r)
+            let flags = r.u8()
+            let seq = r.u32(), ack = r.u32()
+            let payload = b1 & 0x10 != 0 ? Text.payload(&r, own: own, external: external) : (b1 & 0x20 != 0 ? r.bytes(Int(r.u8())) : [])
+            l4 = Build.tcp(src, sport, dst, dport, flags: flags, seq: seq, ack: ack, options: tcpOptions, payload: payload, sum: sum)
+        case 1:
+            proto = 17
+            let sport = port(&r), dport = port(&r)
+            let payload = b1 & 0x10 != 0 ? Text.payload(&r, own: own, external: external) : r.bytes(Int(r.u8()))
+            l4 = Build.udp(src, sport, dst, dport, payload: payload, sum: sum)
+            if weird & 0x10 != 0 { l4.put16(r.u16(), at: 4) }
+        case 2:
+            proto = 1
+            let t = r.u8()
+            let type: UInt8 = [8, 0, 3, 11, 12, 5, 13, 3][Int(t & 7)]
+            let code = t >> 3 == 31 ? r.u8() : (t >> 3) & 7
+            if type == 3 || type == 11 || type == 12 {
+                // An error quoting a packet of a flow: a delivered one, or one crafted here.
+                let quote: [UInt8]
+                let q = r.u8()
+                if q & 1 == 0, !delivered.isEmpty {
+                    quote = delivered[Int(q >> 1) % delivered.count].bytes
+                } else {
+                    // Inbound errors quote what we sent (from the external address); outbound
+                    // ones quote what an inside host received.
+                    let qsel = r.u8()
+                    let qsrc = direction == .inbound ? external : address(.outside, qsel & 15)
+                    let qdst = direction == .inbound ? address(.outside, qsel >> 4) : address(.inside, qsel >> 4)
+                    let qp = [UInt8(6), 17, 1, 17][Int(q >> 1) & 3]
+                    let sp = port(&r), dp = port(&r)
+                    let inner: [UInt8] = switch qp {
+                    case 6: Build.tcp(qsrc, sp, qdst, dp, flags: 0x02, seq: 1, ack: 0)
+                    case 17: Build.udp(qsrc, sp, qdst, dp, payload: [1, 2, 3, 4])
+                    default: Build.icmp(type: q & 0x10 != 0 ? 0 : 8, code: 0, rest: UInt32(sp) << 16 | 1, payload: [])
+                    }
+                    quote = Build.packet(qsrc, qdst, proto: qp, l4: inner)
+                }
+                let keep = min(quote.count, 28 + Int(r.u8() & 0x3f))
+                l4 = Build.icmp(type: type, code: code, rest: 0, payload: Array(quote[0..<keep]), sum: sum)
+            } else {
+                let id = port(&r)
+                l4 = Build.icmp(type: type, code: code, rest: UInt32(id) << 16 | UInt32(r.u8()), payload: r.bytes(Int(r.u8() & 0x3f)), sum: sum)
+            }
+        default:
+            proto = [47, 50, 132, 0, 6, 17, 1, 255][Int(b1 >> 4) & 7]
+            l4 = r.bytes(Int(r.u8()))
+        }
+        var options: [UInt8] = []
+        if weird & 1 != 0 { options = r.bytes(Int(r.u8() & 0x0f) * 4); while options.count % 4 != 0 { options.append(1) } }
+        var frag: UInt16 = 0x4000
+        if weird & 2 != 0 { frag = r.u16() }
+        var packet = Build.ipv4(src: src, dst: dst, proto: proto, l4: l4, id: UInt16(r.u8()), frag: frag, ttl: 64, options: options)
+        if weird & 4 != 0 { packet[11] ^= 0x5a } // bad header checksum
+        if weird & 8 != 0 { packet += r.bytes(Int(r.u8() & 0x0f)) } // link-layer padding
+        if weird & 0x20 != 0 { packet[0] = r.u8() }
+        if weird & 0x40 != 0 { packet.put16(r.u16(), at: 2) }
+        return packet
+    }
+
+    func craftedPacket(_ r: inout Reader, _ mods: UInt8) {
+        currentOp = "craft"
+        let direction = Direction.from(mods)
+        let packet = craft(&r, direction)
+        translate(packet, direction, notReady: mods & 4 != 0, gso: mods & 8 != 0)
+    }
+
+    /// A segment of one of the tracked helper connections, in order unless asked otherwise.
+    func flowSegment(_ r: inout Reader, _ mods: UInt8) {
+        currentOp = "flow"
+        let b = r.u8()
+        let index = Int(b & 7)
+        let fromServer = b & 8 != 0
+        let action = (b >> 4) & 7
+        let notReady = b & 0x80 != 0
+        var f = flows[index]
+        var flags: UInt8 = 0x10
+        var seq = fromServer ? f.serverNext : f.clientNext
+        var payload: [UInt8] = []
+        var options: [UInt8] = []
+        var pieces = 1
+        switch action {
+        case 0:
+            seq = r.u32()
+            flags = fromServer ? 0x12 : 0x02
+            if fromServer { f.serverNext = seq &+ 1 } else {
+                f.clientNext = seq &+ 1
+                f.clientAck = 0
+            }
+        case 1, 2:
+            flags = 0x18
+            let own = fromServer ? f.server : f.client
+            payload = Text.payload(&r, own: own, external: external)
+            if mods & 1 != 0 { payload += Text.payload(&r, own: own, external: external) }
+            if mods & 2 != 0 { pieces = 2 + Int(mods >> 2 & 1) }
+        case 3:
+            if mods & 1 != 0 {
+                // A SACK block around what this side has received.
+                let ack = fromServer ? f.serverAck : f.clientAck
+                let l = ack &+ UInt32(r.u8()) &* 8, rr = l &+ UInt32(r.u8()) &* 8
+                options = [1, 1, 5, 10]
+                options.append32(l); options.append32(rr)
+            }
+        case 4: flags = 0x11
+        case 5: flags = r.u8() & 1 == 0 ? 0x04 : 0x14
+        case 6:
+            let last = fromServer ? f.lastServer : f.lastClient
+            seq = last.seq
+            payload = last.payload
+            flags = 0x18
+        default:
+            let shift = Int32(Int8(bitPattern: r.u8())) * (mods & 1 != 0 ? 8 : 1)
+            seq = seq &+ UInt32(bitPattern: shift)
+            payload = Text.payload(&r, own: fromServer ? f.server : f.client, external: external)
+            flags = 0x18
+        }
+        let ack = fromServer ? f.serverAck : f.clientAck
+        if action != 0 && action != 6 && action != 7 {
+            if fromServer { f.lastServer = (seq, payload) } else { f.lastClient = (seq, payload) }
+        }
+        // Advance the sender's stream past what it sends now (SYN and FIN count one).
+        let advance = UInt32(payload.count) &+ (flags & 0x01 != 0 ? 1 : 0)
+        if action != 0 && action != 6 && action != 7 {
+            if fromServer { f.serverNext = seq &+ advance } else { f.clientNext = seq &+ advance }
+        }
+
+        // Who sends to whom, which way.
+        let src, dst: UInt32
+        let sport, dport: UInt16
+        let direction: Direction
+        switch (f.kind, fromServer) {
+        case (.clientInside, false): (src, sport, dst, dport, direction) = (f.client, f.clientPort, f.server, f.serverPort, .outbound)
+        case (.clientInside, true):
+            (src, sport, dst, dport, direction) = (f.server, f.serverPort, external, f.externalPort != 0 ? f.externalPort : f.clientPort, .inbound)
+        case (.serverInside, false): (src, sport, dst, dport, direction) = (f.client, f.clientPort, external, f.serverPort, .inbound)
+        case (.serverInside, true): (src, sport, dst, dport, direction) = (f.server, f.serverPort, f.client, f.clientPort, .outbound)
+        case (.hairpin, false): (src, sport, dst, dport, direction) = (f.client, f.clientPort, external, f.serverPort, .hairpin)
+        case (.hairpin, true):
+            (src, sport, dst, dport, direction) = (f.server, f.serverPort, external, f.externalPort != 0 ? f.externalPort : f.clientPort, .hairpin)
+        }
+
+        // Send the payload in `pieces` segments (a line split across segments).
+        var cuts: [Int] = [0]
+        if pieces > 1, payload.count > 1 {
+            for _ in 1..<pieces { cuts.append(Int(r.u8()) % payload.count) }
+        }
+        cuts.append(payload.count)
+        cuts.sort()
+        for i in 0..<(cuts.count - 1) {
+            let part = Array(payload[cuts[i]..<cuts[i + 1]])
+            if i > 0 && part.isEmpty { continue }
+            let last = i == cuts.count - 2
+            let segmentFlags = last ? flags : flags & ~0x01
+            let withAck = segmentFlags & 0x02 != 0 && segmentFlags & 0x10 == 0 ? 0 : ack
+            let tcp = Build.tcp(src, sport, dst, dport, flags: segmentFlags, seq: seq &+ UInt32(cuts[i]), ack: withAck,
+                                options: options, payload: part, sum: notReady ? .pseudo : .valid)
+            let packet = Build.packet(src, dst, proto: 6, l4: tcp)
+            let (_, out) = translate(packet, direction, notReady: notReady)
+            guard let out, let v = out.withUnsafeBytes({ View($0.baseAddress, $0.count) }), v.proto == 6, v.l4Length >= 20 else { continue }
+            // The receiver now has the bytes up to the end of what was delivered.
+            let outSeq = out.be32(v.ihl + 4)
+            let outFlags = out[v.ihl + 13]
+            let dataLength = v.l4Length - Int(out[v.ihl + 12] >> 4) * 4
+            let end = outSeq &+ UInt32(max(dataLength, 0)) &+ (outFlags & 0x03 != 0 ? 1 : 0)
+            if fromServer {
+                if f.clientAck == 0 || seqLT(f.clientAck, end) { f.clientAck = end }
+            } else {
+                if f.serverAck == 0 || seqLT(f.serverAck, end) { f.serverAck = end }
+                if f.kind != .serverInside { f.externalPort = out.be16(v.ihl) }
+            }
+        }
+        flows[index] = f
+    }
+
+    func fragmentOp(_ r: inout Reader, _ mods: UInt8) {
+        currentOp = "fragment"
+        let direction = Direction.from(mods >> 2)
+        switch mods & 3 {
+        case 0:
+            offer(r.bytes(Int(r.u16() & 0x7ff)), direction: direction)
+        case 1:
+            let sel = r.u8()
+            let b = r.u8()
+            let (ra, rb) = roles(direction)
+            let id: UInt16 = b & 4 != 0 ? r.u16() : [1, 2, 3, 4][Int(b & 3)]
+            let proto: UInt8 = [17, 6, 1, 47][Int(b >> 3) & 3]
+            let o = r.u8()
+            let offset: UInt16 = o == 0xff ? r.u16() & 0x1fff : UInt16(o & 0x7f)
+            let len = r.u8()
+            var length = Int(len & 0x7f) * 8
+            if len & 0x80 != 0 { length += Int(r.u8() & 7) }
+            var payload = r.bytes(length)
+            payload += [UInt8](repeating: 0x41, count: length - payload.count)
+            let flags: UInt16 = (b & 0x20 != 0 ? 0x2000 : 0) | (b & 0x40 != 0 ? 0x4000 : 0)
+            let fragment = Build.ipv4(src: address(ra, sel & 15), dst: address(rb, sel >> 4), proto: proto, l4: payload,
+                                      id: id, frag: flags | offset, options: b & 0x80 != 0 ? [1, 1, 1, 0] : [])
+            offer(fragment, direction: direction)
+        default:
+            var packet: [UInt8]
+            if mods & 1 == 0 {
+                packet = r.bytes(Int(r.u16() & 0x7ff))
+                let sel = r.u8()
+                if packet.count < 20 { packet += [UInt8](repeating: 0, count: 20 - packet.count) }
+                let (a, b) = roles(direction)
+                packet.put32(address(a, sel & 15), at: 12)
+                packet.put32(address(b, sel >> 4), at: 16)
+                packet.put16(packet.be16(6) & 0x4000, at: 6)
+                Build.fix(&packet)
+            } else {
+                packet = craft(&r, direction)
+            }
+            let plan = r.u8()
+            var pieces = fragments(of: packet, unit: (Int(plan & 15) + 1) * 8)
+            switch (plan >> 4) & 7 {
+            case 1: pieces.reverse()
+            case 2: if pieces.count > 1 { pieces.append(pieces[0]) } // a duplicate
+            case 3: if pieces.count > 2 { pieces.remove(at: 1) } // one lost
+            case 4: if pieces.count > 1 { pieces.swapAt(0, pieces.count - 1) }
+            case 5:
+                if pieces.count > 1 { // an overlapping copy with other bytes
+                    var copy = pieces[0]
+                    copy[copy.count - 1] ^= 0xff
+                    pieces.insert(copy, at: 1)
+                }
+            case 6: if !pieces.isEmpty { pieces.removeLast() } // never completes
+            default: break
+            }
+            for piece in pieces.prefix(32) { offer(piece, direction: direction) }
+        }
+    }
+
+    func timeOp(_ r: inout Reader, _ mods: UInt8) {
+        currentOp = "time"
+        let table: [UInt64] = [0, 1, 100, 1000, 5000, 10_000, 20_000, 29_999, 30_001, 60_000, 121_000, 240_000, 300_000, 600_000, 7_441_000]
+        let i = Int(mods & 15)
+        let ms: UInt64 = i < table.count ? table[i] : UInt64(r.u32() & 0x0fff_ffff)
+        now &+= ms * 1_000_000
+        if mods & 16 != 0 {
+            let budgets = [0, 1, 7, 64, 256, 4096, -5, Int.max]
+            let b = r.u8()
+            let budget = budgets[Int(b & 7)]
+            let removed = translator.expire(now: time, budget: budget)
+            check(removed >= 0 && removed <= max(0, min(budget, Setup.maxSessions)), "expire removed \(removed) with budget \(budget)")
+            if budget >= Setup.maxSessions {
+                // A full sweep leaves nothing expired behind.
+                let again = translator.expire(now: time, budget: Setup.maxSessions)
+                check(again == 0, "a second full sweep removed \(again) more")
+            }
+            var dropped: [UInt32] = []
+            let fragmentBudget = [1, 2, 64, 0][Int(b >> 3) & 3]
+            reassembler.expire(now: time, budget: fragmentBudget) { dropped.append($0) }
+            for t in dropped { check(held.removeValue(forKey: t) != nil, "expire reported \(t), which is not held") }
+            if fragmentBudget >= Setup.fragmentLimits.maxDatagrams, let deadline = reassembler.nextDeadline {
+                check(deadline.nanoseconds > now, "a timed-out datagram survived a full expire")
+            }
+        }
+    }
+
+    /// A reply to a delivered packet (addresses and ports swapped, the other way), or an
+    /// ICMP error about it, or the same packet again.
+    func replyOp(_ r: inout Reader, _ mods: UInt8) {
+        currentOp = "reply"
+        guard !delivered.isEmpty else { return }
+        let (out, was) = delivered[Int(mods & 7) % delivered.count]
+        guard let v = out.withUnsafeBytes({ View($0.baseAddress, $0.count) }) else { return }
+        let back: Direction = was == .outbound ? .inbound : (was == .inbound ? .outbound : .hairpin)
+        let src = v.dst, dst = v.src
+        let l4 = Array(out[v.ihl..<v.total])
+        switch mods >> 3 {
+        case 0, 2:
+            var reply: [UInt8]
+            switch v.proto {
+            case 6 where l4.count >= 20:
+                let flags = mods >> 3 == 2 ? r.u8() : 0x12
+                let ack = l4.be32(4) &+ UInt32(max(0, l4.count - Int(l4[12] >> 4) * 4)) &+ 1
+                reply = Build.tcp(src, l4.be16(2), dst, l4.be16(0), flags: flags, seq: r.u32(), ack: ack, payload: r.bytes(Int(r.u8() & 0x3f)))
+            case 17 where l4.count >= 8:
+                reply = Build.udp(src, l4.be16(2), dst, l4.be16(0), payload: r.bytes(Int(r.u8())))
+            case 1 where l4.count >= 8:
+                let type: UInt8 = l4[0] == 8 ? 0 : (l4[0] == 0 ? 8 : l4[0])
+                reply = Build.icmp(type: type, code: 0, rest: l4.be32(4), payload: Array(l4[8...]))
+            default:
+                return
+            }
+            translate(Build.packet(src, dst, proto: v.proto, l4: reply), back, notReady: r.u8() & 1 != 0)
+        case 1:
+            // An ICMP error about it, from its destination (or, outbound, from the router).
+            let keep = min(v.total, v.ihl + 8 + Int(r.u8() & 0x1f))
+            let type: UInt8 = [3, 11, 12, 3][Int(r.u8() & 3)]
+            let errorSource = back == .outbound && r.u8() & 1 != 0 ? external : src
+            let icmp = Build.icmp(type: type, code: type == 3 ? 4 : 0, rest: 1400, payload: Array(out[0..<keep]))
+            translate(Build.packet(errorSource, dst, proto: 1, l4: icmp), back)
+        default:
+            // The same packet again, as it was delivered (a packet looping back).
+            translate(out, Direction.from(r.u8()))
+        }
+    }
+
+    func flood(_ r: inout Reader, _ mods: UInt8) {
+        currentOp = "flood"
+        let n = Int(r.u8() & 63) + 1
+        let sel = r.u8()
+        let base = r.u16()
+        for i in 0..<n {
+            let p = base &+ UInt16(i)
+            let inside = Setup.internalHosts[Int(sel & 3)]
+            let remote = Setup.remoteHosts[Int(sel >> 2) & 3]
+            switch mods & 7 {
+            case 0: translate(Build.packet(inside, remote, proto: 17, l4: Build.udp(inside, p, remote, 53, payload: [1])), .outbound)
+            case 1: translate(Build.packet(inside, remote, proto: 6, l4: Build.tcp(inside, p, remote, 80, flags: 0x02, seq: UInt32(p), ack: 0)), .outbound)
+            case 2: translate(Build.packet(inside, remote, proto: 1, l4: Build.icmp(type: 8, code: 0, rest: UInt32(p) << 16, payload: [])), .outbound)
+            case 3:
+                let forward = UInt16(5000 + i % 4)
+                translate(Build.packet(remote, external, proto: 17, l4: Build.udp(remote, p, external, forward, payload: [2])), .inbound)
+            case 4:
+                let target: UInt16 = sel & 0x40 != 0 ? 8080 : 5000
+                let proto: UInt8 = target == 8080 ? 6 : 17
+                let l4 = proto == 6 ? Build.tcp(inside, p, external, target, flags: 0x02, seq: 1, ack: 0) : Build.udp(inside, p, external, target, payload: [3])
+                translate(Build.packet(inside, external, proto: proto, l4: l4), .hairpin)
+            case 5:
+                let frag = Build.ipv4(src: ip(198, 51, 100, UInt8(truncatingIfNeeded: i & 7)), dst: external, proto: 17,
+                                      l4: [UInt8](repeating: UInt8(i), count: 8 * (1 + Int(sel & 31))), id: p, frag: 0x2000)
+                offer(frag, direction: .inbound)
+            case 6:
+                let host = ip(192, 0, 2, UInt8(truncatingIfNeeded: Int(sel) + i))
+                translate(Build.packet(host, remote, proto: 17, l4: Build.udp(host, 40000, remote, 53, payload: [4])), .outbound)
+            default:
+                let dport = 1 + UInt16(truncatingIfNeeded: Int(base) + i)
+                translate(Build.packet(inside, remote, proto: 17, l4: Build.udp(inside, 40050, remote, dport, payload: [5])), .outbound)
+            }
+        }
+    }
+
+    func control(_ r: inout Reader, _ mods: UInt8) {
+        currentOp = "control"
+        switch mods & 7 {
+        case 0:
+            translator.setExternalAddress(IPv4Address(Setup.external))
+            check(translator.configuration.externalAddress?.value == Setup.external, "external address not set")
+        case 1:
+            let before = translator.configuration.externalAddress
+            translator.setExternalAddress(IPv4Address(Setup.otherExternal))
+            if before?.value != Setup.otherExternal {
+                check(translator.sessionCount == 0, "sessions survived a WAN address change")
+                check(translator.mappingCount == Setup.staticMappings, "dynamic mappings survived a WAN address change")
+                check(translator.pendingExpectationCount == 0 && translator.helperConnectionCount == 0, "helper state survived a WAN address change")
+            }
+        case 2:
+            if mods & 8 != 0 { translator.setExternalAddress(nil) }
+        case 3:
+            var dropped: [UInt32] = []
+            reassembler.removeAll { dropped.append($0) }
+            check(Set(dropped) == Set(held.keys) && dropped.count == held.count, "removeAll did not report exactly the held tokens")
+            held.removeAll()
+            check(reassembler.bytesHeld == 0 && reassembler.datagramsInProgress == 0, "removeAll left state behind")
+        default:
+            checkInvariants(deep: true)
+        }
+    }
+}
+
+// MARK: - libFuzzer entry points
+
+nonisolated(unsafe) var harness: Harness?
+nonisolated(unsafe) var inputsSinceReset = 0
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    if harness == nil { installCrashHooks() }
+    if harness == nil || inputsSinceReset >= Harness.resetEvery {
+        harness = nil
+        harness = Harness()
+        inputsSinceReset = 0
+        history.removeAll(keepingCapacity: true)
+    }
+    inputsSinceReset += 1
+    let bytes = UnsafeBufferPointer(start: data, count: data == nil ? 0 : size)
+    history.append(Array(bytes))
+    var reader = Reader(data: bytes)
+    harness!.run(&reader)
+    return 0
+}
+
+@_cdecl("LLVMFuzzerInitialize")
+public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>?, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?) -> Int32 {
+    if let e = getenv("FUZZ_WRITE_SEEDS") {
+        Seeds.write(to: String(cString: e))
+        exit(0)
+    }
+    return 0
+}
+
+// MARK: - seed corpus
+
+enum Seeds {
+    static func raw(_ direction: Direction, _ packet: [UInt8], notReady: Bool = false) -> [UInt8] {
+        var op: [UInt8] = [UInt8(direction.rawValue) << 3 | (notReady ? 8 << 3 : 0)]
+        op.append16(UInt16(packet.count))
+        return op + packet
+    }
+
+    static func all() -> [String: [UInt8]] {
+        let a = Setup.internalHosts[0], b = Setup.internalHosts[1], remote = Setup.remoteHosts[0], ext = Setup.external
+        var seeds: [String: [UInt8]] = [:]
+        // TCP handshake out and back.
+        let syn = Build.packet(a, remote, proto: 6, l4: Build.tcp(a, 40000, remote, 80, flags: 0x02, seq: 100, ack: 0))
+        let synAck = Build.packet(remote, ext, proto: 6, l4: Build.tcp(remote, 80, ext, 40000, flags: 0x12, seq: 900, ack: 101))
+        seeds["tcp-syn"] = raw(.outbound, syn) + raw(.inbound, synAck)
+        // UDP and its reply; then an ICMP error quoting the translated UDP packet.
+        let udp = Build.packet(a, remote, proto: 17, l4: Build.udp(a, 40001, remote, 53, payload: Array("query".utf8)))
+        let udpTranslated = Build.packet(ext, remote, proto: 17, l4: Build.udp(ext, 40001, remote, 53, payload: Array("query".utf8)))
+        let reply = Build.packet(remote, ext, proto: 17, l4: Build.udp(remote, 53, ext, 40001, payload: Array("answer".utf8)))
+        let error = Build.packet(remote, ext, proto: 1, l4: Build.icmp(type: 3, code: 4, rest: 1400, payload: Array(udpTranslated[0..<36])))
+        seeds["udp"] = raw(.outbound, udp) + raw(.inbound, reply)
+        seeds["icmp-error-udp"] = raw(.outbound, udp) + raw(.inbound, error)
+        // ICMP echo and reply.
+        let echo = Build.packet(a, remote, proto: 1, l4: Build.icmp(type: 8, code: 0, rest: 0x0777_0001, payload: Array("abcdefgh".utf8)))
+        let echoReply = Build.packet(remote, ext, proto: 1, l4: Build.icmp(type: 0, code: 0, rest: 0x0777_0001, payload: Array("abcdefgh".utf8)))
+        seeds["icmp-echo"] = raw(.outbound, echo) + raw(.inbound, echoReply)
+        // Fragments: a 600-byte UDP datagram in two pieces, then split by the harness.
+        let big = Build.packet(a, remote, proto: 17, l4: Build.udp(a, 40002, remote, 5001, payload: [UInt8](repeating: 0x55, count: 600)))
+        let h = Harness.fragmentsStatic(of: big, unit: 304)
+        seeds["fragments"] = h.map { frag -> [UInt8] in
+            var op: [UInt8] = [3 | 0 << 3]
+            op.append16(UInt16(frag.count))
+            return op + frag
+        }.reduce([], +)
+        var split: [UInt8] = [3 | (2 << 3)]
+        split.append16(UInt16(big.count))
+        split += big + [0x70, 0x27]
+        seeds["fragments-split"] = split
+        // An FTP PORT segment from inside (the helper attaches on the first segment).
+        let port = Build.packet(a, remote, proto: 6, l4: Build.tcp(a, 40003, remote, 21, flags: 0x18, seq: 5000, ack: 1,
+                                                                   payload: Array("PORT 192,0,2,10,156,100\r\n".utf8)))
+        seeds["ftp-port"] = raw(.outbound, port)
+        // A whole FTP control connection through the tracked-flow op: SYN, SYN-ACK, ACK, PORT, reply.
+        var ftp: [UInt8] = []
+        ftp += [2, 0x00, 0, 0, 0x10, 0] // client SYN (flow 0)
+        ftp += [2, 0x08, 0x20, 0, 0, 0] // server SYN-ACK
+        ftp += [2, 0x30] // client ACK
+        ftp += [2, 0x10, 1, 0, 0x04, 0] // client PORT line
+        ftp += [2, 0x18, 0x27, 0] // server "200 PORT ok"
+        ftp += [1 | 1 << 3, 0x00, 0x00, 0x0f, 0x10, 0x02, 0, 0, 0, 1, 0, 0, 0, 0, 5] // inbound SYN to the offered port
+        seeds["ftp-flow"] = ftp
+        // Server inside behind the forward: 227 reply.
+        var pasv: [UInt8] = []
+        pasv += [2, 0x04, 0, 0, 0x20, 0]
+        pasv += [2, 0x0c, 0, 0, 0, 1]
+        pasv += [2, 0x34]
+        pasv += [2, 0x1c, 3, 0, 0x04, 0]
+        seeds["ftp-pasv"] = pasv
+        // IRC DCC offer from inside.
+        var irc: [UInt8] = []
+        irc += [2, 0x03, 0, 0, 0x30, 0]
+        irc += [2, 0x0b, 0, 0, 0, 7]
+        irc += [2, 0x13, 5, 0, 0x04, 0x10, 0]
+        seeds["irc-dcc"] = irc
+        // Hairpin to a forward; a flood; a time jump with a sweep.
+        let hairpin = Build.packet(b, ext, proto: 6, l4: Build.tcp(b, 40004, ext, 8080, flags: 0x02, seq: 1, ack: 0))
+        seeds["hairpin"] = raw(.hairpin, hairpin)
+        seeds["flood-expire"] = [6, 63, 0, 0x9c, 0x40, 4 | (9 | 16) << 3, 4]
+        return seeds
+    }
+
+    static func write(to dir: String) {
+        mkdir(dir, 0o755)
+        for (name, bytes) in all() {
+            let fd = open(dir + "/seed-" + name, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            guard fd >= 0 else { continue }
+            bytes.withUnsafeBytes { b in _ = Glibc.write(fd, b.baseAddress, b.count) }
+            close(fd)
+        }
+    }
+}
+
+extension Harness {
+    static func fragmentsStatic(of packet: [UInt8], unit: Int) -> [[UInt8]] {
+        let ihl = Int(packet[0] & 0x0f) * 4
+        var pieces: [[UInt8]] = []
+        var offset = 0
+        let payload = Array(packet[ihl...])
+        while offset < payload.count {
+            let end = min(offset + unit, payload.count)
+            var h = Array(packet[0..<ihl])
+            h.put16(UInt16(ihl + end - offset), at: 2)
+            h.put16((end < payload.count ? 0x2000 : 0) | UInt16(offset / 8), at: 6)
+            h.put16(0, at: 10)
+            h.put16(checksum(h, from: 0, count: ihl), at: 10)
+            pieces.append(h + payload[offset..<end])
+            offset = end
+        }
+        return pieces
+    }
+}

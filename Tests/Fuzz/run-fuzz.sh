@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Builds and runs the NATCore libFuzzer harness (Tests/Fuzz/TranslatorFuzzer.swift).
+#
+#   Tests/Fuzz/run-fuzz.sh [SECONDS] [JOBS]      (defaults: 60 seconds, 1 job)
+#
+# Builds NATCore and NATHelpers as modules (the IRC helper is included when it compiles),
+# with -sanitize=fuzzer,address, links the harness against them, writes a seed corpus and a
+# dictionary, then fuzzes for SECONDS with -max_len=2048. Everything goes to .build-fuzz/
+# (gitignored): the binary, corpus/ (kept and grown between runs), artifacts/ (crashes) and
+# fuzz-history-PID/ (the inputs that led to a failure). Rebuilds only when a source changed.
+#
+# Exit status: 0 when no crash was found; non-zero otherwise, after printing the reproducer.
+# Reproduce: .build-fuzz/translator-fuzzer CRASH-FILE          (state fresh for that input)
+#            FUZZ_RESET_EVERY=1000 .build-fuzz/translator-fuzzer .build-fuzz/fuzz-history-PID/*
+#                                                  (the inputs since the last state reset, in order)
+# Environment: SWIFTC (compiler), FUZZ_OUT (build/output directory), FUZZ_ARGS (extra libFuzzer flags).
+set -euo pipefail
+
+DURATION=${1:-60}
+JOBS=${2:-1}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+OUT=${FUZZ_OUT:-$ROOT/.build-fuzz}
+BIN=$OUT/translator-fuzzer
+OBJ=$OUT/obj
+SWIFTC=${SWIFTC:-swiftc}
+HARNESS=$ROOT/Tests/Fuzz/TranslatorFuzzer.swift
+FLAGS=(-O -g -sanitize=fuzzer,address -parse-as-library -swift-version 6)
+
+mkdir -p "$OBJ" "$OUT/corpus" "$OUT/artifacts"
+
+needs_build() {
+    [[ -x $BIN ]] || return 0
+    [[ -n $(find "$ROOT/Sources/NATCore" "$ROOT/Sources/NATHelpers" "$HARNESS" "${BASH_SOURCE[0]}" -newer "$BIN" -print -quit) ]]
+}
+
+build() {
+    echo "== building the fuzzer (NATCore, NATHelpers, harness) in $OUT"
+    "$SWIFTC" "${FLAGS[@]}" -wmo -module-name NATCore \
+        -emit-module -emit-module-path "$OBJ/NATCore.swiftmodule" \
+        -c "$ROOT"/Sources/NATCore/*.swift -o "$OBJ/NATCore.o"
+    local defines=()
+    # The IRC helper is work in progress: include it only if NATHelpers compiles with it.
+    if "$SWIFTC" "${FLAGS[@]}" -wmo -module-name NATHelpers -I "$OBJ" \
+        -emit-module -emit-module-path "$OBJ/NATHelpers.swiftmodule" \
+        -c "$ROOT"/Sources/NATHelpers/*.swift -o "$OBJ/NATHelpers.o" 2>"$OBJ/helpers-with-irc.log"; then
+        if [[ -f $ROOT/Sources/NATHelpers/IRCHelper.swift ]]; then defines+=(-D FUZZ_IRC); fi
+    else
+        echo "== NATHelpers does not compile with the IRC files (see $OBJ/helpers-with-irc.log): fuzzing without IRC"
+        local files=()
+        for f in "$ROOT"/Sources/NATHelpers/*.swift; do
+            case $(basename "$f") in IRC*) ;; *) files+=("$f") ;; esac
+        done
+        "$SWIFTC" "${FLAGS[@]}" -wmo -module-name NATHelpers -I "$OBJ" \
+            -emit-module -emit-module-path "$OBJ/NATHelpers.swiftmodule" \
+            -c "${files[@]}" -o "$OBJ/NATHelpers.o"
+    fi
+    "$SWIFTC" "${FLAGS[@]}" ${defines[@]+"${defines[@]}"} -I "$OBJ" "$HARNESS" "$OBJ/NATCore.o" "$OBJ/NATHelpers.o" \
+        -o "$BIN.tmp" 2> >(grep -v "Cannot export local symbol" >&2)
+    mv "$BIN.tmp" "$BIN"
+    echo "== built $BIN ${defines[*]+(${defines[*]})}"
+}
+
+if needs_build; then build; else echo "== $BIN is up to date"; fi
+
+# Seeds (real packets and helper conversations, encoded as harness programs) and a dictionary.
+rm -rf "$OUT/seeds"
+FUZZ_WRITE_SEEDS="$OUT/seeds" "$BIN" >/dev/null 2>&1 || true
+[[ -n $(ls -A "$OUT/seeds" 2>/dev/null) ]] || { echo "seed corpus was not written" >&2; exit 2; }
+cat >"$OUT/fuzz.dict" <<'EOF'
+"PORT "
+"EPRT |1|"
+"EPRT |2|"
+"227 Entering Passive Mode ("
+"229 Entering Extended Passive Mode (|||"
+"\x01DCC SEND "
+"\x01DCC CHAT "
+"\x01DCC ACCEPT "
+"\x01DCC RESUME "
+"PRIVMSG "
+"NOTICE "
+"\x0d\x0a"
+"192,0,2,10,"
+"203,0,113,1,"
+"192.0.2.10"
+"3221225994"
+"\xc0\x00\x02\x0a"
+"\xc0\x00\x02\x0b"
+"\xcb\x00\x71\x01"
+"\xcb\x00\x71\x02"
+"\x45\x00"
+"\x00\x15"
+"\x1a\x0b"
+"\x9c\x40"
+"\x20\x00"
+EOF
+
+cd "$OUT"
+START=$OUT/.start-stamp
+touch "$START"
+LOG=$OUT/fuzz.log
+ARGS=(-max_len=2048 -max_total_time="$DURATION" -timeout=30 -print_final_stats=1
+      -dict="$OUT/fuzz.dict" -artifact_prefix="$OUT/artifacts/")
+# shellcheck disable=SC2206
+EXTRA=(${FUZZ_ARGS:-})
+echo "== fuzzing for ${DURATION}s with $JOBS job(s); log: $LOG"
+status=0
+if [[ $JOBS -gt 1 ]]; then
+    "$BIN" "${ARGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"} -jobs="$JOBS" -workers="$JOBS" "$OUT/corpus" "$OUT/seeds" >"$LOG" 2>&1 || status=$?
+    cat "$OUT"/fuzz-*.log >>"$LOG" 2>/dev/null || true
+else
+    "$BIN" "${ARGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"} "$OUT/corpus" "$OUT/seeds" 2>&1 | tee "$LOG" | grep -E "^#[0-9]+.*(pulse|DONE)|ERROR|INVARIANT|Test unit written|history" || true
+    status=${PIPESTATUS[0]}
+fi
+
+echo "== summary"
+grep -E "^#[0-9]+" "$LOG" | tail -n 1 || true
+grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$LOG" || true
+crashes=$(find "$OUT/artifacts" -type f -newer "$START" 2>/dev/null | sort)
+if [[ $status -ne 0 || -n $crashes ]]; then
+    echo "== FAILURE (libFuzzer exit status $status)"
+    grep -E "INVARIANT BROKEN|ERROR: |Fatal error|SUMMARY" "$LOG" | head -n 20 || true
+    for c in $crashes; do echo "reproducer: $c"; done
+    grep -hE "fuzz-history-[0-9]+/" "$LOG" | head -n 5 || true
+    echo "reproduce: $BIN <reproducer>   (or replay the history directory, in order, as printed above)"
+    [[ $status -ne 0 ]] && exit "$status"
+    exit 1
+fi
+echo "== no crash"
