@@ -9,7 +9,7 @@ packages=(
   # run: the rules installer and the lab
   iptables iproute2 iputils-ping curl python3
   # tests: crafted packets, captures, traffic tools
-  python3-scapy tcpdump socat netcat-openbsd procps stun-client stun-server vsftpd lftp python3-pyftpdlib iperf3 sockperf
+  python3-scapy tcpdump socat netcat-openbsd procps stun-client stun-server vsftpd lftp python3-pyftpdlib ngircd iperf3 sockperf
 )
 
 sudo=""

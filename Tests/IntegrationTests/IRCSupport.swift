@@ -45,6 +45,13 @@ enum IRCLab {
                             name: String = "ngircd") throws -> BackgroundProcess {
         guard let ngircd = Shell.which("ngircd") else { throw IntegrationFailure("ngircd not found (apt-get install -y ngircd)") }
         let configPath = lab.workDir + "/\(name).conf"
+        // ngircd drops root for "nobody" before it writes its PID file; it includes every
+        // file of IncludeDir (the system's /etc/ngircd/conf.d by default): an empty one here.
+        let runDir = lab.workDir + "/\(name)-run", includeDir = lab.workDir + "/\(name)-conf.d"
+        for dir in [runDir, includeDir] {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        chmod(runDir, 0o777)
         let config = """
         [Global]
         Name = \(serverName)
@@ -55,7 +62,7 @@ enum IRCLab {
         Listen = \(bind)
         Ports = \(port)
         MotdPhrase = "masqd lab"
-        PidFile = \(lab.workDir)/\(name).pid
+        PidFile = \(runDir)/\(name).pid
 
         [Limits]
         ConnectRetry = 60
@@ -69,6 +76,7 @@ enum IRCLab {
 
         [Options]
         DNS = no
+        IncludeDir = \(includeDir)
         Ident = no
         PAM = no
         ScrubCTCP = no
