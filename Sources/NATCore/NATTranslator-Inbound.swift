@@ -61,9 +61,9 @@ extension NATTranslator {
         }
         let protocolNumber = header.protocolNumber
         touch(sessionRow, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: false, now: now)
-        let mapping = mappings[mappingRow]
-        rewrite(ip, slot: endpoint.slot, rewriteSource: false, address: IPv4Address(mapping.internalAddress),
-                port: mapping.internalPort, checksum: checksum)
+        let session = sessions[sessionRow]
+        rewrite(ip, slot: endpoint.slot, rewriteSource: false, address: IPv4Address(session.internalAddress),
+                port: session.internalPort, checksum: checksum)
         counters.inboundTranslated &+= 1
         if sessions[sessionRow].helper >= 0 { return applyHelper(ip, sessionRow: sessionRow, outbound: false, now: now) }
         return .acceptRewritten

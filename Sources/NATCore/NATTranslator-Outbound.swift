@@ -35,6 +35,19 @@ extension NATTranslator {
         let protocolNumber = header.protocolNumber
         let remote = header.destination.value
 
+        // Established: the 5-tuple finds the session, which holds all the translation needs.
+        let tupleHash = sessions.tupleHash(protocolNumber: protocolNumber, internalAddress: source.value,
+                                           internalPort: internalPort, remoteAddress: remote, remotePort: remotePort)
+        let established = sessions.find(protocolNumber: protocolNumber, internalAddress: source.value, internalPort: internalPort,
+                                        remoteAddress: remote, remotePort: remotePort, tupleHash: tupleHash)
+        if established >= 0, sessions[established].expires > now.nanoseconds {
+            touch(established, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, now: now)
+            rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: sessions[established].externalPort, checksum: checksum)
+            counters.outboundTranslated &+= 1
+            if sessions[established].helper >= 0 { return applyHelper(ip, sessionRow: established, outbound: true, now: now) }
+            return .acceptRewritten
+        }
+
         // Mapping: one per internal endpoint, whatever the destination.
         let mappingHash = mappings.hash(protocolNumber: protocolNumber, address: source.value, port: internalPort)
         var mappingRow = mappings.find(protocolNumber: protocolNumber, address: source.value, port: internalPort, hash: mappingHash)

@@ -164,10 +164,13 @@ public final class NATTranslator {
             if helper != nil, helperConnections.count >= helperConnections.store.capacity { return (-1, .helperTableFull) }
         }
         guard hosts.add(internalAddress) else { return (-1, .sessionTableFull) }
+        let mapping = mappings[mappingRow]
         let row = sessions.insert(Session(
-            expires: now.nanoseconds, remoteAddress: remoteAddress, mapping: mappingRow, hash: hash,
-            remotePort: remotePort, tcpState: isTCP ? .opening : .none,
-            tcpFlagsSeen: inbound ? TCPSessionState.openedInbound : 0))
+            expires: now.nanoseconds, remoteAddress: remoteAddress, internalAddress: mapping.internalAddress,
+            mapping: mappingRow, hash: hash, remotePort: remotePort,
+            internalPort: mapping.internalPort, externalPort: mapping.externalPort,
+            tcpState: isTCP ? .opening : .none, tcpFlagsSeen: inbound ? TCPSessionState.openedInbound : 0,
+            protocolNumber: protocolNumber))
         if let helper {
             sessions.pointer(row).pointee.helper = helperConnections.insert(session: row, helperIndex: helper, clientIsInternal: !inbound)
         }

@@ -4,32 +4,45 @@
 struct Session: BitwiseCopyable {
     var expires: UInt64
     var remoteAddress: UInt32
+    /// The internal endpoint and external port, copied from the mapping so an established
+    /// outbound packet is translated from this row alone (one cache miss fewer).
+    var internalAddress: UInt32 = 0
     /// Owning mapping row; -1 marks a free row.
     var mapping: Int32
-    var hash: UInt32
-    var remotePort: UInt16
-    var tcpState: TCPSessionState
-    var tcpFlagsSeen: UInt8
     /// Row in the helper connection table, or -1 (almost every session).
     var helper: Int32 = -1
+    /// Hash of (mapping, remote): the inbound index. Hash of the whole 5-tuple: the outbound one.
+    var hash: UInt32
+    var tupleHash: UInt32 = 0
+    var remotePort: UInt16
+    var internalPort: UInt16 = 0
+    var externalPort: UInt16 = 0
+    var tcpState: TCPSessionState
+    var tcpFlagsSeen: UInt8
+    var protocolNumber: UInt8 = 0
 
     static let empty = Session(expires: 0, remoteAddress: 0, mapping: -1, hash: 0, remotePort: 0, tcpState: .none, tcpFlagsSeen: 0)
 }
 
 struct SessionTable {
     private(set) var store: RowStore<Session>
+    /// (mapping, remote endpoint) → row: inbound packets, filters, ICMP errors.
     private let index: FlowHashIndex
+    /// (protocol, internal endpoint, remote endpoint) → row: the outbound fast path.
+    private let tupleIndex: FlowHashIndex
     private let seed: UInt64
 
     init(capacity: Int, seed: UInt64) {
         store = RowStore(capacity: capacity, empty: .empty)
         index = FlowHashIndex(rows: capacity)
+        tupleIndex = FlowHashIndex(rows: capacity)
         self.seed = seed
     }
 
     func deallocate() {
         store.deallocate()
         index.deallocate()
+        tupleIndex.deallocate()
     }
 
     var count: Int { store.count }
@@ -59,21 +72,46 @@ struct SessionTable {
         }
     }
 
+    @inline(__always)
+    func tupleHash(protocolNumber: UInt8, internalAddress: UInt32, internalPort: UInt16, remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
+        flowHash(UInt64(internalAddress) << 32 | UInt64(remoteAddress),
+                 UInt64(protocolNumber) << 32 | UInt64(internalPort) << 16 | UInt64(remotePort), seed: seed ^ 0x5a5a_5a5a)
+    }
+
+    /// The session of an internal endpoint with a remote endpoint, or -1.
+    @inline(__always)
+    func find(protocolNumber: UInt8, internalAddress: UInt32, internalPort: UInt16, remoteAddress: UInt32, remotePort: UInt16,
+              tupleHash: UInt32) -> Int32 {
+        let rows = store.rows
+        return tupleIndex.find(hash: tupleHash) { row in
+            let s = rows[Int(row)]
+            return s.internalAddress == internalAddress && s.remoteAddress == remoteAddress && s.internalPort == internalPort
+                && s.remotePort == remotePort && s.protocolNumber == protocolNumber
+        }
+    }
+
+    /// Adds a session; its internal endpoint, external port and protocol must be filled in.
     mutating func insert(_ session: Session) -> Int32 {
         let row = store.take()
         guard row >= 0 else { return -1 }
+        var session = session
+        session.tupleHash = tupleHash(protocolNumber: session.protocolNumber, internalAddress: session.internalAddress,
+                                      internalPort: session.internalPort, remoteAddress: session.remoteAddress, remotePort: session.remotePort)
         store.rows[Int(row)] = session
         index.insert(hash: session.hash, row: row)
+        tupleIndex.insert(hash: session.tupleHash, row: row)
         return row
     }
 
     mutating func remove(_ row: Int32) {
         index.remove(hash: store.rows[Int(row)].hash, row: row)
+        tupleIndex.remove(hash: store.rows[Int(row)].tupleHash, row: row)
         store.give(row, empty: .empty)
     }
 
     mutating func removeAll() {
         index.removeAll()
+        tupleIndex.removeAll()
         store.reset(empty: .empty)
     }
 }
