@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages masqd needs to build, to run its lab, and to run its tests.
+# Installs the Debian packages masqd needs to build and run (and its lab demo); with
+# --tests, also the test tools, some of which are servers Debian starts on install
+# (vsftpd, ngircd, stun-server) — so not for a production router.
 # Safe to run again: apt-get skips what is already installed.
 set -euo pipefail
 
@@ -8,9 +10,17 @@ packages=(
   libnetfilter-queue-dev libnfnetlink-dev libmnl-dev pkg-config
   # run: the rules installer and the lab
   iptables iproute2 iputils-ping curl python3
-  # tests: crafted packets, captures, traffic tools
-  python3-scapy tcpdump socat netcat-openbsd procps stun-client stun-server vsftpd lftp python3-pyftpdlib ngircd iperf3 sockperf
 )
+if [ "${1:-}" = "--tests" ]; then
+  packages+=(
+    # crafted packets, captures, traffic tools, real protocol peers, unit checks
+    python3-scapy tcpdump socat netcat-openbsd procps stun-client stun-server
+    vsftpd lftp python3-pyftpdlib ngircd iperf3 sockperf systemd
+  )
+elif [ -n "${1:-}" ]; then
+  echo "usage: $0 [--tests]" >&2
+  exit 2
+fi
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

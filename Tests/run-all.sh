@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-Deploy/install-deps.sh
+Deploy/install-deps.sh --tests
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "run-all: the integration tests need root (network namespaces, iptables); re-run with sudo" >&2

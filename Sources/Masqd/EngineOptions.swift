@@ -3,11 +3,14 @@ import NATCore
 
 // The ENGINE OPTIONS of ../shared/INTERFACE.md, shared by `run` and `rules …` so one
 // command line describes one deployment. Parsing is by ArgumentParser; checking every
-// value (with a one-line message naming it) is `settings()`.
+// value (with a one-line message naming it) is `settings()`. `--config FILE` lays the command
+// line over the file's settings (ConfigFile.swift) before that check; so that an option given on
+// the command line can be told from one left alone, the options with a default are optionals
+// here and their defaults are applied in `checkedSettings()`.
 
 public struct EngineOptions: ParsableArguments, Sendable {
-    @Option(name: .long, help: "NFQUEUE number to bind (0-65535).")
-    public var queue: String = "0"
+    @Option(name: .long, help: "NFQUEUE number to bind (0-65535). Default 0.")
+    public var queue: String?
 
     @Option(name: .long, help: "WAN interface: masquerade behind its IPv4 address and follow its changes.")
     public var wan: String?
@@ -21,8 +24,8 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "External ports handed out for mappings, A-B. Default: 1024-65535, ports below 1024 stay below 1024.")
     public var portRange: String?
 
-    @Option(name: .long, help: "Application helpers: a comma-separated list of ftp, irc, or none.")
-    public var helpers: String = "ftp,irc"
+    @Option(name: .long, help: "Application helpers: a comma-separated list of ftp, irc, or none. Default: ftp,irc.")
+    public var helpers: String?
 
     @Option(name: .long, help: "TCP ports a helper follows, NAME=PORT[,PORT…] (repeatable). Default: ftp=21, irc=6667.")
     public var helperPorts: [String] = []
@@ -42,7 +45,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Flag(name: .long, help: "Do not hairpin (LAN host → WAN address → LAN host): no hairpin rule, no accept_local.")
     public var noHairpin: Bool = false
 
-    @Option(name: .long, help: "Read the same settings from a file; flags on the command line win.")
+    @Option(name: .long, help: "Read the same settings from a YAML file (keys: the option names without --); options on the command line win.")
     public var config: String?
 
     @Option(name: .long, help: "Control socket used by `masqd flows` and `masqd stats`. Default: /run/masqd/queue-N.sock.")
@@ -50,11 +53,24 @@ public struct EngineOptions: ParsableArguments, Sendable {
 
     public init() {}
 
-    /// Checks every value and returns the deployment it describes.
+    /// Checks every value and returns the deployment it describes: these options, over the
+    /// settings of the `--config` file if there is one. An error about a value from the file
+    /// names the file and line.
     public func settings() throws(MasqdError) -> EngineSettings {
-        if let config {
-            throw .option("--config", config, "configuration files are not supported yet")
+        guard let config else { return try checkedSettings() }
+        let file = try ConfigFile.load(path: config)
+        let (options, fromFile) = file.applied(under: self)
+        do throws(MasqdError) {
+            return try options.checkedSettings()
+        } catch {
+            throw file.locate(error, fromFile: fromFile)
         }
+    }
+
+    /// Checks every value of these options (a `--config` among them is not read).
+    func checkedSettings() throws(MasqdError) -> EngineSettings {
+        let queue = self.queue ?? "0"
+        let helpers = self.helpers ?? "ftp,irc"
         guard let queueNumber = UInt16(queue) else {
             throw .option("--queue", queue, "not a queue number (0-65535)")
         }

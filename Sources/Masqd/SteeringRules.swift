@@ -94,7 +94,16 @@ public enum SteeringRules {
         }
     }
 
+    /// Sets a sysctl, leaving it untouched when it already has the value (so a sandbox that
+    /// makes /proc/sys read-only is fine once the value is in place, e.g. from sysctl.d).
     static func writeSysctl(_ path: String, _ value: String) -> Bool {
+        let current = open(path, O_RDONLY)
+        if current >= 0 {
+            var buffer = [UInt8](repeating: 0, count: 16)
+            let n = read(current, &buffer, buffer.count)
+            close(current)
+            if n > 0, String(decoding: buffer[0..<n], as: UTF8.self).trimmingSpaces == value { return true }
+        }
         let fd = open(path, O_WRONLY)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -128,5 +137,11 @@ public enum SteeringRules {
 
     static func firstLine(_ text: String) -> String {
         text.split(separator: "\n").first.map(String.init) ?? "no message"
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        String(self.drop(while: { $0 == " " || $0 == "\n" }).reversed().drop(while: { $0 == " " || $0 == "\n" }).reversed())
     }
 }
