@@ -121,6 +121,11 @@ extension NATTranslator {
         let sequence = tcp.sequenceNumber
 
         if flags.contains(.syn) {
+            // A SYN (re)starts the stream. One that moves it elsewhere (a late duplicate, or a new
+            // connection on this session) leaves the edits, held bytes and acknowledgement of
+            // the old numbers behind: kept, they would no longer be in stream order, and
+            // rebuilding a retransmission from them would copy a negative length.
+            if send.pointee.started, send.pointee.nextSequence != sequence &+ 1 { send.pointee = .initial }
             send.pointee.nextSequence = sequence &+ 1
             send.pointee.started = true
         } else if !send.pointee.started {

@@ -97,6 +97,35 @@ nonisolated(unsafe) var history: [[UInt8]] = []
 nonisolated(unsafe) var historyDumped = false
 nonisolated(unsafe) var currentOp = ""
 
+/// What the packets met, over the whole run (printed at exit when FUZZ_STATS is set): shows
+/// how deep the fuzzer gets.
+struct RunStats {
+    var verdicts = [String: Int]()
+    var drops = [Int](repeating: 0, count: DropReason.allCases.count)
+    var fragmentOutcomes = [String: Int]()
+    var expectationsFulfilled: UInt64 = 0
+    var helperRewrites: UInt64 = 0
+    var helperLinesHeld: UInt64 = 0
+    var resets = 0
+
+    mutating func absorb(_ t: NATTranslator) {
+        expectationsFulfilled &+= t.counters.expectationsFulfilled
+        helperLinesHeld &+= t.counters.helperLinesHeld
+        for i in 0..<t.configuration.helpers.count { helperRewrites &+= t.counters.helperEvents(helper: i, .rewrite) }
+    }
+
+    func print() {
+        var lines = ["masqd-fuzz stats: \(resets) state resets"]
+        lines.append("  verdicts: " + verdicts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        lines.append("  drops: " + DropReason.allCases.filter { drops[$0.rawValue] > 0 }.map { "\($0)=\(drops[$0.rawValue])" }.joined(separator: " "))
+        lines.append("  fragments: " + fragmentOutcomes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        lines.append("  helpers: rewrites=\(helperRewrites) lines_held=\(helperLinesHeld) expectations_fulfilled=\(expectationsFulfilled)")
+        say(lines.joined(separator: "\n"))
+    }
+}
+
+nonisolated(unsafe) var stats = RunStats()
+
 func say(_ text: String) {
     let line = text + "\n"
     var bytes = Array(line.utf8)
@@ -468,6 +497,8 @@ extension Direction {
 }
 
 struct FragmentKey: Equatable { var src: UInt32, dst: UInt32, id: UInt16, proto: UInt8 }
+struct Endpoint: Hashable { var proto: UInt8, address: UInt32, port: UInt16 }
+struct SessionKey: Hashable { var proto: UInt8, internalAddress: UInt32, internalPort: UInt16, remoteAddress: UInt32, remotePort: UInt16 }
 
 /// A TCP connection through a helper port, tracked so its segments come in order.
 struct Flow {
@@ -596,6 +627,12 @@ final class Harness {
 
         let after = UnsafeRawBufferPointer(start: buffer, count: n)
         switch verdict {
+        case .accept: stats.verdicts["\(direction).accept", default: 0] += 1
+        case .acceptRewritten: stats.verdicts["\(direction).rewritten", default: 0] += 1
+        case .acceptReplaced: stats.verdicts["\(direction).replaced", default: 0] += 1
+        case .drop(let reason): stats.drops[reason.rawValue] += 1
+        }
+        switch verdict {
         case .drop:
             return (verdict, nil)
         case .accept:
@@ -620,6 +657,7 @@ final class Harness {
             }
             checkAddresses(v, direction, replaced: false)
             let out = Array(after)
+            if ops & 3 == 0 { checkAgainstSessions(bytes, out, direction) }
             noteDelivered(out, direction)
             return (verdict, out)
         case .acceptReplaced(let replaced):
@@ -634,6 +672,7 @@ final class Harness {
             check(!v.isFragment, "a replacement that is a fragment")
             checkAddresses(v, direction, replaced: true)
             let out = Array(UnsafeRawBufferPointer(replaced))
+            if ops & 3 == 0 { checkAgainstSessions(bytes, out, direction) }
             noteDelivered(out, direction)
             // Ports offered in rewritten lines: numbers, and pairs of comma-separated ones.
             let payload = out[(v.ihl + offset)...]
@@ -651,6 +690,66 @@ final class Harness {
                 remember(port: UInt16(last))
             }
             return (verdict, out)
+        }
+    }
+
+    /// The live sessions, by (protocol, internal endpoint, remote endpoint), with their
+    /// external port; and the table's own consistency: one external port per internal
+    /// endpoint, one internal endpoint per external port, no session twice.
+    func liveSessions() -> [SessionKey: UInt16] {
+        var sessions: [SessionKey: UInt16] = [:]
+        var byInternal: [Endpoint: UInt16] = [:]
+        var byExternal: [Endpoint: Endpoint] = [:]
+        translator.forEachSession(now: time) { s in
+            let key = SessionKey(proto: s.protocolNumber, internalAddress: s.internalAddress.value, internalPort: s.internalPort,
+                                 remoteAddress: s.remoteAddress.value, remotePort: s.remotePort)
+            check(sessions.updateValue(s.externalPort, forKey: key) == nil, "the same session twice: \(s)")
+            let inside = Endpoint(proto: s.protocolNumber, address: s.internalAddress.value, port: s.internalPort)
+            if let port = byInternal.updateValue(s.externalPort, forKey: inside) {
+                check(port == s.externalPort, "internal endpoint with two external ports \(port) and \(s.externalPort): \(s)")
+            }
+            if let owner = byExternal.updateValue(inside, forKey: Endpoint(proto: s.protocolNumber, address: 0, port: s.externalPort)) {
+                check(owner == inside, "external port \(s.externalPort) of two internal endpoints: \(s)")
+            }
+        }
+        return sessions
+    }
+
+    /// A translated packet agrees with the session that translated it (looked up from the
+    /// outside, through the listing): the mapping the packet got is the one the table shows.
+    func checkAgainstSessions(_ input: [UInt8], _ output: [UInt8], _ direction: Direction) {
+        guard let i = input.withUnsafeBytes({ View($0.baseAddress, $0.count) }),
+              let o = output.withUnsafeBytes({ View($0.baseAddress, $0.count) }) else { return }
+        let proto = i.proto
+        func ports(_ v: View, _ bytes: [UInt8]) -> (UInt16, UInt16)? {
+            switch proto {
+            case 6, 17: return v.l4Length >= 4 ? (bytes.be16(v.ihl), bytes.be16(v.ihl + 2)) : nil
+            case 1:
+                guard v.l4Length >= 8, bytes[v.ihl] == 0 || bytes[v.ihl] == 8 else { return nil } // echo only
+                let id = bytes.be16(v.ihl + 4)
+                return (id, id)
+            default: return nil
+            }
+        }
+        guard let (inSource, inDestination) = ports(i, input), let (outSource, outDestination) = ports(o, output) else { return }
+        let query = proto == 1
+        let sessions = liveSessions()
+        func expect(_ internalAddress: UInt32, _ internalPort: UInt16, _ remote: UInt32, _ remotePort: UInt16, external: UInt16, _ what: String) {
+            let key = SessionKey(proto: proto, internalAddress: internalAddress, internalPort: internalPort,
+                                 remoteAddress: remote, remotePort: query ? 0 : remotePort)
+            guard let port = sessions[key] else {
+                fail("\(what): no live session \(dotted(internalAddress)):\(internalPort) <-> \(dotted(remote)):\(remotePort) (protocol \(proto))")
+            }
+            check(port == external, "\(what): translated with external port \(external), the session has \(port)")
+        }
+        switch direction {
+        case .outbound:
+            expect(i.src, inSource, i.dst, inDestination, external: outSource, "outbound")
+        case .inbound:
+            expect(o.dst, outDestination, i.src, inSource, external: inDestination, "inbound")
+        case .hairpin:
+            expect(i.src, inSource, external, inDestination, external: outSource, "hairpin sender")
+            expect(o.dst, outDestination, external, outSource, external: inDestination, "hairpin target")
         }
     }
 
@@ -714,6 +813,7 @@ final class Harness {
                 perHost[Int(s.internalAddress.value & 0xff)] += 1
             }
             check(live <= t.sessionCount, "\(live) live sessions listed, sessionCount \(t.sessionCount)")
+            _ = liveSessions()
             for (host, n) in perHost.enumerated() where n > Setup.maxSessionsPerHost {
                 fail("192.0.2.\(host) has \(n) sessions > \(Setup.maxSessionsPerHost)")
             }
@@ -740,6 +840,11 @@ final class Harness {
             check(seen.insert(t).inserted, "token \(t) reported twice")
             if t == token { continue }
             check(held.removeValue(forKey: t) != nil, "dropToken reported \(t), which is not held")
+        }
+        switch outcome {
+        case .held: stats.fragmentOutcomes["held", default: 0] += 1
+        case .complete: stats.fragmentOutcomes["complete", default: 0] += 1
+        case .drop(let reason): stats.fragmentOutcomes["\(reason)", default: 0] += 1
         }
         switch outcome {
         case .held:
@@ -1174,7 +1279,7 @@ final class Harness {
                 let host = ip(192, 0, 2, UInt8(truncatingIfNeeded: Int(sel) + i))
                 translate(Build.packet(host, remote, proto: 17, l4: Build.udp(host, 40000, remote, 53, payload: [4])), .outbound)
             default:
-                let dport = 1 + UInt16(truncatingIfNeeded: Int(base) + i)
+                let dport = 1 &+ UInt16(truncatingIfNeeded: Int(base) + i)
                 translate(Build.packet(inside, remote, proto: 17, l4: Build.udp(inside, 40050, remote, dport, payload: [5])), .outbound)
             }
         }
@@ -1217,6 +1322,8 @@ nonisolated(unsafe) var inputsSinceReset = 0
 public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     if harness == nil { installCrashHooks() }
     if harness == nil || inputsSinceReset >= Harness.resetEvery {
+        if let old = harness { stats.absorb(old.translator) }
+        stats.resets += 1
         harness = nil
         harness = Harness()
         inputsSinceReset = 0
@@ -1235,6 +1342,12 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>?, _ argv: UnsafeM
     if let e = getenv("FUZZ_WRITE_SEEDS") {
         Seeds.write(to: String(cString: e))
         exit(0)
+    }
+    if getenv("FUZZ_STATS") != nil {
+        atexit {
+            if let h = harness { stats.absorb(h.translator) }
+            stats.print()
+        }
     }
     return 0
 }
@@ -1259,7 +1372,7 @@ enum Seeds {
         let udp = Build.packet(a, remote, proto: 17, l4: Build.udp(a, 40001, remote, 53, payload: Array("query".utf8)))
         let udpTranslated = Build.packet(ext, remote, proto: 17, l4: Build.udp(ext, 40001, remote, 53, payload: Array("query".utf8)))
         let reply = Build.packet(remote, ext, proto: 17, l4: Build.udp(remote, 53, ext, 40001, payload: Array("answer".utf8)))
-        let error = Build.packet(remote, ext, proto: 1, l4: Build.icmp(type: 3, code: 4, rest: 1400, payload: Array(udpTranslated[0..<36])))
+        let error = Build.packet(remote, ext, proto: 1, l4: Build.icmp(type: 3, code: 4, rest: 1400, payload: udpTranslated))
         seeds["udp"] = raw(.outbound, udp) + raw(.inbound, reply)
         seeds["icmp-error-udp"] = raw(.outbound, udp) + raw(.inbound, error)
         // ICMP echo and reply.

@@ -64,7 +64,7 @@ if needs_build; then build; else echo "== $BIN is up to date"; fi
 
 # Seeds (real packets and helper conversations, encoded as harness programs) and a dictionary.
 rm -rf "$OUT/seeds"
-FUZZ_WRITE_SEEDS="$OUT/seeds" "$BIN" >/dev/null 2>&1 || true
+SWIFT_BACKTRACE=enable=no FUZZ_WRITE_SEEDS="$OUT/seeds" "$BIN" >/dev/null 2>&1 || true
 [[ -n $(ls -A "$OUT/seeds" 2>/dev/null) ]] || { echo "seed corpus was not written" >&2; exit 2; }
 cat >"$OUT/fuzz.dict" <<'EOF'
 "PORT "
@@ -95,6 +95,8 @@ cat >"$OUT/fuzz.dict" <<'EOF'
 EOF
 
 cd "$OUT"
+export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
+export FUZZ_STATS=1
 START=$OUT/.start-stamp
 touch "$START"
 LOG=$OUT/fuzz.log
@@ -108,13 +110,16 @@ if [[ $JOBS -gt 1 ]]; then
     "$BIN" "${ARGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"} -jobs="$JOBS" -workers="$JOBS" "$OUT/corpus" "$OUT/seeds" >"$LOG" 2>&1 || status=$?
     cat "$OUT"/fuzz-*.log >>"$LOG" 2>/dev/null || true
 else
-    "$BIN" "${ARGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"} "$OUT/corpus" "$OUT/seeds" 2>&1 | tee "$LOG" | grep -E "^#[0-9]+.*(pulse|DONE)|ERROR|INVARIANT|Test unit written|history" || true
+    set +e
+    "$BIN" "${ARGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"} "$OUT/corpus" "$OUT/seeds" 2>&1 | tee "$LOG" | grep -E "^#[0-9]+.*(pulse|DONE)|ERROR|INVARIANT|Test unit written|history|^masqd-fuzz stats|^  (verdicts|drops|fragments|helpers):"
     status=${PIPESTATUS[0]}
+    set -e
 fi
 
 echo "== summary"
 grep -E "^#[0-9]+" "$LOG" | tail -n 1 || true
 grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$LOG" || true
+grep -A5 "^masqd-fuzz stats" "$LOG" || true
 crashes=$(find "$OUT/artifacts" -type f -newer "$START" 2>/dev/null | sort)
 if [[ $status -ne 0 || -n $crashes ]]; then
     echo "== FAILURE (libFuzzer exit status $status)"
