@@ -554,6 +554,8 @@ final class Harness {
     /// Recently delivered packets (after translation) and the direction they went.
     var delivered: [(bytes: [UInt8], direction: Direction)] = []
     var ops = 0
+    /// Packets translated; every 16th is checked against the session table.
+    var translations = 0
 
     init() {
         let configuration = Setup.configuration()
@@ -621,6 +623,7 @@ final class Harness {
         let l4ValidBefore = before?.l4Valid ?? false
         let proto = before?.proto ?? 0
 
+        translations &+= 1
         let verdict = translator.translate(
             UnsafeMutableRawBufferPointer(start: buffer, count: n), direction: direction.packetDirection,
             checksum: PacketChecksumState(checksumNotReady: notReady, isGSO: gso), now: time)
@@ -657,7 +660,7 @@ final class Harness {
             }
             checkAddresses(v, direction, replaced: false)
             let out = Array(after)
-            if ops & 3 == 0 { checkAgainstSessions(bytes, out, direction) }
+            if translations & 15 == 0 { checkAgainstSessions(bytes, out, direction) }
             noteDelivered(out, direction)
             return (verdict, out)
         case .acceptReplaced(let replaced):
@@ -672,7 +675,7 @@ final class Harness {
             check(!v.isFragment, "a replacement that is a fragment")
             checkAddresses(v, direction, replaced: true)
             let out = Array(UnsafeRawBufferPointer(replaced))
-            if ops & 3 == 0 { checkAgainstSessions(bytes, out, direction) }
+            if translations & 15 == 0 { checkAgainstSessions(bytes, out, direction) }
             noteDelivered(out, direction)
             // Ports offered in rewritten lines: numbers, and pairs of comma-separated ones.
             let payload = out[(v.ihl + offset)...]
