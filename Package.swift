@@ -43,7 +43,7 @@ let package = Package(
             dependencies: ["Masqd", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Packet builder and an independent checksum, shared by the unit-test targets.
-        .target(name: "PacketTestSupport", path: "Tests/PacketTestSupport"),
+        .target(name: "PacketTestSupport", dependencies: ["NATCore"], path: "Tests/PacketTestSupport"),
         .testTarget(name: "NATCoreTests", dependencies: ["NATCore", "PacketTestSupport"]),
         .testTarget(name: "NATHelpersTests", dependencies: ["NATHelpers", "NATCore", "PacketTestSupport"]),
         .testTarget(name: "NetfilterQueueTests", dependencies: ["NetfilterQueue"]),

@@ -15,23 +15,6 @@ enum Net {
     static let stranger = IPv4Bytes(198, 51, 100, 6)
 }
 
-extension IPv4Bytes {
-    var address: IPv4Address { IPv4Address(bytes[0], bytes[1], bytes[2], bytes[3]) }
-}
-
-/// SplitMix64: small, seeded, reproducible.
-struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 let t0 = NATTime.seconds(1000)
 
 func makeFTPTranslator(
