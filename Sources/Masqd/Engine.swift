@@ -61,9 +61,6 @@ public final class Engine {
         for registration in settings.nat.helpers {
             logger.info("helper \(registration.helper.name) on TCP port(s) \(registration.ports.map(String.init).joined(separator: ","))")
         }
-        for name in settings.helpers where !HelperCatalog.available.contains(name) {
-            logger.notice("the \(name) helper is not implemented yet: its payloads pass untranslated")
-        }
 
         var fds = [
             pollfd(fd: queue.fileDescriptor, events: Int16(POLLIN), revents: 0),

@@ -6,8 +6,6 @@ import NATHelpers
 enum HelperCatalog {
     /// Every name `--helpers` accepts.
     static let names = ["ftp", "irc"]
-    /// The ones implemented.
-    static let available = ["ftp", "irc"]
 
     static func defaultPorts(_ name: String) -> [UInt16] {
         switch name {
