@@ -7,12 +7,14 @@ side by side in one run on one namespace topology (client -> router -> server):
   nfq_echo   the reference NFQUEUE consumer (../shared/bench/nfq_echo.c): every packet
              returned in its verdict with a completed checksum - the limit of this design
   masqd      masqd translating (same iptables steering rules as nfq_echo)
+  masqd-Nq   with --queues N: masqd with N queues, one worker each, sharing one state; the
+             two directions of the one flow hash to different queues (--queue-balance)
 
 For each mode, in interleaved rounds: iperf3 TCP throughput, iperf3 UDP packet rate with
 64-byte payloads, and sockperf UDP ping-pong round-trip latency (p50/p99). Prints medians
 and the ratios masqd/nfq_echo and masqd/kernel MASQUERADE.
 
-usage: sudo Benchmarks/e2e.py --masqd .build/release/masqd [--rounds 3] [--seconds 5]
+usage: sudo Benchmarks/e2e.py --masqd .build/release/masqd [--rounds 3] [--seconds 5] [--queues 2]
 Needs: iproute2, iptables, iperf3, sockperf, gcc, libnetfilter-queue-dev (Deploy/install-deps.sh
 installs all but iperf3 and sockperf: apt-get install iperf3 sockperf).
 Traffic stays inside the namespaces this script creates (TEST-NET addresses only).
@@ -91,8 +93,8 @@ class Mode:
                                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(0.5)
             steering_rules("-I")
-        elif self.name == "masqd":
-            options = ["--queue", str(QUEUE), "--wan", "wan0", "--lan", "192.0.2.0/24", "--control", f"/run/masqd/{PREFIX}.sock"]
+        elif self.name.startswith("masqd"):
+            options = self.masqd_queue_options() + ["--wan", "wan0", "--lan", "192.0.2.0/24", "--control", f"/run/masqd/{PREFIX}.sock"]
             self.process = subprocess.Popen(["ip", "netns", "exec", ROUTER, self.masqd, "run", *options],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             for _ in range(100):
@@ -102,14 +104,21 @@ class Mode:
             ns(ROUTER, self.masqd, "rules", "install", *options)
         return self
 
+    def masqd_queue_options(self):
+        # "masqd-2q": two queues, two workers sharing one state (--queues).
+        if self.name.endswith("q"):
+            count = int(self.name[len("masqd-"):-1])
+            return ["--queues", f"{QUEUE}-{QUEUE + count - 1}"]
+        return ["--queue", str(QUEUE)]
+
     def __exit__(self, *exc):
         if self.name == "masquerade":
             ns(ROUTER, "iptables", "-w", "-t", "nat", "-F", "POSTROUTING")
             subprocess.run(["ip", "netns", "exec", ROUTER, "conntrack", "-F"], capture_output=True)
         elif self.name == "nfq_echo":
             steering_rules("-D")
-        elif self.name == "masqd":
-            ns(ROUTER, self.masqd, "rules", "remove", "--queue", str(QUEUE), "--wan", "wan0", "--lan", "192.0.2.0/24")
+        elif self.name.startswith("masqd"):
+            ns(ROUTER, self.masqd, "rules", "remove", *self.masqd_queue_options(), "--wan", "wan0", "--lan", "192.0.2.0/24")
         if self.process:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -170,17 +179,20 @@ def main():
     parser.add_argument("--nfq-echo-source", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench", "nfq_echo.c"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--queues", type=int, default=1,
+                        help="also run masqd with this many queues/workers (mode masqd-Nq), for the scaling numbers")
     args = parser.parse_args()
+    modes = MODES + ([f"masqd-{args.queues}q"] if args.queues > 1 else [])
     if os.geteuid() != 0:
         sys.exit("e2e: needs root (network namespaces, iptables)")
     masqd = os.path.abspath(args.masqd)
     nfq_echo = "/tmp/masqd-e2e-nfq_echo"
     sh("gcc", "-O2", args.nfq_echo_source, "-o", nfq_echo, "-lnetfilter_queue", "-lmnl")
 
-    results = {m: {"tcp": [], "udp": [], "p50": [], "p99": []} for m in MODES}
+    results = {m: {"tcp": [], "udp": [], "p50": [], "p99": []} for m in modes}
     try:
         for round_number in range(args.rounds):
-            for mode in MODES:
+            for mode in modes:
                 # A fresh topology per mode: once the nat table has loaded conntrack into the
                 # router namespace it would stay, and tax (and defragment for) the other modes.
                 build_topology()
@@ -201,13 +213,17 @@ def main():
     print()
     print(f"medians of {args.rounds} rounds, {args.seconds} s each")
     print(f"{'path':12s} {'TCP Gbit/s':>11s} {'UDP 64B kpps':>13s} {'RTT p50 us':>11s} {'RTT p99 us':>11s}")
-    for m in MODES:
+    for m in modes:
         r = med[m]
         print(f"{m:12s} {r['tcp']:11.2f} {r['udp']:13.1f} {r['p50']:11.1f} {r['p99']:11.1f}")
     print()
     for reference in ("nfq_echo", "masquerade"):
         a, b = med["masqd"], med[reference]
         print(f"masqd/{reference}: TCP {a['tcp'] / b['tcp']:.2f}  UDP {a['udp'] / b['udp']:.2f}  "
+              f"RTT p50 {a['p50'] - b['p50']:+.1f} us  p99 {a['p99'] - b['p99']:+.1f} us")
+    for m in modes[len(MODES):]:
+        a, b = med[m], med["masqd"]
+        print(f"{m}/masqd: TCP {a['tcp'] / b['tcp']:.2f}  UDP {a['udp'] / b['udp']:.2f}  "
               f"RTT p50 {a['p50'] - b['p50']:+.1f} us  p99 {a['p99'] - b['p99']:+.1f} us")
 
 

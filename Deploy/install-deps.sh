@@ -16,6 +16,8 @@ if [ "${1:-}" = "--tests" ]; then
     # crafted packets, captures, traffic tools, real protocol peers, unit checks
     python3-scapy tcpdump socat netcat-openbsd procps stun-client stun-server
     vsftpd lftp python3-pyftpdlib ngircd iperf3 sockperf systemd
+    # the Prometheus text format's reference parser, for the metrics endpoint's tests
+    python3-prometheus-client
   )
 elif [ -n "${1:-}" ]; then
   echo "usage: $0 [--tests]" >&2

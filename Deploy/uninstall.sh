@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Undoes Deploy/install.sh: stops and disables masqd.service, takes masqd's iptables rules
 # out (`masqd rules remove`), and deletes the binary, the unit, the sysctl file and the
-# installed README. /etc/masqd/masqd.yaml is kept unless --purge is given.
+# installed README. /etc/masqd/masqd.yaml and the saved translation state in /var/lib/masqd
+# are kept unless --purge is given.
 #
 # The rules are removed before anything else is deleted; if that fails (say the config
 # file no longer describes the installed rules), nothing is deleted, so the masqd binary
@@ -66,12 +67,15 @@ done
 rmdir "$destdir/usr/local/share/doc/masqd" 2>/dev/null || true
 for f in "${removed[@]}"; do say "removed $f"; done
 
+state_dir="$destdir/var/lib/masqd"
 if [ "$purge" = yes ]; then
   rm -f "$config"
   rmdir "$destdir/etc/masqd" 2>/dev/null || true
   say "removed $config"
-elif [ -e "$config" ]; then
-  say "kept $config (--purge removes it)"
+  if [ -d "$state_dir" ]; then rm -rf "$state_dir"; say "removed $state_dir (saved translation state)"; fi
+else
+  if [ -e "$config" ]; then say "kept $config (--purge removes it)"; fi
+  if [ -d "$state_dir" ]; then say "kept $state_dir (--purge removes it)"; fi
 fi
 
 if [ -z "$destdir" ] && [ -d /run/systemd/system ]; then

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests of the core and the binding, and the integration tests that
 # build router topologies in network namespaces and push real traffic through the real
-# engine. Needs root (namespaces, iptables); installs what it needs first.
+# engine; then a bounded fuzz run (60 s) and the deploy walkthrough (README's "Deploying on a
+# router" on Debian 12 under systemd-nspawn). Needs root (namespaces, iptables); installs what
+# it needs first. Arguments go to `swift test` (e.g. --filter); MASQD_SKIP_FUZZ=1 and
+# MASQD_SKIP_WALKTHROUGH=1 leave those two steps out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,3 +18,11 @@ fi
 # The integration tests start the real masqd binary from the build folder.
 swift build
 swift test "$@"
+
+if [ "${MASQD_SKIP_FUZZ:-0}" != 1 ]; then
+  # Its own build folder: a developer's long run in .build-fuzz is neither rebuilt nor mixed in.
+  FUZZ_OUT="$PWD/.build-fuzz-ci" Tests/Fuzz/run-fuzz.sh 60
+fi
+if [ "${MASQD_SKIP_WALKTHROUGH:-0}" != 1 ]; then
+  Tests/deploy-walkthrough.sh
+fi

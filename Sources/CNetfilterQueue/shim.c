@@ -4,6 +4,7 @@
 #include "CNetfilterQueue.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -148,14 +149,20 @@ void cnfq_receive_vector_destroy(cnfq_receive_vector *v) {
   free(v);
 }
 
-int cnfq_receive_batch(int fd, cnfq_receive_vector *v, unsigned count) {
+int cnfq_receive_batch(int fd, cnfq_receive_vector *v, unsigned count, int wait) {
   if (count > v->count) count = v->count;
   for (unsigned i = 0; i < count; i++) {
     v->messages[i].msg_hdr.msg_flags = 0;
     v->messages[i].msg_len = 0;
   }
-  int r = recvmmsg(fd, v->messages, count, MSG_DONTWAIT, NULL);
+  /* Not recvmmsg's own timeout argument: it is only checked after a datagram arrives. */
+  int r = recvmmsg(fd, v->messages, count, wait ? MSG_WAITFORONE : MSG_DONTWAIT, NULL);
   return r < 0 ? -errno : r;
+}
+
+int cnfq_set_receive_timeout(int fd, int milliseconds) {
+  struct timeval tv = { .tv_sec = milliseconds / 1000, .tv_usec = (milliseconds % 1000) * 1000 };
+  return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ? -errno : 0;
 }
 
 uint32_t cnfq_received_length(const cnfq_receive_vector *v, unsigned index) {
@@ -338,4 +345,9 @@ int cnfq_rtnl_primary_ipv4(uint32_t ifindex, uint32_t *address_out) {
   mnl_socket_close(nl);
   if (s.found) { *address_out = s.address; return 1; }
   return result;
+}
+
+/* pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module does not define. */
+int cnfq_name_current_thread(const char *name) {
+    return pthread_setname_np(pthread_self(), name);
 }

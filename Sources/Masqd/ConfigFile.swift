@@ -111,6 +111,7 @@ extension ConfigFile {
     static var keys: [(name: String, kind: Kind)] {
         [
             ("queue", .single(\.queue)),
+            ("queues", .single(\.queues)),
             ("wan", .single(\.wan)),
             ("lan", .list(\.lan)),
             ("forward", .list(\.forward)),
@@ -123,6 +124,9 @@ extension ConfigFile {
             ("timeout", .list(\.timeout)),
             ("no-hairpin", .flag(\.noHairpin)),
             ("control", .single(\.control)),
+            ("metrics", .single(\.metrics)),
+            ("state-file", .single(\.stateFile)),
+            ("checkpoint-interval", .single(\.checkpointInterval)),
         ]
     }
 

@@ -1,82 +1,113 @@
 import NATCore
 
-// What the control socket answers: `stats` as `name value` lines, `flows` one translation
-// per line.
+// What the control socket answers: `stats` as `name value` lines (from the metric list the
+// Prometheus page renders too), `flows` one translation per line.
 
 extension Engine {
+    /// `masqd stats`: every metric as a `name value` line. Called with the lock held.
     func statsReport() -> String {
+        EngineMetric.statsText(metricList())
+    }
+
+    /// Every metric of the engine, in `masqd stats` order: the one list that both `masqd stats`
+    /// and the Prometheus page render (Engine-Metrics.swift). Call with the lock held.
+    func metricList() -> [EngineMetric] {
         let core = translator.counters
-        let q = queue.statistics
-        var lines: [(String, String)] = [
-            ("queue", "\(settings.queue)"),
-            ("external_address", translator.configuration.externalAddress.map { "\($0)" } ?? "none"),
-            ("packets_received", "\(counters.packetsReceived)"),
-            ("verdict_accept", "\(counters.verdictAccept)"),
-            ("verdict_accept_rewritten", "\(counters.verdictAcceptRewritten)"),
-            ("verdict_drop", "\(counters.verdictDrop)"),
-            ("translated_outbound", "\(core.outboundTranslated)"),
-            ("translated_inbound", "\(core.inboundTranslated)"),
-            ("inbound_unmatched", "\(core.inboundUnmatched)"),
-            ("inbound_not_for_us", "\(core.inboundNotForUs)"),
-            ("outbound_not_internal", "\(core.outboundNotInternal)"),
-            ("flows_active", "\(translator.sessionCount)"),
-            ("flows_max", "\(translator.configuration.maxSessions)"),
-            ("flows_created", "\(core.sessionsCreated)"),
-            ("flows_expired", "\(core.sessionsExpired)"),
-            ("flows_flushed", "\(core.sessionsFlushed)"),
-            ("mappings_active", "\(translator.mappingCount)"),
-            ("mappings_max", "\(translator.configuration.maxMappings)"),
-            ("mappings_created", "\(core.mappingsCreated)"),
-            ("external_address_changes", "\(core.externalAddressChanges)"),
-            ("sessions_opened_inbound", "\(core.sessionsOpenedInbound)"),
-            ("hairpin_translated", "\(core.hairpinTranslated)"),
-            ("hairpin_passed", "\(core.hairpinPassed)"),
-            ("icmp_errors_inbound", "\(core.icmpErrorsInbound)"),
-            ("icmp_errors_outbound", "\(core.icmpErrorsOutbound)"),
-            ("drop_truncated", "\(counters.truncatedDropped)"),
+        let q = queueStatistics
+        let counters = self.counters
+        var list: [EngineMetric] = [
+            .gauge("queue", settings.queue, "First NFQUEUE number bound."),
+            .gauge("queues", settings.queueCount, "NFQUEUE queues bound, one worker thread each."),
+            .info("external_address", label: "address", translator.configuration.externalAddress.map { "\($0)" } ?? "none",
+                  "The WAN address translations use (none: the WAN interface has no IPv4 address)."),
+            .counter("packets_received", counters.packetsReceived, "Packets taken from the queues."),
+        ]
+        // Per worker: how --queue-balance spread the traffic.
+        if workers.count > 1 {
+            for worker in workers {
+                let number = worker.queue.configuration.queueNumber
+                list.append(.counter("queue_\(number)_packets_received", worker.counters.packetsReceived,
+                                     "Packets taken from one queue.", family: "queue_packets_received", labels: [("queue", "\(number)")]))
+            }
+        }
+        list += [
+            .counter("verdict_accept", counters.verdictAccept, "Packets passed on unchanged."),
+            .counter("verdict_accept_rewritten", counters.verdictAcceptRewritten, "Packets passed on with their rewritten bytes."),
+            .counter("verdict_drop", counters.verdictDrop, "Packets dropped."),
+            .counter("translated_outbound", core.outboundTranslated, "Packets masqueraded on their way out."),
+            .counter("translated_inbound", core.inboundTranslated, "Packets translated back on their way in."),
+            .counter("inbound_unmatched", core.inboundUnmatched, "Inbound packets to the WAN address matching no translation: passed to the router's own stack."),
+            .counter("inbound_not_for_us", core.inboundNotForUs, "Inbound packets not addressed to the WAN address: passed unchanged."),
+            .counter("outbound_not_internal", core.outboundNotInternal, "Outbound packets from outside the LAN prefixes: passed unchanged."),
+            .gauge("flows_active", translator.sessionCount, "Live translations (sessions)."),
+            .gauge("flows_max", translator.configuration.maxSessions, "Cap on live translations (--max-flows)."),
+            .counter("flows_created", core.sessionsCreated, "Translations created."),
+            .counter("flows_expired", core.sessionsExpired, "Translations ended by their idle timeout."),
+            .counter("flows_flushed", core.sessionsFlushed, "Translations removed by a WAN address change or a replaced port forward."),
+            .gauge("mappings_active", translator.mappingCount, "Live mappings of internal endpoints to external ports, port forwards included."),
+            .gauge("mappings_max", translator.configuration.maxMappings, "Cap on dynamic mappings (--max-flows)."),
+            .counter("mappings_created", core.mappingsCreated, "Dynamic mappings created."),
+            .counter("external_address_changes", core.externalAddressChanges, "Changes of the WAN address."),
+            .counter("sessions_opened_inbound", core.sessionsOpenedInbound, "Translations opened from outside (port forwards, endpoint-independent filtering, helpers' expected connections)."),
+            .counter("hairpin_translated", core.hairpinTranslated, "Packets from inside to the WAN address translated back inside."),
+            .counter("hairpin_passed", core.hairpinPassed, "Packets from inside to the router's addresses passed to its own stack."),
+            .counter("icmp_errors_inbound", core.icmpErrorsInbound, "Inbound ICMP errors whose quoted packet was translated."),
+            .counter("icmp_errors_outbound", core.icmpErrorsOutbound, "Outbound ICMP errors whose quoted packet was translated."),
+            .counter("drop_truncated", counters.truncatedDropped, "Packets dropped, by reason.", family: "drops", labels: [("reason", "truncated")]),
         ]
         for reason in DropReason.allCases {
-            lines.append(("drop_\(reason)", "\(core.drops(reason))"))
+            list.append(.counter("drop_\(reason)", core.drops(reason), "Packets dropped, by reason.", family: "drops", labels: [("reason", "\(reason)")]))
         }
-        lines += residence.report("latency_receive_to_verdict_ns")
-        lines += costPerPacket.report("latency_per_packet_ns")
-        lines += [
-            ("helper_connections", "\(translator.helperConnectionCount)"),
-            ("helper_expectations_pending", "\(translator.pendingExpectationCount)"),
-            ("helper_expectations_fulfilled", "\(core.expectationsFulfilled)"),
-            ("helper_expectations_expired", "\(core.expectationsExpired)"),
-            ("helper_lines_held", "\(core.helperLinesHeld)"),
-            ("helper_held_released", "\(core.helperHeldReleased)"),
+        list += [
+            .histogram("latency_receive_to_verdict", residence, "Time from a packet's receive to its verdict sent, in its batch."),
+            .histogram("latency_per_packet", costPerPacket, "The engine's own translation time per packet (a batch's time over its size)."),
+            .gauge("helper_connections", translator.helperConnectionCount, "Live connections with an application helper."),
+            .gauge("helper_expectations_pending", translator.pendingExpectationCount, "Connections helpers expect that have not arrived yet."),
+            .counter("helper_expectations_fulfilled", core.expectationsFulfilled, "Expected connections that arrived."),
+            .counter("helper_expectations_expired", core.expectationsExpired, "Expected connections that did not arrive in time."),
+            .counter("helper_lines_held", core.helperLinesHeld, "Unfinished lines held back until the rest arrived."),
+            .counter("helper_held_released", core.helperHeldReleased, "Held bytes sent on unfinished."),
         ]
         for (index, registration) in translator.configuration.helpers.enumerated() {
             for event in HelperEvent.allCases {
-                lines.append(("helper_\(registration.helper.name)_\(event)", "\(core.helperEvents(helper: index, event))"))
+                list.append(.counter("helper_\(registration.helper.name)_\(event)", core.helperEvents(helper: index, event),
+                                     "Application helper events, by helper and event.", family: "helper_events",
+                                     labels: [("helper", registration.helper.name), ("event", "\(event)")]))
             }
         }
-        let fragments = reassembler.counters
-        lines += [
-            ("fragments_offered", "\(fragments.fragmentsOffered)"),
-            ("fragments_held", "\(fragments.fragmentsHeld)"),
-            ("fragments_bytes_held", "\(fragments.bytesHeld)"),
-            ("fragments_bytes_max", "\(reassembler.limits.maxBytes)"),
-            ("fragments_datagrams_in_progress", "\(fragments.datagramsInProgress)"),
-            ("fragments_datagrams_reassembled", "\(fragments.datagramsCompleted)"),
-            ("fragments_datagrams_discarded", "\(fragments.datagramsDiscarded)"),
+        let fragments = fragmentCounters
+        list += [
+            .counter("fragments_offered", fragments.fragmentsOffered, "IPv4 fragments received."),
+            .gauge("fragments_held", fragments.fragmentsHeld, "Fragments held until their datagram is whole."),
+            .gauge("fragments_bytes_held", fragments.bytesHeld, "Bytes of fragments held."),
+            .gauge("fragments_bytes_max", fragmentBytesMax, "Cap on bytes of fragments held."),
+            .gauge("fragments_datagrams_in_progress", fragments.datagramsInProgress, "Datagrams being reassembled."),
+            .counter("fragments_datagrams_reassembled", fragments.datagramsCompleted, "Datagrams reassembled."),
+            .counter("fragments_datagrams_discarded", fragments.datagramsDiscarded, "Datagrams given up before they were whole."),
         ]
         for reason in FragmentDropReason.allCases {
-            lines.append(("fragments_drop_\(reason)", "\(fragments.drops(reason))"))
+            list.append(.counter("fragments_drop_\(reason)", fragments.drops(reason), "Fragments dropped, by reason.",
+                                 family: "fragments_drops", labels: [("reason", "\(reason)")]))
         }
-        lines += [
-            ("passed_not_ipv4", "\(counters.notIPv4Passed)"),
-            ("passed_unexpected_hook", "\(counters.unexpectedHookPassed)"),
-            ("queue_batches", "\(counters.batches)"),
-            ("queue_verdict_messages", "\(q.verdictMessagesSent)"),
-            ("queue_netlink_errors", "\(q.netlinkErrors)"),
-            ("queue_refused_verdicts", "\(counters.refusedVerdicts)"),
-            ("queue_receive_overruns", "\(q.receiveOverruns)"),
-            ("queue_verdicts_lost", "\(q.verdictsLost)"),
+        let metrics = metricsServer?.counters ?? MetricsServer.Counters()
+        list += [
+            .counter("passed_not_ipv4", counters.notIPv4Passed, "Packets passed because they were not IPv4."),
+            .counter("passed_unexpected_hook", counters.unexpectedHookPassed, "Packets passed because they came from a hook the rules do not use."),
+            .counter("queue_batches", counters.batches, "Batches taken from the queues."),
+            .counter("queue_verdict_messages", q.verdictMessagesSent, "Verdict messages sent to the kernel."),
+            .counter("queue_netlink_errors", q.netlinkErrors, "Netlink errors from the queues."),
+            .counter("queue_refused_verdicts", counters.refusedVerdicts, "Verdicts the kernel refused."),
+            .counter("queue_receive_overruns", q.receiveOverruns, "Times the queue socket's receive buffer overran (packets lost in the kernel)."),
+            .counter("queue_verdicts_lost", q.verdictsLost, "Verdicts that could not be sent."),
+            .counter("reloads", reloading.reloads, "Reloads of the settings (SIGHUP) applied."),
+            .counter("reload_failures", reloading.failures, "Reloads refused (a bad file, a key that cannot change while running): the settings in force were kept."),
+            .counter("metrics_scrapes", metrics.scrapes, "Metrics pages served."),
+            .counter("metrics_bad_requests", metrics.badRequests, "Metrics requests answered with an error (not GET /metrics)."),
+            .counter("metrics_clients_evicted", metrics.clientsEvicted, "Metrics connections closed to make room for a new one (at most 16 open)."),
+            .counter("metrics_clients_timed_out", metrics.clientsTimedOut, "Metrics connections closed for taking too long."),
         ]
-        return lines.map { "\($0.0) \($0.1)\n" }.joined()
+        list += stateMetrics()
+        return list
     }
 
     /// Filters: `tcp`, `udp`, `icmp`, or an address that must appear in the flow.

@@ -3,29 +3,27 @@ import Logging
 import NATCore
 import NetfilterQueue
 
-// The engine: one packet loop on one thread that owns the queue, the translator and the
-// control socket. Each wake-up takes a batch of packets, translates them in place in the
-// receive buffer, and sends all their verdicts in one message.
+// The engine: one worker thread per queue (QueueWorker) translating packets with one shared
+// translator, and the main loop on the calling thread for everything else — the control
+// socket, WAN address changes, the expiry sweep — all of it under the same lock.
 
 public final class Engine {
     let settings: EngineSettings
     let logger: Logger
-    let queue: NetfilterQueue
     let translator: NATTranslator
-    let reassembler: FragmentReassembler
+    /// Held by whoever touches `translator` or a worker's state: a worker for a batch, the
+    /// main loop for housekeeping and control requests. Use `withTranslator`.
+    let translatorLock = EngineLock()
+    let workers: [QueueWorker]
     let control: ControlServer
     let addressMonitor: InterfaceAddressMonitor
-    var counters = EngineCounters()
-    /// Receive-to-verdict-sent time of each packet (its batch's time, the verdict send
-    /// included), and the engine's own cost per packet (translation time / batch size).
-    var residence = LatencyHistogram()
-    var costPerPacket = LatencyHistogram()
-    var loggedRefusal = false
+    /// SIGHUP reloads (Engine-Reload.swift) and the Prometheus endpoint (Engine-Metrics.swift): main loop only.
+    var reloading = ReloadState()
+    var metricsServer: MetricsServer?
     var lastSweep = NATTime(nanoseconds: 0)
+    /// --state-file: saved at stop and in checkpoints, restored at start (Engine-State.swift).
+    var stateKeeping = StateKeeping()
     static let sweepInterval = NATDuration(nanoseconds: 10_000_000)
-    /// The WAN interface's index: a packet queued before routing came in from the WAN if it
-    /// arrived on it, else from inside (a hairpin candidate).
-    var wanIndex: UInt32 = 0
 
     public init(settings: EngineSettings, logger: Logger) throws(MasqdError) {
         self.settings = settings
@@ -36,15 +34,18 @@ public final class Engine {
         var random = SystemRandomNumberGenerator()
         configuration.hashSeed = random.next()
         translator = NATTranslator(configuration: configuration)
-        reassembler = FragmentReassembler(hashSeed: random.next())
+        // Before any queue is bound: no packet is translated without the restored state.
+        stateKeeping = try Engine.restoreState(settings, into: translator, logger: logger)
 
-        do {
-            queue = try NetfilterQueue(configuration: NetfilterQueueConfiguration(queueNumber: settings.queue))
-        } catch {
-            throw MasqdError(error.description)
+        let wanIndex = if_nametoindex(settings.wanInterface)
+        var workers: [QueueWorker] = []
+        for queueNumber in settings.queueNumbers {
+            workers.append(try QueueWorker(queueNumber: queueNumber, translator: translator, lock: translatorLock,
+                                           wanIndex: wanIndex, hashSeed: random.next(), logger: logger))
         }
+        self.workers = workers
         control = try ControlServer(path: settings.controlPath)
-        wanIndex = if_nametoindex(settings.wanInterface)
+        if let endpoint = settings.metrics { metricsServer = try MetricsServer(endpoint: endpoint) }
         do {
             addressMonitor = try InterfaceAddressMonitor(interfaceName: settings.wanInterface)
         } catch {
@@ -55,170 +56,77 @@ public final class Engine {
     /// Runs until SIGINT or SIGTERM. Every packet received gets its verdict before this returns.
     public func run() throws(MasqdError) {
         StopSignal.install()
+        ReloadSignal.install()
         let external = translator.configuration.externalAddress.map { "\($0)" } ?? "none yet"
         let lan = settings.internalPrefixes.isEmpty ? "every non-local source" : settings.internalPrefixes.map(\.description).joined(separator: ", ")
-        logger.info("masqd running: queue \(settings.queue), WAN \(settings.wanInterface) (\(external)), LAN \(lan), control \(settings.controlPath)")
+        let queues = settings.queueCount > 1 ? "queues \(settings.queue)-\(settings.queue + settings.queueCount - 1) (one worker each)" : "queue \(settings.queue)"
+        logger.info("masqd running: \(queues), WAN \(settings.wanInterface) (\(external)), LAN \(lan), control \(settings.controlPath)")
         for registration in settings.nat.helpers {
             logger.info("helper \(registration.helper.name) on TCP port(s) \(registration.ports.map(String.init).joined(separator: ","))")
         }
 
+        var threads: [WorkerThread] = []
+        for worker in workers {
+            do {
+                threads.append(try WorkerThread(name: "masqd-q\(worker.queue.configuration.queueNumber)") { worker.run() })
+            } catch {
+                StopSignal.request()
+                threads.forEach { $0.join() }
+                throw error
+            }
+        }
         var fds = [
-            pollfd(fd: queue.fileDescriptor, events: Int16(POLLIN), revents: 0),
             pollfd(fd: control.fileDescriptor, events: Int16(POLLIN), revents: 0),
             pollfd(fd: addressMonitor.fileDescriptor, events: Int16(POLLIN), revents: 0),
         ]
+        let metricsEntries = fds.count // the metrics server's descriptors follow, renewed each round
         while !StopSignal.isRequested {
-            let ready = poll(&fds, nfds_t(fds.count), 100)
+            addMetricsPollEntries(&fds, from: metricsEntries)
+            // Wakes at least every sweep interval: expiry runs on a clock, not on traffic.
+            let ready = poll(&fds, nfds_t(fds.count), 10)
             let now = MonotonicClock.now()
             if ready > 0 {
-                if fds[0].revents != 0 { try processBatches(now: now) }
-                if fds[2].revents != 0, addressMonitor.drainEvents() { followAddressChange() }
-                if fds[1].revents != 0 { control.serve { respond(to: $0) } }
+                if fds[1].revents != 0, addressMonitor.drainEvents() { followAddressChange() }
+                if fds[0].revents != 0 { control.serve { request in withTranslator { _ in respond(to: request) } } }
             }
-            // Housekeeping on a clock, not on every wake-up: a busy queue must not pay a sweep
-            // per batch (it showed in ping-pong latency). 4096 rows every 10 ms walks the
-            // default 262144-row table in under a second.
+            serveMetrics(fds[metricsEntries...], now: now)
+            reloadIfRequested()
+            // 4096 rows every 10 ms walks the default 262144-row table in under a second.
             if now.duration(since: lastSweep) >= Engine.sweepInterval {
                 lastSweep = now
-                translator.expire(now: now, budget: 4096)
-                reassembler.expire(now: now, budget: 64) { dropHeld($0) }
+                withTranslator { $0.expire(now: now, budget: 4096) }
             }
+            checkpointIfDue(now: now)
         }
-        // Held fragments get their verdict too: no packet is left in the kernel queue.
-        reassembler.removeAll { dropHeld($0) }
-        try? queue.flushVerdicts()
-        logger.info("masqd stopping: \(counters.packetsReceived) packets handled")
-    }
-
-    /// Takes batches until the queue is empty (bounded, so the control socket is not starved).
-    func processBatches(now: NATTime) throws(MasqdError) {
-        for _ in 0..<64 {
-            let count: Int
-            do {
-                count = try queue.receive(timeoutMilliseconds: 0)
-            } catch {
-                throw MasqdError(error.description)
-            }
-            if count == 0 { return }
-            counters.batches &+= 1
-            let started = MonotonicClock.now()
-            for index in 0..<count {
-                handle(queue.packet(at: index), now: now)
-            }
-            // The engine's own work ends here; the verdict send that follows also carries each
-            // packet through the rest of the kernel path (routing, the veth peer, …) inline.
-            let translated = MonotonicClock.now()
-            do {
-                try queue.flushVerdicts()
-            } catch {
-                throw MasqdError(error.description)
-            }
-            residence.record(MonotonicClock.now().duration(since: started).nanoseconds, count: UInt64(count))
-            costPerPacket.record(translated.duration(since: started).nanoseconds / UInt64(count), count: UInt64(count))
-            queue.drainRefusedVerdicts { packetID, error in
-                counters.refusedVerdicts &+= 1
-                if !loggedRefusal {
-                    loggedRefusal = true
-                    logger.error("the kernel refused a verdict (packet \(packetID)): \(String(cString: strerror(error))); further refusals are only counted")
-                }
-            }
-            if count < queue.configuration.batchSize { return }
-        }
-    }
-
-    @inline(__always)
-    func handle(_ packet: QueuedPacket, now: NATTime) {
-        counters.packetsReceived &+= 1
-        if packet.isTruncated {
-            counters.truncatedDropped &+= 1
-            verdict(packet, .drop, rewritten: false)
-            return
-        }
-        guard packet.hardwareProtocol == 0x0800 else {
-            counters.notIPv4Passed &+= 1
-            verdict(packet, .accept, rewritten: false)
-            return
-        }
-        let direction: PacketDirection
-        switch packet.hook {
-        case 0: direction = packet.inputInterfaceIndex == wanIndex ? .inbound : .hairpin // NF_INET_PRE_ROUTING
-        case 4: direction = .outbound  // NF_INET_POST_ROUTING
-        default:
-            counters.unexpectedHookPassed &+= 1
-            verdict(packet, .accept, rewritten: false)
-            return
-        }
-        if Engine.isFragment(packet.payload) {
-            handleFragment(packet, direction: direction, now: now)
-            return
-        }
-        let checksum = PacketChecksumState(checksumNotReady: packet.checksumNotReady, isGSO: packet.isGSO)
-        switch translator.translate(packet.payload, direction: direction, checksum: checksum, now: now) {
-        case .accept: verdict(packet, .accept, rewritten: false)
-        case .acceptRewritten: verdict(packet, .accept, rewritten: true)
-        case .acceptReplaced(let bytes):
-            counters.verdictAcceptRewritten &+= 1
-            queue.setVerdict(packetID: packet.id, .accept, payload: UnsafeRawBufferPointer(bytes))
-        case .drop: verdict(packet, .drop, rewritten: false)
-        }
-    }
-
-    /// Fragments are held (no verdict) until their datagram is whole; then the datagram is
-    /// translated and travels as the payload of its first fragment's verdict, every other
-    /// fragment is dropped, and the kernel refragments on output (KERNEL-FACTS fact 5).
-    func handleFragment(_ packet: QueuedPacket, direction: PacketDirection, now: NATTime) {
-        let outcome = reassembler.offer(UnsafeRawBufferPointer(packet.payload), token: packet.id, now: now) { dropHeld($0) }
-        switch outcome {
-        case .held:
-            break
-        case .complete(let datagram, let acceptToken):
-            // Always sent with its payload, translated or not: the other fragments are gone.
-            switch translator.translate(datagram, direction: direction, checksum: PacketChecksumState(), now: now) {
-            case .accept, .acceptRewritten:
-                counters.verdictAcceptRewritten &+= 1
-                queue.setVerdict(packetID: acceptToken, .accept, payload: UnsafeRawBufferPointer(datagram))
-            case .acceptReplaced(let bytes):
-                counters.verdictAcceptRewritten &+= 1
-                queue.setVerdict(packetID: acceptToken, .accept, payload: UnsafeRawBufferPointer(bytes))
-            case .drop:
-                dropHeld(acceptToken)
-            }
-        case .drop:
-            verdict(packet, .drop, rewritten: false)
-        }
-    }
-
-    @inline(__always)
-    func dropHeld(_ token: UInt32) {
-        counters.verdictDrop &+= 1
-        queue.setVerdict(packetID: token, .drop, payload: nil)
-    }
-
-    /// True for an IPv4 packet with MF set or a non-zero offset (malformed ones go to the translator).
-    @inline(__always)
-    static func isFragment(_ bytes: UnsafeMutableRawBufferPointer) -> Bool {
-        guard bytes.count >= 20, bytes[0] >> 4 == 4 else { return false }
-        return (UInt16(bytes[6]) << 8 | UInt16(bytes[7])) & 0x3fff != 0
-    }
-
-    @inline(__always)
-    func verdict(_ packet: QueuedPacket, _ verdict: PacketVerdict, rewritten: Bool) {
-        switch verdict {
-        case .drop: counters.verdictDrop &+= 1
-        default: if rewritten { counters.verdictAcceptRewritten &+= 1 } else { counters.verdictAccept &+= 1 }
-        }
-        queue.setVerdict(packetID: packet.id, verdict, payload: rewritten ? UnsafeRawBufferPointer(packet.payload) : nil)
+        // The workers give every packet still queued its verdict before they end.
+        threads.forEach { $0.join() }
+        saveStateAtStop()
+        let total = withTranslator { _ in counters.packetsReceived }
+        logger.info("masqd stopping: \(total) packets handled")
+        if let failure = withTranslator({ _ in workers.lazy.compactMap(\.failure).first }) { throw failure }
     }
 
     func followAddressChange() {
-        wanIndex = if_nametoindex(settings.wanInterface)
+        let wanIndex = if_nametoindex(settings.wanInterface)
         let address = InterfaceAddressMonitor.currentIPv4Address(interfaceName: settings.wanInterface).map(IPv4Address.init)
-        guard address != translator.configuration.externalAddress else { return }
-        let flushed = translator.sessionCount
-        translator.setExternalAddress(address)
+        let flushed: Int? = withTranslator { translator in
+            for worker in workers { worker.wanIndex = wanIndex }
+            guard address != translator.configuration.externalAddress else { return nil }
+            let flushed = translator.sessionCount
+            translator.setExternalAddress(address)
+            return flushed
+        }
+        guard let flushed else { return }
         logger.notice("WAN \(settings.wanInterface) address is now \(address.map { "\($0)" } ?? "none"); flushed \(flushed) translations made with the old address")
     }
 
+    /// Runs `body` with the translation state locked (main-loop code outside packet handling).
+    @inline(__always) @discardableResult
+    func withTranslator<T, E: Error>(_ body: (NATTranslator) throws(E) -> T) throws(E) -> T {
+        try translatorLock.withLock { () throws(E) -> T in try body(translator) }
+    }
+
+    /// Answers a control request; called with the lock held.
     func respond(to request: String) -> String {
         let words = request.split(separator: " ")
         switch words.first {

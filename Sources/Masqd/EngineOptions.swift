@@ -12,6 +12,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "NFQUEUE number to bind (0-65535). Default 0.")
     public var queue: String?
 
+    @Option(name: .long, help: "Bind the queues A-B, one worker thread each, sharing one translation state; the rules balance flows over them by address pair. Instead of --queue.")
+    public var queues: String?
+
     @Option(name: .long, help: "WAN interface: masquerade behind its IPv4 address and follow its changes.")
     public var wan: String?
 
@@ -51,6 +54,15 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Control socket used by `masqd flows` and `masqd stats`. Default: /run/masqd/queue-N.sock.")
     public var control: String?
 
+    @Option(name: .long, help: "Serve Prometheus metrics over HTTP at ADDR:PORT (GET /metrics), e.g. 127.0.0.1:9469. Default: off.")
+    public var metrics: String?
+
+    @Option(name: .long, help: "Save the translation state to this file when stopping (and every --checkpoint-interval) and restore it at start, so idle flows survive a restart. Default: none (not saved).")
+    public var stateFile: String?
+
+    @Option(name: .long, help: "Seconds between saves of --state-file while running; 0: only when stopping. Default 60.")
+    public var checkpointInterval: String?
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -74,6 +86,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
         guard let queueNumber = UInt16(queue) else {
             throw .option("--queue", queue, "not a queue number (0-65535)")
         }
+        let queueRange = try checkedQueueRange(single: queueNumber)
         guard let wan, !wan.isEmpty else { throw MasqdError("--wan: required (the WAN interface name)") }
         guard wan.utf8.count < 16, !wan.contains("/"), !wan.contains(" ") else {
             throw .option("--wan", wan, "not an interface name")
@@ -192,14 +205,17 @@ public struct EngineOptions: ParsableArguments, Sendable {
             }
         }
         return EngineSettings(
-            queue: queueNumber, wanInterface: wan, nat: nat, helpers: helperNames, hairpin: !noHairpin,
-            controlPath: control ?? EngineSettings.defaultControlPath(queue: queueNumber))
+            queue: queueRange.lowerBound, queueCount: UInt16(queueRange.count), wanInterface: wan, nat: nat, helpers: helperNames, hairpin: !noHairpin,
+            controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
+            metrics: try checkedMetricsEndpoint(), state: try checkedStateFile())
     }
 }
 
 /// One checked deployment: what `run` runs and what `rules` installs.
 public struct EngineSettings: Sendable {
+    /// The first queue; `queueCount` queues from it are bound, one worker each.
     public var queue: UInt16
+    public var queueCount: UInt16 = 1
     public var wanInterface: String
     /// The translator's settings (the external address is filled in at start from --wan).
     public var nat: NATConfiguration
@@ -212,4 +228,13 @@ public struct EngineSettings: Sendable {
     public var forwards: [PortForward] { nat.forwards }
 
     public static func defaultControlPath(queue: UInt16) -> String { "/run/masqd/queue-\(queue).sock" }
+
+    /// Where the Prometheus metrics are served (EngineOptions-Metrics.swift); nil: not served.
+    public var metrics: MetricsEndpoint? = nil
+
+    /// Where the translation state is saved and restored (EngineOptions-State.swift); nil: not saved.
+    public var state: StateFileSettings? = nil
+
+    /// Every queue bound, in order.
+    public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }
 }

@@ -18,6 +18,13 @@ struct LatencyHistogram {
         total &+= nanoseconds &* count
     }
 
+    /// Adds another histogram's samples (the workers' histograms, for a report).
+    mutating func add(_ other: LatencyHistogram) {
+        for i in buckets.indices { buckets[i] &+= other.buckets[i] }
+        samples &+= other.samples
+        total &+= other.total
+    }
+
     /// The bucket bound below which `fraction` of the samples lie (an upper estimate).
     func percentile(_ fraction: Double) -> UInt64 {
         guard samples > 0 else { return 0 }

@@ -22,11 +22,18 @@ public struct SteeringRule: Sendable, Equatable {
 }
 
 public enum SteeringRules {
-    public static func comment(queue: UInt16) -> String { "masqd queue \(queue)" }
+    public static func comment(queue: UInt16, count: UInt16 = 1) -> String {
+        count > 1 ? "masqd queues \(queue)-\(queue + count - 1)" : "masqd queue \(queue)"
+    }
 
     public static func rules(for settings: EngineSettings) -> [SteeringRule] {
-        let target = ["-m", "comment", "--comment", comment(queue: settings.queue),
-                      "-j", "NFQUEUE", "--queue-num", String(settings.queue)]
+        // Several queues: --queue-balance hashes the address pair (not cpu-fanout, which would
+        // split one datagram's fragments over workers that each reassemble their own).
+        let queueTarget = settings.queueCount > 1
+            ? ["--queue-balance", "\(settings.queue):\(settings.queue + settings.queueCount - 1)"]
+            : ["--queue-num", String(settings.queue)]
+        let target = ["-m", "comment", "--comment", comment(queue: settings.queue, count: settings.queueCount),
+                      "-j", "NFQUEUE"] + queueTarget
         var rules = [SteeringRule(table: "raw", chain: "PREROUTING", specification: ["-i", settings.wanInterface] + target)]
         if settings.internalPrefixes.isEmpty {
             // Every source that is not one of the router's own addresses.
@@ -46,6 +53,13 @@ public enum SteeringRules {
                 rules.append(SteeringRule(table: "raw", chain: "PREROUTING", specification:
                     ["!", "-i", settings.wanInterface] + source + ["-m", "addrtype", "--dst-type", "LOCAL"] + target))
             }
+            // accept_local (which hairpinning needs) also lets a LAN host send with one of the
+            // router's own addresses as source, and such a packet matches no rule above: it
+            // would leave untranslated. The router never forwards its own packets, and
+            // hairpinned ones leave inside, so whatever this queues is spoofed: the engine
+            // drops it (drop_spoofed_source).
+            rules.append(SteeringRule(table: "mangle", chain: "FORWARD", specification:
+                ["-o", settings.wanInterface, "-m", "addrtype", "--src-type", "LOCAL"] + target))
         }
         // The router's own ICMP errors about packets it forwarded inbound quote internal
         // addresses; the engine translates their quoted packet.

@@ -18,4 +18,7 @@ enum StopSignal {
     }
 
     static var isRequested: Bool { stopRequested.load(ordering: .relaxed) }
+
+    /// Asks every loop to stop, as the signal would (a worker that failed does this).
+    static func request() { stopRequested.store(true, ordering: .relaxed) }
 }

@@ -55,6 +55,7 @@ struct Run: ParsableCommand {
         let settings = try options.settings()
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let engine = try Engine(settings: settings, logger: Logger(label: "masqd"))
+        engine.enableReload(options: options) // SIGHUP reads the same command line and --config file again
         try engine.run()
     }
 }

@@ -19,7 +19,7 @@ struct Mapping: BitwiseCopyable {
 
 struct MappingTable {
     private(set) var store: RowStore<Mapping>
-    private let index: FlowHashIndex
+    private var index: FlowHashIndex
     private let seed: UInt64
 
     init(capacity: Int, seed: UInt64) {
@@ -69,6 +69,18 @@ struct MappingTable {
     mutating func remove(_ row: Int32) {
         index.remove(hash: store.rows[Int(row)].hash, row: row)
         store.give(row, empty: .empty)
+    }
+
+    /// Makes room for `capacity` rows. Rows keep their numbers (sessions, the external port
+    /// table and expectations refer to them); the index is rebuilt for the new size.
+    mutating func grow(to capacity: Int) {
+        guard capacity > store.capacity else { return }
+        store = store.grown(to: capacity, empty: .empty) { $0.protocolNumber == 0 }
+        index.deallocate()
+        index = FlowHashIndex(rows: capacity)
+        for row in 0..<capacity where store.rows[row].protocolNumber != 0 {
+            index.insert(hash: store.rows[row].hash, row: Int32(row))
+        }
     }
 
     mutating func removeAll() {

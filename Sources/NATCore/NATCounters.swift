@@ -22,6 +22,12 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case helperOutOfOrder
     /// A retransmission cuts through a rewritten range and cannot be rewritten identically.
     case helperRetransmissionMismatch
+    /// From the WAN side with a source that can only be ours: the external address, or an
+    /// address in the internal prefixes (see NATTranslator-Spoofing.swift).
+    case spoofedSource
+    /// From the WAN side with a source no host can have: 0.0.0.0/8, 127.0.0.0/8, multicast,
+    /// 255.255.255.255.
+    case martianSource
 
     public var description: String {
         switch self {
@@ -40,6 +46,8 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .helperTableFull: "helper_table_full"
         case .helperOutOfOrder: "helper_out_of_order"
         case .helperRetransmissionMismatch: "helper_retransmission_mismatch"
+        case .spoofedSource: "spoofed_source"
+        case .martianSource: "martian_source"
         }
     }
 }

@@ -3,11 +3,13 @@
 // endpoints it has sessions with (address-and-port-dependent filtering); a port forward's
 // mapping, or any mapping under endpoint-independent filtering, opens a session for a new
 // remote. Everything else addressed to us goes to the router's own stack unchanged; nothing
-// unmatched ever reaches an internal host.
+// unmatched ever reaches an internal host. Spoofed and martian sources are dropped first
+// (NATTranslator-Spoofing.swift).
 
 extension NATTranslator {
     func translateInbound(_ ip: IPv4Packet, checksum: PacketChecksumState, now: NATTime) -> TranslationVerdict {
         let header = ip.header
+        if let reason = spoofedSourceFromWAN(header.source) { return drop(reason) }
         let destination = header.destination
         guard let external = configuration.externalAddress, destination == external else {
             // Straight to an internal address from the WAN side: a masqueraded network is

@@ -4,7 +4,7 @@
 // never allocates.
 
 public final class NATTranslator {
-    public private(set) var configuration: NATConfiguration
+    public internal(set) var configuration: NATConfiguration
     public internal(set) var counters = NATCounters()
     var mappings: MappingTable
     var sessions: SessionTable

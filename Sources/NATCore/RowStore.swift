@@ -39,6 +39,22 @@ struct RowStore<Row: BitwiseCopyable> {
         freeCount += 1
     }
 
+    /// These rows in a store of `newCapacity` rows (at least this one's): every row keeps its
+    /// number, the added rows are free. This store is deallocated. For a reload that needs
+    /// more rows than the table was made with (NATTranslator-Reconfigure.swift).
+    func grown(to newCapacity: Int, empty: Row, isFree: (Row) -> Bool) -> RowStore<Row> {
+        var bigger = RowStore(capacity: newCapacity, empty: empty)
+        bigger.rows.update(from: rows, count: capacity)
+        var free = 0
+        for i in stride(from: newCapacity - 1, through: 0, by: -1) where i >= capacity || isFree(rows[i]) {
+            bigger.freeRows[free] = Int32(i) // low rows handed out first, as in init
+            free += 1
+        }
+        bigger.freeCount = free
+        deallocate()
+        return bigger
+    }
+
     mutating func reset(empty: Row) {
         rows.update(repeating: empty, count: capacity)
         for i in 0..<capacity { freeRows[i] = Int32(capacity - 1 - i) }

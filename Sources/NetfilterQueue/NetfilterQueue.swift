@@ -22,6 +22,8 @@ public final class NetfilterQueue {
     let packets: UnsafeMutablePointer<QueuedPacket>
     /// Packets from the last `receive()`.
     public internal(set) var packetCount = 0
+    /// The SO_RCVTIMEO last set (milliseconds; 0 = none yet or forever), so it is set only when it changes.
+    var receiveTimeout: Int32 = 0
 
     // Verdicts: appended to one buffer, sent with one sendto.
     let verdictBuffer: UnsafeMutableRawPointer
@@ -165,7 +167,7 @@ public final class NetfilterQueue {
                 throw .system(operation: operation, errno: errno)
             }
             if ready == 0 { waited += 100; continue }
-            let received = cnfq_receive_batch(fileDescriptor, receiveVector, 1)
+            let received = cnfq_receive_batch(fileDescriptor, receiveVector, 1, 0)
             if received < 0 {
                 if -received == EAGAIN || -received == EINTR { continue }
                 if -received == ENOBUFS { statistics.receiveOverruns += 1; continue }

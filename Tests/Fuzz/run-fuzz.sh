@@ -120,7 +120,9 @@ echo "== summary"
 grep -E "^#[0-9]+" "$LOG" | tail -n 1 || true
 grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$LOG" || true
 grep -A5 "^masqd-fuzz stats" "$LOG" || true
-crashes=$(find "$OUT/artifacts" -type f -newer "$START" 2>/dev/null | sort)
+# slow-unit-* files only report inputs slower than 10 s (a loaded machine makes those); crashes,
+# timeouts (-timeout=30), leaks and out-of-memory fail the run.
+crashes=$(find "$OUT/artifacts" -type f -newer "$START" ! -name 'slow-unit-*' 2>/dev/null | sort)
 if [[ $status -ne 0 || -n $crashes ]]; then
     echo "== FAILURE (libFuzzer exit status $status)"
     grep -E "INVARIANT BROKEN|ERROR: |Fatal error|SUMMARY" "$LOG" | head -n 20 || true

@@ -127,9 +127,16 @@ struct DeployTests {
             #expect(!fm.fileExists(atPath: stage + path), "\(path) still there after uninstall.sh")
         }
         #expect(fm.fileExists(atPath: stage + "/etc/masqd/masqd.yaml"), "uninstall.sh without --purge must keep the config")
+        // The state directory (systemd's StateDirectory=) is kept too, and goes with --purge.
+        try fm.createDirectory(atPath: stage + "/var/lib/masqd", withIntermediateDirectories: true)
+        try "state".write(toFile: stage + "/var/lib/masqd/masqd.state", atomically: true, encoding: .utf8)
+        let again = try Shell.run(env(["bash", Self.deploy + "/uninstall.sh"]), timeout: 60)
+        try #require(again.succeeded, "\(again.summary)")
+        #expect(fm.fileExists(atPath: stage + "/var/lib/masqd/masqd.state"), "uninstall.sh without --purge must keep the saved state")
         let purge = try Shell.run(env(["bash", Self.deploy + "/uninstall.sh", "--purge"]), timeout: 60)
         try #require(purge.succeeded, "\(purge.summary)")
         #expect(!fm.fileExists(atPath: stage + "/etc/masqd"), "--purge must remove /etc/masqd")
+        #expect(!fm.fileExists(atPath: stage + "/var/lib/masqd"), "--purge must remove /var/lib/masqd")
 
         let bad = try Shell.run(["env", "DESTDIR=\(stage)", "MASQD_BINARY=\(stage)/nothing", "bash", Self.deploy + "/install.sh"])
         #expect(!bad.succeeded && bad.stderr.contains("swift build -c release"), "\(bad.summary)")

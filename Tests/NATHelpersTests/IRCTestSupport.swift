@@ -18,7 +18,7 @@ enum IRCNet {
     static let server = IPv4Bytes(198, 51, 100, 5)
     /// DCC peers: other IRC users, anywhere.
     static let peer = IPv4Bytes(198, 51, 100, 77)
-    static let otherPeer = IPv4Bytes(233, 252, 0, 9)
+    static let otherPeer = IPv4Bytes(198, 51, 100, 209) // unicast: a multicast source is a martian
     static let ircPort: UInt16 = 6667
 }
 

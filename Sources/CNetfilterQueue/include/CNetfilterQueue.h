@@ -95,8 +95,12 @@ size_t cnfq_put_verdict(void *buffer, size_t room, uint16_t queue, uint32_t pack
 typedef struct cnfq_receive_vector cnfq_receive_vector;
 cnfq_receive_vector *cnfq_receive_vector_create(void *base, size_t slot_size, unsigned count);
 void cnfq_receive_vector_destroy(cnfq_receive_vector *vector);
-/* One recvmmsg(MSG_DONTWAIT) for up to count datagrams. Number received or -errno. */
-int cnfq_receive_batch(int fd, cnfq_receive_vector *vector, unsigned count);
+/* One recvmmsg for up to count datagrams. wait 0: MSG_DONTWAIT; wait 1: MSG_WAITFORONE (block
+   for the first datagram, up to the socket's SO_RCVTIMEO, then take what else is there).
+   Number received or -errno (-EAGAIN: nothing within the timeout). */
+int cnfq_receive_batch(int fd, cnfq_receive_vector *vector, unsigned count, int wait);
+/* SO_RCVTIMEO in milliseconds (0: block forever). 0 or -errno. */
+int cnfq_set_receive_timeout(int fd, int milliseconds);
 uint32_t cnfq_received_length(const cnfq_receive_vector *vector, unsigned index);
 /* Nonzero when datagram index did not fit its slot (MSG_TRUNC). */
 int cnfq_received_truncated(const cnfq_receive_vector *vector, unsigned index);
@@ -124,5 +128,10 @@ int cnfq_rtnl_event_affects(const void *datagram, size_t length, uint32_t ifinde
 /* First primary (non-secondary) IPv4 address of ifindex by an RTM_GETADDR dump, in host
    byte order. 1 found, 0 none, -errno on failure. */
 int cnfq_rtnl_primary_ipv4(uint32_t ifindex, uint32_t *address_out);
+
+/* ---- threads ---- */
+
+/* Names the calling thread (at most 15 bytes show), for top -H and /proc. 0 or an errno. */
+int cnfq_name_current_thread(const char *name);
 
 #endif

@@ -1,0 +1,119 @@
+import Glibc
+import Logging
+import NATCore
+import NetfilterQueue
+
+// One queue's packet loop, on a thread of its own: receive a batch, translate it in place
+// with the shared translator (under the engine's lock), send all its verdicts in one message.
+// Fragments are reassembled per worker: --queue-balance hashes the address pair, so every
+// fragment of a datagram reaches the same queue.
+//
+// Thread rules: `queue` is used by this worker's thread only. Everything else that changes
+// (translator, reassembler, counters, histograms, `wanIndex`, `queueStatistics`) is touched
+// only with `lock` held, by this worker or by the main loop (reports, address changes).
+
+final class QueueWorker: @unchecked Sendable {
+    let queue: NetfilterQueue
+    let translator: NATTranslator
+    let lock: EngineLock
+    let logger: Logger
+    let reassembler: FragmentReassembler
+    /// The WAN interface's index: a packet queued before routing came in from the WAN if it
+    /// arrived on it, else from inside (a hairpin candidate). Set by the main loop.
+    var wanIndex: UInt32
+    var counters = EngineCounters()
+    /// Receive-to-verdict-sent time of each packet (its batch's time, the verdict send
+    /// included), and the worker's own cost per packet (translation time / batch size).
+    var residence = LatencyHistogram()
+    var costPerPacket = LatencyHistogram()
+    /// The queue's statistics as of the last batch (the queue itself is this thread's only).
+    var queueStatistics = NetfilterQueueStatistics()
+    var loggedRefusal = false
+    /// Why the worker stopped early (a receive or send the kernel refused outright).
+    var failure: MasqdError?
+    private var lastFragmentSweep = NATTime(nanoseconds: 0)
+    static let fragmentSweepInterval = NATDuration(nanoseconds: 10_000_000)
+
+    init(queueNumber: UInt16, translator: NATTranslator, lock: EngineLock, wanIndex: UInt32, hashSeed: UInt64, logger: Logger) throws(MasqdError) {
+        do {
+            queue = try NetfilterQueue(configuration: NetfilterQueueConfiguration(queueNumber: queueNumber))
+        } catch {
+            throw MasqdError(error.description)
+        }
+        self.translator = translator
+        self.lock = lock
+        self.wanIndex = wanIndex
+        self.logger = logger
+        reassembler = FragmentReassembler(hashSeed: hashSeed)
+    }
+
+    /// Runs until a stop is requested, then gives every packet still queued its verdict:
+    /// those waiting in the kernel are taken and translated, held fragments are dropped.
+    func run() {
+        do throws(MasqdError) {
+            while !StopSignal.isRequested {
+                try processBatches(waitMilliseconds: 100)
+                sweepFragments(now: MonotonicClock.now())
+            }
+            try processBatches(waitMilliseconds: 0)
+        } catch {
+            lock.withLock { failure = error }
+            StopSignal.request()
+        }
+        lock.withLock { reassembler.removeAll { dropHeld($0) } }
+        try? queue.flushVerdicts()
+    }
+
+    /// Waits for a batch, then takes batches until the queue is empty (at most 64 in a row,
+    /// so the fragment sweep and the stop flag are seen).
+    func processBatches(waitMilliseconds: Int32) throws(MasqdError) {
+        var wait = waitMilliseconds
+        for _ in 0..<64 {
+            let count: Int
+            do {
+                count = try queue.receive(timeoutMilliseconds: wait)
+            } catch {
+                throw MasqdError(error.description)
+            }
+            wait = 0
+            if count == 0 { return }
+            let started = MonotonicClock.now()
+            lock.withLock {
+                counters.batches &+= 1
+                for index in 0..<count {
+                    handle(queue.packet(at: index), now: started)
+                }
+            }
+            // The worker's own work ends here; the verdict send that follows also carries each
+            // packet through the rest of the kernel path (routing, the veth peer, …) inline.
+            let translated = MonotonicClock.now()
+            do {
+                try queue.flushVerdicts()
+            } catch {
+                throw MasqdError(error.description)
+            }
+            let sent = MonotonicClock.now()
+            lock.withLock {
+                residence.record(sent.duration(since: started).nanoseconds, count: UInt64(count))
+                costPerPacket.record(translated.duration(since: started).nanoseconds / UInt64(count), count: UInt64(count))
+                queue.drainRefusedVerdicts { packetID, error in
+                    counters.refusedVerdicts &+= 1
+                    if !loggedRefusal {
+                        loggedRefusal = true
+                        logger.error("the kernel refused a verdict (queue \(queue.configuration.queueNumber), packet \(packetID)): \(String(cString: strerror(error))); further refusals are only counted")
+                    }
+                }
+                queueStatistics = queue.statistics
+            }
+            if count < queue.configuration.batchSize { return }
+        }
+    }
+
+    /// Drops the fragments of datagrams that timed out (on a clock, not per batch).
+    func sweepFragments(now: NATTime) {
+        guard now.duration(since: lastFragmentSweep) >= Self.fragmentSweepInterval else { return }
+        lastFragmentSweep = now
+        lock.withLock { reassembler.expire(now: now, budget: 64) { dropHeld($0) } }
+        try? queue.flushVerdicts()
+    }
+}

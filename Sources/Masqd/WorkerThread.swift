@@ -1,0 +1,36 @@
+import CNetfilterQueue
+import Glibc
+
+// A dedicated OS thread for a packet worker (the packet loop is a thread, not async tasks).
+
+struct WorkerThread {
+    private let thread: pthread_t
+
+    private final class Body {
+        let run: () -> Void
+        init(_ run: @escaping () -> Void) { self.run = run }
+    }
+
+    init(name: String, _ body: @escaping @Sendable () -> Void) throws(MasqdError) {
+        let threadName = String(name.utf8.prefix(15))!
+        let box = Unmanaged.passRetained(Body {
+            _ = cnfq_name_current_thread(threadName)
+            body()
+        }).toOpaque()
+        var thread = pthread_t()
+        let result = pthread_create(&thread, nil, { argument in
+            let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
+            body.run()
+            return nil
+        }, box)
+        guard result == 0 else {
+            Unmanaged<Body>.fromOpaque(box).release()
+            throw MasqdError("cannot start the \(name) thread: \(String(cString: strerror(result)))")
+        }
+        self.thread = thread
+    }
+
+    func join() {
+        pthread_join(thread, nil)
+    }
+}

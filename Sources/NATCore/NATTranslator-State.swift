@@ -1,0 +1,228 @@
+// Saving the translation state and restoring it into a fresh translator (issue #8). Not on
+// the packet path: these allocate freely.
+//
+// Restoring goes through the tables' own insertion paths and caps: a mapping takes its old
+// external port again (if the configuration still allows it and no port forward now holds
+// it), a session is opened as a packet would open it, then given its saved TCP state and
+// what is left of its lifetime after the downtime. Port forwards' static mappings are not
+// restored but made again from the configuration; a saved session of one is attached to the
+// forward's mapping if that still exists unchanged. What does not fit is counted, not forced.
+
+/// What a restore did with the saved sessions.
+public struct NATStateRestoreSummary: Sendable, Equatable {
+    public var sessionsRestored = 0
+    /// Dynamic mappings made again (static ones come from the configuration).
+    public var mappingsRestored = 0
+    public var helperConnectionsRestored = 0
+    /// Sessions whose lifetime ran out while the daemon was down.
+    public var sessionsExpired = 0
+    /// Sessions refused by a cap: the session or mapping table, the per-host cap, the helper table.
+    public var sessionsNoRoom = 0
+    /// Sessions the configuration no longer allows: the internal address is outside the
+    /// internal prefixes, the external port outside the port range or now a port forward's,
+    /// the forward changed, or a helper connection with edits lost its helper.
+    public var sessionsNotInConfiguration = 0
+
+    public init() {}
+
+    public var sessionsNotRestored: Int { sessionsExpired + sessionsNoRoom + sessionsNotInConfiguration }
+}
+
+extension NATTranslator {
+    /// The longest configured idle timeout.
+    public var longestTimeout: NATDuration {
+        let t = configuration.timeouts
+        return max(t.udp, t.tcpEstablished, t.tcpTransitory, t.tcpClosed, t.icmp)
+    }
+
+    /// A copy of every live session at `now`, stamped with the wall-clock time `savedAt`
+    /// (nanoseconds since 1970; the daemon reads the clock, the core does not).
+    public func exportState(now: NATTime, savedAt: UInt64) -> NATStateSnapshot {
+        let longest = longestTimeout
+        var snapshot = NATStateSnapshot(savedAt: savedAt, externalAddress: configuration.externalAddress,
+                                        longestTimeout: longest, heldCapacity: helperConnections.heldCapacity)
+        guard configuration.externalAddress != nil else { return snapshot }
+        var mappingIndex: [Int32: Int] = [:]
+        for i in 0..<sessions.capacity {
+            let session = sessions[Int32(i)]
+            guard session.mapping >= 0, session.expires > now.nanoseconds else { continue }
+            var helper: Int? = nil
+            if session.helper >= 0 {
+                guard let record = helperRecord(session.helper) else { continue } // cannot be read back: left out
+                helper = snapshot.helperConnections.count
+                snapshot.helperConnections.append(record)
+            }
+            let index: Int
+            if let known = mappingIndex[session.mapping] {
+                index = known
+            } else {
+                let m = mappings[session.mapping]
+                index = snapshot.mappings.count
+                mappingIndex[session.mapping] = index
+                snapshot.mappings.append(.init(protocolNumber: m.protocolNumber, isStatic: m.isStatic, internalAddress: m.internalAddress,
+                                               internalPort: m.internalPort, externalPort: m.externalPort))
+            }
+            // A timeout shortened by a reload leaves longer timers running: they end at the longest.
+            let remaining = min(NATDuration(nanoseconds: session.expires - now.nanoseconds), longest)
+            snapshot.sessions.append(.init(mapping: index, remoteAddress: session.remoteAddress, remotePort: session.remotePort,
+                                           tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen,
+                                           remaining: remaining, helper: helper))
+        }
+        return snapshot
+    }
+
+    /// A helper connection as a record, or nil when it would not read back (a name longer
+    /// than the field, a stream the decoder refuses).
+    private func helperRecord(_ row: Int32) -> NATStateSnapshot.HelperRecord? {
+        let connection = helperConnections.pointer(row)
+        let name = Array(configuration.helpers[Int(connection.pointee.helperIndex)].helper.name.utf8)
+        guard !name.isEmpty, name.count <= StateFormat.nameBytes, name.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return nil }
+        var streams: [NATStateSnapshot.StreamRecord] = []
+        for direction in 0..<2 {
+            let s = stream(connection, direction).pointee
+            let edits = helperConnections.edits(row, direction)
+            var record = NATStateSnapshot.StreamRecord(
+                nextSequence: s.nextSequence, acknowledged: s.acknowledged, baseDelta: s.baseDelta, started: s.started,
+                acknowledgedSeen: s.acknowledgedSeen, heldRetransmissions: s.heldRetransmissions,
+                held: Array(UnsafeRawBufferPointer(start: helperConnections.held(row, direction), count: Int(s.heldLength))))
+            for i in 0..<Int(s.editCount) {
+                let replacement = UnsafeRawBufferPointer(start: helperConnections.replacement(row, direction, i), count: Int(edits[i].length))
+                record.edits.append(.init(start: edits[i].start, end: edits[i].end, cumulativeDelta: edits[i].cumulativeDelta,
+                                          replacement: Array(replacement)))
+            }
+            guard record.problem == nil else { return nil }
+            streams.append(record)
+        }
+        let state = Array(UnsafeRawBufferPointer(start: helperConnections.state(row), count: HelperConnectionTable.stateBytes))
+        return .init(helperName: String(decoding: name, as: UTF8.self), clientIsInternal: connection.pointee.clientIsInternal,
+                     streams: streams, state: state)
+    }
+
+    /// Restores `snapshot` into this translator, which must be fresh (no session yet). Every
+    /// lifetime is shortened by `downtime`; sessions it ends are not restored. Refuses a
+    /// snapshot made with another external address (a changed address flushes, as in the
+    /// kernel) before changing anything.
+    public func importState(_ snapshot: NATStateSnapshot, downtime: NATDuration, now: NATTime) throws(NATStateError) -> NATStateRestoreSummary {
+        guard sessions.count == 0, expectations.count == 0 else { throw .translatorNotEmpty }
+        var summary = NATStateRestoreSummary()
+        guard !snapshot.sessions.isEmpty else { return summary }
+        guard let saved = snapshot.externalAddress, saved == configuration.externalAddress else {
+            throw .externalAddressChanged(saved: snapshot.externalAddress ?? IPv4Address(0), now: configuration.externalAddress)
+        }
+        let before = counters
+
+        // Mappings first: a row for each, or the count a failure goes to.
+        var rows = [Int32](repeating: -1, count: snapshot.mappings.count)
+        var refusedForRoom = [Bool](repeating: false, count: snapshot.mappings.count)
+        for (i, m) in snapshot.mappings.enumerated() {
+            let row = restoreMapping(m)
+            rows[i] = row.row
+            refusedForRoom[i] = row.noRoom
+            // Pinned while its sessions are restored: removing a refused one must not free it.
+            if row.row >= 0 { mappings[row.row].sessionCount += 1 }
+        }
+
+        for record in snapshot.sessions {
+            guard record.remaining > downtime else { summary.sessionsExpired += 1; continue }
+            let mappingRow = rows[record.mapping]
+            guard mappingRow >= 0 else {
+                if refusedForRoom[record.mapping] { summary.sessionsNoRoom += 1 } else { summary.sessionsNotInConfiguration += 1 }
+                continue
+            }
+            // Checked here: a full table would make openSession sweep for expired rows each time.
+            guard sessions.count < sessions.capacity else { summary.sessionsNoRoom += 1; continue }
+            let m = snapshot.mappings[record.mapping]
+            let hash = sessions.hash(mapping: mappingRow, remoteAddress: record.remoteAddress, remotePort: record.remotePort)
+            let opened = openSession(mappingRow: mappingRow, remoteAddress: record.remoteAddress, remotePort: record.remotePort,
+                                     hash: hash, protocolNumber: m.protocolNumber,
+                                     inbound: record.tcpFlagsSeen & TCPSessionState.openedInbound != 0, now: now)
+            guard opened.reason == nil else { summary.sessionsNoRoom += 1; continue }
+            let session = sessions.pointer(opened.row)
+            session.pointee.tcpState = record.tcpState
+            session.pointee.tcpFlagsSeen = record.tcpFlagsSeen
+            let timeout = configuration.timeouts.timeout(protocolNumber: m.protocolNumber, tcpState: record.tcpState)
+            let remaining = min(NATDuration(nanoseconds: record.remaining.nanoseconds - downtime.nanoseconds), timeout)
+            session.pointee.expires = now.nanoseconds &+ remaining.nanoseconds
+            if let helper = record.helper {
+                switch restoreHelperConnection(snapshot.helperConnections[helper], sessionRow: opened.row) {
+                case .restored: summary.helperConnectionsRestored += 1
+                case .notNeeded: break
+                case .impossible:
+                    // Its stream was edited: without the edit log its numbers cannot be mapped.
+                    removeSession(opened.row)
+                    summary.sessionsNotInConfiguration += 1
+                    continue
+                }
+            }
+            summary.sessionsRestored += 1
+        }
+        for (i, row) in rows.enumerated() where row >= 0 {
+            mappings[row].sessionCount -= 1
+            guard !snapshot.mappings[i].isStatic else { continue }
+            removeMappingIfUnused(row)
+            if mappings[row].protocolNumber != 0 { summary.mappingsRestored += 1 }
+        }
+        // Restored sessions were not created here: the counters say what traffic did.
+        counters.sessionsCreated = before.sessionsCreated
+        counters.sessionsOpenedInbound = before.sessionsOpenedInbound
+        return summary
+    }
+
+    /// The row of a saved mapping in this translator (made again, or a port forward's), or
+    /// -1 and whether a cap (rather than the configuration) refused it.
+    private func restoreMapping(_ m: NATStateSnapshot.MappingRecord) -> (row: Int32, noRoom: Bool) {
+        guard let slot = ExternalPortTable.slot(m.protocolNumber) else { return (-1, false) }
+        let hash = mappings.hash(protocolNumber: m.protocolNumber, address: m.internalAddress, port: m.internalPort)
+        let existing = mappings.find(protocolNumber: m.protocolNumber, address: m.internalAddress, port: m.internalPort, hash: hash)
+        if m.isStatic {
+            guard existing >= 0, mappings[existing].isStatic, mappings[existing].externalPort == m.externalPort else { return (-1, false) }
+            return (existing, false)
+        }
+        guard existing < 0, isInternal(IPv4Address(m.internalAddress)),
+              configuration.ports.range(for: m.internalPort, slot: slot).contains(m.externalPort),
+              externalPorts.owner(slot: slot, port: m.externalPort) < 0 else { return (-1, false) }
+        guard mappings.count < mappings.capacity else { return (-1, true) }
+        let row = mappings.insert(Mapping(
+            internalAddress: m.internalAddress, hash: hash, sessionCount: 0,
+            internalPort: m.internalPort, externalPort: m.externalPort, protocolNumber: m.protocolNumber))
+        externalPorts.claim(slot: slot, port: m.externalPort, row: row)
+        return (row, false)
+    }
+
+    private enum HelperRestore { case restored, notNeeded, impossible }
+
+    /// Puts a saved helper connection's state into the one `openSession` attached (by the
+    /// configuration's helper ports). Without the same helper, a stream with no edits and no
+    /// held bytes goes on as one the helper picks up mid-stream; an edited one cannot.
+    private func restoreHelperConnection(_ record: NATStateSnapshot.HelperRecord, sessionRow: Int32) -> HelperRestore {
+        let row = sessions[sessionRow].helper
+        let sameHelper = row >= 0
+            && configuration.helpers[Int(helperConnections.pointer(row).pointee.helperIndex)].helper.name == record.helperName
+        guard sameHelper, record.streams.allSatisfy({ $0.held.count <= helperConnections.heldCapacity }) else {
+            return record.streams.contains(where: \.carriesEdits) ? .impossible : .notNeeded
+        }
+        let connection = helperConnections.pointer(row)
+        connection.pointee.clientIsInternal = record.clientIsInternal
+        for (direction, s) in record.streams.enumerated() {
+            let target = stream(connection, direction)
+            target.pointee = StreamState(
+                nextSequence: s.nextSequence, started: s.started, heldLength: UInt16(s.held.count),
+                heldRetransmissions: s.heldRetransmissions, editCount: UInt8(s.edits.count), baseDelta: s.baseDelta,
+                acknowledged: s.acknowledged, acknowledgedSeen: s.acknowledgedSeen)
+            copy(s.held, to: helperConnections.held(row, direction))
+            let edits = helperConnections.edits(row, direction)
+            for (i, edit) in s.edits.enumerated() {
+                edits[i] = StreamEdit(start: edit.start, end: edit.end, cumulativeDelta: edit.cumulativeDelta, length: UInt8(edit.replacement.count))
+                copy(edit.replacement, to: helperConnections.replacement(row, direction, i))
+            }
+        }
+        copy(record.state, to: helperConnections.state(row))
+        return .restored
+    }
+
+    private func copy(_ bytes: [UInt8], to destination: UnsafeMutableRawPointer) {
+        bytes.withUnsafeBytes { source in
+            if let base = source.baseAddress { destination.copyMemory(from: base, byteCount: source.count) }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+import Foundation
+import Masqd
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Floods against the caps, end to end: SYN floods from outside (to a forward) and from
+/// inside (to many ports), UDP port scans both ways, and PORT commands flooding the FTP
+/// helper's expectations. In each, the cap is shown to hit (its counter moves, the table
+/// stops at the cap), the other LAN host's traffic works during and after, and masqd's
+/// memory stays flat (MemoryTrace). Every flood is sent in two halves of 10 000 packets at
+/// 5 000 a second (the debug build keeps up; the legitimate flow shares the queue).
+/// Serialized: two floods at once on a small machine would measure the machine, not masqd.
+/// Queue indices 53-57.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct ExhaustionTests {
+    let wan = LabTopology.routerWANAddress      // 203.0.113.1
+    let h1 = LabTopology.host1Address           // 192.0.2.10
+    let h2 = LabTopology.host2Address           // 192.0.2.11
+    let server = LabTopology.serverAddress      // 203.0.113.2
+
+    static let half = 10_000
+    static let rate = 5_000
+    /// Caps for these tests. Tables are sized by --max-flows at start: 4096 rows each of
+    /// sessions, mappings and hosts with their hash indexes are well under 2 MiB; with the
+    /// fragment pool (4 MiB), the helper buffers (~0.2 MiB) and the queue's receive buffer,
+    /// everything a flood can touch for the first time is under 8 MiB.
+    static let caps = ["--max-flows", "4096", "--max-flows-per-host", "1000"]
+    static let tableBudgetKiB = 8 * 1024
+
+    /// The server's HTTP root with a 4 MiB file; returns its sha256.
+    private func serveFile(_ lab: LabTopology) throws -> String {
+        let www = lab.workDir + "/www"
+        try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
+        try Shell.check(["dd", "if=/dev/urandom", "of=\(www)/file.bin", "bs=1M", "count=4", "status=none"])
+        _ = try lab.spawnHelper(.server, ["http", www, "8000"], name: "http")
+        return try Semantics.sha256(www + "/file.bin")
+    }
+
+    /// h2 downloads the file at 2 MB/s in the background (about 2 s: as long as a half).
+    private func startDownload(_ lab: LabTopology, _ name: String) throws -> (BackgroundProcess, String) {
+        let copy = lab.workDir + "/\(name).bin"
+        let curl = try lab.spawn(.host2, ["curl", "-sS", "--max-time", "20", "--limit-rate", "2M", "-o", copy,
+                                          "http://\(server):8000/file.bin"], name: name)
+        return (curl, copy)
+    }
+
+    private func expectDownload(_ download: (BackgroundProcess, String), sha: String, _ when: String,
+                                sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let status = download.0.waitForExit(timeout: 25)
+        #expect(status == 0, "h2's download \(when) failed (status \(status.map(String.init) ?? "still running")):\n\(download.0.output)",
+                sourceLocation: sourceLocation)
+        #expect(try Semantics.sha256(download.1) == sha, "h2's download \(when) differs", sourceLocation: sourceLocation)
+    }
+
+    /// h2's UDP echo through the NAT, after the flood.
+    private func expectUDPWorks(_ lab: LabTopology, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let reply = try lab.run(.host2, lab.helper(["udpsend", server, "7777", "--msg", "after-flood"]), timeout: 15)
+        #expect(reply.succeeded && reply.stdout.contains("'echo after-flood seen-from \(wan):"), "h2's UDP after the flood: \(reply.summary)",
+                sourceLocation: sourceLocation)
+    }
+
+    /// Runs the two halves, h2 downloading during the first and after the second, and traces memory.
+    private func flood(_ lab: LabTopology, engine: BackgroundProcess, sha: String,
+                       _ half: (_ first: Int) throws -> Void) throws -> MemoryTrace {
+        var trace = MemoryTrace()
+        #expect((try? String(contentsOfFile: "/proc/\(engine.pid)/comm", encoding: .utf8))?.hasPrefix("masqd") == true,
+                "pid \(engine.pid) is not masqd")
+        // Warm-up: one download, so buffers touched by ordinary traffic are in the baseline.
+        try expectDownload(try startDownload(lab, "warmup"), sha: sha, "before the flood")
+        trace.baseline = try Robust.rssKiB(pid: engine.pid)
+        let (_, peak) = try Robust.peakRSS(pid: engine.pid) { () throws -> Void in
+            // The download shares the first half, which fills the caps; the second half is
+            // the flood alone, against full caps: the steady state a leak would show in.
+            let during = try startDownload(lab, "during")
+            try half(0)
+            try expectDownload(during, sha: sha, "during the flood")
+            trace.afterFirstHalf = try Robust.rssKiB(pid: engine.pid)
+            try half(Self.half)
+            trace.afterSecondHalf = try Robust.rssKiB(pid: engine.pid)
+        }
+        trace.peak = peak
+        try expectDownload(try startDownload(lab, "after"), sha: sha, "after the flood")
+        return trace
+    }
+
+    @Test("SYN flood from 250 outside addresses to a forwarded port: the target's cap holds at 1000, h2 is not affected")
+    func synFloodToForward() throws {
+        try Robust.withEngine("rbc", queue: Integration.queue(53), options: ["--forward", "tcp:8080=\(h1):80"] + Self.caps) { lab, masqd, engine in
+            let sha = try serveFile(lab)
+            _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
+            let before = try Semantics.stats(lab, masqd)
+            let trace = try flood(lab, engine: engine, sha: sha) { first in
+                try Flood.run(lab, from: .server, .synFromManySources, source: "198.51.100.0", destination: wan, destinationPort: 8080,
+                              first: first, count: Self.half, rate: Self.rate, seed: first + 1)
+            }
+            try expectUDPWorks(lab)
+            let stats = try Semantics.stats(lab, masqd)
+            let moved = Robust.moved(before, stats)
+            #expect(moved["sessions_opened_inbound"] == 1000, "the forward took \(moved["sessions_opened_inbound"] ?? 0) sessions, cap 1000: \(moved)")
+            #expect((moved["drop_host_session_limit"] ?? 0) >= Self.half, "drop_host_session_limit moved by \(moved["drop_host_session_limit"] ?? 0)")
+            #expect((stats["flows_active"] ?? .max) <= 1000 + 10, "flows_active \(stats["flows_active"] ?? -1)")
+            trace.check(tableBudgetKiB: Self.tableBudgetKiB)
+            print("synFloodToForward: \(trace); drops \(Robust.drops(moved))")
+        }
+    }
+
+    @Test("SYN flood from h1 to thousands of ports: h1 stops at its cap of 1000 flows, h2 is not affected")
+    func synFloodFromInside() throws {
+        try Robust.withEngine("rbd", queue: Integration.queue(54), options: Self.caps) { lab, masqd, engine in
+            let sha = try serveFile(lab)
+            _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
+            let before = try Semantics.stats(lab, masqd)
+            let trace = try flood(lab, engine: engine, sha: sha) { first in
+                try Flood.run(lab, from: .host1, .synToManyPorts, source: h1, destination: server,
+                              first: first, count: Self.half, rate: Self.rate, seed: first + 1)
+            }
+            try expectUDPWorks(lab)
+            let stats = try Semantics.stats(lab, masqd)
+            let moved = Robust.moved(before, stats)
+            let h1Flows = try lab.masqd(masqd, ["flows", "--control", lab.controlPath, h1]).lines.count
+            #expect(h1Flows == 1000, "h1 has \(h1Flows) flows, cap 1000")
+            #expect((moved["drop_host_session_limit"] ?? 0) >= Self.half, "drop_host_session_limit moved by \(moved["drop_host_session_limit"] ?? 0)")
+            #expect((stats["mappings_active"] ?? .max) <= 1000 + 10, "mappings_active \(stats["mappings_active"] ?? -1): refused flows must not keep mappings")
+            trace.check(tableBudgetKiB: Self.tableBudgetKiB)
+            print("synFloodFromInside: \(trace); drops \(Robust.drops(moved))")
+        }
+    }
+
+    @Test("UDP scan of the WAN address from outside: everything goes to the router's stack, no flow is made")
+    func udpScanFromOutside() throws {
+        try Robust.withEngine("rbe", queue: Integration.queue(55), options: Self.caps) { lab, masqd, engine in
+            let sha = try serveFile(lab)
+            _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
+            let before = try Semantics.stats(lab, masqd)
+            let trace = try flood(lab, engine: engine, sha: sha) { first in
+                try Flood.run(lab, from: .server, .udpScan, source: server, destination: wan, sourcePort: 53000,
+                              first: first, count: Self.half, rate: Self.rate)
+            }
+            let stats = try Semantics.stats(lab, masqd)
+            let moved = Robust.moved(before, stats)
+            // The scan itself is unmatched; the only flows are h2's three downloads (before,
+            // during, after).
+            #expect((moved["inbound_unmatched"] ?? 0) >= 2 * Self.half * 9 / 10, "inbound_unmatched moved by \(moved["inbound_unmatched"] ?? 0)")
+            #expect(moved["flows_created"] == 3 && moved["mappings_created"] == 3,
+                    "the scan made flows: \(moved.filter { !$0.key.hasPrefix("latency") })")
+            #expect(moved["sessions_opened_inbound"] == nil, "the scan opened sessions: \(moved)")
+            #expect(Robust.drops(moved).isEmpty, "drops during a scan of closed ports: \(Robust.drops(moved))")
+            try expectUDPWorks(lab)
+            trace.check(tableBudgetKiB: Self.tableBudgetKiB)
+            print("udpScanFromOutside: \(trace); moved \(moved.filter { !$0.key.hasPrefix("latency") })")
+        }
+    }
+
+    @Test("UDP scan from h1 over 20 000 ports with --max-flows-per-host 1000: 1000 flows, the rest dropped and counted; h2 is not affected")
+    func udpScanFromInside() throws {
+        try Robust.withEngine("rbf", queue: Integration.queue(56), options: Self.caps) { lab, masqd, engine in
+            let sha = try serveFile(lab)
+            _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
+            let before = try Semantics.stats(lab, masqd)
+            let trace = try flood(lab, engine: engine, sha: sha) { first in
+                try Flood.run(lab, from: .host1, .udpScan, source: h1, destination: server, sourcePort: 41000,
+                              first: first, count: Self.half, rate: Self.rate)
+            }
+            try expectUDPWorks(lab)
+            let stats = try Semantics.stats(lab, masqd)
+            let moved = Robust.moved(before, stats)
+            let h1Flows = try lab.masqd(masqd, ["flows", "--control", lab.controlPath, h1]).lines.count
+            #expect(h1Flows == 1000, "h1 has \(h1Flows) flows, cap 1000")
+            let limited = moved["drop_host_session_limit"] ?? 0
+            #expect(limited >= 2 * Self.half * 9 / 10 - 1000 && limited <= 2 * Self.half - 1000,
+                    "drop_host_session_limit moved by \(limited), expected up to \(2 * Self.half - 1000)")
+            #expect(stats["mappings_active"].map { $0 <= 10 } == true, "one source port is one mapping: mappings_active \(stats["mappings_active"] ?? -1)")
+            trace.check(tableBudgetKiB: Self.tableBudgetKiB)
+            print("udpScanFromInside: \(trace); drops \(Robust.drops(moved))")
+        }
+    }
+
+    @Test("200 PORT commands on one FTP control connection: 8 expectations (the per-connection cap), the rest refused and counted; h2's FTP transfer works")
+    func ftpExpectationFlood() throws {
+        try FTPLab.requireTools()
+        try Robust.withEngine("rbg", queue: Integration.queue(57), options: ["--helper-ports", "ftp=21,2121"] + Self.caps) { lab, masqd, engine in
+            // Port 21: a sink that never answers (so no PORT is ever used up by a data
+            // connection); port 2121: a real FTP server for h2.
+            let sink = try lab.spawnHelper(.server, ["tcpsink", "21"], name: "sink")
+            let root = lab.workDir + "/ftp"
+            let sums = try FTPLab.makeFiles(in: root, [("file.bin", 1 << 20)])
+            _ = try FTPLab.startPyftpdlib(lab, on: .server, bind: server, port: 2121, root: root, name: "pyftpdlib")
+            let before = try Semantics.stats(lab, masqd)
+            let baseline = try Robust.rssKiB(pid: engine.pid)
+            let script = """
+            import socket, time
+            s = socket.create_connection(("\(server)", 21))
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(200):
+                p = 20000 + i
+                s.sendall(b"PORT 192,0,2,10,%d,%d\\r\\n" % (p >> 8, p & 255))
+                time.sleep(0.005)
+            s.shutdown(socket.SHUT_WR)
+            print(s.recv(100).decode().strip(), flush=True)
+            """
+            let (flood, peak) = try Robust.peakRSS(pid: engine.pid) {
+                try lab.run(.host1, [LabTopology.python, "-c", script], timeout: 30)
+            }
+            #expect(flood.succeeded, "\(flood.summary)")
+            let copy = lab.workDir + "/h2.bin"
+            let curl = try FTPLab.curl(lab, from: .host2, "ftp://\(server):2121/file.bin", to: copy, ["-P", "-", "--disable-eprt"])
+            #expect(curl.succeeded, "h2's active-mode FTP download: \(curl.summary)")
+            #expect(try Semantics.sha256(copy) == sums["file.bin"], "h2's FTP download differs")
+            let stats = try Semantics.stats(lab, masqd)
+            let moved = Robust.moved(before, stats)
+            #expect(stats["helper_expectations_pending"] == 8, "pending expectations: \(stats["helper_expectations_pending"] ?? -1) (h1's 8)")
+            #expect(moved["helper_ftp_expectations"] == 9, "expectations made: \(moved["helper_ftp_expectations"] ?? 0), expected h1's 8 + h2's 1")
+            #expect((moved["helper_ftp_limit"] ?? 0) >= 150, "helper_ftp_limit moved by \(moved["helper_ftp_limit"] ?? 0)")
+            #expect(sink.output.contains("received"), "the sink did not see the whole control stream:\n\(sink.output)")
+            #expect(peak - baseline < Self.tableBudgetKiB, "masqd grew by \(peak - baseline) KiB")
+            print("ftpExpectationFlood: VmRSS baseline \(baseline) KiB, peak \(peak) KiB; \(FTPLab.helperStats(stats))")
+        }
+    }
+}
