@@ -9,11 +9,7 @@ let reloadRequested = Atomic<Bool>(false)
 
 enum ReloadSignal {
     static func install() {
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { _ in reloadRequested.store(true, ordering: .relaxed) }
-        sigemptyset(&action.sa_mask)
-        action.sa_flags = 0 // no SA_RESTART: poll() must return so the loop sees the flag
-        sigaction(SIGHUP, &action, nil)
+        installFlagHandler([SIGHUP]) { _ in reloadRequested.store(true, ordering: .relaxed) }
     }
 
     /// True once after one or more SIGHUPs (several before the loop looks make one reload).
