@@ -123,6 +123,7 @@ extension ConfigFile {
             ("max-flows-per-host", .single(\.maxFlowsPerHost)),
             ("timeout", .list(\.timeout)),
             ("no-hairpin", .flag(\.noHairpin)),
+            ("fail-open", .flag(\.failOpen)),
             ("control", .single(\.control)),
             ("metrics", .single(\.metrics)),
             ("state-file", .single(\.stateFile)),

@@ -95,6 +95,7 @@ extension Engine {
             ("port-range", ports),
             ("max-flows", { "\($0.nat.maxSessions)" }),
             ("no-hairpin", { "\(!$0.hairpin)" }),
+            ("fail-open", { "\($0.failOpen)" }),
             ("control", \.controlPath),
             ("metrics", { $0.metrics?.description ?? "off" }),
         ]

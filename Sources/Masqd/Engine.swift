@@ -40,7 +40,7 @@ public final class Engine {
         let wanIndex = if_nametoindex(settings.wanInterface)
         var workers: [QueueWorker] = []
         for queueNumber in settings.queueNumbers {
-            workers.append(try QueueWorker(queueNumber: queueNumber, translator: translator, lock: translatorLock,
+            workers.append(try QueueWorker(queueNumber: queueNumber, failOpen: settings.failOpen, translator: translator, lock: translatorLock,
                                            wanIndex: wanIndex, hashSeed: random.next(), logger: logger))
         }
         self.workers = workers

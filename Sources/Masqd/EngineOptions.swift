@@ -48,6 +48,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Flag(name: .long, help: "Do not hairpin (LAN host → WAN address → LAN host): no hairpin rule, no accept_local.")
     public var noHairpin: Bool = false
 
+    @Flag(name: .long, help: "Fail open: with no engine running, or its queue full, forwarded traffic passes UNTRANSLATED (iptables --queue-bypass, NFQUEUE fail-open), leaking LAN addresses to the WAN. Default: fail-closed (dropped).")
+    public var failOpen: Bool = false
+
     @Option(name: .long, help: "Read the same settings from a YAML file (keys: the option names without --); options on the command line win.")
     public var config: String?
 
@@ -207,7 +210,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
         return EngineSettings(
             queue: queueRange.lowerBound, queueCount: UInt16(queueRange.count), wanInterface: wan, nat: nat, helpers: helperNames, hairpin: !noHairpin,
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
-            metrics: try checkedMetricsEndpoint(), state: try checkedStateFile())
+            metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen)
     }
 }
 
@@ -234,6 +237,10 @@ public struct EngineSettings: Sendable {
 
     /// Where the translation state is saved and restored (EngineOptions-State.swift); nil: not saved.
     public var state: StateFileSettings? = nil
+
+    /// `--fail-open`: the rules get --queue-bypass and the queues NFQUEUE's fail-open flag, so
+    /// traffic passes untranslated rather than stopping when the engine cannot take it.
+    public var failOpen: Bool = false
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }

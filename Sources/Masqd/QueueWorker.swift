@@ -34,9 +34,11 @@ final class QueueWorker: @unchecked Sendable {
     private var lastFragmentSweep = NATTime(nanoseconds: 0)
     static let fragmentSweepInterval = NATDuration(nanoseconds: 10_000_000)
 
-    init(queueNumber: UInt16, translator: NATTranslator, lock: EngineLock, wanIndex: UInt32, hashSeed: UInt64, logger: Logger) throws(MasqdError) {
+    init(queueNumber: UInt16, failOpen: Bool, translator: NATTranslator, lock: EngineLock, wanIndex: UInt32, hashSeed: UInt64, logger: Logger) throws(MasqdError) {
+        var configuration = NetfilterQueueConfiguration(queueNumber: queueNumber)
+        configuration.failOpen = failOpen
         do {
-            queue = try NetfilterQueue(configuration: NetfilterQueueConfiguration(queueNumber: queueNumber))
+            queue = try NetfilterQueue(configuration: configuration)
         } catch {
             throw MasqdError(error.description)
         }

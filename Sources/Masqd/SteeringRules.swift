@@ -32,8 +32,10 @@ public enum SteeringRules {
         let queueTarget = settings.queueCount > 1
             ? ["--queue-balance", "\(settings.queue):\(settings.queue + settings.queueCount - 1)"]
             : ["--queue-num", String(settings.queue)]
+        // Fail-open (an explicit option): with no engine bound, the kernel accepts the packet
+        // untranslated instead of dropping it.
         let target = ["-m", "comment", "--comment", comment(queue: settings.queue, count: settings.queueCount),
-                      "-j", "NFQUEUE"] + queueTarget
+                      "-j", "NFQUEUE"] + queueTarget + (settings.failOpen ? ["--queue-bypass"] : [])
         var rules = [SteeringRule(table: "raw", chain: "PREROUTING", specification: ["-i", settings.wanInterface] + target)]
         if settings.internalPrefixes.isEmpty {
             // Every source that is not one of the router's own addresses.
