@@ -2,7 +2,9 @@ import Benchmark
 import NATCore
 
 // Per-packet costs of the translation core. Thresholds in Thresholds/ make regressions
-// visible: `swift package benchmark thresholds check`.
+// visible: `swift package benchmark thresholds check`. The files there are named with the
+// benchmarks' own names (spaces and all): package-benchmark 1.38 writes them with underscores
+// (`thresholds update`) but reads them by the raw name, so rename after an update.
 
 let external = IPv4Address(203, 0, 113, 1)
 let server = IPv4Address(203, 0, 113, 2)
@@ -63,9 +65,12 @@ let benchmarks: @Sendable () -> Void = {
         scalingFactor: .kilo,
         maxDuration: .seconds(2),
         maxIterations: 1000,
+        // Allocations are a hard gate. Time gets 100 % on the checked-in p90: this virtual
+        // machine's speed varies up to 2x from day to day for the same code, so the static check
+        // catches gross regressions only; judge a change by running both commits alternately.
         thresholds: [
             .mallocCountTotal: .init(absolute: [.p90: 0]),
-            .wallClock: .init(relative: [.p50: 25.0]),
+            .wallClock: .init(relative: [.p50: 25.0, .p90: 100.0]),
         ]
     )
 
