@@ -29,7 +29,18 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${MASQD_WALK_CACHE:-/var/cache/masqd-walkthrough}"
-mirror="${MASQD_WALK_MIRROR:-http://deb.debian.org/debian}"
+# The mirror the host's apt uses (its proxy too, which debootstrap only takes from http_proxy).
+host_mirror() {
+  local uri
+  uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+  [ -n "$uri" ] || uri=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; exit}}' /etc/apt/sources.list 2>/dev/null)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+mirror="${MASQD_WALK_MIRROR:-$(host_mirror)}"
+if [ -z "${http_proxy:-}" ]; then
+  apt_proxy=$(apt-config dump 2>/dev/null | sed -n 's/^Acquire::http::Proxy "\(.*\)";$/\1/p' | head -n 1)
+  if [ -n "$apt_proxy" ]; then export http_proxy="$apt_proxy"; fi
+fi
 scratch=".build-walk"
 machine="wk-router"
 ns_router="wk-router" ns_lan="wk-lan" ns_inet="wk-inet"
@@ -53,6 +64,13 @@ fail() {
     router_shell "systemctl status masqd --no-pager -l; journalctl -u masqd --no-pager -n 40" 2>&1 | sed 's/^/    /'
   fi
   exit 1
+}
+# The host cannot provide the router at all (no Debian mirror for debootstrap, a kernel or
+# sandbox where systemd-nspawn cannot boot a system): not a finding about the README. Exit 77,
+# which Tests/run-all.sh reports as SKIPPED with this reason instead of failing the run.
+skip_environment() {
+  echo "SKIPPED (environment, not the README): $*"
+  exit 77
 }
 
 out_file=""   # output of the last command run through run_at
@@ -133,7 +151,9 @@ cleanup() {
   fi
   rm -rf "$work"
   echo
-  echo "walkthrough: $([ "$status" -eq 0 ] && echo PASSED || echo FAILED) in $((SECONDS - started)) s"
+  local verdict=FAILED
+  if [ "$status" -eq 0 ]; then verdict=PASSED; elif [ "$status" -eq 77 ]; then verdict="SKIPPED (environment)"; fi
+  echo "walkthrough: $verdict in $((SECONDS - started)) s"
   exit "$status"
 }
 
@@ -174,8 +194,8 @@ boot_router() {
   nspawn_pid=$!
   local deadline=$((SECONDS + 90)) child state=""
   while [ -z "$leader" ]; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "the container's PID 1 did not appear (console: $work/console.log)"
-    kill -0 "$nspawn_pid" 2>/dev/null || { tail -n 20 "$work/console.log"; fail "systemd-nspawn exited"; }
+    [ "$SECONDS" -lt "$deadline" ] || skip_environment "systemd-nspawn: the container's PID 1 did not appear (console: $work/console.log)"
+    kill -0 "$nspawn_pid" 2>/dev/null || { tail -n 20 "$work/console.log"; skip_environment "systemd-nspawn exited before the router booted"; }
     for child in $(pgrep -P "$nspawn_pid" || true); do
       # PID 1 in its own PID namespace, and already systemd (set up, pivoted).
       if grep -Eq '^NSpid:.*[[:space:]]1$' "/proc/$child/status" 2>/dev/null &&
@@ -225,7 +245,7 @@ if [ ! -x "$cache/rootfs/usr/lib/systemd/systemd" ]; then
   rm -rf "$cache/rootfs.tmp"
   debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,procps \
     bookworm "$cache/rootfs.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$cache/debootstrap.log"; fail "debootstrap failed (log: $cache/debootstrap.log)"; }
+    { tail -n 20 "$cache/debootstrap.log"; skip_environment "debootstrap from $mirror failed (log: $cache/debootstrap.log)"; }
   mv "$cache/rootfs.tmp" "$cache/rootfs"
 fi
 rm -rf "$work"

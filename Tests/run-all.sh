@@ -24,5 +24,13 @@ if [ "${MASQD_SKIP_FUZZ:-0}" != 1 ]; then
   FUZZ_OUT="$PWD/.build-fuzz-ci" Tests/Fuzz/run-fuzz.sh 60
 fi
 if [ "${MASQD_SKIP_WALKTHROUGH:-0}" != 1 ]; then
-  Tests/deploy-walkthrough.sh
+  # 77: this host cannot boot the Debian router at all (no mirror, no nspawn); said loudly,
+  # not counted as a failure of the README's steps. Any other non-zero status fails the run.
+  status=0
+  Tests/deploy-walkthrough.sh || status=$?
+  if [ "$status" -eq 77 ]; then
+    echo "run-all: WARNING: the deploy walkthrough was SKIPPED: this host cannot boot its Debian router (see above)" >&2
+  elif [ "$status" -ne 0 ]; then
+    exit "$status"
+  fi
 fi
