@@ -136,6 +136,7 @@ let benchmarks: @Sendable () -> Void = {
 
     fragmentBenchmarks()
     ftpBenchmarks()
+    stateBenchmarks()
 
     for size in [1500, 65_000] {
         Benchmark("Internet checksum, \(size) bytes", configuration: .init(metrics: [.wallClock, .throughput, .mallocCountTotal])) { benchmark in
