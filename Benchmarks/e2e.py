@@ -15,6 +15,8 @@ For each mode, in interleaved rounds: iperf3 TCP throughput, iperf3 UDP packet r
 and the ratios masqd/nfq_echo and masqd/kernel MASQUERADE.
 
 usage: sudo Benchmarks/e2e.py --masqd .build/release/masqd [--rounds 3] [--seconds 5] [--queues 2]
+       sudo Benchmarks/e2e.py --masqd .build/release/masqd --modes nfq_echo,masqd --rtt-only --rounds 8
+       (the RTT A/B: interleaved rounds, the per-round differences and their median)
 Needs: iproute2, iptables, iperf3, sockperf, gcc, libnetfilter-queue-dev (Deploy/install-deps.sh
 installs all but iperf3 and sockperf: apt-get install iperf3 sockperf).
 Traffic stays inside the namespaces this script creates (TEST-NET addresses only).
@@ -181,8 +183,14 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--queues", type=int, default=1,
                         help="also run masqd with this many queues/workers (mode masqd-Nq), for the scaling numbers")
+    parser.add_argument("--modes", help="comma-separated subset of the modes, e.g. nfq_echo,masqd (an RTT A/B)")
+    parser.add_argument("--rtt-only", action="store_true", help="measure only the round-trip time (more rounds in the same time)")
     args = parser.parse_args()
-    modes = MODES + ([f"masqd-{args.queues}q"] if args.queues > 1 else [])
+    parser_modes = MODES + ([f"masqd-{args.queues}q"] if args.queues > 1 else [])
+    modes = args.modes.split(",") if args.modes else parser_modes
+    unknown = [m for m in modes if m not in parser_modes]
+    if unknown:
+        sys.exit(f"e2e: --modes {args.modes}: unknown mode(s) {', '.join(unknown)} (known: {', '.join(parser_modes)})")
     if os.geteuid() != 0:
         sys.exit("e2e: needs root (network namespaces, iptables)")
     masqd = os.path.abspath(args.masqd)
@@ -197,8 +205,8 @@ def main():
                 # router namespace it would stay, and tax (and defragment for) the other modes.
                 build_topology()
                 with Mode(mode, masqd, nfq_echo):
-                    tcp = tcp_throughput(args.seconds)
-                    udp = udp_packet_rate(args.seconds)
+                    tcp = float("nan") if args.rtt_only else tcp_throughput(args.seconds)
+                    udp = float("nan") if args.rtt_only else udp_packet_rate(args.seconds)
                     p50, p99 = rtt(args.seconds)
                 results[mode]["tcp"].append(tcp)
                 results[mode]["udp"].append(udp)
@@ -217,11 +225,17 @@ def main():
         r = med[m]
         print(f"{m:12s} {r['tcp']:11.2f} {r['udp']:13.1f} {r['p50']:11.1f} {r['p99']:11.1f}")
     print()
+    if "masqd" in modes and "nfq_echo" in modes and len(results["masqd"]["p50"]) == len(results["nfq_echo"]["p50"]):
+        # Rounds are interleaved, so a round's difference cancels most of the machine's drift.
+        diffs = [m - n for m, n in zip(results["masqd"]["p50"], results["nfq_echo"]["p50"])]
+        print(f"RTT p50 masqd - nfq_echo per round: {', '.join(f'{d:+.1f}' for d in diffs)} us; median {statistics.median(diffs):+.1f} us")
     for reference in ("nfq_echo", "masquerade"):
+        if "masqd" not in modes or reference not in modes:
+            continue
         a, b = med["masqd"], med[reference]
         print(f"masqd/{reference}: TCP {a['tcp'] / b['tcp']:.2f}  UDP {a['udp'] / b['udp']:.2f}  "
               f"RTT p50 {a['p50'] - b['p50']:+.1f} us  p99 {a['p99'] - b['p99']:+.1f} us")
-    for m in modes[len(MODES):]:
+    for m in [m for m in modes if m not in MODES and "masqd" in modes]:
         a, b = med[m], med["masqd"]
         print(f"{m}/masqd: TCP {a['tcp'] / b['tcp']:.2f}  UDP {a['udp'] / b['udp']:.2f}  "
               f"RTT p50 {a['p50'] - b['p50']:+.1f} us  p99 {a['p99'] - b['p99']:+.1f} us")
