@@ -64,20 +64,15 @@ enum FTPCommandParser {
         let word = length - 1 // without its space
         guard end - start >= word else { return false }
         let head = keyword.utf8Start
-        for i in 0..<word where upper(bytes[start + i]) != head[i] { return false }
+        for i in 0..<word where ASCIIBytes.upper(bytes[start + i]) != head[i] { return false }
         return end - start == word || bytes[start + word] == UInt8(ascii: " ")
     }
 
     private static func agreesWithPrefix(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int, _ keyword: StaticString) -> Bool {
         let n = min(end - start, keyword.utf8CodeUnitCount)
         let head = keyword.utf8Start
-        for i in 0..<n where upper(bytes[start + i]) != head[i] { return false }
+        for i in 0..<n where ASCIIBytes.upper(bytes[start + i]) != head[i] { return false }
         return true
-    }
-
-    @inline(__always)
-    private static func upper(_ byte: UInt8) -> UInt8 {
-        byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") ? byte - 32 : byte
     }
 
     // MARK: the four lines
@@ -104,7 +99,7 @@ enum FTPCommandParser {
         case 1: break
         case 2:
             // An IPv6 address, then the port: check the shape only.
-            guard let close = firstIndex(of: d, bytes, i, end), close > i else { return .malformed }
+            guard let close = ASCIIBytes.firstIndex(of: d, bytes, i, end), close > i else { return .malformed }
             var j = close + 1
             guard number(bytes, &j, end, maxDigits: 5) != nil, j < end, bytes[j] == d else { return .malformed }
             return .otherProtocol
@@ -125,7 +120,7 @@ enum FTPCommandParser {
     static func parse227(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> FTPParseResult {
         var i = start + 3
         while i < end {
-            if isDigit(bytes[i]), !isDigit(bytes[i - 1]) {
+            if ASCIIBytes.isDigit(bytes[i]), !ASCIIBytes.isDigit(bytes[i - 1]) {
                 var j = i
                 if let found = sixNumbers(bytes, &j, end), !(j < end && bytes[j] == UInt8(ascii: ",")) {
                     return .endpoint(found)
@@ -138,9 +133,9 @@ enum FTPCommandParser {
 
     /// `229 <text> (<d><d><d>port<d>)` (RFC 2428 EPSV): `d` any of ASCII 33–126 but a digit.
     static func parse229(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> FTPParseResult {
-        guard let open = firstIndex(of: UInt8(ascii: "("), bytes, start + 3, end), open + 4 < end else { return .malformed }
+        guard let open = ASCIIBytes.firstIndex(of: UInt8(ascii: "("), bytes, start + 3, end), open + 4 < end else { return .malformed }
         let d = bytes[open + 1]
-        guard d >= 33, d <= 126, !isDigit(d), bytes[open + 2] == d, bytes[open + 3] == d else { return .malformed }
+        guard d >= 33, d <= 126, !ASCIIBytes.isDigit(d), bytes[open + 2] == d, bytes[open + 3] == d else { return .malformed }
         var i = open + 4
         let portStart = i
         guard let port = number(bytes, &i, end, maxDigits: 5), port <= 65535, i < end, bytes[i] == d else { return .malformed }
@@ -183,7 +178,7 @@ enum FTPCommandParser {
     private static func number(_ bytes: UnsafeRawBufferPointer, _ i: inout Int, _ end: Int, maxDigits: Int) -> UInt32? {
         var value: UInt32 = 0
         var digits = 0
-        while i < end, isDigit(bytes[i]) {
+        while i < end, ASCIIBytes.isDigit(bytes[i]) {
             digits += 1
             guard digits <= maxDigits else { return nil }
             value = value * 10 + UInt32(bytes[i] - UInt8(ascii: "0"))
@@ -206,16 +201,4 @@ enum FTPCommandParser {
         }
         return true
     }
-
-    private static func firstIndex(of byte: UInt8, _ bytes: UnsafeRawBufferPointer, _ from: Int, _ end: Int) -> Int? {
-        var i = from
-        while i < end {
-            if bytes[i] == byte { return i }
-            i += 1
-        }
-        return nil
-    }
-
-    @inline(__always)
-    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 }

@@ -61,7 +61,7 @@ public final class FTPHelper: ApplicationHelper {
         }
         var edits = 0
         while cursor < count {
-            guard let newline = FTPHelper.newline(bytes, from: cursor) else { break }
+            guard let newline = ASCIIBytes.firstIndex(of: UInt8(ascii: "\n"), bytes, cursor, count) else { break }
             var end = newline
             if end > cursor, bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
             if end - cursor <= FTPHelper.maxLineLength,
@@ -143,15 +143,6 @@ public final class FTPHelper: ApplicationHelper {
         } else {
             context.count(.limit)
         }
-    }
-
-    private static func newline(_ bytes: UnsafeRawBufferPointer, from: Int) -> Int? {
-        var i = from
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "\n") { return i }
-            i += 1
-        }
-        return nil
     }
 }
 

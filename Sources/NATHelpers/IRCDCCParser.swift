@@ -113,7 +113,7 @@ enum IRCDCCParser {
         var i = skipSpaces(bytes, typeEnd, bodyEnd)
         guard i < bodyEnd else { return .malformed }
         if bytes[i] == UInt8(ascii: "\"") {
-            guard let close = firstIndex(of: UInt8(ascii: "\""), bytes, i + 1, bodyEnd) else { return .malformed }
+            guard let close = ASCIIBytes.firstIndex(of: UInt8(ascii: "\""), bytes, i + 1, bodyEnd) else { return .malformed }
             i = close + 1
             guard i < bodyEnd, bytes[i] == UInt8(ascii: " ") else { return .malformed }
         } else {
@@ -171,7 +171,7 @@ enum IRCDCCParser {
         var k = 0
         while k < length {
             guard i + k < end else { return .truncated }
-            guard upper(bytes[i + k]) == head[k] else { return .no }
+            guard ASCIIBytes.upper(bytes[i + k]) == head[k] else { return .no }
             k += 1
         }
         i += length
@@ -182,7 +182,7 @@ enum IRCDCCParser {
     static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int, _ word: StaticString) -> Bool {
         guard end - start == word.utf8CodeUnitCount else { return false }
         let head = word.utf8Start
-        for k in 0..<(end - start) where upper(bytes[start + k]) != head[k] { return false }
+        for k in 0..<(end - start) where ASCIIBytes.upper(bytes[start + k]) != head[k] { return false }
         return true
     }
 
@@ -191,7 +191,7 @@ enum IRCDCCParser {
         guard end > start, end - start <= min(maxDigits, 19) else { return nil }
         var value: UInt64 = 0
         for k in start..<end {
-            guard isDigit(bytes[k]) else { return nil }
+            guard ASCIIBytes.isDigit(bytes[k]) else { return nil }
             value = value * 10 + UInt64(bytes[k] - UInt8(ascii: "0"))
         }
         return value
@@ -207,7 +207,7 @@ enum IRCDCCParser {
                 i += 1
             }
             var partEnd = i
-            while partEnd < end, isDigit(bytes[partEnd]) { partEnd += 1 }
+            while partEnd < end, ASCIIBytes.isDigit(bytes[partEnd]) { partEnd += 1 }
             guard let n = number(bytes, i, partEnd, maxDigits: 3), n <= 255 else { return nil }
             value = value << 8 | UInt32(n)
             i = partEnd
@@ -222,7 +222,7 @@ enum IRCDCCParser {
         for k in start..<max(start, end) {
             let b = bytes[k]
             if b == UInt8(ascii: ":") { colons += 1; continue }
-            guard isDigit(b) || b == UInt8(ascii: ".") || (upper(b) >= UInt8(ascii: "A") && upper(b) <= UInt8(ascii: "F")) else {
+            guard ASCIIBytes.isDigit(b) || b == UInt8(ascii: ".") || (ASCIIBytes.upper(b) >= UInt8(ascii: "A") && ASCIIBytes.upper(b) <= UInt8(ascii: "F")) else {
                 return false
             }
         }
@@ -241,21 +241,4 @@ enum IRCDCCParser {
         while i < end, bytes[i] == UInt8(ascii: " ") { i += 1 }
         return i
     }
-
-    static func firstIndex(of byte: UInt8, _ bytes: UnsafeRawBufferPointer, _ from: Int, _ end: Int) -> Int? {
-        var i = from
-        while i < end {
-            if bytes[i] == byte { return i }
-            i += 1
-        }
-        return nil
-    }
-
-    @inline(__always)
-    static func upper(_ byte: UInt8) -> UInt8 {
-        byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") ? byte - 32 : byte
-    }
-
-    @inline(__always)
-    static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 }

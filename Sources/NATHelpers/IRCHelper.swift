@@ -88,7 +88,7 @@ public final class IRCHelper: ApplicationHelper {
         }
         var edits = 0
         while cursor < count {
-            guard let newline = IRCDCCParser.firstIndex(of: UInt8(ascii: "\n"), bytes, cursor, count) else { break }
+            guard let newline = ASCIIBytes.firstIndex(of: UInt8(ascii: "\n"), bytes, cursor, count) else { break }
             var end = newline
             if end > cursor, bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
             if newline + 1 - cursor <= IRCHelper.maxLineLength,
@@ -252,7 +252,7 @@ struct IRCStreamMemory {
             break
         }
         // In the middle of a line: the next one starts after its newline.
-        guard let newline = IRCDCCParser.firstIndex(of: UInt8(ascii: "\n"), bytes, 0, bytes.count) else { return nil }
+        guard let newline = ASCIIBytes.firstIndex(of: UInt8(ascii: "\n"), bytes, 0, bytes.count) else { return nil }
         return newline + 1
     }
 
