@@ -32,9 +32,6 @@ final class QueueWorker: @unchecked Sendable {
     /// Why the worker stopped early (a receive or send the kernel refused outright).
     var failure: MasqdError?
     private var lastFragmentSweep = NATTime(nanoseconds: 0)
-    /// The last batch's times, recorded at the next batch's lock (or when the queue goes idle):
-    /// one lock per batch instead of two. This thread's only.
-    private var pendingSample: (residence: UInt64, cost: UInt64, count: UInt64)?
     static let fragmentSweepInterval = NATDuration(nanoseconds: 10_000_000)
 
     init(queueNumber: UInt16, failOpen: Bool, translator: NATTranslator, lock: EngineLock, wanIndex: UInt32, hashSeed: UInt64, logger: Logger) throws(MasqdError) {
@@ -57,27 +54,22 @@ final class QueueWorker: @unchecked Sendable {
     func run() {
         do throws(MasqdError) {
             while !StopSignal.isRequested {
-                let lastRead = try processBatches(waitMilliseconds: 100)
-                sweepFragments(now: lastRead ?? MonotonicClock.now())
+                try processBatches(waitMilliseconds: 100)
+                sweepFragments(now: MonotonicClock.now())
             }
-            _ = try processBatches(waitMilliseconds: 0)
+            try processBatches(waitMilliseconds: 0)
         } catch {
             lock.withLock { failure = error }
             StopSignal.request()
         }
-        lock.withLock {
-            publishPendingSample()
-            reassembler.removeAll { dropHeld($0) }
-        }
+        lock.withLock { reassembler.removeAll { dropHeld($0) } }
         try? queue.flushVerdicts()
     }
 
     /// Waits for a batch, then takes batches until the queue is empty (at most 64 in a row,
-    /// so the fragment sweep and the stop flag are seen). Returns the clock read after the last
-    /// batch's verdicts (nil if none came), so the caller need not read it again.
-    func processBatches(waitMilliseconds: Int32) throws(MasqdError) -> NATTime? {
+    /// so the fragment sweep and the stop flag are seen).
+    func processBatches(waitMilliseconds: Int32) throws(MasqdError) {
         var wait = waitMilliseconds
-        var lastRead: NATTime?
         for _ in 0..<64 {
             let count: Int
             do {
@@ -85,15 +77,10 @@ final class QueueWorker: @unchecked Sendable {
             } catch {
                 throw MasqdError(error.description)
             }
-            if count == 0 {
-                // Idle for a whole wait: bring the histograms up to date for `masqd stats`.
-                if wait != 0, pendingSample != nil { lock.withLock { publishPendingSample() } }
-                return lastRead
-            }
             wait = 0
+            if count == 0 { return }
             let started = MonotonicClock.now()
             lock.withLock {
-                publishPendingSample()
                 counters.batches &+= 1
                 for index in 0..<count {
                     handle(queue.packet(at: index), now: started)
@@ -108,28 +95,20 @@ final class QueueWorker: @unchecked Sendable {
                 throw MasqdError(error.description)
             }
             let sent = MonotonicClock.now()
-            lastRead = sent
-            pendingSample = (sent.duration(since: started).nanoseconds,
-                             translated.duration(since: started).nanoseconds / UInt64(count), UInt64(count))
-            if count < queue.configuration.batchSize { return lastRead }
-        }
-        return lastRead
-    }
-
-    /// Records the last batch's times, refused verdicts and queue statistics; with the lock held.
-    private func publishPendingSample() {
-        guard let sample = pendingSample else { return }
-        pendingSample = nil
-        residence.record(sample.residence, count: sample.count)
-        costPerPacket.record(sample.cost, count: sample.count)
-        queue.drainRefusedVerdicts { packetID, error in
-            counters.refusedVerdicts &+= 1
-            if !loggedRefusal {
-                loggedRefusal = true
-                logger.error("the kernel refused a verdict (queue \(queue.configuration.queueNumber), packet \(packetID)): \(String(cString: strerror(error))); further refusals are only counted")
+            lock.withLock {
+                residence.record(sent.duration(since: started).nanoseconds, count: UInt64(count))
+                costPerPacket.record(translated.duration(since: started).nanoseconds / UInt64(count), count: UInt64(count))
+                queue.drainRefusedVerdicts { packetID, error in
+                    counters.refusedVerdicts &+= 1
+                    if !loggedRefusal {
+                        loggedRefusal = true
+                        logger.error("the kernel refused a verdict (queue \(queue.configuration.queueNumber), packet \(packetID)): \(String(cString: strerror(error))); further refusals are only counted")
+                    }
+                }
+                queueStatistics = queue.statistics
             }
+            if count < queue.configuration.batchSize { return }
         }
-        queueStatistics = queue.statistics
     }
 
     /// Drops the fragments of datagrams that timed out (on a clock, not per batch).
