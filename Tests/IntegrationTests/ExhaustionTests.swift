@@ -35,14 +35,14 @@ struct ExhaustionTests {
         let www = lab.workDir + "/www"
         try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
         try Shell.check(["dd", "if=/dev/urandom", "of=\(www)/file.bin", "bs=1M", "count=4", "status=none"])
-        _ = try lab.spawnHelper(.server, ["http", www, "8000"], name: "http")
+        _ = try lab.spawnHelper(.server, ["http", www, "8000", "--rate", "2000000"], name: "http")
         return try Semantics.sha256(www + "/file.bin")
     }
 
-    /// h2 downloads the file at 2 MB/s in the background (about 2 s: as long as a half).
+    /// h2 downloads the file at 2 MB/s (paced by the server) in the background (about 2 s: as long as a half).
     private func startDownload(_ lab: LabTopology, _ name: String) throws -> (BackgroundProcess, String) {
         let copy = lab.workDir + "/\(name).bin"
-        let curl = try lab.spawn(.host2, ["curl", "-sS", "--max-time", "20", "--limit-rate", "2M", "-o", copy,
+        let curl = try lab.spawn(.host2, ["curl", "-sS", "--max-time", "20", "-o", copy,
                                           "http://\(server):8000/file.bin"], name: name)
         return (curl, copy)
     }

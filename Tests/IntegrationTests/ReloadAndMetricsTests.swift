@@ -191,12 +191,12 @@ struct ReloadAndMetricsTests {
             try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
             let original = www + "/big.bin", copy = lab.workDir + "/download.bin"
             try Shell.check(["dd", "if=/dev/urandom", "of=\(original)", "bs=1M", "count=8", "status=none"])
-            _ = try lab.spawnHelper(.server, ["http", www, "8080"], name: "http")
+            _ = try lab.spawnHelper(.server, ["http", www, "8080", "--rate", "1000000"], name: "http")
             let listener = try lab.spawnHelper(.host1, ["listen", "9000"], name: "listen-h1")
             #expect(try Self.connect(lab, port: 9000) == "refused", "before the reload port 9000 must be the router's own (closed)")
 
-            // About 8 s at 1 MB/s: the reload lands in the middle, even on a busy machine.
-            let curl = try lab.spawn(.host1, ["curl", "-sS", "--limit-rate", "1M", "--max-time", "60", "-o", copy,
+            // About 8 s at 1 MB/s (paced by the server): the reload lands in the middle, even on a busy machine.
+            let curl = try lab.spawn(.host1, ["curl", "-sS", "--max-time", "60", "-o", copy,
                                               "-w", "%{size_download} bytes in %{time_total} s\n", "http://\(server):8080/big.bin"], name: "curl")
             let flowing = Semantics.waitUntil(timeout: 10) {
                 let size = (try? FileManager.default.attributesOfItem(atPath: copy))?[.size] as? Int

@@ -113,6 +113,18 @@ def httpserve(a):
     class H(http.server.SimpleHTTPRequestHandler):
         def log_message(self, fmt, *args):
             out("http client %s: %s" % (self.client_address[0], fmt % args))
+        def copyfile(self, source, outputfile):
+            # --rate paces the body on the server: a client's own limit (curl --limit-rate)
+            # was seen to let 8 MB through in 0.5 s in CI.
+            if not a.rate:
+                return super().copyfile(source, outputfile)
+            start, sent = time.monotonic(), 0
+            while True:
+                chunk = source.read(16384)
+                if not chunk: return
+                outputfile.write(chunk); sent += len(chunk)
+                ahead = sent / a.rate - (time.monotonic() - start)
+                if ahead > 0: time.sleep(ahead)
     srv = http.server.ThreadingHTTPServer((a.bind, a.port), functools.partial(H, directory=a.dir))
     out("ready"); srv.serve_forever()
 
@@ -270,7 +282,7 @@ x.add_argument("--msg", default="hello"); x.add_argument("--timeout", type=float
 x = sub.add_parser("sniff"); x.add_argument("iface"); x.add_argument("--outgoing", action="store_true"); x.set_defaults(f=sniff)
 x = sub.add_parser("listen"); x.add_argument("port", type=int); x.set_defaults(f=listen)
 x = sub.add_parser("tcpconnect"); x.add_argument("dst"); x.add_argument("port", type=int); x.add_argument("--timeout", type=float, default=2); x.set_defaults(f=tcpconnect)
-x = sub.add_parser("http"); x.add_argument("dir"); x.add_argument("port", type=int); x.add_argument("--bind", default=""); x.set_defaults(f=httpserve)
+x = sub.add_parser("http"); x.add_argument("dir"); x.add_argument("port", type=int); x.add_argument("--bind", default=""); x.add_argument("--rate", type=int, default=0, help="bytes per second"); x.set_defaults(f=httpserve)
 x = sub.add_parser("udpprobe"); x.add_argument("dst"); x.add_argument("port", type=int); x.add_argument("--sport", type=int, default=0)
 x.add_argument("--ttl", type=int, default=0); x.add_argument("--recverr", action="store_true"); x.add_argument("--msg", default="probe")
 x.add_argument("--timeout", type=float, default=1); x.add_argument("--tries", type=int, default=3); x.set_defaults(f=udpprobe)
