@@ -394,6 +394,13 @@ ok "masqd flows"
 has '192\.0\.2\.10' "it lists the LAN host's translation"
 R "journalctl -u masqd --no-pager"
 has 'masqd running: .*WAN eth0 \(203\.0\.113\.1\), LAN 192\.0\.2\.0/24' "the journal has the start line"
+# Not part of the README: the journal stamps entries itself, so masqd's lines carry no
+# timestamp of their own, and their level is the entry's priority.
+R "journalctl -u masqd --no-pager -o cat -p info | grep 'masqd running'"
+has '^info: masqd running' "the start line has no timestamp of its own and the journal's priority info"
+lacks '^[0-9]{4}-[0-9]{2}-[0-9]{2}' "no second timestamp in the journal"
+R "journalctl -u masqd --no-pager -o cat -p notice | grep -c 'masqd running' || true"
+has '^0$' "at priority notice and above the info line is filtered out"
 # "external_address … none until eth0 has one", "WAN address changes" in the journal.
 R "ip addr del 203.0.113.1/24 dev eth0
 for i in \$(seq 20); do masqd stats | grep -q '^external_address none\$' && break; sleep 0.5; done

@@ -11,6 +11,8 @@ import NetfilterQueue
 // Thread rules: `queue` is used by this worker's thread only. Everything else that changes
 // (translator, reassembler, counters, histograms, `wanIndex`, `queueStatistics`) is touched
 // only with `lock` held, by this worker or by the main loop (reports, address changes).
+// The lock is what keeps them apart, so the per-access exclusivity bookkeeping is switched
+// off for the fields the packet loop touches every batch.
 
 final class QueueWorker: @unchecked Sendable {
     let queue: NetfilterQueue
@@ -20,18 +22,18 @@ final class QueueWorker: @unchecked Sendable {
     let reassembler: FragmentReassembler
     /// The WAN interface's index: a packet queued before routing came in from the WAN if it
     /// arrived on it, else from inside (a hairpin candidate). Set by the main loop.
-    var wanIndex: UInt32
-    var counters = EngineCounters()
+    @exclusivity(unchecked) var wanIndex: UInt32
+    @exclusivity(unchecked) var counters = EngineCounters()
     /// Receive-to-verdict-sent time of each packet (its batch's time, the verdict send
     /// included), and the worker's own cost per packet (translation time / batch size).
-    var residence = LatencyHistogram()
-    var costPerPacket = LatencyHistogram()
+    @exclusivity(unchecked) var residence = LatencyHistogram()
+    @exclusivity(unchecked) var costPerPacket = LatencyHistogram()
     /// The queue's statistics as of the last batch (the queue itself is this thread's only).
-    var queueStatistics = NetfilterQueueStatistics()
+    @exclusivity(unchecked) var queueStatistics = NetfilterQueueStatistics()
     var loggedRefusal = false
     /// Why the worker stopped early (a receive or send the kernel refused outright).
     var failure: MasqdError?
-    private var lastFragmentSweep = NATTime(nanoseconds: 0)
+    @exclusivity(unchecked) private var lastFragmentSweep = NATTime(nanoseconds: 0)
     static let fragmentSweepInterval = NATDuration(nanoseconds: 10_000_000)
 
     init(queueNumber: UInt16, failOpen: Bool, translator: NATTranslator, lock: EngineLock, wanIndex: UInt32, hashSeed: UInt64, logger: Logger) throws(MasqdError) {

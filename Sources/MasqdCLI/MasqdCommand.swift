@@ -53,7 +53,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let settings = try options.settings()
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        JournalLogHandler.bootstrapLogging() // journal lines under systemd, timestamped lines elsewhere
         let engine = try Engine(settings: settings, logger: Logger(label: "masqd"))
         engine.enableReload(options: options) // SIGHUP reads the same command line and --config file again
         try engine.run()

@@ -4,19 +4,32 @@
 
 extension NATTranslator {
     /// Examines up to `budget` session rows and removes the expired ones. Returns how many were removed.
+    /// The sweep walks only up to the table's high-water mark, so a nearly empty table costs
+    /// little; one call never walks a row twice.
     @discardableResult
     public func expire(now: NATTime, budget: Int) -> Int {
         expireExpectations(now: now)
-        let capacity = sessions.capacity
         var removed = 0
-        for _ in 0..<max(0, min(budget, capacity)) { // a negative budget examines nothing
+        var examined = 0
+        let limit = min(budget, sessions.highWater) // a negative budget examines nothing
+        while examined < limit {
+            if sweepCursor >= sessions.highWater {
+                sessions.endSweepPass(highestLiveSeen: sweepHighestLive)
+                sweepCursor = 0
+                sweepHighestLive = -1
+                if sessions.highWater == 0 { break }
+                continue
+            }
             let row = Int32(sweepCursor)
             sweepCursor += 1
-            if sweepCursor == capacity { sweepCursor = 0 }
+            examined += 1
             let session = sessions[row]
-            if session.mapping >= 0, session.expires <= now.nanoseconds {
+            guard session.mapping >= 0 else { continue }
+            if session.expires <= now.nanoseconds {
                 removeSession(row)
                 removed += 1
+            } else {
+                sweepHighestLive = row
             }
         }
         counters.sessionsExpired &+= UInt64(removed)

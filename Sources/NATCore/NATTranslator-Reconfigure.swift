@@ -270,7 +270,7 @@ extension NATTranslator {
         }
         var flushed = 0
         // The last removal takes the mapping with it.
-        for i in 0..<sessions.capacity where sessions[Int32(i)].mapping == row {
+        for i in 0..<sessions.highWater where sessions[Int32(i)].mapping == row {
             removeSession(Int32(i))
             flushed += 1
         }
@@ -281,7 +281,7 @@ extension NATTranslator {
     /// Removes the expired sessions of a mapping. True if the mapping went with them.
     func removeExpiredSessions(ofMapping row: Int32, now: NATTime) -> Bool {
         var removed: UInt64 = 0
-        for i in 0..<sessions.capacity where mappings[row].protocolNumber != 0 {
+        for i in 0..<sessions.highWater where mappings[row].protocolNumber != 0 {
             let session = sessions[Int32(i)]
             if session.mapping == row, session.expires <= now.nanoseconds {
                 removeSession(Int32(i))

@@ -43,7 +43,7 @@ extension NATTranslator {
                                         longestTimeout: longest, heldCapacity: helperConnections.heldCapacity)
         guard configuration.externalAddress != nil else { return snapshot }
         var mappingIndex: [Int32: Int] = [:]
-        for i in 0..<sessions.capacity {
+        for i in 0..<sessions.highWater {
             let session = sessions[Int32(i)]
             guard session.mapping >= 0, session.expires > now.nanoseconds else { continue }
             var helper: Int? = nil

@@ -6,6 +6,12 @@ struct RowStore<Row: BitwiseCopyable> {
     private let freeRows: UnsafeMutablePointer<Int32>
     let capacity: Int
     private(set) var freeCount: Int
+    /// Every row at or above this one is free, so walks over the live rows (the expiry sweep,
+    /// listings, checkpoints) stop here instead of at `capacity`. Raised by `take`, lowered
+    /// only by `endSweepPass`.
+    private(set) var highWater = 0
+    /// The highest row taken since the last `endSweepPass`, or -1.
+    private var highestTakenThisPass: Int32 = -1
 
     init(capacity: Int, empty: Row) {
         self.capacity = capacity
@@ -29,7 +35,19 @@ struct RowStore<Row: BitwiseCopyable> {
     mutating func take() -> Int32 {
         guard freeCount > 0 else { return -1 }
         freeCount -= 1
-        return freeRows[freeCount]
+        let row = freeRows[freeCount]
+        if Int(row) >= highWater { highWater = Int(row) + 1 }
+        if row > highestTakenThisPass { highestTakenThisPass = row }
+        return row
+    }
+
+    /// A sweep that looked at every row below `highWater` ends here. `highestLiveSeen` is the
+    /// highest row it found taken (-1 if none). A row taken now was either taken when the
+    /// sweep passed it (so seen) or taken after (so recorded by `take`): the mark can drop to
+    /// just above both.
+    mutating func endSweepPass(highestLiveSeen: Int32) {
+        highWater = Int(max(highestLiveSeen, highestTakenThisPass)) + 1
+        highestTakenThisPass = -1
     }
 
     @inline(__always)
@@ -51,6 +69,8 @@ struct RowStore<Row: BitwiseCopyable> {
             free += 1
         }
         bigger.freeCount = free
+        bigger.highWater = highWater
+        bigger.highestTakenThisPass = highestTakenThisPass
         deallocate()
         return bigger
     }
@@ -59,5 +79,7 @@ struct RowStore<Row: BitwiseCopyable> {
         rows.update(repeating: empty, count: capacity)
         for i in 0..<capacity { freeRows[i] = Int32(capacity - 1 - i) }
         freeCount = capacity
+        highWater = 0
+        highestTakenThisPass = -1
     }
 }

@@ -34,7 +34,7 @@ extension NATTranslator {
     /// Calls `body` for every live session (not on the packet path: for listings).
     public func forEachSession(now: NATTime, _ body: (SessionSnapshot) -> Void) {
         guard let external = configuration.externalAddress else { return }
-        for i in 0..<sessions.capacity {
+        for i in 0..<sessions.highWater {
             let session = sessions[Int32(i)]
             guard session.mapping >= 0, session.expires > now.nanoseconds else { continue }
             let mapping = mappings[session.mapping]

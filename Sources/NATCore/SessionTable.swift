@@ -47,6 +47,9 @@ struct SessionTable {
 
     var count: Int { store.count }
     var capacity: Int { store.capacity }
+    /// Rows at or above this are free (see `RowStore.highWater`): loops over live rows stop here.
+    var highWater: Int { store.highWater }
+    mutating func endSweepPass(highestLiveSeen: Int32) { store.endSweepPass(highestLiveSeen: highestLiveSeen) }
 
     @inline(__always)
     subscript(row: Int32) -> Session {

@@ -54,7 +54,7 @@ public final class FTPHelper: ApplicationHelper {
         let fromClient = data.direction == .fromClient
         let bytes = data.bytes
         let count = bytes.count
-        var memory = FTPLineMemory(context.state, fromClient: fromClient)
+        let memory = FTPLineMemory(context.state, fromClient: fromClient)
         guard var cursor = memory.firstLineStart(bytes) else {
             memory.setMidLine()
             return .pass

@@ -5,6 +5,10 @@ import Glibc
 ///
 /// Per packet nothing is allocated: receive slots, the packet table, the verdict batch buffer
 /// and the refused-verdict ring are allocated once in `init` and freed in `deinit`.
+///
+/// The mutable scalars are `@exclusivity(unchecked)`: one thread owns the queue and no method
+/// holds an access across another, so the runtime's per-access bookkeeping is pure cost on
+/// the receive and verdict path.
 public final class NetfilterQueue {
     /// The configuration this queue was opened with.
     public let configuration: NetfilterQueueConfiguration
@@ -12,7 +16,7 @@ public final class NetfilterQueue {
     let socket: OpaquePointer
     /// The netlink socket; poll it for readability if you run your own event loop.
     public let fileDescriptor: Int32
-    var isBound = false
+    @exclusivity(unchecked) var isBound = false
 
     // Receiving: `slotCount` slots of `slotSize` bytes, one recvmmsg over all of them.
     static let slotSize = 0xffff + 4096
@@ -21,27 +25,27 @@ public final class NetfilterQueue {
     let receiveVector: OpaquePointer
     let packets: UnsafeMutablePointer<QueuedPacket>
     /// Packets from the last `receive()`.
-    public internal(set) var packetCount = 0
+    @exclusivity(unchecked) public internal(set) var packetCount = 0
     /// The SO_RCVTIMEO last set (milliseconds; 0 = none yet or forever), so it is set only when it changes.
-    var receiveTimeout: Int32 = 0
+    @exclusivity(unchecked) var receiveTimeout: Int32 = 0
 
     // Verdicts: appended to one buffer, sent with one sendto.
     let verdictBuffer: UnsafeMutableRawPointer
     let verdictCapacity: Int
-    var verdictLength = 0
-    var pendingVerdicts = 0
-    var deferredSendError: NetfilterQueueError?
+    @exclusivity(unchecked) var verdictLength = 0
+    @exclusivity(unchecked) var pendingVerdicts = 0
+    @exclusivity(unchecked) var deferredSendError: NetfilterQueueError?
 
     // Refused verdicts (NLMSG_ERROR replies), a bounded ring.
     static let refusedCapacity = 256
     let refused: UnsafeMutablePointer<RefusedVerdict>
-    var refusedStart = 0
-    var refusedCount = 0
+    @exclusivity(unchecked) var refusedStart = 0
+    @exclusivity(unchecked) var refusedCount = 0
 
     /// Counters since the queue was opened.
-    public internal(set) var statistics = NetfilterQueueStatistics()
+    @exclusivity(unchecked) public internal(set) var statistics = NetfilterQueueStatistics()
 
-    var configSequence: UInt32 = 0
+    @exclusivity(unchecked) var configSequence: UInt32 = 0
 
     struct RefusedVerdict {
         var packetID: UInt32

@@ -32,7 +32,7 @@ struct MultiQueueTests {
         try FileManager.default.createDirectory(atPath: "/run/masqd", withIntermediateDirectories: true)
         let engine = try lab.spawn(.router, [masqd, "run"] + options + ["--control", lab.controlPath], name: "masqd")
         defer { engine.stop(grace: 5) }
-        let ready = try Semantics.waitUntil(timeout: 10) {
+        let ready = Semantics.waitUntil(timeout: 10) {
             (try? lab.masqd(masqd, ["stats", "--control", lab.controlPath], timeout: 5))?.succeeded == true
         }
         try #require(ready, "masqd run did not answer stats:\n\(engine.output)")

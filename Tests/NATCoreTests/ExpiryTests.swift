@@ -94,7 +94,7 @@ private let oneSecond: UInt64 = 1_000_000_000
         #expect(nat.expire(now: later, budget: 2) == 2)
         #expect(nat.sessionCount == 4)
         #expect(nat.expire(now: later, budget: 2) == 2)
-        #expect(nat.expire(now: later, budget: 100) == 2) // clamped to the capacity: one full pass
+        #expect(nat.expire(now: later, budget: 100) == 2) // clamped to the high-water mark (6): one full pass
         #expect(nat.sessionCount == 0 && nat.mappingCount == 0)
         #expect(nat.expire(now: later, budget: 100) == 0)
         #expect(nat.expire(now: later, budget: 0) == 0)

@@ -1,0 +1,126 @@
+import PacketTestSupport
+import Testing
+@testable import NATCore
+
+/// The expiry sweep walks only up to the session store's high-water mark. Every taken row must
+/// stay below the mark whatever the order of takes, gives and sweep steps, or a live session
+/// would never be swept (and listings and checkpoints would miss it).
+@Suite struct SweepHighWaterTests {
+    /// A small deterministic generator, so a failure names a seed that reproduces it.
+    struct SplitMix64 {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    }
+
+    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
+    func everyTakenRowStaysBelowTheMark(seed: UInt64) {
+        var random = SplitMix64(state: seed)
+        let capacity = 64
+        var store = RowStore<Int32>(capacity: capacity, empty: -1)
+        defer { store.deallocate() }
+        var taken = Set<Int32>()
+        var cursor = 0
+        var highestLive: Int32 = -1
+        for step in 0..<20_000 {
+            switch random.below(10) {
+            case 0...3: // take
+                let row = store.take()
+                if taken.count == capacity {
+                    #expect(row == -1)
+                } else {
+                    #expect(row >= 0 && !taken.contains(row))
+                    taken.insert(row)
+                    store.rows[Int(row)] = row
+                }
+            case 4...6: // give a random taken row back
+                if !taken.isEmpty {
+                    let row = taken.sorted()[random.below(taken.count)]
+                    taken.remove(row)
+                    store.give(row, empty: -1)
+                }
+            default: // a sweep step of a few rows, as NATTranslator.expire walks them
+                for _ in 0..<random.below(8) {
+                    if cursor >= store.highWater {
+                        store.endSweepPass(highestLiveSeen: highestLive)
+                        cursor = 0
+                        highestLive = -1
+                        break
+                    }
+                    if store.rows[cursor] >= 0 { highestLive = Int32(cursor) }
+                    cursor += 1
+                }
+            }
+            let highestTaken = taken.max().map(Int.init) ?? -1
+            #expect(highestTaken < store.highWater, "seed \(seed) step \(step): row \(highestTaken) above the mark \(store.highWater)")
+            if highestTaken >= store.highWater { return }
+        }
+    }
+
+    @Test func aFullPassWithNoTakesLowersTheMarkToTheHighestLiveRow() {
+        var store = RowStore<Int32>(capacity: 16, empty: -1)
+        defer { store.deallocate() }
+        var rows: [Int32] = []
+        for _ in 0..<10 { rows.append(store.take()) }
+        #expect(rows == Array(0..<10)) // low rows first
+        #expect(store.highWater == 10)
+        for row in rows[4...] { store.give(row, empty: -1) }
+        store.endSweepPass(highestLiveSeen: -1) // the pass during which rows 0–9 were taken
+        #expect(store.highWater == 10)
+        store.endSweepPass(highestLiveSeen: 3) // a pass that saw rows 0–3 live and nothing taken
+        #expect(store.highWater == 4)
+        #expect(store.take() == 9) // the free list is LIFO: the last row given comes back first
+        #expect(store.highWater == 10)
+    }
+
+    @Test func anEmptiedTableCostsTheSweepNothingAndANewFlowIsSweptAgain() {
+        let nat = makeTranslator { $0.maxSessions = 4096; $0.maxMappings = 4096 }
+        for i in 0..<1000 {
+            _ = InboundTranslationTests.open(nat, PacketBuilder.udp(Net.hostA, UInt16(20000 + i), Net.remote, 53))
+        }
+        #expect(nat.sessionCount == 1000 && nat.sessions.highWater == 1000)
+        let later = at(1000)
+        #expect(nat.expire(now: later, budget: 4096) == 1000) // one walk of 1000 rows, not 4096
+        #expect(nat.sessionCount == 0 && nat.mappingCount == 0)
+        // Ends the first pass, during which rows 0–999 were taken, so the mark stays; walks them again.
+        #expect(nat.expire(now: later, budget: 4096) == 0)
+        #expect(nat.sessions.highWater == 1000)
+        #expect(nat.expire(now: later, budget: 4096) == 0) // ends a pass that saw nothing live and nothing taken
+        #expect(nat.sessions.highWater == 0)
+        #expect(nat.expire(now: later, budget: 4096) == 0)
+        #expect(nat.sessions.highWater == 0)
+
+        _ = InboundTranslationTests.open(nat, PacketBuilder.udp(Net.hostA, 30000, Net.remote, 53), now: later)
+        #expect(nat.sessions.highWater >= 1 && nat.sessionCount == 1)
+        #expect(nat.expire(now: at(1299), budget: 4096) == 0)
+        #expect(nat.expire(now: at(1300), budget: 4096) == 1) // 300 s later the sweep finds it
+        #expect(nat.counters.sessionsExpired == 1001)
+    }
+
+    @Test func listingsAndCheckpointsSeeEveryLiveSessionAfterChurn() {
+        let nat = makeTranslator { $0.maxSessions = 256; $0.maxMappings = 256 }
+        var random = SplitMix64(state: 42)
+        var clock: UInt64 = 0
+        for round in 0..<40 {
+            for _ in 0..<random.below(60) {
+                let port = UInt16(10000 + random.below(200)) // never more than 200 live: the table never fills
+                _ = InboundTranslationTests.open(nat, PacketBuilder.udp(Net.hostA, port, Net.remote, 53),
+                                                 now: at(clock))
+            }
+            clock += UInt64(random.below(200))
+            nat.expire(now: at(clock), budget: random.below(300))
+            var listed = 0
+            nat.forEachSession(now: at(clock)) { _ in listed += 1 }
+            var live = 0
+            for i in 0..<nat.sessions.capacity where nat.sessions[Int32(i)].mapping >= 0
+                && nat.sessions[Int32(i)].expires > at(clock).nanoseconds { live += 1 }
+            #expect(listed == live, "round \(round): listed \(listed) of \(live) live sessions")
+        }
+    }
+}
