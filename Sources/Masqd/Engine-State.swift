@@ -24,22 +24,27 @@ struct StateKeeping {
     var failureLogged = false
     var refused: UInt64 = 0
     var restore = NATStateRestoreSummary()
+    /// Saved flows read at start while the WAN interface had no address (a router booting
+    /// before DHCP or PPP is up): restored when the address appears. Until then no
+    /// checkpoint or stop overwrites the file they came from.
+    var pending: PendingRestore?
+}
+
+struct PendingRestore {
+    let snapshot: NATStateSnapshot
+    let path: String
 }
 
 extension Engine {
     /// At start, before any queue is bound: restores the state file into the fresh translator.
     /// Only a state file whose directory is missing ends the start (a bad option); a file that
-    /// cannot be used is refused and the engine starts empty.
+    /// cannot be used is refused and the engine starts empty. With no WAN address yet, the
+    /// decoded flows wait for one (`StateKeeping.pending`).
     static func restoreState(_ settings: EngineSettings, into translator: NATTranslator, logger: Logger) throws(MasqdError) -> StateKeeping {
         var keeping = StateKeeping()
         keeping.lastSave = MonotonicClock.now()
         guard let path = settings.state?.path else { return keeping }
         try StateFile.checkDirectory(of: path)
-        func refuse(_ reason: String, moveAside: Bool = true) {
-            keeping.refused += 1
-            let moved = moveAside ? StateFile.moveAside(path).map { " (moved to \($0))" } ?? "" : ""
-            logger.warning("state file \(path) refused: \(reason); starting empty\(moved)")
-        }
         let bytes: [UInt8]
         do {
             guard let read = try StateFile.read(path) else {
@@ -48,15 +53,34 @@ extension Engine {
             }
             bytes = read
         } catch {
-            refuse(error.description, moveAside: false)
+            refuseState(path, error.description, moveAside: false, keeping: &keeping, logger: logger)
             return keeping
         }
+        let snapshot: NATStateSnapshot
         do throws(NATStateError) {
-            let snapshot = try NATStateSnapshot(decoding: bytes)
-            guard snapshot.sessionCount > 0 else {
-                logger.info("no flows saved in \(path): starting empty")
-                return keeping
-            }
+            snapshot = try NATStateSnapshot(decoding: bytes)
+        } catch {
+            refuseState(path, error.description, keeping: &keeping, logger: logger)
+            return keeping
+        }
+        guard snapshot.sessionCount > 0 else {
+            logger.info("no flows saved in \(path): starting empty")
+            return keeping
+        }
+        guard translator.configuration.externalAddress != nil else {
+            keeping.pending = PendingRestore(snapshot: snapshot, path: path)
+            let saved = snapshot.externalAddress.map { "\($0)" } ?? "none"
+            logger.notice("\(snapshot.sessionCount) flows saved in \(path) for WAN address \(saved) wait for \(settings.wanInterface) to have an address; the file is kept until then")
+            return keeping
+        }
+        restore(snapshot, from: path, into: translator, keeping: &keeping, logger: logger)
+        return keeping
+    }
+
+    /// Restores decoded flows into a translator that has its WAN address and no session yet.
+    static func restore(_ snapshot: NATStateSnapshot, from path: String, into translator: NATTranslator,
+                        keeping: inout StateKeeping, logger: Logger) {
+        do throws(NATStateError) {
             let downtime = try snapshot.downtime(wallClockNow: WallClock.now())
             let summary = try translator.importState(snapshot, downtime: downtime, now: MonotonicClock.now())
             keeping.restore = summary
@@ -67,9 +91,23 @@ extension Engine {
             let rest = notRestored.isEmpty ? "" : "; not restored: " + notRestored.joined(separator: ", ")
             logger.notice("restored \(summary.sessionsRestored) of \(snapshot.sessionCount) flows from \(path) (saved \(downtime.wholeSeconds)s ago\(rest))")
         } catch {
-            refuse(error.description)
+            refuseState(path, error.description, keeping: &keeping, logger: logger)
         }
-        return keeping
+    }
+
+    static func refuseState(_ path: String, _ reason: String, moveAside: Bool = true, keeping: inout StateKeeping, logger: Logger) {
+        keeping.refused += 1
+        let moved = moveAside ? StateFile.moveAside(path).map { " (moved to \($0))" } ?? "" : ""
+        logger.warning("state file \(path) refused: \(reason); starting empty\(moved)")
+    }
+
+    /// Main loop, the WAN address having changed: flows waiting for an address are restored
+    /// now (or refused, if it is not the one they were saved with). Called with the lock held:
+    /// no packet is translated between the address and the restore.
+    func restorePendingState(into translator: NATTranslator) {
+        guard let pending = stateKeeping.pending, translator.configuration.externalAddress != nil else { return }
+        stateKeeping.pending = nil
+        Engine.restore(pending.snapshot, from: pending.path, into: translator, keeping: &stateKeeping, logger: logger)
     }
 
     /// The state file's settings in force (a reload may change them).
@@ -77,7 +115,7 @@ extension Engine {
 
     /// Main loop: saves a checkpoint when one is due.
     func checkpointIfDue(now: NATTime) {
-        guard let state = stateFileSettings, state.checkpointInterval > 0,
+        guard stateKeeping.pending == nil, let state = stateFileSettings, state.checkpointInterval > 0,
               now.duration(since: stateKeeping.lastSave) >= .seconds(UInt64(state.checkpointInterval)) else { return }
         stateKeeping.lastSave = now
         do {
@@ -94,6 +132,10 @@ extension Engine {
     /// After the workers have stopped: the last save, with every session as the last packet left it.
     func saveStateAtStop() {
         guard let state = stateFileSettings else { return }
+        if let pending = stateKeeping.pending {
+            logger.info("\(pending.path) left as it was: its \(pending.snapshot.sessionCount) flows never got their WAN address")
+            return
+        }
         do {
             let flows = try saveState(to: state.path)
             logger.info("saved \(flows) flows to \(state.path)")
@@ -122,8 +164,9 @@ extension Engine {
         return [
             .counter("state_saves", stateKeeping.saves, "Saves of the translation state to --state-file (checkpoints and the one at stop)."),
             .counter("state_save_failures", stateKeeping.saveFailures, "Saves of the translation state that failed (the previous file is kept)."),
-            .gauge("state_refused", stateKeeping.refused, "1 if the state file was refused at start (corrupt, stale, another WAN address): started empty."),
-            .gauge("state_restored_flows", r.sessionsRestored, "Translations restored from the state file at start."),
+            .gauge("state_restore_waiting", stateKeeping.pending == nil ? 0 : 1, "1 while flows read from the state file wait for the WAN interface to have an address."),
+            .gauge("state_refused", stateKeeping.refused, "1 if the state file was refused (corrupt, stale, another WAN address): started empty."),
+            .gauge("state_restored_flows", r.sessionsRestored, "Translations restored from the state file (at start, or when the WAN address appeared)."),
             .gauge("state_not_restored_expired", r.sessionsExpired, "Saved translations whose idle timeout ran out while masqd was down."),
             .gauge("state_not_restored_no_room", r.sessionsNoRoom, "Saved translations refused at start by a cap."),
             .gauge("state_not_restored_configuration", r.sessionsNotInConfiguration, "Saved translations the configuration no longer allows."),

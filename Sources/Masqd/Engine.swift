@@ -114,6 +114,7 @@ public final class Engine {
             guard address != translator.configuration.externalAddress else { return nil }
             let flushed = translator.sessionCount
             translator.setExternalAddress(address)
+            restorePendingState(into: translator)
             return flushed
         }
         guard let flushed else { return }

@@ -9,7 +9,7 @@ import Glibc
 /// `--state-file` (issue #8): a TCP connection left idle while masqd restarts goes on
 /// afterwards, on the same connection and the same WAN port — and, as the control, does not
 /// without the state file. A file that cannot be used is refused with one line, moved aside,
-/// and the engine still comes up and translates. Namespaces st<pid><letter>, queues 41-43.
+/// and the engine still comes up and translates. Namespaces st<pid><letter>, queues 41-44.
 @Suite(.timeLimit(.minutes(3)))
 struct StateRestartTests {
     let server = LabTopology.serverAddress
@@ -80,7 +80,10 @@ struct StateRestartTests {
     /// host1. `withState: false` is the control: the same restart without --state-file.
     /// Returns what the client and the server printed (the topology and its logs are gone by
     /// then), the second engine's stats and both engines' logs.
-    func idleConnection(tag: String, queue: Int, withState: Bool) throws -> (client: String, server: String, stats: [String: Int], logs: String) {
+    /// `addressLate`: the WAN address is taken away before the second start (a router booting
+    /// before DHCP), so the saved flow must wait for it — with the file left alone — and be
+    /// restored when the address comes back.
+    func idleConnection(tag: String, queue: Int, withState: Bool, addressLate: Bool = false) throws -> (client: String, server: String, stats: [String: Int], logs: String) {
         let masqd = try Integration.masqdExecutable()
         let lab = try LabTopology(prefix: Self.prefix(tag))
         defer { lab.destroy() }
@@ -111,9 +114,24 @@ struct StateRestartTests {
 
         Self.stop(first)
         #expect(first.output.contains("saved 1 flows to \(stateFile)"), "\(first.output)")
+        if addressLate {
+            try lab.check(.router, ["ip", "addr", "del", "\(wan)/24", "dev", LabTopology.wanInterface])
+        }
         let second = try Self.startEngine(lab, masqd, queue: queue, extra: withState ? stateOptions : [], name: "masqd-2")
+        if addressLate {
+            let waiting = "1 flows saved in \(stateFile) for WAN address \(wan) wait for \(LabTopology.wanInterface) to have an address"
+            #expect(second.output.contains(waiting), "\(second.output)")
+            let before = try Data(contentsOf: URL(fileURLWithPath: stateFile))
+            let stats = try Semantics.stats(lab, masqd)
+            #expect(stats["state_restore_waiting"] == 1 && stats["state_restored_flows"] == 0 && stats["state_refused"] == 0,
+                    "\(stats.filter { $0.key.hasPrefix("state_") })")
+            usleep(1_500_000) // more than the checkpoint interval: no checkpoint may overwrite the waiting flows
+            #expect(try Data(contentsOf: URL(fileURLWithPath: stateFile)) == before, "the state file changed while its flows waited")
+            try lab.check(.router, ["ip", "addr", "add", "\(wan)/24", "dev", LabTopology.wanInterface])
+        }
         if withState {
-            #expect(second.output.contains("restored 1 of 1 flows from \(stateFile)"), "\(second.output)")
+            let restored = Semantics.waitUntil(timeout: 5) { second.output.contains("restored 1 of 1 flows from \(stateFile)") }
+            #expect(restored, "\(second.output)")
         }
         #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
         _ = client.waitForOutput(containing: "received", timeout: withState ? 10 : 5)
@@ -135,6 +153,17 @@ struct StateRestartTests {
         #expect(stats["state_restored_flows"] == 1 && stats["state_refused"] == 0, "\(stats.filter { $0.key.hasPrefix("state_") })")
         #expect(stats["translated_inbound", default: 0] >= 1 && stats["inbound_unmatched"] == 0,
                 "inbound \(stats["translated_inbound"] ?? -1), unmatched \(stats["inbound_unmatched"] ?? -1)")
+    }
+
+    @Test("a restart while the WAN has no address: the saved flow waits (the file untouched by checkpoints), is restored when the address comes, and the idle connection goes on")
+    func savedFlowsWaitForTheWANAddress() throws {
+        let (client, server, stats, logs) = try idleConnection(tag: "d", queue: 44, withState: true, addressLate: true)
+        #expect(client.contains("received after-restart"), "client:\n\(client)\nserver:\n\(server)\n\(logs)")
+        let lines = server.split(separator: "\n").map(String.init)
+        let accepted = Semantics.line(lines, startingWith: "accepted ")?.dropFirst("accepted ".count) ?? "?"
+        #expect(server.contains("got echo after-restart from \(accepted)"), "\(server)")
+        #expect(stats["state_restore_waiting"] == 0 && stats["state_restored_flows"] == 1 && stats["state_refused"] == 0,
+                "\(stats.filter { $0.key.hasPrefix("state_") })")
     }
 
     @Test("control: the same restart without --state-file loses the connection (the server's line is unmatched and never reaches the client)")
