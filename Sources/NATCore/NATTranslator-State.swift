@@ -42,7 +42,11 @@ extension NATTranslator {
         var snapshot = NATStateSnapshot(savedAt: savedAt, externalAddress: configuration.externalAddress,
                                         longestTimeout: longest, heldCapacity: helperConnections.heldCapacity)
         guard configuration.externalAddress != nil else { return snapshot }
-        var mappingIndex: [Int32: Int] = [:]
+        // Runs under the engine's lock, so it is kept lean: a flat row → record index instead
+        // of a dictionary, and the record arrays sized once.
+        var mappingIndex = [Int32](repeating: -1, count: mappings.capacity)
+        snapshot.sessions.reserveCapacity(sessions.count)
+        snapshot.mappings.reserveCapacity(mappings.count)
         for i in 0..<sessions.highWater {
             let session = sessions[Int32(i)]
             guard session.mapping >= 0, session.expires > now.nanoseconds else { continue }
@@ -53,12 +57,12 @@ extension NATTranslator {
                 snapshot.helperConnections.append(record)
             }
             let index: Int
-            if let known = mappingIndex[session.mapping] {
-                index = known
+            if mappingIndex[Int(session.mapping)] >= 0 {
+                index = Int(mappingIndex[Int(session.mapping)])
             } else {
                 let m = mappings[session.mapping]
                 index = snapshot.mappings.count
-                mappingIndex[session.mapping] = index
+                mappingIndex[Int(session.mapping)] = Int32(index)
                 snapshot.mappings.append(.init(protocolNumber: m.protocolNumber, isStatic: m.isStatic, internalAddress: m.internalAddress,
                                                internalPort: m.internalPort, externalPort: m.externalPort))
             }
