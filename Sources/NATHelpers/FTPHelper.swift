@@ -53,35 +53,19 @@ public final class FTPHelper: ApplicationHelper {
         guard context.senderIsInternal else { return .pass }
         let fromClient = data.direction == .fromClient
         let bytes = data.bytes
-        let count = bytes.count
-        let memory = FTPLineMemory(context.state, fromClient: fromClient)
-        guard var cursor = memory.firstLineStart(bytes) else {
-            memory.setMidLine()
-            return .pass
-        }
+        // Each direction keeps its own line state: the client's at 0, the server's at 8.
+        let reader = HelperLineReader(context: context.state, offset: fromClient ? 0 : 8, needed: 16)
         var edits = 0
-        while cursor < count {
-            guard let newline = ASCIIBytes.firstIndex(of: UInt8(ascii: "\n"), bytes, cursor, count) else { break }
-            var end = newline
-            if end > cursor, bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-            if end - cursor <= FTPHelper.maxLineLength,
-               let kind = FTPCommandParser.kind(bytes, cursor, end, fromClient: fromClient) {
-                handle(kind, bytes, cursor, end, edits: &edits, &context)
+        return reader.read(bytes, line: { line in
+            if line.length <= FTPHelper.maxLineLength,
+               let kind = FTPCommandParser.kind(bytes, line.start, line.end, fromClient: fromClient) {
+                handle(kind, bytes, line.start, line.end, edits: &edits, &context)
             }
-            cursor = newline + 1
-        }
-        guard cursor < count else {
-            memory.setLineStart()
-            return .pass
-        }
-        // An unfinished line: hold it if it may still become one we rewrite.
-        if count - cursor <= FTPHelper.maxLineLength,
-           FTPCommandParser.mayBecomeRewritten(bytes, cursor, count, fromClient: fromClient) {
-            memory.setHeld(bytes, from: cursor)
-            return .holdFrom(cursor)
-        }
-        memory.setMidLine()
-        return .pass
+        }, holdTail: { start in
+            // An unfinished line: hold it if it may still become one we rewrite.
+            bytes.count - start <= FTPHelper.maxLineLength
+                && FTPCommandParser.mayBecomeRewritten(bytes, start, bytes.count, fromClient: fromClient)
+        })
     }
 
     /// One complete line [start, end) of a kind we rewrite.
@@ -143,73 +127,5 @@ public final class FTPHelper: ApplicationHelper {
         } else {
             context.count(.limit)
         }
-    }
-}
-
-/// What the helper remembers of one direction between calls, in `HelperContext.state`
-/// (8 bytes per direction): whether the stream is at a line start, in the middle of a line
-/// that was passed, or has an unfinished line held (its length and a hash, to recognise it
-/// when the core shows it again — and to notice when the core had to let it go instead).
-struct FTPLineMemory {
-    private let state: UnsafeMutableRawBufferPointer
-    private let offset: Int
-
-    private static let atLineStart: UInt8 = 0
-    private static let midLine: UInt8 = 1
-    private static let held: UInt8 = 2
-
-    init(_ state: UnsafeMutableRawBufferPointer, fromClient: Bool) {
-        // Without room for the memory, every call starts at a line start.
-        self.state = state.count >= 16 ? state : UnsafeMutableRawBufferPointer(start: nil, count: 0)
-        offset = fromClient ? 0 : 8
-    }
-
-    /// Where the first line starting in `bytes` begins; nil if none does.
-    func firstLineStart(_ bytes: UnsafeRawBufferPointer) -> Int? {
-        guard state.count >= 16 else { return 0 }
-        switch state[offset] {
-        case FTPLineMemory.atLineStart:
-            return 0
-        case FTPLineMemory.held:
-            let length = Int(state.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self))
-            let hash = state.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)
-            if length <= bytes.count, FTPLineMemory.hash(bytes, 0, length) == hash { return 0 }
-        default:
-            break
-        }
-        // In the middle of a line: the next one starts after its newline.
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "\n") { return i + 1 }
-            i += 1
-        }
-        return nil
-    }
-
-    func setLineStart() { set(FTPLineMemory.atLineStart) }
-
-    func setMidLine() { set(FTPLineMemory.midLine) }
-
-    func setHeld(_ bytes: UnsafeRawBufferPointer, from start: Int) {
-        guard state.count >= 16 else { return }
-        set(FTPLineMemory.held)
-        state.storeBytes(of: UInt16(clamping: bytes.count - start), toByteOffset: offset + 2, as: UInt16.self)
-        state.storeBytes(of: FTPLineMemory.hash(bytes, start, bytes.count), toByteOffset: offset + 4, as: UInt32.self)
-    }
-
-    private func set(_ mode: UInt8) {
-        guard state.count >= 16 else { return }
-        state[offset] = mode
-    }
-
-    /// FNV-1a over [start, end).
-    private static func hash(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> UInt32 {
-        var h: UInt32 = 0x811c_9dc5
-        var i = start
-        while i < end {
-            h = (h ^ UInt32(bytes[i])) &* 0x0100_0193
-            i += 1
-        }
-        return h
     }
 }

@@ -76,39 +76,23 @@ public final class IRCHelper: ApplicationHelper {
         // Only what an inside client sends: never what the server sends it.
         guard data.direction == .fromClient, context.clientIsInternal else { return .pass }
         let bytes = data.bytes
-        let count = bytes.count
         var memory = IRCStreamMemory(context.state)
         if memory.firstCall {
             memory.setStarted(http: IRCHelper.startsLikeHTTPRequest(bytes))
         }
         guard !memory.disabled else { return .pass }
-        guard var cursor = memory.firstLineStart(bytes) else {
-            memory.setMidLine()
-            return .pass
-        }
         var edits = 0
-        while cursor < count {
-            guard let newline = ASCIIBytes.firstIndex(of: UInt8(ascii: "\n"), bytes, cursor, count) else { break }
-            var end = newline
-            if end > cursor, bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-            if newline + 1 - cursor <= IRCHelper.maxLineLength,
-               case .dcc(let typeStart) = IRCDCCParser.scanHeader(bytes, cursor, end, complete: true) {
-                handle(IRCDCCParser.parseBody(bytes, typeStart, end), edits: &edits, memory: &memory, &context)
+        return memory.lineReader.read(bytes, line: { line in
+            // The 512-byte limit counts the line end (RFC 2812 2.3).
+            if line.lengthWithTerminator <= IRCHelper.maxLineLength,
+               case .dcc(let typeStart) = IRCDCCParser.scanHeader(bytes, line.start, line.end, complete: true) {
+                handle(IRCDCCParser.parseBody(bytes, typeStart, line.end), edits: &edits, memory: &memory, &context)
             }
-            cursor = newline + 1
-        }
-        guard cursor < count else {
-            memory.setLineStart()
-            return .pass
-        }
-        // An unfinished line: hold it if it may still become a DCC line.
-        if count - cursor < IRCHelper.maxLineLength,
-           IRCDCCParser.scanHeader(bytes, cursor, count, complete: false) != .notDCC {
-            memory.setHeld(bytes, from: cursor)
-            return .holdFrom(cursor)
-        }
-        memory.setMidLine()
-        return .pass
+        }, holdTail: { start in
+            // An unfinished line: hold it if it may still become a DCC line.
+            bytes.count - start < IRCHelper.maxLineLength
+                && IRCDCCParser.scanHeader(bytes, start, bytes.count, complete: false) != .notDCC
+        })
     }
 
     /// One complete DCC line, parsed.
@@ -200,21 +184,17 @@ public final class IRCHelper: ApplicationHelper {
 
 /// What the helper remembers of the client's stream between calls, in `HelperContext.state`:
 ///
-///   byte 0      line mode: at a line start, in the middle of a passed line, or a line held
+///   bytes 0–7   the line reader's (HelperLineReader), except
 ///   byte 1      flags: the stream has started; it began like HTTP (nothing is parsed)
-///   bytes 2–3   length of the held line; bytes 4–7 its hash (to recognise it when the core
-///               shows it again, and to notice when the core had to let it go instead)
 ///   byte 8      next slot of the offer ring
 ///   bytes 16–31 the last 4 offers rewritten: (offered port, external port), 2 bytes each
 struct IRCStreamMemory {
     private let state: UnsafeMutableRawBufferPointer
+    /// Complete lines and held unfinished ones, over bytes 0–7.
+    let lineReader: HelperLineReader
 
     static let bytesNeeded = 32
     static let offerSlots = 4
-
-    private static let atLineStart: UInt8 = 0
-    private static let midLine: UInt8 = 1
-    private static let held: UInt8 = 2
 
     private static let started: UInt8 = 1
     private static let http: UInt8 = 2
@@ -223,6 +203,7 @@ struct IRCStreamMemory {
         // Without room for the memory, every call starts at a line start, nothing is held
         // across calls and no offer is remembered.
         self.state = state.count >= IRCStreamMemory.bytesNeeded ? state : UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        lineReader = HelperLineReader(context: state, offset: 0, needed: IRCStreamMemory.bytesNeeded)
     }
 
     private var usable: Bool { state.count >= IRCStreamMemory.bytesNeeded }
@@ -236,40 +217,6 @@ struct IRCStreamMemory {
     func setStarted(http: Bool) {
         guard usable else { return }
         state[1] |= IRCStreamMemory.started | (http ? IRCStreamMemory.http : 0)
-    }
-
-    /// Where the first line starting in `bytes` begins; nil if none does.
-    func firstLineStart(_ bytes: UnsafeRawBufferPointer) -> Int? {
-        guard usable else { return 0 }
-        switch state[0] {
-        case IRCStreamMemory.atLineStart:
-            return 0
-        case IRCStreamMemory.held:
-            let length = Int(state.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
-            let hash = state.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-            if length <= bytes.count, IRCStreamMemory.hash(bytes, 0, length) == hash { return 0 }
-        default:
-            break
-        }
-        // In the middle of a line: the next one starts after its newline.
-        guard let newline = ASCIIBytes.firstIndex(of: UInt8(ascii: "\n"), bytes, 0, bytes.count) else { return nil }
-        return newline + 1
-    }
-
-    func setLineStart() { setMode(IRCStreamMemory.atLineStart) }
-
-    func setMidLine() { setMode(IRCStreamMemory.midLine) }
-
-    func setHeld(_ bytes: UnsafeRawBufferPointer, from start: Int) {
-        guard usable, start <= bytes.count else { return }
-        setMode(IRCStreamMemory.held)
-        state.storeBytes(of: UInt16(clamping: bytes.count - start), toByteOffset: 2, as: UInt16.self)
-        state.storeBytes(of: IRCStreamMemory.hash(bytes, start, bytes.count), toByteOffset: 4, as: UInt32.self)
-    }
-
-    private func setMode(_ mode: UInt8) {
-        guard usable else { return }
-        state[0] = mode
     }
 
     func rememberOffer(internalPort: UInt16, externalPort: UInt16) {
@@ -291,16 +238,5 @@ struct IRCStreamMemory {
             }
         }
         return nil
-    }
-
-    /// FNV-1a over [start, end).
-    private static func hash(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> UInt32 {
-        var h: UInt32 = 0x811c_9dc5
-        var i = start
-        while i < end {
-            h = (h ^ UInt32(bytes[i])) &* 0x0100_0193
-            i += 1
-        }
-        return h
     }
 }

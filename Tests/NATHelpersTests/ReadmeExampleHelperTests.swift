@@ -12,20 +12,20 @@ public final class AnnounceHelper: ApplicationHelper {
     public func inspect(_ data: HelperData, _ context: inout HelperContext) -> HelperVerdict {
         guard context.senderIsInternal else { return .pass }
         let bytes = data.bytes
-        var lineStart = 0
-        for i in 0..<bytes.count where bytes[i] == UInt8(ascii: "\n") {
+        // Finding lines, holding an unfinished one and remembering where the stream stopped
+        // between calls is the reader's job (8 bytes of state per direction).
+        let reader = HelperLineReader(context: context.state, offset: data.direction == .fromClient ? 0 : 8, needed: 16)
+        return reader.read(bytes, line: { line in
             // "ME " followed by the address, up to the end of the line.
-            if i - lineStart > 3, bytes[lineStart] == UInt8(ascii: "M"), bytes[lineStart + 1] == UInt8(ascii: "E"),
-               bytes[lineStart + 2] == UInt8(ascii: " ") {
-                let external = context.externalAddress
-                if context.replace(lineStart + 3..<i, { $0.write(address: external, separator: UInt8(ascii: ".")) }) {
-                    context.count(.rewrite)
-                }
+            guard line.length > 3, bytes[line.start] == UInt8(ascii: "M"), bytes[line.start + 1] == UInt8(ascii: "E"),
+                  bytes[line.start + 2] == UInt8(ascii: " ") else { return }
+            let external = context.externalAddress
+            if context.replace(line.start + 3..<line.end, { $0.write(address: external, separator: UInt8(ascii: ".")) }) {
+                context.count(.rewrite)
             }
-            lineStart = i + 1
-        }
-        // Hold an unfinished last line so it is rewritten whole.
-        return lineStart < bytes.count ? .holdFrom(lineStart) : .pass
+        }, holdTail: { start in
+            bytes.count - start < 64 // a short unfinished line is held, to be rewritten whole
+        })
     }
 }
 
@@ -54,5 +54,17 @@ struct ReadmeExampleHelperTests {
         // The rewrites grew the stream by 1 byte each ("192.0.2.10" → "203.0.113.1").
         #expect(part2.seq == seq &+ 1)
         #expect(nat.counters.helperEvents(helper: 0, .rewrite) == 2)
+
+        // A long unfinished line is not held: it passes, and its rest is not taken for a line
+        // start even though it reads "ME …". The line after it is rewritten.
+        seq = insideISN + 1 + UInt32("hi\nME 192.0.2.10\n".utf8.count + "ME 192.0.2.10\n".utf8.count) // the client's numbering
+        let long = String(repeating: "x", count: 70)
+        let head = link.fromInside(long, seq: seq, ack: outsideISN + 1)
+        #expect(head.text == long)
+        seq += UInt32(long.utf8.count)
+        let tail = link.fromInside("ME 192.0.2.10\r\nME 192.0.2.10\r\n", seq: seq, ack: outsideISN + 1)
+        expectWellFormed(tail)
+        #expect(tail.text == "ME 192.0.2.10\r\nME 203.0.113.1\r\n")
+        #expect(nat.counters.helperEvents(helper: 0, .rewrite) == 3)
     }
 }
