@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests of the core and the binding, and the integration tests that
 # build router topologies in network namespaces and push real traffic through the real
-# engine; then a bounded fuzz run (60 s) and the deploy walkthrough (README's "Deploying on a
-# router" on Debian 12 under systemd-nspawn). Needs root (namespaces, iptables); installs what
-# it needs first. Arguments go to `swift test` (e.g. --filter); MASQD_SKIP_FUZZ=1 and
-# MASQD_SKIP_WALKTHROUGH=1 leave those two steps out.
+# engine; then the benchmarks' allocation gate, a bounded fuzz run (60 s) and the deploy
+# walkthrough (README's "Deploying on a router" on Debian 12 under systemd-nspawn). Needs root
+# (namespaces, iptables); installs what it needs first. Arguments go to `swift test` (e.g.
+# --filter); MASQD_SKIP_BENCH_GATE=1, MASQD_SKIP_FUZZ=1 and MASQD_SKIP_WALKTHROUGH=1 leave
+# those steps out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,13 @@ fi
 # The integration tests start the real masqd binary from the build folder.
 swift build
 swift test "$@"
+
+if [ "${MASQD_SKIP_BENCH_GATE:-0}" != 1 ]; then
+  # Allocations per operation are exact, so they gate every run: a translation that starts
+  # allocating fails here (Benchmarks/Thresholds). Times vary too much between machines and
+  # days to gate on; they are compared by hand (README "Performance").
+  (cd Benchmarks && swift package benchmark thresholds check --metric mallocCountTotal --no-progress)
+fi
 
 if [ "${MASQD_SKIP_FUZZ:-0}" != 1 ]; then
   # Its own build folder: a developer's long run in .build-fuzz is neither rebuilt nor mixed in.
