@@ -57,6 +57,9 @@ public final class Engine {
     public func run() throws(MasqdError) {
         StopSignal.install()
         ReloadSignal.install()
+        // The address was read in init, before the monitor subscribed: one that appeared in
+        // between (DHCP at boot) would otherwise never be seen. Re-read it now.
+        followAddressChange()
         let external = translator.configuration.externalAddress.map { "\($0)" } ?? "none yet"
         let lan = settings.internalPrefixes.isEmpty ? "every non-local source" : settings.internalPrefixes.map(\.description).joined(separator: ", ")
         let queues = settings.queueCount > 1 ? "queues \(settings.queue)-\(settings.queue + settings.queueCount - 1) (one worker each)" : "queue \(settings.queue)"
