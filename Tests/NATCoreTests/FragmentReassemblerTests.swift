@@ -8,18 +8,6 @@ import Testing
 
 // MARK: test-side helpers (fileprivate so they cannot clash with other test files)
 
-private struct FragRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 private enum FragRef {
     static func sum(_ bytes: ArraySlice<UInt8>) -> UInt16 {
         var total: UInt64 = 0
@@ -65,7 +53,7 @@ private let server: [UInt8] = [198, 51, 100, 7]
 /// 4-byte option block (NOP NOP NOP EOL) to the header.
 private func makeDatagram(
     payload: Int, id: UInt16, source: [UInt8] = clientA, protocolNumber: UInt8 = 17,
-    dontFragment: Bool = false, options: Bool = false, rng: inout FragRNG
+    dontFragment: Bool = false, options: Bool = false, rng: inout SeededRNG
 ) -> [UInt8] {
     let ihl = options ? 24 : 20
     let l4Length = 8 + payload
@@ -130,7 +118,7 @@ private func fragments(_ datagram: [UInt8], size: Int) -> [[UInt8]] {
 }
 
 /// Cuts a datagram into fragments of random sizes (multiples of 8, at least 8).
-private func randomFragments(_ datagram: [UInt8], maxSize: Int, rng: inout FragRNG) -> [[UInt8]] {
+private func randomFragments(_ datagram: [UInt8], maxSize: Int, rng: inout SeededRNG) -> [[UInt8]] {
     let payload = datagram.count - FragRef.headerLength(datagram)
     var result: [[UInt8]] = []
     var offset = 0
@@ -219,7 +207,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
 
 @Suite struct FragmentReassemblerTests {
     @Test func inOrderFragmentsRebuildTheDatagram() {
-        var rng = FragRNG(seed: 1)
+        var rng = SeededRNG(seed: 1)
         let original = makeDatagram(payload: 4000, id: 0x1234, rng: &rng)
         #expect(FragRef.udpChecksumValid(original))
         let list = fragments(original, size: 1480)
@@ -237,7 +225,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func reversedFragmentsRebuildTheDatagram() {
-        var rng = FragRNG(seed: 2)
+        var rng = SeededRNG(seed: 2)
         let original = makeDatagram(payload: 9000, id: 7, options: true, rng: &rng)
         let list = Array(fragments(original, size: 1480).reversed())
         let r = FragmentReassembler(hashSeed: 1)
@@ -252,7 +240,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
 
     @Test(arguments: [UInt64(3), 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
     func shuffledFragmentsRebuildTheDatagram(seed: UInt64) {
-        var rng = FragRNG(seed: seed)
+        var rng = SeededRNG(seed: seed)
         let options = seed & 1 == 1
         // Every fourth seed: the largest datagram (65535 bytes).
         let payload = seed.isMultiple(of: 4) ? 65535 - (options ? 24 : 20) - 8 : Int.random(in: 2000...20000, using: &rng)
@@ -270,7 +258,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
 
     @Test func largestDatagramWithLongestHeader() {
         // 60-byte header + 65475 payload bytes = 65535 exactly.
-        var rng = FragRNG(seed: 99)
+        var rng = SeededRNG(seed: 99)
         var original = makeDatagram(payload: 65475 - 8, id: 9, options: false, rng: &rng)
         // Rebuild with a 60-byte header (40 bytes of NOP options).
         let l4 = Array(original[20...])
@@ -287,7 +275,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func dontFragmentBitIsKept() {
-        var rng = FragRNG(seed: 20)
+        var rng = SeededRNG(seed: 20)
         let original = makeDatagram(payload: 3000, id: 77, dontFragment: true, rng: &rng)
         let r = FragmentReassembler(hashSeed: 3)
         let run = offerAll(r, fragments(original, size: 1000).shuffled(using: &rng))
@@ -299,7 +287,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func interleavedDatagramsFromSeveralSources() {
-        var rng = FragRNG(seed: 21)
+        var rng = SeededRNG(seed: 21)
         var originals: [[UInt8]] = []
         var all: [[UInt8]] = []
         for i in 0..<40 {
@@ -319,7 +307,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func exactDuplicatesAreDroppedAlone() {
-        var rng = FragRNG(seed: 30)
+        var rng = SeededRNG(seed: 30)
         let original = makeDatagram(payload: 6000, id: 3, rng: &rng)
         let list = fragments(original, size: 1480)
         // Every fragment but the last twice, shuffled, then the last one.
@@ -340,7 +328,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func lateDuplicateAfterCompletionStartsANewDatagramThatTimesOut() {
-        var rng = FragRNG(seed: 31)
+        var rng = SeededRNG(seed: 31)
         let original = makeDatagram(payload: 3000, id: 4, rng: &rng)
         let list = fragments(original, size: 1480)
         let r = FragmentReassembler(hashSeed: 6)
@@ -357,7 +345,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func overlapDiscardsTheWholeDatagram() {
-        var rng = FragRNG(seed: 40)
+        var rng = SeededRNG(seed: 40)
         let original = makeDatagram(payload: 6000, id: 5, rng: &rng)
         let r = FragmentReassembler(hashSeed: 7)
         var run = Run()
@@ -381,7 +369,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         (0, 2968, "covers a held fragment"),
     ])
     func everyOverlapKindDiscards(offset: Int, length: Int, _ label: String) {
-        var rng = FragRNG(seed: 41)
+        var rng = SeededRNG(seed: 41)
         var original = makeDatagram(payload: 6000, id: 6, rng: &rng)
         let r = FragmentReassembler(hashSeed: 7)
         var run = Run()
@@ -395,7 +383,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func tinyFirstFragmentIsRefused() {
-        var rng = FragRNG(seed: 50)
+        var rng = SeededRNG(seed: 50)
         let tcp = makeDatagram(payload: 100, id: 8, protocolNumber: 6, rng: &rng)
         let r = FragmentReassembler(hashSeed: 8)
         var run = Run()
@@ -419,7 +407,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func tcpFragmentAtOffsetEightIsRefused() {
-        var rng = FragRNG(seed: 51)
+        var rng = SeededRNG(seed: 51)
         let tcp = makeDatagram(payload: 3000, id: 10, protocolNumber: 6, rng: &rng)
         let r = FragmentReassembler(hashSeed: 9)
         var run = Run()
@@ -435,7 +423,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func oversizeDatagramIsRefused() {
-        var rng = FragRNG(seed: 60)
+        var rng = SeededRNG(seed: 60)
         let r = FragmentReassembler(hashSeed: 10)
         var run = Run()
         // A last fragment at the largest offset (65528) carrying 16 bytes ends at 65544.
@@ -459,7 +447,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func conflictingEndsAreRefused() {
-        var rng = FragRNG(seed: 61)
+        var rng = SeededRNG(seed: 61)
         let original = makeDatagram(payload: 4000, id: 13, rng: &rng)
         let r = FragmentReassembler(hashSeed: 11)
         var run = Run()
@@ -482,7 +470,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func malformedFragmentsAreRefused() {
-        var rng = FragRNG(seed: 62)
+        var rng = SeededRNG(seed: 62)
         let original = makeDatagram(payload: 4000, id: 14, rng: &rng)
         let r = FragmentReassembler(hashSeed: 12)
         var run = Run()
@@ -507,7 +495,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func tooManyFragmentsDiscardsTheDatagram() {
-        var rng = FragRNG(seed: 63)
+        var rng = SeededRNG(seed: 63)
         let original = makeDatagram(payload: 1000, id: 15, rng: &rng)
         let r = FragmentReassembler(limits: FragmentLimits(maxFragmentsPerDatagram: 4), hashSeed: 13)
         let run = offerAll(r, fragments(original, size: 200))
@@ -520,7 +508,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func timeoutDropsHeldTokensWithAnInjectedClock() {
-        var rng = FragRNG(seed: 70)
+        var rng = SeededRNG(seed: 70)
         let original = makeDatagram(payload: 4000, id: 16, rng: &rng)
         let list = fragments(original, size: 1480)
         let r = FragmentReassembler(hashSeed: 14)
@@ -550,7 +538,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func expireWorkIsBounded() {
-        var rng = FragRNG(seed: 71)
+        var rng = SeededRNG(seed: 71)
         let r = FragmentReassembler(limits: FragmentLimits(maxDatagramsPerSource: 1024), hashSeed: 15)
         for i in 0..<100 {
             let d = makeDatagram(payload: 3000, id: UInt16(i), rng: &rng)
@@ -568,7 +556,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func datagramCap() {
-        var rng = FragRNG(seed: 80)
+        var rng = SeededRNG(seed: 80)
         let r = FragmentReassembler(limits: FragmentLimits(maxDatagrams: 4, maxDatagramsPerSource: 100), hashSeed: 16)
         var run = Run()
         var firsts: [[UInt8]] = []
@@ -594,7 +582,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func perSourceCap() {
-        var rng = FragRNG(seed: 81)
+        var rng = SeededRNG(seed: 81)
         let r = FragmentReassembler(limits: FragmentLimits(maxDatagramsPerSource: 2), hashSeed: 17)
         var run = Run()
         for i in 0..<3 {
@@ -607,7 +595,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         #expect(isHeld(run.outcomes.last!))
         #expect(r.counters.capPerSource == 1)
         // Completing one of A's datagrams frees its slot.
-        var rng2 = FragRNG(seed: 81)
+        var rng2 = SeededRNG(seed: 81)
         let a0 = makeDatagram(payload: 3000, id: 0, source: clientA, rng: &rng2)
         for (j, f) in fragments(a0, size: 1480).enumerated() where j != 1 {
             offer(r, f, token: 20 + UInt32(j), now: .seconds(1), into: &run)
@@ -620,7 +608,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func byteCap() {
-        var rng = FragRNG(seed: 82)
+        var rng = SeededRNG(seed: 82)
         let limits = FragmentLimits(maxBytes: 64 << 10)
         let r = FragmentReassembler(limits: limits, hashSeed: 18)
         var run = Run()
@@ -641,7 +629,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         // Oldest first: the evicted ones are exactly tokens 1, 2, 3, …
         #expect(run.dropped == Array(UInt32(1)...UInt32(200 - held)))
         // A second fragment of the newest datagram evicts the oldest survivor to fit.
-        var rng2 = FragRNG(seed: 82)
+        var rng2 = SeededRNG(seed: 82)
         var newest: [UInt8] = []
         for token in UInt32(1)...200 { newest = makeDatagram(payload: 3000, id: UInt16(token), rng: &rng2) }
         offer(r, fragment(newest, offset: 1480, length: 1480), token: 1000, now: .seconds(1), into: &run)
@@ -651,7 +639,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     }
 
     @Test func floodOfFirstFragmentsStaysWithinTheCaps() {
-        var rng = FragRNG(seed: 90)
+        var rng = SeededRNG(seed: 90)
         for limits in [FragmentLimits(), FragmentLimits(maxBytes: 256 << 10, maxDatagrams: 4096, maxDatagramsPerSource: 4096)] {
             let r = FragmentReassembler(limits: limits, hashSeed: 19)
             let allocated = r.allocatedBytes
@@ -705,7 +693,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
     /// verdict, storage stays within the caps, and completed datagrams are byte-exact.
     @Test(arguments: [UInt64(100), 101, 102, 103])
     func everyTokenGetsExactlyOneVerdict(seed: UInt64) {
-        var rng = FragRNG(seed: seed)
+        var rng = SeededRNG(seed: seed)
         let limits = FragmentLimits(maxBytes: 512 << 10, maxDatagrams: 32, maxDatagramsPerSource: 16, maxFragmentsPerDatagram: 64, timeout: .seconds(5))
         let r = FragmentReassembler(limits: limits, hashSeed: seed)
         var originals: [[UInt8]] = []

@@ -1,3 +1,4 @@
+import PacketTestSupport
 import Testing
 @testable import NATCore
 
@@ -110,12 +111,12 @@ import Testing
     /// them again), the lines read are exactly the stream's lines, whatever the cuts.
     @Test(arguments: [1, 2, 3, 4, 5, 6] as [UInt64])
     func anyCuttingGivesTheStreamsLines(seed: UInt64) {
-        var random = SweepHighWaterTests.SplitMix64(state: seed)
+        var random = SeededRNG(seed: seed)
         var text: [UInt8] = []
         for _ in 0..<60 {
-            let length = random.below(12)
-            for _ in 0..<length { text.append(UInt8(ascii: "a") + UInt8(random.below(26))) }
-            text += random.below(2) == 0 ? [10] : [13, 10]
+            let length = Int.random(in: 0..<12, using: &random)
+            for _ in 0..<length { text.append(UInt8(ascii: "a") + UInt8(Int.random(in: 0..<26, using: &random))) }
+            text += Int.random(in: 0..<2, using: &random) == 0 ? [10] : [13, 10]
         }
         // Split on the bytes: a String would read "\r\n" as one Character.
         let expected = text.split(separator: 10, omittingEmptySubsequences: false).dropLast()
@@ -126,7 +127,7 @@ import Testing
         var held: [UInt8] = []
         var offset = 0
         while offset < text.count {
-            let cut = min(text.count, offset + 1 + random.below(9))
+            let cut = min(text.count, offset + 1 + Int.random(in: 0..<9, using: &random))
             let shown = held + text[offset..<cut]
             let r = Self.read(reader, shown)
             got += r.lines

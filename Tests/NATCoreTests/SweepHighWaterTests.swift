@@ -6,22 +6,9 @@ import Testing
 /// stay below the mark whatever the order of takes, gives and sweep steps, or a live session
 /// would never be swept (and listings and checkpoints would miss it).
 @Suite struct SweepHighWaterTests {
-    /// A small deterministic generator, so a failure names a seed that reproduces it.
-    struct SplitMix64 {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
-
     @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
     func everyTakenRowStaysBelowTheMark(seed: UInt64) {
-        var random = SplitMix64(state: seed)
+        var random = SeededRNG(seed: seed) // seeded: a failure names a seed that reproduces it
         let capacity = 64
         var store = RowStore<Int32>(capacity: capacity, empty: -1)
         defer { store.deallocate() }
@@ -29,7 +16,7 @@ import Testing
         var cursor = 0
         var highestLive: Int32 = -1
         for step in 0..<20_000 {
-            switch random.below(10) {
+            switch Int.random(in: 0..<10, using: &random) {
             case 0...3: // take
                 let row = store.take()
                 if taken.count == capacity {
@@ -41,12 +28,12 @@ import Testing
                 }
             case 4...6: // give a random taken row back
                 if !taken.isEmpty {
-                    let row = taken.sorted()[random.below(taken.count)]
+                    let row = taken.sorted()[Int.random(in: 0..<taken.count, using: &random)]
                     taken.remove(row)
                     store.give(row, empty: -1)
                 }
             default: // a sweep step of a few rows, as NATTranslator.expire walks them
-                for _ in 0..<random.below(8) {
+                for _ in 0..<Int.random(in: 0..<8, using: &random) {
                     if cursor >= store.highWater {
                         store.endSweepPass(highestLiveSeen: highestLive)
                         cursor = 0
@@ -105,16 +92,16 @@ import Testing
 
     @Test func listingsAndCheckpointsSeeEveryLiveSessionAfterChurn() {
         let nat = makeTranslator { $0.maxSessions = 256; $0.maxMappings = 256 }
-        var random = SplitMix64(state: 42)
+        var random = SeededRNG(seed: 42)
         var clock: UInt64 = 0
         for round in 0..<40 {
-            for _ in 0..<random.below(60) {
-                let port = UInt16(10000 + random.below(200)) // never more than 200 live: the table never fills
+            for _ in 0..<Int.random(in: 0..<60, using: &random) {
+                let port = UInt16(10000 + Int.random(in: 0..<200, using: &random)) // never more than 200 live: the table never fills
                 _ = InboundTranslationTests.open(nat, PacketBuilder.udp(Net.hostA, port, Net.remote, 53),
                                                  now: at(clock))
             }
-            clock += UInt64(random.below(200))
-            nat.expire(now: at(clock), budget: random.below(300))
+            clock += UInt64(Int.random(in: 0..<200, using: &random))
+            nat.expire(now: at(clock), budget: Int.random(in: 0..<300, using: &random))
             var listed = 0
             nat.forEachSession(now: at(clock)) { _ in listed += 1 }
             var live = 0
