@@ -57,8 +57,9 @@ extension NATTranslator {
                 snapshot.helperConnections.append(record)
             }
             let index: Int
-            if mappingIndex[Int(session.mapping)] >= 0 {
-                index = Int(mappingIndex[Int(session.mapping)])
+            let known = mappingIndex[Int(session.mapping)]
+            if known >= 0 {
+                index = Int(known)
             } else {
                 let m = mappings[session.mapping]
                 index = snapshot.mappings.count
