@@ -122,7 +122,7 @@ extension Engine {
         if summary.timeoutsChanged { parts.append("timeouts changed (live sessions take them at their next packet)") }
         if summary.filteringChanged { parts.append("filtering now \(settings.nat.filtering.rawValue)") }
         if summary.helpersChanged {
-            let helpers = settings.nat.helpers.map { "\($0.helper.name):\($0.ports.map(String.init).joined(separator: ","))" }
+            let helpers = settings.nat.helpers.map { "\($0.helper.name):\($0.ports.map(\.description).joined(separator: ","))" }
             parts.append("helpers now \(helpers.isEmpty ? "none" : helpers.joined(separator: " ")) (live helper connections keep theirs)")
         }
         if summary.limitsChanged { parts.append("max-flows-per-host now \(settings.nat.maxSessionsPerHost)") }

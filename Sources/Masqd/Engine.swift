@@ -65,7 +65,7 @@ public final class Engine {
         let queues = settings.queueCount > 1 ? "queues \(settings.queue)-\(settings.queue + settings.queueCount - 1) (one worker each)" : "queue \(settings.queue)"
         logger.info("masqd running: \(queues), WAN \(settings.wanInterface) (\(external)), LAN \(lan), control \(settings.controlPath)")
         for registration in settings.nat.helpers {
-            logger.info("helper \(registration.helper.name) on TCP port(s) \(registration.ports.map(String.init).joined(separator: ","))")
+            logger.info("helper \(registration.helper.name) on port(s) \(registration.ports.map(\.description).joined(separator: ","))")
         }
 
         var threads: [WorkerThread] = []

@@ -27,10 +27,10 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "External ports handed out for mappings, A-B. Default: 1024-65535, ports below 1024 stay below 1024.")
     public var portRange: String?
 
-    @Option(name: .long, help: "Application helpers: a comma-separated list of ftp, irc, or none. Default: ftp,irc.")
+    @Option(name: .long, help: "Application helpers: a comma-separated list of ftp, irc, tftp, or none. Default: ftp,irc,tftp.")
     public var helpers: String?
 
-    @Option(name: .long, help: "TCP ports a helper follows, NAME=PORT[,PORT…] (repeatable). Default: ftp=21, irc=6667.")
+    @Option(name: .long, help: "Ports a helper follows, NAME=[tcp:|udp:]PORT[,…] (repeatable; a bare PORT is the helper's own protocol). Default: ftp=tcp:21, irc=tcp:6667, tftp=udp:69.")
     public var helperPorts: [String] = []
 
     @Option(name: .long, help: "Inbound filtering: address-and-port-dependent (default) or endpoint-independent (\"full cone\").")
@@ -85,7 +85,6 @@ public struct EngineOptions: ParsableArguments, Sendable {
     /// Checks every value of these options (a `--config` among them is not read).
     func checkedSettings() throws(MasqdError) -> EngineSettings {
         let queue = self.queue ?? "0"
-        let helpers = self.helpers ?? "ftp,irc"
         guard let queueNumber = UInt16(queue) else {
             throw .option("--queue", queue, "not a queue number (0-65535)")
         }
@@ -126,41 +125,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
             }
             ports = PortAllocator(portRange: range, lowPortRange: nil)
         }
-        var helperNames: [String] = []
-        for name in helpers.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
-            switch name {
-            case "none" where helpers == "none": break
-            case _ where HelperCatalog.names.contains(name): if !helperNames.contains(name) { helperNames.append(name) }
-            default: throw .option("--helpers", helpers, "unknown helper '\(name)' (known: \(HelperCatalog.names.joined(separator: ", ")), none)")
-            }
-        }
-        var helperPortLists: [String: [UInt16]] = [:]
-        for text in helperPorts {
-            let pieces = text.split(separator: "=", omittingEmptySubsequences: false)
-            guard pieces.count == 2, HelperCatalog.names.contains(String(pieces[0])) else {
-                throw .option("--helper-ports", text, "expected NAME=PORT[,PORT…] with NAME one of \(HelperCatalog.names.joined(separator: ", "))")
-            }
-            var ports: [UInt16] = []
-            for portText in pieces[1].split(separator: ",", omittingEmptySubsequences: false) {
-                guard let port = PortForward.parsePort(portText) else {
-                    throw .option("--helper-ports", text, "'\(portText)' is not a port (1-65535)")
-                }
-                ports.append(port)
-            }
-            helperPortLists[String(pieces[0]), default: []] += ports
-        }
         var nat = NATConfiguration(internalPrefixes: prefixes)
-        var claimedPorts: [UInt16: String] = [:]
-        for name in helperNames {
-            guard let registration = HelperCatalog.registration(name, ports: helperPortLists[name]) else { continue }
-            for port in registration.ports {
-                if let other = claimedPorts[port] {
-                    throw .option("--helper-ports", "\(name)=\(port)", "port \(port) is already followed by the \(other) helper")
-                }
-                claimedPorts[port] = name
-            }
-            nat.helpers.append(registration)
-        }
+        let helperNames: [String]
+        (helperNames, nat.helpers) = try checkedHelpers()
         nat.forwards = forwards
         nat.ports = ports
         if let filtering {

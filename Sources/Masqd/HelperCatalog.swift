@@ -4,24 +4,31 @@ import NATHelpers
 // The helpers `--helpers` can name, with their default ports.
 
 enum HelperCatalog {
-    /// Every name `--helpers` accepts.
-    static let names = ["ftp", "irc"]
-
-    static func defaultPorts(_ name: String) -> [UInt16] {
-        switch name {
-        case "ftp": [21]
-        case "irc": [6667]
-        default: []
-        }
+    struct Entry {
+        var name: String
+        var defaultPorts: [HelperPort]
+        var make: @Sendable () -> any ApplicationHelper
+        /// The protocol a bare port in `--helper-ports NAME=PORT` means.
+        var defaultProtocol: UInt8 { defaultPorts.first?.protocolNumber ?? IPProtocolNumber.tcp }
     }
 
-    /// The registration for a helper name, or nil if it is not implemented yet.
-    static func registration(_ name: String, ports: [UInt16]?) -> HelperRegistration? {
-        let ports = ports ?? defaultPorts(name)
-        switch name {
-        case "ftp": return HelperRegistration(helper: FTPHelper(), ports: ports)
-        case "irc": return HelperRegistration(helper: IRCHelper(), ports: ports)
-        default: return nil
-        }
+    static let entries: [Entry] = [
+        Entry(name: "ftp", defaultPorts: [.tcp(21)], make: { FTPHelper() }),
+        Entry(name: "irc", defaultPorts: [.tcp(6667)], make: { IRCHelper() }),
+        Entry(name: "tftp", defaultPorts: [.udp(69)], make: { TFTPHelper() }),
+    ]
+
+    /// Every name `--helpers` accepts.
+    static let names = entries.map(\.name)
+
+    /// On when `--helpers` is not given.
+    static let defaultNames = "ftp,irc,tftp"
+
+    static func entry(_ name: String) -> Entry? { entries.first { $0.name == name } }
+
+    /// The registration for a helper name, or nil if there is no such helper.
+    static func registration(_ name: String, ports: [HelperPort]?) -> HelperRegistration? {
+        guard let entry = entry(name) else { return nil }
+        return HelperRegistration(helper: entry.make(), ports: ports ?? entry.defaultPorts)
     }
 }

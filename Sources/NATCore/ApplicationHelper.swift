@@ -1,10 +1,12 @@
-// The helper API: how an application-level gateway (FTP, IRC, SIP, …) plugs into the
-// translator without touching its internals. A helper is attached to TCP connections by
-// the port the client dialled; it sees each direction's payload as an ordered stream, can
-// replace byte ranges (the core fixes lengths, checksums and TCP sequence/acknowledgement
-// numbers, SACK blocks included), can expect a related inbound connection (which creates
-// its mapping when it arrives), and can ask for an unfinished line to be held until the
-// rest of it arrives. See NATHelpers/FTPHelper.swift for a complete example.
+// The helper API: how an application-level gateway (FTP, IRC, TFTP, SIP, …) plugs into the
+// translator without touching its internals. A helper is attached to TCP connections and
+// UDP flows by the port the client dialled (`HelperPort`). On TCP it sees each direction's
+// payload as an ordered stream and can ask for an unfinished line to be held until the rest
+// arrives; on UDP it sees each datagram's payload whole. Either way it can replace byte
+// ranges (the core fixes lengths and checksums, and on TCP the sequence/acknowledgement
+// numbers, SACK blocks included) and expect related inbound flows (which create their
+// sessions when they arrive). See NATHelpers/TFTPHelper.swift (datagrams) and
+// NATHelpers/FTPHelper.swift (a stream) for complete examples.
 //
 // Only connections with a helper pay for any of this: the packet path of every other flow
 // never reaches this code.
@@ -15,15 +17,24 @@ public protocol ApplicationHelper: AnyObject, Sendable {
     /// Short name, used in counters ("ftp").
     var name: String { get }
     /// Looks at the next bytes of one direction of a connection and edits them through
-    /// `context`. `data` starts where the previous call stopped (after bytes held back by
-    /// `.holdFrom`, which are presented again, first, with the new bytes).
+    /// `context`. On a stream (`context.transport == .stream`), `data` starts where the
+    /// previous call stopped (after bytes held back by `.holdFrom`, which are presented
+    /// again, first, with the new bytes). On a datagram flow, `data` is one datagram's whole
+    /// payload and `.holdFrom` means nothing (the datagram passes).
     func inspect(_ data: HelperData, _ context: inout HelperContext) -> HelperVerdict
 }
 
-/// Which side sent the bytes: the client opened the TCP connection, the server accepted it.
+/// Which side sent the bytes: the client opened the TCP connection (or sent the UDP flow's
+/// first datagram), the server accepted it.
 public enum HelperDirection: Sendable, Equatable {
     case fromClient
     case fromServer
+}
+
+/// What a helper's bytes are: an ordered TCP byte stream, or one UDP datagram's payload.
+public enum HelperTransport: Sendable, Equatable {
+    case stream
+    case datagram
 }
 
 /// Stream bytes given to a helper: valid only during `inspect`.
@@ -74,12 +85,35 @@ public enum HelperEvent: Int, CaseIterable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A helper attached to the TCP ports clients dial for it (e.g. FTP on 21 and 2121).
+/// A port clients dial, with its protocol: `tcp:21`, `udp:69`. An integer literal is a TCP
+/// port, so `ports: [21]` reads as it always did.
+public struct HelperPort: Sendable, Hashable, ExpressibleByIntegerLiteral, CustomStringConvertible {
+    public var protocolNumber: UInt8
+    public var port: UInt16
+
+    public init(protocolNumber: UInt8, port: UInt16) {
+        precondition(protocolNumber == IPProtocolNumber.tcp || protocolNumber == IPProtocolNumber.udp,
+                     "helpers attach to TCP and UDP only")
+        self.protocolNumber = protocolNumber
+        self.port = port
+    }
+
+    public static func tcp(_ port: UInt16) -> HelperPort { HelperPort(protocolNumber: IPProtocolNumber.tcp, port: port) }
+    public static func udp(_ port: UInt16) -> HelperPort { HelperPort(protocolNumber: IPProtocolNumber.udp, port: port) }
+
+    public init(integerLiteral port: UInt16) { self = .tcp(port) }
+
+    public var transport: HelperTransport { protocolNumber == IPProtocolNumber.udp ? .datagram : .stream }
+    public var description: String { "\(protocolNumber == IPProtocolNumber.udp ? "udp" : "tcp"):\(port)" }
+}
+
+/// A helper attached to the ports clients dial for it (e.g. FTP on tcp:21 and tcp:2121,
+/// TFTP on udp:69, SIP on udp:5060 and tcp:5060).
 public struct HelperRegistration: Sendable {
     public var helper: any ApplicationHelper
-    public var ports: [UInt16]
+    public var ports: [HelperPort]
 
-    public init(helper: any ApplicationHelper, ports: [UInt16]) {
+    public init(helper: any ApplicationHelper, ports: [HelperPort]) {
         self.helper = helper
         self.ports = ports
     }
@@ -103,8 +137,11 @@ public struct HelperLimits: Sendable, Equatable {
     /// sequence numbers), and the largest replacement one edit may write.
     public static let editLog = 8
     public static let maxReplacement = 64
-    /// Edits one call of `inspect` may make (`HelperContext.replace` refuses more).
+    /// Edits one call of `inspect` may make on a stream (`HelperContext.replace` refuses more).
     public static let editsPerInspect = 4
+    /// Edits one datagram may take: no log to keep them in, so more than on a stream (a SIP
+    /// message names the address in up to a dozen places).
+    public static let editsPerDatagram = 24
 }
 
 /// Writes replacement text without allocating: ASCII, decimal numbers, addresses.

@@ -1,5 +1,5 @@
-// Connections a helper expects (an FTP data connection, a DCC transfer): which remote may
-// open one to which mapping, until when. Small and scanned linearly: it is consulted only
+// Flows a helper expects (an FTP data connection, a DCC transfer, a TFTP reply, RTP): which
+// remote may open one to which mapping, until when. Small and scanned linearly: it is consulted only
 // for new inbound connections to mappings that have an expectation pending.
 
 struct Expectation: BitwiseCopyable {
@@ -44,6 +44,20 @@ struct ExpectationTable {
         for i in 0..<store.capacity where store.rows[i].mapping >= 0 && store.rows[i].master == master { n += 1 }
         return n
     }
+
+    /// The pending expectation with exactly these fields, or -1.
+    func find(mapping: Int32, master: Int32, remoteAddress: UInt32, remotePort: UInt16, anyRemoteAddress: Bool) -> Int32 {
+        for i in 0..<store.capacity {
+            let e = store.rows[i]
+            if e.mapping == mapping, e.master == master, e.remotePort == remotePort, e.anyRemoteAddress == anyRemoteAddress,
+               anyRemoteAddress || e.remoteAddress == remoteAddress {
+                return Int32(i)
+            }
+        }
+        return -1
+    }
+
+    mutating func renew(_ row: Int32, expires: UInt64) { store.rows[Int(row)].expires = expires }
 
     /// A live expectation of `mapping` that admits the remote endpoint, or -1.
     func match(mapping: Int32, remoteAddress: UInt32, remotePort: UInt16, now: UInt64) -> Int32 {

@@ -2,6 +2,8 @@
 
 public struct HelperContext {
     public let direction: HelperDirection
+    /// A TCP byte stream, or one UDP datagram.
+    public let transport: HelperTransport
     /// True when the client (the side that opened the connection) is the internal endpoint.
     public let clientIsInternal: Bool
     public let internalAddress: IPv4Address
@@ -13,6 +15,26 @@ public struct HelperContext {
     public let remotePort: UInt16
     /// 64 bytes of per-connection state for the helper, zeroed when the connection starts.
     public let state: UnsafeMutableRawBufferPointer
+
+    init(direction: HelperDirection, clientIsInternal: Bool, internalAddress: IPv4Address, internalPort: UInt16,
+         externalAddress: IPv4Address, externalPort: UInt16, remoteAddress: IPv4Address, remotePort: UInt16,
+         state: UnsafeMutableRawBufferPointer, transport: HelperTransport, translator: NATTranslator,
+         sessionRow: Int32, helperIndex: Int, dataCount: Int) {
+        self.direction = direction
+        self.transport = transport
+        self.clientIsInternal = clientIsInternal
+        self.internalAddress = internalAddress
+        self.internalPort = internalPort
+        self.externalAddress = externalAddress
+        self.externalPort = externalPort
+        self.remoteAddress = remoteAddress
+        self.remotePort = remotePort
+        self.state = state
+        self.translator = translator
+        self.sessionRow = sessionRow
+        self.helperIndex = helperIndex
+        self.dataCount = dataCount
+    }
 
     unowned(unsafe) let translator: NATTranslator
     let sessionRow: Int32
@@ -29,17 +51,20 @@ public struct HelperContext {
 
     /// Replaces `range` of the inspected bytes with what `write` produces (at most
     /// `HelperLimits.maxReplacement` bytes). Edits must come in increasing, non-overlapping
-    /// order; at most 4 per call of `inspect`. Returns false (and changes nothing) otherwise.
+    /// order; at most `HelperLimits.editsPerInspect` per call on a stream,
+    /// `editsPerDatagram` per datagram. Returns false (and changes nothing) otherwise.
     @discardableResult
     public mutating func replace(_ range: Range<Int>, _ write: (inout HelperTextWriter) -> Void) -> Bool {
         translator.stageEdit(range, dataCount: dataCount, write)
     }
 
-    /// Expects a connection from `remote` (any address when nil: a DCC peer is not known;
-    /// any port when `remotePort` is nil) to the internal endpoint
-    /// `internalAddress:internalPort`, and returns the external port it must be told to use —
-    /// or nil when the limits refuse (counted as `.limit`). The mapping is made now (kept for
-    /// the expectation's lifetime); the connection may arrive once.
+    /// Expects a connection (or a UDP flow) from `remote` (any address when nil: a DCC peer
+    /// is not known; any port when `remotePort` is nil: TFTP's server answers from a new
+    /// port) to the internal endpoint `internalAddress:internalPort`, and returns the
+    /// external port it must be told to use — or nil when the limits refuse (counted as
+    /// `.limit`). The mapping is made now (or the endpoint's existing one is used) and kept
+    /// for the expectation's lifetime; the flow may arrive once. Expecting the same flow again
+    /// renews the expectation.
     public mutating func expectConnection(
         protocolNumber: UInt8 = IPProtocolNumber.tcp,
         from remote: IPv4Address?, port remotePort: UInt16?,
@@ -49,6 +74,23 @@ public struct HelperContext {
             protocolNumber: protocolNumber, remote: remote, remotePort: remotePort ?? 0,
             internalAddress: internalAddress, internalPort: internalPort, master: sessionRow)
         count(port == nil ? .limit : .expectation)
+        return port
+    }
+
+    /// Expects a flow on each of two consecutive internal ports, `internalPort` (even: RTP)
+    /// and the next (RTCP), from `remote` (its port + 1 for the second when `remotePort` is
+    /// given), through two consecutive external ports, the first even. Returns the first
+    /// external port, or nil when the limits refuse or the pair cannot be kept consecutive
+    /// (counted as `.limit`). Each of the two counts as an expectation.
+    public mutating func expectPortPair(
+        protocolNumber: UInt8 = IPProtocolNumber.udp,
+        from remote: IPv4Address?, port remotePort: UInt16?,
+        to internalAddress: IPv4Address, port internalPort: UInt16
+    ) -> UInt16? {
+        let port = translator.expectPair(
+            protocolNumber: protocolNumber, remote: remote, remotePort: remotePort ?? 0,
+            internalAddress: internalAddress, internalPort: internalPort, master: sessionRow)
+        if port == nil { count(.limit) } else { count(.expectation); count(.expectation) }
         return port
     }
 

@@ -12,7 +12,7 @@ extension NATStateSnapshot {
         }
         var header = ByteReader(bytes, at: StateFormat.magic.count)
         let version = header.u16()
-        guard version == StateFormat.version else { throw .unsupportedVersion(version) }
+        guard (StateFormat.oldestReadable...StateFormat.version).contains(version) else { throw .unsupportedVersion(version) }
         let heldCapacity = Int(header.u16())
         let editLog = header.u8(), maxReplacement = header.u8(), stateBytes = header.u16()
         let savedAt = header.u64()
@@ -50,7 +50,7 @@ extension NATStateSnapshot {
         for index in 0..<mappingCount { mappings.append(try Self.readMapping(&reader, index: index)) }
         sessions.reserveCapacity(sessionCount)
         for index in 0..<sessionCount {
-            sessions.append(try Self.readSession(&reader, index: index, mappings: mappings, helperCount: helperCount,
+            sessions.append(try Self.readSession(&reader, index: index, version: version, mappings: mappings, helperCount: helperCount,
                                                  longest: longestTimeout))
         }
         helperConnections.reserveCapacity(helperCount)
@@ -76,7 +76,7 @@ extension NATStateSnapshot {
                              internalPort: internalPort, externalPort: externalPort)
     }
 
-    private static func readSession(_ r: inout ByteReader, index: Int, mappings: [MappingRecord], helperCount: Int,
+    private static func readSession(_ r: inout ByteReader, index: Int, version: UInt16, mappings: [MappingRecord], helperCount: Int,
                                     longest: NATDuration) throws(NATStateError) -> SessionRecord {
         func bad(_ reason: String) -> NATStateError { .invalidRecord(kind: "session", index: index, reason: reason) }
         let mapping = Int(r.u32()), remoteAddress = r.u32(), remaining = r.u64(), remotePort = r.u16()
@@ -99,7 +99,9 @@ extension NATStateSnapshot {
         guard (protocolNumber == IPProtocolNumber.icmp) == (remotePort == 0) else { throw bad("remote port \(remotePort)") }
         var helperIndex: Int? = nil
         if helper != StateFormat.noHelper {
-            guard Int(helper) < helperCount, protocolNumber == IPProtocolNumber.tcp else {
+            // Version 1 had stream helpers only; version 2 adds datagram ones.
+            let helperProtocol = protocolNumber == IPProtocolNumber.tcp || (version >= 2 && protocolNumber == IPProtocolNumber.udp)
+            guard Int(helper) < helperCount, helperProtocol else {
                 throw bad("helper connection \(helper) of \(helperCount)")
             }
             helperIndex = Int(helper)

@@ -2,10 +2,12 @@
 // that were live (issue #8): the kernel keeps conntrack across a daemon upgrade, and an idle
 // TCP session through masqd must survive one too.
 //
-// Version 1, all integers big-endian:
+// Version 2, all integers big-endian. Version 1 (read, never written) has the same layout;
+// in it only TCP sessions may have a helper connection record, in version 2 UDP ones too
+// (datagram helpers keep their 64 state bytes there; their streams are unused and zero).
 //
 //   header (56 bytes)
-//     0  magic "MASQDST\n"          8  version (1)                10  held bytes per helper direction
+//     0  magic "MASQDST\n"          8  version (2)                10  held bytes per helper direction
 //     12 edit log length (8)        13 largest replacement (64)   14 helper state bytes (64)
 //     16 wall-clock time of the save, nanoseconds since 1970 (the daemon's; the core reads no clock)
 //     24 external address (0: none, then no records)              28 reserved, 0
@@ -120,7 +122,9 @@ public struct NATStateSnapshot: Sendable, Equatable {
 /// Layout constants of the file (see the top of NATStateSnapshot.swift).
 enum StateFormat {
     static let magic: [UInt8] = Array("MASQDST\n".utf8)
-    static let version: UInt16 = 1
+    /// The version written; every version from `oldestReadable` up to it is read.
+    static let version: UInt16 = 2
+    static let oldestReadable: UInt16 = 1
     static let headerBytes = 56
     static let mappingBytes = 12
     static let sessionBytes = 24
@@ -169,7 +173,7 @@ public enum NATStateError: Error, Equatable, Sendable, CustomStringConvertible {
         case .truncated(let length, let expected): "truncated: \(length) bytes, expected \(expected)"
         case .trailingBytes(let length, let expected): "\(length - expected) bytes after the end (\(length) bytes, expected \(expected))"
         case .notAStateFile: "not a masqd state file (no MASQDST magic)"
-        case .unsupportedVersion(let v): "format version \(v); this masqd reads version \(StateFormat.version)"
+        case .unsupportedVersion(let v): "format version \(v); this masqd reads versions \(StateFormat.oldestReadable)-\(StateFormat.version)"
         case .checksumMismatch: "checksum mismatch (the file is corrupt)"
         case .invalidHeader(let reason): "bad header: \(reason)"
         case .invalidRecord(let kind, let index, let reason): "bad \(kind) record \(index): \(reason)"

@@ -163,11 +163,11 @@ public final class NATTranslator {
             return (-1, .hostSessionLimit)
         }
         let isTCP = protocolNumber == IPProtocolNumber.tcp
-        // A helper follows connections dialled to its port: the remote's port for a
-        // connection from inside, the external port for one from outside.
+        // A helper follows flows dialled to its port: the remote's port for a flow from
+        // inside, the external port for one from outside.
         var helper: Int? = nil
-        if isTCP, !configuration.helpers.isEmpty {
-            helper = helperIndex(forPort: inbound ? mappings[mappingRow].externalPort : remotePort)
+        if !configuration.helpers.isEmpty, isTCP || protocolNumber == IPProtocolNumber.udp {
+            helper = helperIndex(protocolNumber: protocolNumber, port: inbound ? mappings[mappingRow].externalPort : remotePort)
             if helper != nil, helperConnections.count >= helperConnections.store.capacity { return (-1, .helperTableFull) }
         }
         guard hosts.add(internalAddress) else { return (-1, .sessionTableFull) }

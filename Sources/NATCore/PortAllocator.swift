@@ -38,4 +38,26 @@ public struct PortAllocator: Sendable {
         }
         return nil
     }
+
+    /// Two free consecutive external ports, the first even (RTP and RTCP), for the internal
+    /// pair starting at `internalPort`: the same ports when they are free, else a pair from
+    /// the range searched from the hash point. Nil when no pair is free.
+    func allocatePair(in table: ExternalPortTable, slot: Int, internalPort: UInt16, startHash: UInt32) -> UInt16? {
+        let range = range(for: internalPort, slot: slot)
+        func free(_ port: UInt16) -> Bool { table.owner(slot: slot, port: port) < 0 && table.owner(slot: slot, port: port + 1) < 0 }
+        if internalPort & 1 == 0, internalPort < range.upperBound, range.contains(internalPort), free(internalPort) {
+            return internalPort
+        }
+        let first = Int(range.lowerBound + (range.lowerBound & 1)) // even
+        let pairs = (Int(range.upperBound) - first + 1) / 2
+        guard pairs > 0 else { return nil }
+        var offset = Int(startHash) % pairs
+        for _ in 0..<pairs {
+            let port = UInt16(first + 2 * offset)
+            if free(port) { return port }
+            offset += 1
+            if offset == pairs { offset = 0 }
+        }
+        return nil
+    }
 }

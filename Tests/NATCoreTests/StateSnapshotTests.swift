@@ -32,6 +32,15 @@ private func decodeError(_ bytes: [UInt8]) -> NATStateError? {
     }
 }
 
+/// Counts the datagrams it sees from inside in its first state byte.
+final class CountingDatagramHelper: ApplicationHelper {
+    let name = "count"
+    func inspect(_ data: HelperData, _ context: inout HelperContext) -> HelperVerdict {
+        if context.senderIsInternal { context.state[0] &+= 1 }
+        return .pass
+    }
+}
+
 @Suite struct StateSnapshotTests {
     /// Runs `packet` through `nat` and returns the bytes that leave (the replacement for a helper edit).
     static func through(_ nat: NATTranslator, _ packet: [UInt8], _ direction: PacketDirection, now: NATTime,
@@ -390,9 +399,44 @@ private func decodeError(_ bytes: [UInt8]) -> NATStateError? {
         #expect(decodeError(Array("garbage".utf8)) == .notAStateFile) // shorter than the magic, and not its start
         #expect(decodeError(Array("MASQ".utf8)) == .truncated(length: 4, expected: 64))
         var future = bytes
-        future[9] = 2
-        #expect(decodeError(future) == .unsupportedVersion(2))
-        #expect(NATStateError.unsupportedVersion(2).description == "format version 2; this masqd reads version 1")
+        future[9] = 3
+        #expect(decodeError(future) == .unsupportedVersion(3))
+        #expect(NATStateError.unsupportedVersion(3).description == "format version 3; this masqd reads versions 1-2")
+        var zero = bytes
+        zero[9] = 0
+        #expect(decodeError(zero) == .unsupportedVersion(0))
+    }
+
+    /// Version 1 files (before datagram helpers) still read; in them a UDP session with a
+    /// helper connection is refused by name.
+    @Test func versionOneFilesStillRead() throws {
+        var bytes = Self.smallFile()
+        #expect(bytes[8] == 0 && bytes[9] == 2)
+        bytes[9] = 1
+        let snapshot = try NATStateSnapshot(decoding: resealed(bytes))
+        #expect(snapshot.sessionCount == 2 && snapshot.helperConnectionCount == 1)
+        // The UDP session (second record, at 104) pointing at a helper record: only version 2 has those.
+        bytes.replaceSubrange((104 + 20)..<(104 + 24), with: [0, 0, 0, 0])
+        bytes.replaceSubrange((80 + 20)..<(80 + 24), with: [0xff, 0xff, 0xff, 0xff])
+        #expect(decodeError(resealed(bytes)).map { "\($0)" } == "bad session record 1: helper connection 0 of 1")
+        bytes[9] = 2
+        #expect(try NATStateSnapshot(decoding: resealed(bytes)).helperConnectionCount == 1)
+    }
+
+    /// A UDP flow with a datagram helper keeps its helper's state bytes across a restart.
+    @Test func datagramHelperStateRoundTrips() throws {
+        func withHelper(_ c: inout NATConfiguration) { c.helpers = [HelperRegistration(helper: CountingDatagramHelper(), ports: [.udp(5000)])] }
+        let old = makeTranslator(withHelper)
+        for _ in 0..<3 { _ = Self.through(old, PacketBuilder.udp(Net.hostA, 40000, Net.remote, 5000), .outbound, now: t0) }
+        let saved = try NATStateSnapshot(decoding: old.exportState(now: t0, savedAt: wallClock).encoded())
+        #expect(saved.helperConnectionCount == 1 && saved.helperConnections[0].helperName == "count")
+        #expect(saved.helperConnections[0].state[0] == 3)
+        let new = makeTranslator(withHelper)
+        let summary = try new.importState(saved, downtime: .seconds(1), now: t0)
+        #expect(summary.sessionsRestored == 1 && summary.helperConnectionsRestored == 1 && new.helperConnectionCount == 1)
+        _ = Self.through(new, PacketBuilder.udp(Net.hostA, 40000, Net.remote, 5000), .outbound, now: at(1))
+        let again = new.exportState(now: at(1), savedAt: wallClock)
+        #expect(again.helperConnections[0].state[0] == 4)
     }
 
     /// Values the checksum vouches for but the translator could not hold: each refused with
@@ -412,7 +456,7 @@ private func decodeError(_ bytes: [UInt8]) -> NATStateError? {
         (80 + 18, [9], "TCP state 9"),
         (80 + 19, [8], "flags 8"),
         (80 + 20, [0, 0, 0, 5], "helper connection 5 of 1"),
-        (104 + 20, [0, 0, 0, 0], "helper connection 0 of 1"),               // the UDP session cannot have one
+        (104 + 20, [0, 0, 0, 0], "helper connection 0 belongs to session 0"), // the UDP session: already owned
         (104, [0, 0, 0, 0], "TCP state 0"),                                 // the UDP session on the TCP mapping
         (128, [0x41, 0x00, 0x42], "helper name"),
         (128 + 20 + 12, [0x02, 0x01], "held bytes, room for"),

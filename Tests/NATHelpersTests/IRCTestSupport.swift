@@ -29,7 +29,7 @@ func makeIRCTranslator(
     var configuration = NATConfiguration(externalAddress: Net.external.address, internalPrefixes: [IPv4Prefix("192.0.2.0/24")!])
     configuration.maxSessions = 1024
     configuration.maxMappings = 1024
-    configuration.helpers = [HelperRegistration(helper: helper, ports: [IRCNet.ircPort])]
+    configuration.helpers = [HelperRegistration(helper: helper, ports: [.tcp(IRCNet.ircPort)])]
     configure(&configuration)
     return NATTranslator(configuration: configuration)
 }

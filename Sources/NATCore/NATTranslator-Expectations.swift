@@ -1,0 +1,133 @@
+// Expected flows: a helper announces that a related flow will arrive from outside (an FTP
+// data connection, a DCC transfer, TFTP's reply from the server's new port, RTP and RTCP on
+// a pair of ports). The core makes the mapping now, keeps it for the expectation's lifetime,
+// and admits one flow from the given remote on it; filtering stays address-and-port
+// dependent for everyone else.
+
+extension NATTranslator {
+    /// Makes (or reuses) the mapping of an internal endpoint and lets one flow from `remote`
+    /// (any address when nil; any port when `remotePort` is 0) arrive on it. Returns the
+    /// external port, or nil when a limit refuses. Asking again for the same flow (a
+    /// retransmitted request) renews the expectation instead of adding one.
+    func expect(protocolNumber: UInt8, remote: IPv4Address?, remotePort: UInt16,
+                internalAddress: IPv4Address, internalPort: UInt16, master: Int32) -> UInt16? {
+        guard let slot = ExternalPortTable.slot(protocolNumber), slot != 2, internalPort != 0,
+              isInternal(internalAddress) else { return nil }
+        let hash = mappings.hash(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort)
+        var row = mappings.find(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort, hash: hash)
+        if row >= 0, renewExpectation(mapping: row, remote: remote, remotePort: remotePort, master: master) {
+            return mappings[row].externalPort
+        }
+        guard expectationRoom(master: master, needed: 1) else { return nil }
+        if row < 0 {
+            guard mappings.count < mappings.capacity,
+                  let port = configuration.ports.allocate(in: externalPorts, slot: slot, internalPort: internalPort, startHash: hash)
+            else { return nil }
+            row = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
+                                        internalPort: internalPort, externalPort: port, hash: hash)
+        }
+        guard addExpectation(mapping: row, remote: remote, remotePort: remotePort, master: master) else { return nil }
+        return mappings[row].externalPort
+    }
+
+    /// Expects a flow on each of two consecutive internal ports (RTP on an even port, RTCP on
+    /// the next) through two consecutive external ports, the first even (RFC 3550 §11).
+    /// Returns the first external port, or nil when the pair cannot be had: limits, or one
+    /// of the ports already mapped so that the pair cannot stay consecutive.
+    func expectPair(protocolNumber: UInt8, remote: IPv4Address?, remotePort: UInt16,
+                    internalAddress: IPv4Address, internalPort: UInt16, master: Int32) -> UInt16? {
+        guard let slot = ExternalPortTable.slot(protocolNumber), slot != 2, internalPort != 0, internalPort < UInt16.max,
+              isInternal(internalAddress) else { return nil }
+        let hashes = (mappings.hash(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort),
+                      mappings.hash(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort + 1))
+        var rows = (mappings.find(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort, hash: hashes.0),
+                    mappings.find(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort + 1, hash: hashes.1))
+        let secondRemotePort: UInt16 = remotePort == 0 ? 0 : remotePort &+ 1
+        if rows.0 >= 0 || rows.1 >= 0 {
+            // Already mapped (the same offer again, or media that started first): usable only
+            // as the consecutive pair it must be.
+            guard rows.0 >= 0, rows.1 >= 0, mappings[rows.0].externalPort & 1 == 0,
+                  mappings[rows.1].externalPort == mappings[rows.0].externalPort &+ 1 else { return nil }
+            let renewed = (renewExpectation(mapping: rows.0, remote: remote, remotePort: remotePort, master: master),
+                           renewExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master))
+            let needed = (renewed.0 ? 0 : 1) + (renewed.1 ? 0 : 1)
+            guard expectationRoom(master: master, needed: needed) else { return nil }
+            if !renewed.0 { _ = addExpectation(mapping: rows.0, remote: remote, remotePort: remotePort, master: master) }
+            if !renewed.1 { _ = addExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master) }
+            return mappings[rows.0].externalPort
+        }
+        guard expectationRoom(master: master, needed: 2), mappings.count + 2 <= mappings.capacity,
+              let port = configuration.ports.allocatePair(in: externalPorts, slot: slot, internalPort: internalPort, startHash: hashes.0)
+        else { return nil }
+        rows.0 = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
+                                       internalPort: internalPort, externalPort: port, hash: hashes.0)
+        rows.1 = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
+                                       internalPort: internalPort + 1, externalPort: port + 1, hash: hashes.1)
+        _ = addExpectation(mapping: rows.0, remote: remote, remotePort: remotePort, master: master)
+        _ = addExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master)
+        return port
+    }
+
+    private func expectationRoom(master: Int32, needed: Int) -> Bool {
+        needed == 0 || (expectations.count + needed <= expectations.capacity
+            && expectations.count(master: master) + needed <= configuration.helperLimits.expectationsPerConnection)
+    }
+
+    private func insertExpectedMapping(protocolNumber: UInt8, slot: Int, internalAddress: IPv4Address, internalPort: UInt16,
+                                       externalPort: UInt16, hash: UInt32) -> Int32 {
+        let row = mappings.insert(Mapping(
+            internalAddress: internalAddress.value, hash: hash, sessionCount: 0,
+            internalPort: internalPort, externalPort: externalPort, protocolNumber: protocolNumber))
+        externalPorts.claim(slot: slot, port: externalPort, row: row)
+        counters.mappingsCreated &+= 1
+        return row
+    }
+
+    private func addExpectation(mapping row: Int32, remote: IPv4Address?, remotePort: UInt16, master: Int32) -> Bool {
+        guard mappings[row].pendingExpectations < UInt8.max else {
+            removeMappingIfUnused(row)
+            return false
+        }
+        _ = expectations.insert(Expectation(
+            expires: currentTime.nanoseconds &+ configuration.helperLimits.expectationTimeout.nanoseconds, mapping: row,
+            master: master, remoteAddress: remote?.value ?? 0, remotePort: remotePort, anyRemoteAddress: remote == nil))
+        mappings[row].pendingExpectations += 1
+        return true
+    }
+
+    /// Renews a pending expectation identical to this one, if there is one.
+    private func renewExpectation(mapping row: Int32, remote: IPv4Address?, remotePort: UInt16, master: Int32) -> Bool {
+        guard mappings[row].pendingExpectations > 0 else { return false }
+        let found = expectations.find(mapping: row, master: master, remoteAddress: remote?.value ?? 0,
+                                      remotePort: remotePort, anyRemoteAddress: remote == nil)
+        guard found >= 0 else { return false }
+        expectations.renew(found, expires: currentTime.nanoseconds &+ configuration.helperLimits.expectationTimeout.nanoseconds)
+        return true
+    }
+
+    /// Consumes an expectation admitting this remote endpoint to `mappingRow`, if any.
+    func consumeExpectation(mappingRow: Int32, remoteAddress: UInt32, remotePort: UInt16, now: NATTime) -> Bool {
+        guard mappings[mappingRow].pendingExpectations > 0 else { return false }
+        let row = expectations.match(mapping: mappingRow, remoteAddress: remoteAddress, remotePort: remotePort, now: now.nanoseconds)
+        guard row >= 0 else { return false }
+        expectations.remove(row)
+        mappings[mappingRow].pendingExpectations -= 1
+        counters.expectationsFulfilled &+= 1
+        return true
+    }
+
+    /// Frees expectations past their time, and their mappings if nothing else holds them.
+    func expireExpectations(now: NATTime) {
+        guard expectations.count > 0 else { return }
+        for i in 0..<expectations.capacity {
+            let e = expectations[Int32(i)]
+            guard e.mapping >= 0, e.expires <= now.nanoseconds else { continue }
+            expectations.remove(Int32(i))
+            counters.expectationsExpired &+= 1
+            var mapping = mappings[e.mapping]
+            mapping.pendingExpectations -= 1
+            mappings[e.mapping] = mapping
+            if mapping.sessionCount == 0, mapping.pendingExpectations == 0, !mapping.isStatic { removeMapping(e.mapping) }
+        }
+    }
+}
