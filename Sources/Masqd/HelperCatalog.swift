@@ -16,6 +16,9 @@ enum HelperCatalog {
         Entry(name: "ftp", defaultPorts: [.tcp(21)], make: { FTPHelper() }),
         Entry(name: "irc", defaultPorts: [.tcp(6667)], make: { IRCHelper() }),
         Entry(name: "tftp", defaultPorts: [.udp(69)], make: { TFTPHelper() }),
+        // Not on by default (README "The SIP helper"): phones that handle NAT themselves
+        // (STUN, a public Contact) need no ALG, and many operators turn ALGs off.
+        Entry(name: "sip", defaultPorts: [.udp(5060)], make: { SIPHelper() }),
     ]
 
     /// Every name `--helpers` accepts.
