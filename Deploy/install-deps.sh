@@ -15,7 +15,7 @@ if [ "${1:-}" = "--tests" ]; then
   packages+=(
     # crafted packets, captures, traffic tools, real protocol peers, unit checks
     python3-scapy tcpdump socat netcat-openbsd procps stun-client stun-server
-    vsftpd lftp python3-pyftpdlib ngircd iperf3 sockperf systemd tftp-hpa tftpd-hpa
+    vsftpd lftp python3-pyftpdlib ngircd iperf3 sockperf systemd tftp-hpa tftpd-hpa sip-tester
     # the Prometheus text format's reference parser, for the metrics endpoint's tests
     python3-prometheus-client
   )
