@@ -1,6 +1,7 @@
 // libFuzzer harness for NATCore (issue #9): the input bytes are a little program that drives
 // ONE long-lived NATTranslator (a port forward, the FTP helper on 21 and 2121, the IRC helper
-// on 6667 when built with -D FUZZ_IRC, small caps so every limit is reached) and ONE
+// on 6667 when built with -D FUZZ_IRC, the datagram helpers TFTP on udp:69 and SIP on
+// udp:5060 (issue #13), small caps so every limit is reached) and ONE
 // FragmentReassembler (small limits). Each operation is an opcode byte followed by its
 // operands: a raw or synthesized packet in one direction, a segment of a tracked TCP
 // connection with an application helper, a fragment (or a packet cut into fragments), a time
@@ -32,7 +33,7 @@ enum Setup {
     static let otherExternal = ip(203, 0, 113, 9)
     static let internalHosts: [UInt32] = [ip(192, 0, 2, 10), ip(192, 0, 2, 11), ip(192, 0, 2, 12), ip(192, 0, 2, 13)]
     static let remoteHosts: [UInt32] = [ip(203, 0, 113, 2), ip(203, 0, 113, 3), ip(198, 51, 100, 7), ip(203, 0, 113, 2)]
-    static let ports: [UInt16] = [21, 6667, 2121, 80, 8080, 5000, 5003, 40000, 40001, 40002, 1024, 53, 0, 65535, 600, 20]
+    static let ports: [UInt16] = [21, 6667, 2121, 80, 8080, 5000, 5003, 40000, 40001, 40002, 1024, 5060, 0, 65535, 69, 20]
 
     static let maxSessions = 256
     static let maxMappings = 256
@@ -78,6 +79,8 @@ enum Setup {
         #if FUZZ_IRC
         c.helpers.append(HelperRegistration(helper: IRCHelper(), ports: [6667]))
         #endif
+        c.helpers.append(HelperRegistration(helper: TFTPHelper(), ports: [.udp(69)]))
+        c.helpers.append(HelperRegistration(helper: SIPHelper(), ports: [.udp(5060)]))
         c.hashSeed = 0x5eed_f00d_1234_5678
         return c
     }
@@ -106,6 +109,7 @@ struct RunStats {
     var expectationsFulfilled: UInt64 = 0
     var helperRewrites: UInt64 = 0
     var helperLinesHeld: UInt64 = 0
+    var datagramRewrites = 0
     var resets = 0
 
     mutating func absorb(_ t: NATTranslator) {
@@ -119,7 +123,7 @@ struct RunStats {
         lines.append("  verdicts: " + verdicts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         lines.append("  drops: " + DropReason.allCases.filter { drops[$0.rawValue] > 0 }.map { "\($0)=\(drops[$0.rawValue])" }.joined(separator: " "))
         lines.append("  fragments: " + fragmentOutcomes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
-        lines.append("  helpers: rewrites=\(helperRewrites) lines_held=\(helperLinesHeld) expectations_fulfilled=\(expectationsFulfilled)")
+        lines.append("  helpers: rewrites=\(helperRewrites) lines_held=\(helperLinesHeld) expectations_fulfilled=\(expectationsFulfilled) datagram_rewrites=\(datagramRewrites)")
         say(lines.joined(separator: "\n"))
     }
 }
@@ -481,6 +485,70 @@ enum Text {
     }
 }
 
+extension Text {
+    /// A datagram for the UDP helpers: a SIP message (with or without SDP, compact or full
+    /// names, folded, bad lengths), a TFTP request, or a stream line / raw bytes.
+    static func datagram(_ r: inout Reader, own: UInt32, external: UInt32) -> [UInt8] {
+        let sel = r.u8()
+        switch sel & 3 {
+        case 0: return sip(&r, own: own, external: external)
+        case 1:
+            var bytes: [UInt8] = [0, [1, 2, 1, 3, 4, 5, 6, 9][Int(sel >> 2) & 7]]
+            bytes += Array(["boot.img", "", "a/b/c", String(repeating: "x", count: 300)][Int(sel >> 5) & 3].utf8)
+            if r.u8() & 1 == 0 { bytes.append(0) }
+            bytes += Array(["octet", "netascii", "MAIL", "binary", ""][Int(r.u8()) % 5].utf8)
+            if r.u8() & 3 != 0 { bytes.append(0) }
+            if r.u8() & 1 == 0 { bytes += Array("blksize\u{0}1428\u{0}".utf8) }
+            return bytes
+        default: return payload(&r, own: own, external: external)
+        }
+    }
+
+    static func sip(_ r: inout Reader, own: UInt32, external: UInt32) -> [UInt8] {
+        let b = r.u8()
+        let host = dotted(address(&r, own: own, external: external))
+        let port = [5060, 5061, Int(r.u16()), 0][Int(b & 3)]
+        let endpoint = port == 5060 && b & 4 != 0 ? host : host + ":" + number(&r, port)
+        let starts = ["INVITE sip:bob@\(host) SIP/2.0", "REGISTER sip:example.com SIP/2.0", "SIP/2.0 200 OK", "SIP/2.0 180 Ringing",
+                      "ACK sip:\(endpoint) SIP/2.0", "BYE sip:x@\(endpoint);transport=udp SIP/2.0", "SIP/2.0 99 x", "OPTIONS  SIP/2.0"]
+        var lines = [starts[Int(b >> 3) & 7]]
+        let compact = b & 0x40 != 0
+        let folded = b & 0x80 != 0
+        let fields = r.u8()
+        for i in 0..<Int(fields & 7) + 1 {
+            let f = r.u8()
+            switch f & 7 {
+            case 0: lines.append((compact ? "v: " : "Via: ") + "SIP/2.0/UDP" + (folded ? "\r\n " : " ") + endpoint + ";branch=z9hG4bK\(i);rport")
+            case 1: lines.append((compact ? "m: " : "Contact: ") + "<sip:alice@\(endpoint)>;expires=60")
+            case 2: lines.append((compact ? "f: " : "From: ") + "\"A\" <sip:alice@\(endpoint)>;tag=\(i)")
+            case 3: lines.append((compact ? "t: " : "To: ") + "sip:bob@\(endpoint)")
+            case 4: lines.append("Contact: <sip:a@\(endpoint)>, <sips:b@\(host):\(number(&r, 5062))>, *")
+            case 5: lines.append("X-Junk: " + String(decoding: r.bytes(Int(r.u8() & 0x3f)), as: UTF8.self))
+            case 6: lines.append("Call-ID: \(i)@\(host)")
+            default: lines.append("no colon")
+            }
+        }
+        var body = ""
+        if fields & 0x08 != 0 {
+            let media = Int(r.u16())
+            body = "v=0\r\no=- 1 1 IN IP4 \(host)\r\ns=-\r\nc=IN IP4 \(host)\r\nt=0 0\r\n"
+            for m in 0..<Int(fields >> 4 & 7) {
+                body += "m=audio \(number(&r, media + 2 * m))\((fields & 0x80 != 0) ? "/2" : "") RTP/AVP 0\r\n"
+                if r.u8() & 1 == 0 { body += "c=IN IP4 \(dotted(address(&r, own: own, external: external)))\r\n" }
+                if r.u8() & 1 == 0 { body += "a=rtcp:\(number(&r, media + 2 * m + 1)) IN IP4 \(host)\r\n" }
+            }
+            lines.append((compact ? "c: " : "Content-Type: ") + "application/sdp")
+        }
+        let length = r.u8()
+        switch length & 3 {
+        case 0: lines.append((compact ? "l: " : "Content-Length: ") + String(body.utf8.count))
+        case 1: lines.append("Content-Length: " + number(&r, body.utf8.count))
+        default: break
+        }
+        return Array((lines.joined(separator: "\r\n") + (length & 4 == 0 ? "\r\n\r\n" : "\r\n") + body).utf8)
+    }
+}
+
 // MARK: - the harness
 
 enum Direction: Int { case outbound, inbound, hairpin }
@@ -668,7 +736,28 @@ final class Harness {
             guard let v = View(UnsafeRawPointer(replaced.baseAddress), replaced.count) else { fail("a replacement does not parse") }
             check(v.total == replaced.count, "replacement total length \(v.total) for \(replaced.count) bytes")
             check(v.headerValid, "replacement with a bad IP header checksum")
-            check(v.proto == 6 && v.l4Length >= 20, "a replacement that is not TCP")
+            check(!v.isFragment, "a replacement that is a fragment")
+            if v.proto == 17 {
+                // A datagram helper's edit: UDP length and checksum fixed; none stays none.
+                check(v.l4Length >= 8 && Int(v.b16(v.ihl + 4)) == v.l4Length, "a UDP replacement whose length field is not its length")
+                check(v.l4Valid == true, "replacement with a bad UDP checksum")
+                let sentWithout = bytes.count >= 28 && bytes.be16(Int(bytes[0] & 0x0f) * 4 + 6) == 0 && !notReady
+                check(!sentWithout || v.b16(v.ihl + 6) == 0, "a datagram sent without a checksum got one")
+                checkAddresses(v, direction, replaced: true)
+                let out = Array(UnsafeRawBufferPointer(replaced))
+                if translations & 15 == 0 { checkAgainstSessions(bytes, out, direction) }
+                noteDelivered(out, direction)
+                stats.datagramRewrites += 1
+                // Media ports offered in rewritten SDP: the m= lines' numbers.
+                let text = out[(v.ihl + 8)...]
+                if let m = text.firstRange(of: Array("m=audio ".utf8)) {
+                    var value = 0
+                    for b in text[m.upperBound...].prefix(5) where b >= 48 && b <= 57 { value = value * 10 + Int(b - 48) }
+                    if value > 0, value < 65536 { remember(port: UInt16(value)) }
+                }
+                return (verdict, out)
+            }
+            check(v.proto == 6 && v.l4Length >= 20, "a replacement that is neither TCP nor UDP")
             let offset = Int(v.b8(v.ihl + 12) >> 4) * 4
             check(offset >= 20 && offset <= v.l4Length, "a replacement with a bad TCP data offset")
             check(v.l4Valid == true, "replacement with a bad TCP checksum")
@@ -964,7 +1053,7 @@ final class Harness {
         case 1:
             proto = 17
             let sport = port(&r), dport = port(&r)
-            let payload = b1 & 0x10 != 0 ? Text.payload(&r, own: own, external: external) : r.bytes(Int(r.u8()))
+            let payload = b1 & 0x10 != 0 ? Text.datagram(&r, own: own, external: external) : r.bytes(Int(r.u8()))
             l4 = Build.udp(src, sport, dst, dport, payload: payload, sum: sum)
             if weird & 0x10 != 0 { l4.put16(r.u16(), at: 4) }
         case 2:
@@ -1424,6 +1513,21 @@ enum Seeds {
         let hairpin = Build.packet(b, ext, proto: 6, l4: Build.tcp(b, 40004, ext, 8080, flags: 0x02, seq: 1, ack: 0))
         seeds["hairpin"] = raw(.hairpin, hairpin)
         seeds["flood-expire"] = [6, 63, 0, 0x9c, 0x40, 4 | (9 | 16) << 3, 4]
+        // Datagram helpers: a TFTP read request and the server's answer from a new port; a SIP
+        // INVITE with SDP from inside, its answer, and RTP to the offered port.
+        let rrq = Build.packet(a, remote, proto: 17, l4: Build.udp(a, 40005, remote, 69, payload: [0, 1] + Array("boot.img\u{0}octet\u{0}".utf8)))
+        let data = Build.packet(remote, ext, proto: 17, l4: Build.udp(remote, 50001, ext, 40005, payload: [0, 3, 0, 1, 0x41]))
+        seeds["tftp"] = raw(.outbound, rrq) + raw(.inbound, data)
+        let sdp = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40006 RTP/AVP 0\r\na=rtcp:40007\r\n"
+        let invite = "INVITE sip:bob@203.0.113.2 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK1\r\n"
+            + "From: <sip:alice@192.0.2.10>;tag=1\r\nTo: <sip:bob@203.0.113.2>\r\nCall-ID: 1\r\nCSeq: 1 INVITE\r\n"
+            + "Contact: <sip:alice@192.0.2.10:5060>\r\nContent-Type: application/sdp\r\nContent-Length: \(sdp.utf8.count)\r\n\r\n" + sdp
+        let answer = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bK1\r\nContent-Type: application/sdp\r\n"
+            + "Content-Length: 60\r\n\r\nv=0\r\nc=IN IP4 198.51.100.7\r\nm=audio 7000 RTP/AVP 0\r\n" + String(repeating: " ", count: 8)
+        let sipOut = Build.packet(a, remote, proto: 17, l4: Build.udp(a, 5060, remote, 5060, payload: Array(invite.utf8)))
+        let sipIn = Build.packet(remote, ext, proto: 17, l4: Build.udp(remote, 5060, ext, 5060, payload: Array(answer.utf8)))
+        let rtp = Build.packet(Setup.remoteHosts[2], ext, proto: 17, l4: Build.udp(Setup.remoteHosts[2], 7000, ext, 40006, payload: [0x80, 0, 0, 1]))
+        seeds["sip-call"] = raw(.outbound, sipOut) + raw(.inbound, sipIn) + raw(.inbound, rtp)
         return seeds
     }
 

@@ -68,6 +68,15 @@ SWIFT_BACKTRACE=enable=no FUZZ_WRITE_SEEDS="$OUT/seeds" "$BIN" >/dev/null 2>&1 |
 [[ -n $(ls -A "$OUT/seeds" 2>/dev/null) ]] || { echo "seed corpus was not written" >&2; exit 2; }
 cat >"$OUT/fuzz.dict" <<'EOF'
 "PORT "
+"SIP/2.0"
+"Via: SIP/2.0/UDP "
+"Contact: <sip:"
+"Content-Length: "
+"application/sdp"
+"c=IN IP4 "
+"m=audio "
+"a=rtcp:"
+"octet\x00"
 "EPRT |1|"
 "EPRT |2|"
 "227 Entering Passive Mode ("
