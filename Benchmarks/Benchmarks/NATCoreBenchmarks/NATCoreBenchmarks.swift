@@ -136,6 +136,7 @@ let benchmarks: @Sendable () -> Void = {
 
     fragmentBenchmarks()
     ftpBenchmarks()
+    datagramHelperBenchmarks()
     stateBenchmarks()
 
     for size in [1500, 65_000] {

@@ -4,11 +4,13 @@ import NATCore
 
 enum PacketTemplates {
     /// A UDP datagram with `payload` bytes of data.
-    static func udp(source: IPv4Address, sourcePort: UInt16, destination: IPv4Address, destinationPort: UInt16, payload: Int = 18) -> [UInt8] {
-        transport(protocolNumber: IPProtocolNumber.udp, source: source, destination: destination,
-                  header: [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xff), UInt8(destinationPort >> 8), UInt8(destinationPort & 0xff),
-                           UInt8((8 + payload) >> 8), UInt8((8 + payload) & 0xff), 0, 0],
-                  checksumOffset: 6, payload: payload)
+    static func udp(source: IPv4Address, sourcePort: UInt16, destination: IPv4Address, destinationPort: UInt16, payload: Int = 18,
+                    text: [UInt8]? = nil) -> [UInt8] {
+        let length = 8 + (text?.count ?? payload)
+        return transport(protocolNumber: IPProtocolNumber.udp, source: source, destination: destination,
+                         header: [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xff), UInt8(destinationPort >> 8), UInt8(destinationPort & 0xff),
+                                  UInt8(length >> 8), UInt8(length & 0xff), 0, 0],
+                         checksumOffset: 6, payload: payload, text: text)
     }
 
     /// A TCP segment with `payload` bytes of data (or the given text), sequence and flags.
