@@ -4,11 +4,16 @@ import PackageDescription
 let package = Package(
     name: "masqd",
     products: [
-        .executable(name: "masqd", targets: ["MasqdCLI"]),
+        .executable(name: "masqd", targets: ["MasqdExecutable"]),
+        // The command tree, for a package that builds its own masqd with extra helpers (Examples/).
+        .library(name: "MasqdCLI", targets: ["MasqdCLI"]),
+        // Packet builder, reference checksum and TCP/UDP drivers for helper tests.
+        .library(name: "NATTestKit", targets: ["NATTestKit"]),
         .library(name: "NATCore", targets: ["NATCore"]),
         .library(name: "NetfilterQueue", targets: ["NetfilterQueue"]),
         .library(name: "NATHelpers", targets: ["NATHelpers"]),
         .library(name: "Masqd", targets: ["Masqd"]),
+        .library(name: "PacketCapture", targets: ["PacketCapture"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,28 +32,35 @@ let package = Package(
         .target(name: "NATCore"),
         // Application helpers (FTP, IRC), written only against NATCore's public helper API.
         .target(name: "NATHelpers", dependencies: ["NATCore"]),
+        // pcap/pcapng reading and pcap writing, bytes in, bytes out: no syscalls, no Foundation (fuzzed).
+        .target(name: "PacketCapture"),
         // The daemon: options, rules, engine loop, control socket, lab.
         .target(
             name: "Masqd",
             dependencies: [
-                "NATCore", "NATHelpers", "NetfilterQueue",
+                "NATCore", "NATHelpers", "NetfilterQueue", "PacketCapture",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
-        // The executable: argument parsing only.
-        .executableTarget(
+        // The command tree: argument parsing only. `MasqdMain.main(helpers:)` runs it.
+        .target(
             name: "MasqdCLI",
             dependencies: ["Masqd", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        // Packet builder and an independent checksum, shared by the unit-test targets.
-        .target(name: "PacketTestSupport", dependencies: ["NATCore"], path: "Tests/PacketTestSupport"),
-        .testTarget(name: "NATCoreTests", dependencies: ["NATCore", "PacketTestSupport"]),
-        .testTarget(name: "NATHelpersTests", dependencies: ["NATHelpers", "NATCore", "PacketTestSupport"]),
+        // The `masqd` executable: the command tree with the built-in helpers only.
+        .executableTarget(name: "MasqdExecutable", dependencies: ["MasqdCLI"]),
+        // The public test kit for helper authors, and the one packet builder, reader and reference
+        // checksum of masqd's own tests (no Foundation, no test framework: drivers throw).
+        .target(name: "NATTestKit", dependencies: ["NATCore"]),
+        .testTarget(name: "NATCoreTests", dependencies: ["NATCore", "NATTestKit"]),
+        .testTarget(name: "NATHelpersTests", dependencies: ["NATHelpers", "NATCore", "NATTestKit"]),
         .testTarget(name: "NetfilterQueueTests", dependencies: ["NetfilterQueue"]),
-        // Real namespaces, real iptables, the real masqd binary (hence the MasqdCLI dependency).
-        .testTarget(name: "IntegrationTests", dependencies: ["MasqdCLI", "Masqd"]),
+        .testTarget(name: "NATTestKitTests", dependencies: ["NATTestKit", "NATCore", "NATHelpers"]),
+        .testTarget(name: "PacketCaptureTests", dependencies: ["PacketCapture"]),
+        // Real namespaces, real iptables, the real masqd binary (hence the MasqdExecutable dependency).
+        .testTarget(name: "IntegrationTests", dependencies: ["MasqdExecutable", "Masqd", "PacketCapture", "NATTestKit"]),
     ],
     swiftLanguageModes: [.v6]
 )

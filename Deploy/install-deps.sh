@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages masqd needs to build and run (and its lab demo); with
 # --tests, also the test tools, some of which are servers Debian starts on install
-# (vsftpd, ngircd, stun-server, tftpd-hpa) — so not for a production router.
+# (vsftpd, ngircd, stun-server, tftpd-hpa, kamailio) — so not for a production router.
 # Safe to run again: apt-get skips what is already installed.
 set -euo pipefail
 
@@ -15,7 +15,7 @@ if [ "${1:-}" = "--tests" ]; then
   packages+=(
     # crafted packets, captures, traffic tools, real protocol peers, unit checks
     python3-scapy tcpdump socat netcat-openbsd procps stun-client stun-server
-    vsftpd lftp python3-pyftpdlib ngircd iperf3 sockperf systemd tftp-hpa tftpd-hpa sip-tester
+    vsftpd lftp python3-pyftpdlib ngircd iperf3 sockperf systemd tftp-hpa tftpd-hpa sip-tester kamailio
     # the Prometheus text format's reference parser, for the metrics endpoint's tests
     python3-prometheus-client
   )

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests of the core and the binding, and the integration tests that
+# Runs every test: the example package's (Examples/RendezvousHelper, a helper built outside
+# masqd), unit tests of the core and the binding, and the integration tests that
 # build router topologies in network namespaces and push real traffic through the real
 # engine; then the benchmarks' allocation gate, a bounded fuzz run (60 s) and the deploy
 # walkthrough (README's "Deploying on a router" on Debian 12 under systemd-nspawn). Needs root
@@ -15,6 +16,11 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "run-all: the integration tests need root (network namespaces, iptables); re-run with sudo" >&2
   exit 1
 fi
+
+# The example package (a helper built outside masqd, with its own tests and its own masqd
+# binary, Examples/RendezvousHelper/.build): built and tested first, because ExternalHelperTests
+# in the main package's `swift test` runs that binary.
+(cd Examples/RendezvousHelper && swift build && swift test)
 
 # The integration tests start the real masqd binary from the build folder.
 swift build

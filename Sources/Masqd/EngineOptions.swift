@@ -93,6 +93,17 @@ public struct EngineOptions: ParsableArguments, Sendable {
         guard wan.utf8.count < 16, !wan.contains("/"), !wan.contains(" ") else {
             throw .option("--wan", wan, "not an interface name")
         }
+        let (nat, helperNames) = try checkedTranslation()
+        return EngineSettings(
+            queue: queueRange.lowerBound, queueCount: UInt16(queueRange.count), wanInterface: wan, nat: nat, helpers: helperNames, hairpin: !noHairpin,
+            controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
+            metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen)
+    }
+
+    /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
+    /// `--helpers`, `--helper-ports`, `--filtering`, the caps and `--timeout`), in that order;
+    /// shared by `run` and `replay`. The external address is left unset.
+    func checkedTranslation() throws(MasqdError) -> (nat: NATConfiguration, helperNames: [String]) {
         var prefixes: [IPv4Prefix] = []
         for text in lan {
             guard let prefix = IPv4Prefix(text) else {
@@ -174,10 +185,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
                 throw MasqdError("--forward: too many forwarded ports")
             }
         }
-        return EngineSettings(
-            queue: queueRange.lowerBound, queueCount: UInt16(queueRange.count), wanInterface: wan, nat: nat, helpers: helperNames, hairpin: !noHairpin,
-            controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
-            metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen)
+        return (nat, helperNames)
     }
 }
 

@@ -3,16 +3,15 @@ import Glibc
 import Logging
 import Masqd
 
-// The masqd executable: argument parsing only. Everything it runs lives in the Masqd module.
-// Errors end the command with one line on stderr and a non-zero status
-// (../shared/INTERFACE.md), never a usage dump.
+// The masqd command tree: argument parsing only. Everything it runs lives in the Masqd module;
+// `MasqdMain.main(helpers:)` is how an executable starts it. Errors end the command with one
+// line on stderr and a non-zero status (../shared/INTERFACE.md), never a usage dump.
 
-@main
 struct MasqdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "masqd",
         abstract: "A user-space NAT (IP masquerading) engine for Linux routers, fed by NFQUEUE.",
-        subcommands: [Run.self, Rules.self, Flows.self, Stats.self, LabCommand.self])
+        subcommands: [Run.self, Rules.self, Flows.self, Stats.self, LabCommand.self, Replay.self])
 
     static func main() {
         do {

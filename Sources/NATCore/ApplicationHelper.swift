@@ -138,7 +138,8 @@ public struct HelperLimits: Sendable, Equatable {
     public static let editLog = 8
     public static let maxReplacement = 64
     /// Edits one call of `inspect` may make on a stream (`HelperContext.replace` refuses more).
-    public static let editsPerInspect = 4
+    /// 8, the whole edit log: a SIP message over TCP names the address in up to 7 places.
+    public static let editsPerInspect = 8
     /// Edits one datagram may take: no log to keep them in, so more than on a stream (a SIP
     /// message names the address in up to a dozen places).
     public static let editsPerDatagram = 24

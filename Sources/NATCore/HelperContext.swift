@@ -4,6 +4,9 @@ public struct HelperContext {
     public let direction: HelperDirection
     /// A TCP byte stream, or one UDP datagram.
     public let transport: HelperTransport
+    /// The most bytes `.holdFrom` can hold back on a stream (`HelperLimits.heldBytes`);
+    /// 0 on a datagram flow.
+    public let holdCapacity: Int
     /// True when the client (the side that opened the connection) is the internal endpoint.
     public let clientIsInternal: Bool
     public let internalAddress: IPv4Address
@@ -19,9 +22,10 @@ public struct HelperContext {
     init(direction: HelperDirection, clientIsInternal: Bool, internalAddress: IPv4Address, internalPort: UInt16,
          externalAddress: IPv4Address, externalPort: UInt16, remoteAddress: IPv4Address, remotePort: UInt16,
          state: UnsafeMutableRawBufferPointer, transport: HelperTransport, translator: NATTranslator,
-         sessionRow: Int32, helperIndex: Int, dataCount: Int) {
+         sessionRow: Int32, helperIndex: Int, dataCount: Int, holdCapacity: Int) {
         self.direction = direction
         self.transport = transport
+        self.holdCapacity = holdCapacity
         self.clientIsInternal = clientIsInternal
         self.internalAddress = internalAddress
         self.internalPort = internalPort

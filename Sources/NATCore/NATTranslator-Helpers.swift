@@ -65,6 +65,6 @@ extension NATTranslator {
             remoteAddress: IPv4Address(session.remoteAddress), remotePort: session.remotePort,
             state: UnsafeMutableRawBufferPointer(start: helperConnections.state(connectionRow), count: HelperConnectionTable.stateBytes),
             transport: transport, translator: self, sessionRow: sessionRow, helperIndex: Int(connection.pointee.helperIndex),
-            dataCount: dataCount)
+            dataCount: dataCount, holdCapacity: transport == .stream ? helperConnections.heldCapacity : 0)
     }
 }

@@ -56,7 +56,13 @@ struct SIPEditPlan {
     /// More edits were wanted than a datagram may take.
     private(set) var overflowed = false
 
-    init(_ storage: UnsafeMutableBufferPointer<SIPPlannedEdit>) { edits = storage }
+    /// Where the message starts in the inspected bytes (a stream may carry several).
+    private let offset: Int
+
+    init(_ storage: UnsafeMutableBufferPointer<SIPPlannedEdit>, offset: Int = 0) {
+        edits = storage
+        self.offset = offset
+    }
 
     mutating func add(_ range: Range<Int>, _ replacement: SIPReplacement) {
         guard count < edits.count else { overflowed = true; return }
@@ -93,7 +99,7 @@ struct SIPEditPlan {
         for i in 1..<max(count, 1) where edits[i - 1].end > edits[i].start { return .refused }
         for i in 0..<count {
             let edit = edits[i]
-            guard context.replace(edit.start..<edit.end, { edit.replacement.write(&$0) }) else { return .refused }
+            guard context.replace((offset + edit.start)..<(offset + edit.end), { edit.replacement.write(&$0) }) else { return .refused }
         }
         return .applied
     }

@@ -25,7 +25,13 @@
 // that is not a number or runs past the datagram, more than 256 header lines) passes
 // unchanged and is counted as `malformed`; a message needing more edits than a datagram
 // takes passes unchanged and is counted as `limit`. Media sections after the fourth are not
-// mapped. SIP over TCP passes unchanged for now.
+// mapped.
+//
+// Over TCP the same rewrites apply message by message (framed by Content-Length, which a
+// stream must carry). A message split across segments is held until it is whole, up to
+// `HelperLimits.heldBytes`; a longer one passes unedited (counted as `limit`) and the helper
+// skips to the next message by its length. A stream it cannot frame (no Content-Length, not
+// SIP, headers longer than it can hold) is left alone from there on, counted.
 
 import NATCore
 
@@ -37,22 +43,64 @@ public final class SIPHelper: ApplicationHelper {
     /// address and up to `maxMedia` media ports of the last inside SDP.
     enum State {
         static let remoteMedia = 0, insideMedia = 4, portCount = 8, ports = 10
+        /// Per stream direction (8 bytes each): bytes still to skip of a message passed
+        /// unedited (4), and 1 once the stream could not be framed (1).
+        static let streams = 24
     }
     static let maxMedia = 4
 
     public func inspect(_ data: HelperData, _ context: inout HelperContext) -> HelperVerdict {
-        guard context.transport == .datagram else { return .pass }
         let bytes = data.bytes
-        let message: SIPMessage
+        guard context.transport == .datagram else { return inspectStream(bytes, &context) }
         switch SIPMessageParser.parse(bytes) {
-        case .notSIP: return .pass
-        case .malformed:
-            context.count(.malformed)
-            return .pass
-        case .message(let parsed): message = parsed
+        case .notSIP, .incomplete: break
+        case .malformed: context.count(.malformed)
+        case .message(let message): rewrite(message, bytes, at: 0, &context)
         }
+        return .pass
+    }
+
+    /// The messages of a TCP stream, each rewritten like a datagram.
+    private func inspectStream(_ bytes: UnsafeRawBufferPointer, _ context: inout HelperContext) -> HelperVerdict {
+        let memory = State.streams + (context.direction == .fromClient ? 0 : 8)
+        if context.state[memory + 4] != 0 { return .pass } // could not be framed: left alone
+        var position = min(Int(Self.load32(context.state, memory)), bytes.count)
+        Self.store32(context.state, memory, Self.load32(context.state, memory) - UInt32(position))
+        while position < bytes.count {
+            // CR LF keep-alives between messages (RFC 5626 §3.5.1).
+            if bytes[position] == 13 || bytes[position] == 10 {
+                position += 1
+                continue
+            }
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[position...])
+            switch SIPMessageParser.parse(rest, stream: true) {
+            case .message(let message):
+                rewrite(message, rest, at: position, &context)
+                position += message.body.upperBound
+            case .incomplete(let length):
+                if rest.count <= context.holdCapacity { return .holdFrom(position) }
+                context.count(.limit)
+                guard let length else { return lose(memory, &context) }
+                // Too long to hold whole: it passes unedited, and its rest is skipped.
+                Self.store32(context.state, memory, UInt32(length - rest.count))
+                return .pass
+            case .notSIP, .malformed:
+                context.count(.malformed)
+                return lose(memory, &context)
+            }
+        }
+        return .pass
+    }
+
+    private func lose(_ memory: Int, _ context: inout HelperContext) -> HelperVerdict {
+        context.state[memory + 4] = 1
+        return .pass
+    }
+
+    /// Plans and stages the edits of one message, which starts at `offset` of the inspected bytes.
+    private func rewrite(_ message: SIPMessage, _ bytes: UnsafeRawBufferPointer, at offset: Int, _ context: inout HelperContext) {
         withUnsafeTemporaryAllocation(of: SIPPlannedEdit.self, capacity: SIPEditPlan.capacity) { storage in
-            var plan = SIPEditPlan(storage)
+            var plan = SIPEditPlan(storage, offset: offset)
             if context.senderIsInternal {
                 planFromInside(message, bytes, &plan, &context)
             } else {
@@ -68,7 +116,6 @@ public final class SIPHelper: ApplicationHelper {
             case .refused: context.count(.limit)
             }
         }
-        return .pass
     }
 
     // MARK: from the inside endpoint

@@ -57,6 +57,8 @@ public struct SIPMessage: Equatable, Sendable {
 
 public enum SIPMalformation: Equatable, Sendable {
     case noEndOfHeaders
+    /// On a stream, where it is the only way to find the message's end (RFC 3261 §18.3).
+    case noContentLength
     case badStartLine
     case badContentLength
     case contentLengthBeyondDatagram
@@ -68,6 +70,8 @@ public enum SIPParse: Equatable, Sendable {
     case message(SIPMessage)
     case notSIP
     case malformed(SIPMalformation)
+    /// On a stream: the message has not all arrived; its whole length when the headers have.
+    case incomplete(length: Int?)
 }
 
 /// One header field: its name and its value, continuation lines included.
@@ -82,12 +86,15 @@ public enum SIPMessageParser {
     /// Header lines read at most; a message with more is malformed (not parsed further).
     public static let maxHeaderLines = 256
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer) -> SIPParse {
+    /// Reads the message at the start of `bytes`: a whole datagram, or (`stream`) the bytes of
+    /// a TCP stream from a message's start, where more may follow the message or be missing.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, stream: Bool = false) -> SIPParse {
         // Not SIP: empty, keep-alives, anything whose first byte is not a letter (STUN starts 0x00/0x01).
         var first = 0
         while first < bytes.count, bytes[first] == 13 || bytes[first] == 10 { first += 1 }
         guard first < bytes.count, ASCIIBytes.isLetter(bytes[first]) else { return .notSIP }
         guard let lineEnd = ASCIIBytes.firstIndex(of: 10, bytes, first, bytes.count) else {
+            if stream { return .incomplete(length: nil) }
             return looksLikeSIP(bytes, first, bytes.count) ? .malformed(.noEndOfHeaders) : .notSIP
         }
         let line = first..<trimCR(bytes, first, lineEnd)
@@ -103,7 +110,7 @@ public enum SIPMessageParser {
         var bodyStart = 0
         while true {
             guard cursor < bytes.count, let end = ASCIIBytes.firstIndex(of: 10, bytes, cursor, bytes.count) else {
-                return .malformed(.noEndOfHeaders)
+                return stream ? .incomplete(length: nil) : .malformed(.noEndOfHeaders)
             }
             if trimCR(bytes, cursor, end) == cursor { // the empty line
                 bodyStart = end + 1
@@ -135,8 +142,12 @@ public enum SIPMessageParser {
         }
         var bodyEnd = bytes.count
         if let contentLength {
-            guard contentLength.value <= bytes.count - bodyStart else { return .malformed(.contentLengthBeyondDatagram) }
+            guard contentLength.value <= bytes.count - bodyStart else {
+                return stream ? .incomplete(length: bodyStart + contentLength.value) : .malformed(.contentLengthBeyondDatagram)
+            }
             bodyEnd = bodyStart + contentLength.value
+        } else if stream {
+            return .malformed(.noContentLength)
         }
         return .message(SIPMessage(startLine: startLine, headers: headers, body: bodyStart..<bodyEnd,
                                    contentLengthDigits: contentLength?.digits, bodyIsSDP: bodyIsSDP))

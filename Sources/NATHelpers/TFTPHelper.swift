@@ -15,16 +15,18 @@ public final class TFTPHelper: ApplicationHelper {
     public init() {}
 
     public func inspect(_ data: HelperData, _ context: inout HelperContext) -> HelperVerdict {
+        // Only a request from a client inside opens anything; the server's answers pass.
         guard context.direction == .fromClient, context.clientIsInternal else { return .pass }
         switch TFTPRequestParser.parse(data.bytes) {
         case .request:
+            // One flow from the server's address, any port, to the client's own mapping.
             _ = context.expectConnection(protocolNumber: IPProtocolNumber.udp, from: context.remoteAddress, port: nil,
                                          to: context.internalAddress, port: context.internalPort)
         case .malformed:
-            context.count(.malformed)
+            context.count(.malformed) // shown by `masqd stats` as helper_tftp_malformed
         case .notARequest:
             break
         }
-        return .pass
+        return .pass // TFTP names no address: nothing to rewrite
     }
 }

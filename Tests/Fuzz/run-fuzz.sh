@@ -14,6 +14,12 @@
 #            FUZZ_RESET_EVERY=1000 .build-fuzz/translator-fuzzer .build-fuzz/fuzz-history-PID/*
 #                                                  (the inputs since the last state reset, in order)
 # Environment: SWIFTC (compiler), FUZZ_OUT (build/output directory), FUZZ_ARGS (extra libFuzzer flags).
+#
+# Then, when the translator fuzzer found nothing, the capture fuzzer (Tests/Fuzz/CaptureFuzzer.swift:
+# the PacketCapture reader and writer, any bytes as a capture file) runs for a quarter of
+# SECONDS, at least 10 s (FUZZ_CAPTURE_SECONDS overrides), one job, -max_len=4096, with its own
+# corpus (capture-corpus/) and seeds; its crashes go to artifacts/capture-*, its log to
+# capture-fuzz.log. Reproduce: .build-fuzz/capture-fuzzer CRASH-FILE
 set -euo pipefail
 
 DURATION=${1:-60}
@@ -142,3 +148,68 @@ if [[ $status -ne 0 || -n $crashes ]]; then
     exit 1
 fi
 echo "== no crash"
+
+# The capture fuzzer, after the translator's: PacketCapture compiled as a module the same way.
+CAPTURE_BIN=$OUT/capture-fuzzer
+CAPTURE_HARNESS=$ROOT/Tests/Fuzz/CaptureFuzzer.swift
+CAPTURE_SECONDS=${FUZZ_CAPTURE_SECONDS:-$(( DURATION / 4 > 10 ? DURATION / 4 : 10 ))}
+if [[ ! -x $CAPTURE_BIN || -n $(find "$ROOT/Sources/PacketCapture" "$CAPTURE_HARNESS" "$ROOT/Tests/Fuzz/run-fuzz.sh" -newer "$CAPTURE_BIN" -print -quit) ]]; then
+    echo "== building the capture fuzzer (PacketCapture, harness) in $OUT"
+    "$SWIFTC" "${FLAGS[@]}" -wmo -module-name PacketCapture \
+        -emit-module -emit-module-path "$OBJ/PacketCapture.swiftmodule" \
+        -c "$ROOT"/Sources/PacketCapture/*.swift -o "$OBJ/PacketCapture.o"
+    "$SWIFTC" "${FLAGS[@]}" -I "$OBJ" "$CAPTURE_HARNESS" "$OBJ/PacketCapture.o" \
+        -o "$CAPTURE_BIN.tmp" 2> >(grep -v "Cannot export local symbol" >&2)
+    mv "$CAPTURE_BIN.tmp" "$CAPTURE_BIN"
+    echo "== built $CAPTURE_BIN"
+else
+    echo "== $CAPTURE_BIN is up to date"
+fi
+mkdir -p "$OUT/capture-corpus"
+rm -rf "$OUT/capture-seeds"
+FUZZ_WRITE_SEEDS="$OUT/capture-seeds" "$CAPTURE_BIN" >/dev/null 2>&1 || true
+[[ -n $(ls -A "$OUT/capture-seeds" 2>/dev/null) ]] || { echo "capture seed corpus was not written" >&2; exit 2; }
+cat >"$OUT/capture.dict" <<'CAPTURE_DICT'
+"\xd4\xc3\xb2\xa1"
+"\xa1\xb2\xc3\xd4"
+"\x4d\x3c\xb2\xa1"
+"\xa1\xb2\x3c\x4d"
+"\x0a\x0d\x0d\x0a"
+"\x4d\x3c\x2b\x1a"
+"\x1a\x2b\x3c\x4d"
+"\x01\x00\x00\x00"
+"\x03\x00\x00\x00"
+"\x06\x00\x00\x00"
+"\x02\x00\x04\x00"
+"\x09\x00\x01\x00"
+"\x08\x00"
+"\x81\x00"
+"\x14\x01"
+"\x71\x00"
+"\x65\x00"
+"\xe4\x00"
+"\xff\xff\xff\xff"
+CAPTURE_DICT
+CAPTURE_START=$OUT/.capture-start-stamp
+touch "$CAPTURE_START"
+CAPTURE_LOG=$OUT/capture-fuzz.log
+echo "== fuzzing the capture reader for ${CAPTURE_SECONDS}s; log: $CAPTURE_LOG"
+set +e
+"$CAPTURE_BIN" -max_len=4096 -max_total_time="$CAPTURE_SECONDS" -timeout=30 -print_final_stats=1 \
+    -dict="$OUT/capture.dict" -artifact_prefix="$OUT/artifacts/capture-" ${EXTRA[@]+"${EXTRA[@]}"} \
+    "$OUT/capture-corpus" "$OUT/capture-seeds" 2>&1 | tee "$CAPTURE_LOG" | grep -E "^#[0-9]+.*(pulse|DONE)|ERROR|INVARIANT|Test unit written"
+status=${PIPESTATUS[0]}
+set -e
+echo "== capture summary"
+grep -E "^#[0-9]+" "$CAPTURE_LOG" | tail -n 1 || true
+grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$CAPTURE_LOG" || true
+crashes=$(find "$OUT/artifacts" -type f -name 'capture-*' -newer "$CAPTURE_START" ! -name 'capture-slow-unit-*' 2>/dev/null | sort)
+if [[ $status -ne 0 || -n $crashes ]]; then
+    echo "== CAPTURE FUZZER FAILURE (libFuzzer exit status $status)"
+    grep -E "INVARIANT BROKEN|ERROR: |Fatal error|SUMMARY" "$CAPTURE_LOG" | head -n 20 || true
+    for c in $crashes; do echo "reproducer: $c"; done
+    echo "reproduce: $CAPTURE_BIN <reproducer>"
+    [[ $status -ne 0 ]] && exit "$status"
+    exit 1
+fi
+echo "== no crash in the capture fuzzer"

@@ -20,14 +20,79 @@ enum SIPLab {
         return path
     }
 
-    /// SIPp in `node`'s namespace, in the foreground, from the work folder; `-m calls`.
+    /// SIPp in `node`'s namespace, in the foreground, from the work folder; `-m calls`; over
+    /// UDP, or TCP (`-t t1`: one connection).
     static func sipp(_ lab: LabTopology, on node: LabTopology.Node, scenario: String, remote: String?, localIP: String,
-                     calls: Int, name: String) throws -> BackgroundProcess {
-        var argv = ["sipp", "-sf", scenario, "-i", localIP, "-p", "5060", "-mi", localIP, "-mp", "6000", "-m", String(calls),
-                    "-s", "bob", "-nostdin", "-timeout", "40s", "-trace_logs", "-log_file", lab.workDir + "/\(name).log",
+                     calls: Int, name: String, tcp: Bool = false, port: Int = 5060, service: String = "bob",
+                     callID: String? = nil) throws -> BackgroundProcess {
+        var argv = ["sipp", "-sf", scenario, "-i", localIP, "-p", String(port), "-mi", localIP, "-mp", "6000", "-m", String(calls),
+                    "-t", tcp ? "t1" : "u1",
+                    "-s", service, "-nostdin", "-timeout", "40s", "-trace_logs", "-log_file", lab.workDir + "/\(name).log",
                     "-trace_err", "-error_file", lab.workDir + "/\(name).err"]
+        if let callID { argv += ["-cid_str", callID] }
         if let remote { argv.append(remote) }
         return try lab.spawn(node, argv, name: name)
+    }
+
+    /// Kamailio as registrar and proxy on `address`:5060: REGISTER saved in memory, every
+    /// other request relayed to the Contact the request's user registered (404 when none),
+    /// with short transaction timers so a call that cannot reach the phone fails in seconds.
+    static func startKamailio(_ lab: LabTopology, address: String) throws -> BackgroundProcess {
+        guard let kamailio = Shell.which("kamailio") ?? (FileManager.default.fileExists(atPath: "/usr/sbin/kamailio") ? "/usr/sbin/kamailio" : nil)
+        else { throw IntegrationFailure("kamailio not found (apt-get install -y kamailio)") }
+        let config = lab.workDir + "/kamailio.cfg"
+        try kamailioConfig(address).write(toFile: config, atomically: true, encoding: .utf8)
+        let run = lab.workDir + "/kamailio-run"
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        let process = try lab.spawn(.server, [kamailio, "-DD", "-E", "-f", config, "-m", "32", "-M", "4", "-Y", run, "-w", run],
+                                    name: "kamailio")
+        let up = try Semantics.waitUntil(timeout: 10) {
+            guard process.isRunning else { return false }
+            return try lab.run(.server, ["ss", "-Hlun"], timeout: 5).stdout.contains("\(address):5060 ")
+        }
+        guard up else {
+            _ = process.stop()
+            throw IntegrationFailure("kamailio did not listen on \(address):5060:\n\(process.output)")
+        }
+        return process
+    }
+
+    static func kamailioConfig(_ address: String) -> String {
+        """
+        #!KAMAILIO
+        debug=2
+        log_stderror=yes
+        children=2
+        auto_aliases=no
+        listen=udp:\(address):5060
+        loadmodule "tm.so"
+        loadmodule "tmx.so"
+        loadmodule "sl.so"
+        loadmodule "maxfwd.so"
+        loadmodule "usrloc.so"
+        loadmodule "registrar.so"
+        loadmodule "textops.so"
+        loadmodule "siputils.so"
+        loadmodule "xlog.so"
+        loadmodule "pv.so"
+        loadmodule "kex.so"
+        loadmodule "corex.so"
+        modparam("usrloc", "db_mode", 0)
+        modparam("tm", "fr_timer", 3000)
+        modparam("tm", "fr_inv_timer", 6000)
+        request_route {
+            if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+            if (is_method("REGISTER")) {
+                xlog("L_NOTICE", "REGISTER contact $ct\\n");
+                save("location");
+                exit;
+            }
+            if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+            xlog("L_NOTICE", "$rm relayed to $ru\\n");
+            t_relay();
+        }
+
+        """
     }
 
     /// The `<log>` lines a SIPp instance wrote.
@@ -107,6 +172,48 @@ enum SIPLab {
     </scenario>
     """
 
+    /// Answering an INVITE just received: 180, 200 with SDP (Contact `contact`, To tag
+    /// `tag`), the ACK, audio to the caller's SDP address, the BYE answered.
+    static func answering(contact: String, tag: String) -> String {
+        """
+          <send><![CDATA[
+          SIP/2.0 180 Ringing
+          [last_Via:]
+          [last_From:]
+          [last_To:];tag=[pid]\(tag)[call_number]
+          [last_Call-ID:]
+          [last_CSeq:]
+          Contact: <\(contact)>
+          Content-Length: 0
+          ]]></send>
+          <send retrans="500"><![CDATA[
+          SIP/2.0 200 OK
+          [last_Via:]
+          [last_From:]
+          [last_To:];tag=[pid]\(tag)[call_number]
+          [last_Call-ID:]
+          [last_CSeq:]
+          Contact: <\(contact)>
+          Content-Type: application/sdp
+          Content-Length: [len]
+
+        \(sdp)
+          ]]></send>
+          <recv request="ACK" crlf="true"/>
+          <nop><action><exec play_pcap_audio="\(audio)"/></action></nop>
+          <recv request="BYE"/>
+          <send><![CDATA[
+          SIP/2.0 200 OK
+          [last_Via:]
+          [last_From:]
+          [last_To:]
+          [last_Call-ID:]
+          [last_CSeq:]
+          Content-Length: 0
+          ]]></send>
+        """
+    }
+
     /// The far end answering calls: 180, 200 with SDP, audio to the caller's SDP address, BYE answered.
     static let answerer = """
     <?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -114,41 +221,7 @@ enum SIPLab {
       <recv request="INVITE" crlf="true">
     \(logSeen)
       </recv>
-      <send><![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-      ]]></send>
-      <send retrans="500"><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-    \(sdp)
-      ]]></send>
-      <recv request="ACK" rtd="true" crlf="true"/>
-      <nop><action><exec play_pcap_audio="\(audio)"/></action></nop>
-      <recv request="BYE"/>
-      <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-      ]]></send>
+    \(answering(contact: "sip:[local_ip]:[local_port];transport=[transport]", tag: "SIPpTag01"))
       <Reference variables="contact,c,m"/>
     </scenario>
     """
@@ -176,41 +249,7 @@ enum SIPLab {
           <log message="invited at [$ruri_ip]:[$ruri_port]"/>
         </action>
       </recv>
-      <send><![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]ua[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:alice@[local_ip]:[local_port]>
-      Content-Length: 0
-      ]]></send>
-      <send retrans="500"><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]ua[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:alice@[local_ip]:[local_port]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-    \(sdp)
-      ]]></send>
-      <recv request="ACK" crlf="true"/>
-      <nop><action><exec play_pcap_audio="\(audio)"/></action></nop>
-      <recv request="BYE"/>
-      <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-      ]]></send>
+    \(answering(contact: "sip:alice@[local_ip]:[local_port]", tag: "ua"))
       <Reference variables="ruri"/>
     </scenario>
     """

@@ -19,9 +19,10 @@ struct SIPTests {
     let h1 = LabTopology.host1Address           // 192.0.2.10
     let h2 = LabTopology.host2Address           // 192.0.2.11
 
-    static func waitForSIP(_ lab: LabTopology, _ node: LabTopology.Node, _ address: String, _ process: BackgroundProcess) throws {
+    static func waitForSIP(_ lab: LabTopology, _ node: LabTopology.Node, _ address: String, _ process: BackgroundProcess,
+                           tcp: Bool = false) throws {
         let up = try Semantics.waitUntil(timeout: 10) {
-            try lab.run(node, ["ss", "-Hlun"], timeout: 5).stdout.contains("\(address):5060 ")
+            try lab.run(node, ["ss", tcp ? "-Hltn" : "-Hlun"], timeout: 5).stdout.contains("\(address):5060 ")
         }
         guard up else { throw IntegrationFailure("sipp did not listen on \(address):5060:\n\(process.output)") }
     }
@@ -35,19 +36,29 @@ struct SIPTests {
         return bySourcePort
     }
 
-    @Test("a LAN phone calls a UA outside: Contact and SDP name the WAN address, audio flows both ways; without the helper no audio reaches the phone",
-          arguments: [true, false])
-    func callOut(helper: Bool) throws {
+    /// How a call out is placed: with or without the helper, over UDP or TCP.
+    struct CallOut: Sendable, CustomTestStringConvertible {
+        var helper: Bool
+        var tcp: Bool
+        var testDescription: String { "\(helper ? "helper" : "no helper"), \(tcp ? "TCP" : "UDP")" }
+        var tag: String { helper ? (tcp ? "sif" : "sia") : "sib" }
+        var queueIndex: Int { helper ? (tcp ? 76 : 66) : 67 }
+    }
+
+    @Test("a LAN phone calls a UA outside (over UDP, and over one TCP connection): Contact and SDP name the WAN address, audio flows both ways; without the helper no audio reaches the phone",
+          arguments: [CallOut(helper: true, tcp: false), CallOut(helper: false, tcp: false), CallOut(helper: true, tcp: true)])
+    func callOut(_ call: CallOut) throws {
         try SIPLab.requireTools()
-        let options = helper ? ["--helpers", "sip"] : ["--helpers", "none"]
-        try Semantics.withEngine(helper ? "sia" : "sib", queue: Integration.queue(helper ? 66 : 67), options: options) { lab, masqd in
+        let options = call.helper ? ["--helpers", "sip"] : ["--helpers", "none"]
+        try Semantics.withEngine(call.tag, queue: Integration.queue(call.queueIndex), options: options) { lab, masqd in
             let answerer = try SIPLab.write(SIPLab.answerer, named: "answerer", in: lab)
             let caller = try SIPLab.write(SIPLab.caller, named: "caller", in: lab)
             let sniffPhone = try lab.spawnHelper(.host1, ["sniff", "eth0"], name: "sniff-h1")
             let sniffServer = try lab.spawnHelper(.server, ["sniff", "eth0"], name: "sniff-s")
-            let uas = try SIPLab.sipp(lab, on: .server, scenario: answerer, remote: nil, localIP: server, calls: 1, name: "uas")
-            try Self.waitForSIP(lab, .server, server, uas)
-            let uac = try SIPLab.sipp(lab, on: .host1, scenario: caller, remote: "\(server):5060", localIP: h1, calls: 1, name: "uac")
+            let uas = try SIPLab.sipp(lab, on: .server, scenario: answerer, remote: nil, localIP: server, calls: 1, name: "uas", tcp: call.tcp)
+            try Self.waitForSIP(lab, .server, server, uas, tcp: call.tcp)
+            let uac = try SIPLab.sipp(lab, on: .host1, scenario: caller, remote: "\(server):5060", localIP: h1, calls: 1, name: "uac",
+                                      tcp: call.tcp)
             let uacStatus = uac.waitForExit(timeout: 45)
             let uasStatus = uas.waitForExit(timeout: 10)
             usleep(300_000)
@@ -55,16 +66,61 @@ struct SIPTests {
             let audioIn = SIPLab.rtpCount(sniffPhone, from: server, to: h1)
             let audioOut = Self.rtpToServer(sniffServer, from: wan)
             let stats = try Semantics.stats(lab, masqd)
-            if helper {
+            if call.helper {
                 #expect(uacStatus == 0 && uasStatus == 0, "caller \(uacStatus.map(String.init) ?? "running"):\n\(uac.output)\nanswerer:\n\(uas.output)")
-                #expect(seen.contains("seen contact \(wan):5060 media \(wan):6000"), "the answerer saw:\n\(seen)")
+                // Over TCP the phone's port is its connection's, not 5060.
+                #expect(seen.contains("seen contact \(wan):\(call.tcp ? "" : "5060 ")") && seen.contains(" media \(wan):6000"),
+                        "the answerer saw:\n\(seen)")
                 #expect(audioIn >= SIPLab.audioPackets * 9 / 10, "RTP from the answerer reaching h1: \(audioIn)")
                 #expect((audioOut[6000] ?? 0) >= SIPLab.audioPackets * 9 / 10, "RTP from \(wan) at the answerer: \(audioOut)")
-                #expect((stats["helper_sip_rewrites"] ?? 0) >= 3 && (stats["helper_expectations_fulfilled"] ?? 0) >= 1,
+                #expect((stats["helper_sip_rewrites"] ?? 0) >= 3 && (stats["helper_expectations_fulfilled"] ?? 0) >= 1
+                        && stats["helper_sip_malformed"] == 0 && stats["helper_sip_limit"] == 0,
                         "\(stats.filter { $0.key.hasPrefix("helper") })")
             } else {
                 #expect(seen.contains("seen contact \(h1):5060 media \(h1):6000"), "without the helper the LAN address should leak:\n\(seen)")
                 #expect(audioIn == 0, "audio reached h1 without the helper: \(audioIn) packets")
+            }
+        }
+    }
+
+    @Test("a LAN phone registers at kamailio, and a caller outside reaches it through kamailio, which relays to the registered Contact; without the helper the call never reaches the phone",
+          arguments: [true, false])
+    func callThroughKamailio(helper: Bool) throws {
+        try SIPLab.requireTools()
+        let options = helper ? ["--helpers", "sip"] : ["--helpers", "none"]
+        try Semantics.withEngine(helper ? "sig" : "sih", queue: Integration.queue(helper ? 77 : 78), options: options) { lab, _ in
+            let kamailio = try SIPLab.startKamailio(lab, address: server)
+            defer { _ = kamailio.stop() }
+            let phoneScenario = try SIPLab.write(SIPLab.registeredPhone, named: "phone", in: lab)
+            let callerScenario = try SIPLab.write(SIPLab.caller, named: "caller", in: lab)
+            let sniffPhone = try lab.spawnHelper(.host1, ["sniff", "eth0"], name: "sniff-h1")
+            // SIPp matches messages to its calls by Call-ID: the phone's REGISTER and the
+            // caller's INVITE share one, so the phone's one scenario sees both.
+            let phone = try SIPLab.sipp(lab, on: .host1, scenario: phoneScenario, remote: "\(server):5060", localIP: h1, calls: 1,
+                                        name: "phone", callID: "masqd-kamailio-call")
+            let registered = Semantics.waitUntil(timeout: 10) { kamailio.output.contains("REGISTER contact") }
+            #expect(registered, "kamailio saw no REGISTER:\n\(kamailio.output)")
+            usleep(300_000)
+            let caller = try SIPLab.sipp(lab, on: .server, scenario: callerScenario, remote: "\(server):5060", localIP: server, calls: 1,
+                                         name: "caller", port: 5070, service: "alice", callID: "masqd-kamailio-call")
+            let callerStatus = caller.waitForExit(timeout: 45)
+            let phoneStatus = helper ? phone.waitForExit(timeout: 10) : nil
+            if !helper { _ = phone.stop() }
+            usleep(300_000)
+            let log = kamailio.output
+            let invited = SIPLab.log(lab, "phone")
+            let audioIn = SIPLab.rtpCount(sniffPhone, from: server, to: h1)
+            if helper {
+                #expect(log.contains("REGISTER contact <sip:alice@\(wan):5060>"), "kamailio:\n\(log)")
+                #expect(log.contains("INVITE relayed to sip:alice@\(wan):5060"), "kamailio:\n\(log)")
+                #expect(invited.contains("invited at \(h1):5060"), "the phone saw:\n\(invited)")
+                #expect(callerStatus == 0 && phoneStatus == 0, "caller \(String(describing: callerStatus)):\n\(caller.output)\nphone \(String(describing: phoneStatus)):\n\(phone.output)")
+                #expect(audioIn >= SIPLab.audioPackets * 9 / 10, "RTP from the caller reaching h1: \(audioIn)")
+            } else {
+                #expect(log.contains("REGISTER contact <sip:alice@\(h1):5060>"), "kamailio:\n\(log)")
+                #expect(!invited.contains("invited at"), "the phone was reached without the helper:\n\(invited)")
+                #expect(callerStatus != 0, "the call succeeded without the helper:\n\(caller.output)")
+                #expect(audioIn == 0)
             }
         }
     }

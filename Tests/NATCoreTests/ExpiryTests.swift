@@ -1,4 +1,4 @@
-import PacketTestSupport
+import NATTestKit
 import Testing
 @testable import NATCore
 

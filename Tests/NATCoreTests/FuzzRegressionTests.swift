@@ -1,6 +1,6 @@
 // Regression tests for crashes found by the libFuzzer harness (Tests/Fuzz/run-fuzz.sh).
 
-import PacketTestSupport
+import NATTestKit
 import Testing
 @testable import NATCore
 

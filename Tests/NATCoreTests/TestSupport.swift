@@ -1,4 +1,4 @@
-import PacketTestSupport
+import NATTestKit
 // Shared fixtures: the lab addresses, a seeded RNG and a translator harness.
 
 @testable import NATCore
@@ -48,16 +48,8 @@ extension NATTranslator {
     }
 }
 
-/// Source or destination port (or ICMP identifier) of a finished packet.
-func sourcePort(_ p: [UInt8]) -> UInt16 {
-    let ihl = Verify.headerLength(p)
-    return p[9] == 1 ? Verify.be16(p, ihl + 4) : Verify.be16(p, ihl)
-}
-
-func destinationPort(_ p: [UInt8]) -> UInt16 {
-    let ihl = Verify.headerLength(p)
-    return p[9] == 1 ? Verify.be16(p, ihl + 4) : Verify.be16(p, ihl + 2)
-}
-
-func sourceAddress(_ p: [UInt8]) -> IPv4Bytes { IPv4Bytes(bytes: Array(p[12..<16])) }
-func destinationAddress(_ p: [UInt8]) -> IPv4Bytes { IPv4Bytes(bytes: Array(p[16..<20])) }
+/// Source or destination port (or ICMP identifier) of a finished packet (the kit's reader).
+func sourcePort(_ p: [UInt8]) -> UInt16 { PacketReader.sourcePort(p) }
+func destinationPort(_ p: [UInt8]) -> UInt16 { PacketReader.destinationPort(p) }
+func sourceAddress(_ p: [UInt8]) -> IPv4Bytes { PacketReader.sourceAddress(p) }
+func destinationAddress(_ p: [UInt8]) -> IPv4Bytes { PacketReader.destinationAddress(p) }

@@ -3,7 +3,7 @@
 
 import NATCore
 import NATHelpers
-import PacketTestSupport
+import NATTestKit
 import Testing
 
 @Suite struct FTPClientInsideTests {

@@ -3,7 +3,7 @@
 
 import NATCore
 import NATHelpers
-import PacketTestSupport
+import NATTestKit
 import Testing
 
 @Suite struct FTPRobustnessTests {
@@ -83,19 +83,20 @@ import Testing
         #expect(nat.events(.malformed) == 0)
     }
 
-    @Test func fiveCommandsInOneSegment() {
-        // The core takes 4 edits per inspection: the fifth line passes unchanged, counted,
-        // and no expectation is made for it.
+    @Test func moreCommandsInOneSegmentThanEditsPerInspect() {
+        // The core takes HelperLimits.editsPerInspect (8) edits per inspection: the line after
+        // them passes unchanged, counted, and no expectation is made for it.
+        let limit = HelperLimits.editsPerInspect
         let nat = makeFTPTranslator()
         let link = clientInsideLink(nat)
-        let lines = (0..<5).map { "PORT 192,0,2,10,20,\($0)\r\n" }
+        let lines = (0...limit).map { "PORT 192,0,2,10,20,\($0)\r\n" }
         let sent = link.fromInside(lines.joined(), seq: insideISN + 1, ack: outsideISN + 1)
         let out = sent.text.split(separator: "\r\n").map(String.init)
-        #expect(out.count == 5)
-        #expect(out.prefix(4).allSatisfy { $0.hasPrefix("PORT 203,0,113,1,") })
-        #expect(out[4] + "\r\n" == lines[4])
+        #expect(out.count == limit + 1)
+        #expect(out.prefix(limit).allSatisfy { $0.hasPrefix("PORT 203,0,113,1,") })
+        #expect(out[limit] + "\r\n" == lines[limit])
         #expect(nat.events(.limit) == 1)
-        #expect(nat.pendingExpectationCount == 4)
+        #expect(nat.pendingExpectationCount == limit)
     }
 
     @Test(arguments: [UInt64(1), 2, 3, 4])

@@ -4,7 +4,7 @@
 
 import NATCore
 import NATHelpers
-import PacketTestSupport
+import NATTestKit
 import Testing
 
 @Suite struct FTPSequenceTests {
@@ -44,7 +44,7 @@ import Testing
         // The server got NOOP but not LIST: it acknowledges up to LIST and SACKs NOOP.
         let sackSent = link.fromOutside(
             seq: s, ack: c + newLength, flags: TCPFlag.ack,
-            options: TCPView.sackOption([(c + newLength + 6, c + newLength + 12)]))
+            options: PacketBuilder.sackOption([(c + newLength + 6, c + newLength + 12)]))
         expectWellFormed(sackSent)
         #expect(sackSent.ack == c + length)
         let blocks = TCPView.sackBlocks(sackSent.packet)

@@ -4,7 +4,7 @@
 
 import NATCore
 import NATHelpers
-import PacketTestSupport
+import NATTestKit
 import Testing
 
 enum Net {
@@ -29,88 +29,24 @@ func makeFTPTranslator(
     return NATTranslator(configuration: configuration)
 }
 
-/// What the translator did with a packet, and the packet as it leaves.
-struct Sent {
-    enum Kind: Equatable {
-        case accept, rewritten, replaced
-        case drop(DropReason)
-    }
+/// What the translator did with a packet, and the packet as it leaves: the kit's
+/// `TranslatedPacket`, its verdict under the name these tests use (`kind`).
+typealias Sent = TranslatedPacket
 
-    var kind: Kind
-    var packet: [UInt8]
-
-    var payload: [UInt8] { TCPView.payload(packet) }
-    var text: String { String(decoding: payload, as: UTF8.self) }
-    var seq: UInt32 { TCPView.seq(packet) }
-    var ack: UInt32 { TCPView.ack(packet) }
+extension TranslatedPacket {
+    var kind: Verdict { verdict }
 }
 
 extension NATTranslator {
     func send(_ packet: [UInt8], _ direction: PacketDirection, now: NATTime = t0) -> Sent {
-        var bytes = packet
-        let verdict = bytes.withUnsafeMutableBytes {
-            translate($0, direction: direction, checksum: PacketChecksumState(), now: now)
-        }
-        switch verdict {
-        case .accept: return Sent(kind: .accept, packet: bytes)
-        case .acceptRewritten: return Sent(kind: .rewritten, packet: bytes)
-        case .acceptReplaced(let out): return Sent(kind: .replaced, packet: [UInt8](out))
-        case .drop(let reason): return Sent(kind: .drop(reason), packet: bytes)
-        }
+        translate(packet, direction: direction, now: now)
     }
 
     func events(_ event: HelperEvent) -> UInt64 { counters.helperEvents(helper: 0, event) }
 }
 
-/// Reads a finished IPv4 + TCP packet.
-enum TCPView {
-    static func be32(_ p: [UInt8], _ o: Int) -> UInt32 {
-        UInt32(p[o]) << 24 | UInt32(p[o + 1]) << 16 | UInt32(p[o + 2]) << 8 | UInt32(p[o + 3])
-    }
-
-    static func ihl(_ p: [UInt8]) -> Int { Verify.headerLength(p) }
-    static func dataOffset(_ p: [UInt8]) -> Int { Int(p[ihl(p) + 12] >> 4) * 4 }
-    static func sourceAddress(_ p: [UInt8]) -> IPv4Bytes { IPv4Bytes(bytes: Array(p[12..<16])) }
-    static func destinationAddress(_ p: [UInt8]) -> IPv4Bytes { IPv4Bytes(bytes: Array(p[16..<20])) }
-    static func sourcePort(_ p: [UInt8]) -> UInt16 { Verify.be16(p, ihl(p)) }
-    static func destinationPort(_ p: [UInt8]) -> UInt16 { Verify.be16(p, ihl(p) + 2) }
-    static func seq(_ p: [UInt8]) -> UInt32 { be32(p, ihl(p) + 4) }
-    static func ack(_ p: [UInt8]) -> UInt32 { be32(p, ihl(p) + 8) }
-    static func flags(_ p: [UInt8]) -> UInt8 { p[ihl(p) + 13] }
-    static func payload(_ p: [UInt8]) -> [UInt8] { Array(p[(ihl(p) + dataOffset(p))..<Verify.totalLength(p)]) }
-
-    /// SACK blocks (RFC 2018) of the TCP options.
-    static func sackBlocks(_ p: [UInt8]) -> [(UInt32, UInt32)] {
-        let start = ihl(p) + 20
-        let end = ihl(p) + dataOffset(p)
-        var i = start
-        var blocks: [(UInt32, UInt32)] = []
-        while i < end {
-            let kind = p[i]
-            if kind == 0 { break }
-            if kind == 1 { i += 1; continue }
-            let length = Int(p[i + 1])
-            if kind == 5 {
-                var edge = i + 2
-                while edge + 8 <= i + length {
-                    blocks.append((be32(p, edge), be32(p, edge + 4)))
-                    edge += 8
-                }
-            }
-            i += length
-        }
-        return blocks
-    }
-
-    /// NOP, NOP, SACK with the given blocks.
-    static func sackOption(_ blocks: [(UInt32, UInt32)]) -> [UInt8] {
-        var option: [UInt8] = [1, 1, 5, UInt8(2 + 8 * blocks.count)]
-        for (left, right) in blocks {
-            for v in [left, right] { option += [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
-        }
-        return option
-    }
-}
+/// The kit's packet reader, under the name these tests use.
+typealias TCPView = PacketReader
 
 /// Independent checks of a packet that left the translator: lengths and both checksums.
 func expectWellFormed(_ sent: Sent, sourceLocation: SourceLocation = #_sourceLocation) {

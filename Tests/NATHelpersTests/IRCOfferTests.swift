@@ -3,7 +3,7 @@
 
 import NATCore
 import NATHelpers
-import PacketTestSupport
+import NATTestKit
 import Testing
 
 @Suite struct IRCOfferTests {
@@ -174,20 +174,21 @@ import Testing
         expectAdmitted(nat, from: IRCNet.peer, port: x3, to: IRCNet.client, toPort: 5003)
     }
 
-    @Test func fiveOffersInOneSegment() {
-        // The core takes 4 edits per inspection: the fifth offer passes unchanged, counted,
-        // and no expectation is made for it.
+    @Test func moreOffersInOneSegmentThanEditsPerInspect() {
+        // The core takes HelperLimits.editsPerInspect (8) edits per inspection: the offer after
+        // them passes unchanged, counted, and no expectation is made for it.
+        let limit = HelperLimits.editsPerInspect
         let nat = makeIRCTranslator()
         let link = ircLink(nat)
-        let offers = (0..<5).map { dccLine("SEND f\($0) 3221226010 \(5001 + $0) 1") }
+        let offers = (0...limit).map { dccLine("SEND f\($0) 3221226010 \(5001 + $0) 1") }
         let sent = link.fromInside(offers.joined(), seq: insideISN + 1, ack: outsideISN + 1)
         let out = ircLines(sent.text)
-        #expect(out.count == 5)
-        #expect(out.prefix(4).allSatisfy { $0.contains(" 3405803777 ") })
-        #expect(out.last == offers[4])
+        #expect(out.count == limit + 1)
+        #expect(out.prefix(limit).allSatisfy { $0.contains(" 3405803777 ") })
+        #expect(out.last == offers[limit])
         #expect(nat.events(.limit) == 1)
-        #expect(nat.events(.rewrite) == 4)
-        #expect(nat.pendingExpectationCount == 4)
+        #expect(nat.events(.rewrite) == UInt64(limit))
+        #expect(nat.pendingExpectationCount == limit)
     }
 
     @Test func aRetransmittedOfferIsRebuiltIdenticallyAndExpectedOnce() throws {

@@ -5,7 +5,7 @@
 
 import NATCore
 import NATHelpers
-import PacketTestSupport
+import NATTestKit
 import Testing
 
 /// Sends each line in its own segment and checks it leaves unchanged; returns the next

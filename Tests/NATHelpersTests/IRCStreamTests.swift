@@ -4,7 +4,7 @@
 
 import NATCore
 import NATHelpers
-import PacketTestSupport
+import NATTestKit
 import Testing
 
 @Suite struct IRCStreamTests {

@@ -5,7 +5,7 @@
 
 import NATCore
 import NATHelpers
-import PacketTestSupport
+import NATTestKit
 import Testing
 
 enum IRCNet {

@@ -1,5 +1,5 @@
 import NATCore
-import PacketTestSupport
+import NATTestKit
 import Testing
 
 // The helper shown in README.md ("Writing a helper"), verbatim, so the example stays true:

@@ -1,6 +1,7 @@
-// Crafts IPv4 + TCP/UDP/ICMP packets as bytes, checksummed by `RefChecksum` only. Shared by
-// the test targets (NATCoreTests, NATHelpersTests) as the module PacketTestSupport.
+// Crafts IPv4 + TCP/UDP/ICMP packets as bytes, checksummed by `RefChecksum` only (never by
+// NATCore's checksum code, so a bug there cannot hide in the expected values).
 
+/// What a built packet's TCP, UDP or ICMP checksum field holds.
 public enum L4Checksum {
     /// A correct checksum (UDP: a computed 0 is sent as 0xffff).
     case valid
@@ -13,6 +14,7 @@ public enum L4Checksum {
     case raw(UInt16)
 }
 
+/// TCP flag bits, as they sit in the flags byte.
 public enum TCPFlag {
     public static let fin: UInt8 = 0x01
     public static let syn: UInt8 = 0x02
@@ -21,6 +23,8 @@ public enum TCPFlag {
     public static let ack: UInt8 = 0x10
 }
 
+/// The IPv4 header fields a test may want to set; the rest (version, lengths, checksum,
+/// addresses, protocol) the builder fills in.
 public struct IPv4Fields {
     public var tos: UInt8 = 0
     public var identification: UInt16 = 0xbeef
@@ -43,7 +47,10 @@ public struct IPv4Fields {
     }
 }
 
+/// Whole IPv4 packets as bytes, every length and checksum computed with `RefChecksum`.
 public enum PacketBuilder {
+    /// An IPv4 packet around `transport` (a TCP segment, UDP datagram or ICMP message already
+    /// checksummed, or any bytes at all), with a valid header checksum.
     public static func ipv4(source: IPv4Bytes, destination: IPv4Bytes, protocolNumber: UInt8, transport: [UInt8], fields: IPv4Fields = IPv4Fields()) -> [UInt8] {
         precondition(fields.options.count % 4 == 0)
         let ihl = 5 + fields.options.count / 4
@@ -61,6 +68,7 @@ public enum PacketBuilder {
         return header + transport + fields.trailing
     }
 
+    /// An IPv4 + TCP segment; `options` must be a multiple of 4 bytes.
     public static func tcp(
         _ source: IPv4Bytes, _ sourcePort: UInt16, _ destination: IPv4Bytes, _ destinationPort: UInt16,
         flags: UInt8 = TCPFlag.syn, seq: UInt32 = 0x0102_0304, ack: UInt32 = 0, window: UInt16 = 64240,
@@ -89,7 +97,8 @@ public enum PacketBuilder {
         return ipv4(source: source, destination: destination, protocolNumber: 6, transport: segment, fields: ip)
     }
 
-    /// `extra` bytes follow the datagram inside the IP packet but outside the UDP length.
+    /// An IPv4 + UDP datagram. `extra` bytes follow the datagram inside the IP packet but
+    /// outside the UDP length; `lengthField` overrides the UDP length written (malformed cases).
     public static func udp(
         _ source: IPv4Bytes, _ sourcePort: UInt16, _ destination: IPv4Bytes, _ destinationPort: UInt16,
         payload: [UInt8] = Array("hello".utf8), checksum: L4Checksum = .valid, extra: [UInt8] = [],
@@ -117,6 +126,7 @@ public enum PacketBuilder {
         return ipv4(source: source, destination: destination, protocolNumber: 17, transport: datagram + extra, fields: ip)
     }
 
+    /// An IPv4 + ICMP message, by default an echo request (type 8).
     public static func icmp(
         _ source: IPv4Bytes, _ destination: IPv4Bytes, type: UInt8 = 8, code: UInt8 = 0,
         identifier: UInt16, sequence: UInt16 = 1, payload: [UInt8] = Array("abcdefghijklmnop".utf8),
@@ -136,5 +146,15 @@ public enum PacketBuilder {
         message[2] = UInt8(value >> 8)
         message[3] = UInt8(value & 0xff)
         return ipv4(source: source, destination: destination, protocolNumber: 1, transport: message, fields: ip)
+    }
+
+    /// TCP options NOP, NOP, SACK (RFC 2018) with the given (left edge, right edge) blocks:
+    /// 4 + 8 × blocks.count bytes, so a multiple of 4 as `tcp(options:)` needs (at most 4 blocks).
+    public static func sackOption(_ blocks: [(UInt32, UInt32)]) -> [UInt8] {
+        var option: [UInt8] = [1, 1, 5, UInt8(2 + 8 * blocks.count)]
+        for (left, right) in blocks {
+            for v in [left, right] { option += [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
+        }
+        return option
     }
 }

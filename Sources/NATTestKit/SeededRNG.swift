@@ -1,6 +1,4 @@
-import NATCore
-
-// Small shared fixtures: a seeded generator, and the test-side address as NATCore's type.
+// A seeded generator, so a test that draws random bytes or choices fails the same way twice.
 
 /// SplitMix64: small, seeded, reproducible.
 public struct SeededRNG: RandomNumberGenerator {
@@ -14,11 +12,8 @@ public struct SeededRNG: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 
+    /// `count` random bytes.
     public mutating func bytes(_ count: Int) -> [UInt8] {
         (0..<count).map { _ in UInt8.random(in: 0...255, using: &self) }
     }
-}
-
-extension IPv4Bytes {
-    public var address: IPv4Address { IPv4Address(bytes[0], bytes[1], bytes[2], bytes[3]) }
 }
