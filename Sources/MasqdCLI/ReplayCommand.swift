@@ -36,7 +36,7 @@ struct Replay: ParsableCommand {
     @Option(name: .long, help: "External ports handed out for mappings, A-B. Default: 1024-65535, ports below 1024 stay below 1024.")
     var portRange: String?
 
-    @Option(name: .long, help: "Application helpers: a comma-separated list, or none. Default: every built-in helper.")
+    @Option(name: .long, help: "Application helpers: a comma-separated list of ftp, irc, tftp, sip, or none. Default: as for masqd run (ftp,irc,tftp).")
     var helpers: String?
 
     @Option(name: .long, help: "Ports a helper follows, NAME=[tcp:|udp:]PORT[,…] (repeatable).")
