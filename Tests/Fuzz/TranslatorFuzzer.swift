@@ -1,7 +1,7 @@
 // libFuzzer harness for NATCore (issue #9): the input bytes are a little program that drives
 // ONE long-lived NATTranslator (a port forward, the FTP helper on 21 and 2121, the IRC helper
-// on 6667 when built with -D FUZZ_IRC, the datagram helpers TFTP on udp:69 and SIP on
-// udp:5060 (issue #13), small caps so every limit is reached) and ONE
+// on 6667 when built with -D FUZZ_IRC, TFTP on udp:69 and SIP on udp:5060 and tcp:5060
+// (issue #13), small caps so every limit is reached) and ONE
 // FragmentReassembler (small limits). Each operation is an opcode byte followed by its
 // operands: a raw or synthesized packet in one direction, a segment of a tracked TCP
 // connection with an application helper, a fragment (or a packet cut into fragments), a time
@@ -80,7 +80,7 @@ enum Setup {
         c.helpers.append(HelperRegistration(helper: IRCHelper(), ports: [6667]))
         #endif
         c.helpers.append(HelperRegistration(helper: TFTPHelper(), ports: [.udp(69)]))
-        c.helpers.append(HelperRegistration(helper: SIPHelper(), ports: [.udp(5060)]))
+        c.helpers.append(HelperRegistration(helper: SIPHelper(), ports: [.udp(5060), .tcp(5060)]))
         c.hashSeed = 0x5eed_f00d_1234_5678
         return c
     }
@@ -594,7 +594,7 @@ struct Flow {
             Flow(kind: .clientInside, client: ip(192, 0, 2, 10), clientPort: 40013, server: ip(203, 0, 113, 2), serverPort: 6667),
             Flow(kind: .serverInside, client: ip(203, 0, 113, 2), clientPort: 50014, server: ip(192, 0, 2, 10), serverPort: 21),
             Flow(kind: .serverInside, client: ip(203, 0, 113, 3), clientPort: 50015, server: ip(192, 0, 2, 11), serverPort: 2121),
-            Flow(kind: .clientInside, client: ip(192, 0, 2, 11), clientPort: 40016, server: ip(203, 0, 113, 3), serverPort: 6667),
+            Flow(kind: .clientInside, client: ip(192, 0, 2, 11), clientPort: 40016, server: ip(203, 0, 113, 3), serverPort: 5060),
             Flow(kind: .hairpin, client: ip(192, 0, 2, 11), clientPort: 40017, server: ip(192, 0, 2, 10), serverPort: 21),
         ]
     }
@@ -1136,8 +1136,12 @@ final class Harness {
         case 1, 2:
             flags = 0x18
             let own = fromServer ? f.server : f.client
-            payload = Text.payload(&r, own: own, external: external)
-            if mods & 1 != 0 { payload += Text.payload(&r, own: own, external: external) }
+            // SIP over TCP on 5060 (messages, several in a row, cut anywhere by `pieces`).
+            func text(_ r: inout Reader) -> [UInt8] {
+                f.serverPort == 5060 ? Text.sip(&r, own: own, external: self.external) : Text.payload(&r, own: own, external: self.external)
+            }
+            payload = text(&r)
+            if mods & 1 != 0 { payload += text(&r) }
             if mods & 2 != 0 { pieces = 2 + Int(mods >> 2 & 1) }
         case 3:
             if mods & 1 != 0 {
