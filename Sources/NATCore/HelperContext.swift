@@ -74,28 +74,38 @@ public struct HelperContext {
         from remote: IPv4Address?, port remotePort: UInt16?,
         to internalAddress: IPv4Address, port internalPort: UInt16
     ) -> UInt16? {
-        let port = translator.expect(
+        guard let made = translator.expect(
             protocolNumber: protocolNumber, remote: remote, remotePort: remotePort ?? 0,
             internalAddress: internalAddress, internalPort: internalPort, master: sessionRow)
-        count(port == nil ? .limit : .expectation)
-        return port
+        else {
+            count(.limit)
+            return nil
+        }
+        for _ in 0..<made.added { count(.expectation) } // a renewed one is not counted again
+        return made.port
     }
 
     /// Expects a flow on each of two consecutive internal ports, `internalPort` (even: RTP)
     /// and the next (RTCP), from `remote` (its port + 1 for the second when `remotePort` is
     /// given), through two consecutive external ports, the first even. Returns the first
     /// external port, or nil when the limits refuse or the pair cannot be kept consecutive
-    /// (counted as `.limit`). Each of the two counts as an expectation.
+    /// (counted as `.limit`). Each expectation added counts (a renewed one does not). When
+    /// only `internalPort` is mapped already (RTCP multiplexed on RTP, RFC 5761), its external
+    /// port is returned and only it is expected.
     public mutating func expectPortPair(
         protocolNumber: UInt8 = IPProtocolNumber.udp,
         from remote: IPv4Address?, port remotePort: UInt16?,
         to internalAddress: IPv4Address, port internalPort: UInt16
     ) -> UInt16? {
-        let port = translator.expectPair(
+        guard let made = translator.expectPair(
             protocolNumber: protocolNumber, remote: remote, remotePort: remotePort ?? 0,
             internalAddress: internalAddress, internalPort: internalPort, master: sessionRow)
-        if port == nil { count(.limit) } else { count(.expectation); count(.expectation) }
-        return port
+        else {
+            count(.limit)
+            return nil
+        }
+        for _ in 0..<made.added { count(.expectation) }
+        return made.port
     }
 
     /// Counts an event for this helper (shown by `masqd stats`).

@@ -2,9 +2,10 @@
 // that were live (issue #8): the kernel keeps conntrack across a daemon upgrade, and an idle
 // TCP session through masqd must survive one too.
 //
-// Version 2, all integers big-endian. Version 1 (read, never written) has the same layout;
-// in it only TCP sessions may have a helper connection record, in version 2 UDP ones too
-// (datagram helpers keep their 64 state bytes there; their streams are unused and zero).
+// Version 2, all integers big-endian. Version 1 has the same layout; in it only TCP sessions
+// may have a helper connection record, in version 2 UDP ones too (datagram helpers keep their
+// 64 state bytes there; their streams are unused and zero). A file that needs no version 2
+// record is written as version 1, so the masqd before datagram helpers still reads it.
 //
 //   header (56 bytes)
 //     0  magic "MASQDST\n"          8  version (2)                10  held bytes per helper direction
@@ -200,7 +201,10 @@ extension NATStateSnapshot {
             + sessions.count * StateFormat.sessionBytes + helperConnections.count * StateFormat.helperBytes(heldCapacity: heldCapacity)
             + StateFormat.checksumBytes)
         out.append(StateFormat.magic)
-        out.u16(StateFormat.version)
+        // Version 1 when nothing needs 2 (no UDP flow with a helper record): the masqd before
+        // datagram helpers can then still read the file, so a rollback keeps its flows.
+        let needsVersion2 = sessions.contains { $0.helper != nil && mappings[$0.mapping].protocolNumber != IPProtocolNumber.tcp }
+        out.u16(needsVersion2 ? StateFormat.version : StateFormat.oldestReadable)
         out.u16(UInt16(heldCapacity))
         out.u8(UInt8(HelperLimits.editLog))
         out.u8(UInt8(HelperLimits.maxReplacement))

@@ -7,16 +7,17 @@
 extension NATTranslator {
     /// Makes (or reuses) the mapping of an internal endpoint and lets one flow from `remote`
     /// (any address when nil; any port when `remotePort` is 0) arrive on it. Returns the
-    /// external port, or nil when a limit refuses. Asking again for the same flow (a
-    /// retransmitted request) renews the expectation instead of adding one.
+    /// external port and how many expectations were added (0 when one was renewed), or nil
+    /// when a limit refuses. Asking again for the same flow (a retransmitted request) renews
+    /// the expectation instead of adding one.
     func expect(protocolNumber: UInt8, remote: IPv4Address?, remotePort: UInt16,
-                internalAddress: IPv4Address, internalPort: UInt16, master: Int32) -> UInt16? {
+                internalAddress: IPv4Address, internalPort: UInt16, master: Int32) -> (port: UInt16, added: Int)? {
         guard let slot = ExternalPortTable.slot(protocolNumber), slot != 2, internalPort != 0,
               isInternal(internalAddress) else { return nil }
         let hash = mappings.hash(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort)
         var row = mappings.find(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort, hash: hash)
         if row >= 0, renewExpectation(mapping: row, remote: remote, remotePort: remotePort, master: master) {
-            return mappings[row].externalPort
+            return (mappings[row].externalPort, 0)
         }
         guard expectationRoom(master: master, needed: 1) else { return nil }
         if row < 0 {
@@ -27,15 +28,16 @@ extension NATTranslator {
                                         internalPort: internalPort, externalPort: port, hash: hash)
         }
         guard addExpectation(mapping: row, remote: remote, remotePort: remotePort, master: master) else { return nil }
-        return mappings[row].externalPort
+        return (mappings[row].externalPort, 1)
     }
 
     /// Expects a flow on each of two consecutive internal ports (RTP on an even port, RTCP on
     /// the next) through two consecutive external ports, the first even (RFC 3550 §11).
-    /// Returns the first external port, or nil when the pair cannot be had: limits, or one
-    /// of the ports already mapped so that the pair cannot stay consecutive.
+    /// Returns the first external port, or nil when the pair cannot be had: limits, or the
+    /// second port mapped so that the pair cannot stay consecutive. When only the first is
+    /// mapped already, its external port is used and only it is expected.
     func expectPair(protocolNumber: UInt8, remote: IPv4Address?, remotePort: UInt16,
-                    internalAddress: IPv4Address, internalPort: UInt16, master: Int32) -> UInt16? {
+                    internalAddress: IPv4Address, internalPort: UInt16, master: Int32) -> (port: UInt16, added: Int)? {
         guard let slot = ExternalPortTable.slot(protocolNumber), slot != 2, internalPort != 0, internalPort < UInt16.max,
               isInternal(internalAddress) else { return nil }
         let hashes = (mappings.hash(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort),
@@ -44,17 +46,21 @@ extension NATTranslator {
                     mappings.find(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort + 1, hash: hashes.1))
         let secondRemotePort: UInt16 = remotePort == 0 ? 0 : remotePort &+ 1
         if rows.0 >= 0 || rows.1 >= 0 {
-            // Already mapped (the same offer again, or media that started first): usable only
-            // as the consecutive pair it must be.
-            guard rows.0 >= 0, rows.1 >= 0, mappings[rows.0].externalPort & 1 == 0,
-                  mappings[rows.1].externalPort == mappings[rows.0].externalPort &+ 1 else { return nil }
+            // Already mapped (the same offer again, or media that started first).
+            guard rows.0 >= 0 else { return nil }
+            let paired = rows.1 >= 0 && mappings[rows.1].externalPort == mappings[rows.0].externalPort &+ 1
+            guard paired || rows.1 < 0 else { return nil }
+            // Only the first port mapped (RTCP multiplexed on it, RFC 5761, or not started):
+            // its external port is the one to offer; the second is left to the phone's own RTCP.
             let renewed = (renewExpectation(mapping: rows.0, remote: remote, remotePort: remotePort, master: master),
-                           renewExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master))
-            let needed = (renewed.0 ? 0 : 1) + (renewed.1 ? 0 : 1)
+                           paired && renewExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master))
+            let needed = (renewed.0 ? 0 : 1) + (paired && !renewed.1 ? 1 : 0)
             guard expectationRoom(master: master, needed: needed) else { return nil }
-            if !renewed.0 { _ = addExpectation(mapping: rows.0, remote: remote, remotePort: remotePort, master: master) }
-            if !renewed.1 { _ = addExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master) }
-            return mappings[rows.0].externalPort
+            if !renewed.0, !addExpectation(mapping: rows.0, remote: remote, remotePort: remotePort, master: master) { return nil }
+            if paired, !renewed.1, !addExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master) {
+                return nil
+            }
+            return (mappings[rows.0].externalPort, needed)
         }
         guard expectationRoom(master: master, needed: 2), mappings.count + 2 <= mappings.capacity,
               let port = configuration.ports.allocatePair(in: externalPorts, slot: slot, internalPort: internalPort, startHash: hashes.0)
@@ -63,9 +69,10 @@ extension NATTranslator {
                                        internalPort: internalPort, externalPort: port, hash: hashes.0)
         rows.1 = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
                                        internalPort: internalPort + 1, externalPort: port + 1, hash: hashes.1)
+        // Fresh mappings have no expectation yet: both adds succeed.
         _ = addExpectation(mapping: rows.0, remote: remote, remotePort: remotePort, master: master)
         _ = addExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master)
-        return port
+        return (port, 2)
     }
 
     private func expectationRoom(master: Int32, needed: Int) -> Bool {

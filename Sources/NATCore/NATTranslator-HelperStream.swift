@@ -226,7 +226,10 @@ extension NATTranslator {
         }
         let count = Int(send.pointee.editCount)
         let before = count > 0 ? edits[count - 1].cumulativeDelta : send.pointee.baseDelta
-        edits[count] = StreamEdit(start: start, end: end, cumulativeDelta: before + Int32(length) - Int32(end &- start), length: UInt8(length))
+        // Wrapping: the total shift is a sequence-space offset (mod 2^32), and a peer that keeps
+        // a connection open can make it grow past Int32 one shrinking edit at a time.
+        edits[count] = StreamEdit(start: start, end: end, cumulativeDelta: before &+ Int32(length) &- Int32(bitPattern: end &- start),
+                                  length: UInt8(length))
         helperConnections.replacement(connectionRow, sendIndex, count).copyMemory(from: replacement, byteCount: length)
         send.pointee.editCount += 1
         return true

@@ -164,9 +164,11 @@ public final class NATTranslator {
         }
         let isTCP = protocolNumber == IPProtocolNumber.tcp
         // A helper follows flows dialled to its port: the remote's port for a flow from
-        // inside, the external port for one from outside.
+        // inside, a port forward's external port for one from outside (a dynamic mapping that
+        // happens to sit on 21 or 5060 is no server of that protocol).
         var helper: Int? = nil
-        if !configuration.helpers.isEmpty, isTCP || protocolNumber == IPProtocolNumber.udp {
+        if !configuration.helpers.isEmpty, isTCP || protocolNumber == IPProtocolNumber.udp,
+           !inbound || mappings[mappingRow].isStatic {
             helper = helperIndex(protocolNumber: protocolNumber, port: inbound ? mappings[mappingRow].externalPort : remotePort)
             if helper != nil, helperConnections.count >= helperConnections.store.capacity { return (-1, .helperTableFull) }
         }

@@ -48,7 +48,7 @@ public struct PortAllocator: Sendable {
         if internalPort & 1 == 0, internalPort < range.upperBound, range.contains(internalPort), free(internalPort) {
             return internalPort
         }
-        let first = Int(range.lowerBound + (range.lowerBound & 1)) // even
+        let first = Int(range.lowerBound) + Int(range.lowerBound & 1) // even (in Int: 65535 + 1 must not trap)
         let pairs = (Int(range.upperBound) - first + 1) / 2
         guard pairs > 0 else { return nil }
         var offset = Int(startHash) % pairs

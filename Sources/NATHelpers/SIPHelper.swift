@@ -161,6 +161,8 @@ public final class SIPHelper: ApplicationHelper {
         var mediaSource = context.remoteAddress
         if case .response = message.startLine, Self.load32(context.state, State.remoteMedia) != 0 {
             mediaSource = IPv4Address(Self.load32(context.state, State.remoteMedia))
+            // Used once: a later call's answer must not expect media from this call's peer.
+            Self.store32(context.state, State.remoteMedia, 0)
         }
         // Pass 2: the edits, and the media pairs.
         media = -1

@@ -161,6 +161,7 @@ struct DatagramHelperTests {
             _ = Self.through(nat, PacketBuilder.udp(Net.hostA, 5060, Net.remote, 5060, payload: Array("MEDIA 4000".utf8)), .outbound)
         }
         #expect(nat.pendingExpectationCount == 2 && nat.mappingCount == 3)
+        #expect(nat.counters.helperEvents(helper: 0, .expectation) == 2) // renewals are not counted again
         // They expire after the expectation timeout, and their mappings with them.
         _ = Self.through(nat, PacketBuilder.udp(Net.hostA, 5060, Net.remote, 5060, payload: Array("x".utf8)), .outbound, now: at(100))
         _ = nat.expire(now: at(121), budget: 4096)
@@ -180,6 +181,21 @@ struct DatagramHelperTests {
         #expect(port % 2 == 0 && nat.pendingExpectationCount == 2)
     }
 
+    @Test("only the RTP port mapped already (RTCP multiplexed on it): its external port is offered, one expectation added")
+    func firstPortAlreadyMapped() {
+        let nat = makeTranslator { $0.helpers = [HelperRegistration(helper: MediaOfferHelper(), ports: [.udp(5060)])] }
+        // hostA takes external 4000, so hostB's media port 4000 gets another one when it sends first.
+        _ = Self.through(nat, PacketBuilder.udp(Net.hostA, 4000, Net.remote2, 9), .outbound)
+        let (_, media) = Self.through(nat, PacketBuilder.udp(Net.hostB, 4000, Net.remote2, 9), .outbound)
+        let external = sourcePort(media)
+        #expect(external != 4000)
+        let (_, offer) = Self.through(nat, PacketBuilder.udp(Net.hostB, 5060, Net.remote, 5060, payload: Array("MEDIA 4000".utf8)), .outbound)
+        #expect(offer == PacketBuilder.udp(Net.external, 5060, Net.remote, 5060, payload: Array("MEDIA \(external)".utf8)))
+        #expect(nat.pendingExpectationCount == 1 && nat.counters.helperEvents(helper: 0, .expectation) == 1)
+        let (verdict, rtp) = Self.through(nat, PacketBuilder.udp(Net.remote, 30000, Net.external, external), .inbound)
+        #expect(verdict == .acceptRewritten && rtp == PacketBuilder.udp(Net.remote, 30000, Net.hostB, 4000))
+    }
+
     @Test("port pairs from a two-port range: one pair fits, the next is refused")
     func pairAllocation() {
         let table = ExternalPortTable()
@@ -190,6 +206,9 @@ struct DatagramHelperTests {
         #expect(small.allocatePair(in: table, slot: 1, internalPort: 4000, startHash: 12345) == nil)
         let odd = PortAllocator(portRange: 20001...20002, lowPortRange: nil)
         #expect(odd.allocatePair(in: table, slot: 1, internalPort: 20001, startHash: 0) == nil)
+        // A one-port range at the top: no pair, and no trap computing where pairs start.
+        let top = PortAllocator(portRange: 65535...65535, lowPortRange: nil)
+        #expect(top.allocatePair(in: table, slot: 1, internalPort: 4000, startHash: 3) == nil)
         let whole = PortAllocator()
         #expect(whole.allocatePair(in: table, slot: 1, internalPort: 65534, startHash: 7) == 65534)
         #expect(whole.allocatePair(in: table, slot: 1, internalPort: 65535, startHash: 7).map { $0 % 2 == 0 && $0 >= 1024 } == true)

@@ -411,8 +411,8 @@ final class CountingDatagramHelper: ApplicationHelper {
     /// helper connection is refused by name.
     @Test func versionOneFilesStillRead() throws {
         var bytes = Self.smallFile()
-        #expect(bytes[8] == 0 && bytes[9] == 2)
-        bytes[9] = 1
+        // No UDP flow has a helper here: written as version 1, as the masqd before version 2 reads.
+        #expect(bytes[8] == 0 && bytes[9] == 1)
         let snapshot = try NATStateSnapshot(decoding: resealed(bytes))
         #expect(snapshot.sessionCount == 2 && snapshot.helperConnectionCount == 1)
         // The UDP session (second record, at 104) pointing at a helper record: only version 2 has those.
@@ -428,7 +428,9 @@ final class CountingDatagramHelper: ApplicationHelper {
         func withHelper(_ c: inout NATConfiguration) { c.helpers = [HelperRegistration(helper: CountingDatagramHelper(), ports: [.udp(5000)])] }
         let old = makeTranslator(withHelper)
         for _ in 0..<3 { _ = Self.through(old, PacketBuilder.udp(Net.hostA, 40000, Net.remote, 5000), .outbound, now: t0) }
-        let saved = try NATStateSnapshot(decoding: old.exportState(now: t0, savedAt: wallClock).encoded())
+        let encoded = old.exportState(now: t0, savedAt: wallClock).encoded()
+        #expect(encoded[8] == 0 && encoded[9] == 2) // a UDP flow with a helper record needs version 2
+        let saved = try NATStateSnapshot(decoding: encoded)
         #expect(saved.helperConnectionCount == 1 && saved.helperConnections[0].helperName == "count")
         #expect(saved.helperConnections[0].state[0] == 3)
         let new = makeTranslator(withHelper)
@@ -456,7 +458,7 @@ final class CountingDatagramHelper: ApplicationHelper {
         (80 + 18, [9], "TCP state 9"),
         (80 + 19, [8], "flags 8"),
         (80 + 20, [0, 0, 0, 5], "helper connection 5 of 1"),
-        (104 + 20, [0, 0, 0, 0], "helper connection 0 belongs to session 0"), // the UDP session: already owned
+        (104 + 20, [0, 0, 0, 0], "helper connection 0 of 1"),               // the UDP session in a version 1 file
         (104, [0, 0, 0, 0], "TCP state 0"),                                 // the UDP session on the TCP mapping
         (128, [0x41, 0x00, 0x42], "helper name"),
         (128 + 20 + 12, [0x02, 0x01], "held bytes, room for"),
