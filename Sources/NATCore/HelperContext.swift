@@ -74,15 +74,9 @@ public struct HelperContext {
         from remote: IPv4Address?, port remotePort: UInt16?,
         to internalAddress: IPv4Address, port internalPort: UInt16
     ) -> UInt16? {
-        guard let made = translator.expect(
+        counted(translator.expect(
             protocolNumber: protocolNumber, remote: remote, remotePort: remotePort ?? 0,
-            internalAddress: internalAddress, internalPort: internalPort, master: sessionRow)
-        else {
-            count(.limit)
-            return nil
-        }
-        for _ in 0..<made.added { count(.expectation) } // a renewed one is not counted again
-        return made.port
+            internalAddress: internalAddress, internalPort: internalPort, master: sessionRow))
     }
 
     /// Expects a flow on each of two consecutive internal ports, `internalPort` (even: RTP)
@@ -97,10 +91,15 @@ public struct HelperContext {
         from remote: IPv4Address?, port remotePort: UInt16?,
         to internalAddress: IPv4Address, port internalPort: UInt16
     ) -> UInt16? {
-        guard let made = translator.expectPair(
+        counted(translator.expectPair(
             protocolNumber: protocolNumber, remote: remote, remotePort: remotePort ?? 0,
-            internalAddress: internalAddress, internalPort: internalPort, master: sessionRow)
-        else {
+            internalAddress: internalAddress, internalPort: internalPort, master: sessionRow))
+    }
+
+    /// Counts what an expectation call did: each expectation added (a renewed one is not
+    /// counted again), or `.limit` when refused. Returns the external port.
+    private mutating func counted(_ made: (port: UInt16, added: Int)?) -> UInt16? {
+        guard let made else {
             count(.limit)
             return nil
         }

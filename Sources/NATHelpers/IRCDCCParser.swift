@@ -199,20 +199,8 @@ enum IRCDCCParser {
 
     /// "a.b.c.d" filling [start, end) exactly, each 0–255 in at most 3 digits.
     static func dottedQuad(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> UInt32? {
-        var value: UInt32 = 0
-        var i = start
-        for part in 0..<4 {
-            if part > 0 {
-                guard i < end, bytes[i] == UInt8(ascii: ".") else { return nil }
-                i += 1
-            }
-            var partEnd = i
-            while partEnd < end, ASCIIBytes.isDigit(bytes[partEnd]) { partEnd += 1 }
-            guard let n = number(bytes, i, partEnd, maxDigits: 3), n <= 255 else { return nil }
-            value = value << 8 | UInt32(n)
-            i = partEnd
-        }
-        return i == end ? value : nil
+        guard let parsed = ASCIIBytes.ipv4(bytes, at: start, end: end), parsed.end == end else { return nil }
+        return parsed.address
     }
 
     /// Hex digits, colons and dots, with at least one colon: an IPv6 address (not checked
