@@ -26,6 +26,8 @@ let package = Package(
             name: "CNetfilterQueue",
             linkerSettings: [.linkedLibrary("netfilter_queue"), .linkedLibrary("mnl")]
         ),
+        // C shim for the daemon's Linux plumbing: rtnetlink address monitor, thread names.
+        .target(name: "CLinux", linkerSettings: [.linkedLibrary("mnl")]),
         // Swift binding of one NFQUEUE: nothing NAT-specific.
         .target(name: "NetfilterQueue", dependencies: ["CNetfilterQueue"]),
         // Pure translation core: no syscalls, no clock reads, no Foundation.
@@ -38,7 +40,7 @@ let package = Package(
         .target(
             name: "Masqd",
             dependencies: [
-                "NATCore", "NATHelpers", "NetfilterQueue", "PacketCapture",
+                "NATCore", "NATHelpers", "NetfilterQueue", "PacketCapture", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -1,4 +1,4 @@
-import CNetfilterQueue
+import CLinux
 import Glibc
 
 /// Follows one interface's IPv4 address: an rtnetlink socket subscribed to address and link
@@ -15,7 +15,7 @@ public final class InterfaceAddressMonitor {
 
     /// Opens the monitor. The interface need not exist yet: its appearance is an event too.
     public init(interfaceName: String) throws {
-        let fd = cnfq_rtnl_open_monitor()
+        let fd = clinux_rtnl_open_monitor()
         guard fd >= 0 else {
             throw MasqdError("watch addresses of \(interfaceName): \(String(cString: strerror(-fd)))")
         }
@@ -44,7 +44,7 @@ public final class InterfaceAddressMonitor {
             }
             if count == 0 { break }
             if interfaceName.withCString({
-                cnfq_rtnl_event_affects(buffer, count, interfaceIndex, $0)
+                clinux_rtnl_event_affects(buffer, count, interfaceIndex, $0)
             }) != 0 {
                 changed = true
             }
@@ -60,7 +60,7 @@ public final class InterfaceAddressMonitor {
         let index = if_nametoindex(interfaceName)
         guard index != 0 else { return nil }
         var address: UInt32 = 0
-        return cnfq_rtnl_primary_ipv4(index, &address) == 1 ? address : nil
+        return clinux_rtnl_primary_ipv4(index, &address) == 1 ? address : nil
     }
 
     /// Whether an interface of that name exists in the current network namespace.

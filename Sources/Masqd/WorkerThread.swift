@@ -1,4 +1,4 @@
-import CNetfilterQueue
+import CLinux
 import Glibc
 
 // A dedicated OS thread for a packet worker (the packet loop is a thread, not async tasks).
@@ -14,7 +14,7 @@ struct WorkerThread {
     init(name: String, _ body: @escaping @Sendable () -> Void) throws(MasqdError) {
         let threadName = String(name.utf8.prefix(15))!
         let box = Unmanaged.passRetained(Body {
-            _ = cnfq_name_current_thread(threadName)
+            _ = clinux_name_current_thread(threadName)
             body()
         }).toOpaque()
         var thread = pthread_t()

@@ -1,5 +1,5 @@
 /* C shim over libmnl + libnetfilter_queue (nfq_nlmsg_* API) for the NetfilterQueue Swift
-   binding, plus a few rtnetlink helpers for the interface address monitor.
+   binding (rtnetlink and thread naming, which the daemon needs, are CLinux's).
    Only cnfq_-prefixed names are exported; the system netlink headers stay inside shim.c so
    this header imports cleanly into Swift. Constants the kernel defines are mirrored here as
    enums and checked against the real headers with static asserts in shim.c. */
@@ -115,23 +115,5 @@ int cnfq_parse_packet(void *message, cnfq_packet *out);
 /* For an NLMSG_ERROR: returns the positive errno (0 for an ack) and the nlmsg_seq of the
    original message it answers. */
 int cnfq_parse_error(const void *message, uint32_t *original_sequence);
-
-/* ---- rtnetlink (interface address monitor) ---- */
-
-/* NETLINK_ROUTE socket, nonblocking + cloexec, subscribed to RTMGRP_IPV4_IFADDR|RTMGRP_LINK.
-   fd or -errno. */
-int cnfq_rtnl_open_monitor(void);
-/* 1 if a datagram of rtnetlink messages concerns the interface (IPv4 address change on
-   ifindex, or a link message for ifindex or named name), else 0. */
-int cnfq_rtnl_event_affects(const void *datagram, size_t length, uint32_t ifindex,
-                            const char *name);
-/* First primary (non-secondary) IPv4 address of ifindex by an RTM_GETADDR dump, in host
-   byte order. 1 found, 0 none, -errno on failure. */
-int cnfq_rtnl_primary_ipv4(uint32_t ifindex, uint32_t *address_out);
-
-/* ---- threads ---- */
-
-/* Names the calling thread (at most 15 bytes show), for top -H and /proc. 0 or an errno. */
-int cnfq_name_current_thread(const char *name);
 
 #endif

@@ -1,0 +1,29 @@
+/* C shim for the daemon's Linux plumbing that Swift's Glibc module cannot reach cleanly:
+   rtnetlink (the WAN interface's address and its changes, over libmnl) and thread naming
+   (pthread_setname_np needs _GNU_SOURCE). Only clinux_-prefixed names are exported; the
+   netlink headers stay inside shim.c so this header imports cleanly into Swift. */
+#ifndef CLINUX_H
+#define CLINUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- rtnetlink (interface address monitor) ---- */
+
+/* NETLINK_ROUTE socket, nonblocking + cloexec, subscribed to RTMGRP_IPV4_IFADDR|RTMGRP_LINK.
+   fd or -errno. */
+int clinux_rtnl_open_monitor(void);
+/* 1 if a datagram of rtnetlink messages concerns the interface (IPv4 address change on
+   ifindex, or a link message for ifindex or named name), else 0. */
+int clinux_rtnl_event_affects(const void *datagram, size_t length, uint32_t ifindex,
+                            const char *name);
+/* First primary (non-secondary) IPv4 address of ifindex by an RTM_GETADDR dump, in host
+   byte order. 1 found, 0 none, -errno on failure. */
+int clinux_rtnl_primary_ipv4(uint32_t ifindex, uint32_t *address_out);
+
+/* ---- threads ---- */
+
+/* Names the calling thread (at most 15 bytes show), for top -H and /proc. 0 or an errno. */
+int clinux_name_current_thread(const char *name);
+
+#endif

@@ -1,0 +1,140 @@
+/* See include/CLinux.h. Socket plumbing and message parsing only; policy lives in Swift. */
+#define _GNU_SOURCE
+#include "CLinux.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+
+/* ---- rtnetlink ---- */
+
+int clinux_rtnl_open_monitor(void) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return -errno;
+  struct sockaddr_nl addr = {.nl_family = AF_NETLINK,
+                             .nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_LINK};
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+struct link_match { uint32_t ifindex; const char *name; int matched; };
+
+static int link_attr_cb(const struct nlattr *attr, void *data) {
+  struct link_match *m = data;
+  if (mnl_attr_get_type(attr) == IFLA_IFNAME && m->name &&
+      mnl_attr_validate(attr, MNL_TYPE_STRING) >= 0 &&
+      strcmp(mnl_attr_get_str(attr), m->name) == 0)
+    m->matched = 1;
+  return MNL_CB_OK;
+}
+
+int clinux_rtnl_event_affects(const void *datagram, size_t length, uint32_t ifindex,
+                            const char *name) {
+  const struct nlmsghdr *nlh = datagram;
+  int remaining = (int)length;
+  for (; mnl_nlmsg_ok(nlh, remaining); nlh = mnl_nlmsg_next(nlh, &remaining)) {
+    switch (nlh->nlmsg_type) {
+    case RTM_NEWADDR:
+    case RTM_DELADDR: {
+      if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + sizeof(struct ifaddrmsg)) break;
+      const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+      if (ifa->ifa_family == AF_INET && ifindex != 0 && ifa->ifa_index == ifindex) return 1;
+      break;
+    }
+    case RTM_NEWLINK:
+    case RTM_DELLINK: {
+      if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + sizeof(struct ifinfomsg)) break;
+      const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+      if (ifindex != 0 && (uint32_t)ifi->ifi_index == ifindex) return 1;
+      struct link_match m = {ifindex, name, 0};
+      mnl_attr_parse(nlh, sizeof(struct ifinfomsg), link_attr_cb, &m);
+      if (m.matched) return 1;
+      break;
+    }
+    default:
+      break;
+    }
+  }
+  return 0;
+}
+
+struct addr_search { uint32_t ifindex; uint32_t address; int found; };
+
+static int addr_attr_cb(const struct nlattr *attr, void *data) {
+  const struct nlattr **tb = data;
+  int type = mnl_attr_get_type(attr);
+  if ((type == IFA_LOCAL || type == IFA_ADDRESS) && mnl_attr_get_payload_len(attr) >= 4)
+    tb[type] = attr;
+  return MNL_CB_OK;
+}
+
+static int addr_cb(const struct nlmsghdr *nlh, void *data) {
+  struct addr_search *s = data;
+  if (s->found || nlh->nlmsg_type != RTM_NEWADDR) return MNL_CB_OK;
+  if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + sizeof(struct ifaddrmsg)) return MNL_CB_OK;
+  const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+  if (ifa->ifa_family != AF_INET || ifa->ifa_index != s->ifindex) return MNL_CB_OK;
+  if (ifa->ifa_flags & IFA_F_SECONDARY) return MNL_CB_OK;
+  const struct nlattr *tb[IFA_MAX + 1] = {0};
+  mnl_attr_parse(nlh, sizeof(struct ifaddrmsg), addr_attr_cb, tb);
+  const struct nlattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+  if (!a) return MNL_CB_OK;
+  uint32_t be;
+  memcpy(&be, mnl_attr_get_payload(a), 4);
+  s->address = ntohl(be);
+  s->found = 1;
+  return MNL_CB_OK;
+}
+
+int clinux_rtnl_primary_ipv4(uint32_t ifindex, uint32_t *address_out) {
+  struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+  if (!nl) return -errno;
+  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+    int e = errno;
+    mnl_socket_close(nl);
+    return -e;
+  }
+  char buf[32768];
+  struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = RTM_GETADDR;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  uint32_t seq = (uint32_t)time(NULL);
+  nlh->nlmsg_seq = seq;
+  struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof *ifa);
+  ifa->ifa_family = AF_INET;
+  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+    int e = errno;
+    mnl_socket_close(nl);
+    return -e;
+  }
+  unsigned portid = mnl_socket_get_portid(nl);
+  struct addr_search s = {ifindex, 0, 0};
+  int result = 0;
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof buf);
+    if (n < 0) { result = -errno; break; }
+    int r = mnl_cb_run(buf, (size_t)n, seq, portid, addr_cb, &s);
+    if (r < 0) { result = -errno; break; }
+    if (r == MNL_CB_STOP) break; /* NLMSG_DONE */
+  }
+  mnl_socket_close(nl);
+  if (s.found) { *address_out = s.address; return 1; }
+  return result;
+}
+
+/* pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module does not define. */
+int clinux_name_current_thread(const char *name) {
+    return pthread_setname_np(pthread_self(), name);
+}
