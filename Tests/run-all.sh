@@ -4,18 +4,35 @@
 # build router topologies in network namespaces and push real traffic through the real
 # engine; then the benchmarks' allocation gate, a bounded fuzz run (60 s) and the deploy
 # walkthrough (README's "Deploying on a router" on Debian 12 under systemd-nspawn). Needs root
-# (namespaces, iptables); installs what it needs first. Arguments go to `swift test` (e.g.
-# --filter); MASQD_SKIP_BENCH_GATE=1, MASQD_SKIP_FUZZ=1 and MASQD_SKIP_WALKTHROUGH=1 leave
-# those steps out.
+# (namespaces, iptables): run by another user, it runs itself through sudo. Installs what it
+# needs first. Arguments go to `swift test` (e.g. --filter); MASQD_SKIP_BENCH_GATE=1,
+# MASQD_SKIP_FUZZ=1 and MASQD_SKIP_WALKTHROUGH=1 leave those steps out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-Deploy/install-deps.sh --tests
-
+# Root is needed throughout (apt, namespaces, iptables). As root (a fresh Debian often has no
+# sudo) everything runs here; otherwise the script runs itself again through sudo, keeping
+# PATH (sudo's secure_path would hide the Swift toolchain) and the MASQD_* and proxy settings
+# (sudo's env_reset drops them), and hands what it built back to the caller at the end.
 if [ "$(id -u)" -ne 0 ]; then
-  echo "run-all: the integration tests need root (network namespaces, iptables); re-run with sudo" >&2
-  exit 1
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "run-all: the tests need root (apt, network namespaces, iptables): run it as root, or install sudo" >&2
+    exit 1
+  fi
+  keep=("PATH=$PATH" "MASQD_RUN_ALL_OWNER=$(id -u):$(id -g)")
+  while IFS= read -r name; do
+    case "$name" in
+      MASQD_*|CI|http_proxy|https_proxy|no_proxy) keep+=("$name=${!name}") ;;
+    esac
+  done < <(compgen -e)
+  exec sudo env "${keep[@]}" "$0" "$@"
 fi
+if [ -n "${MASQD_RUN_ALL_OWNER:-}" ]; then
+  # Started through sudo: the checkout is the caller's, so are the build folders made in it.
+  trap 'chown -R "$MASQD_RUN_ALL_OWNER" .' EXIT
+fi
+
+Deploy/install-deps.sh --tests
 
 # The example package (a helper built outside masqd, with its own tests and its own masqd
 # binary, Examples/RendezvousHelper/.build): built and tested first, because ExternalHelperTests
