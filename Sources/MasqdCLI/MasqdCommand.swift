@@ -80,9 +80,7 @@ struct Rules: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the rules as shell commands; change nothing.")
         @OptionGroup var options: EngineOptions
         func run() throws {
-            let settings = try options.settings()
-            if settings.hairpin { print("sysctl -w net.ipv4.conf.all.accept_local=1") }
-            for rule in SteeringRules.rules(for: settings) { print(rule.installCommand) }
+            for line in SteeringRules.printed(try options.settings()) { print(line) }
         }
     }
 }
