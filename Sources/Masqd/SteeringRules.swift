@@ -16,27 +16,46 @@ public enum SteeringRules {
     /// What `rules print` shows: shell commands that would install the rules.
     public static func printed(_ settings: EngineSettings) -> [String] {
         let plan = FirewallPlan(settings)
-        return (plan.needsAcceptLocal ? ["sysctl -w net.ipv4.conf.all.accept_local=1"] : [])
-            + IptablesBackend.rules(for: plan).map(\.installCommand)
+        let sysctl = plan.needsAcceptLocal ? ["sysctl -w net.ipv4.conf.all.accept_local=1"] : []
+        switch backend(settings) {
+        case .iptables: return sysctl + IptablesBackend.rules(for: plan).map(\.installCommand)
+        case .nft: return sysctl + ["nft -f - <<'EOF'"] + NftablesBackend.script(plan).split(separator: "\n").map(String.init) + ["EOF"]
+        }
+    }
+
+    public static func backend(_ settings: EngineSettings) -> FirewallChoice {
+        settings.firewall ?? FirewallChoice.systemDefault()
     }
 
     /// A hairpinned packet reaches routing with the router's external address as its source;
     /// Linux drops such a "martian" unless accept_local is set (rp_filter must be 0 or 2).
     public static let acceptLocalPath = "/proc/sys/net/ipv4/conf/all/accept_local"
 
-    /// Adds the missing rules (idempotent).
-    public static func install(_ settings: EngineSettings) throws(MasqdError) {
-        try checkInterface(settings.wanInterface)
+    /// Adds the missing rules (idempotent). The WAN interface need not exist yet: the rules
+    /// match it by name, so they hold from the moment it appears (a late PPP or modem link).
+    /// Returns a note for the output when it does not.
+    @discardableResult
+    public static func install(_ settings: EngineSettings) throws(MasqdError) -> String? {
         let plan = FirewallPlan(settings)
         if plan.needsAcceptLocal, !writeSysctl(acceptLocalPath, "1") {
             throw MasqdError("cannot set \(acceptLocalPath) to 1 (needed for hairpinning; --no-hairpin to do without)")
         }
-        try IptablesBackend.install(plan)
+        switch backend(settings) {
+        case .iptables: try IptablesBackend.install(plan)
+        case .nft: try NftablesBackend.install(plan)
+        }
+        guard InterfaceAddressMonitor.interfaceExists(settings.wanInterface) else {
+            return "--wan \(settings.wanInterface): no such interface yet; the rules match it by name and apply once it appears"
+        }
+        return nil
     }
 
     /// Deletes every copy of our rules; a rule that is absent is fine (idempotent).
     public static func remove(_ settings: EngineSettings) throws(MasqdError) {
-        try IptablesBackend.remove(FirewallPlan(settings))
+        switch backend(settings) {
+        case .iptables: try IptablesBackend.remove(FirewallPlan(settings))
+        case .nft: try NftablesBackend.remove(FirewallPlan(settings))
+        }
     }
 
     /// Sets a sysctl, leaving it untouched when it already has the value (so a sandbox that
@@ -53,12 +72,6 @@ public enum SteeringRules {
         guard fd >= 0 else { return false }
         defer { close(fd) }
         return value.withCString { write(fd, $0, strlen($0)) } == value.utf8.count
-    }
-
-    public static func checkInterface(_ name: String) throws(MasqdError) {
-        guard InterfaceAddressMonitor.interfaceExists(name) else {
-            throw .option("--wan", name, "no such interface")
-        }
     }
 
     static func run(_ argv: [String]) throws(MasqdError) -> CommandResult {

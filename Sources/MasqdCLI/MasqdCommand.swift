@@ -61,13 +61,15 @@ struct Run: ParsableCommand {
 
 struct Rules: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Install, remove or print the iptables rules that steer traffic into the queue.",
+        abstract: "Install, remove or print the rules (iptables or nft, --firewall) that steer traffic into the queue.",
         subcommands: [Install.self, Remove.self, Print.self])
 
     struct Install: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add the rules (idempotent).")
         @OptionGroup var options: EngineOptions
-        func run() throws { try SteeringRules.install(options.settings()) }
+        func run() throws {
+            if let note = try SteeringRules.install(options.settings()) { print("masqd: \(note)") }
+        }
     }
 
     struct Remove: ParsableCommand {

@@ -68,6 +68,10 @@ public struct FirewallPlan: Sendable, Equatable {
         needsAcceptLocal = settings.hairpin
         let wan = settings.wanInterface
         var points = [SteeringPoint(hook: .prerouting, input: .named(wan))]
+        // accept_local is global (conf/all), so it would also take in WAN packets that claim
+        // one of the router's own addresses (its LAN address, a management net) as source.
+        // None is genuine: drop them before anything else sees them (the rule counts them).
+        points.append(SteeringPoint(hook: .prerouting, input: .named(wan), sourceType: .local, action: .drop))
         if settings.internalPrefixes.isEmpty {
             // Every source that is not one of the router's own addresses.
             points.append(SteeringPoint(hook: .postrouting, output: wan, sourceType: .notLocal))
