@@ -1,5 +1,5 @@
 import Foundation
-import Masqd
+@testable import Masqd
 import Testing
 
 #if canImport(Glibc)
@@ -76,7 +76,7 @@ struct FirewallBackendTests {
         ])
     }
 
-    @Test("--firewall: a bad value and an interface name nft cannot quote are one-line errors; the file key is the flag")
+    @Test("--firewall: a bad value and an interface name nft cannot quote are one-line errors; the file key is the flag; a reload refuses a change of it")
     func option() throws {
         func message(_ arguments: [String]) -> String {
             do { _ = try Self.settings(arguments); return "accepted" } catch { return "\(error)" }
@@ -89,6 +89,10 @@ struct FirewallBackendTests {
         let fromFile = try Self.settings(["--config", path])
         #expect(fromFile.firewall == .nft)
         #expect(try Self.settings(["--config", path, "--firewall", "iptables"]).firewall == .iptables, "the command line wins")
+        var other = fromFile
+        other.firewall = nil
+        #expect(Engine.unchangeable(fromFile, other).map(\.key) == ["firewall"])
+        #expect(Engine.unchangeable(fromFile, fromFile).isEmpty)
         let bad = try ConfigFileTests.write("wan: eth0\nfirewall: ipfw\n")
         defer { ConfigFileTests.remove(bad) }
         #expect(message(["--config", bad]) == "\(bad):2: firewall ipfw: expected nft or iptables")

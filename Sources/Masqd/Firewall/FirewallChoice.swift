@@ -31,9 +31,8 @@ public enum FirewallChoice: String, Sendable, CaseIterable {
             }
 
             """
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("masqd-probe-\(getpid()).nft").path
-        guard FileManager.default.createFile(atPath: path, contents: Data(probe.utf8)) else { return false }
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        return (try? Shell.run([nft, "-c", "-f", path], timeout: 10))?.succeeded ?? false
+        return NftablesBackend.withScriptFile(probe) { path in
+            (try? Shell.run([nft, "-c", "-f", path], timeout: 10))?.succeeded ?? false
+        } ?? false
     }
 }

@@ -73,15 +73,25 @@ enum NftablesBackend {
 
     static func load(_ script: String, what: String) throws(MasqdError) {
         let nft = try nftPath()
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("masqd-rules-\(getpid()).nft").path
-        guard FileManager.default.createFile(atPath: path, contents: Data(script.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw MasqdError("nft: cannot write the rule script to \(path)")
+        guard let outcome = withScriptFile(script, { path in Result { () throws(MasqdError) in try SteeringRules.run([nft, "-f", path]) } }) else {
+            throw MasqdError("nft: cannot write the rule script to a private directory in \(NSTemporaryDirectory())")
         }
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let result = try SteeringRules.run([nft, "-f", path])
+        let result = try outcome.get()
         guard result.succeeded else {
             throw MasqdError("nft -f (rules \(what)) failed: \(errorLine(result.stderr))")
         }
+    }
+
+    /// Runs `body` with the path of a file holding `script`, in a fresh directory only root can
+    /// enter (mkdtemp), so no other user can swap the file between writing and loading it.
+    static func withScriptFile<T>(_ script: String, _ body: (String) -> T) -> T? {
+        var template = Array((NSTemporaryDirectory() + "/masqd-nft-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { return nil }
+        let directory = String(cString: made)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/rules.nft"
+        guard FileManager.default.createFile(atPath: path, contents: Data(script.utf8)) else { return nil }
+        return body(path)
     }
 
     /// nft's "FILE:L:C: Error: WHY" and the rule it names on the next line, as one line.
