@@ -8,8 +8,8 @@ set -euo pipefail
 packages=(
   # build
   libnetfilter-queue-dev libnfnetlink-dev libmnl-dev pkg-config
-  # run: the rules installer and the lab
-  iptables iproute2 iputils-ping curl python3
+  # run: the rules installer (iptables or nft, --firewall) and the lab
+  iptables nftables iproute2 iputils-ping curl python3
 )
 if [ "${1:-}" = "--tests" ]; then
   packages+=(

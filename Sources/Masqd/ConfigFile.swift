@@ -124,6 +124,7 @@ extension ConfigFile {
             ("timeout", .list(\.timeout)),
             ("no-hairpin", .flag(\.noHairpin)),
             ("fail-open", .flag(\.failOpen)),
+            ("firewall", .single(\.firewall)),
             ("control", .single(\.control)),
             ("metrics", .single(\.metrics)),
             ("state-file", .single(\.stateFile)),

@@ -11,7 +11,7 @@ import NATCore
 // as one line naming the file (and line and key where there is one), counted in
 // `reload_failures`, and nothing of that reload is applied. Cannot change while running:
 // `queue`/`queues`, `wan`, `control` and `metrics` (the engine holds them open), `lan` and
-// `no-hairpin` (the steering rules are made from them: `rules remove` must still find the
+// `no-hairpin`, `fail-open` and `firewall` (the steering rules are made from them: `rules remove` must still find the
 // installed ones), `max-flows` (the table sizes) and `port-range`.
 
 struct ReloadState {
@@ -96,6 +96,7 @@ extension Engine {
             ("max-flows", { "\($0.nat.maxSessions)" }),
             ("no-hairpin", { "\(!$0.hairpin)" }),
             ("fail-open", { "\($0.failOpen)" }),
+            ("firewall", { $0.firewall?.rawValue ?? "the system's" }),
             ("control", \.controlPath),
             ("metrics", { $0.metrics?.description ?? "off" }),
         ]

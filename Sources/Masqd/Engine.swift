@@ -28,7 +28,11 @@ public final class Engine {
     public init(settings: EngineSettings, logger: Logger) throws(MasqdError) {
         self.settings = settings
         self.logger = logger
-        try SteeringRules.checkInterface(settings.wanInterface)
+        // The WAN interface may appear later (PPP, a modem): the address monitor follows its
+        // appearance like any address change, and until then nothing leaves through it.
+        if !InterfaceAddressMonitor.interfaceExists(settings.wanInterface) {
+            logger.notice("WAN \(settings.wanInterface) does not exist yet; waiting for it")
+        }
         var configuration = settings.nat
         configuration.externalAddress = InterfaceAddressMonitor.currentIPv4Address(interfaceName: settings.wanInterface).map(IPv4Address.init)
         var random = SystemRandomNumberGenerator()

@@ -51,6 +51,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Flag(name: .long, help: "Fail open: with no engine running, or its queue full, forwarded traffic passes UNTRANSLATED (iptables --queue-bypass, NFQUEUE fail-open), leaking LAN addresses to the WAN. Default: fail-closed (dropped).")
     public var failOpen: Bool = false
 
+    @Option(name: .long, help: "Which tool writes the rules: nft (one table, `table ip masqd`) or iptables. Default: the system's — iptables if `iptables -V` says legacy or there is no nft; nft if iptables is absent or the nf_tables variant and the kernel has nft's queue statement; else iptables.")
+    public var firewall: String?
+
     @Option(name: .long, help: "Read the same settings from a YAML file (keys: the option names without --); options on the command line win.")
     public var config: String?
 
@@ -90,14 +93,15 @@ public struct EngineOptions: ParsableArguments, Sendable {
         }
         let queueRange = try checkedQueueRange(single: queueNumber)
         guard let wan, !wan.isEmpty else { throw MasqdError("--wan: required (the WAN interface name)") }
-        guard wan.utf8.count < 16, !wan.contains("/"), !wan.contains(" ") else {
+        guard wan.utf8.count < 16, !wan.contains(where: { "/ \"\\".contains($0) }) else {
             throw .option("--wan", wan, "not an interface name")
         }
         let (nat, helperNames) = try checkedTranslation()
         return EngineSettings(
             queue: queueRange.lowerBound, queueCount: UInt16(queueRange.count), wanInterface: wan, nat: nat, helpers: helperNames, hairpin: !noHairpin,
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
-            metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen)
+            metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen,
+            firewall: try checkedFirewall())
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -216,6 +220,9 @@ public struct EngineSettings: Sendable {
     /// `--fail-open`: the rules get --queue-bypass and the queues NFQUEUE's fail-open flag, so
     /// traffic passes untranslated rather than stopping when the engine cannot take it.
     public var failOpen: Bool = false
+
+    /// `--firewall`: the tool that writes the rules; nil: the system's (FirewallChoice.systemDefault).
+    public var firewall: FirewallChoice? = nil
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }

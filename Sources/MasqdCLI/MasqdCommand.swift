@@ -61,13 +61,15 @@ struct Run: ParsableCommand {
 
 struct Rules: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Install, remove or print the iptables rules that steer traffic into the queue.",
+        abstract: "Install, remove or print the rules (iptables or nft, --firewall) that steer traffic into the queue.",
         subcommands: [Install.self, Remove.self, Print.self])
 
     struct Install: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add the rules (idempotent).")
         @OptionGroup var options: EngineOptions
-        func run() throws { try SteeringRules.install(options.settings()) }
+        func run() throws {
+            if let note = try SteeringRules.install(options.settings()) { print("masqd: \(note)") }
+        }
     }
 
     struct Remove: ParsableCommand {
@@ -80,9 +82,7 @@ struct Rules: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the rules as shell commands; change nothing.")
         @OptionGroup var options: EngineOptions
         func run() throws {
-            let settings = try options.settings()
-            if settings.hairpin { print("sysctl -w net.ipv4.conf.all.accept_local=1") }
-            for rule in SteeringRules.rules(for: settings) { print(rule.installCommand) }
+            for line in SteeringRules.printed(try options.settings()) { print(line) }
         }
     }
 }

@@ -21,9 +21,9 @@ struct FragmentTests {
 
     // MARK: 1. fragmented pings
 
-    @Test("ping -s 4000 and -s 20000 from h1 to the server: every reply arrives, datagrams reassembled both ways")
-    func fragmentedPing() throws {
-        try Semantics.withEngine("fra", queue: Integration.queue(16)) { lab, masqd in
+    @Test("ping -s 4000 and -s 20000 from h1 to the server: every reply arrives, datagrams reassembled both ways", arguments: Integration.firewalls)
+    func fragmentedPing(firewall: FirewallChoice) throws {
+        try Semantics.withEngine(Integration.tag("fra", firewall), queue: Integration.queue(16, firewall), firewall: firewall) { lab, masqd in
             let sniff = try lab.spawnHelper(.server, ["sniff", "eth0"], name: "sniff-s")
             for size in [4000, 20000] {
                 let ping = try Frag.ping(lab, from: .host1, to: server, size: size, count: 5)

@@ -11,9 +11,10 @@ struct HairpinTests {
     let h1 = LabTopology.host1Address           // 192.0.2.10
     let h2 = LabTopology.host2Address           // 192.0.2.11
 
-    @Test("h2 fetches h1's web server through the WAN address and a forward; h1 sees the WAN address as the client")
-    func hairpinToForward() throws {
-        try Semantics.withEngine("hpa", queue: Integration.queue(32), options: ["--forward", "tcp:8080=\(h1):80"]) { lab, masqd in
+    @Test("h2 fetches h1's web server through the WAN address and a forward; h1 sees the WAN address as the client", arguments: Integration.firewalls)
+    func hairpinToForward(firewall: FirewallChoice) throws {
+        try Semantics.withEngine(Integration.tag("hpa", firewall), queue: Integration.queue(32, firewall), options: ["--forward", "tcp:8080=\(h1):80"],
+                                 firewall: firewall) { lab, masqd in
             let www = lab.workDir + "/www"
             try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
             let original = www + "/hairpin.bin", copy = lab.workDir + "/hairpin-copy.bin"

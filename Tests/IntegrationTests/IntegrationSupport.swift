@@ -34,7 +34,7 @@ enum Integration {
 
     /// The integration tests need root, iproute2, iptables, python3 and curl. CI runs as root:
     /// a missing piece is a failure with a clear message, never a silent skip.
-    static func requireEnvironment() throws {
+    static func requireEnvironment(_ firewall: FirewallChoice? = nil) throws {
         guard Shell.isRoot else {
             throw IntegrationFailure("integration tests must run as root (they create network namespaces and iptables rules); run `sudo swift test --filter IntegrationTests`")
         }
@@ -43,6 +43,7 @@ enum Integration {
         if Shell.which("iptables") == nil || Shell.which("iptables-save") == nil { missing.append("iptables (apt-get install -y iptables)") }
         if !FileManager.default.isExecutableFile(atPath: LabTopology.python) { missing.append("\(LabTopology.python) (apt-get install -y python3)") }
         if Shell.which("curl") == nil { missing.append("curl (apt-get install -y curl)") }
+        if firewall == .nft, Shell.which("nft") == nil { missing.append("nft (apt-get install -y nftables)") }
         guard missing.isEmpty else { throw IntegrationFailure("integration tests need: " + missing.joined(separator: ", ")) }
     }
 
@@ -53,9 +54,9 @@ enum Integration {
     static func queue(_ index: Int) -> Int { 1000 + Int(getpid() % 3000) * 16 + index }
 
     /// Builds a topology, runs `body` with it and always tears it down.
-    static func withTopology<T>(_ tag: String, _ body: (LabTopology) throws -> T) throws -> T {
-        try requireEnvironment()
-        let topology = try LabTopology(prefix: prefix(tag))
+    static func withTopology<T>(_ tag: String, firewall: FirewallChoice? = nil, _ body: (LabTopology) throws -> T) throws -> T {
+        try requireEnvironment(firewall)
+        let topology = try LabTopology(prefix: prefix(tag), firewall: firewall)
         defer { topology.destroy() }
         try topology.create()
         return try body(topology)
@@ -63,9 +64,9 @@ enum Integration {
 
     /// A topology with the rules installed and the engine running; checks at the end that the
     /// engine is still alive (a crash mid-test is a failure) and that it stops on SIGTERM.
-    static func withEngine<T>(_ tag: String, queue: Int, _ body: (LabTopology, String) throws -> T) throws -> T {
+    static func withEngine<T>(_ tag: String, queue: Int, firewall: FirewallChoice? = nil, _ body: (LabTopology, String) throws -> T) throws -> T {
         let masqd = try masqdExecutable()
-        return try withTopology(tag) { lab in
+        return try withTopology(tag, firewall: firewall) { lab in
             try lab.installRules(masqd: masqd, queue: queue)
             let engine = try lab.startEngine(masqd: masqd, queue: queue)
             let result = try body(lab, masqd)
@@ -75,6 +76,25 @@ enum Integration {
             #expect(Date().timeIntervalSince(started) < 4.5, "masqd run took more than 4.5 s to stop on SIGTERM")
             return result
         }
+    }
+
+    /// The backends the traffic tests run on (`--firewall`): iptables, and nft where the kernel
+    /// has nft's queue statement (CONFIG_NFT_QUEUE, off on some kernels: FirewallBackendTests
+    /// checks that the nft backend then fails cleanly and is not the default).
+    static let firewalls: [FirewallChoice] = [.iptables] + (nftQueueAvailable ? [.nft] : [])
+
+    static let nftQueueAvailable: Bool = Shell.which("nft").map { FirewallChoice.kernelHasNftQueue(nft: $0) } ?? false
+
+    /// A tag and a queue of their own for a test's run on one backend (namespaces and queues
+    /// of the two runs of a test never meet).
+    static func tag(_ tag: String, _ firewall: FirewallChoice) -> String { firewall == .nft ? tag + "n" : tag }
+    static func queue(_ index: Int, _ firewall: FirewallChoice) -> Int { queue(index) + (firewall == .nft ? 100 : 0) }
+
+    /// `nft list table ip NAME` in the router without counters; nil when there is no such table.
+    static func nftTable(_ lab: LabTopology, _ name: String) throws -> String? {
+        let listed = try lab.run(.router, ["nft", "list", "table", "ip", name])
+        guard listed.succeeded else { return nil }
+        return listed.stdout.replacingOccurrences(of: #"counter packets \d+ bytes \d+"#, with: "counter", options: .regularExpression)
     }
 
     /// iptables-save of the router namespace without the volatile parts (comments with dates, counters).

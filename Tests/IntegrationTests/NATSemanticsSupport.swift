@@ -13,11 +13,11 @@ enum Semantics {
     /// (one command line describes one deployment), and the topology can have the far host.
     static func withEngine<T>(
         _ tag: String, queue: Int, options: [String] = [], farHost: Bool = false, farLinkMTU: Int = 1500,
-        _ body: (LabTopology, String) throws -> T
+        firewall: FirewallChoice? = nil, _ body: (LabTopology, String) throws -> T
     ) throws -> T {
-        try Integration.requireEnvironment()
+        try Integration.requireEnvironment(firewall)
         let masqd = try Integration.masqdExecutable()
-        let lab = try LabTopology(prefix: Integration.prefix(tag), farHost: farHost, farLinkMTU: farLinkMTU)
+        let lab = try LabTopology(prefix: Integration.prefix(tag), farHost: farHost, farLinkMTU: farLinkMTU, firewall: firewall)
         defer { lab.destroy() }
         try lab.create()
         let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)

@@ -12,15 +12,15 @@ import Glibc
 enum Robust {
     /// Like `Semantics.withEngine`, but `body` also gets the running engine (its pid for VmRSS).
     static func withEngine<T>(
-        _ tag: String, queue: Int, options: [String] = [],
+        _ tag: String, queue: Int, options: [String] = [], firewall: FirewallChoice? = nil,
         _ body: (LabTopology, String, BackgroundProcess) throws -> T
     ) throws -> T {
-        try Integration.requireEnvironment()
+        try Integration.requireEnvironment(firewall)
         guard FileManager.default.isExecutableFile(atPath: LabTopology.python),
               (try? Shell.run([LabTopology.python, "-c", "import scapy.all"], timeout: 60))?.succeeded == true
         else { throw IntegrationFailure("these tests need scapy for \(LabTopology.python) (Deploy/install-deps.sh --tests)") }
         let masqd = try Integration.masqdExecutable()
-        let lab = try LabTopology(prefix: Integration.prefix(tag))
+        let lab = try LabTopology(prefix: Integration.prefix(tag), firewall: firewall)
         defer { lab.destroy() }
         try lab.create()
         let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)

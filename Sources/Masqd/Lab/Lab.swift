@@ -66,9 +66,15 @@ public enum Lab {
         try lab.installRules(masqd: masqd, queue: queue)
         let engine = try lab.startEngine(masqd: masqd, queue: queue)
         say("$ masqd run \(lab.engineOptions(queue: queue).joined(separator: " ")) --control \(lab.controlPath)   (pid \(engine.pid))")
-        let rules = try lab.run(.router, ["iptables-save"])
-        say("iptables rules in the router:")
-        for line in rules.lines where line.contains("NFQUEUE") { say("  " + line) }
+        if (lab.firewall ?? FirewallChoice.systemDefault()) == .nft {
+            let table = try lab.run(.router, ["nft", "list", "table", "ip", queue == 0 ? "masqd" : "masqd_\(queue)"])
+            say("nft rules in the router:")
+            for line in table.lines where line.contains("comment \"masqd") { say("  " + line.trimmingCharacters(in: .whitespaces)) }
+        } else {
+            let rules = try lab.run(.router, ["iptables-save"])
+            say("iptables rules in the router:")
+            for line in rules.lines where line.contains("masqd queue") { say("  " + line) }
+        }
 
         heading("ping: both LAN hosts -> server 203.0.113.2, same ICMP identifier 4660")
         let pings = try [LabTopology.Node.host1, .host2].map { node in

@@ -42,6 +42,8 @@ public final class LabTopology: @unchecked Sendable {
     public let farHost: Bool
     /// MTU of both ends of the server–far link.
     public let farLinkMTU: Int
+    /// `--firewall` for the rules and the engine; nil: the system's choice.
+    public let firewall: FirewallChoice?
     /// The namespaces this topology builds.
     public var nodes: [Node] { farHost ? Node.allCases : Node.allCases.filter { $0 != .far } }
     /// Scratch directory for the helper script, logs and served files; removed by `destroy`.
@@ -55,7 +57,7 @@ public final class LabTopology: @unchecked Sendable {
     private var closed = false
 
     /// `prefix`: lower-case letters and digits, at most 12 characters.
-    public init(prefix: String, farHost: Bool = false, farLinkMTU: Int = 1500) throws {
+    public init(prefix: String, farHost: Bool = false, farLinkMTU: Int = 1500, firewall: FirewallChoice? = nil) throws {
         guard !prefix.isEmpty, prefix.count <= 12,
               prefix.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber) })
         else { throw ShellError("bad topology prefix '\(prefix)': use 1-12 lower-case letters and digits") }
@@ -63,6 +65,7 @@ public final class LabTopology: @unchecked Sendable {
         self.prefix = prefix
         self.farHost = farHost
         self.farLinkMTU = farLinkMTU
+        self.firewall = firewall
         self.workDir = "/tmp/masqd-lab-\(prefix)"
     }
 
@@ -210,7 +213,7 @@ public final class LabTopology: @unchecked Sendable {
 
     /// The ENGINE OPTIONS for this topology.
     public func engineOptions(queue: Int) -> [String] {
-        ["--queue", String(queue), "--wan", Self.wanInterface, "--lan", Self.lanCIDR]
+        ["--queue", String(queue), "--wan", Self.wanInterface, "--lan", Self.lanCIDR] + (firewall.map { ["--firewall", $0.rawValue] } ?? [])
     }
 
     /// Runs `masqd ARGS` in the router namespace.
