@@ -54,6 +54,8 @@ extension Engine {
             .counter("icmp_errors_inbound", core.icmpErrorsInbound, "Inbound ICMP errors whose quoted packet was translated."),
             .counter("icmp_errors_outbound", core.icmpErrorsOutbound, "Outbound ICMP errors whose quoted packet was translated."),
             .counter("drop_truncated", counters.truncatedDropped, "Packets dropped, by reason.", family: "drops", labels: [("reason", "truncated")]),
+            .counter("drop_not_ipv4", counters.notIPv4Dropped, "Packets dropped, by reason.", family: "drops", labels: [("reason", "not_ipv4")]),
+            .counter("drop_unexpected_hook", counters.unexpectedHookDropped, "Packets dropped, by reason.", family: "drops", labels: [("reason", "unexpected_hook")]),
         ]
         for reason in DropReason.allCases {
             list.append(.counter("drop_\(reason)", core.drops(reason), "Packets dropped, by reason.", family: "drops", labels: [("reason", "\(reason)")]))
@@ -91,8 +93,6 @@ extension Engine {
         }
         let metrics = metricsServer?.counters ?? MetricsServer.Counters()
         list += [
-            .counter("passed_not_ipv4", counters.notIPv4Passed, "Packets passed because they were not IPv4."),
-            .counter("passed_unexpected_hook", counters.unexpectedHookPassed, "Packets passed because they came from a hook the rules do not use."),
             .counter("queue_batches", counters.batches, "Batches taken from the queues."),
             .counter("queue_verdict_messages", q.verdictMessagesSent, "Verdict messages sent to the kernel."),
             .counter("queue_netlink_errors", q.netlinkErrors, "Netlink errors from the queues."),

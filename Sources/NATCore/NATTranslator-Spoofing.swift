@@ -35,6 +35,17 @@ extension NATTranslator {
 }
 
 extension NATTranslator {
+    /// Judges a fragment by its IP header alone, before it reaches the reassembler: from the
+    /// WAN side, a spoofed or martian source is dropped (and counted) here, so it cannot hold
+    /// reassembly storage under the address it claims. nil: offer it to the reassembler.
+    /// `fragment` is an IPv4 header of at least 20 bytes (`PacketPath.isFragment` checked it).
+    public func screenFragment(_ fragment: UnsafeMutableRawBufferPointer, direction: PacketDirection) -> DropReason? {
+        guard direction == .inbound, let base = fragment.baseAddress, fragment.count >= 20 else { return nil }
+        guard let reason = spoofedSourceFromWAN(IPv4Header(unchecked: base).source) else { return nil }
+        counters.countDrop(reason)
+        return reason
+    }
+
     /// Counts a packet the engine refuses before translation: one forwarded out of the WAN
     /// with one of the router's own addresses as its source (from the LAN side, which only
     /// `accept_local` lets through routing). The translator cannot tell those from the router's

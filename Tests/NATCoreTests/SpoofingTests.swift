@@ -157,4 +157,28 @@ extension SpoofingTests {
         #expect(nat.refuseSpoofedForward() == .drop(.spoofedSource))
         #expect(nat.counters.drops(.spoofedSource) == 2 && nat.counters.totalDrops == 2)
     }
+
+    @Test("fragments are screened by their IP header before reassembly: spoofed and martian sources from the WAN only")
+    func fragmentsAreScreenedBeforeReassembly() {
+        let nat = forwarding()
+        func screen(_ source: IPv4Bytes, _ destination: IPv4Bytes, _ direction: PacketDirection) -> DropReason? {
+            // A first fragment (MF set, offset 0) of a UDP datagram.
+            var p = PacketBuilder.udp(source, 40000, destination, 5353, payload: [UInt8](repeating: 0x61, count: 64),
+                                      ip: IPv4Fields(identification: 77, flagsAndFragment: 0x2000))
+            let before = p
+            let reason = p.withUnsafeMutableBytes { nat.screenFragment($0, direction: direction) }
+            #expect(p == before, "screening never changes the bytes")
+            return reason
+        }
+        #expect(screen(Net.hostB, Net.external, .inbound) == .spoofedSource)
+        #expect(screen(Net.external, Net.external, .inbound) == .spoofedSource)
+        #expect(screen(IPv4Bytes(127, 0, 0, 1), Net.external, .inbound) == .martianSource)
+        #expect(nat.counters.drops(.spoofedSource) == 2 && nat.counters.drops(.martianSource) == 1)
+        // A real remote's fragments, and everything from inside, go on to the reassembler.
+        #expect(screen(Net.remote, Net.external, .inbound) == nil)
+        #expect(screen(Net.hostA, Net.remote, .outbound) == nil)
+        #expect(screen(Net.hostA, Net.external, .hairpin) == nil)
+        #expect(nat.counters.totalDrops == 3)
+        #expect(nat.sessionCount == 0)
+    }
 }
