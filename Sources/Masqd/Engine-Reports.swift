@@ -1,12 +1,23 @@
 import NATCore
 
 // What the control socket answers: `stats` as `name value` lines (from the metric list the
-// Prometheus page renders too), `flows` one translation per line.
+// Prometheus page renders too), `flows` one translation per line. Both copy what they need
+// under the lock and make their text after releasing it: the workers wait only for the copy.
 
 extension Engine {
-    /// `masqd stats`: every metric as a `name value` line. Called with the lock held.
+    /// Answers a control request (main loop; takes the lock itself, for the copy only).
+    func respond(to request: String) -> String {
+        let words = request.split(separator: " ")
+        switch words.first {
+        case "stats": return statsReport()
+        case "flows": return flowsReport(filters: words.dropFirst().map(String.init))
+        default: return "error: unknown request '\(request)' (known: stats, flows)\n"
+        }
+    }
+
+    /// `masqd stats`: every metric as a `name value` line.
     func statsReport() -> String {
-        EngineMetric.statsText(metricList())
+        EngineMetric.statsText(withTranslator { _ in metricList() })
     }
 
     /// Every metric of the engine, in `masqd stats` order: the one list that both `masqd stats`
@@ -105,6 +116,8 @@ extension Engine {
             .counter("metrics_bad_requests", metrics.badRequests, "Metrics requests answered with an error (not GET /metrics)."),
             .counter("metrics_clients_evicted", metrics.clientsEvicted, "Metrics connections closed to make room for a new one (at most 16 open)."),
             .counter("metrics_clients_timed_out", metrics.clientsTimedOut, "Metrics connections closed for taking too long."),
+            .counter("control_clients_timed_out", control.clientsTimedOut,
+                     "Control socket clients closed for not sending their request within 1 s or not taking the answer within 2 s."),
         ]
         list += stateMetrics()
         return list
@@ -112,7 +125,6 @@ extension Engine {
 
     /// Filters: `tcp`, `udp`, `icmp`, or an address that must appear in the flow.
     func flowsReport(filters: [String]) -> String {
-        let now = MonotonicClock.now()
         var protocols: Set<UInt8> = []
         var addresses: Set<IPv4Address> = []
         for filter in filters {
@@ -125,14 +137,19 @@ extension Engine {
                 addresses.insert(address)
             }
         }
-        var output = ""
-        var count = 0
-        translator.forEachSession(now: now) { flow in
-            if !protocols.isEmpty, !protocols.contains(flow.protocolNumber) { return }
-            if !addresses.isEmpty, !addresses.contains(flow.internalAddress), !addresses.contains(flow.remoteAddress) { return }
-            output += flow.description + "\n"
-            count += 1
+        // Under the lock: only the matching rows, copied (about 50 bytes each).
+        let flows: [SessionSnapshot] = withTranslator { translator in
+            var flows: [SessionSnapshot] = []
+            flows.reserveCapacity(protocols.isEmpty && addresses.isEmpty ? translator.sessionCount : 0)
+            translator.forEachSession(now: MonotonicClock.now()) { flow in
+                if !protocols.isEmpty, !protocols.contains(flow.protocolNumber) { return }
+                if !addresses.isEmpty, !addresses.contains(flow.internalAddress), !addresses.contains(flow.remoteAddress) { return }
+                flows.append(flow)
+            }
+            return flows
         }
+        var output = ""
+        for flow in flows { output += flow.description + "\n" }
         return output
     }
 }

@@ -90,7 +90,7 @@ public final class Engine {
             let now = MonotonicClock.now()
             if ready > 0 {
                 if fds[1].revents != 0, addressMonitor.drainEvents() { followAddressChange() }
-                if fds[0].revents != 0 { control.serve { request in withTranslator { _ in respond(to: request) } } }
+                if fds[0].revents != 0 { control.serve { request in respond(to: request) } }
             }
             serveMetrics(fds[metricsEntries...], now: now)
             reloadIfRequested()
@@ -128,15 +128,5 @@ public final class Engine {
     @inline(__always) @discardableResult
     func withTranslator<T, E: Error>(_ body: (NATTranslator) throws(E) -> T) throws(E) -> T {
         try translatorLock.withLock { () throws(E) -> T in try body(translator) }
-    }
-
-    /// Answers a control request; called with the lock held.
-    func respond(to request: String) -> String {
-        let words = request.split(separator: " ")
-        switch words.first {
-        case "stats": return statsReport()
-        case "flows": return flowsReport(filters: words.dropFirst().map(String.init))
-        default: return "error: unknown request '\(request)' (known: stats, flows)\n"
-        }
     }
 }
