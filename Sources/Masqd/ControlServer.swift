@@ -3,21 +3,40 @@ import NATCore
 
 // The control socket: `masqd flows` and `masqd stats` connect, send one request line and
 // read the answer until the engine closes. Served by the engine's main loop (which also runs
-// the sweep, address changes and reloads), one client per turn of the loop: a client has
-// `requestTimeout` from its connection to send its line, however it sends it (nothing, a
-// byte at a time), and `answerTimeout` to take the answer, so a stuck or slow one costs the
-// loop at most those, and a second waiting client is served on the loop's next turn, after
-// its other work. The workers are never held up: the answer takes the lock only to copy.
+// the sweep, address changes and reloads) the way the metrics server is: the listener and
+// every client are non-blocking and polled with the loop's own descriptors, and each wake-up
+// does what is ready and returns, so a client that sends nothing, dribbles its line or does
+// not read its answer holds nothing but its own buffers. A client has `requestTimeout` from
+// its connection to send its line and then `answerTimeout` to take the answer; at most
+// `maxClients` are open (a new one closes the oldest). The answer takes the engine lock only
+// to copy what it needs (Engine-Reports.swift).
 
 final class ControlServer {
+    struct Counters {
+        /// Clients closed because their request line or their taking of the answer ran out of time.
+        var clientsTimedOut: UInt64 = 0
+        /// Clients closed to make room for a new one (`maxClients` were open).
+        var clientsEvicted: UInt64 = 0
+    }
+
+    struct Client {
+        var request: [UInt8] = []
+        /// Empty until the request line is complete; then the whole answer, sent from `sent` on.
+        var response: [UInt8] = []
+        var answered = false
+        var sent = 0
+        var deadline: NATTime
+    }
+
     let path: String
     let fileDescriptor: Int32
-    /// Clients closed because their request line or their taking of the answer ran out of time.
-    private(set) var clientsTimedOut: UInt64 = 0
+    private(set) var counters = Counters()
+    private var clients: [Int32: Client] = [:]
 
     static let requestTimeout = NATDuration(nanoseconds: 1_000_000_000)
     static let answerTimeout = NATDuration.seconds(2)
     static let maxRequestBytes = 1024
+    static let maxClients = 16
 
     init(path: String) throws(MasqdError) {
         self.path = path
@@ -52,6 +71,7 @@ final class ControlServer {
     }
 
     deinit {
+        for fd in clients.keys { close(fd) }
         close(fileDescriptor)
         unlink(path)
     }
@@ -66,76 +86,109 @@ final class ControlServer {
         }
     }
 
-    /// Accepts one waiting client, if any, and answers it with `respond(request)`.
-    func serve(_ respond: (String) -> String) {
-        let client = accept(fileDescriptor, nil, nil)
-        guard client >= 0 else { return }
-        defer { close(client) }
-        guard fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK) == 0, fcntl(client, F_SETFD, FD_CLOEXEC) == 0 else { return }
-        guard let request = Self.readRequest(client, deadline: MonotonicClock.now() + Self.requestTimeout) else {
-            clientsTimedOut &+= 1
-            return
+    var clientCount: Int { clients.count }
+
+    /// Appends what the main loop's poll() must watch: the listener and each client, for
+    /// reading its request or writing its answer.
+    func addPollEntries(to fds: inout [pollfd]) {
+        fds.append(pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0))
+        for (fd, client) in clients {
+            fds.append(pollfd(fd: fd, events: Int16(client.answered ? POLLOUT : POLLIN), revents: 0))
         }
-        let answer = respond(request)
-        if !Self.send(answer, to: client, deadline: MonotonicClock.now() + Self.answerTimeout) { clientsTimedOut &+= 1 }
     }
 
-    /// The request line (up to a newline, the end of the stream or `maxRequestBytes`), read
-    /// in as few calls as the client allows; nil when `deadline` passes first.
-    static func readRequest(_ fd: Int32, deadline: NATTime) -> String? {
-        var line: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: maxRequestBytes)
-        while line.count < maxRequestBytes {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, maxRequestBytes - line.count, 0) }
-            if n > 0 {
-                if let newline = chunk[0..<n].firstIndex(of: UInt8(ascii: "\n")) {
-                    line += chunk[0..<newline]
-                    break
-                }
-                line += chunk[0..<n]
-            } else if n == 0 {
-                break // the client finished its request by closing its side
-            } else if errno == EINTR {
-                continue
-            } else if errno == EAGAIN || errno == EWOULDBLOCK {
-                guard wait(fd, for: Int16(POLLIN), until: deadline) else { return nil }
+    /// Does what `polled` (this server's entries after poll()) says is ready, without waiting,
+    /// and closes the clients whose time is up. `respond` makes the answer to a request line.
+    func serve(_ polled: ArraySlice<pollfd>, now: NATTime, respond: (String) -> String) {
+        for entry in polled where entry.revents != 0 {
+            if entry.fd == fileDescriptor {
+                acceptClients(now: now)
             } else {
-                return nil
+                serveClient(entry.fd, now: now, respond: respond)
             }
         }
-        return String(decoding: line, as: UTF8.self)
+        if !clients.isEmpty {
+            for (fd, client) in clients where client.deadline <= now {
+                counters.clientsTimedOut &+= 1
+                closeClient(fd)
+            }
+        }
     }
 
-    /// Sends all of `text`; false when `deadline` passes first or the client is gone.
-    static func send(_ text: String, to fd: Int32, deadline: NATTime) -> Bool {
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+    private func acceptClients(now: NATTime) {
+        while true {
+            let fd = accept(fileDescriptor, nil, nil)
+            if fd < 0 {
+                if errno == EINTR { continue }
+                return // EAGAIN: nobody else is waiting (or out of descriptors: try on the next wake-up)
+            }
+            if clients.count >= Self.maxClients, let oldest = clients.min(by: { $0.value.deadline < $1.value.deadline })?.key {
+                counters.clientsEvicted &+= 1
+                closeClient(oldest)
+            }
+            guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0, fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 else {
+                close(fd)
+                continue
+            }
+            clients[fd] = Client(deadline: now + Self.requestTimeout)
+        }
+    }
+
+    private func closeClient(_ fd: Int32) {
+        clients[fd] = nil
+        close(fd)
+    }
+
+    private func serveClient(_ fd: Int32, now: NATTime, respond: (String) -> String) {
+        guard var client = clients[fd] else { return }
+        if !client.answered {
+            var chunk = [UInt8](repeating: 0, count: Self.maxRequestBytes)
+            var complete = false
+            reading: while !complete {
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, Self.maxRequestBytes - client.request.count, 0) }
+                if n > 0 {
+                    if let newline = chunk[0..<n].firstIndex(of: UInt8(ascii: "\n")) {
+                        client.request += chunk[0..<newline]
+                        complete = true
+                    } else {
+                        client.request += chunk[0..<n]
+                        complete = client.request.count >= Self.maxRequestBytes
+                    }
+                } else if n == 0 {
+                    complete = true // the client ended its request by closing its side
+                } else if errno == EINTR {
+                    continue
+                } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                    break reading
+                } else {
+                    closeClient(fd)
+                    return
+                }
+            }
+            guard complete else {
+                clients[fd] = client // the rest of the line is still to come
+                return
+            }
+            client.response = Array(respond(String(decoding: client.request, as: UTF8.self)).utf8)
+            client.answered = true
+            client.deadline = now + Self.answerTimeout
+        }
+        while client.sent < client.response.count {
+            let n = client.response.withUnsafeBytes {
+                send(fd, $0.baseAddress! + client.sent, $0.count - client.sent, Int32(MSG_NOSIGNAL))
+            }
             if n > 0 {
-                offset += n
+                client.sent += n
             } else if n < 0, errno == EINTR {
                 continue
             } else if n < 0, errno == EAGAIN || errno == EWOULDBLOCK {
-                guard wait(fd, for: Int16(POLLOUT), until: deadline) else { return false }
+                clients[fd] = client // the rest when the client has read some
+                return
             } else {
-                return true // the client went away: nothing more to do for it
+                break // gone: nothing more to do for it
             }
         }
-        return true
-    }
-
-    /// Waits until `fd` is ready for `events` or `deadline` passes (false then).
-    private static func wait(_ fd: Int32, for events: Int16, until deadline: NATTime) -> Bool {
-        while true {
-            let now = MonotonicClock.now()
-            guard now < deadline else { return false }
-            let milliseconds = Int32(clamping: (deadline.duration(since: now).nanoseconds + 999_999) / 1_000_000)
-            var entry = pollfd(fd: fd, events: events, revents: 0)
-            let ready = poll(&entry, 1, milliseconds)
-            if ready > 0 { return true }
-            if ready < 0, errno != EINTR { return false }
-        }
+        closeClient(fd)
     }
 }
 

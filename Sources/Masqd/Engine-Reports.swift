@@ -116,8 +116,10 @@ extension Engine {
             .counter("metrics_bad_requests", metrics.badRequests, "Metrics requests answered with an error (not GET /metrics)."),
             .counter("metrics_clients_evicted", metrics.clientsEvicted, "Metrics connections closed to make room for a new one (at most 16 open)."),
             .counter("metrics_clients_timed_out", metrics.clientsTimedOut, "Metrics connections closed for taking too long."),
-            .counter("control_clients_timed_out", control.clientsTimedOut,
+            .counter("control_clients_timed_out", control.counters.clientsTimedOut,
                      "Control socket clients closed for not sending their request within 1 s or not taking the answer within 2 s."),
+            .counter("control_clients_evicted", control.counters.clientsEvicted,
+                     "Control socket clients closed to make room for a new one (at most 16 open)."),
         ]
         list += stateMetrics()
         return list

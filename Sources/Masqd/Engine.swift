@@ -78,20 +78,19 @@ public final class Engine {
                 throw error
             }
         }
-        var fds = [
-            pollfd(fd: control.fileDescriptor, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: addressMonitor.fileDescriptor, events: Int16(POLLIN), revents: 0),
-        ]
-        let metricsEntries = fds.count // the metrics server's descriptors follow, renewed each round
+        // The address monitor first; the control server's and the metrics server's
+        // descriptors follow, renewed each round.
+        var fds = [pollfd(fd: addressMonitor.fileDescriptor, events: Int16(POLLIN), revents: 0)]
         while !StopSignal.isRequested {
+            fds.removeSubrange(1...)
+            control.addPollEntries(to: &fds)
+            let metricsEntries = fds.count
             addMetricsPollEntries(&fds, from: metricsEntries)
             // Wakes at least every sweep interval: expiry runs on a clock, not on traffic.
             let ready = poll(&fds, nfds_t(fds.count), 10)
             let now = MonotonicClock.now()
-            if ready > 0 {
-                if fds[1].revents != 0, addressMonitor.drainEvents() { followAddressChange() }
-                if fds[0].revents != 0 { control.serve { request in respond(to: request) } }
-            }
+            if ready > 0, fds[0].revents != 0, addressMonitor.drainEvents() { followAddressChange() }
+            control.serve(fds[1..<metricsEntries], now: now) { request in respond(to: request) }
             serveMetrics(fds[metricsEntries...], now: now)
             reloadIfRequested()
             // 4096 rows every 10 ms walks the default 262144-row table in under a second.

@@ -39,7 +39,7 @@ while time.time() < end:
 print("done %d" % connections, flush=True)
 """#
 
-    @Test("a silent and a dribbling control client, reconnecting for 8 s: masqd stats answers within 3.5 s each time, SIGHUP reloads within 3.5 s")
+    @Test("a silent and a dribbling control client, reconnecting for 8 s: masqd stats answers within 1.5 s each time, SIGHUP reloads within 1.5 s")
     func slowClientsDoNotStallTheMainLoop() throws {
         try ReloadAndMetricsTests.withConfiguredEngine("csa", queueIndex: 91, yaml: { lab, queue in
             ReloadAndMetricsTests.baseYAML(lab, queue: queue, forwards: ["udp:5353=192.0.2.10:53"])
@@ -53,8 +53,8 @@ print("done %d" % connections, flush=True)
                     "the slow clients did not connect:\n\(silent.output)\n\(dribbler.output)")
             usleep(300_000)
 
-            // Served one client per turn of the loop, each slow one for at most 1 s: a stats
-            // request waits behind at most the two slow ones (2 s), never for the dribbler to stop.
+            // Slow clients hold only their own buffers: a stats request is answered at once,
+            // never after the dribbler stops (7.7 s on the code before the fix).
             var timings: [Double] = []
             for _ in 0..<3 {
                 let started = Date()
@@ -62,13 +62,13 @@ print("done %d" % connections, flush=True)
                 let took = Date().timeIntervalSince(started)
                 timings.append(took)
                 #expect(stats.succeeded && stats.stdout.contains("packets_received "), "masqd stats failed:\n\(stats.summary)")
-                #expect(took < 3.5, "masqd stats took \(took) s with slow control clients connected")
+                #expect(took < 1.5, "masqd stats took \(took) s with slow control clients connected")
                 usleep(500_000)
             }
             let started = Date()
             let line = try ReloadAndMetricsTests.hangUp(engine, expecting: "reloaded")
             let reloadTook = Date().timeIntervalSince(started)
-            #expect(reloadTook < 3.5, "the SIGHUP reload took \(reloadTook) s with slow control clients connected: \(line)")
+            #expect(reloadTook < 1.5, "the SIGHUP reload took \(reloadTook) s with slow control clients connected: \(line)")
 
             _ = dribbler.waitForOutput(containing: "done", timeout: 10)
             _ = silent.waitForOutput(containing: "done", timeout: 10)
