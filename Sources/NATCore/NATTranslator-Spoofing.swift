@@ -35,13 +35,20 @@ extension NATTranslator {
 }
 
 extension NATTranslator {
-    /// Judges a fragment by its IP header alone, before it reaches the reassembler: from the
-    /// WAN side, a spoofed or martian source is dropped (and counted) here, so it cannot hold
-    /// reassembly storage under the address it claims. nil: offer it to the reassembler.
-    /// `fragment` is an IPv4 header of at least 20 bytes (`PacketPath.isFragment` checked it).
+    /// Judges a fragment by its IP header alone, before it reaches the reassembler, with the
+    /// rules `translateInbound` applies first: from the WAN side, a spoofed or martian source,
+    /// or (with `--lan`) a destination inside a LAN prefix, is dropped and counted here, so it
+    /// cannot hold reassembly storage under the address it claims. nil: offer it to the
+    /// reassembler. `fragment` holds at least an IPv4 header (`PacketPath.isFragment` checked).
     public func screenFragment(_ fragment: UnsafeMutableRawBufferPointer, direction: PacketDirection) -> DropReason? {
         guard direction == .inbound, let base = fragment.baseAddress, fragment.count >= 20 else { return nil }
-        guard let reason = spoofedSourceFromWAN(IPv4Header(unchecked: base).source) else { return nil }
+        let header = IPv4Header(unchecked: base)
+        var reason = spoofedSourceFromWAN(header.source)
+        if reason == nil, !configuration.internalPrefixes.isEmpty, header.destination != configuration.externalAddress,
+           isInternal(header.destination) {
+            reason = .inboundToInternalAddress
+        }
+        guard let reason else { return nil }
         counters.countDrop(reason)
         return reason
     }

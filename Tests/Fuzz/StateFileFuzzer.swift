@@ -29,6 +29,24 @@ func fail(_ message: String) -> Never {
     if !condition { fail(message()) }
 }
 
+/// What the inputs met, over the whole run (printed at exit when FUZZ_STATS is set): shows
+/// how far past the decoder the fuzzer gets.
+struct RunStats {
+    var refused = [String: Int]()
+    var decoded = 0, restored = 0, importRefused = 0, flows = 0, helperConnections = 0
+    var verdicts = [String: Int]()
+
+    func print() {
+        let text = "state-fuzz stats: \(decoded) decoded, \(restored) restored (\(flows) flows, \(helperConnections) helper connections), \(importRefused) restores refused\n"
+            + "  refusals: " + refused.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
+            + "  verdicts: " + verdicts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
+        var bytes = Array(text.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+nonisolated(unsafe) var stats = RunStats()
+
 let external = IPv4Address(203, 0, 113, 1)
 let t0 = NATTime.seconds(1000)
 
@@ -125,13 +143,19 @@ func translate(_ nat: NATTranslator, _ bytes: [UInt8], _ direction: PacketDirect
     defer { buffer.deallocate() }
     buffer.copyBytes(from: bytes)
     switch nat.translate(buffer, direction: direction, checksum: PacketChecksumState(), now: now) {
-    case .accept, .acceptRewritten:
+    case .accept:
+        stats.verdicts["accept", default: 0] += 1
+        return Array(buffer)
+    case .acceptRewritten:
+        stats.verdicts["rewritten", default: 0] += 1
         return Array(buffer)
     case .acceptReplaced(let out):
+        stats.verdicts["replaced", default: 0] += 1
         check(out.count >= 40 && out.count <= 65535, "a replacement of \(out.count) bytes")
         check(Int(out[2]) << 8 | Int(out[3]) == out.count, "a replacement whose total length is not its size")
         return Array(out)
-    case .drop:
+    case .drop(let reason):
+        stats.verdicts["drop_\(reason)", default: 0] += 1
         return nil
     }
 }
@@ -149,18 +173,24 @@ func run(_ input: [UInt8]) {
         snapshot = try NATStateSnapshot(decoding: file)
     } catch {
         check(!error.description.isEmpty, "an empty refusal")
+        stats.refused[String(error.description.prefix { $0 != " " && $0 != "(" && $0 != ":" }), default: 0] += 1
         return
     }
+    stats.decoded += 1
     check(snapshot.encoded() == file, "a file that decodes does not encode back to its bytes")
     let nat = NATTranslator(configuration: configuration())
     do {
-        _ = try nat.importState(snapshot, downtime: .seconds(UInt64(flags >> 4)), now: t0)
+        let summary = try nat.importState(snapshot, downtime: .seconds(UInt64(flags >> 4)), now: t0)
+        stats.restored += 1
+        stats.helperConnections += summary.helperConnectionsRestored
     } catch {
         check(!error.description.isEmpty, "an empty refusal")
+        stats.importRefused += 1
         return
     }
     var flows: [SessionSnapshot] = []
     nat.forEachSession(now: t0) { if flows.count < 32 { flows.append($0) } }
+    stats.flows += flows.count
     let sequences = streamSequences(file)
     guard !flows.isEmpty else { return }
 
@@ -208,6 +238,7 @@ public func stateFuzzInitialize(_ argc: UnsafeMutablePointer<Int32>?,
         StateSeeds.write(to: String(cString: directory))
         exit(0)
     }
+    if getenv("FUZZ_STATS") != nil { atexit { stats.print() } }
     return 0
 }
 

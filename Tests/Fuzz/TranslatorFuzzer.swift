@@ -929,7 +929,7 @@ final class Harness {
         // As the engine does (PacketPath): the header-only spoofing checks come first.
         if n >= 20, fragment[0] >> 4 == 4,
            let reason = translator.screenFragment(UnsafeMutableRawBufferPointer(start: buffer, count: n), direction: direction.packetDirection) {
-            check(direction == .inbound && (reason == .spoofedSource || reason == .martianSource), "screenFragment dropped a \(direction) fragment: \(reason)")
+            check(direction == .inbound && [.spoofedSource, .martianSource, .inboundToInternalAddress].contains(reason), "screenFragment dropped a \(direction) fragment: \(reason)")
             stats.fragmentOutcomes["screened_\(reason)", default: 0] += 1
             return
         }

@@ -185,6 +185,7 @@ set -e
 echo "== state-file summary"
 grep -E "^#[0-9]+" "$STATE_LOG" | tail -n 1 || true
 grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$STATE_LOG" || true
+grep -A2 "^state-fuzz stats" "$STATE_LOG" || true
 crashes=$(find "$OUT/artifacts" -type f -name 'state-*' -newer "$STATE_START" ! -name 'state-slow-unit-*' 2>/dev/null | sort)
 if [[ $status -ne 0 || -n $crashes ]]; then
     echo "== STATE-FILE FUZZER FAILURE (libFuzzer exit status $status)"

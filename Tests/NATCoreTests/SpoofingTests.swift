@@ -173,12 +173,22 @@ extension SpoofingTests {
         #expect(screen(Net.hostB, Net.external, .inbound) == .spoofedSource)
         #expect(screen(Net.external, Net.external, .inbound) == .spoofedSource)
         #expect(screen(IPv4Bytes(127, 0, 0, 1), Net.external, .inbound) == .martianSource)
+        // A remote's fragment straight to a LAN address (with --lan), as translateInbound judges it.
+        #expect(screen(Net.remote, Net.hostA, .inbound) == .inboundToInternalAddress)
         #expect(nat.counters.drops(.spoofedSource) == 2 && nat.counters.drops(.martianSource) == 1)
-        // A real remote's fragments, and everything from inside, go on to the reassembler.
+        #expect(nat.counters.drops(.inboundToInternalAddress) == 1)
+        // A real remote's fragments to the WAN address or elsewhere, and everything from
+        // inside, go on to the reassembler.
         #expect(screen(Net.remote, Net.external, .inbound) == nil)
+        #expect(screen(Net.remote, Net.outsider, .inbound) == nil)
         #expect(screen(Net.hostA, Net.remote, .outbound) == nil)
         #expect(screen(Net.hostA, Net.external, .hairpin) == nil)
-        #expect(nat.counters.totalDrops == 3)
+        #expect(nat.counters.totalDrops == 4)
         #expect(nat.sessionCount == 0)
+        // Without --lan there is no LAN prefix to judge a destination by (README, Inbound).
+        let open = makeTranslator(internalPrefixes: [])
+        var p = PacketBuilder.udp(Net.remote, 40000, Net.hostA, 53, ip: IPv4Fields(flagsAndFragment: 0x2000))
+        #expect(p.withUnsafeMutableBytes { open.screenFragment($0, direction: .inbound) } == nil)
+        #expect(open.counters.totalDrops == 0)
     }
 }
