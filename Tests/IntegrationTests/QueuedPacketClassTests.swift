@@ -1,3 +1,4 @@
+import Foundation
 import NATCore
 import Testing
 @testable import Masqd
@@ -5,8 +6,9 @@ import Testing
 /// Issue #20 item 11: what the queue worker does with a packet by its hook and hardware
 /// protocol alone (QueueWorker-Packet.swift). Only the hooks and protocol our rules queue are
 /// translated; the rest is dropped and counted, never accepted unchanged (fail-closed).
-/// No integration test: making br_netfilter queue VLAN or PPPoE frames needs a bridge with
-/// VLAN filtering set up for it; the decision is the whole of the change.
+/// The hook half is also shown with real traffic (a foreign rule queueing at INPUT); the
+/// hardware-protocol half only here: making br_netfilter queue VLAN or PPPoE frames needs a
+/// bridge set up for it, and the decision is the whole of the change.
 @Suite struct QueuedPacketClassTests {
     let wan: UInt32 = 7
 
@@ -31,6 +33,24 @@ import Testing
                 #expect(QueuedPacketClass.of(hook: hook, hardwareProtocol: proto, inputInterfaceIndex: wan, wanIndex: wan) == .notIPv4,
                         "hook \(hook), hardware protocol 0x\(String(proto, radix: 16))")
             }
+        }
+    }
+
+    @Test("a foreign rule queueing h1's pings to the router at INPUT: they are dropped and counted as drop_unexpected_hook, not passed")
+    func packetsFromAnUnexpectedHookAreDropped() throws {
+        let queue = Integration.queue(92)
+        try Semantics.withEngine("uha", queue: queue) { lab, masqd in
+            let router = LabTopology.routerLANAddress
+            let before = try Frag.ping(lab, from: .host1, to: router, size: 56, count: 2)
+            #expect(before.received == 2, "h1 → router ping before the foreign rule:\n\(before.result.summary)")
+            try lab.check(.router, ["iptables", "-w", "-t", "mangle", "-I", "INPUT", "1", "-p", "icmp", "-s", LabTopology.host1Address,
+                                    "-j", "NFQUEUE", "--queue-num", String(queue)])
+            let start = try Semantics.stats(lab, masqd)
+            let during = try Frag.ping(lab, from: .host1, to: router, size: 56, count: 3)
+            let after = try Semantics.stats(lab, masqd)
+            #expect(during.received == 0, "pings queued at INPUT must not be accepted unchanged:\n\(during.result.summary)")
+            let dropped = (after["drop_unexpected_hook"] ?? 0) - (start["drop_unexpected_hook"] ?? 0)
+            #expect(dropped >= 3, "drop_unexpected_hook moved by \(dropped)")
         }
     }
 }
