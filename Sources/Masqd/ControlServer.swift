@@ -86,8 +86,6 @@ final class ControlServer {
         }
     }
 
-    var clientCount: Int { clients.count }
-
     /// Appends what the main loop's poll() must watch: the listener and each client, for
     /// reading its request or writing its answer.
     func addPollEntries(to fds: inout [pollfd]) {

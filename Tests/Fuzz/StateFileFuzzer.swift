@@ -160,6 +160,24 @@ func translate(_ nat: NATTranslator, _ bytes: [UInt8], _ direction: PacketDirect
     }
 }
 
+/// A refusal's case (and record kind), for the run's statistics.
+func kind(of error: NATStateError) -> String {
+    switch error {
+    case .truncated: "truncated"
+    case .trailingBytes: "trailing_bytes"
+    case .notAStateFile: "not_a_state_file"
+    case .unsupportedVersion: "version"
+    case .checksumMismatch: "checksum"
+    case .invalidHeader: "header"
+    case .invalidRecord(let kind, _, _): "record_" + kind.replacingSpaces()
+    default: "other"
+    }
+}
+
+extension String {
+    fileprivate func replacingSpaces() -> String { String(map { $0 == " " ? "_" : $0 }) }
+}
+
 // MARK: - one input
 
 func run(_ input: [UInt8]) {
@@ -173,7 +191,7 @@ func run(_ input: [UInt8]) {
         snapshot = try NATStateSnapshot(decoding: file)
     } catch {
         check(!error.description.isEmpty, "an empty refusal")
-        stats.refused[String(error.description.prefix { $0 != " " && $0 != "(" && $0 != ":" }), default: 0] += 1
+        stats.refused[kind(of: error), default: 0] += 1
         return
     }
     stats.decoded += 1
