@@ -1,12 +1,23 @@
 import NATCore
 
 // What the control socket answers: `stats` as `name value` lines (from the metric list the
-// Prometheus page renders too), `flows` one translation per line.
+// Prometheus page renders too), `flows` one translation per line. Both copy what they need
+// under the lock and make their text after releasing it: the workers wait only for the copy.
 
 extension Engine {
-    /// `masqd stats`: every metric as a `name value` line. Called with the lock held.
+    /// Answers a control request (main loop; takes the lock itself, for the copy only).
+    func respond(to request: String) -> String {
+        let words = request.split(separator: " ")
+        switch words.first {
+        case "stats": return statsReport()
+        case "flows": return flowsReport(filters: words.dropFirst().map(String.init))
+        default: return "error: unknown request '\(request)' (known: stats, flows)\n"
+        }
+    }
+
+    /// `masqd stats`: every metric as a `name value` line.
     func statsReport() -> String {
-        EngineMetric.statsText(metricList())
+        EngineMetric.statsText(withTranslator { _ in metricList() })
     }
 
     /// Every metric of the engine, in `masqd stats` order: the one list that both `masqd stats`
@@ -54,6 +65,8 @@ extension Engine {
             .counter("icmp_errors_inbound", core.icmpErrorsInbound, "Inbound ICMP errors whose quoted packet was translated."),
             .counter("icmp_errors_outbound", core.icmpErrorsOutbound, "Outbound ICMP errors whose quoted packet was translated."),
             .counter("drop_truncated", counters.truncatedDropped, "Packets dropped, by reason.", family: "drops", labels: [("reason", "truncated")]),
+            .counter("drop_not_ipv4", counters.notIPv4Dropped, "Packets dropped, by reason.", family: "drops", labels: [("reason", "not_ipv4")]),
+            .counter("drop_unexpected_hook", counters.unexpectedHookDropped, "Packets dropped, by reason.", family: "drops", labels: [("reason", "unexpected_hook")]),
         ]
         for reason in DropReason.allCases {
             list.append(.counter("drop_\(reason)", core.drops(reason), "Packets dropped, by reason.", family: "drops", labels: [("reason", "\(reason)")]))
@@ -91,8 +104,6 @@ extension Engine {
         }
         let metrics = metricsServer?.counters ?? MetricsServer.Counters()
         list += [
-            .counter("passed_not_ipv4", counters.notIPv4Passed, "Packets passed because they were not IPv4."),
-            .counter("passed_unexpected_hook", counters.unexpectedHookPassed, "Packets passed because they came from a hook the rules do not use."),
             .counter("queue_batches", counters.batches, "Batches taken from the queues."),
             .counter("queue_verdict_messages", q.verdictMessagesSent, "Verdict messages sent to the kernel."),
             .counter("queue_netlink_errors", q.netlinkErrors, "Netlink errors from the queues."),
@@ -105,6 +116,10 @@ extension Engine {
             .counter("metrics_bad_requests", metrics.badRequests, "Metrics requests answered with an error (not GET /metrics)."),
             .counter("metrics_clients_evicted", metrics.clientsEvicted, "Metrics connections closed to make room for a new one (at most 16 open)."),
             .counter("metrics_clients_timed_out", metrics.clientsTimedOut, "Metrics connections closed for taking too long."),
+            .counter("control_clients_timed_out", control.counters.clientsTimedOut,
+                     "Control socket clients closed for not sending their request within 1 s or not taking the answer within 2 s."),
+            .counter("control_clients_evicted", control.counters.clientsEvicted,
+                     "Control socket clients closed to make room for a new one (at most 16 open)."),
         ]
         list += stateMetrics()
         return list
@@ -112,7 +127,6 @@ extension Engine {
 
     /// Filters: `tcp`, `udp`, `icmp`, or an address that must appear in the flow.
     func flowsReport(filters: [String]) -> String {
-        let now = MonotonicClock.now()
         var protocols: Set<UInt8> = []
         var addresses: Set<IPv4Address> = []
         for filter in filters {
@@ -125,14 +139,19 @@ extension Engine {
                 addresses.insert(address)
             }
         }
-        var output = ""
-        var count = 0
-        translator.forEachSession(now: now) { flow in
-            if !protocols.isEmpty, !protocols.contains(flow.protocolNumber) { return }
-            if !addresses.isEmpty, !addresses.contains(flow.internalAddress), !addresses.contains(flow.remoteAddress) { return }
-            output += flow.description + "\n"
-            count += 1
+        // Under the lock: only the matching rows, copied (about 50 bytes each).
+        let flows: [SessionSnapshot] = withTranslator { translator in
+            var flows: [SessionSnapshot] = []
+            flows.reserveCapacity(protocols.isEmpty && addresses.isEmpty ? translator.sessionCount : 0)
+            translator.forEachSession(now: MonotonicClock.now()) { flow in
+                if !protocols.isEmpty, !protocols.contains(flow.protocolNumber) { return }
+                if !addresses.isEmpty, !addresses.contains(flow.internalAddress), !addresses.contains(flow.remoteAddress) { return }
+                flows.append(flow)
+            }
+            return flows
         }
+        var output = ""
+        for flow in flows { output += flow.description + "\n" }
         return output
     }
 }

@@ -38,8 +38,8 @@ extension EngineCounters {
         verdictAcceptRewritten &+= other.verdictAcceptRewritten
         verdictDrop &+= other.verdictDrop
         truncatedDropped &+= other.truncatedDropped
-        notIPv4Passed &+= other.notIPv4Passed
-        unexpectedHookPassed &+= other.unexpectedHookPassed
+        notIPv4Dropped &+= other.notIPv4Dropped
+        unexpectedHookDropped &+= other.unexpectedHookDropped
         refusedVerdicts &+= other.refusedVerdicts
         batches &+= other.batches
     }

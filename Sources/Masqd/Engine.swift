@@ -82,20 +82,19 @@ public final class Engine {
                 throw error
             }
         }
-        var fds = [
-            pollfd(fd: control.fileDescriptor, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: addressMonitor.fileDescriptor, events: Int16(POLLIN), revents: 0),
-        ]
-        let metricsEntries = fds.count // the metrics server's descriptors follow, renewed each round
+        // The address monitor first; the control server's and the metrics server's
+        // descriptors follow, renewed each round.
+        var fds = [pollfd(fd: addressMonitor.fileDescriptor, events: Int16(POLLIN), revents: 0)]
         while !StopSignal.isRequested {
+            fds.removeSubrange(1...)
+            control.addPollEntries(to: &fds)
+            let metricsEntries = fds.count
             addMetricsPollEntries(&fds, from: metricsEntries)
             // Wakes at least every sweep interval: expiry runs on a clock, not on traffic.
             let ready = poll(&fds, nfds_t(fds.count), 10)
             let now = MonotonicClock.now()
-            if ready > 0 {
-                if fds[1].revents != 0, addressMonitor.drainEvents() { followAddressChange() }
-                if fds[0].revents != 0 { control.serve { request in withTranslator { _ in respond(to: request) } } }
-            }
+            if ready > 0, fds[0].revents != 0, addressMonitor.drainEvents() { followAddressChange() }
+            control.serve(fds[1..<metricsEntries], now: now) { request in respond(to: request) }
             serveMetrics(fds[metricsEntries...], now: now)
             reloadIfRequested()
             // 4096 rows every 10 ms walks the default 262144-row table in under a second.
@@ -132,15 +131,5 @@ public final class Engine {
     @inline(__always) @discardableResult
     func withTranslator<T, E: Error>(_ body: (NATTranslator) throws(E) -> T) throws(E) -> T {
         try translatorLock.withLock { () throws(E) -> T in try body(translator) }
-    }
-
-    /// Answers a control request; called with the lock held.
-    func respond(to request: String) -> String {
-        let words = request.split(separator: " ")
-        switch words.first {
-        case "stats": return statsReport()
-        case "flows": return flowsReport(filters: words.dropFirst().map(String.init))
-        default: return "error: unknown request '\(request)' (known: stats, flows)\n"
-        }
     }
 }

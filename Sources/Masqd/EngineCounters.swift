@@ -8,10 +8,11 @@ struct EngineCounters {
     var verdictDrop: UInt64 = 0
     /// Larger than the copy range: cannot be rewritten, so dropped rather than leaked.
     var truncatedDropped: UInt64 = 0
-    /// Not IPv4 (the queue is bound for AF_INET; counted in case a rule says otherwise).
-    var notIPv4Passed: UInt64 = 0
-    /// Queued at a hook our rules do not use: passed unchanged.
-    var unexpectedHookPassed: UInt64 = 0
+    /// Not IPv4 by the hardware protocol (VLAN or PPPoE frames that br_netfilter queues, a
+    /// foreign rule): dropped, as passing them would send them out untranslated.
+    var notIPv4Dropped: UInt64 = 0
+    /// Queued at a hook our rules do not use: dropped, for the same reason.
+    var unexpectedHookDropped: UInt64 = 0
     /// Verdicts the kernel answered with NLMSG_ERROR.
     var refusedVerdicts: UInt64 = 0
     var batches: UInt64 = 0

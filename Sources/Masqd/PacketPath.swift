@@ -48,12 +48,15 @@ enum PacketPath {
 
     /// Fragments are held until their datagram is whole; then the datagram is translated and
     /// travels as the payload of its first fragment's verdict, every other fragment is
-    /// dropped, and the kernel refragments on output (KERNEL-FACTS fact 5).
+    /// dropped, and the kernel refragments on output (KERNEL-FACTS fact 5). The checks that
+    /// need only the IP header (a spoofed or martian source from the WAN) come first: a
+    /// fragment that fails them never holds reassembly state under the address it claims.
     static func processFragment(
         _ packet: UnsafeMutableRawBufferPointer, token: UInt32, direction: PacketDirection, now: NATTime,
         translator: NATTranslator, reassembler: FragmentReassembler, dropHeld: (UInt32) -> Void
     ) -> PacketDisposition {
-        switch reassembler.offer(UnsafeRawBufferPointer(packet), token: token, now: now, dropToken: dropHeld) {
+        if let reason = translator.screenFragment(packet, direction: direction) { return .drop(token: token, .translator(reason)) }
+        switch reassembler.offer(UnsafeRawBufferPointer(packet), token: token, direction: direction, now: now, dropToken: dropHeld) {
         case .held:
             return .held
         case .complete(let datagram, let acceptToken):

@@ -5,6 +5,30 @@ import NetfilterQueue
 // PacketPath (fragments to the reassembler, everything else to the translator) decides which
 // bytes go out for which packet. Called with the lock held.
 
+/// What a queued packet's hook and hardware protocol say, before its bytes are read.
+/// Anything the rules do not send here is dropped (fail-closed): accepted, it would leave
+/// untranslated.
+enum QueuedPacketClass: Equatable {
+    case translate(PacketDirection)
+    /// NF_INET_FORWARD: only the spoofing rule queues there (SteeringRules).
+    case spoofedForward
+    /// Hardware protocol other than IPv4: VLAN (0x8100) or PPPoE (0x8864) frames queued
+    /// through br_netfilter, or a foreign rule.
+    case notIPv4
+    /// LOCAL_IN, LOCAL_OUT or anything else: no rule of ours queues there.
+    case unexpectedHook
+
+    static func of(hook: UInt8, hardwareProtocol: UInt16, inputInterfaceIndex: UInt32, wanIndex: UInt32) -> QueuedPacketClass {
+        guard hardwareProtocol == 0x0800 else { return .notIPv4 }
+        switch hook {
+        case 0: return .translate(inputInterfaceIndex == wanIndex ? .inbound : .hairpin) // NF_INET_PRE_ROUTING
+        case 4: return .translate(.outbound) // NF_INET_POST_ROUTING
+        case 2: return .spoofedForward // NF_INET_FORWARD
+        default: return .unexpectedHook
+        }
+    }
+}
+
 extension QueueWorker {
     @inline(__always)
     func handle(_ packet: QueuedPacket, now: NATTime) {
@@ -14,22 +38,21 @@ extension QueueWorker {
             verdict(packet, .drop, rewritten: false)
             return
         }
-        guard packet.hardwareProtocol == 0x0800 else {
-            counters.notIPv4Passed &+= 1
-            verdict(packet, .accept, rewritten: false)
-            return
-        }
         let direction: PacketDirection
-        switch packet.hook {
-        case 0: direction = packet.inputInterfaceIndex == wanIndex ? .inbound : .hairpin // NF_INET_PRE_ROUTING
-        case 4: direction = .outbound  // NF_INET_POST_ROUTING
-        case 2: // NF_INET_FORWARD: only the spoofing rule queues here (SteeringRules)
+        switch QueuedPacketClass.of(hook: packet.hook, hardwareProtocol: packet.hardwareProtocol,
+                                    inputInterfaceIndex: packet.inputInterfaceIndex, wanIndex: wanIndex) {
+        case .translate(let d): direction = d
+        case .spoofedForward:
             _ = translator.refuseSpoofedForward()
             verdict(packet, .drop, rewritten: false)
             return
-        default:
-            counters.unexpectedHookPassed &+= 1
-            verdict(packet, .accept, rewritten: false)
+        case .notIPv4:
+            counters.notIPv4Dropped &+= 1
+            verdict(packet, .drop, rewritten: false)
+            return
+        case .unexpectedHook:
+            counters.unexpectedHookDropped &+= 1
+            verdict(packet, .drop, rewritten: false)
             return
         }
         let checksum = PacketChecksumState(checksumNotReady: packet.checksumNotReady, isGSO: packet.isGSO)

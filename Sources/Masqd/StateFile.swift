@@ -32,10 +32,14 @@ enum StateFile {
         return Array(bytes[0..<done])
     }
 
-    /// Replaces the file with `bytes` in one step.
+    /// Replaces the file with `bytes` in one step. The temporary file is always a new one
+    /// (O_EXCL, O_NOFOLLOW): a symlink or file planted at PATH.tmp is never written through.
+    /// One left by a crash mid-save is removed first (unlink removes a link, not its target).
     static func write(_ bytes: [UInt8], to path: String) throws(MasqdError) {
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+        var fd = open(temporary, flags, 0o600)
+        if fd < 0, errno == EEXIST, unlink(temporary) == 0 { fd = open(temporary, flags, 0o600) }
         guard fd >= 0 else { throw failure(temporary, "cannot create") }
         var done = 0
         while done < bytes.count {

@@ -64,17 +64,4 @@ enum UnixSocket {
         }
         return String(decoding: result, as: UTF8.self)
     }
-
-    /// Reads one request line (up to a newline, end of stream or 1 KiB).
-    static func readLine(_ fd: Int32) -> String {
-        var line: [UInt8] = []
-        var byte: UInt8 = 0
-        while line.count < 1024 {
-            let n = read(fd, &byte, 1)
-            if n < 0, errno == EINTR { continue }
-            guard n == 1, byte != UInt8(ascii: "\n") else { break }
-            line.append(byte)
-        }
-        return String(decoding: line, as: UTF8.self)
-    }
 }

@@ -44,13 +44,16 @@ public enum FragmentDropReason: Int, CaseIterable, Sendable, CustomStringConvert
     case timeout
     /// No room in the fragment storage (`FragmentLimits.maxBytes`).
     case capBytes
-    /// Discarded incomplete, oldest first, to make room when a cap was reached (counted per datagram).
+    /// Discarded incomplete, oldest first, to make room when storage, the datagram table or the
+    /// fragment cap was full (counted per datagram).
     case evicted
     /// Already `FragmentLimits.maxFragmentsHeld` fragments held.
     case capFragmentsHeld
     /// Already `FragmentLimits.maxDatagrams` datagrams in reassembly.
     case capDatagrams
-    /// The source already has `FragmentLimits.maxDatagramsPerSource` datagrams in reassembly.
+    /// A new datagram found its source (in its direction) with `FragmentLimits.maxDatagramsPerSource`
+    /// datagrams in reassembly: the source's own oldest incomplete one was discarded to make
+    /// room (counted per datagram discarded; the new one is held, never refused).
     case capPerSource
 
     public var description: String {

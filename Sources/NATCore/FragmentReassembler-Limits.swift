@@ -8,7 +8,8 @@ public struct FragmentLimits: Sendable, Equatable {
     public var maxBytes: Int
     /// Datagrams in reassembly at once.
     public var maxDatagrams: Int
-    /// Datagrams in reassembly at once from one source address.
+    /// Datagrams in reassembly at once from one source address in one direction; a new one
+    /// beyond it takes the place of that source's oldest incomplete one.
     public var maxDatagramsPerSource: Int
     /// Fragments of one datagram (FreeBSD caps this at 16; 128 covers a 64 KiB datagram cut
     /// for a 576-byte MTU). Bounds the per-fragment work of the sorted insert.

@@ -3,14 +3,21 @@
 // the reassembled datagram and DROPs the rest (the kernel refragments on output).
 //
 // Rules, after Linux's ip_fragment.c/inet_fragment.c and RFCs 791, 815, 1858 and 5722:
-// - key (source, destination, protocol, identification); any arrival order;
+// - key (direction, source, destination, protocol, identification); any arrival order. The
+//   direction (which hook and interface the fragment came by) is part of the key, so pieces
+//   spoofed from the WAN with a LAN host's addresses never join or disturb that host's own
+//   outbound datagram;
 // - an exact duplicate is dropped alone; any other overlap discards the whole datagram;
 // - the offset-0 fragment must hold the whole TCP/UDP/ICMP header, and a TCP fragment at
 //   offset 8 discards the datagram (RFC 1858);
 // - non-last fragments carry a multiple of 8 bytes; two different ends, data beyond the
 //   end, or more than 65535 bytes discard the datagram;
 // - a datagram not complete `timeout` after its first fragment is discarded;
-// - caps on storage bytes, datagrams, datagrams per source and fragments per datagram.
+// - caps on storage bytes, datagrams, datagrams per source and fragments per datagram. A
+//   source (per direction) at its cap gives up its own oldest incomplete datagram for a new
+//   one (`capPerSource`), and full storage or tables give up the globally oldest (`evicted`):
+//   a flood of first fragments claiming a victim's address evicts only itself, and the
+//   victim's real datagram, which completes within milliseconds, gets through.
 //
 // Memory: everything is allocated in `init` (see FragmentReassembler-Limits.swift): a pool
 // of 256-byte blocks and fragment records carved out of `maxBytes`, a datagram table of
@@ -114,6 +121,7 @@ public final class FragmentReassembler {
     public func offer(
         _ fragment: UnsafeRawBufferPointer,
         token: UInt32,
+        direction: PacketDirection,
         now: NATTime,
         dropToken: (UInt32) -> Void
     ) -> FragmentOutcome {
@@ -133,10 +141,10 @@ public final class FragmentReassembler {
         let payload = UnsafeRawPointer(ip.transport)
         let key = DatagramKey(
             source: header.source.value, destination: header.destination.value,
-            identification: header.identification, protocolNumber: header.protocolNumber)
+            identification: header.identification, protocolNumber: header.protocolNumber, direction: Self.code(direction))
         let hash = flowHash(
             UInt64(key.source) << 32 | UInt64(key.destination),
-            UInt64(key.identification) << 8 | UInt64(key.protocolNumber), seed: seed)
+            UInt64(key.direction) << 24 | UInt64(key.identification) << 8 | UInt64(key.protocolNumber), seed: seed)
         var row = findDatagram(key, hash: hash)
         if row >= 0, datagrams.rows[Int(row)].deadline <= now.nanoseconds {
             discard(row, reason: .timeout, dropToken)
@@ -165,9 +173,12 @@ public final class FragmentReassembler {
         let blocksNeeded = FragmentBlockPool.blocksFor(length)
         if row < 0 {
             // A new datagram: the caps decide, and a refused fragment leaves no state behind.
-            var sourceRow = findSource(key.source)
+            var sourceRow = findSource(key.source, direction: key.direction)
             if sourceRow >= 0, Int(sources.rows[Int(sourceRow)].count) >= limits.maxDatagramsPerSource {
-                return refuse(.capPerSource)
+                // The source gives up its own oldest incomplete datagram: refusing the new one
+                // would let 64 spoofed first fragments shut the real owner of an address out.
+                discard(sources.rows[Int(sourceRow)].oldest, reason: .capPerSource, dropToken)
+                sourceRow = findSource(key.source, direction: key.direction)
             }
             // Full: make room by evicting the oldest incomplete datagrams (a bounded few) rather
             // than refusing, so a slow flood of never-completed datagrams cannot keep every new
@@ -178,7 +189,7 @@ public final class FragmentReassembler {
                 discard(oldest, reason: .evicted, dropToken)
                 evictions += 1
             }
-            if evictions > 0 { sourceRow = findSource(key.source) }
+            if evictions > 0 { sourceRow = findSource(key.source, direction: key.direction) }
             if datagrams.freeCount == 0 { return refuse(.capDatagrams) }
             if records.freeCount == 0 { return refuse(.capFragmentsHeld) }
             if blocksNeeded > blocks.freeCount { return refuse(.capBytes) }
@@ -319,17 +330,28 @@ public final class FragmentReassembler {
         return datagramIndex.find(hash: hash) { row in
             let d = rows[Int(row)]
             return d.source == key.source && d.destination == key.destination
-                && d.identification == key.identification && d.protocolNumber == key.protocolNumber
+                && d.identification == key.identification && d.protocolNumber == key.protocolNumber && d.direction == key.direction
         }
     }
 
-    private func sourceHash(_ address: UInt32) -> UInt32 {
-        flowHash(UInt64(address), 0x5352_4346, seed: seed)
+    @inline(__always)
+    static func code(_ direction: PacketDirection) -> UInt8 {
+        switch direction {
+        case .outbound: 0
+        case .inbound: 1
+        case .hairpin: 2
+        }
     }
 
-    private func findSource(_ address: UInt32) -> Int32 {
+    private func sourceHash(_ address: UInt32, direction: UInt8) -> UInt32 {
+        flowHash(UInt64(direction) << 32 | UInt64(address), 0x5352_4346, seed: seed)
+    }
+
+    private func findSource(_ address: UInt32, direction: UInt8) -> Int32 {
         let rows = sources.rows
-        return sourceIndex.find(hash: sourceHash(address)) { rows[Int($0)].address == address }
+        return sourceIndex.find(hash: sourceHash(address, direction: direction)) {
+            rows[Int($0)].address == address && rows[Int($0)].direction == direction
+        }
     }
 
     /// The caller has checked there is a free datagram row (and so a free source row).
@@ -337,11 +359,12 @@ public final class FragmentReassembler {
         var sourceRow = found
         if sourceRow < 0 {
             sourceRow = sources.take()
-            let h = sourceHash(key.source)
-            sources.rows[Int(sourceRow)] = SourceRow(address: key.source, hash: h, count: 0)
+            let h = sourceHash(key.source, direction: key.direction)
+            sources.rows[Int(sourceRow)] = SourceRow(address: key.source, hash: h, count: 0, oldest: -1, newest: -1, direction: key.direction)
             sourceIndex.insert(hash: h, row: sourceRow)
         }
-        sources.rows[Int(sourceRow)].count += 1
+        let s = sources.rows + Int(sourceRow)
+        s.pointee.count += 1
 
         let row = datagrams.take()
         var d = DatagramRow.empty
@@ -350,12 +373,16 @@ public final class FragmentReassembler {
         d.destination = key.destination
         d.identification = key.identification
         d.protocolNumber = key.protocolNumber
+        d.direction = key.direction
         d.hash = hash
         d.sourceRow = sourceRow
         d.older = newest
+        d.sourceOlder = s.pointee.newest
         datagrams.rows[Int(row)] = d
         if newest >= 0 { datagrams.rows[Int(newest)].newer = row } else { oldest = row }
         newest = row
+        if s.pointee.newest >= 0 { datagrams.rows[Int(s.pointee.newest)].sourceNewer = row } else { s.pointee.oldest = row }
+        s.pointee.newest = row
         datagramIndex.insert(hash: hash, row: row)
         return row
     }
@@ -413,6 +440,8 @@ public final class FragmentReassembler {
         if d.newer >= 0 { datagrams.rows[Int(d.newer)].older = d.older } else { newest = d.older }
         datagramIndex.remove(hash: d.hash, row: row)
         let s = sources.rows + Int(d.sourceRow)
+        if d.sourceOlder >= 0 { datagrams.rows[Int(d.sourceOlder)].sourceNewer = d.sourceNewer } else { s.pointee.oldest = d.sourceNewer }
+        if d.sourceNewer >= 0 { datagrams.rows[Int(d.sourceNewer)].sourceOlder = d.sourceOlder } else { s.pointee.newest = d.sourceOlder }
         s.pointee.count -= 1
         if s.pointee.count == 0 {
             sourceIndex.remove(hash: s.pointee.hash, row: d.sourceRow)
@@ -427,6 +456,8 @@ struct DatagramKey {
     var destination: UInt32
     var identification: UInt16
     var protocolNumber: UInt8
+    /// `FragmentReassembler.code(direction)`.
+    var direction: UInt8
 }
 
 /// One datagram in reassembly.
@@ -439,6 +470,7 @@ struct DatagramRow: BitwiseCopyable {
     var protocolNumber: UInt8
     /// Header length of the offset-0 fragment; 0 until it arrives.
     var headerLength: UInt8
+    var direction: UInt8
     /// Fragment list sorted by offset.
     var firstFragment: Int32
     var lastFragment: Int32
@@ -449,21 +481,26 @@ struct DatagramRow: BitwiseCopyable {
     var payloadLength: Int32
     var highestEnd: Int32
     var sourceRow: Int32
-    /// Creation-order list.
+    /// Creation-order list, of all datagrams and of this source's.
     var older: Int32
     var newer: Int32
+    var sourceOlder: Int32
+    var sourceNewer: Int32
 
     static let empty = DatagramRow(
-        deadline: 0, source: 0, destination: 0, hash: 0, identification: 0, protocolNumber: 0, headerLength: 0,
+        deadline: 0, source: 0, destination: 0, hash: 0, identification: 0, protocolNumber: 0, headerLength: 0, direction: 0,
         firstFragment: -1, lastFragment: -1, fragmentCount: 0, receivedBytes: 0, payloadLength: -1,
-        highestEnd: 0, sourceRow: -1, older: -1, newer: -1)
+        highestEnd: 0, sourceRow: -1, older: -1, newer: -1, sourceOlder: -1, sourceNewer: -1)
 }
 
-/// Datagrams in reassembly per source address.
+/// Datagrams in reassembly per source address and direction, oldest and newest of them.
 struct SourceRow: BitwiseCopyable {
     var address: UInt32
     var hash: UInt32
     var count: Int32
+    var oldest: Int32
+    var newest: Int32
+    var direction: UInt8
 
-    static let empty = SourceRow(address: 0, hash: 0, count: 0)
+    static let empty = SourceRow(address: 0, hash: 0, count: 0, oldest: -1, newest: -1, direction: 0)
 }

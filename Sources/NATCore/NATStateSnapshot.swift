@@ -88,12 +88,19 @@ public struct NATStateSnapshot: Sendable, Equatable {
         var carriesEdits: Bool { !edits.isEmpty || baseDelta != 0 || !held.isEmpty }
 
         /// Why the packet path could not run on this stream, or nil. It relies on edits in
-        /// stream order, before the next byte, each delta the sum of those before (and far
-        /// from overflowing). The exporter leaves out a connection this refuses, so a saved
-        /// file always reads back.
+        /// stream order, ending before the held bytes (which sit just before the next byte:
+        /// the packet path only logs edits of bytes it sends, and rebuilds retransmissions up
+        /// to the held ones from the log), each delta the sum of those before (and far from
+        /// overflowing). The exporter leaves out a connection this refuses, so a saved file
+        /// always reads back.
         var problem: String? {
             let bound: Int32 = 1 << 30
             guard edits.count <= HelperLimits.editLog, abs(Int(baseDelta)) < Int(bound) else { return "edit log or base delta out of range" }
+            guard held.count <= Int(UInt16.max) else { return "\(held.count) held bytes" }
+            let heldStart = nextSequence &- UInt32(held.count)
+            if let last = edits.last, !seqLE(last.end, heldStart) {
+                return "edit \(edits.count - 1) ends among the held bytes or after the next byte"
+            }
             var delta = baseDelta
             var previousEnd: UInt32? = nil
             for (i, edit) in edits.enumerated() {

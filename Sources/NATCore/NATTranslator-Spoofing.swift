@@ -35,6 +35,24 @@ extension NATTranslator {
 }
 
 extension NATTranslator {
+    /// Judges a fragment by its IP header alone, before it reaches the reassembler, with the
+    /// rules `translateInbound` applies first: from the WAN side, a spoofed or martian source,
+    /// or (with `--lan`) a destination inside a LAN prefix, is dropped and counted here, so it
+    /// cannot hold reassembly storage under the address it claims. nil: offer it to the
+    /// reassembler. `fragment` holds at least an IPv4 header (`PacketPath.isFragment` checked).
+    public func screenFragment(_ fragment: UnsafeMutableRawBufferPointer, direction: PacketDirection) -> DropReason? {
+        guard direction == .inbound, let base = fragment.baseAddress, fragment.count >= 20 else { return nil }
+        let header = IPv4Header(unchecked: base)
+        var reason = spoofedSourceFromWAN(header.source)
+        if reason == nil, !configuration.internalPrefixes.isEmpty, header.destination != configuration.externalAddress,
+           isInternal(header.destination) {
+            reason = .inboundToInternalAddress
+        }
+        guard let reason else { return nil }
+        counters.countDrop(reason)
+        return reason
+    }
+
     /// Counts a packet the engine refuses before translation: one forwarded out of the WAN
     /// with one of the router's own addresses as its source (from the LAN side, which only
     /// `accept_local` lets through routing). The translator cannot tell those from the router's

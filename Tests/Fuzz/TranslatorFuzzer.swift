@@ -564,7 +564,8 @@ extension Direction {
     static func from(_ bits: UInt8) -> Direction { [.outbound, .inbound, .hairpin, .outbound][Int(bits & 3)] }
 }
 
-struct FragmentKey: Equatable { var src: UInt32, dst: UInt32, id: UInt16, proto: UInt8 }
+/// The reassembler's key: the direction is part of it (issue #20 item 3).
+struct FragmentKey: Equatable { var src: UInt32, dst: UInt32, id: UInt16, proto: UInt8, direction: Direction }
 struct Endpoint: Hashable { var proto: UInt8, address: UInt32, port: UInt16 }
 struct SessionKey: Hashable { var proto: UInt8, internalAddress: UInt32, internalPort: UInt16, remoteAddress: UInt32, remotePort: UInt16 }
 
@@ -923,8 +924,17 @@ final class Harness {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: 1)
         defer { buffer.deallocate() }
         fragment.withUnsafeBytes { if n > 0 { buffer.copyMemory(from: $0.baseAddress!, byteCount: n) } }
-        let key: FragmentKey? = n >= 20 ? FragmentKey(src: fragment.be32(12), dst: fragment.be32(16), id: fragment.be16(4), proto: fragment[9]) : nil
-        let outcome = reassembler.offer(UnsafeRawBufferPointer(start: buffer, count: n), token: token, now: time) { dropped.append($0) }
+        let key: FragmentKey? = n >= 20 ? FragmentKey(src: fragment.be32(12), dst: fragment.be32(16), id: fragment.be16(4), proto: fragment[9],
+                                                      direction: direction) : nil
+        // As the engine does (PacketPath): the header-only spoofing checks come first.
+        if n >= 20, fragment[0] >> 4 == 4,
+           let reason = translator.screenFragment(UnsafeMutableRawBufferPointer(start: buffer, count: n), direction: direction.packetDirection) {
+            check(direction == .inbound && [.spoofedSource, .martianSource, .inboundToInternalAddress].contains(reason), "screenFragment dropped a \(direction) fragment: \(reason)")
+            stats.fragmentOutcomes["screened_\(reason)", default: 0] += 1
+            return
+        }
+        let outcome = reassembler.offer(UnsafeRawBufferPointer(start: buffer, count: n), token: token, direction: direction.packetDirection,
+                                        now: time) { dropped.append($0) }
         check(UnsafeRawBufferPointer(start: buffer, count: n).elementsEqual(fragment), "offer changed the fragment")
 
         var seen = Set<UInt32>()
@@ -959,7 +969,7 @@ final class Harness {
             check(v.total == datagram.count, "datagram total length \(v.total) for \(datagram.count) bytes")
             check(v.headerValid, "datagram with a bad header checksum")
             check(v.b16(6) & 0x3fff == 0, "a reassembled datagram is still a fragment")
-            check(FragmentKey(src: v.src, dst: v.dst, id: v.b16(4), proto: v.proto) == key, "datagram of another key")
+            check(FragmentKey(src: v.src, dst: v.dst, id: v.b16(4), proto: v.proto, direction: direction) == key, "datagram of another key")
             let whole = Array(UnsafeRawBufferPointer(datagram))
             // As the engine does: translate the datagram (here a copy in an exact buffer).
             translate(whole, direction)

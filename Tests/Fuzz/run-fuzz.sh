@@ -15,6 +15,12 @@
 #                                                  (the inputs since the last state reset, in order)
 # Environment: SWIFTC (compiler), FUZZ_OUT (build/output directory), FUZZ_ARGS (extra libFuzzer flags).
 #
+# Then the state-file fuzzer (Tests/Fuzz/StateFileFuzzer.swift: any bytes as a state file,
+# decoded, restored into a translator with the helpers, and packets replayed through it) for a
+# quarter of SECONDS, at least 10 s (FUZZ_STATE_SECONDS overrides), one job, -max_len=8192,
+# corpus state-corpus/, crashes artifacts/state-*, log state-fuzz.log. Reproduce:
+# .build-fuzz/state-fuzzer CRASH-FILE
+#
 # Then, when the translator fuzzer found nothing, the capture fuzzer (Tests/Fuzz/CaptureFuzzer.swift:
 # the PacketCapture reader and writer, any bytes as a capture file) runs for a quarter of
 # SECONDS, at least 10 s (FUZZ_CAPTURE_SECONDS overrides), one job, -max_len=4096, with its own
@@ -148,6 +154,48 @@ if [[ $status -ne 0 || -n $crashes ]]; then
     exit 1
 fi
 echo "== no crash"
+
+# The state-file fuzzer, after the translator's: linked against the same NATCore and NATHelpers objects.
+STATE_BIN=$OUT/state-fuzzer
+STATE_HARNESS=$ROOT/Tests/Fuzz/StateFileFuzzer.swift
+STATE_SECONDS=${FUZZ_STATE_SECONDS:-$(( DURATION / 4 > 10 ? DURATION / 4 : 10 ))}
+if [[ ! -x $STATE_BIN || -n $(find "$ROOT/Sources/NATCore" "$ROOT/Sources/NATHelpers" "$STATE_HARNESS" "$ROOT/Tests/Fuzz/run-fuzz.sh" -newer "$STATE_BIN" -print -quit) ]]; then
+    echo "== building the state-file fuzzer in $OUT"
+    "$SWIFTC" "${FLAGS[@]}" -I "$OBJ" "$STATE_HARNESS" "$OBJ/NATCore.o" "$OBJ/NATHelpers.o" \
+        -o "$STATE_BIN.tmp" 2> >(grep -v "Cannot export local symbol" >&2)
+    mv "$STATE_BIN.tmp" "$STATE_BIN"
+    echo "== built $STATE_BIN"
+else
+    echo "== $STATE_BIN is up to date"
+fi
+mkdir -p "$OUT/state-corpus"
+rm -rf "$OUT/state-seeds"
+FUZZ_WRITE_SEEDS="$OUT/state-seeds" "$STATE_BIN" >/dev/null 2>&1 || true
+[[ -n $(ls -A "$OUT/state-seeds" 2>/dev/null) ]] || { echo "state seed corpus was not written" >&2; exit 2; }
+STATE_START=$OUT/.state-start-stamp
+touch "$STATE_START"
+STATE_LOG=$OUT/state-fuzz.log
+echo "== fuzzing the state file for ${STATE_SECONDS}s; log: $STATE_LOG"
+set +e
+"$STATE_BIN" -max_len=8192 -max_total_time="$STATE_SECONDS" -timeout=30 -print_final_stats=1 \
+    -artifact_prefix="$OUT/artifacts/state-" ${EXTRA[@]+"${EXTRA[@]}"} \
+    "$OUT/state-corpus" "$OUT/state-seeds" 2>&1 | tee "$STATE_LOG" | grep -E "^#[0-9]+.*(pulse|DONE)|ERROR|INVARIANT|Test unit written"
+status=${PIPESTATUS[0]}
+set -e
+echo "== state-file summary"
+grep -E "^#[0-9]+" "$STATE_LOG" | tail -n 1 || true
+grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$STATE_LOG" || true
+grep -A2 "^state-fuzz stats" "$STATE_LOG" || true
+crashes=$(find "$OUT/artifacts" -type f -name 'state-*' -newer "$STATE_START" ! -name 'state-slow-unit-*' 2>/dev/null | sort)
+if [[ $status -ne 0 || -n $crashes ]]; then
+    echo "== STATE-FILE FUZZER FAILURE (libFuzzer exit status $status)"
+    grep -E "INVARIANT BROKEN|ERROR: |Fatal error|SUMMARY" "$STATE_LOG" | head -n 20 || true
+    for c in $crashes; do echo "reproducer: $c"; done
+    echo "reproduce: $STATE_BIN <reproducer>"
+    [[ $status -ne 0 ]] && exit "$status"
+    exit 1
+fi
+echo "== no crash in the state-file fuzzer"
 
 # The capture fuzzer, after the translator's: PacketCapture compiled as a module the same way.
 CAPTURE_BIN=$OUT/capture-fuzzer

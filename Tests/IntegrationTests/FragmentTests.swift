@@ -165,7 +165,7 @@ struct FragmentTests {
             Frag.expectWithinCaps(samples)
             let last = samples.last ?? [:]
             let text = Frag.fragmentStats(last)
-            #expect((last["fragments_drop_cap_per_source"] ?? 0) >= 5000 - 64, "one source: all but 64 datagrams refused by the per-source cap:\n\(text)")
+            #expect((last["fragments_drop_cap_per_source"] ?? 0) >= 5000 - 64, "one source: all but 64 datagrams give way to newer ones under the per-source cap:\n\(text)")
             // h1's flood leaves at most 64 datagrams (h2's pings are complete by now).
             #expect(samples.allSatisfy { ($0["fragments_datagrams_in_progress"] ?? 0) <= 64 + 2 },
                     "more than 64 of h1's datagrams in reassembly: max \(samples.map { $0["fragments_datagrams_in_progress"] ?? 0 }.max() ?? -1)")

@@ -99,7 +99,7 @@ struct FragmentNonsenseTests {
             var dropped: [UInt32] = []
             var last: FragmentOutcome = .held
             for (i, f) in entry.fragments.enumerated() {
-                last = f.withUnsafeBytes { reassembler.offer($0, token: UInt32(i + 1), now: .seconds(10)) { dropped.append($0) } }
+                last = f.withUnsafeBytes { reassembler.offer($0, token: UInt32(i + 1), direction: .outbound, now: .seconds(10)) { dropped.append($0) } }
                 if i < entry.fragments.count - 1 {
                     guard case .held = last else {
                         Issue.record("\(entry.name): fragment \(i) was not held: \(last)")
@@ -147,7 +147,7 @@ struct FragmentNonsenseTests {
                                   payload: first ? Self.udpStart(16, length: 24) : [UInt8](repeating: 0x5a, count: 8))
                 p[12] = 99
             }
-            let outcome = p.withUnsafeBytes { reassembler.offer($0, token: token, now: .seconds(100)) { held.remove($0) } }
+            let outcome = p.withUnsafeBytes { reassembler.offer($0, token: token, direction: .outbound, now: .seconds(100)) { held.remove($0) } }
             switch outcome {
             case .held: held.insert(token)
             case .complete(_, let accept):

@@ -159,9 +159,10 @@ private struct Run {
     var heldCount: Int { outcomes.filter { if case .held = $0 { true } else { false } }.count }
 }
 
-private func offer(_ r: FragmentReassembler, _ bytes: [UInt8], token: UInt32, now: NATTime, into run: inout Run) {
+private func offer(_ r: FragmentReassembler, _ bytes: [UInt8], token: UInt32, direction: PacketDirection = .outbound,
+                   now: NATTime, into run: inout Run) {
     var dropped: [UInt32] = []
-    let outcome = bytes.withUnsafeBytes { r.offer($0, token: token, now: now) { dropped.append($0) } }
+    let outcome = bytes.withUnsafeBytes { r.offer($0, token: token, direction: direction, now: now) { dropped.append($0) } }
     run.outcomes.append(outcome)
     run.dropped += dropped
     if case .complete(let datagram, let accept) = outcome {
@@ -581,30 +582,39 @@ private func expectEmpty(_ r: FragmentReassembler) {
         if case .complete = run.outcomes.last! {} else { Issue.record("datagram 5 did not complete: \(run.outcomes.last!)") }
     }
 
-    @Test func perSourceCap() {
+    @Test func perSourceCapEvictsTheSourcesOwnOldest() {
         var rng = SeededRNG(seed: 81)
         let r = FragmentReassembler(limits: FragmentLimits(maxDatagramsPerSource: 2), hashSeed: 17)
         var run = Run()
+        var a: [[UInt8]] = []
         for i in 0..<3 {
-            let d = makeDatagram(payload: 3000, id: UInt16(i), source: clientA, rng: &rng)
-            offer(r, fragments(d, size: 1480)[1], token: UInt32(i), now: .seconds(1), into: &run)
+            a.append(makeDatagram(payload: 3000, id: UInt16(i), source: clientA, rng: &rng))
+            offer(r, fragments(a[i], size: 1480)[1], token: UInt32(i), now: .seconds(1), into: &run)
         }
-        #expect(run.reasons() == [.capPerSource])
+        // A third datagram from A: A's oldest (token 0) gives way; the new one is held.
+        #expect(run.heldCount == 3)
+        #expect(run.reasons() == [])
+        #expect(run.dropped == [0])
+        #expect(r.counters.capPerSource == 1)
+        #expect(r.counters.evicted == 0)
+        #expect(r.datagramsInProgress == 2)
+        // Another source is not touched by A's cap.
         let other = makeDatagram(payload: 3000, id: 0, source: clientB, rng: &rng)
         offer(r, fragments(other, size: 1480)[1], token: 9, now: .seconds(1), into: &run)
         #expect(isHeld(run.outcomes.last!))
-        #expect(r.counters.capPerSource == 1)
-        // Completing one of A's datagrams frees its slot.
-        var rng2 = SeededRNG(seed: 81)
-        let a0 = makeDatagram(payload: 3000, id: 0, source: clientA, rng: &rng2)
-        for (j, f) in fragments(a0, size: 1480).enumerated() where j != 1 {
+        #expect(run.dropped == [0])
+        // The newest of A's completes, byte for byte.
+        for (j, f) in fragments(a[2], size: 1480).enumerated() where j != 1 {
             offer(r, f, token: 20 + UInt32(j), now: .seconds(1), into: &run)
         }
         #expect(run.completed.count == 1)
-        if let got = run.completed.first { expectReassembled(got, equals: a0) }
+        if let got = run.completed.first { expectReassembled(got, equals: a[2]) }
+        #expect(run.accepted == [20])
+        // Completing one freed A's slot: the next is held without evicting anything.
         let a3 = makeDatagram(payload: 3000, id: 3, source: clientA, rng: &rng)
         offer(r, fragments(a3, size: 1480)[0], token: 30, now: .seconds(1), into: &run)
         #expect(isHeld(run.outcomes.last!))
+        #expect(r.counters.capPerSource == 1)
     }
 
     @Test func byteCap() {
@@ -657,7 +667,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
                 buffer.replaceSubrange(12..<16, with: [10, UInt8(i & 7), 0, UInt8(i >> 8 & 0xff)])
                 buffer.replaceSubrange(16..<20, with: server)
                 let outcome = buffer.withUnsafeBytes {
-                    r.offer(UnsafeRawBufferPointer(rebasing: $0[0..<(20 + length)]), token: UInt32(i), now: .seconds(1)) { _ in dropped += 1 }
+                    r.offer(UnsafeRawBufferPointer(rebasing: $0[0..<(20 + length)]), token: UInt32(i), direction: .outbound, now: .seconds(1)) { _ in dropped += 1 }
                 }
                 if case .drop(let reason) = outcome { outcomes[reason, default: 0] += 1 }
                 if case .held = outcome { held += 1 }
@@ -722,7 +732,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
                 f = list.randomElement(using: &rng)!
             }
             var dropped: [UInt32] = []
-            let outcome = f.withUnsafeBytes { r.offer($0, token: token, now: NATTime(nanoseconds: clock)) { dropped.append($0) } }
+            let outcome = f.withUnsafeBytes { r.offer($0, token: token, direction: .outbound, now: NATTime(nanoseconds: clock)) { dropped.append($0) } }
             for t in dropped {
                 verdicts[Int(t)] += 1
                 #expect(pending.remove(t) != nil || t == token)
@@ -757,6 +767,91 @@ private func expectEmpty(_ r: FragmentReassembler) {
         #expect(pending.isEmpty)
         #expect(verdicts[1...].allSatisfy { $0 == 1 })
         #expect(completedOK > 0)
+        expectEmpty(r)
+    }
+}
+
+// MARK: issue #20 item 3: spoofed first fragments, direction in the key
+
+/// Every byte of a reassembled UDP datagram against the original, with both checksums
+/// recomputed by NATTestKit's reference checksum (not the reassembler's or FragRef's).
+private func expectWholeDatagram(_ got: [UInt8], equals original: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(got == original, "reassembled bytes differ from the datagram sent", sourceLocation: sourceLocation)
+    guard got.count >= 28 else { Issue.record("reassembled datagram of \(got.count) bytes", sourceLocation: sourceLocation); return }
+    let ihl = Int(got[0] & 0x0f) * 4
+    #expect(Int(got[2]) << 8 | Int(got[3]) == got.count, "total length", sourceLocation: sourceLocation)
+    #expect((Int(got[6]) << 8 | Int(got[7])) & 0x3fff == 0, "MF or offset left set", sourceLocation: sourceLocation)
+    #expect(RefChecksum.sum(Array(got[0..<ihl])) == 0xffff, "IP header checksum", sourceLocation: sourceLocation)
+    let l4 = Array(got[ihl...])
+    #expect(Int(l4[4]) << 8 | Int(l4[5]) == l4.count, "UDP length", sourceLocation: sourceLocation)
+    let pseudo = RefChecksum.pseudoHeader(source: IPv4Bytes(got[12], got[13], got[14], got[15]),
+                                          destination: IPv4Bytes(got[16], got[17], got[18], got[19]), protocolNumber: 17, length: l4.count)
+    #expect(RefChecksum.sum(pseudo + l4) == 0xffff, "UDP checksum", sourceLocation: sourceLocation)
+}
+
+@Suite struct FragmentDirectionAndSpoofingTests {
+    @Test func spoofedFirstFragmentsUnderAVictimsAddressEvictOnlyThemselves() {
+        var rng = SeededRNG(seed: 120)
+        let r = FragmentReassembler(hashSeed: 120)
+        var run = Run()
+        // 64 incomplete datagrams claiming clientB (the default per-source cap), from the WAN.
+        for i in 0..<64 {
+            let junk = makeDatagram(payload: 3000, id: UInt16(1000 + i), source: clientB, rng: &rng)
+            offer(r, fragments(junk, size: 1480)[0], token: UInt32(1000 + i), direction: .inbound, now: .seconds(1), into: &run)
+        }
+        #expect(run.heldCount == 64 && r.datagramsInProgress == 64)
+        // The real clientB's datagram; the attacker keeps sending while it is in reassembly.
+        let victim = makeDatagram(payload: 4000, id: 7, source: clientB, rng: &rng)
+        let pieces = fragments(victim, size: 1480)
+        #expect(pieces.count == 3)
+        offer(r, pieces[0], token: 1, direction: .inbound, now: .seconds(2), into: &run)
+        #expect(isHeld(run.outcomes.last!))
+        #expect(run.dropped == [1000], "the attacker's oldest gives way, nothing else")
+        for i in 64..<74 {
+            let junk = makeDatagram(payload: 3000, id: UInt16(1000 + i), source: clientB, rng: &rng)
+            offer(r, fragments(junk, size: 1480)[0], token: UInt32(1000 + i), direction: .inbound, now: .seconds(2), into: &run)
+        }
+        #expect(run.dropped == Array(UInt32(1000)...UInt32(1010)), "each new spoofed datagram evicts the oldest spoofed one, never the victim's")
+        offer(r, pieces[2], token: 3, direction: .inbound, now: .seconds(2), into: &run)
+        offer(r, pieces[1], token: 2, direction: .inbound, now: .seconds(2), into: &run)
+        #expect(run.completed.count == 1)
+        #expect(run.accepted == [1])
+        if let got = run.completed.first { expectWholeDatagram(got, equals: victim) }
+        #expect(run.dropped.suffix(2) == [2, 3], "the victim's other fragments are dropped: their bytes travel in the first one's verdict")
+        let c = r.counters
+        #expect(c.capPerSource == 11)
+        #expect(c.evicted == 0)
+        #expect(c.datagramsCompleted == 1)
+        #expect(c.datagramsInProgress == 63)
+        #expect(c.totalDrops == 11)
+    }
+
+    @Test func theDirectionIsPartOfTheKey() {
+        var rng = SeededRNG(seed: 121)
+        let r = FragmentReassembler(limits: FragmentLimits(maxDatagramsPerSource: 1), hashSeed: 121)
+        var run = Run()
+        let mine = makeDatagram(payload: 3000, id: 0x4242, source: clientA, rng: &rng)
+        // The same source, destination, protocol and identification, other bytes, from the WAN.
+        let spoofed = makeDatagram(payload: 3000, id: 0x4242, source: clientA, rng: &rng)
+        let minePieces = fragments(mine, size: 1480), spoofedPieces = fragments(spoofed, size: 1480)
+        offer(r, minePieces[0], token: 1, direction: .outbound, now: .seconds(1), into: &run)
+        // Same key but for the direction: it would overlap (discarding both) or, with a per-source
+        // cap of 1, evict the outbound datagram, were the direction not part of both keys.
+        offer(r, spoofedPieces[0], token: 11, direction: .inbound, now: .seconds(1), into: &run)
+        offer(r, spoofedPieces[1], token: 12, direction: .inbound, now: .seconds(1), into: &run)
+        #expect(run.heldCount == 3)
+        #expect(run.dropped.isEmpty)
+        #expect(r.datagramsInProgress == 2)
+        offer(r, minePieces[2], token: 3, direction: .outbound, now: .seconds(1), into: &run)
+        offer(r, minePieces[1], token: 2, direction: .outbound, now: .seconds(1), into: &run)
+        #expect(run.completed.count == 1 && run.accepted == [1])
+        if let got = run.completed.first { expectWholeDatagram(got, equals: mine) }
+        // And the spoofed one completes on its own, as itself.
+        offer(r, spoofedPieces[2], token: 13, direction: .inbound, now: .seconds(1), into: &run)
+        #expect(run.completed.count == 2 && run.accepted == [1, 11])
+        if run.completed.count == 2 { expectWholeDatagram(run.completed[1], equals: spoofed) }
+        let c = r.counters
+        #expect(c.overlap == 0 && c.capPerSource == 0 && c.evicted == 0 && c.totalDrops == 0)
         expectEmpty(r)
     }
 }

@@ -157,4 +157,38 @@ extension SpoofingTests {
         #expect(nat.refuseSpoofedForward() == .drop(.spoofedSource))
         #expect(nat.counters.drops(.spoofedSource) == 2 && nat.counters.totalDrops == 2)
     }
+
+    @Test("fragments are screened by their IP header before reassembly: spoofed and martian sources from the WAN only")
+    func fragmentsAreScreenedBeforeReassembly() {
+        let nat = forwarding()
+        func screen(_ source: IPv4Bytes, _ destination: IPv4Bytes, _ direction: PacketDirection) -> DropReason? {
+            // A first fragment (MF set, offset 0) of a UDP datagram.
+            var p = PacketBuilder.udp(source, 40000, destination, 5353, payload: [UInt8](repeating: 0x61, count: 64),
+                                      ip: IPv4Fields(identification: 77, flagsAndFragment: 0x2000))
+            let before = p
+            let reason = p.withUnsafeMutableBytes { nat.screenFragment($0, direction: direction) }
+            #expect(p == before, "screening never changes the bytes")
+            return reason
+        }
+        #expect(screen(Net.hostB, Net.external, .inbound) == .spoofedSource)
+        #expect(screen(Net.external, Net.external, .inbound) == .spoofedSource)
+        #expect(screen(IPv4Bytes(127, 0, 0, 1), Net.external, .inbound) == .martianSource)
+        // A remote's fragment straight to a LAN address (with --lan), as translateInbound judges it.
+        #expect(screen(Net.remote, Net.hostA, .inbound) == .inboundToInternalAddress)
+        #expect(nat.counters.drops(.spoofedSource) == 2 && nat.counters.drops(.martianSource) == 1)
+        #expect(nat.counters.drops(.inboundToInternalAddress) == 1)
+        // A real remote's fragments to the WAN address or elsewhere, and everything from
+        // inside, go on to the reassembler.
+        #expect(screen(Net.remote, Net.external, .inbound) == nil)
+        #expect(screen(Net.remote, Net.outsider, .inbound) == nil)
+        #expect(screen(Net.hostA, Net.remote, .outbound) == nil)
+        #expect(screen(Net.hostA, Net.external, .hairpin) == nil)
+        #expect(nat.counters.totalDrops == 4)
+        #expect(nat.sessionCount == 0)
+        // Without --lan there is no LAN prefix to judge a destination by (README, Inbound).
+        let open = makeTranslator(internalPrefixes: [])
+        var p = PacketBuilder.udp(Net.remote, 40000, Net.hostA, 53, ip: IPv4Fields(flagsAndFragment: 0x2000))
+        #expect(p.withUnsafeMutableBytes { open.screenFragment($0, direction: .inbound) } == nil)
+        #expect(open.counters.totalDrops == 0)
+    }
 }

@@ -465,6 +465,9 @@ final class CountingDatagramHelper: ApplicationHelper {
         (128 + 20 + 17, [9], "9 edits"),
         (128 + 20 + 20 + 8, [0x7f], "out of order or inconsistent"),       // first edit's delta
         (128 + 20 + 20 + 104 + 10, [0x55], "bytes after replacement 0 not zero"),
+        // Issue #20 item 9: 3 held bytes put the held range at 1001..<1004, inside the edit
+        // of 1001..<1002; the packet path only ever logs edits before the held bytes.
+        (128 + 20 + 12, [0x00, 0x03], "edit 0 ends among the held bytes"),
     ] as [(Int, [UInt8], String)])
     func outOfRangeValuesAreRefusedByName(offset: Int, patch: [UInt8], expected: String) {
         var bytes = Self.smallFile()

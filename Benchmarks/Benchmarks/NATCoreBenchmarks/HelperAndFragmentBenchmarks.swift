@@ -19,7 +19,7 @@ func fragmentBenchmarks() {
                 copies[p][4] = UInt8(truncatingIfNeeded: i >> 8)
                 copies[p][5] = UInt8(truncatingIfNeeded: i)
                 copies[p].withUnsafeBytes { raw in
-                    blackHole(reassembler.offer(raw, token: UInt32(p), now: start) { blackHole($0) })
+                    blackHole(reassembler.offer(raw, token: UInt32(p), direction: .outbound, now: start) { blackHole($0) })
                 }
             }
         }
