@@ -37,6 +37,9 @@ extension Engine {
             .counter("translated_outbound", core.outboundTranslated, "Packets masqueraded on their way out."),
             .counter("translated_inbound", core.inboundTranslated, "Packets translated back on their way in."),
             .counter("inbound_unmatched", core.inboundUnmatched, "Inbound packets to the WAN address matching no translation: passed to the router's own stack."),
+            .counter("pass_local_port", core.inboundLocalPort, "Inbound and hairpinned packets to a port the router's own sockets hold or reserve (no port forward on it): passed to the router's stack untranslated."),
+            .counter("ports_skipped_local", core.localPortSkips, "New mappings whose internal port the router holds or reserves: given another port."),
+            .counter("mappings_evicted_local_port", core.mappingsEvictedLocalPort, "Dynamic mappings removed with their sessions because a router socket took their port."),
             .counter("inbound_not_for_us", core.inboundNotForUs, "Inbound packets not addressed to the WAN address: passed unchanged."),
             .counter("outbound_not_internal", core.outboundNotInternal, "Outbound packets from outside the LAN prefixes: passed unchanged."),
             .gauge("flows_active", translator.sessionCount, "Live translations (sessions)."),
@@ -65,6 +68,7 @@ extension Engine {
             .gauge("helper_expectations_pending", translator.pendingExpectationCount, "Connections helpers expect that have not arrived yet."),
             .counter("helper_expectations_fulfilled", core.expectationsFulfilled, "Expected connections that arrived."),
             .counter("helper_expectations_expired", core.expectationsExpired, "Expected connections that did not arrive in time."),
+            .counter("helper_expectations_refused_host_share", core.expectationsRefusedHostShare, "Expected connections refused because the internal host had its share pending (--max-helper-flows-per-host)."),
             .counter("helper_lines_held", core.helperLinesHeld, "Unfinished lines held back until the rest arrived."),
             .counter("helper_held_released", core.helperHeldReleased, "Held bytes sent on unfinished."),
         ]
