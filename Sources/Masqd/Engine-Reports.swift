@@ -37,7 +37,7 @@ extension Engine {
             .counter("translated_outbound", core.outboundTranslated, "Packets masqueraded on their way out."),
             .counter("translated_inbound", core.inboundTranslated, "Packets translated back on their way in."),
             .counter("inbound_unmatched", core.inboundUnmatched, "Inbound packets to the WAN address matching no translation: passed to the router's own stack."),
-            .counter("pass_local_port", core.inboundLocalPort, "Inbound and hairpinned packets to a port the router's own sockets hold or reserve (no port forward on it): passed to the router's stack untranslated."),
+            .counter("pass_local_port", core.inboundLocalPort, "Inbound and hairpinned packets to a port the router's own sockets hold (no port forward on it): passed to the router's stack untranslated."),
             .counter("ports_skipped_local", core.localPortSkips, "New mappings whose internal port the router holds or reserves: given another port."),
             .counter("mappings_evicted_local_port", core.mappingsEvictedLocalPort, "Dynamic mappings removed with their sessions because a router socket took their port."),
             .counter("inbound_not_for_us", core.inboundNotForUs, "Inbound packets not addressed to the WAN address: passed unchanged."),

@@ -40,9 +40,11 @@ public struct LocalPortSet: Sendable, Equatable {
 }
 
 /// The translator's copy: held ports and the reserved range in one bitmap, allocated once, so
-/// the packet path tests a port with one load.
+/// the packet path tests a port with one load; and the held ports alone (a packet to a
+/// reserved port nobody holds and no mapping has is just unmatched, as before).
 struct LocalPortMap {
     private let words: UnsafeMutablePointer<UInt64>
+    private let heldWords: UnsafeMutablePointer<UInt64>
     /// The reserved range (kept apart too: the allocator steps over it rather than through it).
     private(set) var reserved: ClosedRange<UInt16>?
 
@@ -52,9 +54,14 @@ struct LocalPortMap {
     init() {
         words = .allocate(capacity: 2 * LocalPortSet.wordsPerProtocol)
         words.initialize(repeating: 0, count: 2 * LocalPortSet.wordsPerProtocol)
+        heldWords = .allocate(capacity: 2 * LocalPortSet.wordsPerProtocol)
+        heldWords.initialize(repeating: 0, count: 2 * LocalPortSet.wordsPerProtocol)
     }
 
-    func deallocate() { words.deallocate() }
+    func deallocate() {
+        words.deallocate()
+        heldWords.deallocate()
+    }
 
     /// Whether the router holds or reserves `port`; `slot` as in ExternalPortTable (ICMP's 2 never).
     @inline(__always)
@@ -62,8 +69,17 @@ struct LocalPortMap {
         slot < 2 && words[slot &* LocalPortSet.wordsPerProtocol &+ Int(port &>> 6)] &>> UInt64(port & 63) & 1 == 1
     }
 
+    /// Whether a socket of the router holds `port` (the reserved range aside).
+    @inline(__always)
+    func containsHeld(slot: Int, port: UInt16) -> Bool {
+        slot < 2 && heldWords[slot &* LocalPortSet.wordsPerProtocol &+ Int(port &>> 6)] &>> UInt64(port & 63) & 1 == 1
+    }
+
     mutating func set(_ held: LocalPortSet, reserved: ClosedRange<UInt16>?) {
-        for i in 0..<held.words.count { words[i] = held.words[i] }
+        for i in 0..<held.words.count {
+            words[i] = held.words[i]
+            heldWords[i] = held.words[i]
+        }
         self.reserved = reserved
         guard let reserved else { return }
         for slot in 0..<2 {

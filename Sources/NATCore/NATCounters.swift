@@ -88,8 +88,9 @@ public struct NATCounters: Sendable {
     /// Parts of a line held back until the rest arrived, and held bytes released unfinished.
     public var helperLinesHeld: UInt64 = 0
     public var helperHeldReleased: UInt64 = 0
-    /// Inbound (and hairpinned) packets to a port the router's own sockets hold or reserve,
-    /// with no port forward on it: passed to the router's stack untranslated.
+    /// Inbound (and hairpinned) packets to a port the router's own sockets hold (or a reserved
+    /// one a dynamic mapping still had), with no port forward on it: passed to the router's
+    /// stack untranslated.
     public var inboundLocalPort: UInt64 = 0
     /// New mappings that could not keep their internal port because the router holds or
     /// reserves it: another port was chosen.

@@ -66,10 +66,17 @@ extension NATTranslator {
     }
 
     /// True (and counted) when an inbound or hairpinned packet to `port` belongs to the router:
-    /// a port its sockets hold or reserve, with no port forward on it.
+    /// a port its sockets hold, or a reserved one a dynamic mapping still has (until the next
+    /// report evicts it); never a port forward's. A reserved port nobody holds and no mapping
+    /// has is left to the unmatched path, as any closed port.
     @inline(__always)
     func isRoutersPort(slot: Int, port: UInt16, owner: Int32) -> Bool {
-        guard localPorts.contains(slot: slot, port: port), owner < 0 || !mappings[owner].isStatic else { return false }
+        guard localPorts.contains(slot: slot, port: port) else { return false } // the packet path's one load
+        if owner >= 0 {
+            guard !mappings[owner].isStatic else { return false }
+        } else if !localPorts.containsHeld(slot: slot, port: port) {
+            return false
+        }
         counters.inboundLocalPort &+= 1
         return true
     }

@@ -47,6 +47,12 @@ struct LocalPortTranslationTests {
         #expect(nat.run(&kept, .outbound) == .acceptRewritten)
         #expect(kept == PacketBuilder.udp(Net.external, 61000, Net.remote, 53))
         #expect(nat.counters.localPortSkips == 1000)
+        // Inbound to a reserved port no socket holds and no mapping has: unmatched, like any closed port.
+        let original = PacketBuilder.udp(Net.remote, 53, Net.external, 45000)
+        var inbound = original
+        #expect(nat.run(&inbound, .inbound) == .accept)
+        #expect(inbound == original)
+        #expect(nat.counters.inboundUnmatched == 1 && nat.counters.inboundLocalPort == 0)
     }
 
     @Test("a --port-range inside the reserved range has no port to give: dropped, counted")
