@@ -11,6 +11,7 @@ struct LocalPortsState {
     /// What the log last said, so a refresh logs only changes.
     var lastHeldCounts: (tcp: Int, udp: Int)? = nil
     var lastReserved: ClosedRange<UInt16>? = nil
+    var lastForwardsOnLocalPorts = 0
     var unreadableLogged = false
 }
 
@@ -18,6 +19,16 @@ extension Engine {
     /// The ports to hand over now: the held ones on `address`, and the reserved range if asked for.
     static func readLocalPorts(address: IPv4Address?, reserve: Bool) -> (reading: LocalPortsReader.Reading, reserved: ClosedRange<UInt16>?) {
         (LocalPortsReader.readHeld(address: address), reserve ? LocalPortsReader.readPortRange() : nil)
+    }
+
+    /// Why `settings` cannot work with the router's range `reserved`: an explicit --port-range
+    /// entirely inside it leaves no port for any mapping.
+    static func portRangeProblem(_ settings: EngineSettings, reserved: ClosedRange<UInt16>?) -> MasqdError? {
+        let ports = settings.nat.ports
+        guard let reserved, ports.lowPortRange == nil,
+              reserved.lowerBound <= ports.portRange.lowerBound, ports.portRange.upperBound <= reserved.upperBound else { return nil }
+        return .option("--port-range", "\(ports.portRange.lowerBound)-\(ports.portRange.upperBound)",
+                       "lies inside the router's ip_local_port_range \(reserved.lowerBound)-\(reserved.upperBound): no port left for mappings (choose ports outside it, or --reserve-local-port-range no)")
     }
 
     /// Main loop: every refresh interval (or at once when `force`), reads and hands over the ports.
@@ -47,6 +58,12 @@ extension Engine {
         if !localPortsState.unreadableLogged, !(reading.unreadable.filter { !$0.hasSuffix("6") }.isEmpty && reading.cut.isEmpty && reading.outcome.malformed == 0) {
             localPortsState.unreadableLogged = true
             logger.warning("router's own ports: unreadable \(reading.unreadable), cut at \(LocalPortsReader.maximumBytes >> 20) MiB \(reading.cut), \(reading.outcome.malformed) line(s) not understood")
+        }
+        if update.forwardsOnLocalPorts != localPortsState.lastForwardsOnLocalPorts {
+            localPortsState.lastForwardsOnLocalPorts = update.forwardsOnLocalPorts
+            if update.forwardsOnLocalPorts > 0 {
+                logger.notice("\(update.forwardsOnLocalPorts) forwarded port(s) are also held or reserved by the router's own sockets: the forwards keep them")
+            }
         }
         if update.mappingsEvicted > 0 {
             logger.notice("router sockets took the ports of \(update.mappingsEvicted) mapping(s): removed with \(update.sessionsCut) session(s)")

@@ -58,6 +58,10 @@ extension Engine {
             refuseReload("reload refused: \(place)\(fixed.count == 1 ? "key" : "keys") \(what) cannot change while running; restart masqd for that; nothing of the reload was applied")
             return
         }
+        if fresh.settings.reserveLocalPortRange, let problem = Engine.portRangeProblem(fresh.settings, reserved: LocalPortsReader.readPortRange()) {
+            refuseReload("reload refused: \(problem); nothing of the reload was applied")
+            return
+        }
         let summary: ReconfigureSummary
         do {
             summary = try withTranslator { translator throws(ReconfigureError) in

@@ -39,11 +39,7 @@ public final class Engine {
         // The router's ports first: a saved mapping on one of them is not restored.
         let local = Engine.readLocalPorts(address: configuration.externalAddress, reserve: settings.reserveLocalPortRange)
         translator.setLocalPorts(local.reading.held, reserved: local.reserved)
-        if let reserved = local.reserved, settings.nat.ports.lowPortRange == nil,
-           reserved.lowerBound <= settings.nat.ports.portRange.lowerBound, settings.nat.ports.portRange.upperBound <= reserved.upperBound {
-            throw .option("--port-range", "\(settings.nat.ports.portRange.lowerBound)-\(settings.nat.ports.portRange.upperBound)",
-                          "lies inside the router's ip_local_port_range \(reserved.lowerBound)-\(reserved.upperBound): no port left for mappings (choose ports outside it, or --reserve-local-port-range no)")
-        }
+        if let problem = Engine.portRangeProblem(settings, reserved: local.reserved) { throw problem }
         // Before any queue is bound: no packet is translated without the restored state.
         stateKeeping = try Engine.restoreState(settings, into: translator, logger: logger)
 

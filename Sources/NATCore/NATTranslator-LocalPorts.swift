@@ -10,7 +10,7 @@ public struct LocalPortsUpdate: Sendable, Equatable {
     public var mappingsEvicted = 0
     /// Their sessions, cut with them.
     public var sessionsCut = 0
-    /// Port forwards on a port the router holds or reserves: kept (the admin asked for them).
+    /// Forwarded ports the router holds or reserves: kept (the admin asked for them).
     public var forwardsOnLocalPorts = 0
 }
 

@@ -65,4 +65,35 @@ struct LocalPortTests {
             #expect(stats["ports_skipped_local"] == 1, "ports_skipped_local: \(stats["ports_skipped_local"] ?? -1)")
         }
     }
+
+    /// The port the server's udpecho saw a LAN host's datagram from ("… seen-from WAN:PORT'").
+    static func seenPort(_ reply: CommandResult) -> Int? {
+        guard let range = reply.stdout.range(of: "seen-from \(LabTopology.routerWANAddress):") else { return nil }
+        return Int(reply.stdout[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    @Test("the router's ephemeral range is kept from mappings by default; a reload with reserve-local-port-range: no preserves ports in it")
+    func ephemeralRangeReservedThenReleased() throws {
+        try ReloadAndMetricsTests.withConfiguredEngine("lpc", queueIndex: 92, yaml: { lab, queue in
+            ReloadAndMetricsTests.baseYAML(lab, queue: queue, forwards: ["tcp:8080=\(LabTopology.host1Address):80"])
+        }) { lab, masqd, config, engine in
+            let range = try lab.check(.router, ["cat", "/proc/sys/net/ipv4/ip_local_port_range"]).stdout
+            #expect(range.split(whereSeparator: \.isWhitespace) == ["32768", "60999"], "the router namespace's range: \(range)")
+            _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
+            let first = try lab.run(.host1, lab.helper(["udpsend", server, "9999", "--sport", "40000", "--msg", "reserved"]), timeout: 15)
+            let port = Self.seenPort(first)
+            #expect(port.map { !(32768...60999).contains($0) && $0 >= 1024 } == true, "h1's 40000 went out as \(port ?? -1):\n\(first.output)")
+            var stats = try Semantics.stats(lab, masqd)
+            #expect(stats["local_ports_reserved"] == 60999 - 32768 + 1 && stats["ports_skipped_local"] == 1, "\(stats.filter { $0.key.contains("local") })")
+
+            let yaml = try String(contentsOfFile: config, encoding: .utf8) + "\nreserve-local-port-range: no\n"
+            try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+            let line = try ReloadAndMetricsTests.hangUp(engine, expecting: "reloaded")
+            #expect(line.contains("reserve-local-port-range now no"), "\(line)")
+            let second = try lab.run(.host2, lab.helper(["udpsend", server, "9999", "--sport", "40001", "--msg", "free"]), timeout: 15)
+            #expect(Self.seenPort(second) == 40001, "h2's 40001 should be preserved now:\n\(second.output)")
+            stats = try Semantics.stats(lab, masqd)
+            #expect(stats["local_ports_reserved"] == 0 && stats["ports_skipped_local"] == 1, "\(stats.filter { $0.key.contains("local") })")
+        }
+    }
 }

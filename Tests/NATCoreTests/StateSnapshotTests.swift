@@ -259,6 +259,16 @@ final class CountingDatagramHelper: ApplicationHelper {
         let outside = makeTranslator(internalPrefixes: ["192.0.2.8/31"]) // only .8 and .9
         #expect(try outside.importState(saved, downtime: .seconds(1), now: t0).sessionsNotInConfiguration == 3)
         #expect(outside.mappingCount == 0)
+
+        // A port the router's sockets now hold (the daemon reports them before restoring) or now
+        // reserves is left out too: the router's, not a LAN host's.
+        let routers = makeTranslator()
+        var held = LocalPortSet()
+        held.insert(protocolNumber: IPProtocolNumber.udp, port: 5000)
+        routers.setLocalPorts(held, reserved: 5500...6500)
+        let left = try routers.importState(saved, downtime: .seconds(1), now: t0)
+        #expect(left.sessionsRestored == 1 && left.sessionsNotInConfiguration == 2)
+        #expect(routers.snapshots(now: t0).map { "\($0.internalAddress):\($0.externalPort)" } == ["192.0.2.12:7000"])
     }
 
     @Test func sessionsOfAPortForwardComeBackOnTheForwardsMapping() throws {
