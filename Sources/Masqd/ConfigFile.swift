@@ -122,6 +122,8 @@ extension ConfigFile {
             ("max-flows", .single(\.maxFlows)),
             ("max-flows-per-host", .single(\.maxFlowsPerHost)),
             ("timeout", .list(\.timeout)),
+            ("reserve-local-port-range", .single(\.reserveLocalPortRange)),
+            ("max-helper-flows-per-host", .single(\.maxHelperFlowsPerHost)),
             ("no-hairpin", .flag(\.noHairpin)),
             ("fail-open", .flag(\.failOpen)),
             ("firewall", .single(\.firewall)),

@@ -58,6 +58,10 @@ extension Engine {
             refuseReload("reload refused: \(place)\(fixed.count == 1 ? "key" : "keys") \(what) cannot change while running; restart masqd for that; nothing of the reload was applied")
             return
         }
+        if fresh.settings.reserveLocalPortRange, let problem = Engine.portRangeProblem(fresh.settings, reserved: LocalPortsReader.readPortRange()) {
+            refuseReload("reload refused: \(problem); nothing of the reload was applied")
+            return
+        }
         let summary: ReconfigureSummary
         do {
             summary = try withTranslator { translator throws(ReconfigureError) in
@@ -69,6 +73,7 @@ extension Engine {
         }
         reloading.current = fresh.settings
         reloading.reloads &+= 1
+        refreshLocalPorts(now: MonotonicClock.now(), force: true) // reserve-local-port-range, ip_local_port_range
         logger.notice("reloaded \(source): \(Self.describe(summary, from: current, to: fresh.settings))")
     }
 
@@ -126,7 +131,12 @@ extension Engine {
             let helpers = settings.nat.helpers.map { "\($0.helper.name):\($0.ports.map(\.description).joined(separator: ","))" }
             parts.append("helpers now \(helpers.isEmpty ? "none" : helpers.joined(separator: " ")) (live helper connections keep theirs)")
         }
-        if summary.limitsChanged { parts.append("max-flows-per-host now \(settings.nat.maxSessionsPerHost)") }
+        if summary.limitsChanged {
+            parts.append("max-flows-per-host now \(settings.nat.maxSessionsPerHost), max-helper-flows-per-host \(settings.nat.helperLimits.connectionsPerHost)")
+        }
+        if old.reserveLocalPortRange != settings.reserveLocalPortRange {
+            parts.append("reserve-local-port-range now \(settings.reserveLocalPortRange ? "yes" : "no")")
+        }
         if old.state != settings.state {
             // Engine-State.swift reads the settings in force for its next checkpoint and the save at stop.
             parts.append(settings.state.map {

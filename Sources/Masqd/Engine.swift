@@ -23,6 +23,8 @@ public final class Engine {
     var lastSweep = NATTime(nanoseconds: 0)
     /// --state-file: saved at stop and in checkpoints, restored at start (Engine-State.swift).
     var stateKeeping = StateKeeping()
+    /// The router's own ports, refreshed from the main loop (Engine-LocalPorts.swift).
+    var localPortsState = LocalPortsState()
     static let sweepInterval = NATDuration(nanoseconds: 10_000_000)
 
     public init(settings: EngineSettings, logger: Logger) throws(MasqdError) {
@@ -38,6 +40,10 @@ public final class Engine {
         var random = SystemRandomNumberGenerator()
         configuration.hashSeed = random.next()
         translator = NATTranslator(configuration: configuration)
+        // The router's ports first: a saved mapping on one of them is not restored.
+        let local = Engine.readLocalPorts(address: configuration.externalAddress, reserve: settings.reserveLocalPortRange)
+        translator.setLocalPorts(local.reading.held, reserved: local.reserved)
+        if let problem = Engine.portRangeProblem(settings, reserved: local.reserved) { throw problem }
         // Before any queue is bound: no packet is translated without the restored state.
         stateKeeping = try Engine.restoreState(settings, into: translator, logger: logger)
 
@@ -64,6 +70,7 @@ public final class Engine {
         // The address was read in init, before the monitor subscribed: one that appeared in
         // between (DHCP at boot) would otherwise never be seen. Re-read it now.
         followAddressChange()
+        refreshLocalPorts(now: MonotonicClock.now(), force: true)
         let external = translator.configuration.externalAddress.map { "\($0)" } ?? "none yet"
         let lan = settings.internalPrefixes.isEmpty ? "every non-local source" : settings.internalPrefixes.map(\.description).joined(separator: ", ")
         let queues = settings.queueCount > 1 ? "queues \(settings.queue)-\(settings.queue + settings.queueCount - 1) (one worker each)" : "queue \(settings.queue)"
@@ -103,6 +110,7 @@ public final class Engine {
                 withTranslator { $0.expire(now: now, budget: 4096) }
             }
             checkpointIfDue(now: now)
+            refreshLocalPorts(now: now)
         }
         // The workers give every packet still queued its verdict before they end.
         threads.forEach { $0.join() }
@@ -124,6 +132,7 @@ public final class Engine {
             return flushed
         }
         guard let flushed else { return }
+        refreshLocalPorts(now: MonotonicClock.now(), force: true) // sockets on the new address are the router's now
         logger.notice("WAN \(settings.wanInterface) address is now \(address.map { "\($0)" } ?? "none"); flushed \(flushed) translations made with the old address")
     }
 

@@ -42,8 +42,14 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Cap on live translations of one internal address. Default 32768.")
     public var maxFlowsPerHost: String?
 
-    @Option(name: .long, help: "Idle timeout NAME=SECONDS (repeatable); NAME: udp, tcp-established, tcp-transitory, tcp-closed, icmp.")
+    @Option(name: .long, help: "Idle timeout NAME=SECONDS (repeatable); NAME: udp, tcp-established, tcp-transitory, tcp-opening (a SYN unanswered), tcp-closed, icmp.")
     public var timeout: [String] = []
+
+    @Option(name: .long, help: "Keep the router's ephemeral ports (net.ipv4.ip_local_port_range) out of mappings, so its DNS forwarder's replies cannot reach a LAN host: yes (default) or no (LAN hosts' ports in that range are then preserved too).")
+    public var reserveLocalPortRange: String?
+
+    @Option(name: .long, help: "Connections with an application helper one internal host may hold, and expectations it may have pending (each). Default 128, an eighth of the tables.")
+    public var maxHelperFlowsPerHost: String?
 
     @Flag(name: .long, help: "Do not hairpin (LAN host → WAN address → LAN host): no hairpin rule, no accept_local.")
     public var noHairpin: Bool = false
@@ -101,7 +107,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
             queue: queueRange.lowerBound, queueCount: UInt16(queueRange.count), wanInterface: wan, nat: nat, helpers: helperNames, hairpin: !noHairpin,
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
             metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen,
-            firewall: try checkedFirewall())
+            firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange())
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -164,6 +170,13 @@ public struct EngineOptions: ParsableArguments, Sendable {
             }
             nat.maxSessionsPerHost = value
         }
+        if let maxHelperFlowsPerHost {
+            guard let value = Int(maxHelperFlowsPerHost), (1...nat.helperLimits.connections).contains(value) else {
+                throw .option("--max-helper-flows-per-host", maxHelperFlowsPerHost, "expected a number from 1 to \(nat.helperLimits.connections)")
+            }
+            nat.helperLimits.connectionsPerHost = value
+            nat.helperLimits.expectationsPerHost = value
+        }
         for text in timeout {
             let pieces = text.split(separator: "=", omittingEmptySubsequences: false)
             guard pieces.count == 2, let seconds = UInt64(pieces[1]), (1...86_400 * 7).contains(seconds) else {
@@ -174,9 +187,10 @@ public struct EngineOptions: ParsableArguments, Sendable {
             case "udp": nat.timeouts.udp = duration
             case "tcp-established": nat.timeouts.tcpEstablished = duration
             case "tcp-transitory": nat.timeouts.tcpTransitory = duration
+            case "tcp-opening": nat.timeouts.tcpOpening = duration
             case "tcp-closed": nat.timeouts.tcpClosed = duration
             case "icmp": nat.timeouts.icmp = duration
-            default: throw .option("--timeout", text, "unknown timeout '\(pieces[0])' (udp, tcp-established, tcp-transitory, tcp-closed, icmp)")
+            default: throw .option("--timeout", text, "unknown timeout '\(pieces[0])' (udp, tcp-established, tcp-transitory, tcp-opening, tcp-closed, icmp)")
             }
         }
         do {
@@ -223,6 +237,9 @@ public struct EngineSettings: Sendable {
 
     /// `--firewall`: the tool that writes the rules; nil: the system's (FirewallChoice.systemDefault).
     public var firewall: FirewallChoice? = nil
+
+    /// `--reserve-local-port-range`: the router's ip_local_port_range is kept out of mappings.
+    public var reserveLocalPortRange: Bool = true
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }

@@ -128,6 +128,10 @@ public struct HelperLimits: Sendable, Equatable {
     /// Expected connections pending in total, and per master connection.
     public var expectations: Int = 1024
     public var expectationsPerConnection: Int = 8
+    /// Each internal host's share of both tables (an eighth of the defaults), so one host's
+    /// flood of SYNs to port 21 or of PORT commands cannot take them from everyone.
+    public var connectionsPerHost: Int = 128
+    public var expectationsPerHost: Int = 128
     /// How long an expected connection may take to arrive.
     public var expectationTimeout: NATDuration = .seconds(120)
 

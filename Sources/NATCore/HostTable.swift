@@ -1,11 +1,14 @@
 // Live sessions per internal address, for the per-host cap: one host (or one infected
-// host's SYN flood) cannot take the whole session table.
+// host's SYN flood) cannot take the whole session table. The same for connections with an
+// application helper (a few of its sessions), against the smaller helper table.
 
 struct HostEntry: BitwiseCopyable {
     var address: UInt32
     var hash: UInt32
     /// 0 marks a free row.
     var sessions: UInt32
+    /// Of those, sessions with an application helper.
+    var helperConnections: UInt32 = 0
 
     static let empty = HostEntry(address: 0, hash: 0, sessions: 0)
 }
@@ -37,6 +40,25 @@ struct HostTable {
     func sessions(of address: UInt32) -> UInt32 {
         let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
         return row < 0 ? 0 : store.rows[Int(row)].sessions
+    }
+
+    /// Helper connections held by `address` now.
+    @inline(__always)
+    func helperConnections(of address: UInt32) -> UInt32 {
+        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        return row < 0 ? 0 : store.rows[Int(row)].helperConnections
+    }
+
+    /// Counts a helper connection of `address`, whose session `add` counted already.
+    mutating func addHelperConnection(_ address: UInt32) {
+        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        if row >= 0 { store.rows[Int(row)].helperConnections += 1 }
+    }
+
+    /// Before `remove` of the helper connection's session.
+    mutating func removeHelperConnection(_ address: UInt32) {
+        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        if row >= 0, store.rows[Int(row)].helperConnections > 0 { store.rows[Int(row)].helperConnections -= 1 }
     }
 
     /// Counts one more session for `address`; false when the table has no row left.

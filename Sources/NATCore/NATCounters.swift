@@ -28,6 +28,9 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// From the WAN side with a source no host can have: 0.0.0.0/8, 127.0.0.0/8, multicast,
     /// 255.255.255.255.
     case martianSource
+    /// The internal host already has its share of connections with an application helper
+    /// (`HelperLimits.connectionsPerHost`).
+    case hostHelperLimit
 
     public var description: String {
         switch self {
@@ -48,6 +51,7 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .helperRetransmissionMismatch: "helper_retransmission_mismatch"
         case .spoofedSource: "spoofed_source"
         case .martianSource: "martian_source"
+        case .hostHelperLimit: "host_helper_limit"
         }
     }
 }
@@ -84,6 +88,17 @@ public struct NATCounters: Sendable {
     /// Parts of a line held back until the rest arrived, and held bytes released unfinished.
     public var helperLinesHeld: UInt64 = 0
     public var helperHeldReleased: UInt64 = 0
+    /// Inbound (and hairpinned) packets to a port the router's own sockets hold (or a reserved
+    /// one a dynamic mapping still had), with no port forward on it: passed to the router's
+    /// stack untranslated.
+    public var inboundLocalPort: UInt64 = 0
+    /// New mappings that could not keep their internal port because the router holds or
+    /// reserves it: another port was chosen.
+    public var localPortSkips: UInt64 = 0
+    /// Dynamic mappings removed (with their sessions) because a router socket took their port.
+    public var mappingsEvictedLocalPort: UInt64 = 0
+    /// Helper expectations refused because the internal host already has its share pending.
+    public var expectationsRefusedHostShare: UInt64 = 0
 
     public init() {}
 

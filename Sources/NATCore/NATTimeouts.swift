@@ -6,6 +6,11 @@ public struct NATTimeouts: Sendable, Equatable {
     public var udp: NATDuration = .seconds(300)
     public var tcpEstablished: NATDuration = .seconds(7440)
     public var tcpTransitory: NATDuration = .seconds(240)
+    /// A connection only one side has spoken on (a SYN unanswered): conntrack's SYN_SENT
+    /// 120 s. Each retransmitted SYN renews it, and Linux's largest gap between them is 64 s,
+    /// so a real connection attempt never loses its session; unanswered SYN floods (and
+    /// inbound-opened attempts at a forward nobody answers) leave the tables twice as fast.
+    public var tcpOpening: NATDuration = .seconds(120)
     public var tcpClosed: NATDuration = .seconds(10)
     public var icmp: NATDuration = .seconds(60)
 
@@ -18,6 +23,7 @@ public struct NATTimeouts: Sendable, Equatable {
             switch tcpState {
             case .established: tcpEstablished
             case .reset: tcpClosed
+            case .opening: tcpOpening
             default: tcpTransitory
             }
         case IPProtocolNumber.udp: udp

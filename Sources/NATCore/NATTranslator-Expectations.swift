@@ -19,10 +19,10 @@ extension NATTranslator {
         if row >= 0, renewExpectation(mapping: row, remote: remote, remotePort: remotePort, master: master) {
             return (mappings[row].externalPort, 0)
         }
-        guard expectationRoom(master: master, needed: 1) else { return nil }
+        guard expectationRoom(master: master, needed: 1, host: internalAddress.value) else { return nil }
         if row < 0 {
             guard mappings.count < mappings.capacity,
-                  let port = configuration.ports.allocate(in: externalPorts, slot: slot, internalPort: internalPort, startHash: hash)
+                  let port = allocatePort(slot: slot, internalPort: internalPort, hash: hash)
             else { return nil }
             row = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
                                         internalPort: internalPort, externalPort: port, hash: hash)
@@ -55,15 +55,16 @@ extension NATTranslator {
             let renewed = (renewExpectation(mapping: rows.0, remote: remote, remotePort: remotePort, master: master),
                            paired && renewExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master))
             let needed = (renewed.0 ? 0 : 1) + (paired && !renewed.1 ? 1 : 0)
-            guard expectationRoom(master: master, needed: needed) else { return nil }
+            guard expectationRoom(master: master, needed: needed, host: internalAddress.value) else { return nil }
             if !renewed.0, !addExpectation(mapping: rows.0, remote: remote, remotePort: remotePort, master: master) { return nil }
             if paired, !renewed.1, !addExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master) {
                 return nil
             }
             return (mappings[rows.0].externalPort, needed)
         }
-        guard expectationRoom(master: master, needed: 2), mappings.count + 2 <= mappings.capacity,
-              let port = configuration.ports.allocatePair(in: externalPorts, slot: slot, internalPort: internalPort, startHash: hashes.0)
+        guard expectationRoom(master: master, needed: 2, host: internalAddress.value), mappings.count + 2 <= mappings.capacity,
+              let port = configuration.ports.allocatePair(in: externalPorts, local: localPorts, slot: slot, internalPort: internalPort,
+                                                          startHash: hashes.0)
         else { return nil }
         rows.0 = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
                                        internalPort: internalPort, externalPort: port, hash: hashes.0)
@@ -75,9 +76,21 @@ extension NATTranslator {
         return (port, 2)
     }
 
-    private func expectationRoom(master: Int32, needed: Int) -> Bool {
-        needed == 0 || (expectations.count + needed <= expectations.capacity
-            && expectations.count(master: master) + needed <= configuration.helperLimits.expectationsPerConnection)
+    private func expectationRoom(master: Int32, needed: Int, host: UInt32) -> Bool {
+        guard needed > 0 else { return true }
+        guard expectations.count + needed <= expectations.capacity,
+              expectations.count(master: master) + needed <= configuration.helperLimits.expectationsPerConnection else { return false }
+        // The host's share, whichever of its connections asked (one host's many FTP sessions).
+        var held = 0
+        for i in 0..<expectations.capacity {
+            let mapping = expectations[Int32(i)].mapping
+            if mapping >= 0, mappings[mapping].internalAddress == host { held += 1 }
+        }
+        guard held + needed <= configuration.helperLimits.expectationsPerHost else {
+            counters.expectationsRefusedHostShare &+= 1
+            return false
+        }
+        return true
     }
 
     private func insertExpectedMapping(protocolNumber: UInt8, slot: Int, internalAddress: IPv4Address, internalPort: UInt16,

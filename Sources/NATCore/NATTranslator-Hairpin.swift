@@ -24,6 +24,10 @@ extension NATTranslator {
         let protocolNumber = header.protocolNumber
         let source = header.source.value
         let target = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort)
+        if isRoutersPort(slot: endpoint.slot, port: endpoint.destinationPort, owner: target) {
+            counters.hairpinPassed &+= 1
+            return .accept // the router's own socket serves it
+        }
         guard target >= 0, mappings[target].internalAddress != source || mappings[target].internalPort != endpoint.sourcePort else {
             counters.hairpinPassed &+= 1
             return .accept // a service of the router itself

@@ -37,6 +37,8 @@ extension NATTranslator {
             return passInboundUnmatched() // echo requests to the router: its stack answers
         }
         let mappingRow = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort)
+        // The router's own socket (IKE, WireGuard, its DNS forwarder's reply port): its packets, never a LAN host's.
+        if isRoutersPort(slot: endpoint.slot, port: endpoint.destinationPort, owner: mappingRow) { return .accept }
         guard mappingRow >= 0 else { return passInboundUnmatched() }
         let remote = header.source.value
         let remotePort: UInt16 = isQuery ? 0 : endpoint.sourcePort

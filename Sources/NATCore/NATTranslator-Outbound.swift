@@ -92,8 +92,7 @@ extension NATTranslator {
             _ = reclaimExpired(now: now)
             guard mappings.count < mappings.capacity else { return (-1, .mappingTableFull) }
         }
-        guard let port = configuration.ports.allocate(in: externalPorts, slot: slot, internalPort: internalPort, startHash: hash)
-        else { return (-1, .portsExhausted) }
+        guard let port = allocatePort(slot: slot, internalPort: internalPort, hash: hash) else { return (-1, .portsExhausted) }
         let row = mappings.insert(Mapping(
             internalAddress: address, hash: hash, sessionCount: 0,
             internalPort: internalPort, externalPort: port, protocolNumber: protocolNumber))

@@ -142,11 +142,16 @@ extension NATTranslator {
         summary.limitsChanged = new.maxSessionsPerHost != old.maxSessionsPerHost
             || new.helperLimits.expectationsPerConnection != limits.expectationsPerConnection
             || new.helperLimits.expectationTimeout != limits.expectationTimeout
+            || new.helperLimits.connectionsPerHost != limits.connectionsPerHost
+            || new.helperLimits.expectationsPerHost != limits.expectationsPerHost
         configuration.timeouts = new.timeouts
         configuration.filtering = new.filtering
         configuration.maxSessionsPerHost = new.maxSessionsPerHost
         configuration.helperLimits.expectationsPerConnection = new.helperLimits.expectationsPerConnection
         configuration.helperLimits.expectationTimeout = new.helperLimits.expectationTimeout
+        // Shares apply to new connections and expectations; a host over a lowered share keeps what it has.
+        configuration.helperLimits.connectionsPerHost = new.helperLimits.connectionsPerHost
+        configuration.helperLimits.expectationsPerHost = new.helperLimits.expectationsPerHost
         return summary
     }
 }

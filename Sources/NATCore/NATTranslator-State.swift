@@ -185,7 +185,8 @@ extension NATTranslator {
         }
         guard existing < 0, isInternal(IPv4Address(m.internalAddress)),
               configuration.ports.range(for: m.internalPort, slot: slot).contains(m.externalPort),
-              externalPorts.owner(slot: slot, port: m.externalPort) < 0 else { return (-1, false) }
+              externalPorts.owner(slot: slot, port: m.externalPort) < 0,
+              !localPorts.contains(slot: slot, port: m.externalPort) else { return (-1, false) } // the router's now
         guard mappings.count < mappings.capacity else { return (-1, true) }
         let row = mappings.insert(Mapping(
             internalAddress: m.internalAddress, hash: hash, sessionCount: 0,

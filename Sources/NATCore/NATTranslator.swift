@@ -15,6 +15,8 @@ public final class NATTranslator {
     @exclusivity(unchecked) var sessions: SessionTable
     @exclusivity(unchecked) var hosts: HostTable
     let externalPorts = ExternalPortTable()
+    /// Ports the router's own sockets hold or reserve (set by the daemon, LocalPorts.swift).
+    @exclusivity(unchecked) var localPorts = LocalPortMap()
     @exclusivity(unchecked) var sweepCursor = 0
     /// The highest live row the current sweep pass has passed, or -1 (RowStore.endSweepPass).
     @exclusivity(unchecked) var sweepHighestLive: Int32 = -1
@@ -60,6 +62,7 @@ public final class NATTranslator {
         sessions.deallocate()
         hosts.deallocate()
         externalPorts.deallocate()
+        localPorts.deallocate()
         helperConnections.deallocate()
         expectations.deallocate()
         helperInput.deallocate()
@@ -170,7 +173,13 @@ public final class NATTranslator {
         if !configuration.helpers.isEmpty, isTCP || protocolNumber == IPProtocolNumber.udp,
            !inbound || mappings[mappingRow].isStatic {
             helper = helperIndex(protocolNumber: protocolNumber, port: inbound ? mappings[mappingRow].externalPort : remotePort)
-            if helper != nil, helperConnections.count >= helperConnections.store.capacity { return (-1, .helperTableFull) }
+            if helper != nil {
+                if helperConnections.count >= helperConnections.store.capacity { return (-1, .helperTableFull) }
+                // Each host's share, so one host's SYNs to port 21 cannot lock every host out of FTP.
+                if hosts.helperConnections(of: internalAddress) >= UInt32(clamping: configuration.helperLimits.connectionsPerHost) {
+                    return (-1, .hostHelperLimit)
+                }
+            }
         }
         guard hosts.add(internalAddress) else { return (-1, .sessionTableFull) }
         let mapping = mappings[mappingRow]
@@ -182,6 +191,7 @@ public final class NATTranslator {
             protocolNumber: protocolNumber))
         if let helper {
             sessions.pointer(row).pointee.helper = helperConnections.insert(session: row, helperIndex: helper, clientIsInternal: !inbound)
+            hosts.addHelperConnection(internalAddress)
         }
         mappings[mappingRow].sessionCount += 1
         counters.sessionsCreated &+= 1
@@ -192,9 +202,12 @@ public final class NATTranslator {
     /// Removes a session, and its mapping when it was the mapping's last (static ones stay).
     func removeSession(_ row: Int32) {
         let mappingRow = sessions[row].mapping
-        if sessions[row].helper >= 0 { helperConnections.remove(sessions[row].helper) }
-        sessions.remove(row)
         var mapping = mappings[mappingRow]
+        if sessions[row].helper >= 0 {
+            helperConnections.remove(sessions[row].helper)
+            hosts.removeHelperConnection(mapping.internalAddress)
+        }
+        sessions.remove(row)
         hosts.remove(mapping.internalAddress)
         mapping.sessionCount -= 1
         mappings[mappingRow] = mapping

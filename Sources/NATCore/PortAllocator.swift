@@ -22,17 +22,31 @@ public struct PortAllocator: Sendable {
         return portRange
     }
 
-    /// A free external port for `internalPort`, or nil when its range is exhausted.
-    func allocate(in table: ExternalPortTable, slot: Int, internalPort: UInt16, startHash: UInt32) -> UInt16? {
+    /// A free external port for `internalPort`, or nil when its range is exhausted. Ports the
+    /// router holds or reserves (`local`) are never handed out: the scan steps over the
+    /// reserved range in one jump, so a range mostly reserved costs no more than a small one.
+    func allocate(in table: ExternalPortTable, local: LocalPortMap = LocalPortMap.none, slot: Int, internalPort: UInt16,
+                  startHash: UInt32) -> UInt16? {
         let range = range(for: internalPort, slot: slot)
-        if range.contains(internalPort), table.owner(slot: slot, port: internalPort) < 0 {
+        if range.contains(internalPort), table.owner(slot: slot, port: internalPort) < 0, !local.contains(slot: slot, port: internalPort) {
             return internalPort
         }
-        let size = Int(range.upperBound) - Int(range.lowerBound) + 1
+        // The range without the reserved part: at most two pieces, below and above it.
+        var low = Int(range.lowerBound)...Int(range.upperBound)
+        var high: ClosedRange<Int>? = nil
+        if slot < 2, let reserved = local.reserved, reserved.overlaps(range) {
+            let below = Int(range.lowerBound) < Int(reserved.lowerBound) ? Int(range.lowerBound)...Int(reserved.lowerBound) - 1 : nil
+            let above = Int(reserved.upperBound) < Int(range.upperBound) ? Int(reserved.upperBound) + 1...Int(range.upperBound) : nil
+            guard let first = below ?? above else { return nil }
+            low = first
+            high = below == nil ? nil : above
+        }
+        let lowSize = low.count
+        let size = lowSize + (high?.count ?? 0)
         var offset = Int(startHash) % size
         for _ in 0..<size {
-            let port = UInt16(Int(range.lowerBound) + offset)
-            if table.owner(slot: slot, port: port) < 0 { return port }
+            let port = UInt16(offset < lowSize ? low.lowerBound + offset : high!.lowerBound + offset - lowSize)
+            if table.owner(slot: slot, port: port) < 0, !local.contains(slot: slot, port: port) { return port }
             offset += 1
             if offset == size { offset = 0 }
         }
@@ -42,9 +56,14 @@ public struct PortAllocator: Sendable {
     /// Two free consecutive external ports, the first even (RTP and RTCP), for the internal
     /// pair starting at `internalPort`: the same ports when they are free, else a pair from
     /// the range searched from the hash point. Nil when no pair is free.
-    func allocatePair(in table: ExternalPortTable, slot: Int, internalPort: UInt16, startHash: UInt32) -> UInt16? {
+    /// The router's ports are skipped as in `allocate` (pairs are rare: no jump over the reserved range).
+    func allocatePair(in table: ExternalPortTable, local: LocalPortMap = LocalPortMap.none, slot: Int, internalPort: UInt16,
+                      startHash: UInt32) -> UInt16? {
         let range = range(for: internalPort, slot: slot)
-        func free(_ port: UInt16) -> Bool { table.owner(slot: slot, port: port) < 0 && table.owner(slot: slot, port: port + 1) < 0 }
+        func free(_ port: UInt16) -> Bool {
+            table.owner(slot: slot, port: port) < 0 && table.owner(slot: slot, port: port + 1) < 0
+                && !local.contains(slot: slot, port: port) && !local.contains(slot: slot, port: port + 1)
+        }
         if internalPort & 1 == 0, internalPort < range.upperBound, range.contains(internalPort), free(internalPort) {
             return internalPort
         }

@@ -625,6 +625,9 @@ final class Harness {
     var ops = 0
     /// Packets translated; every 16th is checked against the session table.
     var translations = 0
+    /// The router's own ports last handed to the translator (localPortsOp).
+    var localHeld = LocalPortSet()
+    var localReserved: ClosedRange<UInt16>? = nil
 
     init() {
         let configuration = Setup.configuration()
@@ -906,10 +909,73 @@ final class Harness {
                 perHost[Int(s.internalAddress.value & 0xff)] += 1
             }
             check(live <= t.sessionCount, "\(live) live sessions listed, sessionCount \(t.sessionCount)")
+            checkNoSessionOnLocalPorts()
             _ = liveSessions()
             for (host, n) in perHost.enumerated() where n > Setup.maxSessionsPerHost {
                 fail("192.0.2.\(host) has \(n) sessions > \(Setup.maxSessionsPerHost)")
             }
+        }
+    }
+
+    /// The router's own ports (issue #20 item 1): a socket table in the kernel's text (lines
+    /// built from fields, cut short, or raw bytes) and an ip_local_port_range text, parsed by
+    /// LocalSocketTable and handed to the translator, which must then have no dynamic session
+    /// on any of them (checked here and in every deep check after).
+    func localPortsOp(_ r: inout Reader, _ mods: UInt8) {
+        currentOp = "local-ports"
+        let v6 = mods & 8 != 0
+        func word(_ a: UInt32, upper: Bool) -> String {
+            let hex = String(UInt32(bigEndian: a), radix: 16, uppercase: upper)
+            return String(repeating: "0", count: 8 - hex.count) + hex
+        }
+        var text: [UInt8] = []
+        var lineCount = 0
+        for i in 0..<Int(r.u8() & 15) {
+            lineCount += 1
+            let b = r.u8()
+            if b & 0x80 != 0 {
+                text += r.bytes(Int(r.u8() & 0x7f)) + [10]
+                continue
+            }
+            let address = [external, 0, Setup.otherExternal, ip(127, 0, 0, 1)][Int(b & 3)]
+            let upper = b & 0x20 == 0
+            let local = v6 ? "0000000000000000" + (b & 4 != 0 ? word(0x0000_ffff, upper: upper) : "00000000") + word(address, upper: upper)
+                : word(address, upper: upper)
+            let p = String(port(&r), radix: 16)
+            var line = Array("  \(i): \(local):\(String(repeating: "0", count: 4 - p.count) + p) 00000000:0000 \(b & 8 != 0 ? "0A" : "07") 00000000:00000000 00:00000000 00000000     0        0 1 2\n".utf8)
+            if b & 0x40 != 0 { line = Array(line.prefix(Int(r.u8()) % line.count)) }
+            text += line
+        }
+        var set = LocalPortSet()
+        let protocolNumber = mods & 16 != 0 ? IPProtocolNumber.udp : IPProtocolNumber.tcp
+        let outcome = text.withUnsafeBytes {
+            LocalSocketTable.addHeldPorts($0, family: v6 ? .ipv6 : .ipv4, protocolNumber: protocolNumber, address: IPv4Address(external), into: &set)
+        }
+        let lines = text.split(separator: 10, omittingEmptySubsequences: false).count
+        check(outcome.held <= outcome.sockets && outcome.sockets + outcome.malformed <= max(lines, lineCount + 1),
+              "socket table: \(outcome) from \(lines) lines")
+        check(set.count(protocolNumber: protocolNumber) <= outcome.held, "more ports held than sockets read")
+        let rangeBytes: [UInt8]
+        switch r.u8() & 3 {
+        case 0: rangeBytes = []
+        case 1: rangeBytes = r.bytes(Int(r.u8() & 15))
+        default: rangeBytes = Array("\(port(&r))\t\(port(&r))\n".utf8)
+        }
+        let reserved = rangeBytes.withUnsafeBytes { LocalSocketTable.parsePortRange($0) }
+        if let reserved { check(reserved.lowerBound >= 1, "a reserved range from port 0") }
+        translator.setLocalPorts(set, reserved: reserved)
+        localHeld = set
+        localReserved = reserved
+        checkNoSessionOnLocalPorts()
+    }
+
+    func checkNoSessionOnLocalPorts() {
+        translator.forEachSession(now: time) { s in
+            guard s.protocolNumber == IPProtocolNumber.tcp || s.protocolNumber == IPProtocolNumber.udp else { return }
+            let local = localHeld.contains(protocolNumber: s.protocolNumber, port: s.externalPort)
+                || localReserved?.contains(s.externalPort) == true
+            let forwarded = Setup.forwards.contains { $0.protocolNumber == s.protocolNumber && $0.externalPorts.contains(s.externalPort) }
+            check(!local || forwarded, "a dynamic session on the router's own port \(s.protocolNumber)/\(s.externalPort)")
         }
     }
 
@@ -1413,6 +1479,8 @@ final class Harness {
             check(Set(dropped) == Set(held.keys) && dropped.count == held.count, "removeAll did not report exactly the held tokens")
             held.removeAll()
             check(reassembler.bytesHeld == 0 && reassembler.datagramsInProgress == 0, "removeAll left state behind")
+        case 4:
+            localPortsOp(&r, mods)
         default:
             checkInvariants(deep: true)
         }
@@ -1527,6 +1595,8 @@ enum Seeds {
         let hairpin = Build.packet(b, ext, proto: 6, l4: Build.tcp(b, 40004, ext, 8080, flags: 0x02, seq: 1, ack: 0))
         seeds["hairpin"] = raw(.hairpin, hairpin)
         seeds["flood-expire"] = [6, 63, 0, 0x9c, 0x40, 4 | (9 | 16) << 3, 4]
+        // The router's own ports: UDP 40000 held, a reserved range; then a LAN host's packet from 40000.
+        seeds["local-ports"] = [7 | (4 | 16) << 3, 1, 0x00, 0x19, 0x01, 11] + Array("32768\t60999".utf8) + raw(.outbound, udp)
         // Datagram helpers: a TFTP read request and the server's answer from a new port; a SIP
         // INVITE with SDP from inside, its answer, and RTP to the offered port.
         let rrq = Build.packet(a, remote, proto: 17, l4: Build.udp(a, 40005, remote, 69, payload: [0, 1] + Array("boot.img\u{0}octet\u{0}".utf8)))

@@ -154,7 +154,7 @@ struct ConfigFileTests {
 
     // MARK: errors: one line, file, line, key
 
-    static let known = "queue, queues, wan, lan, forward, port-range, helpers, helper-ports, filtering, max-flows, max-flows-per-host, timeout, no-hairpin, fail-open, firewall, control, metrics, state-file, checkpoint-interval"
+    static let known = "queue, queues, wan, lan, forward, port-range, helpers, helper-ports, filtering, max-flows, max-flows-per-host, timeout, reserve-local-port-range, max-helper-flows-per-host, no-hairpin, fail-open, firewall, control, metrics, state-file, checkpoint-interval"
 
     @Test("an unreadable file: FILE: cannot read: reason")
     func unreadable() throws {
@@ -230,7 +230,11 @@ struct ConfigFileTests {
         #expect(try Self.failure("wan: eth0\nmax-flows-per-host: 0\n") == "F:2: max-flows-per-host 0: expected a positive number")
         #expect(try Self.failure("wan: eth0\nhelpers: [ftp, gopher]\n") == "F:2: helpers ftp,gopher: unknown helper 'gopher' (known: ftp, irc, tftp, sip, none)")
         #expect(try Self.failure("wan: eth0\ntimeout:\n  - udp=60\n  - tcp=5\n")
-                == "F:4: timeout tcp=5: unknown timeout 'tcp' (udp, tcp-established, tcp-transitory, tcp-closed, icmp)")
+                == "F:4: timeout tcp=5: unknown timeout 'tcp' (udp, tcp-established, tcp-transitory, tcp-opening, tcp-closed, icmp)")
+        // Issue #20: the router's ephemeral range, the helper shares, the unanswered-SYN timeout.
+        #expect(try Self.failure("wan: eth0\nreserve-local-port-range: maybe\n") == "F:2: reserve-local-port-range maybe: expected yes or no")
+        #expect(try Self.failure("wan: eth0\nmax-helper-flows-per-host: 0\n") == "F:2: max-helper-flows-per-host 0: expected a number from 1 to 1024")
+        #expect(try Self.failure("wan: eth0\nmax-helper-flows-per-host: 1025\n") == "F:2: max-helper-flows-per-host 1025: expected a number from 1 to 1024")
         // A value the check names differently from the file (normalised) is placed at its key.
         #expect(try Self.failure("wan: eth0\nhelper-ports:\n  - ftp=21,6667\n")
                 == "F:2: helper-ports irc=6667: port 6667 is already followed by the ftp helper")
@@ -242,6 +246,21 @@ struct ConfigFileTests {
         // A bad value from the command line keeps its usual message.
         #expect(try Self.failure("wan: eth0\n", ["--lan", "10.0.0.0/33"])
                 == "--lan 10.0.0.0/33: not an IPv4 prefix (A.B.C.D/N with host bits zero)")
+    }
+
+    @Test("reserve-local-port-range, max-helper-flows-per-host and timeout tcp-opening from a file and the command line")
+    func localPortsAndHelperShares() throws {
+        let defaults = try Self.settings(["--wan", "eth0"])
+        #expect(defaults.reserveLocalPortRange && defaults.nat.helperLimits.connectionsPerHost == 128
+                && defaults.nat.helperLimits.expectationsPerHost == 128 && defaults.nat.timeouts.tcpOpening == .seconds(120))
+        let path = try Self.write("wan: eth0\nreserve-local-port-range: no\nmax-helper-flows-per-host: 16\ntimeout: tcp-opening=30\n")
+        defer { Self.remove(path) }
+        let file = try Self.settings(["--config", path])
+        #expect(!file.reserveLocalPortRange && file.nat.helperLimits.connectionsPerHost == 16
+                && file.nat.helperLimits.expectationsPerHost == 16 && file.nat.timeouts.tcpOpening == .seconds(30))
+        // The command line wins; `yes`/`no` and `true`/`false` both read.
+        #expect(try Self.settings(["--config", path, "--reserve-local-port-range", "yes"]).reserveLocalPortRange)
+        #expect(try !Self.settings(["--wan", "eth0", "--reserve-local-port-range", "false"]).reserveLocalPortRange)
     }
 
     @Test("every error is one line")

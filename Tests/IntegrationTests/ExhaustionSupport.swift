@@ -17,6 +17,8 @@ enum Flood {
         case synToManyPorts = "syn-many-ports"
         /// UDP from SRC:SPORT to DST and consecutive destination ports (a port scan).
         case udpScan = "udp-scan"
+        /// TCP SYNs from SRC, random source ports, to DST:DPORT (one host's flood of one service).
+        case synToOnePort = "syn-one-port"
     }
 
     static let script = #"""
@@ -49,6 +51,8 @@ enum Flood {
             n = first + sent
             if kind == "syn-many-sources":
                 p = tcp_syn(prefix + bytes([random.randrange(2, 254)]), D, random.randrange(1024, 65536), dport)
+            elif kind == "syn-one-port":
+                p = tcp_syn(S, D, random.randrange(1024, 65536), dport)
             elif kind == "syn-many-ports":
                 p = tcp_syn(S, D, random.randrange(1024, 65536), random.randrange(1, 65536))
             else:

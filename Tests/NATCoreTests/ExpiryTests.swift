@@ -126,14 +126,23 @@ private let oneSecond: UInt64 = 1_000_000_000
         #expect(nat.run(&p, .inbound, now: now) == .acceptRewritten)
     }
 
-    @Test func synOnlyIsTransitory() {
+    /// An unanswered SYN lives tcp-opening (120 s, conntrack's SYN_SENT), renewed by each retransmission.
+    @Test func synOnlyIsOpening() {
         let nat = makeTranslator()
         out(nat, TCPFlag.syn, t0)
-        #expect(state(nat, t0)! == (.opening, .seconds(240)))
+        #expect(state(nat, t0)! == (.opening, .seconds(120)))
         out(nat, TCPFlag.syn, at(100)) // retransmitted SYN
-        #expect(state(nat, at(100))! == (.opening, .seconds(240)))
-        #expect(nat.expire(now: at(339), budget: 1024) == 0)
-        #expect(nat.expire(now: at(340), budget: 1024) == 1)
+        #expect(state(nat, at(100))! == (.opening, .seconds(120)))
+        #expect(nat.expire(now: at(219), budget: 1024) == 0)
+        #expect(nat.expire(now: at(220), budget: 1024) == 1)
+    }
+
+    @Test func openingTimeoutIsConfigurable() {
+        let nat = makeTranslator { $0.timeouts.tcpOpening = .seconds(30) }
+        out(nat, TCPFlag.syn, t0)
+        #expect(state(nat, t0)! == (.opening, .seconds(30)))
+        #expect(nat.expire(now: at(29), budget: 1024) == 0)
+        #expect(nat.expire(now: at(30), budget: 1024) == 1)
     }
 
     @Test func replyMakesItEstablished() {
@@ -200,7 +209,7 @@ private let oneSecond: UInt64 = 1_000_000_000
         inb(nat, TCPFlag.fin, at(3))
         #expect(state(nat, at(3))!.0 == .timeWait)
         out(nat, TCPFlag.syn, at(4))
-        #expect(state(nat, at(4))! == (.opening, .seconds(240)))
+        #expect(state(nat, at(4))! == (.opening, .seconds(120)))
         inb(nat, TCPFlag.syn | TCPFlag.ack, at(5))
         #expect(state(nat, at(5))! == (.established, .seconds(7440)))
     }

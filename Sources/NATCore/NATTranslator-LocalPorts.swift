@@ -1,0 +1,83 @@
+// The router's own ports (LocalPorts.swift) in the translator: the daemon reports them, the
+// allocator skips them, inbound packets to them go to the router. A dynamic mapping whose
+// port a router socket takes later is removed with its sessions when the daemon next
+// reports the ports: the router's socket wins (its inbound packets were the router's all
+// along), and the LAN host's next packet gets a new mapping on a free port.
+
+/// What `setLocalPorts` did.
+public struct LocalPortsUpdate: Sendable, Equatable {
+    /// Dynamic mappings removed because the router now holds or reserves their port.
+    public var mappingsEvicted = 0
+    /// Their sessions, cut with them.
+    public var sessionsCut = 0
+    /// Forwarded ports the router holds or reserves: kept (the admin asked for them).
+    public var forwardsOnLocalPorts = 0
+}
+
+extension NATTranslator {
+    /// Sets the ports the router's own sockets hold on the WAN side (`held`) and the range it
+    /// reserves for its ephemeral ports (`reserved`, nil for none). Replaces the previous set.
+    /// Call from housekeeping, not per packet: it walks the local ports to evict mappings.
+    @discardableResult
+    public func setLocalPorts(_ held: LocalPortSet, reserved: ClosedRange<UInt16>?) -> LocalPortsUpdate {
+        localPorts.set(held, reserved: reserved)
+        var update = LocalPortsUpdate()
+        // Dynamic owners of local ports: usually none (the allocator skips them), so look first.
+        var victims = 0
+        for slot in 0..<2 {
+            for port in 0...UInt16.max where localPorts.contains(slot: slot, port: port) {
+                let row = externalPorts.owner(slot: slot, port: port)
+                guard row >= 0 else { continue }
+                if mappings[row].isStatic { update.forwardsOnLocalPorts += 1 } else { victims += 1 }
+            }
+        }
+        guard victims > 0 else { return update }
+        // One pass over the sessions (not one per mapping): the last session takes its mapping.
+        for i in 0..<sessions.highWater {
+            let session = sessions[Int32(i)]
+            guard session.mapping >= 0, let slot = ExternalPortTable.slot(session.protocolNumber),
+                  localPorts.contains(slot: slot, port: session.externalPort), !mappings[session.mapping].isStatic else { continue }
+            removeSession(Int32(i))
+            update.sessionsCut += 1
+        }
+        update.mappingsEvicted = victims
+        // What is left holds only expectations.
+        for slot in 0..<2 {
+            for port in 0...UInt16.max where localPorts.contains(slot: slot, port: port) {
+                let row = externalPorts.owner(slot: slot, port: port)
+                if row >= 0, !mappings[row].isStatic { _ = flushMapping(row) }
+            }
+        }
+        counters.mappingsEvictedLocalPort &+= UInt64(victims)
+        counters.sessionsFlushed &+= UInt64(update.sessionsCut)
+        return update
+    }
+
+    /// A free external port for a new mapping, never one of the router's (counted when the
+    /// internal port itself was the router's, so preservation had to give way).
+    @inline(__always)
+    func allocatePort(slot: Int, internalPort: UInt16, hash: UInt32) -> UInt16? {
+        let port = configuration.ports.allocate(in: externalPorts, local: localPorts, slot: slot, internalPort: internalPort, startHash: hash)
+        if port != internalPort, localPorts.contains(slot: slot, port: internalPort),
+           configuration.ports.range(for: internalPort, slot: slot).contains(internalPort) {
+            counters.localPortSkips &+= 1
+        }
+        return port
+    }
+
+    /// True (and counted) when an inbound or hairpinned packet to `port` belongs to the router:
+    /// a port its sockets hold, or a reserved one a dynamic mapping still has (until the next
+    /// report evicts it); never a port forward's. A reserved port nobody holds and no mapping
+    /// has is left to the unmatched path, as any closed port.
+    @inline(__always)
+    func isRoutersPort(slot: Int, port: UInt16, owner: Int32) -> Bool {
+        guard localPorts.contains(slot: slot, port: port) else { return false } // the packet path's one load
+        if owner >= 0 {
+            guard !mappings[owner].isStatic else { return false }
+        } else if !localPorts.containsHeld(slot: slot, port: port) {
+            return false
+        }
+        counters.inboundLocalPort &+= 1
+        return true
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import Masqd
+import Testing
+
+/// Issue #20 item 6: the helper tables (1024 connections, 1024 expectations) are shared by
+/// every host, so one host's SYNs to port 21 used to lock everyone out of FTP. Each host now
+/// holds at most its share (--max-helper-flows-per-host, default 128). h1 sends 1500 SYNs
+/// from random ports to port 21 of an address on the WAN link that nobody has (a raw-socket
+/// flooder: no real peer opens 1500 connections that fast; unanswered, each session would
+/// hold its helper row for tcp-opening), then h2 downloads a file over FTP from the server,
+/// the real curl and pyftpdlib through the real masqd. Queue index 91.
+@Suite(.timeLimit(.minutes(3)))
+struct HelperFloodTests {
+    let server = LabTopology.serverAddress
+    let h1 = LabTopology.host1Address
+
+    @Test("h1's 1500 SYNs to server:21 take only h1's share of the FTP helper table; h2's FTP download works")
+    func synFloodToFTPLeavesRoomForOthers() throws {
+        try FTPLab.requireTools()
+        try Semantics.withEngine("lpb", queue: Integration.queue(91)) { lab, masqd in
+            let root = lab.workDir + "/ftp"
+            let sums = try FTPLab.makeFiles(in: root, [("file.bin", 256 << 10)])
+            _ = try FTPLab.startPyftpdlib(lab, on: .server, bind: server, port: 21, root: root, name: "pyftpdlib")
+            let before = try Semantics.stats(lab, masqd)
+            let report = try Flood.run(lab, from: .host1, .synToOnePort, source: h1, destination: "203.0.113.99", destinationPort: 21,
+                                       count: 1500, rate: 3000)
+            let during = try Semantics.stats(lab, masqd)
+            let copy = lab.workDir + "/h2.bin"
+            let curl = try FTPLab.curl(lab, from: .host2, "ftp://\(server):21/file.bin", to: copy, [])
+            #expect(curl.succeeded, "h2's FTP download after h1's flood (\(report)): \(curl.summary)")
+            #expect(try Semantics.sha256(copy) == sums["file.bin"], "h2's FTP download differs")
+            let moved = Robust.moved(before, during)
+            let held = during["helper_connections"] ?? -1
+            #expect(held >= 120 && held <= 128, "helper connections after the flood: \(held); h1's share, 128, should be full")
+            #expect((moved["drop_host_helper_limit"] ?? 0) >= 1500 - 128 - 50,
+                    "drop_host_helper_limit moved by \(moved["drop_host_helper_limit"] ?? 0) for 1500 SYNs (\(report))")
+            #expect(moved["drop_helper_table_full"] == nil, "the shared table filled up: \(moved)")
+        }
+    }
+}
