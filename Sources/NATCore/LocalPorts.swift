@@ -75,6 +75,18 @@ struct LocalPortMap {
         slot < 2 && heldWords[slot &* LocalPortSet.wordsPerProtocol &+ Int(port &>> 6)] &>> UInt64(port & 63) & 1 == 1
     }
 
+    /// Calls `body` with every port of `slot` the router holds or reserves (whole empty words skipped).
+    @inline(__always)
+    func forEachPort(slot: Int, _ body: (UInt16) -> Void) {
+        for w in 0..<LocalPortSet.wordsPerProtocol {
+            var bits = words[slot * LocalPortSet.wordsPerProtocol + w]
+            while bits != 0 {
+                body(UInt16(w * 64 + bits.trailingZeroBitCount))
+                bits &= bits - 1
+            }
+        }
+    }
+
     mutating func set(_ held: LocalPortSet, reserved: ClosedRange<UInt16>?) {
         for i in 0..<held.words.count {
             words[i] = held.words[i]

@@ -25,9 +25,9 @@ extension NATTranslator {
         // Dynamic owners of local ports: usually none (the allocator skips them), so look first.
         var victims = 0
         for slot in 0..<2 {
-            for port in 0...UInt16.max where localPorts.contains(slot: slot, port: port) {
+            localPorts.forEachPort(slot: slot) { port in
                 let row = externalPorts.owner(slot: slot, port: port)
-                guard row >= 0 else { continue }
+                guard row >= 0 else { return }
                 if mappings[row].isStatic { update.forwardsOnLocalPorts += 1 } else { victims += 1 }
             }
         }
@@ -43,7 +43,7 @@ extension NATTranslator {
         update.mappingsEvicted = victims
         // What is left holds only expectations.
         for slot in 0..<2 {
-            for port in 0...UInt16.max where localPorts.contains(slot: slot, port: port) {
+            localPorts.forEachPort(slot: slot) { port in
                 let row = externalPorts.owner(slot: slot, port: port)
                 if row >= 0, !mappings[row].isStatic { _ = flushMapping(row) }
             }

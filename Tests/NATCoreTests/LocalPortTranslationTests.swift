@@ -119,6 +119,25 @@ struct LocalPortTranslationTests {
         #expect(nat.setLocalPorts(Self.held(udp: [51820]), reserved: nil) == LocalPortsUpdate())
     }
 
+    @Test("a mapping that holds only expectations is evicted too, its expectations with it")
+    func expectedMappingEvicted() {
+        let nat = makeTranslator { $0.helpers = [HelperRegistration(helper: MediaOfferHelper(), ports: [.udp(5060)])] }
+        var offer = PacketBuilder.udp(Net.hostA, 5060, Net.remote, 5060, payload: Array("MEDIA 6000".utf8))
+        _ = nat.run(&offer, .outbound)
+        #expect(nat.pendingExpectationCount == 2 && nat.mappingCount == 3) // 5060, and 6000/6001 waiting for media
+        let update = nat.setLocalPorts(Self.held(udp: [6000]), reserved: nil)
+        #expect(update == LocalPortsUpdate(mappingsEvicted: 1, sessionsCut: 0, forwardsOnLocalPorts: 0))
+        #expect(nat.pendingExpectationCount == 1 && nat.mappingCount == 2)
+        let original = PacketBuilder.udp(Net.remote, 7000, Net.external, 6000, payload: [0x80, 0, 0, 1])
+        var media = original
+        #expect(nat.run(&media, .inbound) == .accept)
+        #expect(media == original)
+        // The RTCP port's expectation still lets its flow in.
+        var rtcp = PacketBuilder.udp(Net.remote, 7001, Net.external, 6001, payload: [0x80, 0xc8, 0, 1])
+        #expect(nat.run(&rtcp, .inbound) == .acceptRewritten)
+        #expect(rtcp == PacketBuilder.udp(Net.remote, 7001, Net.hostA, 6001, payload: [0x80, 0xc8, 0, 1]))
+    }
+
     @Test("a port forward on a held port is kept: the admin asked for it")
     func forwardOnHeldPortKept() {
         let nat = makeTranslator { $0.forwards = [PortForward("udp:500=192.0.2.10:500")!] }
