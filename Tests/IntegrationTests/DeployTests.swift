@@ -79,12 +79,14 @@ struct DeployTests {
         #expect(Self.directives(unit, "RestrictAddressFamilies") == ["AF_NETLINK AF_UNIX AF_INET"])
     }
 
-    @Test("install.sh and uninstall.sh parse")
+    @Test("install.sh, uninstall.sh, package-deb.sh and the package's maintainer scripts parse")
     func scriptsParse() throws {
-        for script in ["install.sh", "uninstall.sh"] {
+        let scripts = [("install.sh", "bash"), ("uninstall.sh", "bash"), ("package-deb.sh", "bash"),
+                       ("debian/postinst", "sh"), ("debian/prerm", "sh"), ("debian/postrm", "sh")]
+        for (script, shell) in scripts {
             let path = Self.deploy + "/" + script
             #expect(FileManager.default.isExecutableFile(atPath: path), "\(script) is not executable")
-            let result = try Shell.run(["bash", "-n", path])
+            let result = try Shell.run([shell, "-n", path])
             #expect(result.succeeded && result.output.isEmpty, "\(result.summary)")
         }
     }
