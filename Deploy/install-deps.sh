@@ -18,6 +18,8 @@ if [ "${1:-}" = "--tests" ]; then
     vsftpd lftp python3-pyftpdlib ngircd iperf3 sockperf systemd tftp-hpa tftpd-hpa sip-tester kamailio
     # the Prometheus text format's reference parser, for the metrics endpoint's tests
     python3-prometheus-client
+    # Deploy/package-deb.sh (dpkg-shlibdeps) and its --lintian check, for the deploy walkthrough
+    dpkg-dev lintian
   )
 elif [ -n "${1:-}" ]; then
   echo "usage: $0 [--tests]" >&2

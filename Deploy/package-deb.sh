@@ -73,7 +73,9 @@ built_version=$("$binary" --version)
 # --static-swift-stdlib, relinking masqd dynamically in the same scratch path: a second
 # release link for nothing.) Section 8: a system administration command in /usr/sbin.
 say "swift build --product generate-manual"
-(cd "$repo" && swift build -c release --scratch-path "$scratch" --product generate-manual) \
+# The same build flags as masqd's: with others, the modules both use would be built again.
+(cd "$repo" && swift build -c release --static-swift-stdlib --disable-local-rpath \
+  --scratch-path "$scratch" --product generate-manual) \
   >>"$scratch/package-deb.log" 2>&1 || { tail -n 30 "$scratch/package-deb.log" >&2; die "building generate-manual failed"; }
 generate_manual="$scratch/release/generate-manual"
 # The date of the commit, not of the build: the same source gives the same page.
