@@ -595,6 +595,18 @@ ok "traffic flows"
 # --- Step 7 ----------------------------------------------------------------------------------
 
 step 7 "Uninstall"
+# "if that fails, nothing is removed": a config masqd cannot read.
+R "cp $config /root/masqd.yaml.good; sed -i 's/^wan: eth0\$/wan: [eth0/' $config
+DEBIAN_FRONTEND=noninteractive apt-get remove -y masqd"
+fails "apt-get remove with a config masqd cannot read"
+has 'nothing removed' "prerm says why"
+R "dpkg -s masqd | grep '^Status:'; ls /usr/sbin/masqd"
+has '^Status: install ok installed$' "the package is still installed"
+masqd_rules
+[ "$out" = "$rules_now" ] || fail "the rules changed"
+pass "with its rules in (fail-closed)"
+R "cp /root/masqd.yaml.good $config"
+ok "config fixed"
 R "DEBIAN_FRONTEND=noninteractive apt-get remove -y masqd"
 ok "apt-get remove masqd"
 masqd_rules
