@@ -10,6 +10,7 @@
 #   /usr/share/zsh/vendor-completions/_masqd,
 #   /usr/share/fish/vendor_completions.d/masqd.fish   `masqd --generate-completion-script`
 #   /usr/share/doc/masqd/{README.md,copyright,changelog.gz}
+#   /usr/share/lintian/overrides/masqd                Deploy/debian/lintian-overrides
 # The maintainer scripts start nothing and turn no forwarding on: see Deploy/debian/.
 #
 # The version is MasqdVersion.string in Sources/MasqdCLI/Version.swift, the one place it is
