@@ -35,7 +35,7 @@ for arg in "$@"; do
   case "$arg" in
     --lintian) lintian=yes ;;
     --print-version) ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $arg (usage: $0 [--lintian] [--print-version])" ;;
   esac
 done
