@@ -373,9 +373,8 @@ has '^0$' "and changes nothing"
 step 4 "Start"
 R "systemctl enable --now masqd"
 ok "systemctl enable --now masqd"
-R "sysctl -p /etc/sysctl.d/99-masqd.conf"
-ok "sysctl -p /etc/sysctl.d/99-masqd.conf"
-has 'net\.ipv4\.ip_forward = 1' "forwarding on"
+R "cat /proc/sys/net/ipv4/ip_forward"
+has '^1$' "forwarding on (the unit turned it on, after rules install)"
 sleep 2
 R "systemctl is-enabled masqd; systemctl is-active masqd"
 has '^enabled$' "enabled at boot"
@@ -428,9 +427,9 @@ masqd_rules
 rules_running="$out"
 
 # "systemctl enable": after a reboot masqd is back by itself, rules in, before anyone logs in.
-# (The router's namespace outlives the container, so addresses and ip_forward stay as they
-# were: that 99-masqd.conf turns forwarding on at boot cannot be seen here; systemd-sysctl
-# skips a container's read-only /proc/sys anyway.)
+# (The router's namespace outlives the container, so its addresses and ip_forward stay as
+# they were: forwarding is set back to the kernel's boot value, 0, from the host while the
+# router is down, so that the unit turning it on again shows.)
 step reboot "masqd comes back after a reboot (enabled in step 4)"
 echo "router# systemctl reboot"
 router_exec systemctl reboot
@@ -440,9 +439,11 @@ set +e; wait "$nspawn_pid"; nspawn_status=$?; set -e
 [ "$nspawn_status" = 133 ] || fail "systemd-nspawn exited with $nspawn_status, not 133 (reboot)"
 nspawn_pid="" leader=""
 rm -rf "/run/systemd/nspawn/propagate/$machine"
+ip netns exec "$ns_router" sysctl -qw net.ipv4.ip_forward=0
 boot_router
-R "systemctl is-active masqd"
+R "systemctl is-active masqd; cat /proc/sys/net/ipv4/ip_forward"
 has '^active$' "masqd runs"
+has '^1$' "and the unit turned forwarding on"
 masqd_rules
 [ "$out" = "$rules_running" ] || fail "the rules after the reboot differ from those before"
 pass "with the same rules"
