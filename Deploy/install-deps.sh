@@ -8,6 +8,8 @@ set -euo pipefail
 packages=(
   # build
   libnetfilter-queue-dev libnfnetlink-dev libmnl-dev pkg-config
+  # the package: Deploy/package-deb.sh (dpkg-shlibdeps)
+  dpkg-dev
   # run: the rules installer (iptables or nft, --firewall) and the lab
   iptables nftables iproute2 iputils-ping curl python3
 )
@@ -18,6 +20,8 @@ if [ "${1:-}" = "--tests" ]; then
     vsftpd lftp python3-pyftpdlib ngircd iperf3 sockperf systemd tftp-hpa tftpd-hpa sip-tester kamailio
     # the Prometheus text format's reference parser, for the metrics endpoint's tests
     python3-prometheus-client
+    # Deploy/package-deb.sh's --lintian check, for the deploy walkthrough
+    lintian
   )
 elif [ -n "${1:-}" ]; then
   echo "usage: $0 [--tests]" >&2

@@ -3,7 +3,8 @@
 #   /usr/local/sbin/masqd                 the binary (from .build/release/masqd: run
 #                                         `swift build -c release` first)
 #   /etc/systemd/system/masqd.service     the service (rules in, engine running)
-#   /etc/sysctl.d/99-masqd.conf           forwarding on at boot
+#   /etc/sysctl.d/99-masqd.conf           kernel settings explained (forwarding is turned
+#                                         on by the service, after its rules)
 #   /etc/masqd/masqd.yaml                 the deployment, from Deploy/masqd.yaml, only if
 #                                         there is none yet (an edited one is never replaced)
 #   /usr/local/share/doc/masqd/README.md  the documentation the unit points to
@@ -44,7 +45,7 @@ say "installed $sbin/masqd"
 install -m 0644 "$repo/Deploy/masqd.service" "$unitdir/masqd.service"
 say "installed $unitdir/masqd.service"
 install -m 0644 "$repo/Deploy/99-masqd.conf" "$sysctldir/99-masqd.conf"
-say "installed $sysctldir/99-masqd.conf (applied at the next boot; see below)"
+say "installed $sysctldir/99-masqd.conf"
 install -m 0644 "$repo/README.md" "$docdir/README.md"
 
 install -d -m 0755 "$confdir"
@@ -66,7 +67,5 @@ cat <<EOF
 install: next:
   1. edit /etc/masqd/masqd.yaml (wan, lan, forwards)
   2. check it:            masqd rules print --config /etc/masqd/masqd.yaml
-  3. start it at boot:    systemctl enable --now masqd
-  4. forwarding on now:   sysctl -p /etc/sysctl.d/99-masqd.conf   (after step 3, so that
-                          no packet is forwarded before the rules are in)
+  3. start it at boot:    systemctl enable --now masqd   (rules in, then forwarding on)
 EOF

@@ -10,7 +10,7 @@
 #
 # Forwarding (net.ipv4.ip_forward) and accept_local keep their current values: turning
 # forwarding off under a running router would cut it off. They return to the kernel's
-# defaults at the next boot, since 99-masqd.conf is gone.
+# defaults at the next boot, since masqd.service, which turned them on, is gone.
 #
 # Environment: DESTDIR=DIR uninstalls from a staging tree made by install.sh (no
 # systemctl, no rules).

@@ -18,9 +18,11 @@
 # the first FAIL ends the run, non-zero. On exit the machine is powered off, the namespaces
 # deleted and the rootfs copy removed.
 #
-# Not part of Tests/run-all.sh: the first run debootstraps Debian 12 into the cache (a few
-# minutes, ~300 MB), and every run boots a whole system and takes a minute or two.
-# Needs root, the Swift toolchain the host builds with, and a Debian mirror (apt).
+# The router installs the Debian package that Deploy/package-deb.sh builds on the host (the
+# "build machine"); it has no Swift toolchain and no checkout. Tests/run-all.sh runs this
+# last; the first run debootstraps Debian 12 into the cache (a few minutes, ~300 MB), and
+# every run boots a whole system and takes a few minutes. Needs root, the Swift toolchain
+# the host builds with, and a Debian mirror (apt).
 #
 # Environment: MASQD_WALK_CACHE=DIR (default /var/cache/masqd-walkthrough: the pristine
 # rootfs, reused; delete it to start over), MASQD_WALK_MIRROR=URL (default
@@ -41,7 +43,6 @@ if [ -z "${http_proxy:-}" ]; then
   apt_proxy=$(apt-config dump 2>/dev/null | sed -n 's/^Acquire::http::Proxy "\(.*\)";$/\1/p' | head -n 1)
   if [ -n "$apt_proxy" ]; then export http_proxy="$apt_proxy"; fi
 fi
-scratch=".build-walk"
 machine="wk-router"
 ns_router="wk-router" ns_lan="wk-lan" ns_inet="wk-inet"
 work="$cache/run"                 # this run's copy of the rootfs, its console log, the web root
@@ -104,7 +105,7 @@ run_at() {
   if [ "$rc" -ne 0 ]; then echo "    (exit status $rc)"; fi
   return 0
 }
-R() { run_at router "router#" "$1"; }      # as root on the router, in the checkout (/src)
+R() { run_at router "router#" "$1"; }      # as root on the router, in /root
 LAN() { run_at lan "lan\$" "$1"; }
 INET() { run_at inet "inet\$" "$1"; }
 
@@ -113,12 +114,12 @@ fails() { [ "$rc" -ne 0 ] || fail "$1 (it succeeded)"; pass "$1"; }
 has() { grep -Eq -- "$1" <<<"$out" || fail "$2 (no line matching /$1/)"; pass "$2"; }
 lacks() { if grep -Eq -- "$1" <<<"$out"; then fail "$2 (a line matches /$1/)"; fi; pass "$2"; }
 
-# A root shell on the router, in the checkout: started by the router's own systemd
+# A root shell on the router, in root's home (where the .deb was copied): started by the router's own systemd
 # (systemd-run), so it has the container's capabilities, not those of nsenter on the host.
 leader=""
 router_shell() {
   nsenter -t "$leader" -m -u -i -n -p -r -w -- systemd-run --quiet --wait --pipe --collect \
-    -p WorkingDirectory=/src -E HOME=/root -E LANG=C.UTF-8 -E TERM=dumb \
+    -p WorkingDirectory=/root -E HOME=/root -E LANG=C.UTF-8 -E TERM=dumb \
     /bin/bash -c "$1" </dev/null
 }
 # The same, straight from the host: for booting and powering off.
@@ -189,7 +190,6 @@ boot_router() {
   systemd-nspawn --boot --quiet --register=no --keep-unit --console=read-only \
     --directory="$root" --machine="$machine" --capability=CAP_NET_ADMIN \
     --network-namespace-path="/run/netns/$ns_router" \
-    --bind-ro="$toolchain" --bind-ro="$repo:/src" \
     >>"$work/console.log" 2>&1 &
   nspawn_pid=$!
   local deadline=$((SECONDS + 90)) child state=""
@@ -233,6 +233,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v iptables >/dev/null || need+=(iptables)
+command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)   # Deploy/package-deb.sh
+command -v lintian >/dev/null || need+=(lintian)
 if [ ${#need[@]} -gt 0 ]; then
   echo "host: apt-get install ${need[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -283,56 +285,64 @@ pass "topology: LAN 192.0.2.10 - eth1 [router] eth0 203.0.113.1 - 203.0.113.2 (H
 
 # --- Step 1 ----------------------------------------------------------------------------------
 
-step 1 "Build"
-# The README's apt-get line, taken from the README itself, runs on the router's disk before
-# it boots: in the topology the router has no way to a Debian mirror.
-apt_line=$(awk '/^1\. \*\*Build/ {f = 1} f && /apt-get install/ {sub(/^ +/, ""); print; exit}' "$repo/README.md")
-[ -n "$apt_line" ] || fail "README step 1 has no apt-get install line"
-echo "router# apt-get update && $apt_line    (before boot, with the host's network)"
-if ! systemd-nspawn --quiet --register=no --keep-unit --directory="$root" --pipe -- \
-     /bin/bash -c "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && $apt_line" \
+step 1 "Build the package (on the build machine: here, the host)"
+echo "host\$ Deploy/package-deb.sh --lintian"
+(cd "$repo" && Deploy/package-deb.sh --lintian) >"$out_file" 2>&1 ||
+  fail "Deploy/package-deb.sh failed (another engineer mid-edit? retry in a minute)"
+sed 's/^/    /' "$out_file"
+deb=$(sed -n 's/^package-deb: built \([^ ]*\.deb\) .*/\1/p' "$out_file")
+[ -f "$deb" ] || fail "Deploy/package-deb.sh named no .deb it built"
+deb_name=$(basename "$deb")
+version=$("$repo/Deploy/package-deb.sh" --print-version)
+[ "$deb_name" = "masqd_${version}_$(dpkg --print-architecture).deb" ] || fail "the package is called $deb_name"
+pass "built $deb_name, lintian without errors"
+# "Copy it to the router". The router's apt fetches the packages masqd depends on now, before
+# it boots: in the topology it has no way to a Debian mirror. The install itself (step 2)
+# runs on the booted router, from apt's cache.
+cp "$deb" "$root/root/$deb_name"
+echo "router# apt-get update && apt-get install --download-only -y ./$deb_name    (before boot, with the host's network)"
+if ! systemd-nspawn --quiet --register=no --keep-unit --directory="$root" --chdir=/root --pipe -- \
+     /bin/bash -c "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install --download-only -y -qq ./$deb_name" \
      >"$out_file" 2>&1; then
-  fail "the README's apt-get line failed on a fresh Debian 12"
+  fail "apt-get could not resolve the package's Depends on a fresh Debian 12"
 fi
 rm -rf "/run/systemd/nspawn/propagate/$(basename "$root")"
-grep -v '^Attempted to remove disk file system' "$out_file" | tail -n 3 | sed 's/^/    /'
-pass "step 1's packages installed"
-# `swift build -c release` runs on the HOST, not on the router: building inside the
-# container would need the toolchain's own dependencies (clang's libraries, libcurl, …)
-# installed there, which is not what this walkthrough tests. The README's point that counts
-# here does: the binary loads the Swift runtime from the toolchain it was built with, so
-# the toolchain is bind-mounted read-only at the same path ("leave the toolchain where it is").
-echo "host\$ swift build -c release --scratch-path $scratch"
-(cd "$repo" && swift build -c release --scratch-path "$scratch") >"$out_file" 2>&1 ||
-  fail "swift build -c release failed (another engineer mid-edit? retry in a minute)"
-tail -n 1 "$out_file" | sed 's/^/    /'
-binary="$repo/$scratch/release/masqd"
-swiftcore=$(ldd "$binary" | awk '/libswiftCore\.so/ {print $3}')
-[ -n "$swiftcore" ] || fail "ldd $binary names no libswiftCore.so"
-toolchain="${swiftcore%/usr/lib/swift/*}"
-if [ ! -d "$toolchain" ] || [ "$toolchain" = "$swiftcore" ]; then fail "cannot tell the toolchain's root from $swiftcore"; fi
-pass "release binary built; it loads the Swift runtime from $toolchain (bind-mounted read-only into the router)"
+{ grep -v '^Attempted to remove disk file system' "$out_file" || true; } | tail -n 3 | sed 's/^/    /'
+R_debs=$(ls "$root/var/cache/apt/archives/" | grep -c '\.deb$' || true)
+pass "copied to the router's /root; its Depends resolve from the Debian mirror ($R_debs packages fetched)"
 
 step boot "the router boots with systemd as PID 1"
 boot_router
-R "ip -br addr show eth0; ip -br addr show eth1; cat /proc/sys/net/ipv4/ip_forward"
-has '^eth0[@ ].*203\.0\.113\.1/24' "the router's WAN eth0 has 203.0.113.1"
-has '^0$' "forwarding is off"
+# A fresh router has no iproute2 or iptables yet (the package's Depends bring them in step 2).
+R "cat /sys/class/net/eth0/operstate /sys/class/net/eth1/operstate /proc/sys/net/ipv4/ip_forward"
+[ "$out" = $'up\nup\n0' ] || fail "expected eth0 and eth1 up, forwarding 0"
+pass "the router's eth0 and eth1 are up, forwarding is off"
 LAN "curl -sS --max-time 3 $url"
 fails "no way through the router yet"
 
 # --- Step 2 ----------------------------------------------------------------------------------
 
 step 2 "Install"
-# The README says `Deploy/install.sh`; the binary here is in the scratch path of this
-# walkthrough, so MASQD_BINARY (install.sh's documented override) points at it.
-R "MASQD_BINARY=/src/$scratch/release/masqd Deploy/install.sh"
-ok "Deploy/install.sh"
-R "ls -l /usr/local/sbin/masqd /etc/systemd/system/masqd.service /etc/sysctl.d/99-masqd.conf $config"
-ok "the binary, the unit, the sysctl file and the config are in place"
-R "systemctl is-active masqd; iptables-save | grep -c masqd; cat /proc/sys/net/ipv4/ip_forward"
-[ "$out" = $'inactive\n0\n0' ] || fail "expected: masqd inactive, 0 masqd rules, forwarding 0"
-pass "it started nothing: masqd inactive, no rules, forwarding still off"
+R "command -v swift swiftc; ls -d /opt/swift* /usr/share/swift* /usr/lib/swift* 2>/dev/null; true"
+[ -z "$out" ] || fail "the router has Swift: $out"
+pass "the router has no Swift toolchain"
+R "DEBIAN_FRONTEND=noninteractive apt-get install -y ./$deb_name"
+ok "apt-get install ./$deb_name"
+has 'installed, not started' "postinst says it started nothing"
+R "ls -l /usr/sbin/masqd /lib/systemd/system/masqd.service /etc/sysctl.d/99-masqd.conf $config /usr/share/man/man8/masqd.8.gz /usr/share/bash-completion/completions/masqd /usr/share/zsh/vendor-completions/_masqd /usr/share/fish/vendor_completions.d/masqd.fish /usr/share/doc/masqd/README.md /usr/share/doc/masqd/copyright"
+ok "the binary, the unit, the sysctl file, the config, the man page, the completions and the docs are in place"
+R "ldd /usr/sbin/masqd"
+ok "ldd /usr/sbin/masqd"
+lacks 'swift|Foundation|dispatch|BlocksRuntime|not found' "it loads no Swift runtime or Foundation library, and finds every library it needs"
+has 'libnetfilter_queue\.so\.1 => /' "libnetfilter_queue from Debian"
+R "cat /var/lib/dpkg/info/masqd.conffiles"
+has "^$config\$" "the config is a conffile"
+R "masqd --version; zcat /usr/share/man/man8/masqd.8.gz | sed -n 's/^\.Dt //p'"
+has "^$version\$" "masqd --version prints $version"
+has '^MASQD 8$' "the man page is masqd(8)"
+R "systemctl is-enabled masqd; systemctl is-active masqd; iptables-save | grep -c masqd; cat /proc/sys/net/ipv4/ip_forward"
+[ "$out" = $'disabled\ninactive\n0\n0' ] || fail "expected: masqd disabled and inactive, 0 masqd rules, forwarding 0"
+pass "it started nothing: masqd disabled and inactive, no rules, forwarding still off"
 
 # --- Step 3 ----------------------------------------------------------------------------------
 
@@ -363,9 +373,8 @@ has '^0$' "and changes nothing"
 step 4 "Start"
 R "systemctl enable --now masqd"
 ok "systemctl enable --now masqd"
-R "sysctl -p /etc/sysctl.d/99-masqd.conf"
-ok "sysctl -p /etc/sysctl.d/99-masqd.conf"
-has 'net\.ipv4\.ip_forward = 1' "forwarding on"
+R "cat /proc/sys/net/ipv4/ip_forward"
+has '^1$' "forwarding on (the unit turned it on, after rules install)"
 sleep 2
 R "systemctl is-enabled masqd; systemctl is-active masqd"
 has '^enabled$' "enabled at boot"
@@ -418,9 +427,9 @@ masqd_rules
 rules_running="$out"
 
 # "systemctl enable": after a reboot masqd is back by itself, rules in, before anyone logs in.
-# (The router's namespace outlives the container, so addresses and ip_forward stay as they
-# were: that 99-masqd.conf turns forwarding on at boot cannot be seen here; systemd-sysctl
-# skips a container's read-only /proc/sys anyway.)
+# (The router's namespace outlives the container, so its addresses and ip_forward stay as
+# they were: forwarding is set back to the kernel's boot value, 0, from the host while the
+# router is down, so that the unit turning it on again shows.)
 step reboot "masqd comes back after a reboot (enabled in step 4)"
 echo "router# systemctl reboot"
 router_exec systemctl reboot
@@ -430,9 +439,11 @@ set +e; wait "$nspawn_pid"; nspawn_status=$?; set -e
 [ "$nspawn_status" = 133 ] || fail "systemd-nspawn exited with $nspawn_status, not 133 (reboot)"
 nspawn_pid="" leader=""
 rm -rf "/run/systemd/nspawn/propagate/$machine"
+ip netns exec "$ns_router" sysctl -qw net.ipv4.ip_forward=0
 boot_router
-R "systemctl is-active masqd"
+R "systemctl is-active masqd; cat /proc/sys/net/ipv4/ip_forward"
 has '^active$' "masqd runs"
+has '^1$' "and the unit turned forwarding on"
 masqd_rules
 [ "$out" = "$rules_running" ] || fail "the rules after the reboot differ from those before"
 pass "with the same rules"
@@ -521,12 +532,12 @@ pass "every masqd rule is out"
 # systemctl 252 edits only on a terminal: `script` gives it one.
 R "cat >/root/editor <<'END'
 #!/bin/sh
-{ echo '[Service]'; sed -n 's/^#ExecStopPost=/ExecStopPost=/p' /etc/systemd/system/masqd.service; } >\"\$1\"
+{ echo '[Service]'; sed -n 's/^#ExecStopPost=/ExecStopPost=/p' /lib/systemd/system/masqd.service; } >\"\$1\"
 END
 chmod +x /root/editor
 SYSTEMD_EDITOR=/root/editor script -qec 'systemctl edit masqd' /dev/null
 cat /etc/systemd/system/masqd.service.d/override.conf"
-has '^ExecStopPost=/usr/local/sbin/masqd rules remove --config /etc/masqd/masqd.yaml$' "the drop-in holds the unit's ExecStopPost= line"
+has '^ExecStopPost=/usr/sbin/masqd rules remove --config /etc/masqd/masqd.yaml$' "the drop-in holds the unit's ExecStopPost= line"
 R "systemctl start masqd; iptables-save | grep -c 'masqd queue'; systemctl stop masqd; iptables-save | grep -c 'masqd queue'"
 has '^0$' "with it, systemctl stop masqd takes the rules out"
 R "systemctl revert masqd; systemctl start masqd"
@@ -566,53 +577,71 @@ sleep 1
 curl_lan
 ok "traffic flows"
 
-# Upgrade: the binary is the same build ("rebuild" is a no-op here); install.sh again.
-R "md5sum $config"
-sum_before="$out"
-R "MASQD_BINARY=/src/$scratch/release/masqd Deploy/install.sh"
-ok "Deploy/install.sh again"
-has "kept $config" "it says it kept the config"
-has "systemctl restart masqd" "it says masqd runs the old binary until a restart"
-R "md5sum $config"
-[ "$out" = "$sum_before" ] || fail "the config changed"
-pass "the config is unchanged"
-R "systemctl restart masqd; sleep 1; systemctl is-active masqd"
-has '^active$' "systemctl restart masqd"
+# Upgrade: the same package again ("a newer one" would be a rebuild with a new version).
+R "md5sum $config; systemctl show -p MainPID --value masqd"
+sum_before=$(head -n 1 <<<"$out")
+pid_before=$(tail -n 1 <<<"$out")
+R "DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall ./$deb_name"
+ok "apt-get install --reinstall ./$deb_name"
+R "md5sum $config; systemctl is-active masqd; systemctl show -p MainPID --value masqd"
+[ "$(head -n 1 <<<"$out")" = "$sum_before" ] || fail "the config changed"
+pass "the config is unchanged (a conffile: dpkg keeps an edited one)"
+has '^active$' "masqd runs"
+[ "$(tail -n 1 <<<"$out")" != "$pid_before" ] || fail "masqd was not restarted with the new binary (MainPID $pid_before)"
+pass "postinst restarted it with the new binary (MainPID $pid_before -> $(tail -n 1 <<<"$out"))"
+sleep 1
 curl_lan
 ok "traffic flows"
 
 # --- Step 7 ----------------------------------------------------------------------------------
 
 step 7 "Uninstall"
-R "Deploy/uninstall.sh"
-ok "Deploy/uninstall.sh"
+# "if that fails, nothing is removed": a config masqd cannot read.
+R "cp $config /root/masqd.yaml.good; sed -i 's/^wan: eth0\$/wan: [eth0/' $config
+DEBIAN_FRONTEND=noninteractive apt-get remove -y masqd"
+fails "apt-get remove with a config masqd cannot read"
+has 'nothing removed' "prerm says why"
+R "dpkg -s masqd | grep '^Status:'; ls /usr/sbin/masqd"
+has '^Status: install ok installed$' "the package is still installed"
+masqd_rules
+[ "$out" = "$rules_now" ] || fail "the rules changed"
+pass "with its rules in (fail-closed)"
+R "cp /root/masqd.yaml.good $config"
+ok "config fixed"
+R "DEBIAN_FRONTEND=noninteractive apt-get remove -y masqd"
+ok "apt-get remove masqd"
 masqd_rules
 [ -z "$out" ] || fail "masqd rules are left"
 pass "the rules are out"
 R "systemctl cat masqd"
 fails "the service is gone"
-R "ls /usr/local/sbin/masqd /etc/systemd/system/masqd.service /etc/sysctl.d/99-masqd.conf"
+R "ls /etc/systemd/system/multi-user.target.wants/masqd.service"
+fails "and no longer enabled"
+R "ls /usr/sbin/masqd /lib/systemd/system/masqd.service /etc/sysctl.d/99-masqd.conf"
 fails "the binary, the unit and the sysctl file are gone"
 R "ls $config; cat /proc/sys/net/ipv4/ip_forward"
 ok "the config is kept"
 has '^1$' "forwarding stays as it is"
 
-# --purge, after installing again (the kept config comes back into use).
-R "MASQD_BINARY=/src/$scratch/release/masqd Deploy/install.sh && systemctl enable --now masqd"
+# Purge, after installing again (the kept config comes back into use).
+R "DEBIAN_FRONTEND=noninteractive apt-get install -y ./$deb_name && systemctl enable --now masqd"
 ok "installed and started again"
-has "kept $config" "with the kept config"
+R "grep -E '^(wan|  - )' $config"
+has '^  - 192\.0\.2\.0/24$' "with the kept config"
 sleep 1
 curl_lan
 ok "traffic flows"
-R "Deploy/uninstall.sh --purge"
-ok "Deploy/uninstall.sh --purge"
+R "ls /var/lib/masqd"
+has 'masqd\.state' "the state file is there"
+R "DEBIAN_FRONTEND=noninteractive apt-get purge -y masqd"
+ok "apt-get purge masqd"
 R "ls /etc/masqd"
 fails "/etc/masqd is gone"
+R "ls /var/lib/masqd"
+fails "/var/lib/masqd (the saved state) is gone"
 masqd_rules
 [ -z "$out" ] || fail "masqd rules are left"
 pass "the rules are out"
-R "ls -la /var/lib/masqd 2>&1 || true"
-echo "(the unit's StateDirectory; noted, not checked)"
 
 echo
 echo "All of README's \"Deploying on a router\" followed: PASS"

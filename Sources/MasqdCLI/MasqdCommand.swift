@@ -11,6 +11,7 @@ struct MasqdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "masqd",
         abstract: "A user-space NAT (IP masquerading) engine for Linux routers, fed by NFQUEUE.",
+        version: MasqdVersion.string,
         subcommands: [Run.self, Rules.self, Flows.self, Stats.self, LabCommand.self, Replay.self])
 
     static func main() {

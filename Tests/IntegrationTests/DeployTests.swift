@@ -56,12 +56,14 @@ struct DeployTests {
         #expect(aboutUs.isEmpty, "systemd-analyze verify complained about the unit:\n\(aboutUs.joined(separator: "\n"))")
     }
 
-    @Test("masqd.service runs rules install then run from /etc/masqd/masqd.yaml, fails closed, and keeps to CAP_NET_ADMIN")
+    @Test("masqd.service runs rules install, turns forwarding on, then run from /etc/masqd/masqd.yaml, fails closed, and keeps to CAP_NET_ADMIN")
     func unitPromises() throws {
         let unit = try Self.read("masqd.service")
         let config = "--config /etc/masqd/masqd.yaml"
         #expect(Self.directives(unit, "Type") == ["simple"])
-        #expect(Self.directives(unit, "ExecStartPre") == ["\(Self.installedBinary) rules install \(config)"])
+        // Rules first, then forwarding: the router never forwards without them.
+        #expect(Self.directives(unit, "ExecStartPre") == [
+            "\(Self.installedBinary) rules install \(config)", "/bin/sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'"])
         #expect(Self.directives(unit, "ExecStart") == ["\(Self.installedBinary) run \(config)"])
         // Fail-closed: nothing takes the rules out when the engine stops (the alternative is
         // a commented line).
@@ -73,18 +75,21 @@ struct DeployTests {
         #expect(Self.directives(unit, "ProtectSystem") == ["strict"])
         #expect(Self.directives(unit, "RuntimeDirectory") == ["masqd"])
         #expect(EngineSettings.defaultControlPath(queue: 0).hasPrefix("/run/masqd/"), "the control socket must live in the RuntimeDirectory")
-        // /proc/sys is read-only except the one file `rules install` writes for hairpinning.
+        // /proc/sys is read-only except the file `rules install` writes for hairpinning and
+        // forwarding, which the unit turns on.
         #expect(Self.directives(unit, "ProtectKernelTunables") == ["yes"])
-        #expect(Self.directives(unit, "ReadWritePaths") == [SteeringRules.acceptLocalPath])
+        #expect(Self.directives(unit, "ReadWritePaths") == ["\(SteeringRules.acceptLocalPath) /proc/sys/net/ipv4/ip_forward"])
         #expect(Self.directives(unit, "RestrictAddressFamilies") == ["AF_NETLINK AF_UNIX AF_INET"])
     }
 
-    @Test("install.sh and uninstall.sh parse")
+    @Test("install.sh, uninstall.sh, package-deb.sh and the package's maintainer scripts parse")
     func scriptsParse() throws {
-        for script in ["install.sh", "uninstall.sh"] {
+        let scripts = [("install.sh", "bash"), ("uninstall.sh", "bash"), ("package-deb.sh", "bash"),
+                       ("debian/postinst", "sh"), ("debian/prerm", "sh"), ("debian/postrm", "sh")]
+        for (script, shell) in scripts {
             let path = Self.deploy + "/" + script
             #expect(FileManager.default.isExecutableFile(atPath: path), "\(script) is not executable")
-            let result = try Shell.run(["bash", "-n", path])
+            let result = try Shell.run([shell, "-n", path])
             #expect(result.succeeded && result.output.isEmpty, "\(result.summary)")
         }
     }
@@ -154,8 +159,10 @@ struct DeployTests {
         }
         let lines = text.split(separator: "\n")
         let active = settings(lines.filter { !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty })
-        // Nothing but forwarding is switched on unconditionally (the rest is explained and commented).
-        #expect(active.map { "\($0.0)=\($0.1)" } == ["net.ipv4.ip_forward=1"])
+        // Nothing is switched on unconditionally, forwarding least of all (masqd.service turns
+        // it on after its rules); the rest is explained and commented.
+        #expect(active.isEmpty, "99-masqd.conf sets \(active)")
+        #expect(!text.split(separator: "\n").contains { $0.hasPrefix("net.ipv4.ip_forward") })
         let commented = settings(lines.filter { $0.hasPrefix("#net.") }.map { $0.dropFirst() })
         #expect(Set(commented.map(\.0)) == ["net.ipv4.conf.all.accept_local", "net.ipv4.conf.all.rp_filter"])
 
