@@ -51,7 +51,10 @@ struct Replay: ParsableCommand {
     @Option(name: .long, help: "Cap on live translations of one internal address. Default 32768.")
     var maxFlowsPerHost: String?
 
-    @Option(name: .long, help: "Idle timeout NAME=SECONDS (repeatable); NAME: udp, tcp-established, tcp-transitory, tcp-closed, icmp.")
+    @Option(name: .long, help: "Helper connections (and pending expectations) one internal host may hold. Default 128.")
+    var maxHelperFlowsPerHost: String?
+
+    @Option(name: .long, help: "Idle timeout NAME=SECONDS (repeatable); NAME: udp, tcp-established, tcp-transitory, tcp-opening, tcp-closed, icmp.")
     var timeout: [String] = []
 
     func run() throws {
@@ -67,6 +70,7 @@ struct Replay: ParsableCommand {
         options.filtering = filtering
         options.maxFlows = maxFlows
         options.maxFlowsPerHost = maxFlowsPerHost
+        options.maxHelperFlowsPerHost = maxHelperFlowsPerHost
         options.timeout = timeout
         let settings = try options.settings()
         var stderr = StandardError()

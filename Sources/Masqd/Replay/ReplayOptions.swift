@@ -18,6 +18,7 @@ public struct ReplayOptions: Sendable {
     public var filtering: String?
     public var maxFlows: String?
     public var maxFlowsPerHost: String?
+    public var maxHelperFlowsPerHost: String?
     public var timeout: [String] = []
 
     public init() {}
@@ -40,6 +41,8 @@ public struct ReplayOptions: Sendable {
         engine.filtering = filtering
         engine.maxFlows = maxFlows
         engine.maxFlowsPerHost = maxFlowsPerHost
+        // Every option checkedTranslation reads is set: an unset one traps (argument parser).
+        engine.maxHelperFlowsPerHost = maxHelperFlowsPerHost
         engine.timeout = timeout
         var (nat, helperNames) = try engine.checkedTranslation()
         if let prefix = nat.internalPrefixes.first(where: { $0.contains(external) }) {
