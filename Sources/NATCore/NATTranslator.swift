@@ -216,7 +216,14 @@ public final class NATTranslator {
                checksum: PacketChecksumState, now: NATTime) {
         let session = sessions.pointer(row)
         if protocolNumber == IPProtocolNumber.tcp {
-            guard admitTCP(session, flags: tcpFlags, outbound: outbound, ip: ip, checksum: checksum) else { return }
+            guard admitTCP(session, flags: tcpFlags, outbound: outbound, ip: ip, checksum: checksum) else {
+                // A session this very packet opened (its timer not yet set) still gets its first lifetime.
+                if session.pointee.expires <= now.nanoseconds {
+                    let timeout = configuration.timeouts.timeout(protocolNumber: protocolNumber, tcpState: session.pointee.tcpState)
+                    session.pointee.expires = now.nanoseconds &+ timeout.nanoseconds
+                }
+                return
+            }
             session.pointee.tcpState = TCPSessionState.next(
                 session.pointee.tcpState, flags: tcpFlags, outbound: outbound, seen: &session.pointee.tcpFlagsSeen)
         }

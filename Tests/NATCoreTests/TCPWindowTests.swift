@@ -102,6 +102,22 @@ import Testing
         #expect(nat.counters.ignoredBadChecksum == 1)
     }
 
+    /// A SYN with a wrong checksum still opens its session as any forwarded packet does (the
+    /// fuzzer's invariant: a translated packet has a live session), with its first lifetime,
+    /// but teaches nothing: the window scale it offers is not taken.
+    @Test func aBadChecksumSYNOpensASessionButChangesNoState() {
+        let nat = makeTranslator()
+        let good = Self.out(TCPFlag.syn, seq: Self.insideISN, ack: 0, options: Self.scale(7))
+        var bad = good
+        bad[36] ^= 0x10 // TCP checksum field
+        #expect(!Verify.transportChecksumValid(bad))
+        #expect(nat.run(&bad, .outbound) == .acceptRewritten)
+        #expect(sourceAddress(bad) == Net.external && !Verify.transportChecksumValid(bad))
+        #expect(nat.counters.ignoredBadChecksum == 1)
+        #expect(nat.snapshots(now: t0).map(\.expiresIn) == [.seconds(240)])
+        #expect(nat.sessions[0].tcpWindow.flags == 0)
+    }
+
     @Test func aFINInsideTheWindowClosesAndOneOutsideDoesNot() {
         let nat = Self.established()
         Self.deliver(nat, Self.inb(TCPFlag.fin | TCPFlag.ack, seq: Self.expected + 70_000, payload: Array("x".utf8)))
