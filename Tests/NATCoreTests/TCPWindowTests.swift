@@ -114,7 +114,8 @@ import Testing
         #expect(nat.run(&bad, .outbound) == .acceptRewritten)
         #expect(sourceAddress(bad) == Net.external && !Verify.transportChecksumValid(bad))
         #expect(nat.counters.ignoredBadChecksum == 1)
-        #expect(nat.snapshots(now: t0).map(\.expiresIn) == [.seconds(240)])
+        let opening = nat.configuration.timeouts.timeout(protocolNumber: IPProtocolNumber.tcp, tcpState: .opening)
+        #expect(nat.snapshots(now: t0).map(\.expiresIn) == [opening])
         #expect(nat.sessions[0].tcpWindow.flags == 0)
     }
 
