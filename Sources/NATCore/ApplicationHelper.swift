@@ -72,6 +72,9 @@ public enum HelperEvent: Int, CaseIterable, Sendable, CustomStringConvertible {
     case malformed
     /// An edit or expectation the core could not make (limits): passed unchanged.
     case limit
+    /// A stream that does not look like the helper's protocol (or offered a foreign address
+    /// where that ends trust in it): nothing more of it is parsed. Counted once per stream.
+    case abandoned
 
     public var description: String {
         switch self {
@@ -81,6 +84,7 @@ public enum HelperEvent: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .refusedLowPort: "refused_low_port"
         case .malformed: "malformed"
         case .limit: "limit"
+        case .abandoned: "abandoned"
         }
     }
 }

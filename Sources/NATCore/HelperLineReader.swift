@@ -5,7 +5,9 @@
 // start, in the middle of a line that was passed on, or with an unfinished line held back
 // (`.holdFrom`) that the core will show again first. A held line is recognised by its length
 // and hash; if the core had to let it go instead (limits), its rest is not mistaken for a
-// line start.
+// line start. Lines end at LF or CR LF, or, for a direction whose text may echo what the
+// other side chose (an FTP server's replies), at CR LF only (`crlfOnly`): a bare LF there
+// is text, so an echoed "\n227 …" cannot pass for a line of its own.
 
 /// One complete line in a helper's bytes: `start..<end` is the text without its line end
 /// ("\r\n" or "\n"); the next line starts at `next` (just after the "\n").
@@ -34,26 +36,31 @@ public struct HelperLineReader {
     public static let stateBytes = 8
 
     @usableFromInline let state: UnsafeMutableRawBufferPointer
+    /// Only CR LF ends a line (see the top of the file).
+    @usableFromInline let crlfOnly: Bool
 
     // state[0]: where the stream stopped; state[1]: the helper's; [2..<4]: held length; [4..<8]: held hash.
     @usableFromInline static let atLineStart: UInt8 = 0
     @usableFromInline static let midLine: UInt8 = 1
     @usableFromInline static let held: UInt8 = 2
+    /// With `midLine`, crlfOnly: the bytes passed ended with CR, so an LF first ends that line.
+    @usableFromInline static let midLineAfterCR: UInt8 = 3
 
     /// `state`: this direction's `stateBytes` bytes of `HelperContext.state`. With fewer,
     /// nothing is remembered: every call starts at a line start and nothing held is tracked.
-    public init(state: UnsafeMutableRawBufferPointer) {
+    public init(state: UnsafeMutableRawBufferPointer, crlfOnly: Bool = false) {
         self.state = state.count >= HelperLineReader.stateBytes ? state : UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        self.crlfOnly = crlfOnly
     }
 
     /// `HelperLineReader` over `stateBytes` bytes at `offset` of the context's state, or a
     /// stateless one if the state is too small for `needed` bytes in all.
-    public init(context state: UnsafeMutableRawBufferPointer, offset: Int, needed: Int) {
+    public init(context state: UnsafeMutableRawBufferPointer, offset: Int, needed: Int, crlfOnly: Bool = false) {
         guard state.count >= needed, offset >= 0, offset + HelperLineReader.stateBytes <= state.count else {
-            self.init(state: UnsafeMutableRawBufferPointer(start: nil, count: 0))
+            self.init(state: UnsafeMutableRawBufferPointer(start: nil, count: 0), crlfOnly: crlfOnly)
             return
         }
-        self.init(state: UnsafeMutableRawBufferPointer(rebasing: state[offset..<offset + HelperLineReader.stateBytes]))
+        self.init(state: UnsafeMutableRawBufferPointer(rebasing: state[offset..<offset + HelperLineReader.stateBytes]), crlfOnly: crlfOnly)
     }
 
     /// Calls `line` for every complete line of `bytes` (a line the stream was in the middle
@@ -64,11 +71,11 @@ public struct HelperLineReader {
     public func read(_ bytes: UnsafeRawBufferPointer, line: (HelperLine) -> Void, holdTail: (Int) -> Bool) -> HelperVerdict {
         let count = bytes.count
         guard var cursor = firstLineStart(bytes) else {
-            setMode(HelperLineReader.midLine)
+            setMidLine(bytes)
             return .pass
         }
         while cursor < count {
-            guard let newline = HelperLineReader.newline(in: bytes, from: cursor) else { break }
+            guard let newline = lineEnd(in: bytes, from: cursor) else { break }
             var end = newline
             if end > cursor, bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
             line(HelperLine(start: cursor, end: end, next: newline + 1))
@@ -82,8 +89,27 @@ public struct HelperLineReader {
             setHeld(bytes, from: cursor)
             return .holdFrom(cursor)
         }
-        setMode(HelperLineReader.midLine)
+        setMidLine(bytes)
         return .pass
+    }
+
+    /// The index of the LF that ends the line starting at `start`, or nil: any LF, or with
+    /// `crlfOnly` one right after a CR (`start` itself when the stream stopped after a CR).
+    @usableFromInline
+    func lineEnd(in bytes: UnsafeRawBufferPointer, from start: Int, afterCR: Bool = false) -> Int? {
+        guard crlfOnly else { return HelperLineReader.newline(in: bytes, from: start) }
+        var i = start
+        while let newline = HelperLineReader.newline(in: bytes, from: i) {
+            if newline > start ? bytes[newline - 1] == UInt8(ascii: "\r") : afterCR { return newline }
+            i = newline + 1
+        }
+        return nil
+    }
+
+    @usableFromInline
+    func setMidLine(_ bytes: UnsafeRawBufferPointer) {
+        let afterCR = crlfOnly && bytes.count > 0 && bytes[bytes.count - 1] == UInt8(ascii: "\r")
+        setMode(afterCR ? HelperLineReader.midLineAfterCR : HelperLineReader.midLine)
     }
 
     /// Where the first line starting in `bytes` begins; nil if none does.
@@ -100,8 +126,8 @@ public struct HelperLineReader {
         default:
             break
         }
-        // In the middle of a line (or a held line the core let go): the next one starts after its newline.
-        return HelperLineReader.newline(in: bytes, from: 0).map { $0 + 1 }
+        // In the middle of a line (or a held line the core let go): the next one starts after its end.
+        return lineEnd(in: bytes, from: 0, afterCR: state[0] == HelperLineReader.midLineAfterCR).map { $0 + 1 }
     }
 
     @usableFromInline

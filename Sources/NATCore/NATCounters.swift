@@ -79,6 +79,14 @@ public struct NATCounters: Sendable {
     /// Sessions opened from outside: through a forward or endpoint-independent filtering.
     public var sessionsOpenedInbound: UInt64 = 0
     public var sessionsFlushed: UInt64 = 0
+    /// TCP packets from the remote endpoint that did not touch their session (state, timer):
+    /// an RST or FIN outside the internal host's window, an RST inside it but not at the
+    /// expected sequence number (left to the host's challenge ACK), and a SYN, FIN or RST
+    /// whose final checksum is wrong (either side). All are still forwarded.
+    public var ignoredRSTOutOfWindow: UInt64 = 0
+    public var ignoredFINOutOfWindow: UInt64 = 0
+    public var ignoredRSTInWindow: UInt64 = 0
+    public var ignoredBadChecksum: UInt64 = 0
     public private(set) var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
     /// Helper events, per registered helper (index as in `NATConfiguration.helpers`).
     public internal(set) var helperEvents: [[UInt64]] = []

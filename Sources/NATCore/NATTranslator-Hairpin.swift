@@ -60,7 +60,7 @@ extension NATTranslator {
             }
             outbound = opened.row
         }
-        touch(outbound, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, now: now)
+        touch(outbound, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, ip: ip, checksum: checksum, now: now)
         let senderPort = mappings[sender].externalPort
 
         // Inbound half: the target's session with external:senderPort, or its filter's consent.
@@ -83,7 +83,7 @@ extension NATTranslator {
             if let reason = opened.reason { return drop(reason) }
             inbound = opened.row
         }
-        touch(inbound, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: false, now: now)
+        touch(inbound, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: false, ip: ip, checksum: checksum, now: now)
 
         let targetMapping = mappings[target]
         rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: senderPort, checksum: checksum)

@@ -64,7 +64,7 @@ extension NATTranslator {
             sessionRow = opened.row
         }
         let protocolNumber = header.protocolNumber
-        touch(sessionRow, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: false, now: now)
+        touch(sessionRow, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: false, ip: ip, checksum: checksum, now: now)
         let session = sessions[sessionRow]
         rewrite(ip, slot: endpoint.slot, rewriteSource: false, address: IPv4Address(session.internalAddress),
                 port: session.internalPort, checksum: checksum)

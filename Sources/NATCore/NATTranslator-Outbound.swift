@@ -43,7 +43,7 @@ extension NATTranslator {
         let established = sessions.find(protocolNumber: protocolNumber, internalAddress: source.value, internalPort: internalPort,
                                         remoteAddress: remote, remotePort: remotePort, tupleHash: tupleHash)
         if established >= 0, sessions[established].expires > now.nanoseconds {
-            touch(established, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, now: now)
+            touch(established, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, ip: ip, checksum: checksum, now: now)
             rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: sessions[established].externalPort, checksum: checksum)
             counters.outboundTranslated &+= 1
             if sessions[established].helper >= 0 { return applyHelper(ip, sessionRow: established, outbound: true, now: now) }
@@ -76,7 +76,7 @@ extension NATTranslator {
             }
             sessionRow = opened.row
         }
-        touch(sessionRow, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, now: now)
+        touch(sessionRow, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, ip: ip, checksum: checksum, now: now)
 
         rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: mappings[mappingRow].externalPort, checksum: checksum)
         counters.outboundTranslated &+= 1

@@ -145,6 +145,9 @@ extension NATTranslator {
             let session = sessions.pointer(opened.row)
             session.pointee.tcpState = record.tcpState
             session.pointee.tcpFlagsSeen = record.tcpFlagsSeen
+            // The window is not saved: relearned from the internal endpoint's next packet, and
+            // until then a remote RST or FIN cannot end the session (TCPWindowTracking.swift).
+            session.pointee.tcpWindow.flags = TCPWindowTracking.restored
             let timeout = configuration.timeouts.timeout(protocolNumber: m.protocolNumber, tcpState: record.tcpState)
             let remaining = min(NATDuration(nanoseconds: record.remaining.nanoseconds - downtime.nanoseconds), timeout)
             session.pointee.expires = now.nanoseconds &+ remaining.nanoseconds

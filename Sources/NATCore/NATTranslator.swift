@@ -222,11 +222,21 @@ public final class NATTranslator {
         mappings.remove(row)
     }
 
-    /// Refreshes a session's timer and TCP state for a packet crossing it.
+    /// Refreshes a session's timer and TCP state for a packet crossing it; a TCP packet the
+    /// window or checksum check refuses leaves both as they are (NATTranslator-TCPGuard.swift).
     @inline(__always)
-    func touch(_ row: Int32, protocolNumber: UInt8, tcpFlags: TCPFlags, outbound: Bool, now: NATTime) {
+    func touch(_ row: Int32, protocolNumber: UInt8, tcpFlags: TCPFlags, outbound: Bool, ip: IPv4Packet,
+               checksum: PacketChecksumState, now: NATTime) {
         let session = sessions.pointer(row)
         if protocolNumber == IPProtocolNumber.tcp {
+            guard admitTCP(session, flags: tcpFlags, outbound: outbound, ip: ip, checksum: checksum) else {
+                // A session this very packet opened (its timer not yet set) still gets its first lifetime.
+                if session.pointee.expires <= now.nanoseconds {
+                    let timeout = configuration.timeouts.timeout(protocolNumber: protocolNumber, tcpState: session.pointee.tcpState)
+                    session.pointee.expires = now.nanoseconds &+ timeout.nanoseconds
+                }
+                return
+            }
             session.pointee.tcpState = TCPSessionState.next(
                 session.pointee.tcpState, flags: tcpFlags, outbound: outbound, seen: &session.pointee.tcpFlagsSeen)
         }

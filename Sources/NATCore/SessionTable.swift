@@ -20,6 +20,9 @@ struct Session: BitwiseCopyable {
     var tcpState: TCPSessionState
     var tcpFlagsSeen: UInt8
     var protocolNumber: UInt8 = 0
+    /// TCP only: what the internal endpoint's packets announced, to judge the remote's RST
+    /// and FIN (TCPWindowTracking.swift). 12 bytes: the row is 56 instead of 48.
+    var tcpWindow = TCPWindowTracking()
 
     static let empty = Session(expires: 0, remoteAddress: 0, mapping: -1, hash: 0, remotePort: 0, tcpState: .none, tcpFlagsSeen: 0)
 }

@@ -19,6 +19,7 @@ public struct TCPHeader {
     @inlinable public var acknowledgementNumber: UInt32 { bytes.loadBE32(at: 8) }
     @inlinable public var dataOffset: Int { Int(bytes.loadBE8(at: 12) >> 4) &* 4 }
     @inlinable public var flags: TCPFlags { TCPFlags(rawValue: bytes.loadBE8(at: 13)) }
+    @inlinable public var window: UInt16 { bytes.loadBE16(at: 14) }
     @inlinable public var checksum: UInt16 { bytes.loadBE16(at: 16) }
     public static let checksumOffset = 16
 

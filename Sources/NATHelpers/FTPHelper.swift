@@ -20,6 +20,12 @@
 //   rewrite is held by the core and shown again with the next bytes, so the complete line
 //   is rewritten. nf_conntrack_ftp drops a segment ending in a partial match (hoping the
 //   retransmission is coalesced); alias_ftp misses a command that does not fit one segment.
+// - The stream must look like FTP (FTPStreamCheck.swift): the server's 220 greeting before
+//   any client byte, every client line a command, no PORT/EPRT naming a foreign address;
+//   otherwise it is abandoned (NAT slipstreaming). The kernel parses whatever comes.
+// - Server replies are split at CR LF only; client commands at LF too (as the kernel does,
+//   which tracks line starts by LF in both directions): an inside server echoing a WAN
+//   client's text cannot be made to send a "227" line of its own.
 // - Every line of a segment is looked at, not only the one the segment starts with. Like
 //   both, a segment that starts in the middle of a line is not taken for a command: the
 //   helper remembers, per direction, whether the stream is at a line start (and checks
@@ -48,29 +54,54 @@ public final class FTPHelper: ApplicationHelper {
     }
 
     public func inspect(_ data: HelperData, _ context: inout HelperContext) -> HelperVerdict {
+        let check = FTPStreamCheck(context.state)
+        guard !check.isAbandoned else { return .pass }
+        let fromClient = data.direction == .fromClient
+        let bytes = data.bytes
+        if fromClient {
+            // A client that speaks before the server greeted it is not in an FTP session.
+            guard check.serverGreeted else {
+                check.abandon(&context)
+                return .pass
+            }
+        } else if !check.serverHasSpoken {
+            guard let greeted = check.serverStarts(bytes, &context) else { return .holdFrom(0) } // fewer than 3 bytes
+            guard greeted else { return .pass }
+        }
         // Only the internal side's addresses need rewriting: the client's commands when the
         // client is inside, the server's replies when the server is.
         guard context.senderIsInternal else { return .pass }
-        let fromClient = data.direction == .fromClient
-        let bytes = data.bytes
-        // Each direction keeps its own line state: the client's at 0, the server's at 8.
-        let reader = HelperLineReader(context: context.state, offset: fromClient ? 0 : 8, needed: 16)
+        // Each direction keeps its own line state: the client's at 0, the server's at 8. A
+        // server's reply line ends at CR LF only (RFC 959 4.2): a bare LF in it can be text
+        // the server echoes from its client, such as a file name, and must not start a "227".
+        let reader = HelperLineReader(context: context.state, offset: fromClient ? 0 : 8, needed: 16, crlfOnly: !fromClient)
         var edits = 0
+        var abandoned = false
         return reader.read(bytes, line: { line in
+            guard !abandoned else { return }
+            if fromClient, !FTPStreamCheck.isCommandLine(bytes, line.start, line.end) {
+                check.abandon(&context)
+                abandoned = true
+                return
+            }
             if line.length <= FTPHelper.maxLineLength,
                let kind = FTPCommandParser.kind(bytes, line.start, line.end, fromClient: fromClient) {
-                handle(kind, bytes, line.start, line.end, edits: &edits, &context)
+                if !handle(kind, bytes, line.start, line.end, edits: &edits, &context) {
+                    check.abandon(&context)
+                    abandoned = true
+                }
             }
         }, holdTail: { start in
             // An unfinished line: hold it if it may still become one we rewrite.
-            bytes.count - start <= FTPHelper.maxLineLength
+            !abandoned && bytes.count - start <= FTPHelper.maxLineLength
                 && FTPCommandParser.mayBecomeRewritten(bytes, start, bytes.count, fromClient: fromClient)
         })
     }
 
-    /// One complete line [start, end) of a kind we rewrite.
+    /// One complete line [start, end) of a kind we rewrite. False when it named a foreign
+    /// address: the stream is not trusted further (FTPStreamCheck.swift).
     private func handle(_ kind: FTPLineKind, _ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int,
-                        edits: inout Int, _ context: inout HelperContext) {
+                        edits: inout Int, _ context: inout HelperContext) -> Bool {
         let result: FTPParseResult
         switch kind {
         case .port: result = FTPCommandParser.parsePORT(bytes, start, end)
@@ -81,28 +112,28 @@ public final class FTPHelper: ApplicationHelper {
         let endpoint: FTPEndpoint
         switch result {
         case .endpoint(let found): endpoint = found
-        case .otherProtocol: return
+        case .otherProtocol: return true
         case .malformed:
             context.count(.malformed)
-            return
+            return true
         }
         let target = endpoint.address ?? context.internalAddress
         guard target == context.internalAddress || allowForeignAddresses else {
             context.count(.refusedForeignAddress)
-            return
+            return false
         }
         guard endpoint.port >= 1024 else {
             context.count(.refusedLowPort)
-            return
+            return true
         }
         guard edits < FTPHelper.maxEditsPerInspect, context.editsRemaining > 0 else {
             // More rewritable lines in one segment than the core takes edits: pass the rest
             // (before making an expectation no one would be told about).
             context.count(.limit)
-            return
+            return true
         }
         guard let port = context.expectConnection(from: context.remoteAddress, port: nil, to: target, port: endpoint.port)
-        else { return } // counted as .limit by the core
+        else { return true } // counted as .limit by the core
         let external = context.externalAddress
         let delimiter = endpoint.delimiter
         let written = context.replace(endpoint.range) { text in
@@ -127,5 +158,6 @@ public final class FTPHelper: ApplicationHelper {
         } else {
             context.count(.limit)
         }
+        return true
     }
 }

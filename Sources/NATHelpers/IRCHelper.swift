@@ -18,7 +18,8 @@
 //   matched "\1DCC" anywhere in a packet until it was tightened in September 2022) — is
 //   text. The CTCP must also close with \x01 at the end of its line.
 // - A client stream that begins with an HTTP request line (a browser made to talk to the
-//   IRC port, the slipstreaming vector) is never parsed at all.
+//   IRC port, the slipstreaming vector) is never parsed at all (counted `abandoned`); its
+//   first bytes are held until they decide it, however the stream is cut into segments.
 // - Only bytes the client sends, and only when the client is inside, are looked at (the
 //   kernel too ignores the server's direction): a line the server echoes or relays to the
 //   client never opens anything and is never rewritten.
@@ -35,8 +36,9 @@
 //   nf_conntrack_irc fix were both reads past the data).
 // - Low ports (below 1024) are refused as well as 0 (the kernel refuses only 0), so an
 //   offer cannot open a way in to a privileged service of the client's host. The address
-//   must be the client's own (as the kernel checks); its external address counts as its
-//   own (clients that learned it from the server send it). `allowForeignAddresses` lets it
+//   must be the client's own internal one (as the kernel checks); the external address is
+//   not accepted as its own (a web page knows it, so it would let slipstreaming name the
+//   victim without guessing its internal address). `allowForeignAddresses` lets it
 //   name another internal host (one outside the internal prefixes is refused by the core).
 // - A dotted-quad address is rewritten as a dotted quad (the kernel reads only the integer
 //   form); an IPv6 endpoint passes unchanged.
@@ -78,7 +80,12 @@ public final class IRCHelper: ApplicationHelper {
         let bytes = data.bytes
         var memory = IRCStreamMemory(context.state)
         if memory.firstCall {
-            memory.setStarted(http: IRCHelper.startsLikeHTTPRequest(bytes))
+            // Decided on the stream's start, however few bytes its first segment has (a server
+            // can shrink its window to make the browser send "PO", then "ST /"): held until
+            // they can no longer become an HTTP method.
+            guard let http = IRCHelper.startsLikeHTTPRequest(bytes) else { return .holdFrom(0) }
+            memory.setStarted(http: http)
+            if http { context.count(.abandoned) }
         }
         guard !memory.disabled else { return .pass }
         var edits = 0
@@ -121,7 +128,9 @@ public final class IRCHelper: ApplicationHelper {
     }
 
     private func offered(_ offer: DCCOffer, edits: inout Int, memory: inout IRCStreamMemory, _ context: inout HelperContext) {
-        let own = offer.address == context.internalAddress || offer.address == context.externalAddress
+        // The external address is not the client's own: a page that makes a browser send DCC
+        // lines knows it (it sees it), while the internal one it would have to guess.
+        let own = offer.address == context.internalAddress
         guard own || allowForeignAddresses else {
             context.count(.refusedForeignAddress)
             return
@@ -166,19 +175,24 @@ public final class IRCHelper: ApplicationHelper {
         "GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "OPTIONS ", "PATCH ", "CONNECT ", "TRACE ",
     ]
 
-    static func startsLikeHTTPRequest(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    /// Whether the stream starts with an HTTP method and a space; nil while its bytes so far
+    /// are a shorter start of one (the answer needs more).
+    static func startsLikeHTTPRequest(_ bytes: UnsafeRawBufferPointer) -> Bool? {
+        var undecided = false
         for method in httpMethods {
             let length = method.utf8CodeUnitCount
-            guard bytes.count >= length else { continue }
             let head = method.utf8Start
+            let n = min(bytes.count, length)
             var same = true
-            for k in 0..<length where bytes[k] != head[k] {
+            for k in 0..<n where bytes[k] != head[k] {
                 same = false
                 break
             }
-            if same { return true }
+            guard same else { continue }
+            if n == length { return true }
+            undecided = true
         }
-        return false
+        return undecided ? nil : false
     }
 }
 

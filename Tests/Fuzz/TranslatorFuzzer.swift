@@ -1574,6 +1574,7 @@ enum Seeds {
         ftp += [2, 0x00, 0, 0, 0x10, 0] // client SYN (flow 0)
         ftp += [2, 0x08, 0x20, 0, 0, 0] // server SYN-ACK
         ftp += [2, 0x30] // client ACK
+        ftp += [2, 0x18, 0x1f, 0] // server "220 ready": an FTP session starts with the greeting (FTPStreamCheck)
         ftp += [2, 0x10, 1, 0, 0x04, 0] // client PORT line
         ftp += [2, 0x18, 0x27, 0] // server "200 PORT ok"
         ftp += [1 | 1 << 3, 0x00, 0x00, 0x0f, 0x10, 0x02, 0, 0, 0, 1, 0, 0, 0, 0, 5] // inbound SYN to the offered port
@@ -1583,6 +1584,7 @@ enum Seeds {
         pasv += [2, 0x04, 0, 0, 0x20, 0]
         pasv += [2, 0x0c, 0, 0, 0, 1]
         pasv += [2, 0x34]
+        pasv += [2, 0x1c, 0x1f, 0] // the inside server's "220 ready"
         pasv += [2, 0x1c, 3, 0, 0x04, 0]
         seeds["ftp-pasv"] = pasv
         // IRC DCC offer from inside.

@@ -77,7 +77,7 @@ struct ReplayTests {
         }
     }
 
-    @Test("a real session captured by tcpdump on a veth and on any (SLL2): the rewrites show in the replayed capture")
+    @Test("a real session captured by tcpdump on a veth and on any (SLL2): translated as masqd would; its FTP, seen without the server's side, is left alone")
     func realSession() throws {
         let masqd = try Integration.masqdExecutable()
         guard Shell.which("tcpdump") != nil else { throw IntegrationFailure("the replay test needs tcpdump (apt-get install -y tcpdump)") }
@@ -92,7 +92,9 @@ struct ReplayTests {
             #expect(result.succeeded, "\(result.summary)")
             let summary = result.stderr.split(separator: "\n").last.map(String.init) ?? ""
             #expect(summary.hasPrefix("replay: read "), "\(result.stderr)")
-            #expect(summary.contains("ftp_rewrites 1"), "\(summary)")
+            // The capture has no server greeting (the server's packets are left out, below), so
+            // the FTP helper cannot tell the stream is FTP: it leaves it alone (FTPStreamCheck).
+            #expect(summary.hasSuffix("helper events: ftp_abandoned 1"), "\(summary)")
             let dump = try ReplayRunner.tcpdump(output, ["-A"])
             #expect(dump.succeeded, "\(dump.summary)")
             #expect(dump.stderr.contains("link-type \(linkType)"), "\(dump.stderr)")
@@ -102,8 +104,8 @@ struct ReplayTests {
             #expect(flows.contains("203.0.113.1.5353 > 203.0.113.2.9999"), "\(flows)")
             // Every packet from the client to the server left as the WAN address.
             #expect(!flows.contains { $0.hasPrefix("192.0.2.10.") && $0.contains(" > 203.0.113.2.") }, "\(flows)")
-            #expect(packets.contains { $0.contains(Array("PORT 203,0,113,1,".utf8)) }, "\(dump.stdout)")
-            #expect(!packets.contains { $0.contains(Array("PORT 192,0,2,10,".utf8)) })
+            #expect(packets.contains { $0.contains(Array("PORT 192,0,2,10,".utf8)) }, "\(dump.stdout)")
+            #expect(!packets.contains { $0.contains(Array("PORT 203,0,113,1,".utf8)) })
             // The capture is of the LAN side only: the server's packets to the client are left out.
             #expect(result.stderr.contains("not translated: 203.0.113.2 -> 192.0.2.10"), "\(result.stderr)")
         }

@@ -116,13 +116,15 @@ private let oneSecond: UInt64 = 1_000_000_000
         nat.snapshots(now: now).first.map { ($0.tcpState, $0.expiresIn) }
     }
 
+    // Sequence numbers as a real pair would send them (the inside ISN 1000, the remote's
+    // 5000), so the remote's RSTs and FINs pass the window check (TCPWindowTests).
     private func out(_ nat: NATTranslator, _ flags: UInt8, _ now: NATTime) {
-        var p = PacketBuilder.tcp(Net.hostA, 40000, Net.remote, 80, flags: flags)
+        var p = PacketBuilder.tcp(Net.hostA, 40000, Net.remote, 80, flags: flags, seq: flags & TCPFlag.syn != 0 ? 1000 : 1001, ack: 5001)
         #expect(nat.run(&p, .outbound, now: now) == .acceptRewritten)
     }
 
     private func inb(_ nat: NATTranslator, _ flags: UInt8, _ now: NATTime) {
-        var p = PacketBuilder.tcp(Net.remote, 80, Net.external, 40000, flags: flags)
+        var p = PacketBuilder.tcp(Net.remote, 80, Net.external, 40000, flags: flags, seq: flags & TCPFlag.syn != 0 ? 5000 : 5001, ack: 1001)
         #expect(nat.run(&p, .inbound, now: now) == .acceptRewritten)
     }
 
@@ -187,7 +189,7 @@ private let oneSecond: UInt64 = 1_000_000_000
         let nat = makeTranslator()
         out(nat, TCPFlag.syn, t0)
         inb(nat, TCPFlag.syn | TCPFlag.ack, at(1))
-        inb(nat, TCPFlag.rst, at(2))
+        inb(nat, TCPFlag.rst | TCPFlag.ack, at(2)) // answering the SYN: it acknowledges it
         out(nat, TCPFlag.ack, at(3))
         #expect(state(nat, at(3))! == (.reset, .seconds(10)))
 

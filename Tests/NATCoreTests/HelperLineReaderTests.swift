@@ -29,6 +29,27 @@ import Testing
         return (lines, ranges, verdict)
     }
 
+    /// `crlfOnly` (an FTP server's replies): a bare LF is text; a CR ending one call and the LF
+    /// starting the next end a line passed on unfinished.
+    @Test func crlfOnlyTakesABareLineFeedForText() {
+        let state = State()
+        let reader = HelperLineReader(state: state.slice, crlfOnly: true)
+        let r = Self.read(reader, Array("550 a\n227 (1,2,3,4,5,6)\r\n\n\r\n".utf8))
+        #expect(r.lines == ["550 a\n227 (1,2,3,4,5,6)", "\n"])
+        #expect(r.ranges == [HelperLine(start: 0, end: 23, next: 25), HelperLine(start: 25, end: 26, next: 28)])
+        #expect(r.verdict == .pass)
+        // Passed mid-line, ending with CR: the LF that comes first ends that line.
+        let cut = Self.read(reader, Array("500 x\r".utf8), hold: false)
+        #expect(cut.lines.isEmpty && cut.verdict == .pass)
+        let next = Self.read(reader, Array("\n227 y\r\n".utf8))
+        #expect(next.lines == ["227 y"])
+        // Passed mid-line without a CR at the end: an LF first is text, the line goes on to CR LF.
+        _ = Self.read(reader, Array("500 x".utf8), hold: false)
+        let rest = Self.read(reader, Array("\n227 z\r\n200 ok\r\n".utf8))
+        #expect(rest.lines == ["200 ok"])
+        #expect(state.memory[0] == 0xEE && state.memory[9] == 0xEE)
+    }
+
     @Test func completeLinesWithEitherLineEnd() {
         let state = State()
         let reader = HelperLineReader(state: state.slice)

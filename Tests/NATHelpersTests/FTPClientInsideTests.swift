@@ -144,8 +144,16 @@ import Testing
 
     @Test func refusals() throws {
         let nat = makeFTPTranslator()
-        let link = clientInsideLink(nat)
+        // Each group on a control connection of its own: a foreign address ends the helper's
+        // trust in a connection (FTPStreamCheck), so nothing after it would be looked at.
+        var clientPort: UInt16 = 40000
+        var link = clientInsideLink(nat, clientPort: clientPort)
         var seq = insideISN + 1
+        func newConnection() {
+            clientPort += 1
+            link = clientInsideLink(nat, clientPort: clientPort)
+            seq = insideISN + 1
+        }
         func unchanged(_ command: String, sourceLocation: SourceLocation = #_sourceLocation) {
             let sent = link.fromInside(command, seq: seq, ack: outsideISN + 1)
             seq += UInt32(command.utf8.count)
@@ -154,12 +162,17 @@ import Testing
             expectWellFormed(sent, sourceLocation: sourceLocation)
         }
 
-        // Another host's address (an FTP bounce, or a DMZ host opening a hole to another).
+        // Another host's address (an FTP bounce, or a DMZ host opening a hole to another):
+        // refused, and the connection is no longer parsed — its own address after it opens nothing.
         unchanged("PORT 192,0,2,99,19,137\r\n")
-        #expect(nat.events(.refusedForeignAddress) == 1)
+        #expect(nat.events(.refusedForeignAddress) == 1 && nat.events(.abandoned) == 1)
+        unchanged("PORT 192,0,2,10,19,137\r\n")
+        #expect(nat.events(.rewrite) == 0 && nat.events(.abandoned) == 1)
+        newConnection()
         unchanged("EPRT |1|198.51.100.6|5001|\r\n")
-        #expect(nat.events(.refusedForeignAddress) == 2)
-        // A privileged port.
+        #expect(nat.events(.refusedForeignAddress) == 2 && nat.events(.abandoned) == 2)
+        // A privileged port: refused, the connection goes on.
+        newConnection()
         unchanged("PORT 192,0,2,10,0,21\r\n")
         #expect(nat.events(.refusedLowPort) == 1)
         unchanged("EPRT |1|192.0.2.10|1023|\r\n")
@@ -174,11 +187,22 @@ import Testing
         ]
         for command in malformed { unchanged(command) }
         #expect(nat.events(.malformed) == UInt64(malformed.count))
-        // Not commands we rewrite at all.
+        // Commands we do not rewrite.
         let before = nat.events(.malformed)
-        for command in ["PORTS 1\r\n", "PASV\r\n", "EPSV\r\n", "XPORT 192,0,2,10,19,137\r\n", " PORT 192,0,2,10,19,137\r\n"] {
+        for command in ["PASV\r\n", "EPSV\r\n", "TYPE I\r\n"] { unchanged(command) }
+        // ABOR behind Telnet's "interrupt process" and "data mark" (RFC 959 4.1.3), as clients send it.
+        let abort: [UInt8] = [0xff, 0xf4, 0xff, 0xf2] + Array("ABOR\r\n".utf8)
+        let aborted = link.fromInside(abort, seq: seq, ack: outsideISN + 1)
+        seq += UInt32(abort.count)
+        #expect(aborted.kind == .replaced && aborted.payload == abort)
+        #expect(nat.events(.malformed) == before && nat.events(.abandoned) == 2)
+        // Lines that are no FTP command at all: the stream is not FTP and is left alone.
+        for command in ["PORTS 1\r\n", "XPORT 192,0,2,10,19,137\r\n", " PORT 192,0,2,10,19,137\r\n"] {
+            newConnection()
             unchanged(command)
+            unchanged("PORT 192,0,2,10,19,137\r\n")
         }
+        #expect(nat.events(.abandoned) == 5)
         #expect(nat.events(.malformed) == before)
         #expect(nat.events(.rewrite) == 0)
         #expect(nat.events(.expectation) == 0)

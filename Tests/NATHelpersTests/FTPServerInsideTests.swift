@@ -71,7 +71,7 @@ import Testing
         ("227 Entering Passive Mode 192,0,2,10,195,80\r\n", "227 Entering Passive Mode 203,0,113,1,#\r\n"),
         ("227 =192,0,2,10,195,80\r\n", "227 =203,0,113,1,#\r\n"),
         ("227 Mode 2 (192,0,2,10,195,80)\r\n", "227 Mode 2 (203,0,113,1,#)\r\n"),
-        ("227 1,2 (192,0,2,10,195,80)\n", "227 1,2 (203,0,113,1,#)\n"),
+        ("227 1,2 (192,0,2,10,195,80)\r\n", "227 1,2 (203,0,113,1,#)\r\n"),
         ("229 Extended Passive (!!!50001!)\r\n", "229 Extended Passive (!!!#!)\r\n"),
         ("229 (|||50001|)\r\n", "229 (|||#|)\r\n"),
     ])
@@ -106,8 +106,6 @@ import Testing
             #expect(sent.text == reply, sourceLocation: sourceLocation)
             expectWellFormed(sent, sourceLocation: sourceLocation)
         }
-        unchanged("227 Entering Passive Mode (192,0,2,11,195,80).\r\n")
-        #expect(nat.events(.refusedForeignAddress) == 1)
         unchanged("227 Entering Passive Mode (192,0,2,10,0,20).\r\n")
         unchanged("229 Entering Extended Passive Mode (|||22|)\r\n")
         #expect(nat.events(.refusedLowPort) == 2)
@@ -121,8 +119,36 @@ import Testing
             unchanged(reply)
         }
         #expect(nat.events(.malformed) == UInt64(malformed.count))
+        // Another host's address: refused, and the connection is not parsed any more.
+        unchanged("227 Entering Passive Mode (192,0,2,11,195,80).\r\n")
+        #expect(nat.events(.refusedForeignAddress) == 1 && nat.events(.abandoned) == 1)
+        unchanged("227 Entering Passive Mode (192,0,2,10,195,80).\r\n")
         #expect(nat.events(.rewrite) == 0)
         #expect(nat.pendingExpectationCount == 0)
+    }
+
+    /// Issue #20 item 12: a reply line ends at CR LF only (RFC 959 4.2). An inside server that
+    /// echoes a WAN client's text (a file name with a bare LF in it) cannot be made to send a
+    /// "227" line naming itself and a port the client chose.
+    @Test func aBareLineFeedInAReplyIsText() throws {
+        let nat = FTPServerInsideTests.translator()
+        let link = serverInsideLink(nat)
+        var seq = insideISN + 1
+        let echoed = "550 x\n227 Entering Passive Mode (192,0,2,10,31,144)\n: No such file\r\n"
+        let refused = link.fromInside(echoed, seq: seq, ack: outsideISN + 1)
+        seq += UInt32(echoed.utf8.count)
+        #expect(refused.isDelivered && refused.text == echoed)
+        expectWellFormed(refused)
+        #expect(nat.events(.rewrite) == 0 && nat.events(.malformed) == 0 && nat.pendingExpectationCount == 0)
+        // A CR that ends one segment and the LF that starts the next end a line: the 227 after is one.
+        let cr = link.fromInside("200 ok\r", seq: seq, ack: outsideISN + 1)
+        seq += 7
+        #expect(cr.text == "200 ok\r")
+        let reply = "\n227 Entering Passive Mode (192,0,2,10,195,80)\r\n"
+        let sent = link.fromInside(reply, seq: seq, ack: outsideISN + 1)
+        #expect(sent.text.hasPrefix("\n227 Entering Passive Mode (203,0,113,1,"))
+        expectWellFormed(sent)
+        #expect(nat.events(.rewrite) == 1 && nat.pendingExpectationCount == 1)
     }
 
     @Test func aForeignDataServerWhenAllowed() throws {

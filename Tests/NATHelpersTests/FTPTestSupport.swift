@@ -94,17 +94,29 @@ struct Link {
 let insideISN: UInt32 = 1000
 let outsideISN: UInt32 = 500_000
 
-/// A control connection from an inside client to `server:serverPort`, handshake done.
+/// The server's greeting, which an FTP session starts with (FTPStreamCheck). The links send
+/// it right after the handshake, numbered so that the server's stream goes on at
+/// `ISN + 1` after it, as the tests count.
+let greeting = "220 ready\r\n"
+let greetingLength = UInt32(greeting.utf8.count)
+
+/// A control connection from an inside client to `server:serverPort`, handshake and the
+/// server's greeting done (`greet: false`: the handshake only).
 func clientInsideLink(_ nat: NATTranslator, clientPort: UInt16 = 40000, server: IPv4Bytes = Net.server,
-                      serverPort: UInt16 = 21, sourceLocation: SourceLocation = #_sourceLocation) -> Link {
+                      serverPort: UInt16 = 21, greet: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) -> Link {
     var link = Link(nat: nat, inside: Net.client, insidePort: clientPort, outside: server, outsidePort: serverPort, externalPort: 0)
     let syn = link.fromInside(seq: insideISN, flags: TCPFlag.syn)
     #expect(syn.kind == .rewritten, sourceLocation: sourceLocation)
     link.externalPort = TCPView.sourcePort(syn.packet)
-    let synAck = link.fromOutside(seq: outsideISN, ack: insideISN + 1, flags: TCPFlag.syn | TCPFlag.ack)
+    let serverISN = greet ? outsideISN &- greetingLength : outsideISN
+    let synAck = link.fromOutside(seq: serverISN, ack: insideISN + 1, flags: TCPFlag.syn | TCPFlag.ack)
     #expect(synAck.kind == .rewritten, sourceLocation: sourceLocation)
-    let ack = link.fromInside(seq: insideISN + 1, ack: outsideISN + 1, flags: TCPFlag.ack)
+    let ack = link.fromInside(seq: insideISN + 1, ack: serverISN + 1, flags: TCPFlag.ack)
     #expect(ack.kind == .rewritten, sourceLocation: sourceLocation)
+    if greet {
+        let hello = link.fromOutside(greeting, seq: serverISN + 1, ack: insideISN + 1)
+        #expect(hello.isDelivered && hello.text == greeting, "\(hello.kind)", sourceLocation: sourceLocation)
+    }
     return link
 }
 
@@ -117,10 +129,13 @@ func serverInsideLink(_ nat: NATTranslator, client: IPv4Bytes = Net.server, clie
     let syn = link.fromOutside(seq: outsideISN, flags: TCPFlag.syn)
     #expect(syn.kind == .rewritten, sourceLocation: sourceLocation)
     #expect(TCPView.destinationAddress(syn.packet) == server, sourceLocation: sourceLocation)
-    let synAck = link.fromInside(seq: insideISN, ack: outsideISN + 1, flags: TCPFlag.syn | TCPFlag.ack)
+    let serverISN = insideISN &- greetingLength
+    let synAck = link.fromInside(seq: serverISN, ack: outsideISN + 1, flags: TCPFlag.syn | TCPFlag.ack)
     #expect(synAck.kind == .rewritten, sourceLocation: sourceLocation)
-    let ack = link.fromOutside(seq: outsideISN + 1, ack: insideISN + 1, flags: TCPFlag.ack)
+    let ack = link.fromOutside(seq: outsideISN + 1, ack: serverISN + 1, flags: TCPFlag.ack)
     #expect(ack.kind == .rewritten, sourceLocation: sourceLocation)
+    let hello = link.fromInside(greeting, seq: serverISN + 1, ack: outsideISN + 1)
+    #expect(hello.isDelivered && hello.text == greeting, "\(hello.kind)", sourceLocation: sourceLocation)
     return link
 }
 

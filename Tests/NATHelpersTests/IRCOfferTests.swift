@@ -90,16 +90,18 @@ import Testing
         expectAdmitted(nat, from: IRCNet.peer, port: x, to: IRCNet.client, toPort: 5000)
     }
 
-    @Test func theExternalAddressCountsAsTheClientsOwn() throws {
-        // A client that learned its public address from the server offers that.
+    @Test func theExternalAddressIsNotTheClientsOwn() throws {
+        // A web page knows the victim's external address (it sees it), not its internal one:
+        // accepting the external one as the client's own would let slipstreaming aim without
+        // guessing (issue #20 item 4).
         let nat = makeIRCTranslator()
         let link = ircLink(nat)
-        let sent = link.fromInside(dccLine("CHAT chat 3405803777 5001"), seq: insideISN + 1, ack: outsideISN + 1)
-        #expect(sent.kind == .replaced)
-        let x = try #require(portAfter("3405803777", in: sent.text))
-        #expect(sent.text == dccLine("CHAT chat 3405803777 \(x)"))
-        #expect(nat.events(.refusedForeignAddress) == 0)
-        expectAdmitted(nat, from: IRCNet.peer, port: x, to: IRCNet.client, toPort: 5001)
+        let line = dccLine("CHAT chat 3405803777 5001")
+        let sent = link.fromInside(line, seq: insideISN + 1, ack: outsideISN + 1)
+        #expect(sent.isDelivered && sent.text == line)
+        expectWellFormed(sent)
+        #expect(nat.events(.refusedForeignAddress) == 1 && nat.events(.rewrite) == 0)
+        #expect(nat.pendingExpectationCount == 0)
     }
 
     @Test func aPortTheNATCannotKeepGetsAnotherAndAcceptFollowsIt() throws {

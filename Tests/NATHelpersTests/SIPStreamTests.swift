@@ -28,7 +28,7 @@ struct SIPStreamTests {
     @Test("two messages in one segment and a third in the next: each rewritten, Content-Length fixed, sequence numbers shifted")
     func messagesInARow() {
         let nat = Self.translator()
-        let link = clientInsideLink(nat, serverPort: 5060)
+        let link = clientInsideLink(nat, serverPort: 5060, greet: false)
         #expect(link.externalPort == 40000)
         var seq = insideISN + 1
         let first = link.fromInside(Self.register + Array("\r\n\r\n".utf8) + Self.register, seq: seq, ack: outsideISN + 1)
@@ -59,7 +59,7 @@ struct SIPStreamTests {
     @Test("a message split across two segments is held, then sent rewritten whole")
     func splitMessageIsHeld() {
         let nat = Self.translator()
-        let link = clientInsideLink(nat, serverPort: 5060)
+        let link = clientInsideLink(nat, serverPort: 5060, greet: false)
         let cut = 120
         let first = link.fromInside(Array(Self.register[0..<cut]), seq: insideISN + 1, ack: outsideISN + 1)
         #expect(first.payload.isEmpty)
@@ -72,7 +72,7 @@ struct SIPStreamTests {
     @Test("a message too long to hold passes unedited and is skipped by its length; the next one is rewritten")
     func tooLongToHold() {
         let nat = Self.translator()
-        let link = clientInsideLink(nat, serverPort: 5060)
+        let link = clientInsideLink(nat, serverPort: 5060, greet: false)
         // Its headers are whole in the first segment (so its length is known), its body is not.
         let long = SIPHelperTests.message(["OPTIONS sip:b@example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.10:40000;branch=z9hG4bK5"],
                                           body: String(repeating: "b", count: 900))
@@ -89,7 +89,7 @@ struct SIPStreamTests {
     @Test("a message whose headers are longer than the core holds cannot be framed: counted, and the stream left alone")
     func headersTooLongToHold() {
         let nat = Self.translator()
-        let link = clientInsideLink(nat, serverPort: 5060)
+        let link = clientInsideLink(nat, serverPort: 5060, greet: false)
         let padding = (0..<12).map { "X-Padding-\($0): " + String(repeating: "p", count: 60) }
         let long = SIPHelperTests.message(["OPTIONS sip:b@example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.10:40000;branch=z9hG4bK5"] + padding)
         let part1 = link.fromInside(Array(long[0..<600]), seq: insideISN + 1, ack: outsideISN + 1)
@@ -102,7 +102,7 @@ struct SIPStreamTests {
     @Test("a stream without Content-Length cannot be framed: counted, and left alone from then on")
     func noContentLength() {
         let nat = Self.translator()
-        let link = clientInsideLink(nat, serverPort: 5060)
+        let link = clientInsideLink(nat, serverPort: 5060, greet: false)
         let bare = SIPHelperTests.message(["OPTIONS sip:b@example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.10:40000;branch=z9hG4bK6"],
                                           contentLength: false)
         let first = link.fromInside(bare, seq: insideISN + 1, ack: outsideISN + 1)
@@ -115,7 +115,7 @@ struct SIPStreamTests {
     @Test("the registrar's responses and a call over the same connection restore the phone's endpoint")
     func fromOutsideOverTCP() {
         let nat = Self.translator()
-        let link = clientInsideLink(nat, serverPort: 5060)
+        let link = clientInsideLink(nat, serverPort: 5060, greet: false)
         _ = link.fromInside(Self.register, seq: insideISN + 1, ack: outsideISN + 1)
         let invite = SIPHelperTests.message(["INVITE sip:alice@203.0.113.1:40000;transport=tcp SIP/2.0",
                                              "Via: SIP/2.0/TCP 198.51.100.5:5060;branch=z9hG4bKp", "From: <sip:bob@example.com>;tag=b",

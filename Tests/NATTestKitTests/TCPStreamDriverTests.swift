@@ -32,6 +32,7 @@ struct TCPStreamDriverTests {
     func rewriteShiftsSequenceNumbers() throws {
         let nat = TestNet.translator(helpers: [HelperRegistration(helper: FTPHelper(), ports: [.tcp(21)])])
         var stream = try TCPStreamDriver.openFromInside(through: nat, client: Self.client, server: Endpoint(TestNet.outsideHost, 21))
+        #expect(stream.send("220 ready\r\n", from: .outside).isDelivered) // an FTP session starts with the greeting
         let port = stream.send("PORT 192,0,2,10,156,65\r\n", from: .inside)
         #expect(port.isDelivered && port.isWellFormed)
         #expect(port.text.hasPrefix("PORT 203,0,113,1,")) // 24 bytes became 25 or more
