@@ -182,9 +182,22 @@ struct ExhaustionTests {
     func ftpExpectationFlood() throws {
         try FTPLab.requireTools()
         try Robust.withEngine("rbg", queue: Integration.queue(57), options: ["--helper-ports", "ftp=21,2121"] + Self.caps) { lab, masqd, engine in
-            // Port 21: a sink that never answers (so no PORT is ever used up by a data
-            // connection); port 2121: a real FTP server for h2.
-            let sink = try lab.spawnHelper(.server, ["tcpsink", "21"], name: "sink")
+            // Port 21: a sink that greets as an FTP server must (the helper follows nothing
+            // else) and then never answers (so no PORT is ever used up by a data connection);
+            // port 2121: a real FTP server for h2.
+            let sinkScript = """
+            import socket
+            l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            l.bind(("0.0.0.0", 21)); l.listen(1); print("listening", flush=True)
+            c, _ = l.accept(); c.sendall(b"220 sink\\r\\n"); n = 0
+            while True:
+                d = c.recv(65536)
+                if not d: break
+                n += len(d)
+            print("received %d" % n, flush=True); c.sendall(b"221 bye\\r\\n"); c.close()
+            """
+            let sink = try lab.spawn(.server, [LabTopology.python, "-c", sinkScript], name: "sink")
+            #expect(sink.waitForOutput(containing: "listening", timeout: 5), "\(sink.output)")
             let root = lab.workDir + "/ftp"
             let sums = try FTPLab.makeFiles(in: root, [("file.bin", 1 << 20)])
             _ = try FTPLab.startPyftpdlib(lab, on: .server, bind: server, port: 2121, root: root, name: "pyftpdlib")
@@ -194,6 +207,7 @@ struct ExhaustionTests {
             import socket, time
             s = socket.create_connection(("\(server)", 21))
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.recv(100)  # the greeting first, as a real client waits for it
             for i in range(200):
                 p = 20000 + i
                 s.sendall(b"PORT 192,0,2,10,%d,%d\\r\\n" % (p >> 8, p & 255))

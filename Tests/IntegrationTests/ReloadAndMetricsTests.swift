@@ -412,5 +412,5 @@ enum Prometheus {
 }
 
 enum HelperEventNames {
-    static let all = ["rewrites", "expectations", "refused_foreign_address", "refused_low_port", "malformed", "limit"]
+    static let all = ["rewrites", "expectations", "refused_foreign_address", "refused_low_port", "malformed", "limit", "abandoned"]
 }
