@@ -9,7 +9,7 @@ import Glibc
 /// `--config FILE` (issue #8): a YAML file of ENGINE OPTIONS, the command line over it, one-line
 /// errors naming file, line and key. All but the last test only parse and check options (no
 /// root, no namespaces); the last one drives the real binary in namespaces (queue index 40).
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.integrationLimit)
 struct ConfigFileTests {
     // MARK: helpers
 

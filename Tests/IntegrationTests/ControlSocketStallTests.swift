@@ -12,7 +12,7 @@ import Glibc
 /// `masqd stats` from another client and a SIGHUP reload must complete promptly. Before the
 /// fix the dribbler held the main loop until it stopped (one byte read per call, 1 s each).
 /// Namespace prefix mq<pid>cs?, NFQUEUE index 91.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .integrationLimit)
 struct ControlSocketStallTests {
     static let slowClient = #"""
 import socket, sys, time

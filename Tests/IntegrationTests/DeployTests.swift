@@ -10,7 +10,7 @@ import Glibc
 /// its promises (fail-closed, one capability, the one writable sysctl is the one the rules
 /// installer writes); the shell scripts parse and install/uninstall a staging tree; the
 /// sysctl file applies cleanly in a fresh network namespace and the values read back.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.integrationLimit)
 struct DeployTests {
     /// The repository root: this file is Tests/IntegrationTests/DeployTests.swift.
     static let root = URL(fileURLWithPath: #filePath)

@@ -14,7 +14,7 @@ import Glibc
 /// 5 000 a second (the debug build keeps up; the legitimate flow shares the queue).
 /// Serialized: two floods at once on a small machine would measure the machine, not masqd.
 /// Queue indices 53-57.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .integrationLimit)
 struct ExhaustionTests {
     let wan = LabTopology.routerWANAddress      // 203.0.113.1
     let h1 = LabTopology.host1Address           // 192.0.2.10

@@ -15,7 +15,7 @@ import Glibc
 /// server sees the LAN endpoint and nothing arrives. Then the places built-in helpers reach:
 /// config file, `helper-ports`, SIGHUP reload, stats and metrics, the state file.
 /// Tags mq<pid>xh?, queues 70-73.
-@Suite(.timeLimit(.minutes(4)))
+@Suite(.integrationLimit)
 struct ExternalHelperTests {
     let server = LabTopology.serverAddress      // 203.0.113.2
     let wan = LabTopology.routerWANAddress      // 203.0.113.1

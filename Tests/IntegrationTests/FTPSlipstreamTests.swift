@@ -14,7 +14,7 @@ import Glibc
 /// and dials every endpoint a rewritten PORT line names and the WAN address's 8080: none
 /// reaches h1's service. The control: a real FTP session on 2121 (curl active mode to
 /// pyftpdlib) is still rewritten and its data connection arrives. Queue index 85, tag "fts".
-@Suite(.timeLimit(.minutes(4)))
+@Suite(.integrationLimit)
 struct FTPSlipstreamTests {
     let server = LabTopology.serverAddress      // 203.0.113.2
     let wan = LabTopology.routerWANAddress      // 203.0.113.1

@@ -14,7 +14,7 @@ import Glibc
 /// checked. Real namespaces, real iptables, the real masqd binary, real FTP servers
 /// (pyftpdlib, vsftpd) and clients (curl, lftp); every test has its own namespace prefix
 /// (mq<pid>ft?) and NFQUEUE number (indices 24-31).
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.integrationLimit)
 struct FTPTests {
     let server = LabTopology.serverAddress      // 203.0.113.2
     let wan = LabTopology.routerWANAddress      // 203.0.113.1

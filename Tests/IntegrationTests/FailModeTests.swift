@@ -10,7 +10,7 @@ import Glibc
 /// engine running, a LAN host's UDP never reaches the WAN — unless `--fail-open` put
 /// `--queue-bypass` on the rules, and then it leaves untranslated, with its LAN address
 /// (the risk the option's help and the README name).
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.integrationLimit)
 struct FailModeTests {
     let server = LabTopology.serverAddress
     let wan = LabTopology.routerWANAddress

@@ -11,7 +11,7 @@ import Glibc
 /// and two rule-set fixes on both backends — WAN packets claiming a router address are dropped
 /// (issue #20 item 8) and rules installed before a late WAN interface exists hold when it
 /// appears (item 7). Queue indices 74-76 (+100 on nft).
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.integrationLimit)
 struct FirewallBackendTests {
     let wan = LabTopology.routerWANAddress      // 203.0.113.1
     let h1 = LabTopology.host1Address           // 192.0.2.10

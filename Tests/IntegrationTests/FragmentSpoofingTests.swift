@@ -11,7 +11,7 @@ import Glibc
 /// (IP_HDRINCL, a chosen source: no real peer sends such packets); the victim's 3000-byte
 /// datagrams are real UDP sockets' sends, fragmented by the kernel. Real namespaces, rules
 /// and masqd binary; namespace prefix mq<pid>fs?, NFQUEUE index 90.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .integrationLimit)
 struct FragmentSpoofingTests {
     let server = LabTopology.serverAddress      // 203.0.113.2, the "resolver"
     let wan = LabTopology.routerWANAddress      // 203.0.113.1

@@ -13,7 +13,7 @@ import Glibc
 /// Real namespaces, real iptables, the real masqd binary; every test has its own namespace
 /// prefix (mq<pid>fr?) and NFQUEUE number (indices 16-23). Serialized: the floods load the CPU
 /// and the other tests measure timing-sensitive round trips.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .integrationLimit)
 struct FragmentTests {
     let server = LabTopology.serverAddress      // 203.0.113.2
     let wan = LabTopology.routerWANAddress      // 203.0.113.1

@@ -5,7 +5,7 @@ import Testing
 /// Hairpinning end to end (RFC 4787 REQ-9): a LAN host reaches another LAN host through the
 /// WAN address — to a forwarded port, and to the mapping a UDP peer holds open — and each
 /// side sees the other as the WAN address, as an outside host would. Queue indices 32-35.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.integrationLimit)
 struct HairpinTests {
     let wan = LabTopology.routerWANAddress      // 203.0.113.1
     let h1 = LabTopology.host1Address           // 192.0.2.10

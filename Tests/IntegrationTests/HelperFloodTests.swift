@@ -9,7 +9,7 @@ import Testing
 /// flooder: no real peer opens 1500 connections that fast; unanswered, each session would
 /// hold its helper row for tcp-opening), then h2 downloads a file over FTP from the server,
 /// the real curl and pyftpdlib through the real masqd. Queue indices 91 and 93.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.integrationLimit)
 struct HelperFloodTests {
     let server = LabTopology.serverAddress
     let h1 = LabTopology.host1Address

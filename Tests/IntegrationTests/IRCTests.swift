@@ -17,7 +17,7 @@ import Glibc
 /// Real namespaces, real iptables, the real masqd binary with its default helpers, a real
 /// IRC server and a tiny standard-library IRC client; every test has its own namespace
 /// prefix (mq<pid>ir?) and NFQUEUE number (indices 36-39).
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.integrationLimit)
 struct IRCTests {
     let server = LabTopology.serverAddress      // 203.0.113.2
     let wan = LabTopology.routerWANAddress      // 203.0.113.1

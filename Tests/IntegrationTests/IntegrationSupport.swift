@@ -136,3 +136,11 @@ struct SniffedPacket {
 extension String {
     var isLAN: Bool { hasPrefix("192.0.2.") }
 }
+
+extension Trait where Self == TimeLimitTrait {
+    /// The one time limit of the integration suites. It is there to end a hang, not to judge
+    /// speed: test bodies are synchronous and hold one of the cooperative pool's threads (two
+    /// on a two-core machine), and a test's clock starts when it is scheduled, so in the full
+    /// parallel run a quick test can wait minutes for a thread before its first line runs.
+    static var integrationLimit: Self { .integrationLimit }
+}

@@ -11,7 +11,7 @@ import Glibc
 /// host sends once from its port 4500 to the server's 4500 — with port preservation alone
 /// its mapping would be WAN:4500, and the server's packets would go to it instead of the
 /// router. Real sockets in every namespace (python3), the real masqd and rules. Queue index 90.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.integrationLimit)
 struct LocalPortTests {
     let wan = LabTopology.routerWANAddress          // 203.0.113.1
     let server = LabTopology.serverAddress

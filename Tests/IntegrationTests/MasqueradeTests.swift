@@ -9,7 +9,7 @@ import Glibc
 /// End to end through real namespaces, real iptables and the real masqd binary (issue #2).
 /// Every test has its own namespaces (prefix mq<pid><letter>) and its own NFQUEUE number,
 /// so they run in parallel.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.integrationLimit)
 struct MasqueradeTests {
     let server = LabTopology.serverAddress
     let wan = LabTopology.routerWANAddress

@@ -10,7 +10,7 @@ import Glibc
 /// --queue-balance hashes the address pair and protocol, so a flow's outbound packets
 /// (LAN host ↔ server) and its replies (server ↔ WAN address) usually land on different
 /// workers — every translation here only works if the workers really share their state.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.integrationLimit)
 struct MultiQueueTests {
     let server = LabTopology.serverAddress
     let wan = LabTopology.routerWANAddress

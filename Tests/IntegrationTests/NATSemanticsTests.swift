@@ -11,7 +11,7 @@ import Glibc
 /// filtering behaviour a STUN client classifies, per-host limits and endpoint-independent
 /// filtering. Real namespaces, real iptables, the real masqd binary; every test has its own
 /// namespace prefix (mq<pid>s?) and NFQUEUE number (indices 8-15, next to MasqueradeTests' 1-7).
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.integrationLimit)
 struct NATSemanticsTests {
     let server = LabTopology.serverAddress      // 203.0.113.2
     let wan = LabTopology.routerWANAddress      // 203.0.113.1

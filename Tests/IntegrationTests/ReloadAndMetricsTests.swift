@@ -11,7 +11,7 @@ import Glibc
 /// serves the counters of `masqd stats` to Prometheus. The first tests render and parse
 /// metrics without namespaces; the others drive the real binary in namespaces (prefixes
 /// mq<pid>rl…, queue indices 46-48).
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.integrationLimit)
 struct ReloadAndMetricsTests {
     let server = LabTopology.serverAddress
     let wan = LabTopology.routerWANAddress

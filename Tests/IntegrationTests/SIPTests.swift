@@ -12,7 +12,7 @@ import Glibc
 /// to the address its peer's SDP named, so a phone gets audio only when its SDP was rewritten
 /// and the media expected. The same calls without the helper leak 192.0.2.x in Contact and
 /// SDP, and no audio reaches the phone. Tag mq<pid>si?, queues 66-69.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.integrationLimit)
 struct SIPTests {
     let server = LabTopology.serverAddress      // 203.0.113.2
     let wan = LabTopology.routerWANAddress      // 203.0.113.1

@@ -11,7 +11,7 @@ import Glibc
 /// addresses and from martian addresses; scapy in h2 sends with the router's addresses as its
 /// source. None of it arrives, the right counters move, and real traffic still flows.
 /// Queue indices 51-52.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.integrationLimit)
 struct SpoofingTests {
     let wan = LabTopology.routerWANAddress      // 203.0.113.1
     let h1 = LabTopology.host1Address           // 192.0.2.10

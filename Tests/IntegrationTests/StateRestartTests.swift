@@ -10,7 +10,7 @@ import Glibc
 /// afterwards, on the same connection and the same WAN port — and, as the control, does not
 /// without the state file. A file that cannot be used is refused with one line, moved aside,
 /// and the engine still comes up and translates. Namespaces st<pid><letter>, queues 41-44.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.integrationLimit)
 struct StateRestartTests {
     let server = LabTopology.serverAddress
     let wan = LabTopology.routerWANAddress

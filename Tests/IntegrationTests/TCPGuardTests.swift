@@ -14,7 +14,7 @@ import Glibc
 /// outside. The session stays ESTABLISHED, data flows after 11 s (past the 10 s reset
 /// timeout); then, as the control that the spoofed packets do reach the session, an exact
 /// RST with a right checksum closes it. Queue index 84, namespace tag "tg".
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.integrationLimit)
 struct TCPGuardTests {
     let server = LabTopology.serverAddress
     let wan = LabTopology.routerWANAddress

@@ -10,7 +10,7 @@ import Glibc
 /// server outside, default address-and-port-dependent filtering. The server answers from a
 /// new port, so a get and a put work only with the helper; the same runs without it fail.
 /// Real namespaces, real iptables, the real masqd binary; tag mq<pid>tf?, queues 64-65.
-@Suite(.timeLimit(.minutes(3)))
+@Suite(.integrationLimit)
 struct TFTPTests {
     let server = LabTopology.serverAddress      // 203.0.113.2
     let wan = LabTopology.routerWANAddress      // 203.0.113.1

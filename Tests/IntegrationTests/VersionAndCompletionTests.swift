@@ -5,7 +5,7 @@ import Testing
 /// What the package ships besides the engine: `masqd --version` prints the version the
 /// package is built as (Deploy/package-deb.sh reads it from Version.swift), and the built-in
 /// completion scripts generate and complete masqd's real subcommands and options.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.integrationLimit)
 struct VersionAndCompletionTests {
     @Test("masqd --version prints the version Deploy/package-deb.sh names the package with, and nothing else")
     func versionMatchesPackage() throws {
