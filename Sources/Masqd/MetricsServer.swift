@@ -4,12 +4,12 @@ import NATCore
 // `--metrics ADDR:PORT`: a tiny HTTP/1.x server for Prometheus, run by the engine's main loop.
 // It never blocks that loop: the listening socket and every client are non-blocking, and the
 // main loop polls them with its own descriptors (`addPollEntries`); each wake-up does what is
-// ready (accept, read, answer, write) and returns. A request is one GET of /metrics (HEAD
-// too); its headers must fit in `maxRequestBytes`; a client gets `clientTimeout` from its
-// connection to the end of the answer, then is closed — one that sends slowly, or does not
-// read its answer, holds nothing but its own buffer. At most `maxClients` are open: a new one
-// beyond that closes the oldest (a scrape takes milliseconds; idle connections must not be
-// able to keep it out).
+// ready (accept, read, answer, write) and returns (PolledConnections.swift). A request is one
+// GET of /metrics (HEAD too); its headers must fit in `maxRequestBytes`; a client gets
+// `clientTimeout` from its connection to the end of the answer, then is closed — one that
+// sends slowly, or does not read its answer, holds nothing but its own buffer. At most
+// `maxClients` are open: a new one beyond that closes the oldest (a scrape takes
+// milliseconds; idle connections must not be able to keep it out).
 
 final class MetricsServer {
     struct Counters {
@@ -25,26 +25,19 @@ final class MetricsServer {
         var clientsTimedOut: UInt64 = 0
     }
 
-    struct Client {
-        var request: [UInt8] = []
-        /// Empty until the request is complete; then the whole answer, sent from `sent` on.
-        var response: [UInt8] = []
-        var sent = 0
-        var deadline: NATTime
-    }
-
     static let maxClients = 16
     static let maxRequestBytes = 8192
     static let clientTimeout = NATDuration.seconds(5)
-    /// After accept fails for lack of descriptors, the listener rests this long (else its
-    /// readiness would wake the loop over and over).
-    static let acceptPause = NATDuration.seconds(1)
 
     let endpoint: MetricsEndpoint
-    let listener: Int32
-    private(set) var counters = Counters()
-    private var clients: [Int32: Client] = [:]
-    private var acceptPausedUntil: NATTime?
+    private let connections: PolledConnections
+    private var requestCounters = Counters()
+    var counters: Counters {
+        var all = requestCounters
+        all.clientsEvicted = connections.counters.clientsEvicted
+        all.clientsTimedOut = connections.counters.clientsTimedOut
+        return all
+    }
 
     init(endpoint: MetricsEndpoint) throws(MasqdError) {
         self.endpoint = endpoint
@@ -62,126 +55,30 @@ final class MetricsServer {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0 else {
+        guard bound == 0, listen(fd, 16) == 0 else {
             let error = failure("cannot listen there")
             close(fd)
             throw error
         }
-        guard listen(fd, 16) == 0 else {
-            let error = failure("cannot listen there")
-            close(fd)
-            throw error
-        }
-        listener = fd
+        // One deadline from connection to the end of the answer (nil answer timeout).
+        connections = PolledConnections(
+            listener: fd, maxClients: Self.maxClients, maxRequestBytes: Self.maxRequestBytes,
+            requestTimeout: Self.clientTimeout, answerTimeout: nil)
     }
 
-    deinit {
-        for fd in clients.keys { close(fd) }
-        close(listener)
-    }
-
-    var clientCount: Int { clients.count }
+    var clientCount: Int { connections.clientCount }
 
     /// Appends what the main loop's poll() must watch for this server: the listener (unless
     /// accepting rests) and each client, for reading its request or writing its answer.
     func addPollEntries(to fds: inout [pollfd]) {
-        if acceptPausedUntil == nil { fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0)) }
-        for (fd, client) in clients {
-            fds.append(pollfd(fd: fd, events: Int16(client.response.isEmpty ? POLLIN : POLLOUT), revents: 0))
-        }
+        connections.addPollEntries(to: &fds)
     }
 
     /// Does what `polled` (this server's entries after poll()) says is ready, without waiting,
     /// and closes the clients whose time is up. `page` makes the metrics page; it is called
     /// only for a good request.
     func serve(_ polled: ArraySlice<pollfd>, now: NATTime, page: () -> String) {
-        for entry in polled where entry.revents != 0 {
-            if entry.fd == listener {
-                acceptClients(now: now)
-            } else {
-                serveClient(entry.fd, page: page)
-            }
-        }
-        if let paused = acceptPausedUntil, now >= paused { acceptPausedUntil = nil }
-        if !clients.isEmpty {
-            for (fd, client) in clients where client.deadline <= now {
-                counters.clientsTimedOut &+= 1
-                closeClient(fd)
-            }
-        }
-    }
-
-    private func acceptClients(now: NATTime) {
-        while true {
-            let fd = accept(listener, nil, nil)
-            if fd < 0 {
-                if errno == EINTR { continue }
-                if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM {
-                    acceptPausedUntil = now + Self.acceptPause
-                }
-                return // EAGAIN: nobody else is waiting
-            }
-            if clients.count >= Self.maxClients, let oldest = clients.min(by: { $0.value.deadline < $1.value.deadline })?.key {
-                counters.clientsEvicted &+= 1
-                closeClient(oldest)
-            }
-            guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0, fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 else {
-                close(fd)
-                continue
-            }
-            clients[fd] = Client(deadline: now + Self.clientTimeout)
-        }
-    }
-
-    private func closeClient(_ fd: Int32) {
-        clients[fd] = nil
-        close(fd)
-    }
-
-    private func serveClient(_ fd: Int32, page: () -> String) {
-        guard var client = clients[fd] else { return }
-        if client.response.isEmpty {
-            var chunk = [UInt8](repeating: 0, count: 2048)
-            reading: while true {
-                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n > 0 {
-                    client.request += chunk[0..<n]
-                    if Self.headersEnd(client.request) != nil || client.request.count > Self.maxRequestBytes { break reading }
-                } else if n == 0 {
-                    closeClient(fd) // gone before finishing its request
-                    return
-                } else if errno == EINTR {
-                    continue
-                } else if errno == EAGAIN || errno == EWOULDBLOCK {
-                    break reading
-                } else {
-                    closeClient(fd)
-                    return
-                }
-            }
-            guard let response = answer(client.request, page: page) else {
-                clients[fd] = client // the rest of the request is still to come
-                return
-            }
-            client.response = response
-        }
-        while client.sent < client.response.count {
-            let n = client.response.withUnsafeBytes {
-                send(fd, $0.baseAddress! + client.sent, $0.count - client.sent, Int32(MSG_NOSIGNAL))
-            }
-            if n > 0 {
-                client.sent += n
-            } else if n < 0, errno == EINTR {
-                continue
-            } else if n < 0, errno == EAGAIN || errno == EWOULDBLOCK {
-                clients[fd] = client // the rest when the client has read some
-                return
-            } else {
-                break
-            }
-        }
-        shutdown(fd, Int32(SHUT_WR))
-        closeClient(fd)
+        connections.serve(polled, now: now) { request, _ in answer(request, page: page) }
     }
 
     /// Offset just past the blank line that ends the headers, if it has arrived.
@@ -201,25 +98,25 @@ final class MetricsServer {
     func answer(_ request: [UInt8], page: () -> String) -> [UInt8]? {
         guard let end = Self.headersEnd(request) else {
             guard request.count > Self.maxRequestBytes else { return nil }
-            counters.badRequests &+= 1
+            requestCounters.badRequests &+= 1
             return Self.response(431, "Request Header Fields Too Large", "request headers longer than \(Self.maxRequestBytes) bytes\n")
         }
         let line = request[..<end].split(separator: 0x0A, maxSplits: 1).first.map { String(decoding: $0, as: UTF8.self) } ?? ""
         let words = line.split(separator: " ", omittingEmptySubsequences: true).map { $0.trimmingSuffix("\r") }
         guard words.count == 3, words[2].hasPrefix("HTTP/1.") else {
-            counters.badRequests &+= 1
+            requestCounters.badRequests &+= 1
             return Self.response(400, "Bad Request", "expected an HTTP/1.x request line\n")
         }
         let path = words[1].split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         guard path == "/metrics" else {
-            counters.badRequests &+= 1
+            requestCounters.badRequests &+= 1
             return Self.response(404, "Not Found", "not found: only /metrics is served here\n")
         }
         guard words[0] == "GET" || words[0] == "HEAD" else {
-            counters.badRequests &+= 1
+            requestCounters.badRequests &+= 1
             return Self.response(405, "Method Not Allowed", "only GET and HEAD\n", extraHeaders: "Allow: GET, HEAD\r\n")
         }
-        counters.scrapes &+= 1
+        requestCounters.scrapes &+= 1
         return Self.response(200, "OK", page(), contentType: "text/plain; version=0.0.4; charset=utf-8", bodyIncluded: words[0] == "GET")
     }
 
