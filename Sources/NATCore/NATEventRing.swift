@@ -1,0 +1,55 @@
+// The NAT events waiting for their consumer: a fixed ring allocated once (capacity a power
+// of two), so recording never allocates. When it is full the newest event is not stored
+// and counted as lost: the consumer drains often (after every batch), so a full ring means
+// a burst larger than it (a WAN address change flushing more translations than it holds).
+
+struct NATEventRing {
+    private var storage: UnsafeMutablePointer<NATEvent>?
+    private(set) var capacity = 0
+    private var mask = 0
+    private var head = 0
+    private(set) var count = 0
+
+    /// Capacity 0: disabled, nothing is recorded.
+    init() {}
+
+    /// Replaces the storage; waiting events are dropped. `capacity` is rounded up to a power of two.
+    mutating func allocate(capacity requested: Int) {
+        deallocate()
+        guard requested > 0 else { return }
+        var size = 1
+        while size < requested { size <<= 1 }
+        storage = .allocate(capacity: size)
+        capacity = size
+        mask = size - 1
+    }
+
+    mutating func deallocate() {
+        storage?.deallocate()
+        storage = nil
+        capacity = 0
+        mask = 0
+        head = 0
+        count = 0
+    }
+
+    /// False (nothing stored) when full.
+    @inline(__always)
+    mutating func push(_ event: NATEvent) -> Bool {
+        guard count < capacity, let storage else { return false }
+        storage[(head + count) & mask] = event
+        count += 1
+        return true
+    }
+
+    /// Hands every waiting event to `body`, oldest first, and empties the ring.
+    mutating func drain(_ body: (NATEvent) -> Void) {
+        guard let storage else { return }
+        while count > 0 {
+            let event = storage[head]
+            head = (head + 1) & mask
+            count -= 1
+            body(event)
+        }
+    }
+}
