@@ -2,19 +2,20 @@
 // of two), so recording never allocates. When it is full the newest event is not stored
 // and counted as lost: the consumer drains often (after every batch), so a full ring means
 // a burst larger than it (a WAN address change flushing more translations than it holds).
+// The daemon's audit queue is one too (Masqd/AuditExporter.swift).
 
-struct NATEventRing {
+public struct NATEventRing {
     private var storage: UnsafeMutablePointer<NATEvent>?
-    private(set) var capacity = 0
+    public private(set) var capacity = 0
     private var mask = 0
     private var head = 0
-    private(set) var count = 0
+    public private(set) var count = 0
 
     /// Capacity 0: disabled, nothing is recorded.
-    init() {}
+    public init() {}
 
     /// Replaces the storage; waiting events are dropped. `capacity` is rounded up to a power of two.
-    mutating func allocate(capacity requested: Int) {
+    public mutating func allocate(capacity requested: Int) {
         deallocate()
         guard requested > 0 else { return }
         var size = 1
@@ -24,7 +25,7 @@ struct NATEventRing {
         mask = size - 1
     }
 
-    mutating func deallocate() {
+    public mutating func deallocate() {
         storage?.deallocate()
         storage = nil
         capacity = 0
@@ -35,7 +36,7 @@ struct NATEventRing {
 
     /// False (nothing stored) when full.
     @inline(__always)
-    mutating func push(_ event: NATEvent) -> Bool {
+    public mutating func push(_ event: NATEvent) -> Bool {
         guard count < capacity, let storage else { return false }
         storage[(head + count) & mask] = event
         count += 1
@@ -43,7 +44,7 @@ struct NATEventRing {
     }
 
     /// Hands every waiting event to `body`, oldest first, and empties the ring.
-    mutating func drain(_ body: (NATEvent) -> Void) {
+    public mutating func drain(_ body: (NATEvent) -> Void) {
         guard let storage else { return }
         while count > 0 {
             let event = storage[head]
