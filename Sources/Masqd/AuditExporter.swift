@@ -51,7 +51,10 @@ final class AuditExporter: @unchecked Sendable {
 
     // This thread's own.
     private var encoder: IPFIXEncoder?
+    /// Not connected: at boot the collector may have no route yet; each send tries anew
+    /// (and a failure is counted), and sends never block (MSG_DONTWAIT).
     private let socketDescriptor: Int32
+    private var collectorAddress = sockaddr_in()
     private var lastTemplates: NATTime? = nil
     private var loggedSendError = false
 
@@ -65,31 +68,18 @@ final class AuditExporter: @unchecked Sendable {
             return
         }
         encoder = IPFIXEncoder(domainID: ipfix.domainID)
-        socketDescriptor = try Self.connectedSocket(to: ipfix.collector)
+        collectorAddress.sin_family = sa_family_t(AF_INET)
+        collectorAddress.sin_port = ipfix.collector.port.bigEndian
+        collectorAddress.sin_addr.s_addr = ipfix.collector.address.value.bigEndian
+        socketDescriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard socketDescriptor >= 0 else {
+            throw .option("--ipfix-collector", "\(ipfix.collector)", "cannot open a UDP socket: \(String(cString: strerror(errno)))")
+        }
     }
 
     deinit {
         queue.deallocate()
         if socketDescriptor >= 0 { close(socketDescriptor) }
-    }
-
-    /// A UDP socket connected to the collector (sends never block: MSG_DONTWAIT).
-    static func connectedSocket(to collector: MetricsEndpoint) throws(MasqdError) -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .option("--ipfix-collector", "\(collector)", "cannot open a UDP socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = collector.port.bigEndian
-        address.sin_addr.s_addr = collector.address.value.bigEndian
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            throw .option("--ipfix-collector", "\(collector)", "cannot send there: \(reason)")
-        }
-        return fd
     }
 
     /// Moves the translator's waiting events into the queue. Call with `lock` held.
@@ -152,7 +142,13 @@ final class AuditExporter: @unchecked Sendable {
             let messages = encoder!.messages(records, exportTime: UInt32(truncatingIfNeeded: wall.tv_sec), templates: templates)
             if templates { done.ipfixTemplates &+= 1 }
             for message in messages {
-                let sent = message.bytes.withUnsafeBytes { send(socketDescriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                let sent = message.bytes.withUnsafeBytes { bytes in
+                    withUnsafePointer(to: &collectorAddress) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            sendto(socketDescriptor, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                        }
+                    }
+                }
                 if sent == message.bytes.count {
                     done.ipfixMessages &+= 1
                     done.ipfixRecords &+= UInt64(message.records)

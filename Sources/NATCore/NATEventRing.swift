@@ -21,6 +21,9 @@ public struct NATEventRing {
         var size = 1
         while size < requested { size <<= 1 }
         storage = .allocate(capacity: size)
+        // Touched now, at start: no page fault for the first events on the packet path.
+        storage!.initialize(repeating: NATEvent(timeNanoseconds: 0, kind: .mappingCreated, reason: .outbound, protocolNumber: 0,
+                                                internalAddress: 0, internalPort: 0, externalAddress: 0, externalPort: 0), count: size)
         capacity = size
         mask = size - 1
     }
