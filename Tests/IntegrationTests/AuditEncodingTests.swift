@@ -131,4 +131,13 @@ struct AuditEncodingTests {
             == "--ipfix-domain-id 4294967296: expected a number from 0 to 4294967295")
         #expect(Self.failure(["--ipfix-domain-id", "5"]) == "--ipfix-domain-id 5: needs --ipfix-collector")
     }
+
+    @Test("a reload may not change them: each is named with its old and new value")
+    func fixedWhileRunning() throws {
+        let old = try Self.settings(["--audit-log", "mappings"])
+        let new = try Self.settings(["--audit-log", "sessions", "--ipfix-collector", "192.0.2.50:4739"])
+        let fixed = Engine.unchangeable(old, new).map { "\($0.key) \($0.old) -> \($0.new)" }
+        #expect(fixed == ["audit-log mappings -> sessions", "ipfix-collector off -> 192.0.2.50:4739", "ipfix-domain-id off -> 3"])
+        #expect(Engine.unchangeable(new, try Self.settings(["--audit-log", "sessions", "--ipfix-collector", "192.0.2.50:4739"])).isEmpty)
+    }
 }

@@ -82,7 +82,7 @@ struct AuditExportTests {
             throw IntegrationFailure("nfcapd and nfdump are needed (Deploy/install-deps.sh --tests installs nfdump)")
         }
         let masqd = try Integration.masqdExecutable()
-        let queue = Integration.queue(7)
+        let queue = Integration.queue(137)
         try Integration.withTopology("aud") { lab in
             let flowDir = lab.workDir + "/nfcapd"
             try FileManager.default.createDirectory(atPath: flowDir, withIntermediateDirectories: true)
