@@ -86,9 +86,7 @@ final class AuditExporter: @unchecked Sendable {
     @inline(__always)
     func take(from translator: NATTranslator) {
         guard translator.eventsWaiting > 0 else { return }
-        translator.drainEvents { event in
-            if !queue.push(event) { counters.queueDropped &+= 1 }
-        }
+        counters.queueDropped &+= UInt64(translator.moveEvents(into: &queue))
     }
 
     /// Events still waiting in the queue (with `lock` held).

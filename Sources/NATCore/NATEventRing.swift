@@ -46,6 +46,28 @@ public struct NATEventRing {
         return true
     }
 
+    /// Moves every waiting event into `other` (after its own), oldest first, in at most four
+    /// block copies; the ones that do not fit are dropped. Returns how many were dropped.
+    public mutating func move(into other: inout NATEventRing) -> Int {
+        guard count > 0, let storage else { return 0 }
+        let moving = min(count, other.capacity - other.count)
+        var moved = 0
+        while moved < moving {
+            // The longest run contiguous in both rings.
+            let source = head
+            let target = (other.head + other.count) & other.mask
+            let run = min(moving - moved, capacity - source, other.capacity - target)
+            (other.storage! + target).update(from: storage + source, count: run)
+            head = (head + run) & mask
+            other.count += run
+            moved += run
+        }
+        let dropped = count - moving
+        count = 0
+        head = 0
+        return dropped
+    }
+
     /// Hands every waiting event to `body`, oldest first, and empties the ring.
     public mutating func drain(_ body: (NATEvent) -> Void) {
         guard let storage else { return }

@@ -25,6 +25,12 @@ extension NATTranslator {
         events.drain(body)
     }
 
+    /// Moves the waiting events into the daemon's `queue` in block copies (the lock held);
+    /// returns how many did not fit there and were dropped.
+    public func moveEvents(into queue: inout NATEventRing) -> Int {
+        events.move(into: &queue)
+    }
+
     @inline(__always)
     func record(_ event: NATEvent) {
         if events.push(event) {

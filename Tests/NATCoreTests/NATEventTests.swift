@@ -260,6 +260,48 @@ struct NATEventTests {
         #expect(nat.counters.natEventsLost == 2)
     }
 
+    @Test("moving events between rings: order kept across both rings' wrap-around, what does not fit dropped and counted")
+    func moveBetweenRings() {
+        func event(_ n: UInt16) -> NATEvent {
+            NATEvent(timeNanoseconds: UInt64(n), kind: .sessionCreated, reason: .outbound, protocolNumber: 17,
+                     internalAddress: 1, internalPort: n, externalAddress: 2, externalPort: n)
+        }
+        var source = NATEventRing(), target = NATEventRing()
+        source.allocate(capacity: 8)
+        target.allocate(capacity: 8)
+        var n: UInt16 = 0
+        func fill(_ ring: inout NATEventRing, _ count: Int) {
+            for _ in 0..<count {
+                n += 1
+                let stored = ring.push(event(n))
+                #expect(stored)
+            }
+        }
+        func out(_ ring: inout NATEventRing) -> [UInt16] { var ports: [UInt16] = []; ring.drain { ports.append($0.internalPort) }; return ports }
+        // Put both heads mid-ring, so the runs wrap on each side at different places.
+        fill(&source, 5); _ = out(&source)
+        fill(&target, 3)
+        let first = out(&target)
+        #expect(first == [6, 7, 8])
+        fill(&source, 7)  // 9...15, wrapping after 3
+        fill(&target, 2)  // 16, 17
+        let dropped = source.move(into: &target) // room for 6 of the 7
+        #expect(dropped == 1 && source.count == 0 && target.count == 8)
+        let moved = out(&target)
+        #expect(moved == [16, 17, 9, 10, 11, 12, 13, 14])
+        // Into an empty ring everything fits; nothing is lost.
+        fill(&source, 4)
+        let none = source.move(into: &target)
+        let all = out(&target)
+        #expect(none == 0 && all == [18, 19, 20, 21])
+        // A disabled target takes nothing.
+        var off = NATEventRing()
+        fill(&source, 2)
+        let refused = source.move(into: &off)
+        #expect(refused == 2 && source.count == 0)
+        source.deallocate(); target.deallocate()
+    }
+
     @Test("names and raw values are stable (they leave the process)")
     func stableNames() {
         #expect(NATEventKind.allRaw == [1, 2, 3, 4])
