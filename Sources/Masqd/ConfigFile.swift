@@ -131,6 +131,9 @@ extension ConfigFile {
             ("metrics", .single(\.metrics)),
             ("state-file", .single(\.stateFile)),
             ("checkpoint-interval", .single(\.checkpointInterval)),
+            ("audit-log", .single(\.auditLog)),
+            ("ipfix-collector", .single(\.ipfixCollector)),
+            ("ipfix-domain-id", .single(\.ipfixDomainId)),
         ]
     }
 

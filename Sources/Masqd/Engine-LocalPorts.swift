@@ -40,7 +40,7 @@ extension Engine {
         let (reading, reserved) = Engine.readLocalPorts(address: address, reserve: reserve)
         let update = withTranslator { translator in
             // The address may have changed while the files were read: the next round reads again.
-            translator.configuration.externalAddress == address ? translator.setLocalPorts(reading.held, reserved: reserved) : nil
+            translator.configuration.externalAddress == address ? translator.setLocalPorts(reading.held, reserved: reserved, now: now) : nil
         }
         guard let update else { return }
         logLocalPorts(reading, reserved: reserved, reserve: reserve, update: update)

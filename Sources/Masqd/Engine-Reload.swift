@@ -104,6 +104,9 @@ extension Engine {
             ("firewall", { $0.firewall?.rawValue ?? "the system's" }),
             ("control", \.controlPath),
             ("metrics", { $0.metrics?.description ?? "off" }),
+            ("audit-log", { $0.audit.journal?.rawValue ?? "off" }),
+            ("ipfix-collector", { $0.audit.ipfix?.collector.description ?? "off" }),
+            ("ipfix-domain-id", { $0.audit.ipfix.map { "\($0.domainID)" } ?? "off" }),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))

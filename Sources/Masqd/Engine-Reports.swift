@@ -133,6 +133,7 @@ extension Engine {
                      "Control socket clients closed to make room for a new one (at most 16 open)."),
         ]
         list += stateMetrics()
+        list += auditMetrics()
         return list
     }
 

@@ -25,6 +25,8 @@ public final class Engine {
     var stateKeeping = StateKeeping()
     /// The router's own ports, refreshed from the main loop (Engine-LocalPorts.swift).
     var localPortsState = LocalPortsState()
+    /// NAT events to the journal and IPFIX (Engine-Audit.swift); nil without a consumer.
+    let audit: AuditExporter?
     static let sweepInterval = NATDuration(nanoseconds: 10_000_000)
 
     public init(settings: EngineSettings, logger: Logger) throws(MasqdError) {
@@ -40,6 +42,7 @@ public final class Engine {
         var random = SystemRandomNumberGenerator()
         configuration.hashSeed = random.next()
         translator = NATTranslator(configuration: configuration)
+        audit = try Engine.makeAuditExporter(settings, translator: translator, lock: translatorLock, logger: logger)
         // The router's ports first: a saved mapping on one of them is not restored.
         let local = Engine.readLocalPorts(address: configuration.externalAddress, reserve: settings.reserveLocalPortRange)
         translator.setLocalPorts(local.reading.held, reserved: local.reserved)
@@ -52,6 +55,7 @@ public final class Engine {
         for queueNumber in settings.queueNumbers {
             workers.append(try QueueWorker(queueNumber: queueNumber, failOpen: settings.failOpen, translator: translator, lock: translatorLock,
                                            wanIndex: wanIndex, hashSeed: random.next(), logger: logger))
+            workers.last!.audit = audit
         }
         self.workers = workers
         control = try ControlServer(path: settings.controlPath)
@@ -78,6 +82,9 @@ public final class Engine {
         for registration in settings.nat.helpers {
             logger.info("helper \(registration.helper.name) on port(s) \(registration.ports.map(\.description).joined(separator: ","))")
         }
+        if let description = auditDescription() { logger.info("\(description)") }
+        var auditThread: WorkerThread?
+        if let audit { auditThread = try WorkerThread(name: "masqd-audit") { audit.run() } }
 
         var threads: [WorkerThread] = []
         for worker in workers {
@@ -111,10 +118,15 @@ public final class Engine {
             }
             checkpointIfDue(now: now)
             refreshLocalPorts(now: now)
+            takeAuditEvents()
         }
         // The workers give every packet still queued its verdict before they end.
         threads.forEach { $0.join() }
         saveStateAtStop()
+        if let audit {
+            withTranslator { audit.take(from: $0); audit.finish() }
+            auditThread?.join()
+        }
         let total = withTranslator { _ in counters.packetsReceived }
         logger.info("masqd stopping: \(total) packets handled")
         if let failure = withTranslator({ _ in workers.lazy.compactMap(\.failure).first }) { throw failure }
@@ -127,7 +139,7 @@ public final class Engine {
             for worker in workers { worker.wanIndex = wanIndex }
             guard address != translator.configuration.externalAddress else { return nil }
             let flushed = translator.sessionCount
-            translator.setExternalAddress(address)
+            translator.setExternalAddress(address, now: MonotonicClock.now())
             restorePendingState(into: translator)
             return flushed
         }

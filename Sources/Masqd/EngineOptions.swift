@@ -75,6 +75,15 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Seconds between saves of --state-file while running; 0: only when stopping. Default 60.")
     public var checkpointInterval: String?
 
+    @Option(name: .long, help: "Log NAT events to the journal, one line each: mappings (every mapping created and removed) or sessions (every session as well). Default: off.")
+    public var auditLog: String?
+
+    @Option(name: .long, help: "Export NAT events as IPFIX (RFC 7011; RFC 8158 NAT44 session and BIB create/delete) over UDP to ADDR:PORT. Default: off.")
+    public var ipfixCollector: String?
+
+    @Option(name: .long, help: "IPFIX observation domain ID (0-4294967295). Default: the first queue number.")
+    public var ipfixDomainId: String?
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -107,7 +116,8 @@ public struct EngineOptions: ParsableArguments, Sendable {
             queue: queueRange.lowerBound, queueCount: UInt16(queueRange.count), wanInterface: wan, nat: nat, helpers: helperNames, hairpin: !noHairpin,
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
             metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen,
-            firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange())
+            firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange(),
+            audit: try checkedAudit(queue: queueRange.lowerBound))
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -240,6 +250,9 @@ public struct EngineSettings: Sendable {
 
     /// `--reserve-local-port-range`: the router's ip_local_port_range is kept out of mappings.
     public var reserveLocalPortRange: Bool = true
+
+    /// `--audit-log`, `--ipfix-collector`: where NAT events go (EngineOptions-Audit.swift).
+    public var audit = AuditSettings()
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }

@@ -107,6 +107,9 @@ public struct NATCounters: Sendable {
     public var mappingsEvictedLocalPort: UInt64 = 0
     /// Helper expectations refused because the internal host already has its share pending.
     public var expectationsRefusedHostShare: UInt64 = 0
+    /// NAT events stored for the daemon, and ones lost because its ring was full (NATEventRing.swift).
+    public var natEventsRecorded: UInt64 = 0
+    public var natEventsLost: UInt64 = 0
 
     public init() {}
 

@@ -100,6 +100,7 @@ extension NATTranslator {
             internalPort: internalPort, externalPort: externalPort, protocolNumber: protocolNumber))
         externalPorts.claim(slot: slot, port: externalPort, row: row)
         counters.mappingsCreated &+= 1
+        recordMapping(.mappingCreated, row, reason: .expectation)
         return row
     }
 
@@ -147,7 +148,7 @@ extension NATTranslator {
             var mapping = mappings[e.mapping]
             mapping.pendingExpectations -= 1
             mappings[e.mapping] = mapping
-            if mapping.sessionCount == 0, mapping.pendingExpectations == 0, !mapping.isStatic { removeMapping(e.mapping) }
+            if mapping.sessionCount == 0, mapping.pendingExpectations == 0, !mapping.isStatic { removeMapping(e.mapping, reason: .expired) }
         }
     }
 }

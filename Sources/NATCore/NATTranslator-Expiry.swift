@@ -8,6 +8,7 @@ extension NATTranslator {
     /// little; one call never walks a row twice.
     @discardableResult
     public func expire(now: NATTime, budget: Int) -> Int {
+        currentTime = now
         expireExpectations(now: now)
         var removed = 0
         var examined = 0
@@ -26,7 +27,7 @@ extension NATTranslator {
             let session = sessions[row]
             guard session.mapping >= 0 else { continue }
             if session.expires <= now.nanoseconds {
-                removeSession(row)
+                removeSession(row, reason: .expired)
                 removed += 1
             } else {
                 sweepHighestLive = row

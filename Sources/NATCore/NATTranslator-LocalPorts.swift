@@ -37,7 +37,7 @@ extension NATTranslator {
             let session = sessions[Int32(i)]
             guard session.mapping >= 0, let slot = ExternalPortTable.slot(session.protocolNumber),
                   localPorts.contains(slot: slot, port: session.externalPort), !mappings[session.mapping].isStatic else { continue }
-            removeSession(Int32(i))
+            removeSession(Int32(i), reason: .evicted)
             update.sessionsCut += 1
         }
         update.mappingsEvicted = victims
@@ -45,7 +45,7 @@ extension NATTranslator {
         for slot in 0..<2 {
             localPorts.forEachPort(slot: slot) { port in
                 let row = externalPorts.owner(slot: slot, port: port)
-                if row >= 0, !mappings[row].isStatic { _ = flushMapping(row) }
+                if row >= 0, !mappings[row].isStatic { _ = flushMapping(row, reason: .evicted) }
             }
         }
         counters.mappingsEvictedLocalPort &+= UInt64(victims)

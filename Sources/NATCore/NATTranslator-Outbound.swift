@@ -98,6 +98,7 @@ extension NATTranslator {
             internalPort: internalPort, externalPort: port, protocolNumber: protocolNumber))
         externalPorts.claim(slot: slot, port: port, row: row)
         counters.mappingsCreated &+= 1
+        recordMapping(.mappingCreated, row, reason: .outbound)
         return (row, nil)
     }
 
@@ -105,7 +106,7 @@ extension NATTranslator {
     func removeMappingIfUnused(_ row: Int32) {
         let mapping = mappings[row]
         if mapping.protocolNumber != 0, mapping.sessionCount == 0, mapping.pendingExpectations == 0, !mapping.isStatic {
-            removeMapping(row)
+            removeMapping(row, reason: .refused)
         }
     }
 

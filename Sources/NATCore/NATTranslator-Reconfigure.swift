@@ -96,6 +96,7 @@ extension NATTranslator {
     /// that have already expired before a port is judged to be in use.
     @discardableResult
     public func reconfigure(_ new: NATConfiguration, now: NATTime) throws(ReconfigureError) -> ReconfigureSummary {
+        currentTime = now
         let old = configuration
         if new.internalPrefixes != old.internalPrefixes { throw .unchangeable(.internalPrefixes) }
         if new.ports.portRange != old.ports.portRange || new.ports.lowPortRange != old.ports.lowPortRange {
@@ -235,11 +236,11 @@ extension NATTranslator {
     }
 
     func apply(_ plan: ForwardPlan, forwards: [PortForward], maxMappings: Int, summary: inout ReconfigureSummary) {
-        for row in plan.flush { summary.sessionsFlushed += flushMapping(row) }
+        for row in plan.flush { summary.sessionsFlushed += flushMapping(row, reason: .reload) }
         for row in plan.release {
             mappings[row].isStatic = false
             if mappings[row].sessionCount == 0, mappings[row].pendingExpectations == 0 {
-                removeMapping(row)
+                removeMapping(row, reason: .reload)
             } else {
                 summary.mappingsLingering += 1
             }
@@ -256,12 +257,13 @@ extension NATTranslator {
                 internalAddress: entry.address, hash: hash, sessionCount: 0,
                 internalPort: entry.internalPort, externalPort: entry.port, protocolNumber: entry.protocolNumber, isStatic: true))
             externalPorts.claim(slot: slot, port: entry.port, row: row)
+            recordMapping(.mappingCreated, row, reason: .portForward)
         }
         configuration.forwards = forwards
     }
 
     /// Removes a mapping with its sessions and pending expectations. Returns the sessions cut.
-    func flushMapping(_ row: Int32) -> Int {
+    func flushMapping(_ row: Int32, reason: NATEventReason) -> Int {
         mappings[row].isStatic = false
         if mappings[row].pendingExpectations > 0 {
             for i in 0..<expectations.capacity where expectations[Int32(i)].mapping == row {
@@ -270,13 +272,13 @@ extension NATTranslator {
             }
         }
         guard mappings[row].sessionCount > 0 else {
-            removeMapping(row)
+            removeMapping(row, reason: reason)
             return 0
         }
         var flushed = 0
         // The last removal takes the mapping with it.
         for i in 0..<sessions.highWater where sessions[Int32(i)].mapping == row {
-            removeSession(Int32(i))
+            removeSession(Int32(i), reason: reason)
             flushed += 1
         }
         counters.sessionsFlushed &+= UInt64(flushed)
@@ -289,7 +291,7 @@ extension NATTranslator {
         for i in 0..<sessions.highWater where mappings[row].protocolNumber != 0 {
             let session = sessions[Int32(i)]
             if session.mapping == row, session.expires <= now.nanoseconds {
-                removeSession(Int32(i))
+                removeSession(Int32(i), reason: .expired)
                 removed += 1
             }
         }

@@ -115,6 +115,9 @@ extension NATTranslator {
             throw .externalAddressChanged(saved: snapshot.externalAddress ?? IPv4Address(0), now: configuration.externalAddress)
         }
         let before = counters
+        currentTime = now
+        restoring = true
+        defer { restoring = false }
 
         // Mappings first: a row for each, or the count a failure goes to.
         var rows = [Int32](repeating: -1, count: snapshot.mappings.count)
@@ -157,7 +160,7 @@ extension NATTranslator {
                 case .notNeeded: break
                 case .impossible:
                     // Its stream was edited: without the edit log its numbers cannot be mapped.
-                    removeSession(opened.row)
+                    removeSession(opened.row, reason: .refused)
                     summary.sessionsNotInConfiguration += 1
                     continue
                 }
@@ -195,6 +198,7 @@ extension NATTranslator {
             internalAddress: m.internalAddress, hash: hash, sessionCount: 0,
             internalPort: m.internalPort, externalPort: m.externalPort, protocolNumber: m.protocolNumber))
         externalPorts.claim(slot: slot, port: m.externalPort, row: row)
+        recordMapping(.mappingCreated, row, reason: .restored)
         return (row, false)
     }
 

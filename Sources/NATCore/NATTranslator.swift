@@ -34,6 +34,10 @@ public final class NATTranslator {
     @exclusivity(unchecked) var stagedEditCount = 0
     @exclusivity(unchecked) var stagedEditRoom = 0
     static let helperBufferBytes = 65536 + 4096
+    /// NAT events waiting for the daemon (NATTranslator-Events.swift); empty and off by default.
+    @exclusivity(unchecked) var events = NATEventRing()
+    /// Set while `importState` runs: its sessions are recorded as restored.
+    @exclusivity(unchecked) var restoring = false
 
     /// `configuration` must pass `validate()`; the daemon checks it first and reports errors.
     public init(configuration: NATConfiguration) {
@@ -70,6 +74,7 @@ public final class NATTranslator {
         helperOutput.deallocate()
         stagedEdits.deallocate()
         stagedReplacements.deallocate()
+        events.deallocate()
     }
 
     /// Connections with an application helper, and expected connections pending.
@@ -109,6 +114,7 @@ public final class NATTranslator {
         guard address != configuration.externalAddress else { return }
         counters.externalAddressChanges &+= 1
         counters.sessionsFlushed &+= UInt64(sessions.count)
+        recordFlushOfAll(reason: .addressChanged)
         sessions.removeAll()
         mappings.removeAll()
         hosts.removeAll()
@@ -130,6 +136,7 @@ public final class NATTranslator {
                     internalAddress: forward.internalAddress.value, hash: hash, sessionCount: 0,
                     internalPort: internalPort, externalPort: port, protocolNumber: forward.protocolNumber, isStatic: true))
                 externalPorts.claim(slot: slot, port: port, row: row)
+                recordMapping(.mappingCreated, row, reason: .portForward)
             }
         }
     }
@@ -195,12 +202,16 @@ public final class NATTranslator {
         }
         mappings[mappingRow].sessionCount += 1
         counters.sessionsCreated &+= 1
+        recordSession(.sessionCreated, row, reason: restoring ? .restored : inbound ? .inbound : .outbound)
         if inbound { counters.sessionsOpenedInbound &+= 1 }
         return (row, nil)
     }
 
     /// Removes a session, and its mapping when it was the mapping's last (static ones stay).
-    func removeSession(_ row: Int32) {
+    /// `reason` goes into the removal events; `.expired` is refined by the TCP state.
+    func removeSession(_ row: Int32, reason given: NATEventReason) {
+        let reason = given == .expired ? Self.idleReason(sessions[row].tcpState) : given
+        recordSession(.sessionRemoved, row, reason: reason)
         let mappingRow = sessions[row].mapping
         var mapping = mappings[mappingRow]
         if sessions[row].helper >= 0 {
@@ -211,10 +222,11 @@ public final class NATTranslator {
         hosts.remove(mapping.internalAddress)
         mapping.sessionCount -= 1
         mappings[mappingRow] = mapping
-        if mapping.sessionCount == 0, mapping.pendingExpectations == 0, !mapping.isStatic { removeMapping(mappingRow) }
+        if mapping.sessionCount == 0, mapping.pendingExpectations == 0, !mapping.isStatic { removeMapping(mappingRow, reason: reason) }
     }
 
-    func removeMapping(_ row: Int32) {
+    func removeMapping(_ row: Int32, reason: NATEventReason) {
+        recordMapping(.mappingRemoved, row, reason: reason)
         let mapping = mappings[row]
         if let slot = ExternalPortTable.slot(mapping.protocolNumber) {
             externalPorts.release(slot: slot, port: mapping.externalPort)
@@ -250,7 +262,7 @@ public final class NATTranslator {
         let row = sessions.find(mapping: mappingRow, remoteAddress: remoteAddress, remotePort: remotePort, hash: hash)
         guard row >= 0 else { return -1 }
         if sessions[row].expires <= now.nanoseconds {
-            removeSession(row)
+            removeSession(row, reason: .expired)
             counters.sessionsExpired &+= 1
             return -1
         }

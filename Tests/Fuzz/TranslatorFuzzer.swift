@@ -628,12 +628,16 @@ final class Harness {
     /// The router's own ports last handed to the translator (localPortsOp).
     var localHeld = LocalPortSet()
     var localReserved: ClosedRange<UInt16>? = nil
+    /// Mappings and sessions alive by the NAT events drained so far (checkEvents).
+    var eventMappings = 0
+    var eventSessions = 0
 
     init() {
         let configuration = Setup.configuration()
         do { try configuration.validate() } catch { fail("configuration does not validate: \(error)") }
         translator = NATTranslator(configuration: configuration)
         reassembler = FragmentReassembler(limits: Setup.fragmentLimits, hashSeed: 0x1234_5678_9abc_def0)
+        translator.enableEvents(capacity: 1 << 16, now: NATTime(nanoseconds: now))
     }
 
     var time: NATTime { NATTime(nanoseconds: now) }
@@ -915,6 +919,28 @@ final class Harness {
                 fail("192.0.2.\(host) has \(n) sessions > \(Setup.maxSessionsPerHost)")
             }
         }
+        checkEvents()
+    }
+
+    /// NAT events (NATEvent.swift), drained after every operation: while none was lost, the
+    /// creations minus the removals are exactly the mappings and sessions in the tables (so
+    /// no path makes or frees a row unrecorded), and each reason belongs to its kind.
+    func checkEvents() {
+        translator.drainEvents { e in
+            switch e.kind {
+            case .mappingCreated: eventMappings += 1
+            case .mappingRemoved: eventMappings -= 1
+            case .sessionCreated: eventSessions += 1
+            case .sessionRemoved: eventSessions -= 1
+            }
+            check(e.kind.isCreation == (e.reason.rawValue < 16), "event \(e.kind) with reason \(e.reason)")
+            check([IPProtocolNumber.tcp, IPProtocolNumber.udp, IPProtocolNumber.icmp].contains(e.protocolNumber),
+                  "an event of protocol \(e.protocolNumber)")
+            check(e.kind.isSession || (e.remoteAddress == 0 && e.remotePort == 0), "a mapping event with a remote")
+        }
+        guard translator.counters.natEventsLost == 0 else { return }
+        check(eventMappings == translator.mappingCount, "events say \(eventMappings) mappings, the table has \(translator.mappingCount)")
+        check(eventSessions == translator.sessionCount, "events say \(eventSessions) sessions, the table has \(translator.sessionCount)")
     }
 
     /// The router's own ports (issue #20 item 1): a socket table in the kernel's text (lines

@@ -138,6 +138,7 @@ let benchmarks: @Sendable () -> Void = {
     ftpBenchmarks()
     datagramHelperBenchmarks()
     stateBenchmarks()
+    natEventBenchmarks()
 
     for size in [1500, 65_000] {
         Benchmark("Internet checksum, \(size) bytes", configuration: .init(metrics: [.wallClock, .throughput, .mallocCountTotal])) { benchmark in

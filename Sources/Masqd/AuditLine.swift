@@ -1,0 +1,42 @@
+import Glibc
+import NATCore
+
+// The journal line of a NAT event (--audit-log). Stable and greppable: one event per line,
+// `key=value` fields in a fixed order, nothing with spaces inside a value:
+//
+//   nat-event mapping-created proto=tcp internal=192.0.2.10:40000 external=203.0.113.1:40000 reason=outbound time=2026-12-04T02:43:49.123Z
+//   nat-event session-removed proto=udp internal=192.0.2.10:5353 external=203.0.113.1:5353 remote=198.51.100.5:53 reason=expired time=…
+//
+// `remote=` only on session lines; ICMP echo shows its identifiers as the ports; `time` is
+// UTC with milliseconds (when the translator made the event, not when the line was written).
+
+enum AuditLine {
+    static func text(_ event: NATEvent, milliseconds: UInt64) -> String {
+        var line = "nat-event \(event.kind) proto=\(protocolName(event.protocolNumber))"
+        line += " internal=\(IPv4Address(event.internalAddress)):\(event.internalPort)"
+        line += " external=\(IPv4Address(event.externalAddress)):\(event.externalPort)"
+        if event.kind.isSession { line += " remote=\(IPv4Address(event.remoteAddress)):\(event.remotePort)" }
+        line += " reason=\(event.reason) time=\(utcTimestamp(milliseconds: milliseconds))"
+        return line
+    }
+
+    static func protocolName(_ number: UInt8) -> String {
+        switch number {
+        case IPProtocolNumber.tcp: "tcp"
+        case IPProtocolNumber.udp: "udp"
+        case IPProtocolNumber.icmp: "icmp"
+        default: "\(number)"
+        }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    static func utcTimestamp(milliseconds: UInt64) -> String {
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let ms = Int(milliseconds % 1000)
+        let msText = ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)"
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(msText)Z"
+    }
+}
