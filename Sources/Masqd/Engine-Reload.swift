@@ -104,6 +104,7 @@ extension Engine {
             ("firewall", { $0.firewall?.rawValue ?? "the system's" }),
             ("control", \.controlPath),
             ("metrics", { $0.metrics?.description ?? "off" }),
+            ("no-nat-to", { $0.noNATDestinations.isEmpty ? "none" : $0.noNATDestinations.map(\.description).joined(separator: ",") }),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))

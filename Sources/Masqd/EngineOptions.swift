@@ -75,6 +75,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Seconds between saves of --state-file while running; 0: only when stopping. Default 60.")
     public var checkpointInterval: String?
 
+    @Option(name: .long, help: "Destination prefix forwarded untranslated (repeatable): the rules leave traffic from the LAN to it, and its replies, out of the queue, so the engine never sees it. Default: none.")
+    public var noNatTo: [String] = []
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -107,7 +110,8 @@ public struct EngineOptions: ParsableArguments, Sendable {
             queue: queueRange.lowerBound, queueCount: UInt16(queueRange.count), wanInterface: wan, nat: nat, helpers: helperNames, hairpin: !noHairpin,
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
             metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen,
-            firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange())
+            firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange(),
+            noNATDestinations: try checkedExclusions(lan: nat.internalPrefixes))
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -240,6 +244,9 @@ public struct EngineSettings: Sendable {
 
     /// `--reserve-local-port-range`: the router's ip_local_port_range is kept out of mappings.
     public var reserveLocalPortRange: Bool = true
+
+    /// `--no-nat-to`: destinations the rules leave out of the queue (EngineOptions-Exclusions.swift).
+    public var noNATDestinations: [IPv4Prefix] = []
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }
