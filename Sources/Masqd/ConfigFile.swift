@@ -132,6 +132,7 @@ extension ConfigFile {
             ("state-file", .single(\.stateFile)),
             ("checkpoint-interval", .single(\.checkpointInterval)),
             ("no-nat-to", .list(\.noNatTo)),
+            ("max-new-flows-per-host", .single(\.maxNewFlowsPerHost)),
         ]
     }
 

@@ -133,7 +133,7 @@ extension Engine {
             parts.append("helpers now \(helpers.isEmpty ? "none" : helpers.joined(separator: " ")) (live helper connections keep theirs)")
         }
         if summary.limitsChanged {
-            parts.append("max-flows-per-host now \(settings.nat.maxSessionsPerHost), max-helper-flows-per-host \(settings.nat.helperLimits.connectionsPerHost)")
+            parts.append("max-flows-per-host now \(settings.nat.maxSessionsPerHost), max-helper-flows-per-host \(settings.nat.helperLimits.connectionsPerHost), max-new-flows-per-host \(settings.nat.newFlowsPerHost?.description ?? "none")")
         }
         if old.reserveLocalPortRange != settings.reserveLocalPortRange {
             parts.append("reserve-local-port-range now \(settings.reserveLocalPortRange ? "yes" : "no")")

@@ -78,6 +78,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Destination prefix forwarded untranslated (repeatable): the rules leave traffic from the LAN to it, and its replies, out of the queue, so the engine never sees it. Default: none.")
     public var noNatTo: [String] = []
 
+    @Option(name: .long, help: "New flows one internal host may open per second, RATE/s (token bucket: a burst of RATE at once, then RATE a second), on top of --max-flows-per-host. Default: no limit.")
+    public var maxNewFlowsPerHost: String?
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -174,6 +177,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
             }
             nat.maxSessionsPerHost = value
         }
+        nat.newFlowsPerHost = try checkedNewFlowRate()
         if let maxHelperFlowsPerHost {
             guard let value = Int(maxHelperFlowsPerHost), (1...nat.helperLimits.connections).contains(value) else {
                 throw .option("--max-helper-flows-per-host", maxHelperFlowsPerHost, "expected a number from 1 to \(nat.helperLimits.connections)")

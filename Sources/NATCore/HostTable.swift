@@ -9,6 +9,9 @@ struct HostEntry: BitwiseCopyable {
     var sessions: UInt32
     /// Of those, sessions with an application helper.
     var helperConnections: UInt32 = 0
+    /// The new-flow rate's theoretical arrival time (GCRA, NewFlowRate.swift), in
+    /// nanoseconds; 0 (a new row): the whole burst is there.
+    var newFlowClock: UInt64 = 0
 
     static let empty = HostEntry(address: 0, hash: 0, sessions: 0)
 }
@@ -59,6 +62,22 @@ struct HostTable {
     mutating func removeHelperConnection(_ address: UInt32) {
         let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
         if row >= 0, store.rows[Int(row)].helperConnections > 0 { store.rows[Int(row)].helperConnections -= 1 }
+    }
+
+    /// Whether `address` may open one more flow now under `rate`. A host without a row (no
+    /// live session) has its whole burst.
+    @inline(__always)
+    func admitsNewFlow(_ address: UInt32, rate: NewFlowRate, now: NATTime) -> Bool {
+        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        return row < 0 || store.rows[Int(row)].newFlowClock <= now.nanoseconds &+ rate.tolerance
+    }
+
+    /// Spends one flow of `address`'s rate, after `add` counted its session.
+    @inline(__always)
+    mutating func chargeNewFlow(_ address: UInt32, rate: NewFlowRate, now: NATTime) {
+        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        guard row >= 0 else { return }
+        store.rows[Int(row)].newFlowClock = max(store.rows[Int(row)].newFlowClock, now.nanoseconds) &+ rate.interval
     }
 
     /// Counts one more session for `address`; false when the table has no row left.

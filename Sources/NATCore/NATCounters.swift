@@ -31,6 +31,8 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// The internal host already has its share of connections with an application helper
     /// (`HelperLimits.connectionsPerHost`).
     case hostHelperLimit
+    /// A new flow beyond the internal host's new-flow rate (`NATConfiguration.newFlowsPerHost`).
+    case hostNewFlowRate
 
     public var description: String {
         switch self {
@@ -52,6 +54,7 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .spoofedSource: "spoofed_source"
         case .martianSource: "martian_source"
         case .hostHelperLimit: "host_helper_limit"
+        case .hostNewFlowRate: "host_new_flow_rate"
         }
     }
 }

@@ -53,7 +53,7 @@ extension NATTranslator {
                 return translateHairpin(ip, checksum: checksum, now: now)
             }
             let opened = openSession(mappingRow: sender, remoteAddress: external.value, remotePort: endpoint.destinationPort,
-                                     hash: outboundHash, protocolNumber: protocolNumber, inbound: false, now: now)
+                                     hash: outboundHash, protocolNumber: protocolNumber, inbound: false, newFlow: true, now: now)
             if let reason = opened.reason {
                 removeMappingIfUnused(sender)
                 return drop(reason)

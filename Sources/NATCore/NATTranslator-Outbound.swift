@@ -69,7 +69,7 @@ extension NATTranslator {
                 return translateOutbound(ip, checksum: checksum, now: now)
             }
             let opened = openSession(mappingRow: mappingRow, remoteAddress: remote, remotePort: remotePort, hash: sessionHash,
-                                     protocolNumber: protocolNumber, inbound: false, now: now)
+                                     protocolNumber: protocolNumber, inbound: false, newFlow: true, now: now)
             if let reason = opened.reason {
                 removeMappingIfUnused(mappingRow)
                 return drop(reason)

@@ -144,6 +144,7 @@ extension NATTranslator {
             || new.helperLimits.expectationTimeout != limits.expectationTimeout
             || new.helperLimits.connectionsPerHost != limits.connectionsPerHost
             || new.helperLimits.expectationsPerHost != limits.expectationsPerHost
+            || new.newFlowsPerHost != old.newFlowsPerHost
         configuration.timeouts = new.timeouts
         configuration.filtering = new.filtering
         configuration.maxSessionsPerHost = new.maxSessionsPerHost
@@ -152,6 +153,8 @@ extension NATTranslator {
         // Shares apply to new connections and expectations; a host over a lowered share keeps what it has.
         configuration.helperLimits.connectionsPerHost = new.helperLimits.connectionsPerHost
         configuration.helperLimits.expectationsPerHost = new.helperLimits.expectationsPerHost
+        // Hosts keep their arrival times: a changed rate applies from each one's next new flow.
+        configuration.newFlowsPerHost = new.newFlowsPerHost
         return summary
     }
 }

@@ -148,11 +148,12 @@ public final class NATTranslator {
         return false
     }
 
-    /// Opens a session of `mappingRow` with a remote endpoint, within every cap.
+    /// Opens a session of `mappingRow` with a remote endpoint, within every cap; `newFlow`: one
+    /// the internal host starts now (not a restored one), which spends its new-flow rate.
     /// Returns the row, or the reason it could not be opened.
     @inline(__always)
     func openSession(mappingRow: Int32, remoteAddress: UInt32, remotePort: UInt16, hash: UInt32,
-                     protocolNumber: UInt8, inbound: Bool, now: NATTime) -> (row: Int32, reason: DropReason?) {
+                     protocolNumber: UInt8, inbound: Bool, newFlow: Bool = false, now: NATTime) -> (row: Int32, reason: DropReason?) {
         let internalAddress = mappings[mappingRow].internalAddress
         if sessions.count >= sessions.capacity {
             // Pin the mapping while sweeping: if its other sessions have all expired, the sweep
@@ -164,6 +165,10 @@ public final class NATTranslator {
         }
         if hosts.sessions(of: internalAddress) >= UInt32(clamping: configuration.maxSessionsPerHost) {
             return (-1, .hostSessionLimit)
+        }
+        let rate = newFlow ? configuration.newFlowsPerHost : nil
+        if let rate, !hosts.admitsNewFlow(internalAddress, rate: rate, now: now) {
+            return (-1, .hostNewFlowRate)
         }
         let isTCP = protocolNumber == IPProtocolNumber.tcp
         // A helper follows flows dialled to its port: the remote's port for a flow from
@@ -182,6 +187,7 @@ public final class NATTranslator {
             }
         }
         guard hosts.add(internalAddress) else { return (-1, .sessionTableFull) }
+        if let rate { hosts.chargeNewFlow(internalAddress, rate: rate, now: now) }
         let mapping = mappings[mappingRow]
         let row = sessions.insert(Session(
             expires: now.nanoseconds, remoteAddress: remoteAddress, internalAddress: mapping.internalAddress,
