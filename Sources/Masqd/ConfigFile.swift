@@ -133,6 +133,8 @@ extension ConfigFile {
             ("checkpoint-interval", .single(\.checkpointInterval)),
             ("no-nat-to", .list(\.noNatTo)),
             ("max-new-flows-per-host", .single(\.maxNewFlowsPerHost)),
+            ("to-source", .list(\.toSource)),
+            ("pool-placement", .single(\.poolPlacement)),
         ]
     }
 

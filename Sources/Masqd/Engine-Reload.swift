@@ -105,6 +105,7 @@ extension Engine {
             ("control", \.controlPath),
             ("metrics", { $0.metrics?.description ?? "off" }),
             ("no-nat-to", { $0.noNATDestinations.isEmpty ? "none" : $0.noNATDestinations.map(\.description).joined(separator: ",") }),
+            ("to-source", \.sourcePoolsText),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))

@@ -18,7 +18,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "WAN interface: masquerade behind its IPv4 address and follow its changes.")
     public var wan: String?
 
-    @Option(name: .long, help: "Internal prefix whose traffic is translated (repeatable). Default: every non-local source leaving --wan.")
+    @Option(name: .long, help: "Internal prefix whose traffic is translated (repeatable), CIDR or CIDR=ADDR[-ADDR][,…] with a source pool of its own (see --to-source). Default: every non-local source leaving --wan.")
     public var lan: [String] = []
 
     @Option(name: .long, help: "Port forward PROTO:PORT[-PORT]=ADDR[:PORT] (repeatable).")
@@ -81,6 +81,12 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "New flows one internal host may open per second, RATE/s (token bucket: a burst of RATE at once, then RATE a second), on top of --max-flows-per-host. Default: no limit.")
     public var maxNewFlowsPerHost: String?
 
+    @Option(name: .long, help: "Source address ADDR or range ADDR-ADDR for mappings instead of the WAN interface's address (repeatable: one pool). Each internal host keeps one address of it for all its mappings (paired). A --lan prefix may name its own pool: --lan CIDR=ADDR[-ADDR][,…]. Default: the WAN address.")
+    public var toSource: [String] = []
+
+    @Option(name: .long, help: "How a host is placed on a pool address: hash (of the internal address: the same address after any restart) or round-robin. Default: hash.")
+    public var poolPlacement: String?
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -123,7 +129,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
     func checkedTranslation() throws(MasqdError) -> (nat: NATConfiguration, helperNames: [String]) {
         var prefixes: [IPv4Prefix] = []
         for text in lan {
-            guard let prefix = IPv4Prefix(text) else {
+            guard let prefix = IPv4Prefix(Self.lanPrefixText(text)) else {
                 throw .option("--lan", text, "not an IPv4 prefix (A.B.C.D/N with host bits zero)")
             }
             if let other = prefixes.first(where: { $0.overlaps(prefix) }) {
@@ -154,6 +160,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
             ports = PortAllocator(portRange: range, lowPortRange: nil)
         }
         var nat = NATConfiguration(internalPrefixes: prefixes)
+        nat.sourcePools = try checkedSourcePools(prefixes: prefixes)
         let helperNames: [String]
         (helperNames, nat.helpers) = try checkedHelpers()
         nat.forwards = forwards

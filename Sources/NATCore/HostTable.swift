@@ -12,6 +12,8 @@ struct HostEntry: BitwiseCopyable {
     /// The new-flow rate's theoretical arrival time (GCRA, NewFlowRate.swift), in
     /// nanoseconds; 0 (a new row): the whole burst is there.
     var newFlowClock: UInt64 = 0
+    /// The host's external address index while it has a row (paired pooling, RFC 4787 REQ-2).
+    var externalIndex: UInt8 = 0
 
     static let empty = HostEntry(address: 0, hash: 0, sessions: 0)
 }
@@ -80,9 +82,17 @@ struct HostTable {
         store.rows[Int(row)].newFlowClock = max(store.rows[Int(row)].newFlowClock, now.nanoseconds) &+ rate.interval
     }
 
-    /// Counts one more session for `address`; false when the table has no row left.
+    /// The external address index `address` is paired with, or -1 when it has no live session.
     @inline(__always)
-    mutating func add(_ address: UInt32) -> Bool {
+    func externalIndex(of address: UInt32) -> Int {
+        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        return row < 0 ? -1 : Int(store.rows[Int(row)].externalIndex)
+    }
+
+    /// Counts one more session for `address` (a new row is paired with `externalIndex`);
+    /// false when the table has no row left.
+    @inline(__always)
+    mutating func add(_ address: UInt32, externalIndex: UInt8 = 0) -> Bool {
         let hash = flowHash(UInt64(address), 0, seed: seed)
         let row = find(address, hash: hash)
         if row >= 0 {
@@ -91,7 +101,7 @@ struct HostTable {
         }
         let new = store.take()
         guard new >= 0 else { return false }
-        store.rows[Int(new)] = HostEntry(address: address, hash: hash, sessions: 1)
+        store.rows[Int(new)] = HostEntry(address: address, hash: hash, sessions: 1, externalIndex: externalIndex)
         index.insert(hash: hash, row: new)
         return true
     }

@@ -33,6 +33,8 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case hostHelperLimit
     /// A new flow beyond the internal host's new-flow rate (`NATConfiguration.newFlowsPerHost`).
     case hostNewFlowRate
+    /// The source pool address an internal host is paired with has no free port (no spill-over).
+    case poolAddressPortsExhausted
 
     public var description: String {
         switch self {
@@ -55,6 +57,7 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .martianSource: "martian_source"
         case .hostHelperLimit: "host_helper_limit"
         case .hostNewFlowRate: "host_new_flow_rate"
+        case .poolAddressPortsExhausted: "pool_address_ports_exhausted"
         }
     }
 }

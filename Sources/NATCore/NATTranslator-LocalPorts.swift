@@ -56,8 +56,9 @@ extension NATTranslator {
     /// A free external port for a new mapping, never one of the router's (counted when the
     /// internal port itself was the router's, so preservation had to give way).
     @inline(__always)
-    func allocatePort(slot: Int, internalPort: UInt16, hash: UInt32) -> UInt16? {
-        let port = configuration.ports.allocate(in: externalPorts, local: localPorts, slot: slot, internalPort: internalPort, startHash: hash)
+    func allocatePort(slot: Int, internalPort: UInt16, hash: UInt32, address: Int = 0) -> UInt16? {
+        let port = configuration.ports.allocate(in: externalPorts, local: localPorts, slot: slot, internalPort: internalPort, startHash: hash,
+                                                address: address)
         if port != internalPort, localPorts.contains(slot: slot, port: internalPort),
            configuration.ports.range(for: internalPort, slot: slot).contains(internalPort) {
             counters.localPortSkips &+= 1

@@ -14,7 +14,10 @@ public final class NATTranslator {
     @exclusivity(unchecked) var mappings: MappingTable
     @exclusivity(unchecked) var sessions: SessionTable
     @exclusivity(unchecked) var hosts: HostTable
-    let externalPorts = ExternalPortTable()
+    /// Owners of external ports, per external address (the WAN address, then the pool's).
+    let externalPorts: ExternalPortTable
+    /// Round-robin placement: the next address of each source pool (SourceAddressPools.swift).
+    @exclusivity(unchecked) var poolCursors: [Int]
     /// Ports the router's own sockets hold or reserve (set by the daemon, LocalPorts.swift).
     @exclusivity(unchecked) var localPorts = LocalPortMap()
     @exclusivity(unchecked) var sweepCursor = 0
@@ -44,6 +47,8 @@ public final class NATTranslator {
         mappings = MappingTable(capacity: configuration.maxMappings + staticMappings, seed: configuration.hashSeed)
         sessions = SessionTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 31 &+ 7)
         hosts = HostTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 17 &+ 3)
+        externalPorts = ExternalPortTable(addresses: 1 + configuration.sourcePools.addresses.count)
+        poolCursors = [Int](repeating: 0, count: configuration.sourcePools.pools.count)
         let limits = configuration.helperLimits
         let helperRows = configuration.helpers.isEmpty ? 1 : limits.connections
         helperConnections = HelperConnectionTable(capacity: helperRows, heldBytes: limits.heldBytes)
@@ -186,7 +191,10 @@ public final class NATTranslator {
                 }
             }
         }
-        guard hosts.add(internalAddress) else { return (-1, .sessionTableFull) }
+        // A host's first session pairs it with its mapping's address (a forward's, on the WAN
+        // address, pairs it with its placement instead).
+        let paired = mappings[mappingRow].isStatic ? pairedIndex(for: internalAddress) : mappings[mappingRow].externalIndex
+        guard hosts.add(internalAddress, externalIndex: paired) else { return (-1, .sessionTableFull) }
         if let rate { hosts.chargeNewFlow(internalAddress, rate: rate, now: now) }
         let mapping = mappings[mappingRow]
         let row = sessions.insert(Session(
@@ -194,7 +202,7 @@ public final class NATTranslator {
             mapping: mappingRow, hash: hash, remotePort: remotePort,
             internalPort: mapping.internalPort, externalPort: mapping.externalPort,
             tcpState: isTCP ? .opening : .none, tcpFlagsSeen: inbound ? TCPSessionState.openedInbound : 0,
-            protocolNumber: protocolNumber))
+            protocolNumber: protocolNumber, externalIndex: mapping.externalIndex))
         if let helper {
             sessions.pointer(row).pointee.helper = helperConnections.insert(session: row, helperIndex: helper, clientIsInternal: !inbound)
             hosts.addHelperConnection(internalAddress)
@@ -223,7 +231,7 @@ public final class NATTranslator {
     func removeMapping(_ row: Int32) {
         let mapping = mappings[row]
         if let slot = ExternalPortTable.slot(mapping.protocolNumber) {
-            externalPorts.release(slot: slot, port: mapping.externalPort)
+            externalPorts.release(slot: slot, port: mapping.externalPort, address: Int(mapping.externalIndex))
         }
         mappings.remove(row)
     }
