@@ -40,7 +40,7 @@ extension NATTranslator {
         else { return nil }
         guard let external = externalAddress(index: mappings[mappingRow].externalIndex) else { return nil }
         // From inside: the host's external address. From the router itself: its own address stays.
-        if ip.header.source != configuration.externalAddress { ip.header.rewriteSource(external) }
+        if externalIndex(of: ip.header.source) < 0 { ip.header.rewriteSource(external) }
         quoted.rewrite(source: false, address: external, port: mappings[mappingRow].externalPort)
         ICMPHeader.updateChecksum(of: ip)
         counters.icmpErrorsOutbound &+= 1

@@ -7,9 +7,11 @@ extension NATTranslator {
         let wan = configuration.externalAddress
         guard wan != nil || !configuration.sourcePools.isEmpty else { return drop(.noExternalAddress) }
         let source = header.source
-        if source == wan || !isInternal(source) {
-            // The router's own packets: only its ICMP errors about translated packets need work.
-            if source == wan, header.protocolNumber == IPProtocolNumber.icmp, !header.isFragment {
+        // The router's own packets (from the WAN address or a pool address it holds): only its
+        // ICMP errors about translated packets need work.
+        let fromRouter = source == wan || (!configuration.sourcePools.isEmpty && externalIndex(of: source) >= 0)
+        if fromRouter || !isInternal(source) {
+            if fromRouter, header.protocolNumber == IPProtocolNumber.icmp, !header.isFragment {
                 return translateOutboundICMPError(ip, now: now) ?? passOutboundNotInternal()
             }
             return passOutboundNotInternal()

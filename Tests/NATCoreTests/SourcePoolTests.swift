@@ -126,6 +126,28 @@ struct SourcePoolTests {
         #expect(Self.udpOut(wanOnly, IPv4Bytes(192, 0, 2, 130), 40000)?.address == Net.external)
     }
 
+    @Test("without --lan, the router's own packets from a pool address are its own: passed, or for an ICMP error only the quote translated")
+    func routersOwnPoolAddress() throws {
+        let nat = Self.pooled(prefixes: [])
+        let original = PacketBuilder.icmp(Self.p1, Net.remote, type: 0, identifier: 9)
+        var reply = original
+        #expect(nat.run(&reply, .outbound) == .accept)
+        #expect(reply == original && nat.counters.outboundNotInternal == 1)
+        // The router's own "port unreachable" (from p1) about a datagram it forwarded to hostA.
+        var out = PacketBuilder.udp(Net.hostA, 5000, Net.remote, 53, payload: [1])
+        #expect(nat.run(&out, .outbound) == .acceptRewritten)
+        let inbound = PacketBuilder.udp(Net.remote, 53, Net.hostA, 5000, payload: [2])
+        var message: [UInt8] = [3, 3, 0, 0, 0, 0, 0, 0] + inbound
+        var sum = RefChecksum.checksum(message)
+        message[2] = UInt8(sum >> 8); message[3] = UInt8(sum & 0xff)
+        var error = PacketBuilder.ipv4(source: Self.p1, destination: Net.remote, protocolNumber: 1, transport: message)
+        #expect(nat.run(&error, .outbound) == .acceptRewritten)
+        var expected: [UInt8] = [3, 3, 0, 0, 0, 0, 0, 0] + PacketBuilder.udp(Net.remote, 53, Self.p1, 5000, payload: [2])
+        sum = RefChecksum.checksum(expected)
+        expected[2] = UInt8(sum >> 8); expected[3] = UInt8(sum & 0xff)
+        #expect(error == PacketBuilder.ipv4(source: Self.p1, destination: Net.remote, protocolNumber: 1, transport: expected))
+    }
+
     @Test("a pool address out of ports: the host's new flows are dropped and counted, never moved to another address; the other host's address has its own ports")
     func exhaustionNoSpillOver() throws {
         let nat = Self.pooled { $0.ports = PortAllocator(portRange: 40000...40001, lowPortRange: nil) }
