@@ -24,11 +24,15 @@ extension NATTranslator {
         var update = LocalPortsUpdate()
         // Dynamic owners of local ports: usually none (the allocator skips them), so look first.
         var victims = 0
-        for slot in 0..<2 {
-            localPorts.forEachPort(slot: slot) { port in
-                let row = externalPorts.owner(slot: slot, port: port)
-                guard row >= 0 else { return }
-                if mappings[row].isStatic { update.forwardsOnLocalPorts += 1 } else { victims += 1 }
+        // On every external address: a wildcard socket holds its port on the pool addresses
+        // the router holds too, and inbound packets to it go to the router (isRoutersPort).
+        for address in 0...configuration.sourcePools.addresses.count {
+            for slot in 0..<2 {
+                localPorts.forEachPort(slot: slot) { port in
+                    let row = externalPorts.owner(slot: slot, port: port, address: address)
+                    guard row >= 0 else { return }
+                    if mappings[row].isStatic { update.forwardsOnLocalPorts += 1 } else { victims += 1 }
+                }
             }
         }
         guard victims > 0 else { return update }

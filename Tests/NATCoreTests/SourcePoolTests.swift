@@ -148,6 +148,19 @@ struct SourcePoolTests {
         #expect(error == PacketBuilder.ipv4(source: Self.p1, destination: Net.remote, protocolNumber: 1, transport: expected))
     }
 
+    @Test("a router socket that takes a pool mapping's port evicts it, as on the WAN address; new mappings skip the router's ports there too")
+    func routersPortsOnPoolAddresses() throws {
+        let nat = Self.pooled()
+        #expect(Self.udpOut(nat, Net.hostA, 5000)?.address == Self.p1) // keeps hostA paired with p1
+        #expect(Self.udpOut(nat, Net.hostA, 4500)?.address == Self.p1)
+        var held = LocalPortSet()
+        held.insert(protocolNumber: IPProtocolNumber.udp, port: 4500)
+        let update = nat.setLocalPorts(held, reserved: nil)
+        #expect(update.mappingsEvicted == 1 && update.sessionsCut == 1, "\(update)")
+        let next = try #require(Self.udpOut(nat, Net.hostA, 4500))
+        #expect(next.address == Self.p1 && next.port != 4500)
+    }
+
     @Test("a pool address out of ports: the host's new flows are dropped and counted, never moved to another address; the other host's address has its own ports")
     func exhaustionNoSpillOver() throws {
         let nat = Self.pooled { $0.ports = PortAllocator(portRange: 40000...40001, lowPortRange: nil) }
