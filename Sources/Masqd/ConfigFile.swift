@@ -134,6 +134,10 @@ extension ConfigFile {
             ("audit-log", .single(\.auditLog)),
             ("ipfix-collector", .single(\.ipfixCollector)),
             ("ipfix-domain-id", .single(\.ipfixDomainId)),
+            ("no-nat-to", .list(\.noNatTo)),
+            ("max-new-flows-per-host", .single(\.maxNewFlowsPerHost)),
+            ("to-source", .list(\.toSource)),
+            ("pool-placement", .single(\.poolPlacement)),
         ]
     }
 

@@ -107,6 +107,8 @@ extension Engine {
             ("audit-log", { $0.audit.journal?.rawValue ?? "off" }),
             ("ipfix-collector", { $0.audit.ipfix?.collector.description ?? "off" }),
             ("ipfix-domain-id", { $0.audit.ipfix.map { "\($0.domainID)" } ?? "off" }),
+            ("no-nat-to", { $0.noNATDestinations.isEmpty ? "none" : $0.noNATDestinations.map(\.description).joined(separator: ",") }),
+            ("to-source", \.sourcePoolsText),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))
@@ -135,7 +137,7 @@ extension Engine {
             parts.append("helpers now \(helpers.isEmpty ? "none" : helpers.joined(separator: " ")) (live helper connections keep theirs)")
         }
         if summary.limitsChanged {
-            parts.append("max-flows-per-host now \(settings.nat.maxSessionsPerHost), max-helper-flows-per-host \(settings.nat.helperLimits.connectionsPerHost)")
+            parts.append("max-flows-per-host now \(settings.nat.maxSessionsPerHost), max-helper-flows-per-host \(settings.nat.helperLimits.connectionsPerHost), max-new-flows-per-host \(settings.nat.newFlowsPerHost?.description ?? "none")")
         }
         if old.reserveLocalPortRange != settings.reserveLocalPortRange {
             parts.append("reserve-local-port-range now \(settings.reserveLocalPortRange ? "yes" : "no")")

@@ -18,7 +18,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "WAN interface: masquerade behind its IPv4 address and follow its changes.")
     public var wan: String?
 
-    @Option(name: .long, help: "Internal prefix whose traffic is translated (repeatable). Default: every non-local source leaving --wan.")
+    @Option(name: .long, help: "Internal prefix whose traffic is translated (repeatable), CIDR or CIDR=ADDR[-ADDR][,…] with a source pool of its own (see --to-source). Default: every non-local source leaving --wan.")
     public var lan: [String] = []
 
     @Option(name: .long, help: "Port forward PROTO:PORT[-PORT]=ADDR[:PORT] (repeatable).")
@@ -83,6 +83,17 @@ public struct EngineOptions: ParsableArguments, Sendable {
 
     @Option(name: .long, help: "IPFIX observation domain ID (0-4294967295). Default: the first queue number.")
     public var ipfixDomainId: String?
+    @Option(name: .long, help: "Destination prefix forwarded untranslated (repeatable): the rules leave traffic from the LAN to it, and its replies, out of the queue, so the engine never sees it. Default: none.")
+    public var noNatTo: [String] = []
+
+    @Option(name: .long, help: "New flows one internal host may open per second, RATE/s (token bucket: a burst of RATE at once, then RATE a second), on top of --max-flows-per-host. Default: no limit.")
+    public var maxNewFlowsPerHost: String?
+
+    @Option(name: .long, help: "Source address ADDR or range ADDR-ADDR for mappings instead of the WAN interface's address (repeatable: one pool). Each internal host keeps one address of it for all its mappings (paired). A --lan prefix may name its own pool: --lan CIDR=ADDR[-ADDR][,…]. Default: the WAN address.")
+    public var toSource: [String] = []
+
+    @Option(name: .long, help: "How a host is placed on a pool address: hash (of the internal address: the same address after any restart) or round-robin. Default: hash.")
+    public var poolPlacement: String?
 
     public init() {}
 
@@ -117,7 +128,8 @@ public struct EngineOptions: ParsableArguments, Sendable {
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
             metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen,
             firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange(),
-            audit: try checkedAudit(queue: queueRange.lowerBound))
+            audit: try checkedAudit(queue: queueRange.lowerBound),
+            noNATDestinations: try checkedExclusions(lan: nat.internalPrefixes))
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -126,7 +138,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
     func checkedTranslation() throws(MasqdError) -> (nat: NATConfiguration, helperNames: [String]) {
         var prefixes: [IPv4Prefix] = []
         for text in lan {
-            guard let prefix = IPv4Prefix(text) else {
+            guard let prefix = IPv4Prefix(Self.lanPrefixText(text)) else {
                 throw .option("--lan", text, "not an IPv4 prefix (A.B.C.D/N with host bits zero)")
             }
             if let other = prefixes.first(where: { $0.overlaps(prefix) }) {
@@ -157,6 +169,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
             ports = PortAllocator(portRange: range, lowPortRange: nil)
         }
         var nat = NATConfiguration(internalPrefixes: prefixes)
+        nat.sourcePools = try checkedSourcePools(prefixes: prefixes)
         let helperNames: [String]
         (helperNames, nat.helpers) = try checkedHelpers()
         nat.forwards = forwards
@@ -180,6 +193,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
             }
             nat.maxSessionsPerHost = value
         }
+        nat.newFlowsPerHost = try checkedNewFlowRate()
         if let maxHelperFlowsPerHost {
             guard let value = Int(maxHelperFlowsPerHost), (1...nat.helperLimits.connections).contains(value) else {
                 throw .option("--max-helper-flows-per-host", maxHelperFlowsPerHost, "expected a number from 1 to \(nat.helperLimits.connections)")
@@ -253,6 +267,8 @@ public struct EngineSettings: Sendable {
 
     /// `--audit-log`, `--ipfix-collector`: where NAT events go (EngineOptions-Audit.swift).
     public var audit = AuditSettings()
+    /// `--no-nat-to`: destinations the rules leave out of the queue (EngineOptions-Exclusions.swift).
+    public var noNATDestinations: [IPv4Prefix] = []
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }

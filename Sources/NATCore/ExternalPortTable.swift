@@ -1,18 +1,21 @@
-// Which mapping holds each external port (or ICMP identifier) of each protocol: a direct
-// array of 3 × 65536 rows, so an inbound lookup by port is one load.
+// Which mapping holds each external port (or ICMP identifier) of each protocol on each
+// external address (index 0 the WAN address, then the pool addresses): a direct array of
+// addresses × 3 × 65536 rows, so an inbound lookup by port is one load.
 
 struct ExternalPortTable {
     private let owners: UnsafeMutablePointer<Int32>
+    private let addresses: Int
     static let protocolSlots = 3
 
-    init() {
-        owners = .allocate(capacity: ExternalPortTable.protocolSlots * 65536)
-        owners.initialize(repeating: -1, count: ExternalPortTable.protocolSlots * 65536)
+    init(addresses: Int = 1) {
+        self.addresses = addresses
+        owners = .allocate(capacity: addresses * ExternalPortTable.protocolSlots * 65536)
+        owners.initialize(repeating: -1, count: addresses * ExternalPortTable.protocolSlots * 65536)
     }
 
     func deallocate() { owners.deallocate() }
 
-    func removeAll() { owners.update(repeating: -1, count: ExternalPortTable.protocolSlots * 65536) }
+    func removeAll() { owners.update(repeating: -1, count: addresses * ExternalPortTable.protocolSlots * 65536) }
 
     /// Slot of a protocol that has ports or identifiers; nil for every other protocol.
     @inline(__always)
@@ -27,11 +30,11 @@ struct ExternalPortTable {
 
     /// The mapping row owning `port`, or -1.
     @inline(__always)
-    func owner(slot: Int, port: UInt16) -> Int32 { owners[slot &* 65536 &+ Int(port)] }
+    func owner(slot: Int, port: UInt16, address: Int = 0) -> Int32 { owners[(address &* 3 &+ slot) &* 65536 &+ Int(port)] }
 
     @inline(__always)
-    func claim(slot: Int, port: UInt16, row: Int32) { owners[slot &* 65536 &+ Int(port)] = row }
+    func claim(slot: Int, port: UInt16, row: Int32, address: Int = 0) { owners[(address &* 3 &+ slot) &* 65536 &+ Int(port)] = row }
 
     @inline(__always)
-    func release(slot: Int, port: UInt16) { owners[slot &* 65536 &+ Int(port)] = -1 }
+    func release(slot: Int, port: UInt16, address: Int = 0) { owners[(address &* 3 &+ slot) &* 65536 &+ Int(port)] = -1 }
 }

@@ -9,6 +9,11 @@ struct HostEntry: BitwiseCopyable {
     var sessions: UInt32
     /// Of those, sessions with an application helper.
     var helperConnections: UInt32 = 0
+    /// The new-flow rate's theoretical arrival time (GCRA, NewFlowRate.swift), in
+    /// nanoseconds; 0 (a new row): the whole burst is there.
+    var newFlowClock: UInt64 = 0
+    /// The host's external address index while it has a row (paired pooling, RFC 4787 REQ-2).
+    var externalIndex: UInt8 = 0
 
     static let empty = HostEntry(address: 0, hash: 0, sessions: 0)
 }
@@ -61,9 +66,33 @@ struct HostTable {
         if row >= 0, store.rows[Int(row)].helperConnections > 0 { store.rows[Int(row)].helperConnections -= 1 }
     }
 
-    /// Counts one more session for `address`; false when the table has no row left.
+    /// Whether `address` may open one more flow now under `rate`. A host without a row (no
+    /// live session) has its whole burst.
     @inline(__always)
-    mutating func add(_ address: UInt32) -> Bool {
+    func admitsNewFlow(_ address: UInt32, rate: NewFlowRate, now: NATTime) -> Bool {
+        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        return row < 0 || store.rows[Int(row)].newFlowClock <= now.nanoseconds &+ rate.tolerance
+    }
+
+    /// Spends one flow of `address`'s rate, after `add` counted its session.
+    @inline(__always)
+    mutating func chargeNewFlow(_ address: UInt32, rate: NewFlowRate, now: NATTime) {
+        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        guard row >= 0 else { return }
+        store.rows[Int(row)].newFlowClock = max(store.rows[Int(row)].newFlowClock, now.nanoseconds) &+ rate.interval
+    }
+
+    /// The external address index `address` is paired with, or -1 when it has no live session.
+    @inline(__always)
+    func externalIndex(of address: UInt32) -> Int {
+        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        return row < 0 ? -1 : Int(store.rows[Int(row)].externalIndex)
+    }
+
+    /// Counts one more session for `address` (a new row is paired with `externalIndex`);
+    /// false when the table has no row left.
+    @inline(__always)
+    mutating func add(_ address: UInt32, externalIndex: UInt8 = 0) -> Bool {
         let hash = flowHash(UInt64(address), 0, seed: seed)
         let row = find(address, hash: hash)
         if row >= 0 {
@@ -72,7 +101,7 @@ struct HostTable {
         }
         let new = store.take()
         guard new >= 0 else { return false }
-        store.rows[Int(new)] = HostEntry(address: address, hash: hash, sessions: 1)
+        store.rows[Int(new)] = HostEntry(address: address, hash: hash, sessions: 1, externalIndex: externalIndex)
         index.insert(hash: hash, row: new)
         return true
     }

@@ -13,6 +13,8 @@ struct Mapping: BitwiseCopyable {
     var isStatic: Bool = false
     /// Expected connections waiting for this mapping; it stays while any wait.
     var pendingExpectations: UInt8 = 0
+    /// Which external address (0: the WAN address; SourceAddressPools.swift).
+    var externalIndex: UInt8 = 0
 
     static let empty = Mapping(internalAddress: 0, hash: 0, sessionCount: 0, internalPort: 0, externalPort: 0, protocolNumber: 0)
 }

@@ -22,6 +22,10 @@ public struct NATConfiguration: Sendable {
     public var helperLimits = HelperLimits()
     /// Secret seed for the flow hashes and port choice; the daemon draws it at random.
     public var hashSeed: UInt64 = 0x6d61_7371_6400_0001
+    /// How fast one internal host may open new flows (NewFlowRate.swift); nil: no limit.
+    public var newFlowsPerHost: NewFlowRate? = nil
+    /// Source address pools (`--to-source`, per-prefix pools; SourceAddressPools.swift).
+    public var sourcePools = SourceAddressPools()
 
     public init(externalAddress: IPv4Address? = nil, internalPrefixes: [IPv4Prefix] = []) {
         self.externalAddress = externalAddress

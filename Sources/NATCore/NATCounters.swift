@@ -31,6 +31,10 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// The internal host already has its share of connections with an application helper
     /// (`HelperLimits.connectionsPerHost`).
     case hostHelperLimit
+    /// A new flow beyond the internal host's new-flow rate (`NATConfiguration.newFlowsPerHost`).
+    case hostNewFlowRate
+    /// The source pool address an internal host is paired with has no free port (no spill-over).
+    case poolAddressPortsExhausted
 
     public var description: String {
         switch self {
@@ -52,6 +56,8 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .spoofedSource: "spoofed_source"
         case .martianSource: "martian_source"
         case .hostHelperLimit: "host_helper_limit"
+        case .hostNewFlowRate: "host_new_flow_rate"
+        case .poolAddressPortsExhausted: "pool_address_ports_exhausted"
         }
     }
 }

@@ -17,7 +17,7 @@ extension NATStateSnapshot {
         let editLog = header.u8(), maxReplacement = header.u8(), stateBytes = header.u16()
         let savedAt = header.u64()
         let address = header.u32()
-        let reserved1 = header.u32()
+        let reserved1 = header.u32() // version 3: the pools' fingerprint
         let longest = header.u64()
         let mappingCount = Int(header.u32()), sessionCount = Int(header.u32()), helperCount = Int(header.u32())
         let reserved2 = header.u32()
@@ -37,17 +37,19 @@ extension NATStateSnapshot {
         guard heldCapacity % 8 == 0, heldCapacity <= StateFormat.maxHeldCapacity else {
             throw .invalidHeader("held bytes per direction \(heldCapacity) (a multiple of 8 up to \(StateFormat.maxHeldCapacity))")
         }
-        guard reserved1 == 0, reserved2 == 0 else { throw .invalidHeader("reserved bytes are not zero") }
+        guard version >= 3 || reserved1 == 0, reserved2 == 0 else { throw .invalidHeader("reserved bytes are not zero") }
+        guard version < 3 || reserved1 != 0 else { throw .invalidHeader("version 3 without a pools fingerprint") }
         guard longest > 0 else { throw .invalidHeader("longest timeout is 0") }
         guard address != 0 || mappingCount + sessionCount + helperCount == 0 else {
             throw .invalidHeader("records but no external address")
         }
         self.init(savedAt: savedAt, externalAddress: address == 0 ? nil : IPv4Address(address),
                   longestTimeout: NATDuration(nanoseconds: longest), heldCapacity: heldCapacity)
+        poolsFingerprint = version >= 3 ? reserved1 : 0
 
         var reader = ByteReader(bytes, at: StateFormat.headerBytes)
         mappings.reserveCapacity(mappingCount)
-        for index in 0..<mappingCount { mappings.append(try Self.readMapping(&reader, index: index)) }
+        for index in 0..<mappingCount { mappings.append(try Self.readMapping(&reader, index: index, version: version)) }
         sessions.reserveCapacity(sessionCount)
         for index in 0..<sessionCount {
             sessions.append(try Self.readSession(&reader, index: index, version: version, mappings: mappings, helperCount: helperCount,
@@ -60,20 +62,22 @@ extension NATStateSnapshot {
         try checkConsistency()
     }
 
-    private static func readMapping(_ r: inout ByteReader, index: Int) throws(NATStateError) -> MappingRecord {
+    private static func readMapping(_ r: inout ByteReader, index: Int, version: UInt16) throws(NATStateError) -> MappingRecord {
         func bad(_ reason: String) -> NATStateError { .invalidRecord(kind: "mapping", index: index, reason: reason) }
         let address = r.u32(), internalPort = r.u16(), externalPort = r.u16(), protocolNumber = r.u8(), flags = r.u8()
-        let reserved = r.u16()
+        let externalIndex = r.u16() // reserved before version 3
         guard ExternalPortTable.slot(protocolNumber) != nil else { throw bad("protocol \(protocolNumber) has no ports") }
-        guard flags & ~StateFormat.staticFlag == 0, reserved == 0 else { throw bad("unknown flags or reserved bytes set") }
+        guard flags & ~StateFormat.staticFlag == 0, version >= 3 || externalIndex == 0 else { throw bad("unknown flags or reserved bytes set") }
+        guard externalIndex <= SourceAddressPools.maximumAddresses else { throw bad("external address index \(externalIndex)") }
         let isStatic = flags & StateFormat.staticFlag != 0
+        guard !isStatic || externalIndex == 0 else { throw bad("a port forward on a pool address") }
         if protocolNumber != IPProtocolNumber.icmp {
             guard internalPort != 0, externalPort != 0 else { throw bad("port 0") }
         } else {
             guard !isStatic else { throw bad("a static ICMP mapping") }
         }
         return MappingRecord(protocolNumber: protocolNumber, isStatic: isStatic, internalAddress: address,
-                             internalPort: internalPort, externalPort: externalPort)
+                             internalPort: internalPort, externalPort: externalPort, externalIndex: UInt8(externalIndex))
     }
 
     private static func readSession(_ r: inout ByteReader, index: Int, version: UInt16, mappings: [MappingRecord], helperCount: Int,
@@ -169,7 +173,8 @@ extension NATStateSnapshot {
         var internalEndpoints = Set<UInt64>(), externalPorts = Set<UInt32>()
         for (index, m) in mappings.enumerated() {
             let key = UInt64(m.protocolNumber) << 48 | UInt64(m.internalAddress) << 16 | UInt64(m.internalPort)
-            guard internalEndpoints.insert(key).inserted, externalPorts.insert(UInt32(m.protocolNumber) << 16 | UInt32(m.externalPort)).inserted
+            let external = UInt32(m.externalIndex) << 24 | UInt32(m.protocolNumber) << 16 | UInt32(m.externalPort)
+            guard internalEndpoints.insert(key).inserted, externalPorts.insert(external).inserted
             else { throw .invalidRecord(kind: "mapping", index: index, reason: "a second mapping of its internal endpoint or external port") }
         }
         var used = [Bool](repeating: false, count: mappings.count)

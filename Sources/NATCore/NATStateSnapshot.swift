@@ -6,6 +6,10 @@
 // may have a helper connection record, in version 2 UDP ones too (datagram helpers keep their
 // 64 state bytes there; their streams are unused and zero). A file that needs no version 2
 // record is written as version 1, so the masqd before datagram helpers still reads it.
+// Version 3 (source address pools, issue #15) gives two reserved fields a meaning: header
+// bytes 28-31 hold the pools' fingerprint, a mapping's last two bytes its external address
+// index (0: the WAN address, i: the i-th pool address). It is written only when a mapping is
+// on a pool address; without pools files stay version 1 or 2.
 //
 //   header (56 bytes)
 //     0  magic "MASQDST\n"          8  version (2)                10  held bytes per helper direction
@@ -41,6 +45,8 @@ public struct NATStateSnapshot: Sendable, Equatable {
     /// The longest idle timeout at the save: no session can outlive a restart longer than this.
     public var longestTimeout: NATDuration
     var heldCapacity: Int
+    /// Version 3: SourceAddressPools.fingerprint of the pools the external indices refer to (0: none).
+    var poolsFingerprint: UInt32 = 0
     var mappings: [MappingRecord] = []
     var sessions: [SessionRecord] = []
     var helperConnections: [HelperRecord] = []
@@ -55,6 +61,8 @@ public struct NATStateSnapshot: Sendable, Equatable {
         var internalAddress: UInt32
         var internalPort: UInt16
         var externalPort: UInt16
+        /// Version 3: the external address index (0: the WAN address; SourceAddressPools.swift).
+        var externalIndex: UInt8 = 0
     }
 
     struct SessionRecord: Sendable, Equatable {
@@ -131,7 +139,7 @@ public struct NATStateSnapshot: Sendable, Equatable {
 enum StateFormat {
     static let magic: [UInt8] = Array("MASQDST\n".utf8)
     /// The version written; every version from `oldestReadable` up to it is read.
-    static let version: UInt16 = 2
+    static let version: UInt16 = 3
     static let oldestReadable: UInt16 = 1
     static let headerBytes = 56
     static let mappingBytes = 12
@@ -211,14 +219,16 @@ extension NATStateSnapshot {
         // Version 1 when nothing needs 2 (no UDP flow with a helper record): the masqd before
         // datagram helpers can then still read the file, so a rollback keeps its flows.
         let needsVersion2 = sessions.contains { $0.helper != nil && mappings[$0.mapping].protocolNumber != IPProtocolNumber.tcp }
-        out.u16(needsVersion2 ? StateFormat.version : StateFormat.oldestReadable)
+        // Version 3 only with a mapping on a pool address: without pools the file is as before.
+        let needsVersion3 = poolsFingerprint != 0 && mappings.contains { $0.externalIndex != 0 }
+        out.u16(needsVersion3 ? StateFormat.version : needsVersion2 ? 2 : StateFormat.oldestReadable)
         out.u16(UInt16(heldCapacity))
         out.u8(UInt8(HelperLimits.editLog))
         out.u8(UInt8(HelperLimits.maxReplacement))
         out.u16(UInt16(HelperConnectionTable.stateBytes))
         out.u64(savedAt)
         out.u32(externalAddress?.value ?? 0)
-        out.u32(0)
+        out.u32(needsVersion3 ? poolsFingerprint : 0)
         out.u64(longestTimeout.nanoseconds)
         out.u32(UInt32(mappings.count))
         out.u32(UInt32(sessions.count))
@@ -230,7 +240,7 @@ extension NATStateSnapshot {
             out.u16(m.externalPort)
             out.u8(m.protocolNumber)
             out.u8(m.isStatic ? StateFormat.staticFlag : 0)
-            out.u16(0)
+            out.u16(needsVersion3 ? UInt16(m.externalIndex) : 0)
         }
         for s in sessions {
             out.u32(UInt32(s.mapping))

@@ -21,11 +21,12 @@ extension NATTranslator {
         }
         guard expectationRoom(master: master, needed: 1, host: internalAddress.value) else { return nil }
         if row < 0 {
-            guard mappings.count < mappings.capacity,
-                  let port = allocatePort(slot: slot, internalPort: internalPort, hash: hash)
+            let paired = pairedIndex(for: internalAddress.value)
+            guard mappings.count < mappings.capacity, paired != 0 || configuration.externalAddress != nil,
+                  let port = allocatePort(slot: slot, internalPort: internalPort, hash: hash, address: Int(paired))
             else { return nil }
             row = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
-                                        internalPort: internalPort, externalPort: port, hash: hash)
+                                        internalPort: internalPort, externalPort: port, hash: hash, externalIndex: paired)
         }
         guard addExpectation(mapping: row, remote: remote, remotePort: remotePort, master: master) else { return nil }
         return (mappings[row].externalPort, 1)
@@ -62,14 +63,16 @@ extension NATTranslator {
             }
             return (mappings[rows.0].externalPort, needed)
         }
+        let paired = pairedIndex(for: internalAddress.value)
         guard expectationRoom(master: master, needed: 2, host: internalAddress.value), mappings.count + 2 <= mappings.capacity,
+              paired != 0 || configuration.externalAddress != nil,
               let port = configuration.ports.allocatePair(in: externalPorts, local: localPorts, slot: slot, internalPort: internalPort,
-                                                          startHash: hashes.0)
+                                                          startHash: hashes.0, address: Int(paired))
         else { return nil }
         rows.0 = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
-                                       internalPort: internalPort, externalPort: port, hash: hashes.0)
+                                       internalPort: internalPort, externalPort: port, hash: hashes.0, externalIndex: paired)
         rows.1 = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
-                                       internalPort: internalPort + 1, externalPort: port + 1, hash: hashes.1)
+                                       internalPort: internalPort + 1, externalPort: port + 1, hash: hashes.1, externalIndex: paired)
         // Fresh mappings have no expectation yet: both adds succeed.
         _ = addExpectation(mapping: rows.0, remote: remote, remotePort: remotePort, master: master)
         _ = addExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master)
@@ -94,11 +97,11 @@ extension NATTranslator {
     }
 
     private func insertExpectedMapping(protocolNumber: UInt8, slot: Int, internalAddress: IPv4Address, internalPort: UInt16,
-                                       externalPort: UInt16, hash: UInt32) -> Int32 {
+                                       externalPort: UInt16, hash: UInt32, externalIndex: UInt8) -> Int32 {
         let row = mappings.insert(Mapping(
             internalAddress: internalAddress.value, hash: hash, sessionCount: 0,
-            internalPort: internalPort, externalPort: externalPort, protocolNumber: protocolNumber))
-        externalPorts.claim(slot: slot, port: externalPort, row: row)
+            internalPort: internalPort, externalPort: externalPort, protocolNumber: protocolNumber, externalIndex: externalIndex))
+        externalPorts.claim(slot: slot, port: externalPort, row: row, address: Int(externalIndex))
         counters.mappingsCreated &+= 1
         recordMapping(.mappingCreated, row, reason: .expectation)
         return row

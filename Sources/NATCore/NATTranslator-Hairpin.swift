@@ -9,8 +9,10 @@
 extension NATTranslator {
     func translateHairpin(_ ip: IPv4Packet, checksum: PacketChecksumState, now: NATTime) -> TranslationVerdict {
         let header = ip.header
-        guard let external = configuration.externalAddress, header.destination == external,
-              header.source != external, isInternal(header.source) else {
+        // `external`: the address the sender dialled (the WAN address or a pool address).
+        let external = header.destination
+        let targetIndex = externalIndex(of: external)
+        guard targetIndex >= 0, externalIndex(of: header.source) < 0, isInternal(header.source) else {
             // To another of the router's addresses, or not from inside: the stack's business.
             counters.hairpinPassed &+= 1
             return .accept
@@ -23,7 +25,7 @@ extension NATTranslator {
         guard endpoint.sourcePort != 0, endpoint.destinationPort != 0 else { return drop(.zeroPort) }
         let protocolNumber = header.protocolNumber
         let source = header.source.value
-        let target = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort)
+        let target = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort, address: targetIndex)
         if isRoutersPort(slot: endpoint.slot, port: endpoint.destinationPort, owner: target) {
             counters.hairpinPassed &+= 1
             return .accept // the router's own socket serves it
@@ -40,7 +42,7 @@ extension NATTranslator {
         var sender = mappings.find(protocolNumber: protocolNumber, address: source, port: endpoint.sourcePort, hash: senderHash)
         if sender < 0 {
             let created = createMapping(protocolNumber: protocolNumber, slot: endpoint.slot, address: source,
-                                        port: endpoint.sourcePort, hash: senderHash, now: now)
+                                        port: endpoint.sourcePort, hash: senderHash, externalIndex: pairedIndex(for: source), now: now)
             if let reason = created.reason { return drop(reason) }
             sender = created.row
         }
@@ -53,7 +55,7 @@ extension NATTranslator {
                 return translateHairpin(ip, checksum: checksum, now: now)
             }
             let opened = openSession(mappingRow: sender, remoteAddress: external.value, remotePort: endpoint.destinationPort,
-                                     hash: outboundHash, protocolNumber: protocolNumber, inbound: false, now: now)
+                                     hash: outboundHash, protocolNumber: protocolNumber, inbound: false, newFlow: true, now: now)
             if let reason = opened.reason {
                 removeMappingIfUnused(sender)
                 return drop(reason)
@@ -62,23 +64,25 @@ extension NATTranslator {
         }
         touch(outbound, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, ip: ip, checksum: checksum, now: now)
         let senderPort = mappings[sender].externalPort
+        // The sender appears as its own external address (paired: maybe not the one it dialled).
+        guard let senderExternal = externalAddress(index: mappings[sender].externalIndex) else { return drop(.noExternalAddress) }
 
         // Inbound half: the target's session with external:senderPort, or its filter's consent.
-        guard externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort) == target else {
+        guard externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort, address: targetIndex) == target else {
             counters.hairpinPassed &+= 1
             return .accept
         }
-        let inboundHash = sessions.hash(mapping: target, remoteAddress: external.value, remotePort: senderPort)
-        var inbound = liveSession(mappingRow: target, remoteAddress: external.value, remotePort: senderPort, hash: inboundHash, now: now)
+        let inboundHash = sessions.hash(mapping: target, remoteAddress: senderExternal.value, remotePort: senderPort)
+        var inbound = liveSession(mappingRow: target, remoteAddress: senderExternal.value, remotePort: senderPort, hash: inboundHash, now: now)
         if inbound < 0 {
-            guard externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort) == target,
+            guard externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort, address: targetIndex) == target,
                   mappings[target].isStatic || configuration.filtering == .endpointIndependent
-                    || consumeExpectation(mappingRow: target, remoteAddress: external.value, remotePort: senderPort, now: now)
+                    || consumeExpectation(mappingRow: target, remoteAddress: senderExternal.value, remotePort: senderPort, now: now)
             else {
                 counters.hairpinPassed &+= 1
                 return .accept // filtered, as it would be from outside: the router's stack gets it
             }
-            let opened = openSession(mappingRow: target, remoteAddress: external.value, remotePort: senderPort, hash: inboundHash,
+            let opened = openSession(mappingRow: target, remoteAddress: senderExternal.value, remotePort: senderPort, hash: inboundHash,
                                      protocolNumber: protocolNumber, inbound: true, now: now)
             if let reason = opened.reason { return drop(reason) }
             inbound = opened.row
@@ -86,7 +90,7 @@ extension NATTranslator {
         touch(inbound, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: false, ip: ip, checksum: checksum, now: now)
 
         let targetMapping = mappings[target]
-        rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: senderPort, checksum: checksum)
+        rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: senderExternal, port: senderPort, checksum: checksum)
         // The first rewrite left a valid checksum (or one the kernel redoes, for TCP GSO).
         rewrite(ip, slot: endpoint.slot, rewriteSource: false, address: IPv4Address(targetMapping.internalAddress),
                 port: targetMapping.internalPort, checksum: PacketChecksumState(checksumNotReady: false, isGSO: checksum.isGSO))

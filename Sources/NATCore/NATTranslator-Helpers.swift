@@ -61,7 +61,7 @@ extension NATTranslator {
         return HelperContext(
             direction: (sendIndex == 0) == clientIsInternal ? .fromClient : .fromServer, clientIsInternal: clientIsInternal,
             internalAddress: IPv4Address(mapping.internalAddress), internalPort: mapping.internalPort,
-            externalAddress: configuration.externalAddress ?? IPv4Address(0), externalPort: mapping.externalPort,
+            externalAddress: externalAddress(index: mapping.externalIndex) ?? IPv4Address(0), externalPort: mapping.externalPort,
             remoteAddress: IPv4Address(session.remoteAddress), remotePort: session.remotePort,
             state: UnsafeMutableRawBufferPointer(start: helperConnections.state(connectionRow), count: HelperConnectionTable.stateBytes),
             transport: transport, translator: self, sessionRow: sessionRow, helperIndex: Int(connection.pointee.helperIndex),

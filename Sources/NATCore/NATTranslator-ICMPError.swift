@@ -8,10 +8,11 @@ extension NATTranslator {
     /// Inbound: an error about a packet we sent (quoted source = external address).
     /// Nil when it is not an error for one of our sessions (the caller passes it to the stack).
     func translateInboundICMPError(_ ip: IPv4Packet, now: NATTime) -> TranslationVerdict? {
-        guard let quoted = QuotedPacket(errorIn: ip), let external = configuration.externalAddress,
-              quoted.header.source == external else { return nil }
+        guard let quoted = QuotedPacket(errorIn: ip) else { return nil }
+        let addressIndex = externalIndex(of: quoted.header.source)
+        guard addressIndex >= 0 else { return nil }
         guard let mappingRow = sessionMapping(
-            of: quoted, mappingRow: externalPorts.owner(slot: quoted.slot, port: quoted.sourcePort),
+            of: quoted, mappingRow: externalPorts.owner(slot: quoted.slot, port: quoted.sourcePort, address: addressIndex),
             remoteAddress: quoted.header.destination.value, remotePort: quoted.destinationPort, now: now)
         else { return nil }
         let mapping = mappings[mappingRow]
@@ -27,7 +28,7 @@ extension NATTranslator {
     /// Outbound: an error from inside (or from the router itself) about a packet an internal
     /// host received through the NAT (quoted destination = internal endpoint).
     func translateOutboundICMPError(_ ip: IPv4Packet, now: NATTime) -> TranslationVerdict? {
-        guard let quoted = QuotedPacket(errorIn: ip), let external = configuration.externalAddress else { return nil }
+        guard let quoted = QuotedPacket(errorIn: ip) else { return nil }
         let internalAddress = quoted.header.destination.value
         // The quoted packet went to the internal endpoint: find its mapping by that endpoint.
         let hash = mappings.hash(protocolNumber: quoted.header.protocolNumber, address: internalAddress, port: quoted.destinationPort)
@@ -37,7 +38,9 @@ extension NATTranslator {
             of: quoted, mappingRow: candidate,
             remoteAddress: quoted.header.source.value, remotePort: quoted.sourcePort, now: now)
         else { return nil }
-        if ip.header.source != external { ip.header.rewriteSource(external) }
+        guard let external = externalAddress(index: mappings[mappingRow].externalIndex) else { return nil }
+        // From inside: the host's external address. From the router itself: its own address stays.
+        if externalIndex(of: ip.header.source) < 0 { ip.header.rewriteSource(external) }
         quoted.rewrite(source: false, address: external, port: mappings[mappingRow].externalPort)
         ICMPHeader.updateChecksum(of: ip)
         counters.icmpErrorsOutbound &+= 1

@@ -11,7 +11,8 @@ extension NATTranslator {
         let header = ip.header
         if let reason = spoofedSourceFromWAN(header.source) { return drop(reason) }
         let destination = header.destination
-        guard let external = configuration.externalAddress, destination == external else {
+        let addressIndex = externalIndex(of: destination)
+        guard addressIndex >= 0 else {
             // Straight to an internal address from the WAN side: a masqueraded network is
             // not reachable that way.
             if !configuration.internalPrefixes.isEmpty, isInternal(destination) {
@@ -36,7 +37,7 @@ extension NATTranslator {
         if isQuery, ICMPHeader(unchecked: ip.transport).type != ICMPHeader.echoReply {
             return passInboundUnmatched() // echo requests to the router: its stack answers
         }
-        let mappingRow = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort)
+        let mappingRow = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort, address: addressIndex)
         // The router's own socket (IKE, WireGuard, its DNS forwarder's reply port): its packets, never a LAN host's.
         if isRoutersPort(slot: endpoint.slot, port: endpoint.destinationPort, owner: mappingRow) { return .accept }
         guard mappingRow >= 0 else { return passInboundUnmatched() }
@@ -47,7 +48,7 @@ extension NATTranslator {
         var sessionRow = liveSession(mappingRow: mappingRow, remoteAddress: remote, remotePort: remotePort, hash: sessionHash, now: now)
         if sessionRow < 0 {
             // The stale session may have taken a dynamic mapping with it: look again.
-            let row = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort)
+            let row = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort, address: addressIndex)
             guard row == mappingRow else { return passInboundUnmatched() }
             let mapping = mappings[mappingRow]
             guard !isQuery, mapping.isStatic || configuration.filtering == .endpointIndependent

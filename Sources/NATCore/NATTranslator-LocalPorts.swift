@@ -24,11 +24,15 @@ extension NATTranslator {
         var update = LocalPortsUpdate()
         // Dynamic owners of local ports: usually none (the allocator skips them), so look first.
         var victims = 0
-        for slot in 0..<2 {
-            localPorts.forEachPort(slot: slot) { port in
-                let row = externalPorts.owner(slot: slot, port: port)
-                guard row >= 0 else { return }
-                if mappings[row].isStatic { update.forwardsOnLocalPorts += 1 } else { victims += 1 }
+        // On every external address: a wildcard socket holds its port on the pool addresses
+        // the router holds too, and inbound packets to it go to the router (isRoutersPort).
+        for address in 0...configuration.sourcePools.addresses.count {
+            for slot in 0..<2 {
+                localPorts.forEachPort(slot: slot) { port in
+                    let row = externalPorts.owner(slot: slot, port: port, address: address)
+                    guard row >= 0 else { return }
+                    if mappings[row].isStatic { update.forwardsOnLocalPorts += 1 } else { victims += 1 }
+                }
             }
         }
         guard victims > 0 else { return update }
@@ -56,8 +60,9 @@ extension NATTranslator {
     /// A free external port for a new mapping, never one of the router's (counted when the
     /// internal port itself was the router's, so preservation had to give way).
     @inline(__always)
-    func allocatePort(slot: Int, internalPort: UInt16, hash: UInt32) -> UInt16? {
-        let port = configuration.ports.allocate(in: externalPorts, local: localPorts, slot: slot, internalPort: internalPort, startHash: hash)
+    func allocatePort(slot: Int, internalPort: UInt16, hash: UInt32, address: Int = 0) -> UInt16? {
+        let port = configuration.ports.allocate(in: externalPorts, local: localPorts, slot: slot, internalPort: internalPort, startHash: hash,
+                                                address: address)
         if port != internalPort, localPorts.contains(slot: slot, port: internalPort),
            configuration.ports.range(for: internalPort, slot: slot).contains(internalPort) {
             counters.localPortSkips &+= 1

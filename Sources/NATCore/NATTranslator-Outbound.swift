@@ -4,11 +4,14 @@
 extension NATTranslator {
     func translateOutbound(_ ip: IPv4Packet, checksum: PacketChecksumState, now: NATTime) -> TranslationVerdict {
         let header = ip.header
-        guard let external = configuration.externalAddress else { return drop(.noExternalAddress) }
+        let wan = configuration.externalAddress
+        guard wan != nil || !configuration.sourcePools.isEmpty else { return drop(.noExternalAddress) }
         let source = header.source
-        if source == external || !isInternal(source) {
-            // The router's own packets: only its ICMP errors about translated packets need work.
-            if source == external, header.protocolNumber == IPProtocolNumber.icmp, !header.isFragment {
+        // The router's own packets (from the WAN address or a pool address it holds): only its
+        // ICMP errors about translated packets need work.
+        let fromRouter = source == wan || (!configuration.sourcePools.isEmpty && externalIndex(of: source) >= 0)
+        if fromRouter || !isInternal(source) {
+            if fromRouter, header.protocolNumber == IPProtocolNumber.icmp, !header.isFragment {
                 return translateOutboundICMPError(ip, now: now) ?? passOutboundNotInternal()
             }
             return passOutboundNotInternal()
@@ -43,6 +46,7 @@ extension NATTranslator {
         let established = sessions.find(protocolNumber: protocolNumber, internalAddress: source.value, internalPort: internalPort,
                                         remoteAddress: remote, remotePort: remotePort, tupleHash: tupleHash)
         if established >= 0, sessions[established].expires > now.nanoseconds {
+            guard let external = externalAddress(index: sessions[established].externalIndex) else { return drop(.noExternalAddress) }
             touch(established, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, ip: ip, checksum: checksum, now: now)
             rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: sessions[established].externalPort, checksum: checksum)
             counters.outboundTranslated &+= 1
@@ -55,7 +59,7 @@ extension NATTranslator {
         var mappingRow = mappings.find(protocolNumber: protocolNumber, address: source.value, port: internalPort, hash: mappingHash)
         if mappingRow < 0 {
             let created = createMapping(protocolNumber: protocolNumber, slot: endpoint.slot, address: source.value,
-                                        port: internalPort, hash: mappingHash, now: now)
+                                        port: internalPort, hash: mappingHash, externalIndex: pairedIndex(for: source.value), now: now)
             if let reason = created.reason { return drop(reason) }
             mappingRow = created.row
         }
@@ -69,13 +73,14 @@ extension NATTranslator {
                 return translateOutbound(ip, checksum: checksum, now: now)
             }
             let opened = openSession(mappingRow: mappingRow, remoteAddress: remote, remotePort: remotePort, hash: sessionHash,
-                                     protocolNumber: protocolNumber, inbound: false, now: now)
+                                     protocolNumber: protocolNumber, inbound: false, newFlow: true, now: now)
             if let reason = opened.reason {
                 removeMappingIfUnused(mappingRow)
                 return drop(reason)
             }
             sessionRow = opened.row
         }
+        guard let external = externalAddress(index: mappings[mappingRow].externalIndex) else { return drop(.noExternalAddress) }
         touch(sessionRow, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, ip: ip, checksum: checksum, now: now)
 
         rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: mappings[mappingRow].externalPort, checksum: checksum)
@@ -86,17 +91,22 @@ extension NATTranslator {
 
     /// A new dynamic mapping for an internal endpoint, or why there is none.
     func createMapping(protocolNumber: UInt8, slot: Int, address: UInt32, port internalPort: UInt16,
-                       hash: UInt32, now: NATTime) -> (row: Int32, reason: DropReason?) {
+                       hash: UInt32, externalIndex: UInt8 = 0, now: NATTime) -> (row: Int32, reason: DropReason?) {
+        if externalIndex == 0, configuration.externalAddress == nil { return (-1, .noExternalAddress) }
         if mappings.count >= mappings.capacity {
             // Expired sessions do not always free a mapping (it may have live ones): check again.
             _ = reclaimExpired(now: now)
             guard mappings.count < mappings.capacity else { return (-1, .mappingTableFull) }
         }
-        guard let port = allocatePort(slot: slot, internalPort: internalPort, hash: hash) else { return (-1, .portsExhausted) }
+        guard let port = allocatePort(slot: slot, internalPort: internalPort, hash: hash, address: Int(externalIndex)) else {
+            // Paired pooling: no spill-over to another address of the pool (the host would
+            // show two addresses), so a pool address out of ports is a drop of its own.
+            return (-1, externalIndex == 0 ? .portsExhausted : .poolAddressPortsExhausted)
+        }
         let row = mappings.insert(Mapping(
             internalAddress: address, hash: hash, sessionCount: 0,
-            internalPort: internalPort, externalPort: port, protocolNumber: protocolNumber))
-        externalPorts.claim(slot: slot, port: port, row: row)
+            internalPort: internalPort, externalPort: port, protocolNumber: protocolNumber, externalIndex: externalIndex))
+        externalPorts.claim(slot: slot, port: port, row: row, address: Int(externalIndex))
         counters.mappingsCreated &+= 1
         recordMapping(.mappingCreated, row, reason: .outbound)
         return (row, nil)

@@ -35,6 +35,7 @@ public enum NATSetting: String, Sendable, CaseIterable {
     case maxSessions = "session table size"
     case maxMappings = "mapping table size"
     case helperLimits = "helper table sizes"
+    case sourcePools = "source address pools"
 }
 
 /// Why a reconfiguration was refused; nothing was changed.
@@ -104,6 +105,8 @@ extension NATTranslator {
         }
         if new.maxSessions != old.maxSessions { throw .unchangeable(.maxSessions) }
         if new.maxMappings != old.maxMappings { throw .unchangeable(.maxMappings) }
+        // Each pool address has a port table of its own, made at start.
+        if new.sourcePools != old.sourcePools { throw .unchangeable(.sourcePools) }
         let limits = old.helperLimits
         if new.helperLimits.connections != limits.connections || new.helperLimits.heldBytes != limits.heldBytes
             || new.helperLimits.expectations != limits.expectations {
@@ -145,6 +148,7 @@ extension NATTranslator {
             || new.helperLimits.expectationTimeout != limits.expectationTimeout
             || new.helperLimits.connectionsPerHost != limits.connectionsPerHost
             || new.helperLimits.expectationsPerHost != limits.expectationsPerHost
+            || new.newFlowsPerHost != old.newFlowsPerHost
         configuration.timeouts = new.timeouts
         configuration.filtering = new.filtering
         configuration.maxSessionsPerHost = new.maxSessionsPerHost
@@ -153,6 +157,8 @@ extension NATTranslator {
         // Shares apply to new connections and expectations; a host over a lowered share keeps what it has.
         configuration.helperLimits.connectionsPerHost = new.helperLimits.connectionsPerHost
         configuration.helperLimits.expectationsPerHost = new.helperLimits.expectationsPerHost
+        // Hosts keep their arrival times: a changed rate applies from each one's next new flow.
+        configuration.newFlowsPerHost = new.newFlowsPerHost
         return summary
     }
 }

@@ -28,6 +28,7 @@ extension NATTranslator {
         let top = value >> 24
         if top == 0 || top == 127 || top & 0xf0 == 0xe0 || value == UInt32.max { return .martianSource }
         if let external = configuration.externalAddress, value == external.value { return .spoofedSource }
+        for address in configuration.sourcePools.addresses where address.value == value { return .spoofedSource }
         let prefixes = configuration.internalPrefixes
         for prefix in prefixes where prefix.contains(source) { return .spoofedSource }
         return nil

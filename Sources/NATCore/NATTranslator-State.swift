@@ -42,6 +42,7 @@ extension NATTranslator {
         var snapshot = NATStateSnapshot(savedAt: savedAt, externalAddress: configuration.externalAddress,
                                         longestTimeout: longest, heldCapacity: helperConnections.heldCapacity)
         guard configuration.externalAddress != nil else { return snapshot }
+        snapshot.poolsFingerprint = configuration.sourcePools.fingerprint
         // Runs under the engine's lock, so it is kept lean: a flat row → record index instead
         // of a dictionary, and the record arrays sized once.
         var mappingIndex = [Int32](repeating: -1, count: mappings.capacity)
@@ -65,7 +66,7 @@ extension NATTranslator {
                 index = snapshot.mappings.count
                 mappingIndex[Int(session.mapping)] = Int32(index)
                 snapshot.mappings.append(.init(protocolNumber: m.protocolNumber, isStatic: m.isStatic, internalAddress: m.internalAddress,
-                                               internalPort: m.internalPort, externalPort: m.externalPort))
+                                               internalPort: m.internalPort, externalPort: m.externalPort, externalIndex: m.externalIndex))
             }
             // A timeout shortened by a reload leaves longer timers running: they end at the longest.
             let remaining = min(NATDuration(nanoseconds: session.expires - now.nanoseconds), longest)
@@ -123,7 +124,7 @@ extension NATTranslator {
         var rows = [Int32](repeating: -1, count: snapshot.mappings.count)
         var refusedForRoom = [Bool](repeating: false, count: snapshot.mappings.count)
         for (i, m) in snapshot.mappings.enumerated() {
-            let row = restoreMapping(m)
+            let row = restoreMapping(m, poolsFingerprint: snapshot.poolsFingerprint)
             rows[i] = row.row
             refusedForRoom[i] = row.noRoom
             // Pinned while its sessions are restored: removing a refused one must not free it.
@@ -181,8 +182,13 @@ extension NATTranslator {
 
     /// The row of a saved mapping in this translator (made again, or a port forward's), or
     /// -1 and whether a cap (rather than the configuration) refused it.
-    private func restoreMapping(_ m: NATStateSnapshot.MappingRecord) -> (row: Int32, noRoom: Bool) {
+    private func restoreMapping(_ m: NATStateSnapshot.MappingRecord, poolsFingerprint: UInt32) -> (row: Int32, noRoom: Bool) {
         guard let slot = ExternalPortTable.slot(m.protocolNumber) else { return (-1, false) }
+        // On a pool address: only under the same pools (the index means the same address).
+        let pools = configuration.sourcePools
+        guard m.externalIndex == 0 || (poolsFingerprint == pools.fingerprint && Int(m.externalIndex) <= pools.addresses.count)
+        else { return (-1, false) }
+        let address = Int(m.externalIndex)
         let hash = mappings.hash(protocolNumber: m.protocolNumber, address: m.internalAddress, port: m.internalPort)
         let existing = mappings.find(protocolNumber: m.protocolNumber, address: m.internalAddress, port: m.internalPort, hash: hash)
         if m.isStatic {
@@ -191,13 +197,13 @@ extension NATTranslator {
         }
         guard existing < 0, isInternal(IPv4Address(m.internalAddress)),
               configuration.ports.range(for: m.internalPort, slot: slot).contains(m.externalPort),
-              externalPorts.owner(slot: slot, port: m.externalPort) < 0,
+              externalPorts.owner(slot: slot, port: m.externalPort, address: address) < 0,
               !localPorts.contains(slot: slot, port: m.externalPort) else { return (-1, false) } // the router's now
         guard mappings.count < mappings.capacity else { return (-1, true) }
         let row = mappings.insert(Mapping(
             internalAddress: m.internalAddress, hash: hash, sessionCount: 0,
-            internalPort: m.internalPort, externalPort: m.externalPort, protocolNumber: m.protocolNumber))
-        externalPorts.claim(slot: slot, port: m.externalPort, row: row)
+            internalPort: m.internalPort, externalPort: m.externalPort, protocolNumber: m.protocolNumber, externalIndex: m.externalIndex))
+        externalPorts.claim(slot: slot, port: m.externalPort, row: row, address: address)
         recordMapping(.mappingCreated, row, reason: .restored)
         return (row, false)
     }

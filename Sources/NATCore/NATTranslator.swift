@@ -14,7 +14,10 @@ public final class NATTranslator {
     @exclusivity(unchecked) var mappings: MappingTable
     @exclusivity(unchecked) var sessions: SessionTable
     @exclusivity(unchecked) var hosts: HostTable
-    let externalPorts = ExternalPortTable()
+    /// Owners of external ports, per external address (the WAN address, then the pool's).
+    let externalPorts: ExternalPortTable
+    /// Round-robin placement: the next address of each source pool (SourceAddressPools.swift).
+    @exclusivity(unchecked) var poolCursors: [Int]
     /// Ports the router's own sockets hold or reserve (set by the daemon, LocalPorts.swift).
     @exclusivity(unchecked) var localPorts = LocalPortMap()
     @exclusivity(unchecked) var sweepCursor = 0
@@ -48,6 +51,8 @@ public final class NATTranslator {
         mappings = MappingTable(capacity: configuration.maxMappings + staticMappings, seed: configuration.hashSeed)
         sessions = SessionTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 31 &+ 7)
         hosts = HostTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 17 &+ 3)
+        externalPorts = ExternalPortTable(addresses: 1 + configuration.sourcePools.addresses.count)
+        poolCursors = [Int](repeating: 0, count: configuration.sourcePools.pools.count)
         let limits = configuration.helperLimits
         let helperRows = configuration.helpers.isEmpty ? 1 : limits.connections
         helperConnections = HelperConnectionTable(capacity: helperRows, heldBytes: limits.heldBytes)
@@ -155,11 +160,12 @@ public final class NATTranslator {
         return false
     }
 
-    /// Opens a session of `mappingRow` with a remote endpoint, within every cap.
+    /// Opens a session of `mappingRow` with a remote endpoint, within every cap; `newFlow`: one
+    /// the internal host starts now (not a restored one), which spends its new-flow rate.
     /// Returns the row, or the reason it could not be opened.
     @inline(__always)
     func openSession(mappingRow: Int32, remoteAddress: UInt32, remotePort: UInt16, hash: UInt32,
-                     protocolNumber: UInt8, inbound: Bool, now: NATTime) -> (row: Int32, reason: DropReason?) {
+                     protocolNumber: UInt8, inbound: Bool, newFlow: Bool = false, now: NATTime) -> (row: Int32, reason: DropReason?) {
         let internalAddress = mappings[mappingRow].internalAddress
         if sessions.count >= sessions.capacity {
             // Pin the mapping while sweeping: if its other sessions have all expired, the sweep
@@ -171,6 +177,10 @@ public final class NATTranslator {
         }
         if hosts.sessions(of: internalAddress) >= UInt32(clamping: configuration.maxSessionsPerHost) {
             return (-1, .hostSessionLimit)
+        }
+        let rate = newFlow ? configuration.newFlowsPerHost : nil
+        if let rate, !hosts.admitsNewFlow(internalAddress, rate: rate, now: now) {
+            return (-1, .hostNewFlowRate)
         }
         let isTCP = protocolNumber == IPProtocolNumber.tcp
         // A helper follows flows dialled to its port: the remote's port for a flow from
@@ -188,14 +198,18 @@ public final class NATTranslator {
                 }
             }
         }
-        guard hosts.add(internalAddress) else { return (-1, .sessionTableFull) }
+        // A host's first session pairs it with its mapping's address (a forward's, on the WAN
+        // address, pairs it with its placement instead).
+        let paired = mappings[mappingRow].isStatic ? pairedIndex(for: internalAddress) : mappings[mappingRow].externalIndex
+        guard hosts.add(internalAddress, externalIndex: paired) else { return (-1, .sessionTableFull) }
+        if let rate { hosts.chargeNewFlow(internalAddress, rate: rate, now: now) }
         let mapping = mappings[mappingRow]
         let row = sessions.insert(Session(
             expires: now.nanoseconds, remoteAddress: remoteAddress, internalAddress: mapping.internalAddress,
             mapping: mappingRow, hash: hash, remotePort: remotePort,
             internalPort: mapping.internalPort, externalPort: mapping.externalPort,
             tcpState: isTCP ? .opening : .none, tcpFlagsSeen: inbound ? TCPSessionState.openedInbound : 0,
-            protocolNumber: protocolNumber))
+            protocolNumber: protocolNumber, externalIndex: mapping.externalIndex))
         if let helper {
             sessions.pointer(row).pointee.helper = helperConnections.insert(session: row, helperIndex: helper, clientIsInternal: !inbound)
             hosts.addHelperConnection(internalAddress)
@@ -229,7 +243,7 @@ public final class NATTranslator {
         recordMapping(.mappingRemoved, row, reason: reason)
         let mapping = mappings[row]
         if let slot = ExternalPortTable.slot(mapping.protocolNumber) {
-            externalPorts.release(slot: slot, port: mapping.externalPort)
+            externalPorts.release(slot: slot, port: mapping.externalPort, address: Int(mapping.externalIndex))
         }
         mappings.remove(row)
     }

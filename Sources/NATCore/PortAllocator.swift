@@ -26,9 +26,9 @@ public struct PortAllocator: Sendable {
     /// router holds or reserves (`local`) are never handed out: the scan steps over the
     /// reserved range in one jump, so a range mostly reserved costs no more than a small one.
     func allocate(in table: ExternalPortTable, local: LocalPortMap = LocalPortMap.none, slot: Int, internalPort: UInt16,
-                  startHash: UInt32) -> UInt16? {
+                  startHash: UInt32, address: Int = 0) -> UInt16? {
         let range = range(for: internalPort, slot: slot)
-        if range.contains(internalPort), table.owner(slot: slot, port: internalPort) < 0, !local.contains(slot: slot, port: internalPort) {
+        if range.contains(internalPort), table.owner(slot: slot, port: internalPort, address: address) < 0, !local.contains(slot: slot, port: internalPort) {
             return internalPort
         }
         // The range without the reserved part: at most two pieces, below and above it.
@@ -46,7 +46,7 @@ public struct PortAllocator: Sendable {
         var offset = Int(startHash) % size
         for _ in 0..<size {
             let port = UInt16(offset < lowSize ? low.lowerBound + offset : high!.lowerBound + offset - lowSize)
-            if table.owner(slot: slot, port: port) < 0, !local.contains(slot: slot, port: port) { return port }
+            if table.owner(slot: slot, port: port, address: address) < 0, !local.contains(slot: slot, port: port) { return port }
             offset += 1
             if offset == size { offset = 0 }
         }
@@ -58,10 +58,10 @@ public struct PortAllocator: Sendable {
     /// the range searched from the hash point. Nil when no pair is free.
     /// The router's ports are skipped as in `allocate` (pairs are rare: no jump over the reserved range).
     func allocatePair(in table: ExternalPortTable, local: LocalPortMap = LocalPortMap.none, slot: Int, internalPort: UInt16,
-                      startHash: UInt32) -> UInt16? {
+                      startHash: UInt32, address: Int = 0) -> UInt16? {
         let range = range(for: internalPort, slot: slot)
         func free(_ port: UInt16) -> Bool {
-            table.owner(slot: slot, port: port) < 0 && table.owner(slot: slot, port: port + 1) < 0
+            table.owner(slot: slot, port: port, address: address) < 0 && table.owner(slot: slot, port: port + 1, address: address) < 0
                 && !local.contains(slot: slot, port: port) && !local.contains(slot: slot, port: port + 1)
         }
         if internalPort & 1 == 0, internalPort < range.upperBound, range.contains(internalPort), free(internalPort) {

@@ -33,11 +33,12 @@ public struct SessionSnapshot: Sendable, CustomStringConvertible {
 extension NATTranslator {
     /// Calls `body` for every live session (not on the packet path: for listings).
     public func forEachSession(now: NATTime, _ body: (SessionSnapshot) -> Void) {
-        guard let external = configuration.externalAddress else { return }
         for i in 0..<sessions.highWater {
             let session = sessions[Int32(i)]
             guard session.mapping >= 0, session.expires > now.nanoseconds else { continue }
             let mapping = mappings[session.mapping]
+            // Each mapping's own external address: the WAN address or its host's pool address.
+            guard let external = externalAddress(index: mapping.externalIndex) else { continue }
             body(SessionSnapshot(
                 protocolNumber: mapping.protocolNumber,
                 internalAddress: IPv4Address(mapping.internalAddress), internalPort: mapping.internalPort,

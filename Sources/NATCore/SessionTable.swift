@@ -20,6 +20,8 @@ struct Session: BitwiseCopyable {
     var tcpState: TCPSessionState
     var tcpFlagsSeen: UInt8
     var protocolNumber: UInt8 = 0
+    /// The mapping's external address index, copied like the port (fits in padding: still 56 bytes).
+    var externalIndex: UInt8 = 0
     /// TCP only: what the internal endpoint's packets announced, to judge the remote's RST
     /// and FIN (TCPWindowTracking.swift). 12 bytes: the row is 56 instead of 48.
     var tcpWindow = TCPWindowTracking()

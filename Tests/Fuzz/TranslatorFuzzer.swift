@@ -1507,9 +1507,37 @@ final class Harness {
             check(reassembler.bytesHeld == 0 && reassembler.datagramsInProgress == 0, "removeAll left state behind")
         case 4:
             localPortsOp(&r, mods)
+        case 5:
+            newFlowRateOp(&r, mods)
         default:
             checkInvariants(deep: true)
         }
+    }
+
+    /// `--max-new-flows-per-host` text through NewFlowRate's parser; a rate it accepts (or
+    /// none) becomes the translator's by reconfiguration, so floods meet the limit too.
+    func newFlowRateOp(_ r: inout Reader, _ mods: UInt8) {
+        currentOp = "new-flow-rate"
+        let text: [UInt8]
+        switch r.u8() & 3 {
+        case 0: text = r.bytes(Int(r.u8() & 15))
+        case 1: text = Array("\(Text.number(&r, Int(r.u8() & 31)))/s".utf8)
+        default: text = Array("\(r.u8() & 7)/s".utf8)
+        }
+        let rate = NewFlowRate(String(decoding: text, as: UTF8.self))
+        if let rate {
+            check((1...NewFlowRate.maximumPerSecond).contains(rate.perSecond) && rate.burst == rate.perSecond
+                  && rate.interval > 0 && rate.tolerance == UInt64(rate.burst - 1) * rate.interval, "new-flow rate out of range: \(rate)")
+            check(NewFlowRate(rate.description) == rate, "new-flow rate does not round-trip: \(rate)")
+        }
+        var configuration = translator.configuration
+        configuration.newFlowsPerHost = mods & 8 != 0 ? nil : rate
+        do {
+            _ = try translator.reconfigure(configuration, now: time)
+        } catch {
+            fail("changing only the new-flow rate was refused: \(error)")
+        }
+        check(translator.configuration.newFlowsPerHost == configuration.newFlowsPerHost, "the new-flow rate did not take")
     }
 }
 

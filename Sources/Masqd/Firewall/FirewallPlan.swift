@@ -29,6 +29,8 @@ public struct FirewallPlan: Sendable, Equatable {
         case queue
         /// Dropped by the rule itself: nothing for the engine to decide.
         case drop
+        /// Accepted untranslated, ahead of the queueing points of its hook (`--no-nat-to`).
+        case exempt
     }
 
     /// One rule: the packets it matches (every match that is set) and what happens to them.
@@ -37,6 +39,7 @@ public struct FirewallPlan: Sendable, Equatable {
         public var input: InterfaceMatch? = nil
         public var output: String? = nil
         public var source: IPv4Prefix? = nil
+        public var destination: IPv4Prefix? = nil
         /// An IP protocol by name (`icmp`), or any.
         public var ipProtocol: String? = nil
         public var sourceType: AddressType? = nil
@@ -54,7 +57,8 @@ public struct FirewallPlan: Sendable, Equatable {
     }
 
     /// The rules. Their order within a hook does not matter among queueing points (one
-    /// target); a backend puts drop points before the queueing ones of their hook.
+    /// target); a backend puts drop points first in their hook, then exempt points, then the
+    /// queueing ones.
     public var points: [SteeringPoint]
     public var queue: QueueTarget
     /// The comment every rule carries ("masqd queue N"): what `rules remove` and a person find them by.
@@ -68,6 +72,14 @@ public struct FirewallPlan: Sendable, Equatable {
         needsAcceptLocal = settings.hairpin
         let wan = settings.wanInterface
         var points = [SteeringPoint(hook: .prerouting, input: .named(wan))]
+        for prefix in settings.noNATDestinations {
+            // Replies from an excluded destination come to the LAN address itself; the engine
+            // would drop them (inbound_to_internal_address). What it sends to the router's own
+            // addresses (a port forward, the router's own connections) is still queued. Listed
+            // before the spoof drop so that `rules print`, run line by line (each `-I … 1`),
+            // leaves the drop above it.
+            points.append(SteeringPoint(hook: .prerouting, input: .named(wan), source: prefix, destinationType: .notLocal, action: .exempt))
+        }
         // accept_local is global (conf/all), so it would also take in WAN packets that claim
         // one of the router's own addresses (its LAN address, a management net) as source.
         // None is genuine: drop them before anything else sees them (the rule counts them).
@@ -97,6 +109,11 @@ public struct FirewallPlan: Sendable, Equatable {
         // The router's own ICMP errors about packets it forwarded inbound quote internal
         // addresses; the engine translates their quoted packet.
         points.append(SteeringPoint(hook: .postrouting, output: wan, ipProtocol: "icmp", sourceType: .local))
+        for prefix in settings.noNATDestinations {
+            // Out to an excluded destination: never queued, so it leaves with the LAN source.
+            // Last in the plan, so it ends above every queueing rule of its chain.
+            points.append(SteeringPoint(hook: .postrouting, output: wan, destination: prefix, action: .exempt))
+        }
         self.points = points
     }
 }

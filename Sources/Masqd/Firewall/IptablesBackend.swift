@@ -30,7 +30,11 @@ enum IptablesBackend {
         let queue = comment + ["-j", "NFQUEUE"] + queueTarget + (plan.queue.bypass ? ["--queue-bypass"] : [])
         return plan.points.map { point in
             let (table, chain) = place(point.hook)
-            let target = point.action == .queue ? queue : comment + ["-j", "DROP"]
+            let target = switch point.action {
+            case .queue: queue
+            case .drop: comment + ["-j", "DROP"]
+            case .exempt: comment + ["-j", "ACCEPT"]
+            }
             return SteeringRule(table: table, chain: chain, specification: matches(point) + target)
         }
     }
@@ -52,6 +56,7 @@ enum IptablesBackend {
         }
         if let output = point.output { words += ["-o", output] }
         if let source = point.source { words += ["-s", source.description] }
+        if let destination = point.destination { words += ["-d", destination.description] }
         if let ipProtocol = point.ipProtocol { words += ["-p", ipProtocol] }
         if point.sourceType != nil || point.destinationType != nil {
             words += ["-m", "addrtype"]
@@ -62,16 +67,18 @@ enum IptablesBackend {
     }
 
     /// Adds the missing rules. If one fails, the ones added by this call are taken out again.
-    /// Drop rules go in last, so each ends up above the queueing rules of its chain.
+    /// Exempt rules go in after the queueing ones and drop rules last (each at the top), so
+    /// a chain reads drops, exemptions, queueing.
     static func install(_ plan: FirewallPlan) throws(MasqdError) {
         let iptables = try iptablesPath()
         let all = rules(for: plan)
-        let ordered = zip(plan.points, all).filter { $0.0.action == .queue } + zip(plan.points, all).filter { $0.0.action == .drop }
+        let pairs = zip(plan.points, all)
+        let ordered = pairs.filter { $0.0.action == .queue } + pairs.filter { $0.0.action == .exempt } + pairs.filter { $0.0.action == .drop }
         var added: [SteeringRule] = []
         for (point, rule) in ordered {
             if try exists(rule, iptables: iptables) {
-                // A queueing rule put back above an existing drop rule would shadow it: reseat it.
-                guard point.action == .drop, !added.isEmpty else { continue }
+                // A rule put back above an existing drop or exempt rule would shadow it: reseat it.
+                guard point.action != .queue, !added.isEmpty else { continue }
                 _ = try run([iptables, "-w", "-t", rule.table, "-D", rule.chain] + rule.specification)
             }
             let result = try run([iptables, "-w", "-t", rule.table, "-I", rule.chain, "1"] + rule.specification)

@@ -23,8 +23,8 @@ enum NftablesBackend {
             guard !points.isEmpty else { continue }
             lines.append("\tchain \(name) {")
             lines.append("\t\ttype filter hook \(name) priority \(hook.priority); policy accept;")
-            // Drops first: a queueing rule of the same chain would otherwise take the packet.
-            for point in points.filter({ $0.action == .drop }) + points.filter({ $0.action == .queue }) {
+            // Drops first, then exemptions: a queueing rule of the same chain would otherwise take the packet.
+            for point in points.filter({ $0.action == .drop }) + points.filter({ $0.action == .exempt }) + points.filter({ $0.action == .queue }) {
                 lines.append("\t\t" + rule(point, plan))
             }
             lines.append("\t}")
@@ -42,12 +42,14 @@ enum NftablesBackend {
         }
         if let output = point.output { words.append("oifname \(quoted(output))") }
         if let source = point.source { words.append("ip saddr \(source)") }
+        if let destination = point.destination { words.append("ip daddr \(destination)") }
         if let ipProtocol = point.ipProtocol { words.append("ip protocol \(ipProtocol)") }
         if let type = point.sourceType { words.append("fib saddr type \(type == .local ? "" : "!= ")local") }
         if let type = point.destinationType { words.append("fib daddr type \(type == .local ? "" : "!= ")local") }
         words.append("counter")
         switch point.action {
         case .drop: words.append("drop")
+        case .exempt: words.append("accept")
         case .queue:
             // A range without `fanout` hashes the address pair (nfqueue_hash, as iptables'
             // --queue-balance): every fragment of a datagram goes to the same queue.
