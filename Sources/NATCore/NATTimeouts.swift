@@ -18,16 +18,6 @@ public struct NATTimeouts: Sendable, Equatable {
 
     @inline(__always)
     func timeout(protocolNumber: UInt8, tcpState: TCPSessionState) -> NATDuration {
-        switch protocolNumber {
-        case IPProtocolNumber.tcp:
-            switch tcpState {
-            case .established: tcpEstablished
-            case .reset: tcpClosed
-            case .opening: tcpOpening
-            default: tcpTransitory
-            }
-        case IPProtocolNumber.udp: udp
-        default: icmp
-        }
+        TransportProtocol(protocolNumber: protocolNumber)?.timeout(self, tcpState: tcpState) ?? icmp
     }
 }

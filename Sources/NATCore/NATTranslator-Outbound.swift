@@ -23,7 +23,7 @@ extension NATTranslator {
             return drop(reason)
         case .malformed: return drop(.malformedTransport)
         }
-        let isQuery = endpoint.slot == 2
+        let isQuery = !endpoint.transport.remoteHasPort
         if isQuery, ICMPHeader(unchecked: ip.transport).type != ICMPHeader.echoRequest {
             // An echo reply from inside answers nothing we forward.
             return drop(.icmpUnsupported)
@@ -44,7 +44,7 @@ extension NATTranslator {
                                         remoteAddress: remote, remotePort: remotePort, tupleHash: tupleHash)
         if established >= 0, sessions[established].expires > now.nanoseconds {
             touch(established, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, ip: ip, checksum: checksum, now: now)
-            rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: sessions[established].externalPort, checksum: checksum)
+            rewrite(ip, transport: endpoint.transport, rewriteSource: true, address: external, port: sessions[established].externalPort, checksum: checksum)
             counters.outboundTranslated &+= 1
             if sessions[established].helper >= 0 { return applyHelper(ip, sessionRow: established, outbound: true, now: now) }
             return .acceptRewritten
@@ -54,7 +54,7 @@ extension NATTranslator {
         let mappingHash = mappings.hash(protocolNumber: protocolNumber, address: source.value, port: internalPort)
         var mappingRow = mappings.find(protocolNumber: protocolNumber, address: source.value, port: internalPort, hash: mappingHash)
         if mappingRow < 0 {
-            let created = createMapping(protocolNumber: protocolNumber, slot: endpoint.slot, address: source.value,
+            let created = createMapping(protocolNumber: protocolNumber, slot: endpoint.transport.slot, address: source.value,
                                         port: internalPort, hash: mappingHash, now: now)
             if let reason = created.reason { return drop(reason) }
             mappingRow = created.row
@@ -78,7 +78,7 @@ extension NATTranslator {
         }
         touch(sessionRow, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, ip: ip, checksum: checksum, now: now)
 
-        rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: mappings[mappingRow].externalPort, checksum: checksum)
+        rewrite(ip, transport: endpoint.transport, rewriteSource: true, address: external, port: mappings[mappingRow].externalPort, checksum: checksum)
         counters.outboundTranslated &+= 1
         if sessions[sessionRow].helper >= 0 { return applyHelper(ip, sessionRow: sessionRow, outbound: true, now: now) }
         return .acceptRewritten
