@@ -131,6 +131,7 @@ extension ConfigFile {
             ("metrics", .single(\.metrics)),
             ("state-file", .single(\.stateFile)),
             ("checkpoint-interval", .single(\.checkpointInterval)),
+            ("max-other-flows", .single(\.maxOtherFlows)),
         ]
     }
 

@@ -104,6 +104,7 @@ extension Engine {
             ("firewall", { $0.firewall?.rawValue ?? "the system's" }),
             ("control", \.controlPath),
             ("metrics", { $0.metrics?.description ?? "off" }),
+            ("max-other-flows", { "\($0.nat.maxAddressOnlyFlows)" }),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))

@@ -42,7 +42,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Cap on live translations of one internal address. Default 32768.")
     public var maxFlowsPerHost: String?
 
-    @Option(name: .long, help: "Idle timeout NAME=SECONDS (repeatable); NAME: udp, tcp-established, tcp-transitory, tcp-opening (a SYN unanswered), tcp-closed, icmp.")
+    @Option(name: .long, help: "Idle timeout NAME=SECONDS (repeatable); NAME: udp, tcp-established, tcp-transitory, tcp-opening (a SYN unanswered), tcp-closed, icmp, other (protocols without ports).")
     public var timeout: [String] = []
 
     @Option(name: .long, help: "Keep the router's ephemeral ports (net.ipv4.ip_local_port_range) out of mappings, so its DNS forwarder's replies cannot reach a LAN host: yes (default) or no (LAN hosts' ports in that range are then preserved too).")
@@ -74,6 +74,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
 
     @Option(name: .long, help: "Seconds between saves of --state-file while running; 0: only when stopping. Default 60.")
     public var checkpointInterval: String?
+
+    @Option(name: .long, help: "Cap on address-only translations (protocols without ports: ESP, GRE, SCTP...), one per protocol and remote address. Default 16384.")
+    public var maxOtherFlows: String?
 
     public init() {}
 
@@ -177,6 +180,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
             nat.helperLimits.connectionsPerHost = value
             nat.helperLimits.expectationsPerHost = value
         }
+        if let maxOtherFlows = try checkedMaxOtherFlows() { nat.maxAddressOnlyFlows = maxOtherFlows }
         for text in timeout {
             let pieces = text.split(separator: "=", omittingEmptySubsequences: false)
             guard pieces.count == 2, let seconds = UInt64(pieces[1]), (1...86_400 * 7).contains(seconds) else {
@@ -190,7 +194,8 @@ public struct EngineOptions: ParsableArguments, Sendable {
             case "tcp-opening": nat.timeouts.tcpOpening = duration
             case "tcp-closed": nat.timeouts.tcpClosed = duration
             case "icmp": nat.timeouts.icmp = duration
-            default: throw .option("--timeout", text, "unknown timeout '\(pieces[0])' (udp, tcp-established, tcp-transitory, tcp-opening, tcp-closed, icmp)")
+            case "other": nat.timeouts.other = duration
+            default: throw .option("--timeout", text, "unknown timeout '\(pieces[0])' (udp, tcp-established, tcp-transitory, tcp-opening, tcp-closed, icmp, other)")
             }
         }
         do {

@@ -31,6 +31,11 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// The internal host already has its share of connections with an application helper
     /// (`HelperLimits.connectionsPerHost`).
     case hostHelperLimit
+    /// A protocol without ports to a remote another internal host holds an address-only
+    /// translation with: the remote's answers could not be told apart.
+    case addressOnlyRemoteInUse
+    /// No room for one more address-only translation (`maxAddressOnlyFlows`).
+    case addressOnlyTableFull
 
     public var description: String {
         switch self {
@@ -52,6 +57,8 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .spoofedSource: "spoofed_source"
         case .martianSource: "martian_source"
         case .hostHelperLimit: "host_helper_limit"
+        case .addressOnlyRemoteInUse: "address_only_remote_in_use"
+        case .addressOnlyTableFull: "address_only_table_full"
         }
     }
 }
@@ -107,6 +114,9 @@ public struct NATCounters: Sendable {
     public var mappingsEvictedLocalPort: UInt64 = 0
     /// Helper expectations refused because the internal host already has its share pending.
     public var expectationsRefusedHostShare: UInt64 = 0
+    /// Address-only translations (protocols without ports) made, and ended by their timeout.
+    public var addressOnlyFlowsCreated: UInt64 = 0
+    public var addressOnlyFlowsExpired: UInt64 = 0
 
     public init() {}
 

@@ -20,11 +20,12 @@ extension NATStateSnapshot {
         let reserved1 = header.u32()
         let longest = header.u64()
         let mappingCount = Int(header.u32()), sessionCount = Int(header.u32()), helperCount = Int(header.u32())
-        let reserved2 = header.u32()
+        let addressOnlyCount = Int(header.u32()) // reserved (0) before version 3
 
         // The length the counts announce; checked before anything that could be a symptom of truncation.
         let expected = StateFormat.headerBytes + mappingCount * StateFormat.mappingBytes + sessionCount * StateFormat.sessionBytes
-            + helperCount * StateFormat.helperBytes(heldCapacity: heldCapacity) + StateFormat.checksumBytes
+            + helperCount * StateFormat.helperBytes(heldCapacity: heldCapacity)
+            + addressOnlyCount * StateFormat.addressOnlyBytes + StateFormat.checksumBytes
         guard bytes.count >= expected else { throw .truncated(length: bytes.count, expected: expected) }
         guard bytes.count == expected else { throw .trailingBytes(length: bytes.count, expected: expected) }
         var trailer = ByteReader(bytes, at: expected - StateFormat.checksumBytes)
@@ -37,9 +38,9 @@ extension NATStateSnapshot {
         guard heldCapacity % 8 == 0, heldCapacity <= StateFormat.maxHeldCapacity else {
             throw .invalidHeader("held bytes per direction \(heldCapacity) (a multiple of 8 up to \(StateFormat.maxHeldCapacity))")
         }
-        guard reserved1 == 0, reserved2 == 0 else { throw .invalidHeader("reserved bytes are not zero") }
+        guard reserved1 == 0, version >= 3 || addressOnlyCount == 0 else { throw .invalidHeader("reserved bytes are not zero") }
         guard longest > 0 else { throw .invalidHeader("longest timeout is 0") }
-        guard address != 0 || mappingCount + sessionCount + helperCount == 0 else {
+        guard address != 0 || mappingCount + sessionCount + helperCount + addressOnlyCount == 0 else {
             throw .invalidHeader("records but no external address")
         }
         self.init(savedAt: savedAt, externalAddress: address == 0 ? nil : IPv4Address(address),
@@ -56,6 +57,10 @@ extension NATStateSnapshot {
         helperConnections.reserveCapacity(helperCount)
         for index in 0..<helperCount {
             helperConnections.append(try Self.readHelper(&reader, index: index, heldCapacity: heldCapacity))
+        }
+        addressOnlyFlows.reserveCapacity(addressOnlyCount)
+        for index in 0..<addressOnlyCount {
+            addressOnlyFlows.append(try AddressOnlyRecord(&reader, index: index, longest: longestTimeout))
         }
         try checkConsistency()
     }

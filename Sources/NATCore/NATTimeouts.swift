@@ -13,6 +13,8 @@ public struct NATTimeouts: Sendable, Equatable {
     public var tcpOpening: NATDuration = .seconds(120)
     public var tcpClosed: NATDuration = .seconds(10)
     public var icmp: NATDuration = .seconds(60)
+    /// Address-only translations of the protocols without ports: conntrack's generic 600 s.
+    public var other: NATDuration = .seconds(600)
 
     public init() {}
 

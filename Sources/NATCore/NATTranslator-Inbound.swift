@@ -26,7 +26,11 @@ extension NATTranslator {
         switch ip.readTransport() {
         case .endpoint(let e): endpoint = e
         case .unsupported(let reason):
-            if reason == .icmpUnsupported, let verdict = translateInboundICMPError(ip, now: now) { return verdict }
+            if reason == .protocolUnsupported, let verdict = translateInboundAddressOnly(ip, now: now) { return verdict }
+            if reason == .icmpUnsupported,
+               let verdict = translateInboundICMPError(ip, now: now) ?? translateInboundAddressOnlyICMPError(ip, now: now) {
+                return verdict
+            }
             return passInboundUnmatched()
         case .malformed:
             // Not ours to judge: the router's stack drops junk addressed to it.

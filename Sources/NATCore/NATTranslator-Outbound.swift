@@ -9,7 +9,8 @@ extension NATTranslator {
         if source == external || !isInternal(source) {
             // The router's own packets: only its ICMP errors about translated packets need work.
             if source == external, header.protocolNumber == IPProtocolNumber.icmp, !header.isFragment {
-                return translateOutboundICMPError(ip, now: now) ?? passOutboundNotInternal()
+                return translateOutboundICMPError(ip, now: now) ?? translateOutboundAddressOnlyICMPError(ip, now: now)
+                    ?? passOutboundNotInternal()
             }
             return passOutboundNotInternal()
         }
@@ -19,7 +20,11 @@ extension NATTranslator {
         switch ip.readTransport() {
         case .endpoint(let e): endpoint = e
         case .unsupported(let reason):
-            if reason == .icmpUnsupported, let verdict = translateOutboundICMPError(ip, now: now) { return verdict }
+            if reason == .protocolUnsupported { return translateOutboundAddressOnly(ip, external: external, now: now) }
+            if reason == .icmpUnsupported,
+               let verdict = translateOutboundICMPError(ip, now: now) ?? translateOutboundAddressOnlyICMPError(ip, now: now) {
+                return verdict
+            }
             return drop(reason)
         case .malformed: return drop(.malformedTransport)
         }

@@ -35,6 +35,7 @@ public enum NATSetting: String, Sendable, CaseIterable {
     case maxSessions = "session table size"
     case maxMappings = "mapping table size"
     case helperLimits = "helper table sizes"
+    case maxAddressOnlyFlows = "address-only table size"
 }
 
 /// Why a reconfiguration was refused; nothing was changed.
@@ -103,6 +104,7 @@ extension NATTranslator {
         }
         if new.maxSessions != old.maxSessions { throw .unchangeable(.maxSessions) }
         if new.maxMappings != old.maxMappings { throw .unchangeable(.maxMappings) }
+        if new.maxAddressOnlyFlows != old.maxAddressOnlyFlows { throw .unchangeable(.maxAddressOnlyFlows) }
         let limits = old.helperLimits
         if new.helperLimits.connections != limits.connections || new.helperLimits.heldBytes != limits.heldBytes
             || new.helperLimits.expectations != limits.expectations {

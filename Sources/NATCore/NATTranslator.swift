@@ -14,6 +14,9 @@ public final class NATTranslator {
     @exclusivity(unchecked) var mappings: MappingTable
     @exclusivity(unchecked) var sessions: SessionTable
     @exclusivity(unchecked) var hosts: HostTable
+    /// Address-only translations of the protocols without ports (NATTranslator-AddressOnly.swift).
+    @exclusivity(unchecked) var addressOnly: AddressOnlyTable
+    @exclusivity(unchecked) var addressOnlySweep: (cursor: Int, highestLive: Int32) = (0, -1)
     let externalPorts = ExternalPortTable()
     /// Ports the router's own sockets hold or reserve (set by the daemon, LocalPorts.swift).
     @exclusivity(unchecked) var localPorts = LocalPortMap()
@@ -39,11 +42,13 @@ public final class NATTranslator {
     public init(configuration: NATConfiguration) {
         precondition(configuration.maxSessions > 0 && configuration.maxSessions < Int(Int32.max) / 2)
         precondition(configuration.maxMappings > 0 && configuration.maxMappings < Int(Int32.max) / 2)
+        precondition(configuration.maxAddressOnlyFlows > 0 && configuration.maxAddressOnlyFlows < Int(Int32.max) / 2)
         self.configuration = configuration
         let staticMappings = configuration.forwards.reduce(0) { $0 + $1.externalPorts.count }
         mappings = MappingTable(capacity: configuration.maxMappings + staticMappings, seed: configuration.hashSeed)
         sessions = SessionTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 31 &+ 7)
         hosts = HostTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 17 &+ 3)
+        addressOnly = AddressOnlyTable(capacity: configuration.maxAddressOnlyFlows, seed: configuration.hashSeed &* 13 &+ 5)
         let limits = configuration.helperLimits
         let helperRows = configuration.helpers.isEmpty ? 1 : limits.connections
         helperConnections = HelperConnectionTable(capacity: helperRows, heldBytes: limits.heldBytes)
@@ -61,6 +66,7 @@ public final class NATTranslator {
         mappings.deallocate()
         sessions.deallocate()
         hosts.deallocate()
+        addressOnly.deallocate()
         externalPorts.deallocate()
         localPorts.deallocate()
         helperConnections.deallocate()
@@ -77,6 +83,8 @@ public final class NATTranslator {
     public var pendingExpectationCount: Int { expectations.count }
 
     public var sessionCount: Int { sessions.count }
+    /// Live address-only translations (protocols without ports).
+    public var addressOnlyFlowCount: Int { addressOnly.count }
     /// Live mappings, port forwards' static ones included.
     public var mappingCount: Int { mappings.count }
 
@@ -108,8 +116,9 @@ public final class NATTranslator {
     public func setExternalAddress(_ address: IPv4Address?) {
         guard address != configuration.externalAddress else { return }
         counters.externalAddressChanges &+= 1
-        counters.sessionsFlushed &+= UInt64(sessions.count)
+        counters.sessionsFlushed &+= UInt64(sessions.count + addressOnly.count)
         sessions.removeAll()
+        addressOnly.removeAll()
         mappings.removeAll()
         hosts.removeAll()
         externalPorts.removeAll()
