@@ -55,6 +55,7 @@ enum Setup {
         c.maxSessions = maxSessions
         c.maxMappings = maxMappings
         c.maxSessionsPerHost = maxSessionsPerHost
+        c.maxAddressOnlyFlows = 8 // small, so it fills
         // Small port ranges, so they run out too.
         c.ports = PortAllocator(portRange: 40000...40127, lowPortRange: 1000...1015)
         var t = NATTimeouts()
@@ -796,10 +797,18 @@ final class Harness {
         var sessions: [SessionKey: UInt16] = [:]
         var byInternal: [Endpoint: UInt16] = [:]
         var byExternal: [Endpoint: Endpoint] = [:]
+        var addressOnlyRemotes = Set<Endpoint>()
         translator.forEachSession(now: time) { s in
             let key = SessionKey(proto: s.protocolNumber, internalAddress: s.internalAddress.value, internalPort: s.internalPort,
                                  remoteAddress: s.remoteAddress.value, remotePort: s.remotePort)
             check(sessions.updateValue(s.externalPort, forKey: key) == nil, "the same session twice: \(s)")
+            if s.isAddressOnly {
+                // One internal host per (protocol, remote); no ports at all.
+                check(s.internalPort == 0 && s.externalPort == 0 && s.remotePort == 0, "an address-only flow with ports: \(s)")
+                check(addressOnlyRemotes.insert(Endpoint(proto: s.protocolNumber, address: s.remoteAddress.value, port: 0)).inserted,
+                      "two address-only flows with one (protocol, remote): \(s)")
+                return
+            }
             let inside = Endpoint(proto: s.protocolNumber, address: s.internalAddress.value, port: s.internalPort)
             if let port = byInternal.updateValue(s.externalPort, forKey: inside) {
                 check(port == s.externalPort, "internal endpoint with two external ports \(port) and \(s.externalPort): \(s)")
@@ -826,6 +835,17 @@ final class Harness {
                 return (id, id)
             default: return nil
             }
+        }
+        if ![1, 6, 17].contains(proto) {
+            // Address-only: the listing has the (protocol, internal host, remote) row that did it.
+            let key: SessionKey
+            switch direction {
+            case .outbound: key = SessionKey(proto: proto, internalAddress: i.src, internalPort: 0, remoteAddress: i.dst, remotePort: 0)
+            case .inbound: key = SessionKey(proto: proto, internalAddress: o.dst, internalPort: 0, remoteAddress: i.src, remotePort: 0)
+            case .hairpin: fail("an address-only packet (protocol \(proto)) was hairpinned")
+            }
+            check(liveSessions()[key] != nil, "\(direction): no live address-only flow for protocol \(proto) \(dotted(key.internalAddress)) <-> \(dotted(key.remoteAddress))")
+            return
         }
         guard let (inSource, inDestination) = ports(i, input), let (outSource, outDestination) = ports(o, output) else { return }
         let query = proto == 1
@@ -885,6 +905,7 @@ final class Harness {
         check(t.helperConnectionCount <= limits.connections, "helper connections \(t.helperConnectionCount) > \(limits.connections)")
         check(t.helperConnectionCount <= t.sessionCount, "more helper connections than sessions")
         check(t.pendingExpectationCount <= limits.expectations, "expectations \(t.pendingExpectationCount) > \(limits.expectations)")
+        check(t.addressOnlyFlowCount <= t.configuration.maxAddressOnlyFlows, "address-only flows \(t.addressOnlyFlowCount) over the cap")
 
         let c = reassembler.counters
         let fl = reassembler.limits
@@ -903,12 +924,13 @@ final class Harness {
             var live = 0
             t.forEachSession(now: time) { s in
                 live += 1
+                if s.isAddressOnly { return } // capped on their own (below), not per host
                 check(isInternal(s.internalAddress.value), "a session of \(s.internalAddress), not inside")
                 check(s.externalAddress.value == external, "a session via \(s.externalAddress)")
                 check(s.expiresIn.nanoseconds > 0, "a listed session has expired")
                 perHost[Int(s.internalAddress.value & 0xff)] += 1
             }
-            check(live <= t.sessionCount, "\(live) live sessions listed, sessionCount \(t.sessionCount)")
+            check(live <= t.sessionCount + t.addressOnlyFlowCount, "\(live) live flows listed, \(t.sessionCount) sessions and \(t.addressOnlyFlowCount) address-only")
             checkNoSessionOnLocalPorts()
             _ = liveSessions()
             for (host, n) in perHost.enumerated() where n > Setup.maxSessionsPerHost {
@@ -1149,12 +1171,13 @@ final class Harness {
                     let qsel = r.u8()
                     let qsrc = direction == .inbound ? external : address(.outside, qsel & 15)
                     let qdst = direction == .inbound ? address(.outside, qsel >> 4) : address(.inside, qsel >> 4)
-                    let qp = [UInt8(6), 17, 1, 17][Int(q >> 1) & 3]
+                    let qp = [UInt8(6), 17, 1, 17, 50, 47, 33, 253][Int(q >> 1) & 7]
                     let sp = port(&r), dp = port(&r)
                     let inner: [UInt8] = switch qp {
                     case 6: Build.tcp(qsrc, sp, qdst, dp, flags: 0x02, seq: 1, ack: 0)
                     case 17: Build.udp(qsrc, sp, qdst, dp, payload: [1, 2, 3, 4])
-                    default: Build.icmp(type: q & 0x10 != 0 ? 0 : 8, code: 0, rest: UInt32(sp) << 16 | 1, payload: [])
+                    case 1: Build.icmp(type: q & 0x10 != 0 ? 0 : 8, code: 0, rest: UInt32(sp) << 16 | 1, payload: [])
+                    default: r.bytes(8) // address-only: ESP, GRE, DCCP, 253
                     }
                     quote = Build.packet(qsrc, qdst, proto: qp, l4: inner)
                 }
@@ -1165,7 +1188,8 @@ final class Harness {
                 l4 = Build.icmp(type: type, code: code, rest: UInt32(id) << 16 | UInt32(r.u8()), payload: r.bytes(Int(r.u8() & 0x3f)), sum: sum)
             }
         default:
-            proto = [47, 50, 132, 0, 6, 17, 1, 255][Int(b1 >> 4) & 7]
+            // Protocols without ports (address-only NAT), and the port protocols with junk.
+            proto = [47, 50, 132, 0, 6, 17, 1, 255, 33, 136, 253, 51][Int(b1 >> 4) % 12]
             l4 = r.bytes(Int(r.u8()))
         }
         var options: [UInt8] = []
@@ -1468,6 +1492,7 @@ final class Harness {
             translator.setExternalAddress(IPv4Address(Setup.otherExternal))
             if before?.value != Setup.otherExternal {
                 check(translator.sessionCount == 0, "sessions survived a WAN address change")
+                check(translator.addressOnlyFlowCount == 0, "address-only flows survived a WAN address change")
                 check(translator.mappingCount == Setup.staticMappings, "dynamic mappings survived a WAN address change")
                 check(translator.pendingExpectationCount == 0 && translator.helperConnectionCount == 0, "helper state survived a WAN address change")
             }
