@@ -1,5 +1,5 @@
 import Foundation
-import Masqd
+@testable import Masqd
 import Testing
 
 #if canImport(Glibc)
@@ -10,7 +10,7 @@ import Glibc
 /// 253 from h1 through the real engine and rules to the server and back. This kernel has no
 /// ESP or GRE endpoint (KERNEL-FACTS), so scapy crafts the packets on both ends: in the
 /// server an echo that sends every payload back to whoever sent it, in the LAN hosts a
-/// sender that sniffs for the answer. Queue indices 131-132.
+/// sender that sniffs for the answer. Queue index 131.
 @Suite(.integrationLimit)
 struct AddressOnlyTests {
     let wan = LabTopology.routerWANAddress      // 203.0.113.1
@@ -55,6 +55,25 @@ struct AddressOnlyTests {
         for p in s.stop():
             print("back", p[IP].proto, p[IP].src, p[IP].dst, bytes(p[IP].payload).hex(), flush=True)
         """
+    }
+
+    @Test("the rules steer every protocol, in both backends: no queueing rule names one but the router's own ICMP errors")
+    func rulesMatchEveryProtocol() throws {
+        for firewall in ["iptables", "nft"] {
+            let settings = try EngineOptions.parse(["--wan", "eth1", "--lan", "192.0.2.0/24", "--firewall", firewall]).settings()
+            let plan = FirewallPlan(settings)
+            let restricted = plan.points.filter { $0.ipProtocol != nil }
+            #expect(restricted.count == 1 && restricted[0].ipProtocol == "icmp" && restricted[0].sourceType == .local,
+                    "\(firewall): a steering point names a protocol: \(restricted)")
+            // The spoofing drop and the inbound, outbound and hairpin queueing points are there, protocol-blind.
+            #expect(plan.points.contains { $0.action == .drop && $0.ipProtocol == nil })
+            #expect(plan.points.contains { $0.hook == .prerouting && $0.input == .named("eth1") && $0.action == .queue && $0.ipProtocol == nil })
+            #expect(plan.points.contains { $0.hook == .postrouting && $0.source != nil && $0.ipProtocol == nil })
+            #expect(plan.points.contains { $0.hook == .forward && $0.sourceType == .local && $0.ipProtocol == nil })
+            let text = SteeringRules.printed(settings).joined(separator: "\n")
+            let protocolMatches = text.split(separator: "\n").filter { $0.contains(" -p ") || $0.contains("l4proto") || $0.contains("ip protocol") }
+            #expect(protocolMatches.count == 1 && protocolMatches[0].contains("icmp"), "\(firewall):\n\(text)")
+        }
     }
 
     @Test("ESP, GRE and protocol 253: h1's packets reach the server from the WAN address and the answers reach h1; h2 to the same server is refused and counted")
