@@ -60,14 +60,16 @@ extension NATTranslator {
 
     /// Each saved flow is restored unless its lifetime ran out (`sessionsExpired`), its host is
     /// no longer internal (`sessionsNotInConfiguration`), its (protocol, remote) is already
-    /// taken or the table is full (`sessionsNoRoom`).
+    /// taken, the table is full or the host has its share (`sessionsNoRoom`).
     func importAddressOnly(_ snapshot: NATStateSnapshot, downtime: NATDuration, now: NATTime, summary: inout NATStateRestoreSummary) {
         for record in snapshot.addressOnlyFlows {
             guard record.remaining > downtime else { summary.sessionsExpired += 1; continue }
             guard isInternal(IPv4Address(record.internalAddress)) else { summary.sessionsNotInConfiguration += 1; continue }
             let hash = addressOnly.hash(protocolNumber: record.protocolNumber, remoteAddress: record.remoteAddress)
             guard addressOnly.count < addressOnly.capacity,
-                  addressOnly.find(protocolNumber: record.protocolNumber, remoteAddress: record.remoteAddress, hash: hash) < 0
+                  addressOnly.find(protocolNumber: record.protocolNumber, remoteAddress: record.remoteAddress, hash: hash) < 0,
+                  hosts.sessions(of: record.internalAddress) < UInt32(clamping: configuration.maxSessionsPerHost),
+                  hosts.add(record.internalAddress)
             else { summary.sessionsNoRoom += 1; continue }
             let remaining = min(record.remaining.nanoseconds - downtime.nanoseconds, configuration.timeouts.other.nanoseconds)
             _ = addressOnly.insert(AddressOnlyFlow(expires: now.nanoseconds &+ remaining, remoteAddress: record.remoteAddress,

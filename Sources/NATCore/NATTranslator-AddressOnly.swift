@@ -14,7 +14,7 @@ extension NATTranslator {
         let hash = addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remote)
         var row = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remote, hash: hash)
         if row >= 0, addressOnly[row].expires <= now.nanoseconds {
-            addressOnly.remove(row)
+            removeAddressOnlyFlow(row)
             counters.addressOnlyFlowsExpired &+= 1
             row = -1
         }
@@ -24,6 +24,10 @@ extension NATTranslator {
             if addressOnly.count >= addressOnly.capacity, expireAddressOnly(now: now, budget: addressOnly.capacity) == 0 {
                 return drop(.addressOnlyTableFull)
             }
+            // Rows count in the host's share of translations (`maxSessionsPerHost`), so one
+            // host cannot take every row.
+            if hosts.sessions(of: source) >= UInt32(clamping: configuration.maxSessionsPerHost) { return drop(.hostSessionLimit) }
+            guard hosts.add(source) else { return drop(.addressOnlyTableFull) }
             row = addressOnly.insert(AddressOnlyFlow(expires: 0, remoteAddress: remote, internalAddress: source, hash: hash,
                                                      protocolNumber: protocolNumber))
             counters.addressOnlyFlowsCreated &+= 1
@@ -88,11 +92,16 @@ extension NATTranslator {
                                    hash: addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remoteAddress))
         guard row >= 0 else { return -1 }
         if addressOnly[row].expires <= now.nanoseconds {
-            addressOnly.remove(row)
+            removeAddressOnlyFlow(row)
             counters.addressOnlyFlowsExpired &+= 1
             return -1
         }
         return row
+    }
+
+    func removeAddressOnlyFlow(_ row: Int32) {
+        hosts.remove(addressOnly[row].internalAddress)
+        addressOnly.remove(row)
     }
 
     /// Examines up to `budget` rows from the sweep cursor and removes the expired ones.
@@ -114,7 +123,7 @@ extension NATTranslator {
             let flow = addressOnly[row]
             guard flow.internalAddress != 0 else { continue }
             if flow.expires <= now.nanoseconds {
-                addressOnly.remove(row)
+                removeAddressOnlyFlow(row)
                 removed += 1
             } else {
                 addressOnlySweep.highestLive = row

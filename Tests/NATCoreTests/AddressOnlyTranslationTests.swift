@@ -186,6 +186,30 @@ struct AddressOnlyTranslationTests {
         #expect(nat.addressOnlyFlowCount == 2)
     }
 
+    @Test("rows count in the host's share (--max-flows-per-host) with its sessions, and give it back when they end")
+    func perHostShare() {
+        let nat = makeTranslator { $0.maxSessionsPerHost = 2 }
+        var udp = PacketBuilder.udp(Net.hostA, 5000, Net.remote, 53)
+        #expect(nat.run(&udp, .outbound) == .acceptRewritten)
+        var esp = packet(Net.hostA, Net.remote, Self.esp, Self.espPayload)
+        #expect(nat.run(&esp, .outbound) == .acceptRewritten)
+        var gre = packet(Net.hostA, Net.remote2, Self.gre, Self.grePayload)
+        let original = gre
+        #expect(nat.run(&gre, .outbound) == .drop(.hostSessionLimit))
+        #expect(gre == original)
+        var tcp = PacketBuilder.tcp(Net.hostA, 40000, Net.remote, 80, flags: TCPFlag.syn)
+        #expect(nat.run(&tcp, .outbound) == .drop(.hostSessionLimit)) // the ESP row holds the second share
+        var otherHost = packet(Net.hostB, Net.remote2, Self.gre, Self.grePayload)
+        #expect(nat.run(&otherHost, .outbound) == .acceptRewritten)
+        // The UDP session ends at 300 s, the ESP row at 600 s (the sweep frees both): A has its shares back.
+        #expect(nat.expire(now: at(601), budget: 100) == 1)
+        #expect(nat.addressOnlyFlowCount == 0 && nat.sessionCount == 0)
+        for remote in [Net.remote, Net.remote2] {
+            var again = packet(Net.hostA, remote, Self.gre, Self.grePayload)
+            #expect(nat.run(&again, .outbound, now: at(602)) == .acceptRewritten)
+        }
+    }
+
     @Test("a WAN address change flushes the rows; hairpinned address-only packets go to the router's stack")
     func flushAndHairpin() {
         let nat = makeTranslator()
