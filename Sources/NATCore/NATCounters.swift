@@ -7,6 +7,8 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case malformedIPv4
     case malformedTransport
     case fragmentUnsupported
+    /// No longer produced since every protocol without ports gets address-only NAT
+    /// (NATTranslator-AddressOnly.swift); kept so `drop_protocol_unsupported` stays a name.
     case protocolUnsupported
     case icmpUnsupported
     case zeroPort
