@@ -138,6 +138,7 @@ extension Engine {
             .gauge("other_flows_max", translator.configuration.maxAddressOnlyFlows, "Cap on address-only translations (--max-other-flows)."),
             .counter("other_flows_created", core.addressOnlyFlowsCreated, "Address-only translations created."),
             .counter("other_flows_expired", core.addressOnlyFlowsExpired, "Address-only translations ended by their idle timeout."),
+            .gauge("gre_calls_active", translator.greCallCount, "PPTP calls whose enhanced GRE call IDs are translated (the pptp helper)."),
         ]
         return list
     }

@@ -26,7 +26,10 @@ extension NATTranslator {
         switch ip.readTransport() {
         case .endpoint(let e): endpoint = e
         case .unsupported(let reason):
-            if reason == .protocolUnsupported, let verdict = translateInboundAddressOnly(ip, now: now) { return verdict }
+            if reason == .protocolUnsupported,
+               let verdict = translateInboundGRECall(ip, now: now) ?? translateInboundAddressOnly(ip, now: now) {
+                return verdict
+            }
             if reason == .icmpUnsupported,
                let verdict = translateInboundICMPError(ip, now: now) ?? translateInboundAddressOnlyICMPError(ip, now: now) {
                 return verdict

@@ -20,7 +20,9 @@ extension NATTranslator {
         switch ip.readTransport() {
         case .endpoint(let e): endpoint = e
         case .unsupported(let reason):
-            if reason == .protocolUnsupported { return translateOutboundAddressOnly(ip, external: external, now: now) }
+            if reason == .protocolUnsupported {
+                return translateOutboundGRECall(ip, external: external, now: now) ?? translateOutboundAddressOnly(ip, external: external, now: now)
+            }
             if reason == .icmpUnsupported,
                let verdict = translateOutboundICMPError(ip, now: now) ?? translateOutboundAddressOnlyICMPError(ip, now: now) {
                 return verdict

@@ -17,6 +17,8 @@ public final class NATTranslator {
     /// Address-only translations of the protocols without ports (NATTranslator-AddressOnly.swift).
     @exclusivity(unchecked) var addressOnly: AddressOnlyTable
     @exclusivity(unchecked) var addressOnlySweep: (cursor: Int, highestLive: Int32) = (0, -1)
+    /// PPTP's enhanced GRE calls, made by the PPTP helper (NATTranslator-GRECalls.swift).
+    @exclusivity(unchecked) var greCalls: GRECallTable
     let externalPorts = ExternalPortTable()
     /// Ports the router's own sockets hold or reserve (set by the daemon, LocalPorts.swift).
     @exclusivity(unchecked) var localPorts = LocalPortMap()
@@ -49,6 +51,7 @@ public final class NATTranslator {
         sessions = SessionTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 31 &+ 7)
         hosts = HostTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 17 &+ 3)
         addressOnly = AddressOnlyTable(capacity: configuration.maxAddressOnlyFlows, seed: configuration.hashSeed &* 13 &+ 5)
+        greCalls = GRECallTable(capacity: max(1, configuration.helperLimits.greCalls), seed: configuration.hashSeed &* 11 &+ 9)
         let limits = configuration.helperLimits
         let helperRows = configuration.helpers.isEmpty ? 1 : limits.connections
         helperConnections = HelperConnectionTable(capacity: helperRows, heldBytes: limits.heldBytes)
@@ -67,6 +70,7 @@ public final class NATTranslator {
         sessions.deallocate()
         hosts.deallocate()
         addressOnly.deallocate()
+        greCalls.deallocate()
         externalPorts.deallocate()
         localPorts.deallocate()
         helperConnections.deallocate()
@@ -85,6 +89,8 @@ public final class NATTranslator {
     public var sessionCount: Int { sessions.count }
     /// Live address-only translations (protocols without ports).
     public var addressOnlyFlowCount: Int { addressOnly.count }
+    /// PPTP calls whose GRE call IDs are translated (live or not yet swept).
+    public var greCallCount: Int { greCalls.count }
     /// Live mappings, port forwards' static ones included.
     public var mappingCount: Int { mappings.count }
 
@@ -119,6 +125,7 @@ public final class NATTranslator {
         counters.sessionsFlushed &+= UInt64(sessions.count + addressOnly.count)
         sessions.removeAll()
         addressOnly.removeAll()
+        greCalls.removeAll()
         mappings.removeAll()
         hosts.removeAll()
         externalPorts.removeAll()
