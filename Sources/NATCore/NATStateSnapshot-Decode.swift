@@ -39,6 +39,8 @@ extension NATStateSnapshot {
             throw .invalidHeader("held bytes per direction \(heldCapacity) (a multiple of 8 up to \(StateFormat.maxHeldCapacity))")
         }
         guard reserved1 == 0, version >= 3 || addressOnlyCount == 0 else { throw .invalidHeader("reserved bytes are not zero") }
+        // Version 3 is written only for address-only records: without any it would not read back the same.
+        guard version < 3 || addressOnlyCount > 0 else { throw .invalidHeader("version 3 without address-only records") }
         guard longest > 0 else { throw .invalidHeader("longest timeout is 0") }
         guard address != 0 || mappingCount + sessionCount + helperCount + addressOnlyCount == 0 else {
             throw .invalidHeader("records but no external address")

@@ -266,5 +266,13 @@ struct AddressOnlyTranslationTests {
         let sum = StateFormat.checksum(old[0..<(old.count - 8)])
         for i in 0..<8 { old[old.count - 8 + i] = UInt8(truncatingIfNeeded: sum >> (56 - 8 * UInt64(i))) }
         #expect(throws: NATStateError.invalidHeader("reserved bytes are not zero")) { try NATStateSnapshot(decoding: old) }
+        // And version 3 is only for files with such records.
+        let empty = makeTranslator().exportState(now: t0, savedAt: 5).encoded()
+        var three = empty
+        three[9] = 3
+        let sum3 = StateFormat.checksum(three[0..<(three.count - 8)])
+        for i in 0..<8 { three[three.count - 8 + i] = UInt8(truncatingIfNeeded: sum3 >> (56 - 8 * UInt64(i))) }
+        #expect(empty[9] == 1)
+        #expect(throws: NATStateError.invalidHeader("version 3 without address-only records")) { try NATStateSnapshot(decoding: three) }
     }
 }
