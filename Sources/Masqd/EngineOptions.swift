@@ -27,7 +27,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "External ports handed out for mappings, A-B. Default: 1024-65535, ports below 1024 stay below 1024.")
     public var portRange: String?
 
-    @Option(name: .long, help: "Application helpers: a comma-separated list of ftp, irc, tftp, sip, or none. Default: ftp,irc,tftp (sip is off unless named).")
+    @Option(name: .long, help: "Application helpers: a comma-separated list of ftp, irc, tftp, sip, pptp, or none. Default: ftp,irc,tftp (sip and pptp are off unless named).")
     public var helpers: String?
 
     @Option(name: .long, help: "Ports a helper follows, NAME=[tcp:|udp:]PORT[,…] (repeatable; a bare PORT is the helper's own protocol). Default: ftp=tcp:21, irc=tcp:6667, tftp=udp:69.")
