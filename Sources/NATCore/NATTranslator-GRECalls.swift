@@ -56,13 +56,16 @@ extension NATTranslator {
 
     /// A NAT call ID for `client`'s call `clientCallID` to `server`: the same number when no
     /// other call to that server uses it, else a free one from a keyed-hash start. Nil when
-    /// the table is full (after freeing expired rows) or no ID is free.
+    /// the table is full (after freeing expired rows), the host has its share (an eighth of
+    /// the table, as for the other helper tables) or no ID is free.
     func expectGRECall(client: UInt32, server: UInt32, clientCallID: UInt16, now: NATTime) -> UInt16? {
         let expires = now.nanoseconds &+ configuration.timeouts.other.nanoseconds
-        if greCalls.count >= greCalls.capacity {
-            for i in 0..<greCalls.highWater where greCalls[Int32(i)].client != 0 { _ = liveGRECall(Int32(i), now: now) }
-            guard greCalls.count < greCalls.capacity else { return nil }
+        // One scan (the table is small, and only a call request asks): expired rows go, the host's are counted.
+        var hostCalls = 0
+        for i in 0..<greCalls.highWater where greCalls[Int32(i)].client != 0 {
+            if liveGRECall(Int32(i), now: now) >= 0, greCalls[Int32(i)].client == client { hostCalls += 1 }
         }
+        guard greCalls.count < greCalls.capacity, hostCalls < max(1, greCalls.capacity / 8) else { return nil }
         func free(_ id: UInt16) -> Bool { id != 0 && liveGRECall(greCalls.find(server: server, natCallID: id), now: now) < 0 }
         var natCallID = clientCallID
         if !free(natCallID) {

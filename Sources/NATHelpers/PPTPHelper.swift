@@ -23,7 +23,7 @@ import NATCore
 public final class PPTPHelper: ApplicationHelper {
     public let name = "pptp"
     static let magic: UInt32 = 0x1a2b_3c4d
-    /// Start-Control-Connection-Request is the longest message RFC 2637 defines (156 bytes).
+    /// Incoming-Call-Request is the longest message RFC 2637 defines (220 bytes).
     static let maxMessageLength = 220
     static let minimumMessageLength = 12
 
@@ -77,7 +77,9 @@ public final class PPTPHelper: ApplicationHelper {
         default: return
         }
         guard let replacement else {
-            context.count(.malformed) // a call this connection never set up, or no room (.limit counted)
+            // No room for a new call (`expectGRECall` counted `.limit`), or a message about a
+            // call this connection never set up.
+            if type != 7, type != 10 { context.count(.malformed) }
             return
         }
         edit(offset + 12, from: callID, to: replacement, &context)

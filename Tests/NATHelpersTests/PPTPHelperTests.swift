@@ -111,6 +111,19 @@ struct PPTPHelperTests {
         #expect(Array(delivered[before...]) == Self.message(12, Self.be(b.natCallID) + Self.be(0)))
     }
 
+    @Test("one host's share of the call table is an eighth: past it a request passes unchanged and counts as limit")
+    func hostShare() throws {
+        let nat = TestNet.translator(helpers: [HelperRegistration(helper: PPTPHelper(), ports: [1723])]) { $0.helperLimits.greCalls = 16 }
+        var control = try TCPStreamDriver.openFromInside(through: nat, client: Endpoint(Self.hostA, 40001), server: Endpoint(Self.server, 1723))
+        for id: UInt16 in 1...2 { #expect(control.send(Self.outgoingCallRequest(callID: id), from: .inside).isDelivered) }
+        let third = control.send(Self.outgoingCallRequest(callID: 3), from: .inside)
+        #expect(third.payload == Self.outgoingCallRequest(callID: 3), "unchanged: no call")
+        #expect(nat.greCallCount == 2 && nat.helperEvents(.limit) == 1 && nat.helperEvents(.malformed) == 0)
+        // Another host still has its share.
+        let b = try Self.call(nat, from: Self.hostB, port: 40002, callID: 1, serverCallID: 100)
+        #expect(b.natCallID != 1, "host A's call 1 to this server holds NAT call ID 1")
+    }
+
     @Test("a stream that is not PPTP is abandoned and passed unchanged")
     func notPPTP() throws {
         let nat = Self.translator()
