@@ -138,6 +138,7 @@ extension ConfigFile {
             ("max-new-flows-per-host", .single(\.maxNewFlowsPerHost)),
             ("to-source", .list(\.toSource)),
             ("pool-placement", .single(\.poolPlacement)),
+            ("max-other-flows", .single(\.maxOtherFlows)),
         ]
     }
 

@@ -109,6 +109,7 @@ extension Engine {
             ("ipfix-domain-id", { $0.audit.ipfix.map { "\($0.domainID)" } ?? "off" }),
             ("no-nat-to", { $0.noNATDestinations.isEmpty ? "none" : $0.noNATDestinations.map(\.description).joined(separator: ",") }),
             ("to-source", \.sourcePoolsText),
+            ("max-other-flows", { "\($0.nat.maxAddressOnlyFlows)" }),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))

@@ -134,18 +134,28 @@ extension Engine {
         ]
         list += stateMetrics()
         list += auditMetrics()
+        list += [
+            .gauge("other_flows_active", translator.addressOnlyFlowCount, "Live address-only translations (protocols without ports: ESP, GRE, SCTP...)."),
+            .gauge("other_flows_max", translator.configuration.maxAddressOnlyFlows, "Cap on address-only translations (--max-other-flows)."),
+            .counter("other_flows_created", core.addressOnlyFlowsCreated, "Address-only translations created."),
+            .counter("other_flows_expired", core.addressOnlyFlowsExpired, "Address-only translations ended by their idle timeout."),
+            .gauge("gre_calls_active", translator.greCallCount, "PPTP calls whose enhanced GRE call IDs are translated (the pptp helper)."),
+        ]
         return list
     }
 
-    /// Filters: `tcp`, `udp`, `icmp`, or an address that must appear in the flow.
+    /// Filters: `tcp`, `udp`, `icmp`, `other` (address-only: the protocols without ports), or
+    /// an address that must appear in the flow.
     func flowsReport(filters: [String]) -> String {
         var protocols: Set<UInt8> = []
         var addresses: Set<IPv4Address> = []
+        var other = false
         for filter in filters {
             switch filter {
             case "tcp": protocols.insert(IPProtocolNumber.tcp)
             case "udp": protocols.insert(IPProtocolNumber.udp)
             case "icmp": protocols.insert(IPProtocolNumber.icmp)
+            case "other": other = true
             default:
                 guard let address = IPv4Address(filter) else { return "error: unknown filter '\(filter)'\n" }
                 addresses.insert(address)
@@ -156,7 +166,7 @@ extension Engine {
             var flows: [SessionSnapshot] = []
             flows.reserveCapacity(protocols.isEmpty && addresses.isEmpty ? translator.sessionCount : 0)
             translator.forEachSession(now: MonotonicClock.now()) { flow in
-                if !protocols.isEmpty, !protocols.contains(flow.protocolNumber) { return }
+                if !protocols.isEmpty || other, !protocols.contains(flow.protocolNumber), !(other && flow.isAddressOnly) { return }
                 if !addresses.isEmpty, !addresses.contains(flow.internalAddress), !addresses.contains(flow.remoteAddress) { return }
                 flows.append(flow)
             }

@@ -27,7 +27,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "External ports handed out for mappings, A-B. Default: 1024-65535, ports below 1024 stay below 1024.")
     public var portRange: String?
 
-    @Option(name: .long, help: "Application helpers: a comma-separated list of ftp, irc, tftp, sip, or none. Default: ftp,irc,tftp (sip is off unless named).")
+    @Option(name: .long, help: "Application helpers: a comma-separated list of ftp, irc, tftp, sip, pptp, or none. Default: ftp,irc,tftp (sip and pptp are off unless named).")
     public var helpers: String?
 
     @Option(name: .long, help: "Ports a helper follows, NAME=[tcp:|udp:]PORT[,…] (repeatable; a bare PORT is the helper's own protocol). Default: ftp=tcp:21, irc=tcp:6667, tftp=udp:69.")
@@ -42,7 +42,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Cap on live translations of one internal address. Default 32768.")
     public var maxFlowsPerHost: String?
 
-    @Option(name: .long, help: "Idle timeout NAME=SECONDS (repeatable); NAME: udp, tcp-established, tcp-transitory, tcp-opening (a SYN unanswered), tcp-closed, icmp.")
+    @Option(name: .long, help: "Idle timeout NAME=SECONDS (repeatable); NAME: udp, tcp-established, tcp-transitory, tcp-opening (a SYN unanswered), tcp-closed, icmp, other (protocols without ports).")
     public var timeout: [String] = []
 
     @Option(name: .long, help: "Keep the router's ephemeral ports (net.ipv4.ip_local_port_range) out of mappings, so its DNS forwarder's replies cannot reach a LAN host: yes (default) or no (LAN hosts' ports in that range are then preserved too).")
@@ -83,6 +83,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
 
     @Option(name: .long, help: "IPFIX observation domain ID (0-4294967295). Default: the first queue number.")
     public var ipfixDomainId: String?
+
     @Option(name: .long, help: "Destination prefix forwarded untranslated (repeatable): the rules leave traffic from the LAN to it, and its replies, out of the queue, so the engine never sees it. Default: none.")
     public var noNatTo: [String] = []
 
@@ -94,6 +95,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
 
     @Option(name: .long, help: "How a host is placed on a pool address: hash (of the internal address: the same address after any restart) or round-robin. Default: hash.")
     public var poolPlacement: String?
+
+    @Option(name: .long, help: "Cap on address-only translations (protocols without ports: ESP, GRE, SCTP...), one per protocol and remote address. Default 16384.")
+    public var maxOtherFlows: String?
 
     public init() {}
 
@@ -201,6 +205,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
             nat.helperLimits.connectionsPerHost = value
             nat.helperLimits.expectationsPerHost = value
         }
+        if let maxOtherFlows = try checkedMaxOtherFlows() { nat.maxAddressOnlyFlows = maxOtherFlows }
         for text in timeout {
             let pieces = text.split(separator: "=", omittingEmptySubsequences: false)
             guard pieces.count == 2, let seconds = UInt64(pieces[1]), (1...86_400 * 7).contains(seconds) else {
@@ -214,7 +219,8 @@ public struct EngineOptions: ParsableArguments, Sendable {
             case "tcp-opening": nat.timeouts.tcpOpening = duration
             case "tcp-closed": nat.timeouts.tcpClosed = duration
             case "icmp": nat.timeouts.icmp = duration
-            default: throw .option("--timeout", text, "unknown timeout '\(pieces[0])' (udp, tcp-established, tcp-transitory, tcp-opening, tcp-closed, icmp)")
+            case "other": nat.timeouts.other = duration
+            default: throw .option("--timeout", text, "unknown timeout '\(pieces[0])' (udp, tcp-established, tcp-transitory, tcp-opening, tcp-closed, icmp, other)")
             }
         }
         do {

@@ -28,6 +28,8 @@ public enum HelperCatalog {
         // Not on by default (README "The SIP helper"): phones that handle NAT themselves
         // (STUN, a public Contact) need no ALG, and many operators turn ALGs off.
         Entry(name: "sip", defaultPorts: [.udp(5060), .tcp(5060)], make: { SIPHelper() }),
+        // Not on by default either: PPTP is obsolete; name it to let two LAN hosts call one server.
+        Entry(name: "pptp", defaultPorts: [.tcp(1723)], make: { PPTPHelper() }),
     ]
 
     /// Every name `--helpers` accepts.

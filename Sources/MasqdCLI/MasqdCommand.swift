@@ -101,9 +101,9 @@ struct ControlOptions: ParsableArguments {
 }
 
 struct Flows: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List live translations, one per line (filters: tcp, udp, icmp, an address).")
+    static let configuration = CommandConfiguration(abstract: "List live translations, one per line (filters: tcp, udp, icmp, other, an address).")
     @OptionGroup var control: ControlOptions
-    @Argument(help: "Filters: tcp, udp, icmp or an IPv4 address.") var filters: [String] = []
+    @Argument(help: "Filters: tcp, udp, icmp, other (protocols without ports) or an IPv4 address.") var filters: [String] = []
 
     func run() throws {
         print(try ControlClient.request((["flows"] + filters).joined(separator: " "), path: control.path), terminator: "")

@@ -138,6 +138,8 @@ public struct HelperLimits: Sendable, Equatable {
     public var expectationsPerHost: Int = 128
     /// How long an expected connection may take to arrive.
     public var expectationTimeout: NATDuration = .seconds(120)
+    /// PPTP calls (enhanced GRE call IDs) translated at once (GRECallTable.swift).
+    public var greCalls: Int = 256
 
     public init() {}
 

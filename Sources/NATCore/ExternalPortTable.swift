@@ -5,7 +5,7 @@
 struct ExternalPortTable {
     private let owners: UnsafeMutablePointer<Int32>
     private let addresses: Int
-    static let protocolSlots = 3
+    static let protocolSlots = TransportProtocol.count
 
     init(addresses: Int = 1) {
         self.addresses = addresses
@@ -20,12 +20,7 @@ struct ExternalPortTable {
     /// Slot of a protocol that has ports or identifiers; nil for every other protocol.
     @inline(__always)
     static func slot(_ protocolNumber: UInt8) -> Int? {
-        switch protocolNumber {
-        case IPProtocolNumber.tcp: 0
-        case IPProtocolNumber.udp: 1
-        case IPProtocolNumber.icmp: 2
-        default: nil
-        }
+        TransportProtocol(protocolNumber: protocolNumber)?.slot
     }
 
     /// The mapping row owning `port`, or -1.

@@ -96,6 +96,40 @@ public struct HelperContext {
             internalAddress: internalAddress, internalPort: internalPort, master: sessionRow))
     }
 
+    /// PPTP (RFC 2637), the internal host calling out: the call ID the remote must be told in
+    /// place of the host's `callID` (its Outgoing-Call-Request), unique for that remote. GRE
+    /// to that NAT call ID will reach the host with its own call ID once `confirmGRECall`
+    /// names the remote's. Nil when the table is full (counted as `.limit`).
+    public mutating func expectGRECall(callID: UInt16) -> UInt16? {
+        guard let id = translator.expectGRECall(client: internalAddress.value, server: remoteAddress.value, clientCallID: callID,
+                                                now: translator.currentTime) else {
+            count(.limit)
+            return nil
+        }
+        count(.expectation)
+        return id
+    }
+
+    /// The remote answered the call `natCallID` with its own `remoteCallID` (its
+    /// Outgoing-Call-Reply): the host's GRE to that ID now leaves translated. Returns the
+    /// host's call ID to put back in place of `natCallID`, or nil for no live call.
+    public mutating func confirmGRECall(natCallID: UInt16, remoteCallID: UInt16) -> UInt16? {
+        translator.confirmGRECall(client: internalAddress.value, server: remoteAddress.value, natCallID: natCallID,
+                                  serverCallID: remoteCallID, now: translator.currentTime)
+    }
+
+    /// The host's call ID behind `natCallID` (messages from the remote that name it), or nil.
+    public func internalGRECallID(natCallID: UInt16) -> UInt16? {
+        translator.internalGRECallID(client: internalAddress.value, server: remoteAddress.value, natCallID: natCallID,
+                                     now: translator.currentTime)
+    }
+
+    /// The NAT call ID of the host's call `callID` (messages from the host that name it), or nil.
+    public func natGRECallID(callID: UInt16) -> UInt16? {
+        translator.natGRECallID(client: internalAddress.value, server: remoteAddress.value, clientCallID: callID,
+                                now: translator.currentTime)
+    }
+
     /// Counts what an expectation call did: each expectation added (a renewed one is not
     /// counted again), or `.limit` when refused. Returns the external port.
     private mutating func counted(_ made: (port: UInt16, added: Int)?) -> UInt16? {

@@ -13,6 +13,9 @@ public struct NATConfiguration: Sendable {
     public var maxMappings: Int = 262_144
     /// Cap on the sessions of one internal address, so one host cannot fill the table.
     public var maxSessionsPerHost: Int = 32_768
+    /// Cap on address-only translations, one per (protocol, remote address), of the
+    /// protocols without ports (ESP, GRE, SCTP...).
+    public var maxAddressOnlyFlows: Int = 16_384
     public var timeouts = NATTimeouts()
     /// Port forwards (DNAT) from the external address, installed as static mappings.
     public var forwards: [PortForward] = []

@@ -7,6 +7,8 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case malformedIPv4
     case malformedTransport
     case fragmentUnsupported
+    /// No longer produced since every protocol without ports gets address-only NAT
+    /// (NATTranslator-AddressOnly.swift); kept so `drop_protocol_unsupported` stays a name.
     case protocolUnsupported
     case icmpUnsupported
     case zeroPort
@@ -35,6 +37,11 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case hostNewFlowRate
     /// The source pool address an internal host is paired with has no free port (no spill-over).
     case poolAddressPortsExhausted
+    /// A protocol without ports to a remote another internal host holds an address-only
+    /// translation with: the remote's answers could not be told apart.
+    case addressOnlyRemoteInUse
+    /// No room for one more address-only translation (`maxAddressOnlyFlows`).
+    case addressOnlyTableFull
 
     public var description: String {
         switch self {
@@ -58,6 +65,8 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .hostHelperLimit: "host_helper_limit"
         case .hostNewFlowRate: "host_new_flow_rate"
         case .poolAddressPortsExhausted: "pool_address_ports_exhausted"
+        case .addressOnlyRemoteInUse: "address_only_remote_in_use"
+        case .addressOnlyTableFull: "address_only_table_full"
         }
     }
 }
@@ -116,6 +125,9 @@ public struct NATCounters: Sendable {
     /// NAT events stored for the daemon, and ones lost because its ring was full (NATEventRing.swift).
     public var natEventsRecorded: UInt64 = 0
     public var natEventsLost: UInt64 = 0
+    /// Address-only translations (protocols without ports) made, and ended by their timeout.
+    public var addressOnlyFlowsCreated: UInt64 = 0
+    public var addressOnlyFlowsExpired: UInt64 = 0
 
     public init() {}
 

@@ -20,11 +20,12 @@ extension NATStateSnapshot {
         let reserved1 = header.u32() // version 3: the pools' fingerprint
         let longest = header.u64()
         let mappingCount = Int(header.u32()), sessionCount = Int(header.u32()), helperCount = Int(header.u32())
-        let reserved2 = header.u32()
+        let addressOnlyCount = Int(header.u32()) // reserved (0) before version 3
 
         // The length the counts announce; checked before anything that could be a symptom of truncation.
         let expected = StateFormat.headerBytes + mappingCount * StateFormat.mappingBytes + sessionCount * StateFormat.sessionBytes
-            + helperCount * StateFormat.helperBytes(heldCapacity: heldCapacity) + StateFormat.checksumBytes
+            + helperCount * StateFormat.helperBytes(heldCapacity: heldCapacity)
+            + addressOnlyCount * StateFormat.addressOnlyBytes + StateFormat.checksumBytes
         guard bytes.count >= expected else { throw .truncated(length: bytes.count, expected: expected) }
         guard bytes.count == expected else { throw .trailingBytes(length: bytes.count, expected: expected) }
         var trailer = ByteReader(bytes, at: expected - StateFormat.checksumBytes)
@@ -37,10 +38,14 @@ extension NATStateSnapshot {
         guard heldCapacity % 8 == 0, heldCapacity <= StateFormat.maxHeldCapacity else {
             throw .invalidHeader("held bytes per direction \(heldCapacity) (a multiple of 8 up to \(StateFormat.maxHeldCapacity))")
         }
-        guard version >= 3 || reserved1 == 0, reserved2 == 0 else { throw .invalidHeader("reserved bytes are not zero") }
-        guard version < 3 || reserved1 != 0 else { throw .invalidHeader("version 3 without a pools fingerprint") }
+        guard version >= 3 || (reserved1 == 0 && addressOnlyCount == 0) else { throw .invalidHeader("reserved bytes are not zero") }
+        // Version 3 is written only when it has something of its own (a pools fingerprint, or
+        // address-only records): without either it would not read back as the same bytes.
+        guard version < 3 || reserved1 != 0 || addressOnlyCount > 0 else {
+            throw .invalidHeader("version 3 without pools or address-only records")
+        }
         guard longest > 0 else { throw .invalidHeader("longest timeout is 0") }
-        guard address != 0 || mappingCount + sessionCount + helperCount == 0 else {
+        guard address != 0 || mappingCount + sessionCount + helperCount + addressOnlyCount == 0 else {
             throw .invalidHeader("records but no external address")
         }
         self.init(savedAt: savedAt, externalAddress: address == 0 ? nil : IPv4Address(address),
@@ -50,6 +55,11 @@ extension NATStateSnapshot {
         var reader = ByteReader(bytes, at: StateFormat.headerBytes)
         mappings.reserveCapacity(mappingCount)
         for index in 0..<mappingCount { mappings.append(try Self.readMapping(&reader, index: index, version: version)) }
+        // The fingerprint is written exactly when a mapping is on a pool address.
+        guard mappings.contains(where: { $0.externalIndex != 0 }) == (poolsFingerprint != 0) else {
+            throw .invalidHeader(poolsFingerprint != 0 ? "a pools fingerprint but no mapping on a pool address"
+                                                      : "a mapping on a pool address but no pools fingerprint")
+        }
         sessions.reserveCapacity(sessionCount)
         for index in 0..<sessionCount {
             sessions.append(try Self.readSession(&reader, index: index, version: version, mappings: mappings, helperCount: helperCount,
@@ -58,6 +68,10 @@ extension NATStateSnapshot {
         helperConnections.reserveCapacity(helperCount)
         for index in 0..<helperCount {
             helperConnections.append(try Self.readHelper(&reader, index: index, heldCapacity: heldCapacity))
+        }
+        addressOnlyFlows.reserveCapacity(addressOnlyCount)
+        for index in 0..<addressOnlyCount {
+            addressOnlyFlows.append(try AddressOnlyRecord(&reader, index: index, longest: longestTimeout))
         }
         try checkConsistency()
     }

@@ -6,18 +6,21 @@
 // may have a helper connection record, in version 2 UDP ones too (datagram helpers keep their
 // 64 state bytes there; their streams are unused and zero). A file that needs no version 2
 // record is written as version 1, so the masqd before datagram helpers still reads it.
-// Version 3 (source address pools, issue #15) gives two reserved fields a meaning: header
-// bytes 28-31 hold the pools' fingerprint, a mapping's last two bytes its external address
-// index (0: the WAN address, i: the i-th pool address). It is written only when a mapping is
-// on a pool address; without pools files stay version 1 or 2.
+// Version 3 gives reserved fields a meaning and adds records: header bytes 28-31 hold the
+// source pools' fingerprint and a mapping's last two bytes its external address index (0: the
+// WAN address, i: the i-th pool address; issue #15), both only when a mapping is on a pool
+// address; header bytes 52-55 count the address-only records that follow the helper records
+// (issue #14). It is written only when one of them is needed; otherwise files stay version 1
+// or 2, so an older masqd still reads them.
 //
 //   header (56 bytes)
 //     0  magic "MASQDST\n"          8  version (2)                10  held bytes per helper direction
 //     12 edit log length (8)        13 largest replacement (64)   14 helper state bytes (64)
 //     16 wall-clock time of the save, nanoseconds since 1970 (the daemon's; the core reads no clock)
-//     24 external address (0: none, then no records)              28 reserved, 0
+//     24 external address (0: none, then no records)              28 pools' fingerprint (version 3), else 0
 //     32 longest timeout at the save, nanoseconds                 40 mapping records
-//     44 session records            48 helper connection records  52 reserved, 0
+//     44 session records            48 helper connection records
+//     52 address-only records (version 3; before it reserved, 0)
 //   mapping records (12 bytes each)
 //     internal address 4, internal port 2, external port 2, protocol 1, flags 1 (1: port
 //     forward's static mapping), reserved 2
@@ -30,6 +33,8 @@
 //     delta 4, held length 2, started 1, acknowledged seen 1, held retransmissions 1, edit
 //     count 1, reserved 2, edits (start 4, end 4, cumulative delta 4, length 1) × 8,
 //     replacements 64 × 8, held bytes; then the helper's 64 state bytes
+//   address-only records (version 3, 20 bytes each; NATStateSnapshot-AddressOnly.swift)
+//     internal address 4, remote address 4, remaining lifetime ns 8, protocol 1, reserved 3
 //   FNV-1a 64 of every byte before it (8 bytes)
 //
 // Unused and reserved bytes are zero. What is saved: every live session with its mapping,
@@ -50,6 +55,7 @@ public struct NATStateSnapshot: Sendable, Equatable {
     var mappings: [MappingRecord] = []
     var sessions: [SessionRecord] = []
     var helperConnections: [HelperRecord] = []
+    var addressOnlyFlows: [AddressOnlyRecord] = []
 
     public var sessionCount: Int { sessions.count }
     public var mappingCount: Int { mappings.count }
@@ -144,6 +150,7 @@ enum StateFormat {
     static let headerBytes = 56
     static let mappingBytes = 12
     static let sessionBytes = 24
+    static let addressOnlyBytes = 20
     static let checksumBytes = 8
     static let nameBytes = 16
     static let editBytes = 13
@@ -218,29 +225,32 @@ extension NATStateSnapshot {
         out.append(StateFormat.magic)
         // Version 1 when nothing needs 2 (no UDP flow with a helper record): the masqd before
         // datagram helpers can then still read the file, so a rollback keeps its flows.
+        // Likewise version 2 when no address-only flow needs 3.
         let needsVersion2 = sessions.contains { $0.helper != nil && mappings[$0.mapping].protocolNumber != IPProtocolNumber.tcp }
-        // Version 3 only with a mapping on a pool address: without pools the file is as before.
-        let needsVersion3 = poolsFingerprint != 0 && mappings.contains { $0.externalIndex != 0 }
-        out.u16(needsVersion3 ? StateFormat.version : needsVersion2 ? 2 : StateFormat.oldestReadable)
+        // Version 3 only with something of its own: a mapping on a pool address (then the pools'
+        // fingerprint and each mapping's address index), or address-only records.
+        let needsPools = poolsFingerprint != 0 && mappings.contains { $0.externalIndex != 0 }
+        let needsVersion3 = needsPools || !addressOnlyFlows.isEmpty
+        out.u16(needsVersion3 ? 3 : needsVersion2 ? 2 : StateFormat.oldestReadable)
         out.u16(UInt16(heldCapacity))
         out.u8(UInt8(HelperLimits.editLog))
         out.u8(UInt8(HelperLimits.maxReplacement))
         out.u16(UInt16(HelperConnectionTable.stateBytes))
         out.u64(savedAt)
         out.u32(externalAddress?.value ?? 0)
-        out.u32(needsVersion3 ? poolsFingerprint : 0)
+        out.u32(needsPools ? poolsFingerprint : 0)
         out.u64(longestTimeout.nanoseconds)
         out.u32(UInt32(mappings.count))
         out.u32(UInt32(sessions.count))
         out.u32(UInt32(helperConnections.count))
-        out.u32(0)
+        out.u32(UInt32(addressOnlyFlows.count))
         for m in mappings {
             out.u32(m.internalAddress)
             out.u16(m.internalPort)
             out.u16(m.externalPort)
             out.u8(m.protocolNumber)
             out.u8(m.isStatic ? StateFormat.staticFlag : 0)
-            out.u16(needsVersion3 ? UInt16(m.externalIndex) : 0)
+            out.u16(needsPools ? UInt16(m.externalIndex) : 0)
         }
         for s in sessions {
             out.u32(UInt32(s.mapping))
@@ -280,6 +290,7 @@ extension NATStateSnapshot {
             }
             out.padded(h.state, to: HelperConnectionTable.stateBytes)
         }
+        for flow in addressOnlyFlows { flow.encode(&out) }
         out.u64(StateFormat.checksum(out.bytes[...]))
         return out.bytes
     }

@@ -13,21 +13,13 @@ public struct NATTimeouts: Sendable, Equatable {
     public var tcpOpening: NATDuration = .seconds(120)
     public var tcpClosed: NATDuration = .seconds(10)
     public var icmp: NATDuration = .seconds(60)
+    /// Address-only translations of the protocols without ports: conntrack's generic 600 s.
+    public var other: NATDuration = .seconds(600)
 
     public init() {}
 
     @inline(__always)
     func timeout(protocolNumber: UInt8, tcpState: TCPSessionState) -> NATDuration {
-        switch protocolNumber {
-        case IPProtocolNumber.tcp:
-            switch tcpState {
-            case .established: tcpEstablished
-            case .reset: tcpClosed
-            case .opening: tcpOpening
-            default: tcpTransitory
-            }
-        case IPProtocolNumber.udp: udp
-        default: icmp
-        }
+        TransportProtocol(protocolNumber: protocolNumber)?.timeout(self, tcpState: tcpState) ?? icmp
     }
 }

@@ -12,7 +12,7 @@ extension NATTranslator {
     /// the expectation instead of adding one.
     func expect(protocolNumber: UInt8, remote: IPv4Address?, remotePort: UInt16,
                 internalAddress: IPv4Address, internalPort: UInt16, master: Int32) -> (port: UInt16, added: Int)? {
-        guard let slot = ExternalPortTable.slot(protocolNumber), slot != 2, internalPort != 0,
+        guard let slot = ExternalPortTable.slot(protocolNumber), slot != TransportProtocol.icmpEcho.slot, internalPort != 0,
               isInternal(internalAddress) else { return nil }
         let hash = mappings.hash(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort)
         var row = mappings.find(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort, hash: hash)
@@ -39,7 +39,7 @@ extension NATTranslator {
     /// mapped already, its external port is used and only it is expected.
     func expectPair(protocolNumber: UInt8, remote: IPv4Address?, remotePort: UInt16,
                     internalAddress: IPv4Address, internalPort: UInt16, master: Int32) -> (port: UInt16, added: Int)? {
-        guard let slot = ExternalPortTable.slot(protocolNumber), slot != 2, internalPort != 0, internalPort < UInt16.max,
+        guard let slot = ExternalPortTable.slot(protocolNumber), slot != TransportProtocol.icmpEcho.slot, internalPort != 0, internalPort < UInt16.max,
               isInternal(internalAddress) else { return nil }
         let hashes = (mappings.hash(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort),
                       mappings.hash(protocolNumber: protocolNumber, address: internalAddress.value, port: internalPort + 1))

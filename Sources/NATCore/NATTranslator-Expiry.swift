@@ -10,6 +10,7 @@ extension NATTranslator {
     public func expire(now: NATTime, budget: Int) -> Int {
         currentTime = now
         expireExpectations(now: now)
+        expireAddressOnly(now: now, budget: budget)
         var removed = 0
         var examined = 0
         let limit = min(budget, sessions.highWater) // a negative budget examines nothing

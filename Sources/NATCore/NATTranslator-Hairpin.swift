@@ -18,15 +18,15 @@ extension NATTranslator {
             return .accept
         }
         if header.isFragment { return drop(.fragmentUnsupported) }
-        guard case .endpoint(let endpoint) = ip.readTransport(), endpoint.slot != 2 else {
+        guard case .endpoint(let endpoint) = ip.readTransport(), endpoint.transport.remoteHasPort else {
             counters.hairpinPassed &+= 1
             return .accept // ICMP to the external address: the router answers itself
         }
         guard endpoint.sourcePort != 0, endpoint.destinationPort != 0 else { return drop(.zeroPort) }
         let protocolNumber = header.protocolNumber
         let source = header.source.value
-        let target = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort, address: targetIndex)
-        if isRoutersPort(slot: endpoint.slot, port: endpoint.destinationPort, owner: target) {
+        let target = externalPorts.owner(slot: endpoint.transport.slot, port: endpoint.destinationPort, address: targetIndex)
+        if isRoutersPort(slot: endpoint.transport.slot, port: endpoint.destinationPort, owner: target) {
             counters.hairpinPassed &+= 1
             return .accept // the router's own socket serves it
         }
@@ -41,7 +41,7 @@ extension NATTranslator {
         let senderHash = mappings.hash(protocolNumber: protocolNumber, address: source, port: endpoint.sourcePort)
         var sender = mappings.find(protocolNumber: protocolNumber, address: source, port: endpoint.sourcePort, hash: senderHash)
         if sender < 0 {
-            let created = createMapping(protocolNumber: protocolNumber, slot: endpoint.slot, address: source,
+            let created = createMapping(protocolNumber: protocolNumber, slot: endpoint.transport.slot, address: source,
                                         port: endpoint.sourcePort, hash: senderHash, externalIndex: pairedIndex(for: source), now: now)
             if let reason = created.reason { return drop(reason) }
             sender = created.row
@@ -68,14 +68,14 @@ extension NATTranslator {
         guard let senderExternal = externalAddress(index: mappings[sender].externalIndex) else { return drop(.noExternalAddress) }
 
         // Inbound half: the target's session with external:senderPort, or its filter's consent.
-        guard externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort, address: targetIndex) == target else {
+        guard externalPorts.owner(slot: endpoint.transport.slot, port: endpoint.destinationPort, address: targetIndex) == target else {
             counters.hairpinPassed &+= 1
             return .accept
         }
         let inboundHash = sessions.hash(mapping: target, remoteAddress: senderExternal.value, remotePort: senderPort)
         var inbound = liveSession(mappingRow: target, remoteAddress: senderExternal.value, remotePort: senderPort, hash: inboundHash, now: now)
         if inbound < 0 {
-            guard externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort, address: targetIndex) == target,
+            guard externalPorts.owner(slot: endpoint.transport.slot, port: endpoint.destinationPort, address: targetIndex) == target,
                   mappings[target].isStatic || configuration.filtering == .endpointIndependent
                     || consumeExpectation(mappingRow: target, remoteAddress: senderExternal.value, remotePort: senderPort, now: now)
             else {
@@ -90,9 +90,9 @@ extension NATTranslator {
         touch(inbound, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: false, ip: ip, checksum: checksum, now: now)
 
         let targetMapping = mappings[target]
-        rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: senderExternal, port: senderPort, checksum: checksum)
+        rewrite(ip, transport: endpoint.transport, rewriteSource: true, address: senderExternal, port: senderPort, checksum: checksum)
         // The first rewrite left a valid checksum (or one the kernel redoes, for TCP GSO).
-        rewrite(ip, slot: endpoint.slot, rewriteSource: false, address: IPv4Address(targetMapping.internalAddress),
+        rewrite(ip, transport: endpoint.transport, rewriteSource: false, address: IPv4Address(targetMapping.internalAddress),
                 port: targetMapping.internalPort, checksum: PacketChecksumState(checksumNotReady: false, isGSO: checksum.isGSO))
         counters.hairpinTranslated &+= 1
         return .acceptRewritten

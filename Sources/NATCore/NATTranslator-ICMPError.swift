@@ -12,7 +12,7 @@ extension NATTranslator {
         let addressIndex = externalIndex(of: quoted.header.source)
         guard addressIndex >= 0 else { return nil }
         guard let mappingRow = sessionMapping(
-            of: quoted, mappingRow: externalPorts.owner(slot: quoted.slot, port: quoted.sourcePort, address: addressIndex),
+            of: quoted, mappingRow: externalPorts.owner(slot: quoted.transport.slot, port: quoted.sourcePort, address: addressIndex),
             remoteAddress: quoted.header.destination.value, remotePort: quoted.destinationPort, now: now)
         else { return nil }
         let mapping = mappings[mappingRow]
@@ -51,7 +51,7 @@ extension NATTranslator {
     /// `mappingRow` if it has a live session with the remote endpoint; errors never open one.
     private func sessionMapping(of quoted: QuotedPacket, mappingRow: Int32, remoteAddress: UInt32, remotePort: UInt16, now: NATTime) -> Int32? {
         guard mappingRow >= 0, mappings[mappingRow].protocolNumber == quoted.header.protocolNumber else { return nil }
-        let port: UInt16 = quoted.slot == 2 ? 0 : remotePort
+        let port: UInt16 = quoted.transport.remoteHasPort ? remotePort : 0
         let hash = sessions.hash(mapping: mappingRow, remoteAddress: remoteAddress, remotePort: port)
         let row = sessions.find(mapping: mappingRow, remoteAddress: remoteAddress, remotePort: port, hash: hash)
         guard row >= 0, sessions[row].expires > now.nanoseconds else { return nil }
@@ -65,7 +65,7 @@ struct QuotedPacket {
     let header: IPv4Header
     /// Bytes of the quoted packet present in the error.
     let available: Int
-    let slot: Int
+    let transport: TransportProtocol
     let sourcePort: UInt16
     let destinationPort: UInt16
 
@@ -83,26 +83,11 @@ struct QuotedPacket {
         let headerLength = header.headerLength
         guard header.version == 4, headerLength >= 20, available >= headerLength + 8,
               header.fragmentOffset == 0 else { return nil }
-        let l4 = bytes + headerLength
-        switch header.protocolNumber {
-        case IPProtocolNumber.tcp:
-            slot = 0
-            sourcePort = l4.loadBE16(at: 0)
-            destinationPort = l4.loadBE16(at: 2)
-        case IPProtocolNumber.udp:
-            slot = 1
-            sourcePort = l4.loadBE16(at: 0)
-            destinationPort = l4.loadBE16(at: 2)
-        case IPProtocolNumber.icmp:
-            // Only errors about echo queries: no error is ever sent about an error (RFC 1122 3.2.2).
-            let type = l4.loadBE8(at: 0)
-            guard type == ICMPHeader.echoRequest || type == ICMPHeader.echoReply else { return nil }
-            slot = 2
-            sourcePort = l4.loadBE16(at: 4)
-            destinationPort = sourcePort
-        default:
-            return nil
-        }
+        guard let transport = TransportProtocol(protocolNumber: header.protocolNumber),
+              let ports = transport.readQuoted(bytes + headerLength) else { return nil }
+        self.transport = transport
+        sourcePort = ports.source
+        destinationPort = ports.destination
         self.header = header
         self.available = available
     }
@@ -112,26 +97,8 @@ struct QuotedPacket {
     func rewrite(source: Bool, address: IPv4Address, port: UInt16) {
         let oldAddress = source ? header.source.value : header.destination.value
         if source { header.rewriteSource(address) } else { header.rewriteDestination(address) }
-        let l4 = header.bytes + header.headerLength
-        let l4Available = available - header.headerLength
-        switch slot {
-        case 2:
-            let old = l4.loadBE16(at: 4)
-            l4.storeBE16(port, at: 4)
-            l4.storeBE16(InternetChecksum.adjust(l4.loadBE16(at: 2), old: old, new: port), at: 2)
-        default:
-            let portOffset = source ? 0 : 2
-            let oldPort = l4.loadBE16(at: portOffset)
-            l4.storeBE16(port, at: portOffset)
-            let checksumOffset = slot == 0 ? TCPHeader.checksumOffset : UDPHeader.checksumOffset
-            // A TCP checksum lies beyond the 8 guaranteed bytes: fix it only if it was quoted.
-            guard l4Available >= checksumOffset + 2 else { return }
-            let old = l4.loadBE16(at: checksumOffset)
-            if slot == 1, old == 0 { return }
-            var sum = InternetChecksum.adjust(old, oldAddress: oldAddress, newAddress: address.value)
-            sum = InternetChecksum.adjust(sum, old: oldPort, new: port)
-            l4.storeBE16(slot == 1 && sum == 0 ? 0xffff : sum, at: checksumOffset)
-        }
+        transport.rewriteQuoted(header.bytes + header.headerLength, available: available - header.headerLength, source: source,
+                                oldAddress: oldAddress, newAddress: address.value, port: port)
     }
 }
 

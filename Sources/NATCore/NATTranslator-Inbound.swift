@@ -27,19 +27,26 @@ extension NATTranslator {
         switch ip.readTransport() {
         case .endpoint(let e): endpoint = e
         case .unsupported(let reason):
-            if reason == .icmpUnsupported, let verdict = translateInboundICMPError(ip, now: now) { return verdict }
+            if reason == .protocolUnsupported,
+               let verdict = translateInboundGRECall(ip, now: now) ?? translateInboundAddressOnly(ip, now: now) {
+                return verdict
+            }
+            if reason == .icmpUnsupported,
+               let verdict = translateInboundICMPError(ip, now: now) ?? translateInboundAddressOnlyICMPError(ip, now: now) {
+                return verdict
+            }
             return passInboundUnmatched()
         case .malformed:
             // Not ours to judge: the router's stack drops junk addressed to it.
             return passInboundUnmatched()
         }
-        let isQuery = endpoint.slot == 2
+        let isQuery = !endpoint.transport.remoteHasPort
         if isQuery, ICMPHeader(unchecked: ip.transport).type != ICMPHeader.echoReply {
             return passInboundUnmatched() // echo requests to the router: its stack answers
         }
-        let mappingRow = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort, address: addressIndex)
+        let mappingRow = externalPorts.owner(slot: endpoint.transport.slot, port: endpoint.destinationPort, address: addressIndex)
         // The router's own socket (IKE, WireGuard, its DNS forwarder's reply port): its packets, never a LAN host's.
-        if isRoutersPort(slot: endpoint.slot, port: endpoint.destinationPort, owner: mappingRow) { return .accept }
+        if isRoutersPort(slot: endpoint.transport.slot, port: endpoint.destinationPort, owner: mappingRow) { return .accept }
         guard mappingRow >= 0 else { return passInboundUnmatched() }
         let remote = header.source.value
         let remotePort: UInt16 = isQuery ? 0 : endpoint.sourcePort
@@ -48,7 +55,7 @@ extension NATTranslator {
         var sessionRow = liveSession(mappingRow: mappingRow, remoteAddress: remote, remotePort: remotePort, hash: sessionHash, now: now)
         if sessionRow < 0 {
             // The stale session may have taken a dynamic mapping with it: look again.
-            let row = externalPorts.owner(slot: endpoint.slot, port: endpoint.destinationPort, address: addressIndex)
+            let row = externalPorts.owner(slot: endpoint.transport.slot, port: endpoint.destinationPort, address: addressIndex)
             guard row == mappingRow else { return passInboundUnmatched() }
             let mapping = mappings[mappingRow]
             guard !isQuery, mapping.isStatic || configuration.filtering == .endpointIndependent
@@ -67,7 +74,7 @@ extension NATTranslator {
         let protocolNumber = header.protocolNumber
         touch(sessionRow, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: false, ip: ip, checksum: checksum, now: now)
         let session = sessions[sessionRow]
-        rewrite(ip, slot: endpoint.slot, rewriteSource: false, address: IPv4Address(session.internalAddress),
+        rewrite(ip, transport: endpoint.transport, rewriteSource: false, address: IPv4Address(session.internalAddress),
                 port: session.internalPort, checksum: checksum)
         counters.inboundTranslated &+= 1
         if sessions[sessionRow].helper >= 0 { return applyHelper(ip, sessionRow: sessionRow, outbound: false, now: now) }

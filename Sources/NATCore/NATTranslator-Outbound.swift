@@ -12,7 +12,8 @@ extension NATTranslator {
         let fromRouter = source == wan || (!configuration.sourcePools.isEmpty && externalIndex(of: source) >= 0)
         if fromRouter || !isInternal(source) {
             if fromRouter, header.protocolNumber == IPProtocolNumber.icmp, !header.isFragment {
-                return translateOutboundICMPError(ip, now: now) ?? passOutboundNotInternal()
+                return translateOutboundICMPError(ip, now: now) ?? translateOutboundAddressOnlyICMPError(ip, now: now)
+                    ?? passOutboundNotInternal()
             }
             return passOutboundNotInternal()
         }
@@ -22,11 +23,20 @@ extension NATTranslator {
         switch ip.readTransport() {
         case .endpoint(let e): endpoint = e
         case .unsupported(let reason):
-            if reason == .icmpUnsupported, let verdict = translateOutboundICMPError(ip, now: now) { return verdict }
+            if reason == .protocolUnsupported {
+                // Protocols without ports leave from the WAN address, pools or not: their rows
+                // know one external address (README, Protocols).
+                guard let wan else { return drop(.noExternalAddress) }
+                return translateOutboundGRECall(ip, external: wan, now: now) ?? translateOutboundAddressOnly(ip, external: wan, now: now)
+            }
+            if reason == .icmpUnsupported,
+               let verdict = translateOutboundICMPError(ip, now: now) ?? translateOutboundAddressOnlyICMPError(ip, now: now) {
+                return verdict
+            }
             return drop(reason)
         case .malformed: return drop(.malformedTransport)
         }
-        let isQuery = endpoint.slot == 2
+        let isQuery = !endpoint.transport.remoteHasPort
         if isQuery, ICMPHeader(unchecked: ip.transport).type != ICMPHeader.echoRequest {
             // An echo reply from inside answers nothing we forward.
             return drop(.icmpUnsupported)
@@ -48,7 +58,7 @@ extension NATTranslator {
         if established >= 0, sessions[established].expires > now.nanoseconds {
             guard let external = externalAddress(index: sessions[established].externalIndex) else { return drop(.noExternalAddress) }
             touch(established, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, ip: ip, checksum: checksum, now: now)
-            rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: sessions[established].externalPort, checksum: checksum)
+            rewrite(ip, transport: endpoint.transport, rewriteSource: true, address: external, port: sessions[established].externalPort, checksum: checksum)
             counters.outboundTranslated &+= 1
             if sessions[established].helper >= 0 { return applyHelper(ip, sessionRow: established, outbound: true, now: now) }
             return .acceptRewritten
@@ -58,7 +68,7 @@ extension NATTranslator {
         let mappingHash = mappings.hash(protocolNumber: protocolNumber, address: source.value, port: internalPort)
         var mappingRow = mappings.find(protocolNumber: protocolNumber, address: source.value, port: internalPort, hash: mappingHash)
         if mappingRow < 0 {
-            let created = createMapping(protocolNumber: protocolNumber, slot: endpoint.slot, address: source.value,
+            let created = createMapping(protocolNumber: protocolNumber, slot: endpoint.transport.slot, address: source.value,
                                         port: internalPort, hash: mappingHash, externalIndex: pairedIndex(for: source.value), now: now)
             if let reason = created.reason { return drop(reason) }
             mappingRow = created.row
@@ -83,7 +93,7 @@ extension NATTranslator {
         guard let external = externalAddress(index: mappings[mappingRow].externalIndex) else { return drop(.noExternalAddress) }
         touch(sessionRow, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, ip: ip, checksum: checksum, now: now)
 
-        rewrite(ip, slot: endpoint.slot, rewriteSource: true, address: external, port: mappings[mappingRow].externalPort, checksum: checksum)
+        rewrite(ip, transport: endpoint.transport, rewriteSource: true, address: external, port: mappings[mappingRow].externalPort, checksum: checksum)
         counters.outboundTranslated &+= 1
         if sessions[sessionRow].helper >= 0 { return applyHelper(ip, sessionRow: sessionRow, outbound: true, now: now) }
         return .acceptRewritten

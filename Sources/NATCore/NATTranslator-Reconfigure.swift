@@ -36,6 +36,7 @@ public enum NATSetting: String, Sendable, CaseIterable {
     case maxMappings = "mapping table size"
     case helperLimits = "helper table sizes"
     case sourcePools = "source address pools"
+    case maxAddressOnlyFlows = "address-only table size"
 }
 
 /// Why a reconfiguration was refused; nothing was changed.
@@ -107,6 +108,7 @@ extension NATTranslator {
         if new.maxMappings != old.maxMappings { throw .unchangeable(.maxMappings) }
         // Each pool address has a port table of its own, made at start.
         if new.sourcePools != old.sourcePools { throw .unchangeable(.sourcePools) }
+        if new.maxAddressOnlyFlows != old.maxAddressOnlyFlows { throw .unchangeable(.maxAddressOnlyFlows) }
         let limits = old.helperLimits
         if new.helperLimits.connections != limits.connections || new.helperLimits.heldBytes != limits.heldBytes
             || new.helperLimits.expectations != limits.expectations {

@@ -14,6 +14,8 @@ public struct NATStateRestoreSummary: Sendable, Equatable {
     /// Dynamic mappings made again (static ones come from the configuration).
     public var mappingsRestored = 0
     public var helperConnectionsRestored = 0
+    /// Address-only translations restored (their failures count in the three below).
+    public var addressOnlyFlowsRestored = 0
     /// Sessions whose lifetime ran out while the daemon was down.
     public var sessionsExpired = 0
     /// Sessions refused by a cap: the session or mapping table, the per-host cap, the helper table.
@@ -32,7 +34,7 @@ extension NATTranslator {
     /// The longest configured idle timeout.
     public var longestTimeout: NATDuration {
         let t = configuration.timeouts
-        return max(t.udp, t.tcpEstablished, t.tcpTransitory, t.tcpClosed, t.icmp)
+        return max(t.udp, t.tcpEstablished, t.tcpTransitory, t.tcpClosed, t.icmp, t.other)
     }
 
     /// A copy of every live session at `now`, stamped with the wall-clock time `savedAt`
@@ -74,6 +76,7 @@ extension NATTranslator {
                                            tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen,
                                            remaining: remaining, helper: helper))
         }
+        exportAddressOnly(into: &snapshot, now: now)
         return snapshot
     }
 
@@ -109,9 +112,9 @@ extension NATTranslator {
     /// snapshot made with another external address (a changed address flushes, as in the
     /// kernel) before changing anything.
     public func importState(_ snapshot: NATStateSnapshot, downtime: NATDuration, now: NATTime) throws(NATStateError) -> NATStateRestoreSummary {
-        guard sessions.count == 0, expectations.count == 0 else { throw .translatorNotEmpty }
+        guard sessions.count == 0, expectations.count == 0, addressOnly.count == 0 else { throw .translatorNotEmpty }
         var summary = NATStateRestoreSummary()
-        guard !snapshot.sessions.isEmpty else { return summary }
+        guard !snapshot.sessions.isEmpty || !snapshot.addressOnlyFlows.isEmpty else { return summary }
         guard let saved = snapshot.externalAddress, saved == configuration.externalAddress else {
             throw .externalAddressChanged(saved: snapshot.externalAddress ?? IPv4Address(0), now: configuration.externalAddress)
         }
@@ -119,6 +122,7 @@ extension NATTranslator {
         currentTime = now
         restoring = true
         defer { restoring = false }
+        importAddressOnly(snapshot, downtime: downtime, now: now, summary: &summary)
 
         // Mappings first: a row for each, or the count a failure goes to.
         var rows = [Int32](repeating: -1, count: snapshot.mappings.count)

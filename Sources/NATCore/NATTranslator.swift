@@ -18,6 +18,11 @@ public final class NATTranslator {
     let externalPorts: ExternalPortTable
     /// Round-robin placement: the next address of each source pool (SourceAddressPools.swift).
     @exclusivity(unchecked) var poolCursors: [Int]
+    /// Address-only translations of the protocols without ports (NATTranslator-AddressOnly.swift).
+    @exclusivity(unchecked) var addressOnly: AddressOnlyTable
+    @exclusivity(unchecked) var addressOnlySweep: (cursor: Int, highestLive: Int32) = (0, -1)
+    /// PPTP's enhanced GRE calls, made by the PPTP helper (NATTranslator-GRECalls.swift).
+    @exclusivity(unchecked) var greCalls: GRECallTable
     /// Ports the router's own sockets hold or reserve (set by the daemon, LocalPorts.swift).
     @exclusivity(unchecked) var localPorts = LocalPortMap()
     @exclusivity(unchecked) var sweepCursor = 0
@@ -46,6 +51,7 @@ public final class NATTranslator {
     public init(configuration: NATConfiguration) {
         precondition(configuration.maxSessions > 0 && configuration.maxSessions < Int(Int32.max) / 2)
         precondition(configuration.maxMappings > 0 && configuration.maxMappings < Int(Int32.max) / 2)
+        precondition(configuration.maxAddressOnlyFlows > 0 && configuration.maxAddressOnlyFlows < Int(Int32.max) / 2)
         self.configuration = configuration
         let staticMappings = configuration.forwards.reduce(0) { $0 + $1.externalPorts.count }
         mappings = MappingTable(capacity: configuration.maxMappings + staticMappings, seed: configuration.hashSeed)
@@ -53,6 +59,8 @@ public final class NATTranslator {
         hosts = HostTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 17 &+ 3)
         externalPorts = ExternalPortTable(addresses: 1 + configuration.sourcePools.addresses.count)
         poolCursors = [Int](repeating: 0, count: configuration.sourcePools.pools.count)
+        addressOnly = AddressOnlyTable(capacity: configuration.maxAddressOnlyFlows, seed: configuration.hashSeed &* 13 &+ 5)
+        greCalls = GRECallTable(capacity: max(1, configuration.helperLimits.greCalls), seed: configuration.hashSeed &* 11 &+ 9)
         let limits = configuration.helperLimits
         let helperRows = configuration.helpers.isEmpty ? 1 : limits.connections
         helperConnections = HelperConnectionTable(capacity: helperRows, heldBytes: limits.heldBytes)
@@ -70,6 +78,8 @@ public final class NATTranslator {
         mappings.deallocate()
         sessions.deallocate()
         hosts.deallocate()
+        addressOnly.deallocate()
+        greCalls.deallocate()
         externalPorts.deallocate()
         localPorts.deallocate()
         helperConnections.deallocate()
@@ -87,6 +97,10 @@ public final class NATTranslator {
     public var pendingExpectationCount: Int { expectations.count }
 
     public var sessionCount: Int { sessions.count }
+    /// Live address-only translations (protocols without ports).
+    public var addressOnlyFlowCount: Int { addressOnly.count }
+    /// PPTP calls whose GRE call IDs are translated (live or not yet swept).
+    public var greCallCount: Int { greCalls.count }
     /// Live mappings, port forwards' static ones included.
     public var mappingCount: Int { mappings.count }
 
@@ -118,9 +132,11 @@ public final class NATTranslator {
     public func setExternalAddress(_ address: IPv4Address?) {
         guard address != configuration.externalAddress else { return }
         counters.externalAddressChanges &+= 1
-        counters.sessionsFlushed &+= UInt64(sessions.count)
+        counters.sessionsFlushed &+= UInt64(sessions.count + addressOnly.count)
         recordFlushOfAll(reason: .addressChanged)
         sessions.removeAll()
+        addressOnly.removeAll()
+        greCalls.removeAll()
         mappings.removeAll()
         hosts.removeAll()
         externalPorts.removeAll()

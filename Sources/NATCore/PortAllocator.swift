@@ -17,7 +17,7 @@ public struct PortAllocator: Sendable {
     /// The range a given internal port draws from. ICMP identifiers use the whole space.
     @inline(__always)
     func range(for internalPort: UInt16, slot: Int) -> ClosedRange<UInt16> {
-        if slot == 2 { return 0...65535 }
+        if slot == TransportProtocol.icmpEcho.slot { return 0...65535 }
         if internalPort < 1024, let low = lowPortRange { return low }
         return portRange
     }
@@ -34,7 +34,7 @@ public struct PortAllocator: Sendable {
         // The range without the reserved part: at most two pieces, below and above it.
         var low = Int(range.lowerBound)...Int(range.upperBound)
         var high: ClosedRange<Int>? = nil
-        if slot < 2, let reserved = local.reserved, reserved.overlaps(range) {
+        if slot != TransportProtocol.icmpEcho.slot, let reserved = local.reserved, reserved.overlaps(range) {
             let below = Int(range.lowerBound) < Int(reserved.lowerBound) ? Int(range.lowerBound)...Int(reserved.lowerBound) - 1 : nil
             let above = Int(reserved.upperBound) < Int(range.upperBound) ? Int(reserved.upperBound) + 1...Int(range.upperBound) : nil
             guard let first = below ?? above else { return nil }

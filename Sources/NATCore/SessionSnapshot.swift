@@ -11,17 +11,30 @@ public struct SessionSnapshot: Sendable, CustomStringConvertible {
     public var tcpState: TCPSessionState
     public var expiresIn: NATDuration
 
+    /// A protocol without ports, translated by address only.
+    public var isAddressOnly: Bool { TransportProtocol(protocolNumber: protocolNumber) == nil }
+
     public var protocolName: String {
         switch protocolNumber {
         case IPProtocolNumber.tcp: "tcp"
         case IPProtocolNumber.udp: "udp"
         case IPProtocolNumber.icmp: "icmp"
+        case 33: "dccp"
+        case 47: "gre"
+        case 50: "esp"
+        case 51: "ah"
+        case 132: "sctp"
+        case 136: "udplite"
         default: "proto-\(protocolNumber)"
         }
     }
 
     /// One line, conntrack-like: `tcp ESTABLISHED 192.0.2.10:40000 -> 203.0.113.2:80 via 203.0.113.1:40000 expires 7439s`.
+    /// Address-only (a protocol without ports): `gre 192.168.1.2 -> 198.51.100.1 via 203.0.113.1 expires 599s`.
     public var description: String {
+        if isAddressOnly {
+            return "\(protocolName) \(internalAddress) -> \(remoteAddress) via \(externalAddress) expires \(expiresIn.wholeSeconds)s"
+        }
         let state = protocolNumber == IPProtocolNumber.tcp ? " \(tcpState)" : ""
         let id = protocolNumber == IPProtocolNumber.icmp
         let remote = id ? "\(remoteAddress)" : "\(remoteAddress):\(remotePort)"
@@ -46,6 +59,15 @@ extension NATTranslator {
                 externalAddress: external, externalPort: mapping.externalPort,
                 tcpState: session.tcpState,
                 expiresIn: NATDuration(nanoseconds: session.expires - now.nanoseconds)))
+        }
+        guard let wan = configuration.externalAddress else { return } // address-only rows are on the WAN address
+        for i in 0..<addressOnly.highWater {
+            let flow = addressOnly[Int32(i)]
+            guard flow.internalAddress != 0, flow.expires > now.nanoseconds else { continue }
+            body(SessionSnapshot(
+                protocolNumber: flow.protocolNumber, internalAddress: IPv4Address(flow.internalAddress), internalPort: 0,
+                remoteAddress: IPv4Address(flow.remoteAddress), remotePort: 0, externalAddress: wan, externalPort: 0,
+                tcpState: .none, expiresIn: NATDuration(nanoseconds: flow.expires - now.nanoseconds)))
         }
     }
 }

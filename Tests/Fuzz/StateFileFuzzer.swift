@@ -282,6 +282,18 @@ enum StateSeeds {
         return nat.exportState(now: t0, savedAt: 1_700_000_000_000_000_000).encoded()
     }
 
+    /// Version 3: a UDP flow and an address-only (ESP) row.
+    static func savedFileWithAddressOnly() -> [UInt8] {
+        let nat = NATTranslator(configuration: configuration())
+        translate(nat, packet(tcp: false, from: client, 5353, to: server, 53, seq: 0, ack: 0, flags: 0, payload: [1, 2, 3]), .outbound, now: t0)
+        var esp: [UInt8] = [0x45, 0, 0, 28, 0x12, 0x34, 0x40, 0, 64, 50, 0, 0]
+        for a in [client.value, server.value] { esp += [UInt8(a >> 24), UInt8(a >> 16 & 0xff), UInt8(a >> 8 & 0xff), UInt8(a & 0xff)] }
+        let h = ~sum16(esp[...])
+        esp[10] = UInt8(h >> 8); esp[11] = UInt8(h & 0xff)
+        translate(nat, esp + [0, 0, 0x10, 0x01, 0, 0, 0, 1], .outbound, now: t0)
+        return nat.exportState(now: t0, savedAt: 1_700_000_000_000_000_000).encoded()
+    }
+
     static func input(_ file: [UInt8], flags: UInt8, ops: [[UInt8]]) -> [UInt8] {
         [flags, UInt8(file.count >> 8), UInt8(file.count & 0xff)] + file + ops.flatMap { $0 }
     }
@@ -306,6 +318,7 @@ enum StateSeeds {
             crafted[helperStart + 20 + 13] = 40
             seeds.append(input(crafted, flags: 1, ops: [retransmit, ack]))
         }
+        seeds.append(input(savedFileWithAddressOnly(), flags: 0, ops: [ack]))
         for (i, seed) in seeds.enumerated() {
             let path = directory + "/seed-\(i)"
             guard let f = fopen(path, "wb") else { continue }

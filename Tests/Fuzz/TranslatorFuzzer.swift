@@ -55,6 +55,7 @@ enum Setup {
         c.maxSessions = maxSessions
         c.maxMappings = maxMappings
         c.maxSessionsPerHost = maxSessionsPerHost
+        c.maxAddressOnlyFlows = 8 // small, so it fills
         // Small port ranges, so they run out too.
         c.ports = PortAllocator(portRange: 40000...40127, lowPortRange: 1000...1015)
         var t = NATTimeouts()
@@ -71,6 +72,7 @@ enum Setup {
         h.expectations = 16
         h.expectationsPerConnection = 4
         h.expectationTimeout = .seconds(30)
+        h.greCalls = 4 // small, so it fills
         c.helperLimits = h
         c.helpers = [
             HelperRegistration(helper: FTPHelper(), ports: [21]),
@@ -81,6 +83,7 @@ enum Setup {
         #endif
         c.helpers.append(HelperRegistration(helper: TFTPHelper(), ports: [.udp(69)]))
         c.helpers.append(HelperRegistration(helper: SIPHelper(), ports: [.udp(5060), .tcp(5060)]))
+        c.helpers.append(HelperRegistration(helper: PPTPHelper(), ports: [1723]))
         c.hashSeed = 0x5eed_f00d_1234_5678
         return c
     }
@@ -504,6 +507,20 @@ extension Text {
         }
     }
 
+    /// A PPTP control message (PPTPHelper): mostly well formed, the types that carry call IDs,
+    /// call IDs from a small set (so requests, replies and GRE meet), some lengths or magic wrong.
+    static func pptp(_ r: inout Reader) -> [UInt8] {
+        let sel = r.u8()
+        let type: UInt16 = [7, 8, 10, 11, 12, 14, 13, 1][Int(sel & 7)]
+        let length = sel & 0x80 != 0 ? Int(r.u8()) : [168, 32, 28, 28, 16, 40, 148, 156][Int(sel & 7)]
+        let ids: [UInt16] = [1, 2, 100, 101]
+        let callID = ids[Int(r.u8() & 3)], peer = ids[Int(r.u8() & 3)]
+        var m: [UInt8] = [UInt8(length >> 8 & 0xff), UInt8(length & 0xff), 0, 1, 0x1a, 0x2b, 0x3c, sel & 0x40 != 0 ? 0 : 0x4d,
+                          UInt8(type >> 8), UInt8(type & 0xff), 0, 0, UInt8(callID >> 8), UInt8(callID & 0xff), UInt8(peer >> 8), UInt8(peer & 0xff)]
+        if length > m.count { m += [UInt8](repeating: 0, count: min(length, 256) - m.count) }
+        return m
+    }
+
     static func sip(_ r: inout Reader, own: UInt32, external: UInt32) -> [UInt8] {
         let b = r.u8()
         let host = dotted(address(&r, own: own, external: external))
@@ -597,6 +614,7 @@ struct Flow {
             Flow(kind: .serverInside, client: ip(203, 0, 113, 3), clientPort: 50015, server: ip(192, 0, 2, 11), serverPort: 2121),
             Flow(kind: .clientInside, client: ip(192, 0, 2, 11), clientPort: 40016, server: ip(203, 0, 113, 3), serverPort: 5060),
             Flow(kind: .hairpin, client: ip(192, 0, 2, 11), clientPort: 40017, server: ip(192, 0, 2, 10), serverPort: 21),
+            Flow(kind: .clientInside, client: ip(192, 0, 2, 12), clientPort: 40018, server: ip(203, 0, 113, 2), serverPort: 1723),
         ]
     }
 }
@@ -800,10 +818,18 @@ final class Harness {
         var sessions: [SessionKey: UInt16] = [:]
         var byInternal: [Endpoint: UInt16] = [:]
         var byExternal: [Endpoint: Endpoint] = [:]
+        var addressOnlyRemotes = Set<Endpoint>()
         translator.forEachSession(now: time) { s in
             let key = SessionKey(proto: s.protocolNumber, internalAddress: s.internalAddress.value, internalPort: s.internalPort,
                                  remoteAddress: s.remoteAddress.value, remotePort: s.remotePort)
             check(sessions.updateValue(s.externalPort, forKey: key) == nil, "the same session twice: \(s)")
+            if s.isAddressOnly {
+                // One internal host per (protocol, remote); no ports at all.
+                check(s.internalPort == 0 && s.externalPort == 0 && s.remotePort == 0, "an address-only flow with ports: \(s)")
+                check(addressOnlyRemotes.insert(Endpoint(proto: s.protocolNumber, address: s.remoteAddress.value, port: 0)).inserted,
+                      "two address-only flows with one (protocol, remote): \(s)")
+                return
+            }
             let inside = Endpoint(proto: s.protocolNumber, address: s.internalAddress.value, port: s.internalPort)
             if let port = byInternal.updateValue(s.externalPort, forKey: inside) {
                 check(port == s.externalPort, "internal endpoint with two external ports \(port) and \(s.externalPort): \(s)")
@@ -831,6 +857,20 @@ final class Harness {
             default: return nil
             }
         }
+        // Enhanced GRE may go by a PPTP call instead (GRECallTable): no address-only row then.
+        let enhancedGRE = proto == 47 && i.l4Length >= 4 && input[i.ihl + 1] & 7 == 1
+        if ![1, 6, 17].contains(proto), !enhancedGRE {
+            // Address-only: the listing has the (protocol, internal host, remote) row that did it.
+            let key: SessionKey
+            switch direction {
+            case .outbound: key = SessionKey(proto: proto, internalAddress: i.src, internalPort: 0, remoteAddress: i.dst, remotePort: 0)
+            case .inbound: key = SessionKey(proto: proto, internalAddress: o.dst, internalPort: 0, remoteAddress: i.src, remotePort: 0)
+            case .hairpin: fail("an address-only packet (protocol \(proto)) was hairpinned")
+            }
+            check(liveSessions()[key] != nil, "\(direction): no live address-only flow for protocol \(proto) \(dotted(key.internalAddress)) <-> \(dotted(key.remoteAddress))")
+            return
+        }
+        if enhancedGRE { return }
         guard let (inSource, inDestination) = ports(i, input), let (outSource, outDestination) = ports(o, output) else { return }
         let query = proto == 1
         let sessions = liveSessions()
@@ -889,6 +929,8 @@ final class Harness {
         check(t.helperConnectionCount <= limits.connections, "helper connections \(t.helperConnectionCount) > \(limits.connections)")
         check(t.helperConnectionCount <= t.sessionCount, "more helper connections than sessions")
         check(t.pendingExpectationCount <= limits.expectations, "expectations \(t.pendingExpectationCount) > \(limits.expectations)")
+        check(t.addressOnlyFlowCount <= t.configuration.maxAddressOnlyFlows, "address-only flows \(t.addressOnlyFlowCount) over the cap")
+        check(t.greCallCount <= limits.greCalls, "PPTP calls \(t.greCallCount) over the cap")
 
         let c = reassembler.counters
         let fl = reassembler.limits
@@ -907,12 +949,13 @@ final class Harness {
             var live = 0
             t.forEachSession(now: time) { s in
                 live += 1
+                if s.isAddressOnly { return } // capped on their own (below), not per host
                 check(isInternal(s.internalAddress.value), "a session of \(s.internalAddress), not inside")
                 check(s.externalAddress.value == external, "a session via \(s.externalAddress)")
                 check(s.expiresIn.nanoseconds > 0, "a listed session has expired")
                 perHost[Int(s.internalAddress.value & 0xff)] += 1
             }
-            check(live <= t.sessionCount, "\(live) live sessions listed, sessionCount \(t.sessionCount)")
+            check(live <= t.sessionCount + t.addressOnlyFlowCount, "\(live) live flows listed, \(t.sessionCount) sessions and \(t.addressOnlyFlowCount) address-only")
             checkNoSessionOnLocalPorts()
             _ = liveSessions()
             for (host, n) in perHost.enumerated() where n > Setup.maxSessionsPerHost {
@@ -1175,12 +1218,13 @@ final class Harness {
                     let qsel = r.u8()
                     let qsrc = direction == .inbound ? external : address(.outside, qsel & 15)
                     let qdst = direction == .inbound ? address(.outside, qsel >> 4) : address(.inside, qsel >> 4)
-                    let qp = [UInt8(6), 17, 1, 17][Int(q >> 1) & 3]
+                    let qp = [UInt8(6), 17, 1, 17, 50, 47, 33, 253][Int(q >> 1) & 7]
                     let sp = port(&r), dp = port(&r)
                     let inner: [UInt8] = switch qp {
                     case 6: Build.tcp(qsrc, sp, qdst, dp, flags: 0x02, seq: 1, ack: 0)
                     case 17: Build.udp(qsrc, sp, qdst, dp, payload: [1, 2, 3, 4])
-                    default: Build.icmp(type: q & 0x10 != 0 ? 0 : 8, code: 0, rest: UInt32(sp) << 16 | 1, payload: [])
+                    case 1: Build.icmp(type: q & 0x10 != 0 ? 0 : 8, code: 0, rest: UInt32(sp) << 16 | 1, payload: [])
+                    default: r.bytes(8) // address-only: ESP, GRE, DCCP, 253
                     }
                     quote = Build.packet(qsrc, qdst, proto: qp, l4: inner)
                 }
@@ -1191,8 +1235,14 @@ final class Harness {
                 l4 = Build.icmp(type: type, code: code, rest: UInt32(id) << 16 | UInt32(r.u8()), payload: r.bytes(Int(r.u8() & 0x3f)), sum: sum)
             }
         default:
-            proto = [47, 50, 132, 0, 6, 17, 1, 255][Int(b1 >> 4) & 7]
+            // Protocols without ports (address-only NAT), and the port protocols with junk.
+            proto = [47, 50, 132, 0, 6, 17, 1, 255, 33, 136, 253, 51][Int(b1 >> 4) % 12]
             l4 = r.bytes(Int(r.u8()))
+            if proto == 47, b1 & 0x08 != 0 {
+                // Enhanced GRE (PPTP) with a call ID the control connection may have set up.
+                let callID: UInt16 = [1, 2, 100, 101][Int(r.u8() & 3)]
+                l4 = [0x30, 0x01, 0x88, 0x0b, 0, UInt8(min(l4.count, 255)), UInt8(callID >> 8), UInt8(callID & 0xff), 0, 0, 0, 1] + l4
+            }
         }
         var options: [UInt8] = []
         if weird & 1 != 0 { options = r.bytes(Int(r.u8() & 0x0f) * 4); while options.count % 4 != 0 { options.append(1) } }
@@ -1217,7 +1267,7 @@ final class Harness {
     func flowSegment(_ r: inout Reader, _ mods: UInt8) {
         currentOp = "flow"
         let b = r.u8()
-        let index = Int(b & 7)
+        let index = Int(b & 7) == 7 && mods & 0x40 != 0 ? 8 : Int(b & 7) // 8: the PPTP control connection
         let fromServer = b & 8 != 0
         let action = (b >> 4) & 7
         let notReady = b & 0x80 != 0
@@ -1240,7 +1290,8 @@ final class Harness {
             let own = fromServer ? f.server : f.client
             // SIP over TCP on 5060 (messages, several in a row, cut anywhere by `pieces`).
             func text(_ r: inout Reader) -> [UInt8] {
-                f.serverPort == 5060 ? Text.sip(&r, own: own, external: self.external) : Text.payload(&r, own: own, external: self.external)
+                f.serverPort == 5060 ? Text.sip(&r, own: own, external: self.external)
+                    : f.serverPort == 1723 ? Text.pptp(&r) : Text.payload(&r, own: own, external: self.external)
             }
             payload = text(&r)
             if mods & 1 != 0 { payload += text(&r) }
@@ -1494,6 +1545,8 @@ final class Harness {
             translator.setExternalAddress(IPv4Address(Setup.otherExternal))
             if before?.value != Setup.otherExternal {
                 check(translator.sessionCount == 0, "sessions survived a WAN address change")
+                check(translator.addressOnlyFlowCount == 0, "address-only flows survived a WAN address change")
+                check(translator.greCallCount == 0, "PPTP calls survived a WAN address change")
                 check(translator.mappingCount == Setup.staticMappings, "dynamic mappings survived a WAN address change")
                 check(translator.pendingExpectationCount == 0 && translator.helperConnectionCount == 0, "helper state survived a WAN address change")
             }

@@ -154,7 +154,7 @@ struct ConfigFileTests {
 
     // MARK: errors: one line, file, line, key
 
-    static let known = "queue, queues, wan, lan, forward, port-range, helpers, helper-ports, filtering, max-flows, max-flows-per-host, timeout, reserve-local-port-range, max-helper-flows-per-host, no-hairpin, fail-open, firewall, control, metrics, state-file, checkpoint-interval, audit-log, ipfix-collector, ipfix-domain-id, no-nat-to, max-new-flows-per-host, to-source, pool-placement"
+    static let known = "queue, queues, wan, lan, forward, port-range, helpers, helper-ports, filtering, max-flows, max-flows-per-host, timeout, reserve-local-port-range, max-helper-flows-per-host, no-hairpin, fail-open, firewall, control, metrics, state-file, checkpoint-interval, audit-log, ipfix-collector, ipfix-domain-id, no-nat-to, max-new-flows-per-host, to-source, pool-placement, max-other-flows"
 
     @Test("an unreadable file: FILE: cannot read: reason")
     func unreadable() throws {
@@ -228,9 +228,9 @@ struct ConfigFileTests {
         #expect(try Self.failure("wan: \"\"\n") == "F:1: wan: required (the WAN interface name)")
         #expect(try Self.failure("wan: eth0\nmax-flows: 0\nmax-flows-per-host: 0\n") == "F:2: max-flows 0: expected a number from 1 to 16777216")
         #expect(try Self.failure("wan: eth0\nmax-flows-per-host: 0\n") == "F:2: max-flows-per-host 0: expected a positive number")
-        #expect(try Self.failure("wan: eth0\nhelpers: [ftp, gopher]\n") == "F:2: helpers ftp,gopher: unknown helper 'gopher' (known: ftp, irc, tftp, sip, none)")
+        #expect(try Self.failure("wan: eth0\nhelpers: [ftp, gopher]\n") == "F:2: helpers ftp,gopher: unknown helper 'gopher' (known: ftp, irc, tftp, sip, pptp, none)")
         #expect(try Self.failure("wan: eth0\ntimeout:\n  - udp=60\n  - tcp=5\n")
-                == "F:4: timeout tcp=5: unknown timeout 'tcp' (udp, tcp-established, tcp-transitory, tcp-opening, tcp-closed, icmp)")
+                == "F:4: timeout tcp=5: unknown timeout 'tcp' (udp, tcp-established, tcp-transitory, tcp-opening, tcp-closed, icmp, other)")
         // Issue #20: the router's ephemeral range, the helper shares, the unanswered-SYN timeout.
         #expect(try Self.failure("wan: eth0\nreserve-local-port-range: maybe\n") == "F:2: reserve-local-port-range maybe: expected yes or no")
         #expect(try Self.failure("wan: eth0\nmax-helper-flows-per-host: 0\n") == "F:2: max-helper-flows-per-host 0: expected a number from 1 to 1024")

@@ -65,8 +65,8 @@ enum ReplayCapture {
     static let rewrittenPortCommand = Array("PORT 203,0,113,1,156,64\r\n".utf8)
 
     /// The IP packets of an FTP control conversation (handshake, banner, PORT, its reply), a
-    /// UDP exchange, a packet already translated (left out) and a GRE packet from inside
-    /// (dropped: no ports), as a NAT sees them: outbound from the LAN client, inbound to the
+    /// UDP exchange, a packet already translated (left out) and a DCCP header from inside cut
+    /// before its checksum (dropped: malformed), as a NAT sees them: outbound from the LAN client, inbound to the
     /// WAN address (the client's port is kept, so replies name 40100).
     static func ftpAndUDP() -> [(microseconds: UInt32, ip: [UInt8])] {
         let ack = TCPFlag.ack, pshAck = TCPFlag.psh | TCPFlag.ack
@@ -84,7 +84,7 @@ enum ReplayCapture {
             (100_000, PacketBuilder.udp(client, 5353, server, 9999, payload: Array("ping".utf8))),
             (110_000, PacketBuilder.udp(server, 9999, wan, 5353, payload: Array("pong".utf8))),
             (200_000, PacketBuilder.udp(wan, 5353, server, 9999, payload: Array("seen after the NAT".utf8))),
-            (300_000, PacketBuilder.ipv4(source: client, destination: server, protocolNumber: 47, transport: [0, 0, 0x08, 0x00])),
+            (300_000, PacketBuilder.ipv4(source: client, destination: server, protocolNumber: 33, transport: [0, 0, 0x08, 0x00])),
         ]
     }
 }

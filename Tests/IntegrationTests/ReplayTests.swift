@@ -27,10 +27,10 @@ struct ReplayTests {
         let lines = result.stderr.split(separator: "\n").map(String.init)
         #expect(lines.count == 3, "\(result.stderr)")
         #expect(lines.first?.hasPrefix("replay: packet 10 (0.200000 s): not translated: 203.0.113.1 -> 203.0.113.2") == true)
-        #expect(lines.dropFirst().first == "replay: packet 11 (0.300000 s): dropped: protocol_unsupported")
+        #expect(lines.dropFirst().first == "replay: packet 11 (0.300000 s): dropped: malformed_transport")
         let summary = lines.last ?? ""
         #expect(summary.hasPrefix("replay: read 11: 6 outbound, 4 inbound, 0 hairpin, 1 not translated (left out)"), "\(summary)")
-        #expect(summary.contains("dropped 1 (protocol_unsupported 1); written 9 (link type 1)"), "\(summary)")
+        #expect(summary.contains("dropped 1 (malformed_transport 1); written 9 (link type 1)"), "\(summary)")
         #expect(summary.contains("ftp_rewrites 1"), "\(summary)")
 
         let dump = try ReplayRunner.tcpdump(output)

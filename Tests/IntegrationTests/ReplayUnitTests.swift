@@ -62,23 +62,23 @@ struct ReplayUnitTests {
         #expect(decide("192.0.2.10", "203.0.113.2", nil) == .notTranslated("on an interface without a name"))
     }
 
-    @Test("FTP and UDP: rewritten bytes written, the packet seen after the NAT and the GRE drop reported")
+    @Test("FTP and UDP: rewritten bytes written, the packet seen after the NAT and the DCCP drop reported")
     func ftpAndUDP() throws {
         let frames = ReplayCapture.ftpAndUDP().map { ($0.microseconds, ReplayCapture.ethernet($0.ip)) }
         let (packets, summary, lines) = try replay(ReplayCapture.pcap(frames), settings())
         #expect(summary.read == 11)
-        #expect(summary.outbound == 4 + 1 + 1) // TCP, UDP, GRE
+        #expect(summary.outbound == 4 + 1 + 1) // TCP, UDP, DCCP
         #expect(summary.inbound == 3 + 1)
         #expect(summary.hairpin == 0)
         #expect(summary.notTranslated == 1)
         #expect(summary.dropped == 1)
-        #expect(summary.drops("protocol_unsupported") == 1)
+        #expect(summary.drops("malformed_transport") == 1)
         #expect(summary.written == 9)
         #expect(summary.outputLinkType == 1)
         #expect(summary.helperEvents.contains { $0.name == "ftp_rewrites" && $0.count == 1 })
         #expect(lines == [
             "replay: packet 10 (0.200000 s): not translated: 203.0.113.1 -> 203.0.113.2, neither from a --lan prefix nor to --wan-address",
-            "replay: packet 11 (0.300000 s): dropped: protocol_unsupported",
+            "replay: packet 11 (0.300000 s): dropped: malformed_transport",
         ])
         #expect(packets.count == 9)
         let inbound: Set = [1, 3, 6, 8]

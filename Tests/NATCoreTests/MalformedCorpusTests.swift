@@ -25,7 +25,9 @@ import Testing
 // |   bad inner IHL/version, inner fragment, |                          |                      |                    |
 // |   inner error = nested error), unknown   |                          |                      |                    |
 // |   ICMP types                             |                          |                      |                    |
-// | protocol without ports (GRE, …)          | drop protocol_unsupported| pass inbound_unmatched| pass hairpin_passed|
+// | protocol without ports (GRE, ESP, 253, …)| translated (address only)| pass inbound_unmatched| pass hairpin_passed|
+// |   any payload, even none                 |                          |   (no row for it)    |                    |
+// | DCCP, UDP-Lite cut before their checksum | drop malformed_transport | pass inbound_unmatched| pass hairpin_passed|
 // | port 0                                   | drop zero_port           | pass inbound_unmatched| drop zero_port     |
 // | fragment reaching the translator         | drop fragment_unsupported| drop fragment_unsupp.| drop fragment_uns. |
 // | IP options, valid or garbage; link       | translated, options and  | translated           | translated         |
@@ -245,11 +247,25 @@ struct MalformedCorpusTests {
             Self.icmpTranslatedCase("echo with 1 byte of data") { $0.echo(payload: [0x7f]) },
             Self.icmpNotTranslatedCase("ICMP type 42") { PacketBuilder.icmp($0.source, $0.destination, type: 42, identifier: $0.icmpID) },
             Self.icmpNotTranslatedCase("ICMP redirect (type 5)") { PacketBuilder.icmp($0.source, $0.destination, type: 5, identifier: 0) },
-            CorpusCase("GRE with no transport bytes", outbound: .dropped(.protocolUnsupported), inbound: .passed(.inboundUnmatched),
+            // Address-only NAT: outbound they are translated whatever they carry; inbound, no
+            // row exists on a fresh rig, so they go to the router's stack.
+            CorpusCase("GRE with no transport bytes", outbound: .rewritten, inbound: .passed(.inboundUnmatched),
                        hairpin: .passed(.hairpinPassed)) { $0.ipv4(protocolNumber: 47, transport: []) },
-            CorpusCase("SCTP-numbered junk", outbound: .dropped(.protocolUnsupported), inbound: .passed(.inboundUnmatched),
+            CorpusCase("SCTP-numbered junk", outbound: .rewritten, inbound: .passed(.inboundUnmatched),
                        hairpin: .passed(.hairpinPassed)) { $0.ipv4(protocolNumber: 132, transport: [UInt8](repeating: 0xee, count: 12)) },
+            CorpusCase("protocol 253 with one byte", outbound: .rewritten, inbound: .passed(.inboundUnmatched),
+                       hairpin: .passed(.hairpinPassed)) { $0.ipv4(protocolNumber: 253, transport: [0x01]) },
+            CorpusCase("protocol 255 (reserved)", outbound: .rewritten, inbound: .passed(.inboundUnmatched),
+                       hairpin: .passed(.hairpinPassed)) { $0.ipv4(protocolNumber: 255, transport: [UInt8](repeating: 0, count: 8)) },
         ]
+        // Their checksum covers the pseudo-header, so it must be there to be fixed.
+        for protocolNumber: UInt8 in [33, 136] {
+            for keep in [0, 4, 7] {
+                cases.append(Self.badTransportCase("protocol \(protocolNumber) cut at \(keep) bytes") {
+                    $0.ipv4(protocolNumber: protocolNumber, transport: [UInt8](repeating: 0x42, count: keep))
+                })
+            }
+        }
         Corpus.check(cases)
     }
 

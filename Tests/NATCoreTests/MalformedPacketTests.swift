@@ -72,10 +72,15 @@ import Testing
         expectDrop(PacketBuilder.icmp(Net.hostA, Net.remote, type: type, identifier: 1), .icmpUnsupported)
     }
 
+    /// Protocols without ports get address-only NAT (AddressOnlyTranslationTests): only the source changes.
     @Test(arguments: [UInt8(0), 2, 47, 50, 58, 132, 255])
     func unknownProtocolOutbound(protocolNumber: UInt8) {
-        expectDrop(PacketBuilder.ipv4(source: Net.hostA, destination: Net.remote, protocolNumber: protocolNumber, transport: [UInt8](repeating: 0x11, count: 24)),
-                   .protocolUnsupported)
+        let nat = makeTranslator()
+        let payload = [UInt8](repeating: 0x11, count: 24)
+        var p = PacketBuilder.ipv4(source: Net.hostA, destination: Net.remote, protocolNumber: protocolNumber, transport: payload)
+        #expect(nat.run(&p, .outbound) == .acceptRewritten)
+        #expect(p == PacketBuilder.ipv4(source: Net.external, destination: Net.remote, protocolNumber: protocolNumber, transport: payload))
+        #expect(nat.counters.totalDrops == 0)
     }
 
     @Test func fragments() {
@@ -108,7 +113,7 @@ import Testing
         let packets: [([UInt8], DropReason)] = [
             (PacketBuilder.udp(Net.hostA, 0, Net.remote, 53), .zeroPort),
             (PacketBuilder.icmp(Net.hostA, Net.remote, type: 3, identifier: 1), .icmpUnsupported),
-            (PacketBuilder.ipv4(source: Net.hostA, destination: Net.remote, protocolNumber: 47, transport: [0, 0, 0, 0]), .protocolUnsupported),
+            (PacketBuilder.ipv4(source: Net.hostA, destination: Net.remote, protocolNumber: 136, transport: [0, 0, 0, 0]), .malformedTransport),
             (PacketBuilder.udp(Net.hostA, 1, Net.remote, 53, ip: IPv4Fields(flagsAndFragment: 0x2000)), .fragmentUnsupported),
             (PacketBuilder.udp(Net.hostA, 1, Net.remote, 53, lengthField: 100), .malformedTransport),
         ]
@@ -116,7 +121,9 @@ import Testing
             var p = packet
             #expect(nat.run(&p, .outbound) == .drop(reason))
         }
-        for (_, reason) in packets { #expect(nat.counters.drops(reason) == 1, "\(reason)") }
+        for (_, reason) in packets {
+            #expect(nat.counters.drops(reason) == UInt64(packets.filter { $0.1 == reason }.count), "\(reason)")
+        }
         #expect(nat.counters.totalDrops == 5)
         #expect(nat.counters.outboundTranslated == 0)
     }

@@ -44,6 +44,7 @@ public struct ReplayOptions: Sendable {
         // Every option checkedTranslation reads is set: an unset one traps (argument parser).
         engine.maxHelperFlowsPerHost = maxHelperFlowsPerHost
         engine.timeout = timeout
+        engine.maxOtherFlows = nil // the default cap: a capture's address-only flows are few
         var (nat, helperNames) = try engine.checkedTranslation()
         if let prefix = nat.internalPrefixes.first(where: { $0.contains(external) }) {
             throw .option("--wan-address", wanAddress, "is inside --lan \(prefix)")
