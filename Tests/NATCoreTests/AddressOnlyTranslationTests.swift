@@ -273,6 +273,6 @@ struct AddressOnlyTranslationTests {
         let sum3 = StateFormat.checksum(three[0..<(three.count - 8)])
         for i in 0..<8 { three[three.count - 8 + i] = UInt8(truncatingIfNeeded: sum3 >> (56 - 8 * UInt64(i))) }
         #expect(empty[9] == 1)
-        #expect(throws: NATStateError.invalidHeader("version 3 without address-only records")) { try NATStateSnapshot(decoding: three) }
+        #expect(throws: NATStateError.invalidHeader("version 3 without pools or address-only records")) { try NATStateSnapshot(decoding: three) }
     }
 }

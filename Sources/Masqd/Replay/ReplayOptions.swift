@@ -45,6 +45,9 @@ public struct ReplayOptions: Sendable {
         engine.maxHelperFlowsPerHost = maxHelperFlowsPerHost
         engine.timeout = timeout
         engine.maxOtherFlows = nil // the default cap: a capture's address-only flows are few
+        engine.maxNewFlowsPerHost = nil // a capture replays at its own pace: no rate limit
+        engine.toSource = [] // masquerading behind --wan-address alone
+        engine.poolPlacement = nil
         var (nat, helperNames) = try engine.checkedTranslation()
         if let prefix = nat.internalPrefixes.first(where: { $0.contains(external) }) {
             throw .option("--wan-address", wanAddress, "is inside --lan \(prefix)")
