@@ -131,6 +131,12 @@ extension ConfigFile {
             ("metrics", .single(\.metrics)),
             ("state-file", .single(\.stateFile)),
             ("checkpoint-interval", .single(\.checkpointInterval)),
+            ("sync-listen", .single(\.syncListen)),
+            ("sync-peer", .single(\.syncPeer)),
+            ("sync-key", .single(\.syncKey)),
+            ("sync-interval", .single(\.syncInterval)),
+            ("role", .single(\.role)),
+            ("wan-address", .single(\.wanAddress)),
         ]
     }
 

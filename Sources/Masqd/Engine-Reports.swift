@@ -11,7 +11,8 @@ extension Engine {
         switch words.first {
         case "stats": return statsReport()
         case "flows": return flowsReport(filters: words.dropFirst().map(String.init))
-        default: return "error: unknown request '\(request)' (known: stats, flows)\n"
+        case "role": return changeRole(words.dropFirst().first.map(String.init))
+        default: return "error: unknown request '\(request)' (known: stats, flows, role)\n"
         }
     }
 
@@ -133,6 +134,7 @@ extension Engine {
                      "Control socket clients closed to make room for a new one (at most 16 open)."),
         ]
         list += stateMetrics()
+        list += haMetrics()
         return list
     }
 

@@ -75,6 +75,24 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Seconds between saves of --state-file while running; 0: only when stopping. Default 60.")
     public var checkpointInterval: String?
 
+    @Option(name: .long, help: "High availability: this router's sync channel address, ADDR:PORT (UDP). With --sync-peer and --sync-key.")
+    public var syncListen: String?
+
+    @Option(name: .long, help: "High availability: the other router's --sync-listen, ADDR:PORT; only datagrams from its address are read.")
+    public var syncPeer: String?
+
+    @Option(name: .long, help: "High availability: file with the shared secret of the sync channel (HMAC-SHA256 key, 16-4096 bytes, mode 0600).")
+    public var syncKey: String?
+
+    @Option(name: .long, help: "Seconds between the active router's full resyncs of its state to the standby (1-3600). Default 1.")
+    public var syncInterval: String?
+
+    @Option(name: .long, help: "active (translate; the default) or standby (keep the peer's replicated state, translate nothing); `masqd role` changes it while running.")
+    public var role: String?
+
+    @Option(name: .long, help: "Masquerade behind this address of --wan (a VRRP virtual address) instead of its first primary one, whether or not the interface holds it now.")
+    public var wanAddress: String?
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -107,7 +125,8 @@ public struct EngineOptions: ParsableArguments, Sendable {
             queue: queueRange.lowerBound, queueCount: UInt16(queueRange.count), wanInterface: wan, nat: nat, helpers: helperNames, hairpin: !noHairpin,
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
             metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen,
-            firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange())
+            firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange(),
+            ha: try checkedHA(), role: try checkedRole(), wanAddress: try checkedWANAddress())
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -240,6 +259,13 @@ public struct EngineSettings: Sendable {
 
     /// `--reserve-local-port-range`: the router's ip_local_port_range is kept out of mappings.
     public var reserveLocalPortRange: Bool = true
+
+    /// `--sync-peer` and co. (EngineOptions-HA.swift): nil on a router without a peer.
+    public var ha: HASettings? = nil
+    /// `--role`: the role at start.
+    public var role: RouterRole = .active
+    /// `--wan-address`: the fixed external address (a VRRP virtual address); nil: --wan's own.
+    public var wanAddress: IPv4Address? = nil
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }
