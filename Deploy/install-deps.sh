@@ -22,6 +22,8 @@ if [ "${1:-}" = "--tests" ]; then
     python3-prometheus-client
     # Deploy/package-deb.sh's --lintian check, for the deploy walkthrough
     lintian
+    # the HA failover test: VRRP between two router namespaces (Deploy/keepalived/)
+    keepalived
   )
 elif [ -n "${1:-}" ]; then
   echo "usage: $0 [--tests]" >&2
