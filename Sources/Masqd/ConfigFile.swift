@@ -136,7 +136,7 @@ extension ConfigFile {
             ("sync-key", .single(\.syncKey)),
             ("sync-interval", .single(\.syncInterval)),
             ("role", .single(\.role)),
-            ("wan-address", .single(\.wanAddress)),
+            ("virtual-address", .single(\.virtualAddress)),
         ]
     }
 

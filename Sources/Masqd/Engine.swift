@@ -147,9 +147,9 @@ public final class Engine {
         logger.notice("WAN \(settings.wanInterface) address is now \(address.map { "\($0)" } ?? "none"); flushed \(flushed) translations made with the old address")
     }
 
-    /// The external address: --wan-address (a VRRP virtual address, held or not), else --wan's first primary one.
+    /// The external address: --virtual-address (a VRRP virtual address, held or not), else --wan's first primary one.
     static func wanAddress(_ settings: EngineSettings) -> IPv4Address? {
-        settings.wanAddress ?? InterfaceAddressMonitor.currentIPv4Address(interfaceName: settings.wanInterface).map(IPv4Address.init)
+        settings.virtualAddress ?? InterfaceAddressMonitor.currentIPv4Address(interfaceName: settings.wanInterface).map(IPv4Address.init)
     }
 
     /// Runs `body` with the translation state locked (main-loop code outside packet handling).

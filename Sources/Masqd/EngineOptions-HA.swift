@@ -3,7 +3,7 @@ import NATCore
 
 // High availability (issue #18): `--sync-listen ADDR:PORT`, `--sync-peer ADDR:PORT`,
 // `--sync-key FILE`, `--sync-interval SECONDS`, `--role active|standby` and
-// `--wan-address ADDR`. Two routers replicate the translation state over an authenticated
+// `--virtual-address ADDR`. Two routers replicate the translation state over an authenticated
 // UDP channel (Sync/); keepalived elects which one translates and says so with `masqd role`.
 
 /// The sync channel's and the role's settings; absent without --sync-peer (one router).
@@ -64,9 +64,9 @@ extension EngineOptions {
         return value
     }
 
-    func checkedWANAddress() throws(MasqdError) -> IPv4Address? {
-        guard let wanAddress else { return nil }
-        guard let address = IPv4Address(wanAddress) else { throw .option("--wan-address", wanAddress, "not an IPv4 address") }
+    func checkedVirtualAddress() throws(MasqdError) -> IPv4Address? {
+        guard let virtualAddress else { return nil }
+        guard let address = IPv4Address(virtualAddress) else { throw .option("--virtual-address", virtualAddress, "not an IPv4 address") }
         return address
     }
 

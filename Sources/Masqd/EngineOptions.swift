@@ -91,7 +91,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
     public var role: String?
 
     @Option(name: .long, help: "Masquerade behind this address of --wan (a VRRP virtual address) instead of its first primary one, whether or not the interface holds it now.")
-    public var wanAddress: String?
+    public var virtualAddress: String?
 
     public init() {}
 
@@ -126,7 +126,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
             metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen,
             firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange(),
-            ha: try checkedHA(), role: try checkedRole(), wanAddress: try checkedWANAddress())
+            ha: try checkedHA(), role: try checkedRole(), virtualAddress: try checkedVirtualAddress())
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -264,8 +264,8 @@ public struct EngineSettings: Sendable {
     public var ha: HASettings? = nil
     /// `--role`: the role at start.
     public var role: RouterRole = .active
-    /// `--wan-address`: the fixed external address (a VRRP virtual address); nil: --wan's own.
-    public var wanAddress: IPv4Address? = nil
+    /// `--virtual-address`: the fixed external address (a VRRP virtual address); nil: --wan's own.
+    public var virtualAddress: IPv4Address? = nil
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }

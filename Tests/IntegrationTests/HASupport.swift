@@ -9,7 +9,7 @@ import Glibc
 /// Two routers A and B for the HA tests (issue #18), each with a LAN and a WAN leg: the LAN
 /// host's namespace holds the LAN switch (a bridge with its own address on it), the server's
 /// the WAN switch. keepalived moves the virtual addresses 192.0.2.1 (the host's gateway) and
-/// 203.0.113.1 (masqd's --wan-address) between A and B; the sync channel runs on the LAN.
+/// 203.0.113.1 (masqd's --virtual-address) between A and B; the sync channel runs on the LAN.
 /// Namespaces mq<pid><tag>-a|b|h|s, so concurrent runs never meet.
 final class HATopology: @unchecked Sendable {
     enum Node: String { case a, b, host = "h", server = "s" }
@@ -109,7 +109,7 @@ final class HATopology: @unchecked Sendable {
     }
 
     func haOptions(_ router: Node) -> [String] {
-        ["--wan-address", Self.wanVIP, "--role", "standby", "--sync-key", keyPath,
+        ["--virtual-address", Self.wanVIP, "--role", "standby", "--sync-key", keyPath,
          "--sync-listen", "\(Self.lanAddress(router)):\(Self.syncPort)", "--sync-peer", "\(Self.lanAddress(Self.peer(of: router))):\(Self.syncPort)"]
     }
 

@@ -180,9 +180,9 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
                 == "--sync-peer 192.0.2.2: expected ADDR:PORT with an IPv4 address and a port 1-65535")
         #expect(try failure(["--sync-peer", "192.0.2.2:7400", "--sync-listen", "192.0.2.1:7400"]).hasPrefix("--sync-key: required with --sync-peer"))
         #expect(try failure(["--role", "master"]) == "--role master: expected active or standby")
-        #expect(try failure(["--wan-address", "198.51.100.300"]) == "--wan-address 198.51.100.300: not an IPv4 address")
-        let settings = try EngineOptions.parse(["--wan", "eth0", "--role", "standby", "--wan-address", "198.51.100.1"]).settings()
-        #expect(settings.role == .standby && settings.wanAddress == IPv4Address("198.51.100.1") && settings.ha == nil)
+        #expect(try failure(["--virtual-address", "198.51.100.300"]) == "--virtual-address 198.51.100.300: not an IPv4 address")
+        let settings = try EngineOptions.parse(["--wan", "eth0", "--role", "standby", "--virtual-address", "198.51.100.1"]).settings()
+        #expect(settings.role == .standby && settings.virtualAddress == IPv4Address("198.51.100.1") && settings.ha == nil)
         #expect(try EngineOptions.parse(["--wan", "eth0"]).settings().role == .active)
     }
 }
