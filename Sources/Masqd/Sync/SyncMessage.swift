@@ -101,7 +101,7 @@ struct SyncMessage: Equatable, Sendable {
         switch kind {
         case .hello:
             guard length == 4 else { return .failure(.wrongLength) }
-            guard bytes[p] <= 1 else { return .failure(.malformed) }
+            guard bytes[p] <= 1, bytes[p + 1] == 0, bytes[p + 2] == 0, bytes[p + 3] == 0 else { return .failure(.malformed) }
             body = .hello(active: bytes[p] == 1)
         case .chunk:
             guard length > 12 else { return .failure(.wrongLength) }
