@@ -274,8 +274,9 @@ SYNC_SOURCES=("$ROOT"/Sources/Masqd/Sync/{SHA256,HMACSHA256,SyncMessage,SyncRece
 SYNC_SECONDS=${FUZZ_SYNC_SECONDS:-$(( DURATION / 4 > 10 ? DURATION / 4 : 10 ))}
 if [[ ! -x $SYNC_BIN || -n $(find "${SYNC_SOURCES[@]}" "$SYNC_HARNESS" "$ROOT/Tests/Fuzz/run-fuzz.sh" -newer "$SYNC_BIN" -print -quit) ]]; then
     echo "== building the sync fuzzer (Sources/Masqd/Sync, harness) in $OUT"
-    "$SWIFTC" "${FLAGS[@]}" -wmo -module-name SyncFuzzer "$SYNC_HARNESS" "${SYNC_SOURCES[@]}" \
-        -o "$SYNC_BIN.tmp" 2> >(grep -v "Cannot export local symbol" >&2)
+    # In $OBJ: swiftc leaves the executable's module files in the current directory.
+    (cd "$OBJ" && "$SWIFTC" "${FLAGS[@]}" -wmo -module-name SyncFuzzer "$SYNC_HARNESS" "${SYNC_SOURCES[@]}" \
+        -o "$SYNC_BIN.tmp" 2> >(grep -v "Cannot export local symbol" >&2))
     mv "$SYNC_BIN.tmp" "$SYNC_BIN"
     echo "== built $SYNC_BIN"
 else

@@ -108,6 +108,9 @@ struct HAFailoverTests {
         let keepalivedA = try lab.startKeepalived(.a, masqd: masqd, repository: Self.repository, name: "keepalived-a")
         let aActive = Semantics.waitUntil(timeout: 15) { (try? lab.stats(.a, masqd: masqd))?["role_active"] == 1 }
         try #require(aActive, "A never became active:\n\(keepalivedA.output)\n\(masqdA.output)")
+        // The first election: no peer state to install, so A starts empty (and says so).
+        #expect((try? lab.stats(.a, masqd: masqd))?["takeovers_without_state"] == 1)
+        #expect(masqdA.waitForOutput(containing: "role active: no replicated state from the peer: starting empty", timeout: 2), "\(masqdA.output)")
         let keepalivedB = try lab.startKeepalived(.b, masqd: masqd, repository: Self.repository, name: "keepalived-b")
         try #require(keepalivedB.waitForOutput(containing: "Entering BACKUP STATE", timeout: 10), "B:\n\(keepalivedB.output)")
 

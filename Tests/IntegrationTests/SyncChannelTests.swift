@@ -281,6 +281,58 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         #expect(result.active.outgoing.outstanding == 0)
     }
 
+    @Test("an active with no standby listening sends only hellos; the standby's return brings a full resync")
+    func absentPeer() throws {
+        let (bytes, _) = Self.encodedState(flows: 100)
+        var active = SyncSession(key: Self.key, epoch: 100, resyncInterval: 1_000_000_000, maxChunks: 1000)
+        var standby = SyncSession(key: Self.key, epoch: 200, resyncInterval: 1_000_000_000, maxChunks: 1000)
+        var kinds: [SyncMessageKind] = []
+        let mac = HMACSHA256(key: Self.key)
+        for round in 0..<500 { // 5 s, nobody answering
+            let now = UInt64(1_000_000_000 + round * 10_000_000)
+            #expect(!active.resyncDue(now: now, active: true))
+            active.poll(now: now, active: true) { datagram in
+                if case .success(let m) = SyncMessage.decode(datagram, mac: mac) { kinds.append(m.kind) }
+                return true
+            }
+        }
+        #expect(kinds.count == 10 && kinds.allSatisfy { $0 == .hello }, "\(kinds)")
+        // The standby says hello: the next round starts a resync, and its chunks go.
+        var hello: [UInt8] = []
+        standby.poll(now: 6_000_000_000, active: false) { hello = $0; return true }
+        _ = active.receive(hello, fromPeer: true, now: 6_000_000_000, active: true)
+        #expect(active.resyncDue(now: 6_010_000_000, active: true))
+        active.startResync(bytes, now: 6_010_000_000)
+        var chunks = 0
+        active.poll(now: 6_010_000_000, active: true) { datagram in
+            if case .success(let m) = SyncMessage.decode(datagram, mac: mac), m.kind == .chunk { chunks += 1 }
+            return true
+        }
+        #expect(chunks == active.outgoing.chunkCount && chunks > 1)
+    }
+
+    /// Found by the sync fuzzer: a nack for chunks already acknowledged made an empty range trap.
+    @Test("a nack for chunks already acknowledged, or beyond the resync, changes nothing")
+    func staleNack() {
+        var queue = SyncResendQueue(capacity: 10)
+        let started = queue.start(resync: 1, encoded: [UInt8](repeating: 1, count: 3 * SyncMessage.maxChunkData))
+        #expect(started && queue.chunkCount == 3)
+        _ = queue.sendDue(now: 10, after: 1_000, budget: 10) { _, _ in true }
+        queue.acknowledge(resync: 1, received: 2)
+        queue.resendRequested(resync: 1, from: 0, to: 1)
+        queue.resendRequested(resync: 1, from: 7, to: 9)
+        queue.resendRequested(resync: 2, from: 0, to: 2)
+        let none = queue.sendDue(now: 20, after: 1_000, budget: 10) { _, _ in true }
+        #expect(none == (0, 0))
+        queue.resendRequested(resync: 1, from: 0, to: 2)
+        var resent: [UInt32] = []
+        let again = queue.sendDue(now: 30, after: 1_000, budget: 10) { index, _ in resent.append(index); return true }
+        #expect(again == (0, 1))
+        #expect(resent == [2])
+        let tooLarge = queue.start(resync: 2, encoded: [UInt8](repeating: 0, count: 11 * SyncMessage.maxChunkData))
+        #expect(!tooLarge && queue.resync == 1 && queue.chunkCount == 3, "over the cap: refused, the resync under way kept")
+    }
+
     @Test("datagrams not from the peer, or signed with another key, are dropped and counted; they change nothing")
     func forged() {
         var standby = SyncSession(key: Self.key, epoch: 200, resyncInterval: 1_000_000_000, maxChunks: 1000)

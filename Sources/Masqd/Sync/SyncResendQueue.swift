@@ -9,7 +9,9 @@ struct SyncResendQueue {
     let capacity: Int
     private(set) var resync: UInt32 = 0
     private var snapshot: [UInt8] = []
+    /// Per chunk: when it was last sent; 0: never, `dueNow`: a nack asked for it again.
     private var lastSent: [UInt64] = []
+    private static let dueNow = UInt64.max
     /// Chunks 0..<acknowledged are known to have arrived.
     private(set) var acknowledged = 0
 
@@ -39,9 +41,10 @@ struct SyncResendQueue {
 
     /// The standby misses chunks from...to of `resync`: they are sent again next.
     mutating func resendRequested(resync: UInt32, from: UInt32, to: UInt32) {
-        guard resync == self.resync, Int(from) < chunkCount else { return }
-        for i in max(Int(from), acknowledged)...min(Int(to), chunkCount - 1) where lastSent[i] != 0 {
-            lastSent[i] = 1 // due at once
+        let first = max(Int(from), acknowledged), last = min(Int(to), chunkCount - 1)
+        guard resync == self.resync, first <= last else { return } // nothing asked that is still owed
+        for i in first...last where lastSent[i] != 0 {
+            lastSent[i] = Self.dueNow
         }
     }
 
@@ -58,10 +61,10 @@ struct SyncResendQueue {
         var i = acknowledged
         while i < chunkCount, fresh + again < budget {
             let last = lastSent[i]
-            if last == 0 || now &- last >= after {
+            if last == 0 || last == Self.dueNow || now &- last >= after {
                 guard send(UInt32(i), chunk(i)) else { break }
                 if last == 0 { fresh += 1 } else { again += 1 }
-                lastSent[i] = max(now, 2)
+                lastSent[i] = min(max(now, 1), Self.dueNow - 1)
             }
             i += 1
         }

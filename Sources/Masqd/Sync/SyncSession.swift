@@ -18,6 +18,9 @@ struct SyncSession {
     static let resendAfter: UInt64 = 300_000_000
     /// Chunks sent per round (the main loop's 10 ms): up to 120 KB per round.
     static let sendBudget = 100
+    /// A peer not heard from for this long is away: the active sends it no chunks (only
+    /// hellos) and starts a full resync when it is heard again.
+    static let peerTimeout: UInt64 = 3_000_000_000
 
     private(set) var counters = SyncCounters()
     private var nextSequence: UInt64 = 1
@@ -61,6 +64,7 @@ struct SyncSession {
             }
         }
         counters.messagesReceived &+= 1
+        if !peerPresent(now: now) { resyncWanted = true } // back after a silence: it may have missed anything
         lastHeardFromPeer = now
         switch message.body {
         case .hello(let peerActive):
@@ -117,9 +121,15 @@ struct SyncSession {
         }
     }
 
+    /// Whether the peer was heard from within `peerTimeout`.
+    func peerPresent(now: UInt64) -> Bool {
+        guard let last = lastHeardFromPeer else { return false }
+        return now &- last < Self.peerTimeout
+    }
+
     /// Whether the active should export its state now for a resync.
     func resyncDue(now: UInt64, active: Bool) -> Bool {
-        guard active else { return false }
+        guard active, peerPresent(now: now) else { return false }
         if outgoing.outstanding > 0, now &- lastResyncStart < resyncInterval * 4 { return false } // let the one under way finish
         return resyncWanted || now &- lastResyncStart >= resyncInterval
     }
@@ -135,7 +145,7 @@ struct SyncSession {
             pendingReply = nil
             transmit(reply, send)
         }
-        guard active, outgoing.outstanding > 0 else { return }
+        guard active, outgoing.outstanding > 0, peerPresent(now: now) else { return }
         let resync = outgoing.resync, count = UInt32(outgoing.chunkCount)
         // The queue is taken out while it sends: each chunk goes with the next sequence number.
         var queue = SyncResendQueue(capacity: 1)
