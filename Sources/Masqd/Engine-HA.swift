@@ -50,6 +50,8 @@ extension Engine {
     /// Main loop, each round: what arrived, a resync when due, what is due to be sent.
     func serveSync(readable: Bool, now: NATTime) {
         guard var session = ha.session, let socket = ha.socket else { return }
+        ha.session = nil // taken out while it works: one owner, so its queue is not copied each round
+        defer { ha.session = session }
         let active = ha.role == .active
         if readable {
             // At most a resync's worth per round: the loop's other duties wait for no flood.
@@ -66,7 +68,6 @@ extension Engine {
             session.startResync(snapshot.encoded(), now: now.nanoseconds)
         }
         session.poll(now: now.nanoseconds, active: active) { socket.send($0) }
-        ha.session = session
     }
 
     private func keepReplicated(_ encoded: [UInt8], session: inout SyncSession) {
