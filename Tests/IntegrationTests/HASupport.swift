@@ -149,8 +149,8 @@ final class HATopology: @unchecked Sendable {
             ("interface eth1", "interface lan0"), ("interface eth0", "interface wan0"),
             ("advert_int 0.2", "advert_int 0.1"), ("router_id masqd-a", "router_id \(prefix)-\(me.rawValue)"),
             ("virtual_router_id 51", "virtual_router_id \(51 + getpid() % 100)"), ("virtual_router_id 52", "virtual_router_id \(151 + getpid() % 100)"),
-            ("/usr/share/masqd/keepalived/masqd-notify active\"", "\(repository)/Deploy/keepalived/masqd-notify active \(masqd) \(controlPath(me))\""),
-            ("/usr/share/masqd/keepalived/masqd-notify standby\"", "\(repository)/Deploy/keepalived/masqd-notify standby \(masqd) \(controlPath(me))\""),
+            ("/etc/keepalived/masqd-notify active\"", "\(repository)/Deploy/keepalived/masqd-notify active \(masqd) \(controlPath(me))\""),
+            ("/etc/keepalived/masqd-notify standby\"", "\(repository)/Deploy/keepalived/masqd-notify standby \(masqd) \(controlPath(me))\""),
         ] + (router == .b ? [("priority 150", "priority 100")] : [])
         for (old, new) in replacements {
             guard text.contains(old) else { throw IntegrationFailure("Deploy/keepalived/keepalived.conf has no '\(old)' any more") }
