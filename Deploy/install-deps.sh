@@ -24,6 +24,8 @@ if [ "${1:-}" = "--tests" ]; then
     lintian
     # nfdump's IPFIX collector (nfcapd) and reader, for the NAT event export's tests
     nfdump
+    # the HA failover test: VRRP between two router namespaces (Deploy/keepalived/)
+    keepalived
   )
 elif [ -n "${1:-}" ]; then
   echo "usage: $0 [--tests]" >&2

@@ -139,6 +139,12 @@ extension ConfigFile {
             ("to-source", .list(\.toSource)),
             ("pool-placement", .single(\.poolPlacement)),
             ("max-other-flows", .single(\.maxOtherFlows)),
+            ("sync-listen", .single(\.syncListen)),
+            ("sync-peer", .single(\.syncPeer)),
+            ("sync-key", .single(\.syncKey)),
+            ("sync-interval", .single(\.syncInterval)),
+            ("role", .single(\.role)),
+            ("virtual-address", .single(\.virtualAddress)),
         ]
     }
 

@@ -11,7 +11,8 @@ extension Engine {
         switch words.first {
         case "stats": return statsReport()
         case "flows": return flowsReport(filters: words.dropFirst().map(String.init))
-        default: return "error: unknown request '\(request)' (known: stats, flows)\n"
+        case "role": return changeRole(words.dropFirst().first.map(String.init))
+        default: return "error: unknown request '\(request)' (known: stats, flows, role)\n"
         }
     }
 
@@ -141,6 +142,7 @@ extension Engine {
             .counter("other_flows_expired", core.addressOnlyFlowsExpired, "Address-only translations ended by their idle timeout."),
             .gauge("gre_calls_active", translator.greCallCount, "PPTP calls whose enhanced GRE call IDs are translated (the pptp helper)."),
         ]
+        list += haMetrics()
         return list
     }
 

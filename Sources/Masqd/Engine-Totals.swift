@@ -42,6 +42,8 @@ extension EngineCounters {
         unexpectedHookDropped &+= other.unexpectedHookDropped
         refusedVerdicts &+= other.refusedVerdicts
         batches &+= other.batches
+        standbyDropped &+= other.standbyDropped
+        standbyPassed &+= other.standbyPassed
     }
 }
 

@@ -27,6 +27,8 @@ public final class Engine {
     var localPortsState = LocalPortsState()
     /// NAT events to the journal and IPFIX (Engine-Audit.swift); nil without a consumer.
     let audit: AuditExporter?
+    /// The HA role and the sync channel (Engine-HA.swift).
+    var ha = HAState()
     static let sweepInterval = NATDuration(nanoseconds: 10_000_000)
 
     public init(settings: EngineSettings, logger: Logger) throws(MasqdError) {
@@ -38,7 +40,7 @@ public final class Engine {
             logger.notice("WAN \(settings.wanInterface) does not exist yet; waiting for it")
         }
         var configuration = settings.nat
-        configuration.externalAddress = InterfaceAddressMonitor.currentIPv4Address(interfaceName: settings.wanInterface).map(IPv4Address.init)
+        configuration.externalAddress = Engine.wanAddress(settings)
         var random = SystemRandomNumberGenerator()
         configuration.hashSeed = random.next()
         translator = NATTranslator(configuration: configuration)
@@ -58,6 +60,12 @@ public final class Engine {
             workers.last!.audit = audit
         }
         self.workers = workers
+        ha = try Engine.startHA(settings)
+        if settings.role == .standby {
+            // A standby translates nothing: flows from a state file are the active's to translate now.
+            translator.removeAllFlows()
+            for worker in workers { worker.standby = true }
+        }
         control = try ControlServer(path: settings.controlPath)
         if let endpoint = settings.metrics { metricsServer = try MetricsServer(endpoint: endpoint) }
         do {
@@ -104,12 +112,15 @@ public final class Engine {
             control.addPollEntries(to: &fds)
             let metricsEntries = fds.count
             addMetricsPollEntries(&fds, from: metricsEntries)
+            let syncEntry = fds.count
+            if let socket = ha.socket { fds.append(pollfd(fd: socket.fileDescriptor, events: Int16(POLLIN), revents: 0)) }
             // Wakes at least every sweep interval: expiry runs on a clock, not on traffic.
             let ready = poll(&fds, nfds_t(fds.count), 10)
             let now = MonotonicClock.now()
             if ready > 0, fds[0].revents != 0, addressMonitor.drainEvents() { followAddressChange() }
             control.serve(fds[1..<metricsEntries], now: now) { request in respond(to: request) }
-            serveMetrics(fds[metricsEntries...], now: now)
+            serveMetrics(fds[metricsEntries..<syncEntry], now: now)
+            serveSync(readable: ready > 0 && syncEntry < fds.count && fds[syncEntry].revents != 0, now: now)
             reloadIfRequested()
             // 4096 rows every 10 ms walks the default 262144-row table in under a second.
             if now.duration(since: lastSweep) >= Engine.sweepInterval {
@@ -134,7 +145,7 @@ public final class Engine {
 
     func followAddressChange() {
         let wanIndex = if_nametoindex(settings.wanInterface)
-        let address = InterfaceAddressMonitor.currentIPv4Address(interfaceName: settings.wanInterface).map(IPv4Address.init)
+        let address = Engine.wanAddress(settings)
         let flushed: Int? = withTranslator { translator in
             for worker in workers { worker.wanIndex = wanIndex }
             guard address != translator.configuration.externalAddress else { return nil }
@@ -146,6 +157,11 @@ public final class Engine {
         guard let flushed else { return }
         refreshLocalPorts(now: MonotonicClock.now(), force: true) // sockets on the new address are the router's now
         logger.notice("WAN \(settings.wanInterface) address is now \(address.map { "\($0)" } ?? "none"); flushed \(flushed) translations made with the old address")
+    }
+
+    /// The external address: --virtual-address (a VRRP virtual address, held or not), else --wan's first primary one.
+    static func wanAddress(_ settings: EngineSettings) -> IPv4Address? {
+        settings.virtualAddress ?? InterfaceAddressMonitor.currentIPv4Address(interfaceName: settings.wanInterface).map(IPv4Address.init)
     }
 
     /// Runs `body` with the translation state locked (main-loop code outside packet handling).

@@ -16,4 +16,8 @@ struct EngineCounters {
     /// Verdicts the kernel answered with NLMSG_ERROR.
     var refusedVerdicts: UInt64 = 0
     var batches: UInt64 = 0
+    /// HA standby (Engine-HA.swift): outbound packets and inbound ones to the WAN address
+    /// dropped (the active translates them), others passed to the router's own stack.
+    var standbyDropped: UInt64 = 0
+    var standbyPassed: UInt64 = 0
 }

@@ -99,6 +99,24 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Cap on address-only translations (protocols without ports: ESP, GRE, SCTP...), one per protocol and remote address. Default 16384.")
     public var maxOtherFlows: String?
 
+    @Option(name: .long, help: "High availability: this router's sync channel address, ADDR:PORT (UDP). With --sync-peer and --sync-key.")
+    public var syncListen: String?
+
+    @Option(name: .long, help: "High availability: the other router's --sync-listen, ADDR:PORT; only datagrams from its address are read.")
+    public var syncPeer: String?
+
+    @Option(name: .long, help: "High availability: file with the shared secret of the sync channel (HMAC-SHA256 key, 16-4096 bytes, mode 0600).")
+    public var syncKey: String?
+
+    @Option(name: .long, help: "Seconds between the active router's full resyncs of its state to the standby (1-3600). Default 1.")
+    public var syncInterval: String?
+
+    @Option(name: .long, help: "active (translate; the default) or standby (keep the peer's replicated state, translate nothing); `masqd role` changes it while running.")
+    public var role: String?
+
+    @Option(name: .long, help: "Masquerade behind this address of --wan (a VRRP virtual address) instead of its first primary one, whether or not the interface holds it now.")
+    public var virtualAddress: String?
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -133,7 +151,8 @@ public struct EngineOptions: ParsableArguments, Sendable {
             metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen,
             firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange(),
             audit: try checkedAudit(queue: queueRange.lowerBound),
-            noNATDestinations: try checkedExclusions(lan: nat.internalPrefixes))
+            noNATDestinations: try checkedExclusions(lan: nat.internalPrefixes),
+            ha: try checkedHA(), role: try checkedRole(), virtualAddress: try checkedVirtualAddress())
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -275,6 +294,12 @@ public struct EngineSettings: Sendable {
     public var audit = AuditSettings()
     /// `--no-nat-to`: destinations the rules leave out of the queue (EngineOptions-Exclusions.swift).
     public var noNATDestinations: [IPv4Prefix] = []
+    /// `--sync-peer` and co. (EngineOptions-HA.swift): nil on a router without a peer.
+    public var ha: HASettings? = nil
+    /// `--role`: the role at start.
+    public var role: RouterRole = .active
+    /// `--virtual-address`: the fixed external address (a VRRP virtual address); nil: --wan's own.
+    public var virtualAddress: IPv4Address? = nil
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }

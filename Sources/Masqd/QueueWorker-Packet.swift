@@ -41,6 +41,9 @@ extension QueueWorker {
         let direction: PacketDirection
         switch QueuedPacketClass.of(hook: packet.hook, hardwareProtocol: packet.hardwareProtocol,
                                     inputInterfaceIndex: packet.inputInterfaceIndex, wanIndex: wanIndex) {
+        case .translate(let d) where standby:
+            standbyVerdict(packet, direction: d)
+            return
         case .translate(let d): direction = d
         case .spoofedForward:
             _ = translator.refuseSpoofedForward()

@@ -24,6 +24,8 @@ final class QueueWorker: @unchecked Sendable {
     /// arrived on it, else from inside (a hairpin candidate). Set by the main loop.
     @exclusivity(unchecked) var wanIndex: UInt32
     @exclusivity(unchecked) var counters = EngineCounters()
+    /// HA standby: translate nothing (QueueWorker-Standby.swift). Set by the main loop.
+    @exclusivity(unchecked) var standby = false
     /// Receive-to-verdict-sent time of each packet (its batch's time, the verdict send
     /// included), and the worker's own cost per packet (translation time / batch size).
     @exclusivity(unchecked) var residence = LatencyHistogram()

@@ -12,7 +12,7 @@ struct MasqdCommand: ParsableCommand {
         commandName: "masqd",
         abstract: "A user-space NAT (IP masquerading) engine for Linux routers, fed by NFQUEUE.",
         version: MasqdVersion.string,
-        subcommands: [Run.self, Rules.self, Flows.self, Stats.self, LabCommand.self, Replay.self])
+        subcommands: [Run.self, Rules.self, Flows.self, Stats.self, LabCommand.self, Replay.self, Role.self])
 
     static func main() {
         do {
@@ -116,6 +116,22 @@ struct Stats: ParsableCommand {
 
     func run() throws {
         print(try ControlClient.request("stats", path: control.path), terminator: "")
+    }
+}
+
+struct Role: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Set the HA role of a running engine: active (translate, with the peer's replicated state) or standby (keepalived's notify scripts call it).")
+    @OptionGroup var control: ControlOptions
+    @Argument(help: "active or standby.") var role: String
+
+    func run() throws {
+        guard role == "active" || role == "standby" else { throw MasqdError.option("role", role, "expected active or standby") }
+        let answer = try ControlClient.request("role \(role)", path: control.path)
+        guard !answer.hasPrefix("error:"), !answer.isEmpty else {
+            throw MasqdError(answer.isEmpty ? "role: the engine closed the connection" : String(answer.dropFirst(7).prefix { $0 != "\n" }))
+        }
+        print(answer, terminator: "")
     }
 }
 

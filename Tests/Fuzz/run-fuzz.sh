@@ -26,6 +26,10 @@
 # SECONDS, at least 10 s (FUZZ_CAPTURE_SECONDS overrides), one job, -max_len=4096, with its own
 # corpus (capture-corpus/) and seeds; its crashes go to artifacts/capture-*, its log to
 # capture-fuzz.log. Reproduce: .build-fuzz/capture-fuzzer CRASH-FILE
+#
+# Last, the HA sync channel fuzzer (Tests/Fuzz/SyncFuzzer.swift, with Sources/Masqd/Sync/):
+# a quarter of SECONDS, at least 10 s (FUZZ_SYNC_SECONDS), corpus sync-corpus/, crashes
+# artifacts/sync-*, log sync-fuzz.log. Reproduce: .build-fuzz/sync-fuzzer CRASH-FILE
 set -euo pipefail
 
 DURATION=${1:-60}
@@ -261,3 +265,46 @@ if [[ $status -ne 0 || -n $crashes ]]; then
     exit 1
 fi
 echo "== no crash in the capture fuzzer"
+
+# The HA sync channel fuzzer (Tests/Fuzz/SyncFuzzer.swift), after the capture fuzzer: the
+# import-free files of Sources/Masqd/Sync/ compiled with the harness into one module.
+SYNC_BIN=$OUT/sync-fuzzer
+SYNC_HARNESS=$ROOT/Tests/Fuzz/SyncFuzzer.swift
+SYNC_SOURCES=("$ROOT"/Sources/Masqd/Sync/{SHA256,HMACSHA256,SyncMessage,SyncReceiveWindow,SyncSnapshotAssembly,SyncResendQueue,SyncCounters,SyncSession}.swift)
+SYNC_SECONDS=${FUZZ_SYNC_SECONDS:-$(( DURATION / 4 > 10 ? DURATION / 4 : 10 ))}
+if [[ ! -x $SYNC_BIN || -n $(find "${SYNC_SOURCES[@]}" "$SYNC_HARNESS" "$ROOT/Tests/Fuzz/run-fuzz.sh" -newer "$SYNC_BIN" -print -quit) ]]; then
+    echo "== building the sync fuzzer (Sources/Masqd/Sync, harness) in $OUT"
+    # In $OBJ: swiftc leaves the executable's module files in the current directory.
+    (cd "$OBJ" && "$SWIFTC" "${FLAGS[@]}" -wmo -module-name SyncFuzzer "$SYNC_HARNESS" "${SYNC_SOURCES[@]}" \
+        -o "$SYNC_BIN.tmp" 2> >(grep -v "Cannot export local symbol" >&2))
+    mv "$SYNC_BIN.tmp" "$SYNC_BIN"
+    echo "== built $SYNC_BIN"
+else
+    echo "== $SYNC_BIN is up to date"
+fi
+mkdir -p "$OUT/sync-corpus"
+rm -rf "$OUT/sync-seeds"
+FUZZ_WRITE_SEEDS="$OUT/sync-seeds" "$SYNC_BIN" >/dev/null 2>&1 || true
+[[ -n $(ls -A "$OUT/sync-seeds" 2>/dev/null) ]] || { echo "sync seed corpus was not written" >&2; exit 2; }
+SYNC_START=$OUT/.sync-start-stamp
+touch "$SYNC_START"
+SYNC_LOG=$OUT/sync-fuzz.log
+echo "== fuzzing the sync channel for ${SYNC_SECONDS}s; log: $SYNC_LOG"
+set +e
+"$SYNC_BIN" -max_len=8192 -max_total_time="$SYNC_SECONDS" -timeout=30 -print_final_stats=1 \
+    -artifact_prefix="$OUT/artifacts/sync-" ${EXTRA[@]+"${EXTRA[@]}"} \
+    "$OUT/sync-corpus" "$OUT/sync-seeds" 2>&1 | tee "$SYNC_LOG" | grep -E "^#[0-9]+.*(pulse|DONE)|ERROR|INVARIANT|Test unit written"
+status=${PIPESTATUS[0]}
+set -e
+echo "== sync summary"
+grep -E "^#[0-9]+" "$SYNC_LOG" | tail -n 1 || true
+crashes=$(find "$OUT/artifacts" -type f -name 'sync-*' -newer "$SYNC_START" ! -name 'sync-slow-unit-*' 2>/dev/null | sort)
+if [[ $status -ne 0 || -n $crashes ]]; then
+    echo "== SYNC FUZZER FAILURE (libFuzzer exit status $status)"
+    grep -E "INVARIANT BROKEN|ERROR: |Fatal error|SUMMARY" "$SYNC_LOG" | head -n 20 || true
+    for c in $crashes; do echo "reproducer: $c"; done
+    echo "reproduce: $SYNC_BIN <reproducer>"
+    [[ $status -ne 0 ]] && exit "$status"
+    exit 1
+fi
+echo "== no crash in the sync fuzzer"

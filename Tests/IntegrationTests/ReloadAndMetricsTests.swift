@@ -397,6 +397,7 @@ enum Prometheus {
         }
         if name.hasPrefix("fragments_drop_") { return found(key("masqd_fragments_drops_total", ["reason": String(name.dropFirst("fragments_drop_".count))])) }
         if name.hasPrefix("drop_") { return found(key("masqd_drops_total", ["reason": String(name.dropFirst("drop_".count))])) }
+        if name.hasPrefix("sync_dropped_") { return found(key("masqd_sync_dropped_total", ["reason": String(name.dropFirst("sync_dropped_".count))])) }
         let words = name.split(separator: "_")
         if words.count == 4, words[0] == "queue", UInt16(words[1]) != nil, name.hasSuffix("_packets_received") {
             return found(key("masqd_queue_packets_received_total", ["queue": String(words[1])]))

@@ -1,0 +1,138 @@
+// One message of the sync channel between two routers (UDP, one message per datagram).
+// Big-endian:
+//
+//   0  magic "MQSY"   4  version (1)   5  kind   6  payload length
+//   8  sender epoch: the sender's start time (wall clock, ns), so a restarted peer's sequence
+//      numbers are told from a replay of its old ones (an older epoch is stale)
+//   16 sequence number (from 1, per epoch, every message): replays are refused by it
+//   24 payload   then HMAC-SHA256 (32 bytes) of everything before it, under the shared key
+//
+// Payloads: hello (4: role, 3 reserved), chunk of a full resync (12 + data: resync id,
+// index, count), ack (16: the sender epoch and resync acknowledged, and how many of its
+// chunks from the first arrived without a gap), nack (20: the epoch and resync, first and
+// last missing chunk). What must arrive (the chunks) is made reliable by chunk index, as
+// FTFW does by sequence: acks, nacks, resends. No imports: the fuzz target compiles this
+// file with SHA256.swift and HMACSHA256.swift.
+
+enum SyncMessageKind: UInt8, Sendable {
+    case hello = 1, chunk = 2, ack = 3, nack = 4
+}
+
+/// Why a received datagram was dropped (each has a counter).
+enum SyncDropReason: String, CaseIterable, Sendable, Error {
+    /// Shorter than a header and a MAC, longer than the largest message, or a payload length
+    /// that does not match the datagram or the kind.
+    case wrongLength = "wrong_length"
+    /// Not our magic, version or kind, or a payload whose fields make no sense.
+    case malformed
+    /// The MAC does not match: not made with our key, or changed on the way.
+    case badHMAC = "bad_hmac"
+    /// A sequence number already received in this epoch.
+    case replayed
+    /// An epoch older than the peer's current one, or a sequence too far behind to check.
+    case stale
+    /// From an address other than --sync-peer's.
+    case notPeer = "not_peer"
+}
+
+struct SyncMessage: Equatable, Sendable {
+    enum Body: Equatable, Sendable {
+        case hello(active: Bool)
+        case chunk(resync: UInt32, index: UInt32, count: UInt32, data: [UInt8])
+        case ack(epoch: UInt64, resync: UInt32, received: UInt32)
+        case nack(epoch: UInt64, resync: UInt32, from: UInt32, to: UInt32)
+    }
+
+    var epoch: UInt64
+    var sequence: UInt64
+    var body: Body
+
+    static let headerSize = 24
+    static let macSize = SHA256.digestSize
+    /// Resync data per chunk: a message stays within one 1500-byte packet with IP and UDP headers.
+    static let maxChunkData = 1200
+    static let maxSize = headerSize + 12 + maxChunkData + macSize
+    /// No resync has more chunks than this (about 5 GB); the receiver's own cap is lower.
+    static let maxChunkCount: UInt32 = 1 << 22
+    static let magic: [UInt8] = Array("MQSY".utf8)
+    static let version: UInt8 = 1
+
+    var kind: SyncMessageKind {
+        switch body {
+        case .hello: .hello
+        case .chunk: .chunk
+        case .ack: .ack
+        case .nack: .nack
+        }
+    }
+
+    /// The datagram: header, payload, MAC.
+    func encoded(with mac: HMACSHA256) -> [UInt8] {
+        var payload: [UInt8] = []
+        switch body {
+        case .hello(let active): payload = [active ? 1 : 0, 0, 0, 0]
+        case .chunk(let resync, let index, let count, let data):
+            Self.put32(resync, &payload); Self.put32(index, &payload); Self.put32(count, &payload)
+            payload += data
+        case .ack(let epoch, let resync, let received):
+            Self.put64(epoch, &payload); Self.put32(resync, &payload); Self.put32(received, &payload)
+        case .nack(let epoch, let resync, let from, let to):
+            Self.put64(epoch, &payload); Self.put32(resync, &payload); Self.put32(from, &payload); Self.put32(to, &payload)
+        }
+        var bytes = Self.magic + [Self.version, kind.rawValue, UInt8(payload.count >> 8), UInt8(truncatingIfNeeded: payload.count)]
+        bytes.reserveCapacity(Self.headerSize + payload.count + Self.macSize)
+        Self.put64(epoch, &bytes); Self.put64(sequence, &bytes)
+        bytes += payload
+        bytes += mac.authenticate(bytes)
+        return bytes
+    }
+
+    /// Checks lengths, then the MAC, then the fields. Never traps on any input.
+    static func decode(_ bytes: [UInt8], mac: HMACSHA256) -> Result<SyncMessage, SyncDropReason> {
+        guard bytes.count >= headerSize + macSize, bytes.count <= maxSize else { return .failure(.wrongLength) }
+        guard Array(bytes[0..<4]) == magic, bytes[4] == version else { return .failure(.malformed) }
+        let length = Int(bytes[6]) << 8 | Int(bytes[7])
+        guard headerSize + length + macSize == bytes.count else { return .failure(.wrongLength) }
+        guard let kind = SyncMessageKind(rawValue: bytes[5]) else { return .failure(.malformed) }
+        let signedEnd = headerSize + length
+        guard mac.isValid(bytes[signedEnd...], for: bytes[0..<signedEnd]) else { return .failure(.badHMAC) }
+        let p = headerSize
+        let body: Body
+        switch kind {
+        case .hello:
+            guard length == 4 else { return .failure(.wrongLength) }
+            guard bytes[p] <= 1, bytes[p + 1] == 0, bytes[p + 2] == 0, bytes[p + 3] == 0 else { return .failure(.malformed) }
+            body = .hello(active: bytes[p] == 1)
+        case .chunk:
+            guard length > 12 else { return .failure(.wrongLength) }
+            let count = get32(bytes, p + 8), index = get32(bytes, p + 4)
+            guard count >= 1, count <= maxChunkCount, index < count else { return .failure(.malformed) }
+            body = .chunk(resync: get32(bytes, p), index: index, count: count, data: Array(bytes[(p + 12)..<signedEnd]))
+        case .ack:
+            guard length == 16 else { return .failure(.wrongLength) }
+            body = .ack(epoch: get64(bytes, p), resync: get32(bytes, p + 8), received: get32(bytes, p + 12))
+        case .nack:
+            guard length == 20 else { return .failure(.wrongLength) }
+            let from = get32(bytes, p + 12), to = get32(bytes, p + 16)
+            guard from <= to else { return .failure(.malformed) }
+            body = .nack(epoch: get64(bytes, p), resync: get32(bytes, p + 8), from: from, to: to)
+        }
+        let sequence = get64(bytes, 16)
+        guard sequence >= 1 else { return .failure(.malformed) }
+        return .success(SyncMessage(epoch: get64(bytes, 8), sequence: sequence, body: body))
+    }
+
+    static func put32(_ v: UInt32, _ out: inout [UInt8]) {
+        out += [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
+    }
+
+    static func put64(_ v: UInt64, _ out: inout [UInt8]) {
+        put32(UInt32(v >> 32), &out); put32(UInt32(truncatingIfNeeded: v), &out)
+    }
+
+    static func get32(_ b: [UInt8], _ i: Int) -> UInt32 {
+        UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3])
+    }
+
+    static func get64(_ b: [UInt8], _ i: Int) -> UInt64 { UInt64(get32(b, i)) << 32 | UInt64(get32(b, i + 4)) }
+}

@@ -1,0 +1,73 @@
+// The active's full resync being delivered: the encoded snapshot, cut into chunks, each
+// with when it was last sent (0: not yet), and how many from the first the standby has
+// acknowledged. Chunks are sent paced (a budget per main-loop round), sent again when a nack
+// asks or when no ack covered them within the resend delay. Bounded: one resync at a time
+// (a newer one replaces it: it carries the whole state), of at most `capacity` chunks,
+// which the table caps bound; a larger snapshot is refused and counted.
+
+struct SyncResendQueue {
+    let capacity: Int
+    private(set) var resync: UInt32 = 0
+    private var snapshot: [UInt8] = []
+    /// Per chunk: when it was last sent; 0: never, `dueNow`: a nack asked for it again.
+    private var lastSent: [UInt64] = []
+    private static let dueNow = UInt64.max
+    /// Chunks 0..<acknowledged are known to have arrived.
+    private(set) var acknowledged = 0
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    var chunkCount: Int { lastSent.count }
+    /// Chunks not yet acknowledged.
+    var outstanding: Int { chunkCount - acknowledged }
+
+    /// Replaces what was queued with `encoded` as resync `resync`. False (nothing queued) if it
+    /// needs more than `capacity` chunks.
+    mutating func start(resync: UInt32, encoded: [UInt8]) -> Bool {
+        let chunks = max(1, (encoded.count + SyncMessage.maxChunkData - 1) / SyncMessage.maxChunkData)
+        guard chunks <= capacity else { return false }
+        self.resync = resync
+        snapshot = encoded
+        lastSent = [UInt64](repeating: 0, count: chunks)
+        acknowledged = 0
+        return true
+    }
+
+    /// The standby has chunks 0..<received of `resync`.
+    mutating func acknowledge(resync: UInt32, received: UInt32) {
+        guard resync == self.resync else { return }
+        acknowledged = max(acknowledged, min(Int(received), chunkCount))
+    }
+
+    /// The standby misses chunks from...to of `resync`: they are sent again next.
+    mutating func resendRequested(resync: UInt32, from: UInt32, to: UInt32) {
+        let first = max(Int(from), acknowledged), last = min(Int(to), chunkCount - 1)
+        guard resync == self.resync, first <= last else { return } // nothing asked that is still owed
+        for i in first...last where lastSent[i] != 0 {
+            lastSent[i] = Self.dueNow
+        }
+    }
+
+    func chunk(_ index: Int) -> [UInt8] {
+        let start = index * SyncMessage.maxChunkData
+        return Array(snapshot[start..<min(start + SyncMessage.maxChunkData, snapshot.count)])
+    }
+
+    /// Calls `send(index, data)` for each unacknowledged chunk never sent, or last sent at
+    /// least `after` ns before `now`, in order, at most `budget` of them; stops when `send`
+    /// returns false (the socket is full). Returns how many went for the first time and again.
+    mutating func sendDue(now: UInt64, after: UInt64, budget: Int, send: (UInt32, [UInt8]) -> Bool) -> (fresh: Int, again: Int) {
+        var fresh = 0, again = 0
+        var i = acknowledged
+        while i < chunkCount, fresh + again < budget {
+            let last = lastSent[i]
+            if last == 0 || last == Self.dueNow || now &- last >= after {
+                guard send(UInt32(i), chunk(i)) else { break }
+                if last == 0 { fresh += 1 } else { again += 1 }
+                lastSent[i] = min(max(now, 1), Self.dueNow - 1)
+            }
+            i += 1
+        }
+        return (fresh, again)
+    }
+}

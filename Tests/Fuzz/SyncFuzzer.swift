@@ -1,0 +1,101 @@
+// libFuzzer harness for the HA sync channel (Sources/Masqd/Sync/, compiled in with this
+// file: those files import nothing): any bytes are a run of datagrams from the peer. Each is
+// decoded (never a trap; a message that decodes encodes back to the same bytes), then fed to
+// a standby and an active SyncSession, which must count each one exactly once (accepted or
+// dropped by reason) and stay within their caps. So that the fuzzer gets past the MAC, a
+// datagram whose first byte is odd is signed with the sessions' key before it is fed.
+//
+// Input: repeated [flags 1][length 2][datagram length bytes]. FUZZ_WRITE_SEEDS=DIR writes
+// seeds (one of each message kind, signed) and exits. Built by Tests/Fuzz/run-fuzz.sh.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func fail(_ message: String) -> Never {
+    var line = Array("sync-fuzz: INVARIANT BROKEN: \(message)\n".utf8)
+    _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    fatalError(message)
+}
+
+@inline(__always) func check(_ condition: Bool, _ message: @autoclosure () -> String) {
+    if !condition { fail(message()) }
+}
+
+let key = Array("the fuzzer's shared secret, 32 b".utf8)
+let mac = HMACSHA256(key: key)
+let maxChunks = 64
+
+func datagrams(_ input: [UInt8]) -> [(sign: Bool, bytes: [UInt8])] {
+    var out: [(Bool, [UInt8])] = []
+    var i = 0
+    while i + 3 <= input.count, out.count < 256 {
+        let flags = input[i], length = Int(input[i + 1]) << 8 | Int(input[i + 2])
+        i += 3
+        let end = min(input.count, i + length)
+        out.append((flags & 1 == 1, Array(input[i..<end])))
+        i = end
+    }
+    return out
+}
+
+func signed(_ bytes: [UInt8]) -> [UInt8] {
+    let body = bytes.count >= SyncMessage.macSize ? Array(bytes.dropLast(SyncMessage.macSize)) : bytes
+    return body + mac.authenticate(body)
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    let input = Array(UnsafeBufferPointer(start: data, count: size))
+    var standby = SyncSession(key: key, epoch: 1, resyncInterval: 1_000_000_000, maxChunks: maxChunks)
+    var active = SyncSession(key: key, epoch: 2, resyncInterval: 1_000_000_000, maxChunks: maxChunks)
+    active.startResync([UInt8](repeating: 7, count: 5000), now: 1)
+    var fed: UInt64 = 0
+    var now: UInt64 = 10
+    for (sign, raw) in datagrams(input) {
+        let bytes = sign ? signed(raw) : raw
+        if case .success(let message) = SyncMessage.decode(bytes, mac: mac) {
+            check(message.encoded(with: mac) == bytes, "a decoded message does not encode back to its bytes")
+        }
+        now += 7_000_000
+        if let snapshot = standby.receive(bytes, fromPeer: true, now: now, active: false) {
+            check(snapshot.count <= maxChunks * SyncMessage.maxChunkData, "a resync larger than the cap completed")
+        }
+        _ = active.receive(bytes, fromPeer: true, now: now, active: true)
+        fed += 1
+        var sent = 0
+        standby.poll(now: now, active: false) { _ in sent += 1; return true }
+        active.poll(now: now, active: true) { out in
+            check(out.count <= SyncMessage.maxSize, "sent a message larger than the largest")
+            sent += 1
+            return true
+        }
+        check(sent <= 2 + SyncSession.sendBudget, "one round sent \(sent) messages")
+        check(active.outgoing.chunkCount <= maxChunks, "the resend queue outgrew its cap")
+    }
+    for session in [standby, active] {
+        let dropped = SyncDropReason.allCases.reduce(UInt64(0)) { $0 + session.counters.drops($1) }
+        check(session.counters.messagesReceived + dropped == fed, "\(fed) datagrams fed, \(session.counters.messagesReceived) accepted + \(dropped) dropped")
+    }
+    return 0
+}
+
+@_cdecl("LLVMFuzzerInitialize")
+public func initialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>) -> Int32 {
+    guard let directory = getenv("FUZZ_WRITE_SEEDS").map({ String(cString: $0) }) else { return 0 }
+    let bodies: [SyncMessage.Body] = [
+        .hello(active: true), .chunk(resync: 1, index: 0, count: 2, data: [UInt8](repeating: 1, count: SyncMessage.maxChunkData)),
+        .chunk(resync: 1, index: 1, count: 2, data: [2, 3]), .ack(epoch: 2, resync: 1, received: 1), .nack(epoch: 2, resync: 1, from: 0, to: 2),
+    ]
+    for (n, body) in bodies.enumerated() {
+        let bytes = SyncMessage(epoch: 3, sequence: UInt64(n + 1), body: body).encoded(with: mac)
+        let seed = [1, UInt8(bytes.count >> 8), UInt8(truncatingIfNeeded: bytes.count)] + bytes
+        let path = "\(directory)/seed-\(n)"
+        mkdir(directory, 0o755)
+        if let file = fopen(path, "wb") {
+            _ = seed.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+            fclose(file)
+        }
+    }
+    exit(0)
+}

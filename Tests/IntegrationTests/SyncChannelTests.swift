@@ -1,0 +1,348 @@
+@testable import Masqd
+import Foundation
+import NATCore
+import Testing
+
+// The sync channel without sockets or root (issue #18): SHA-256 and HMAC-SHA256 against the
+// published vectors, the message decoder's drops, the anti-replay window, the key file's
+// checks, and two SyncSessions exchanging a full resync over a lossy, reordering "link".
+
+private func hex(_ text: String) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var index = text.startIndex
+    while index < text.endIndex {
+        let next = text.index(index, offsetBy: 2)
+        bytes.append(UInt8(text[index..<next], radix: 16)!)
+        index = next
+    }
+    return bytes
+}
+
+private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+@Suite struct SyncCryptoTests {
+    @Test("SHA-256 of the FIPS 180-2 examples")
+    func sha256() {
+        #expect(hexString(SHA256.hash([UInt8]())) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(hexString(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(hexString(SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        // A million 'a's, fed in uneven pieces (the block boundary handling).
+        var h = SHA256()
+        var left = 1_000_000
+        var piece = 1
+        while left > 0 {
+            let n = min(piece, left)
+            h.update([UInt8](repeating: 0x61, count: n))
+            left -= n
+            piece = piece * 3 % 997 + 1
+        }
+        #expect(hexString(h.finalize()) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    /// RFC 4231 test cases 1, 2, 3, 4, 6 and 7 (5 is a truncated MAC, which we do not use).
+    @Test("HMAC-SHA256: RFC 4231 test vectors")
+    func rfc4231() {
+        let aa131 = [UInt8](repeating: 0xaa, count: 131)
+        let cases: [(key: [UInt8], data: [UInt8], mac: String)] = [
+            ([UInt8](repeating: 0x0b, count: 20), Array("Hi There".utf8),
+             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+            (Array("Jefe".utf8), Array("what do ya want for nothing?".utf8),
+             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+            ([UInt8](repeating: 0xaa, count: 20), [UInt8](repeating: 0xdd, count: 50),
+             "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"),
+            (hex("0102030405060708090a0b0c0d0e0f10111213141516171819"), [UInt8](repeating: 0xcd, count: 50),
+             "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"),
+            (aa131, Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8),
+             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+            (aa131, Array("This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.".utf8),
+             "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"),
+        ]
+        for (number, c) in cases.enumerated() {
+            let mac = HMACSHA256(key: c.key)
+            #expect(hexString(mac.authenticate(c.data)) == c.mac, "RFC 4231 case \(number)")
+            #expect(mac.isValid(hex(c.mac), for: c.data))
+            var wrong = hex(c.mac)
+            wrong[31] ^= 1
+            #expect(!mac.isValid(wrong, for: c.data))
+        }
+    }
+}
+
+@Suite struct SyncMessageTests {
+    let mac = HMACSHA256(key: Array("0123456789abcdef0123456789abcdef".utf8))
+
+    @Test("every kind encodes and decodes back; the header's bytes are where the format says")
+    func roundTrip() throws {
+        let bodies: [SyncMessage.Body] = [
+            .hello(active: true), .hello(active: false),
+            .chunk(resync: 7, index: 2, count: 3, data: [1, 2, 3]),
+            .ack(epoch: 99, resync: 7, received: 3),
+            .nack(epoch: 99, resync: 7, from: 1, to: 2),
+        ]
+        for body in bodies {
+            let message = SyncMessage(epoch: 0x0102030405060708, sequence: 0x1112131415161718, body: body)
+            let bytes = message.encoded(with: mac)
+            #expect(Array(bytes[0..<5]) == Array("MQSY".utf8) + [1])
+            #expect(Array(bytes[8..<24]) == [1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18])
+            #expect(Int(bytes[6]) << 8 | Int(bytes[7]) == bytes.count - 24 - 32)
+            // The MAC is HMAC-SHA256 of everything before it, checked with the reference MAC above.
+            #expect(Array(bytes.suffix(32)) == mac.authenticate(bytes.dropLast(32)))
+            #expect(SyncMessage.decode(bytes, mac: mac) == .success(message))
+        }
+    }
+
+    @Test("a bad MAC, another key, a wrong length, a bad magic or kind: dropped with the reason")
+    func drops() {
+        let good = SyncMessage(epoch: 5, sequence: 1, body: .ack(epoch: 1, resync: 1, received: 1)).encoded(with: mac)
+        var flipped = good
+        flipped[20] ^= 0x80 // a payload... header byte changed on the way
+        #expect(SyncMessage.decode(flipped, mac: mac) == .failure(.badHMAC))
+        let otherKey = HMACSHA256(key: Array("another key of sixteen bytes or more".utf8))
+        #expect(SyncMessage.decode(good, mac: otherKey) == .failure(.badHMAC))
+        #expect(SyncMessage.decode(Array(good.dropLast()), mac: mac) == .failure(.wrongLength))
+        #expect(SyncMessage.decode(good + [0], mac: mac) == .failure(.wrongLength))
+        #expect(SyncMessage.decode([], mac: mac) == .failure(.wrongLength))
+        #expect(SyncMessage.decode([UInt8](repeating: 0, count: 5000), mac: mac) == .failure(.wrongLength))
+        var magic = good
+        magic[0] = UInt8(ascii: "X")
+        #expect(SyncMessage.decode(magic, mac: mac) == .failure(.malformed))
+        // A kind we do not know, correctly signed: malformed, not a crash.
+        var kind = Array(good.dropLast(32))
+        kind[5] = 9
+        #expect(SyncMessage.decode(kind + mac.authenticate(kind), mac: mac) == .failure(.malformed))
+        // An ack whose payload length is a nack's, signed: wrong length for the kind.
+        var short = Array(good.dropLast(32)) + [0, 0, 0, 0]
+        short[7] = 20
+        #expect(SyncMessage.decode(short + mac.authenticate(short), mac: mac) == .failure(.wrongLength))
+        // A chunk whose index is beyond its count, signed.
+        let chunk = SyncMessage(epoch: 5, sequence: 2, body: .chunk(resync: 1, index: 3, count: 3, data: [0])).encoded(with: mac)
+        #expect(SyncMessage.decode(chunk, mac: mac) == .failure(.malformed))
+    }
+
+    @Test("replayed and stale sequences and epochs are refused; a restarted peer (a newer epoch) starts again")
+    func window() {
+        var window = SyncReceiveWindow()
+        #expect(window.admit(epoch: 10, sequence: 1) == .accept(newEpoch: true))
+        #expect(window.admit(epoch: 10, sequence: 1) == .drop(.replayed))
+        #expect(window.admit(epoch: 10, sequence: 3) == .accept(newEpoch: false))
+        #expect(window.admit(epoch: 10, sequence: 2) == .accept(newEpoch: false)) // reordered, not replayed
+        #expect(window.admit(epoch: 10, sequence: 2) == .drop(.replayed))
+        #expect(window.admit(epoch: 10, sequence: 200) == .accept(newEpoch: false))
+        #expect(window.admit(epoch: 10, sequence: 100) == .drop(.stale)) // too far behind to tell
+        #expect(window.admit(epoch: 10, sequence: 137) == .accept(newEpoch: false)) // inside the 64-message window
+        #expect(window.admit(epoch: 9, sequence: 500) == .drop(.stale)) // the peer's previous life
+        #expect(window.admit(epoch: 11, sequence: 1) == .accept(newEpoch: true))
+        #expect(window.admit(epoch: 10, sequence: 201) == .drop(.stale))
+    }
+}
+
+@Suite struct SyncKeyTests {
+    func keyFile(_ contents: String, mode: mode_t) throws -> String {
+        let path = NSTemporaryDirectory() + "masqd-sync-key-\(getpid())-\(mode)-\(contents.count)"
+        try contents.write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, mode)
+        return path
+    }
+
+    @Test("a key file readable by others, too short or missing is refused with one line naming it")
+    func keyChecks() throws {
+        let good = try keyFile("0123456789abcdef0123\n", mode: 0o600)
+        defer { unlink(good) }
+        #expect(try EngineOptions.readSyncKey(good) == Array("0123456789abcdef0123".utf8))
+        let open = try keyFile("0123456789abcdef0123\n", mode: 0o644)
+        defer { unlink(open) }
+        #expect(throws: MasqdError.self) { try EngineOptions.readSyncKey(open) }
+        do { _ = try EngineOptions.readSyncKey(open) } catch {
+            #expect(error.description == "--sync-key \(open): readable or writable by group or others (mode 644); chmod 600 it")
+        }
+        let short = try keyFile("short\n", mode: 0o600)
+        defer { unlink(short) }
+        do { _ = try EngineOptions.readSyncKey(short); Issue.record("a short key was accepted") } catch {
+            #expect(error.description.hasPrefix("--sync-key \(short): shorter than 16 bytes"))
+        }
+        do { _ = try EngineOptions.readSyncKey("/nonexistent/key"); Issue.record("a missing key was accepted") } catch {
+            #expect(error.description == "--sync-key /nonexistent/key: cannot read: No such file or directory")
+        }
+    }
+
+    @Test("sync options come together or not at all")
+    func optionsTogether() throws {
+        func failure(_ arguments: [String]) throws -> String {
+            let options = try EngineOptions.parse(["--wan", "eth0"] + arguments)
+            do { _ = try options.settings() } catch { return error.description }
+            Issue.record("accepted \(arguments)")
+            return ""
+        }
+        #expect(try failure(["--sync-peer", "192.0.2.2:7400"]).hasPrefix("--sync-listen: required with --sync-peer"))
+        #expect(try failure(["--sync-key", "/etc/masqd/sync.key"]) == "--sync-key /etc/masqd/sync.key: needs --sync-peer (whom to sync with)")
+        #expect(try failure(["--sync-peer", "192.0.2.2", "--sync-listen", "192.0.2.1:7400"])
+                == "--sync-peer 192.0.2.2: expected ADDR:PORT with an IPv4 address and a port 1-65535")
+        #expect(try failure(["--sync-peer", "192.0.2.2:7400", "--sync-listen", "192.0.2.1:7400"]).hasPrefix("--sync-key: required with --sync-peer"))
+        #expect(try failure(["--role", "master"]) == "--role master: expected active or standby")
+        #expect(try failure(["--virtual-address", "198.51.100.300"]) == "--virtual-address 198.51.100.300: not an IPv4 address")
+        let settings = try EngineOptions.parse(["--wan", "eth0", "--role", "standby", "--virtual-address", "198.51.100.1"]).settings()
+        #expect(settings.role == .standby && settings.virtualAddress == IPv4Address("198.51.100.1") && settings.ha == nil)
+        #expect(try EngineOptions.parse(["--wan", "eth0"]).settings().role == .active)
+    }
+}
+
+/// Two sessions joined by a simulated link that can lose, reorder and duplicate datagrams.
+@Suite struct SyncSessionTests {
+    static let key = Array("a shared secret of the two routers".utf8)
+
+    struct Link {
+        var toStandby: [[UInt8]] = []
+        var toActive: [[UInt8]] = []
+    }
+
+    /// A state snapshot of `flows` UDP flows, encoded as the state file encodes it.
+    static func encodedState(flows: Int) -> (bytes: [UInt8], snapshot: NATStateSnapshot) {
+        var configuration = NATConfiguration(internalPrefixes: [IPv4Prefix("192.0.2.0/24")!])
+        configuration.externalAddress = IPv4Address("203.0.113.1")
+        let translator = NATTranslator(configuration: configuration)
+        let now = NATTime(nanoseconds: 1_000_000_000)
+        for i in 0..<flows {
+            var packet = udpPacket(source: 0xC000_020A, sourcePort: UInt16(20000 + i), destination: 0xC633_6402, destinationPort: 53)
+            _ = packet.withUnsafeMutableBytes { translator.translate($0, direction: .outbound, checksum: PacketChecksumState(), now: now) }
+        }
+        let snapshot = translator.exportState(now: now, savedAt: 1_700_000_000_000_000_000)
+        return (snapshot.encoded(), snapshot)
+    }
+
+    /// A minimal UDP/IPv4 packet (checksums zero: the translator accepts a zero UDP checksum).
+    static func udpPacket(source: UInt32, sourcePort: UInt16, destination: UInt32, destinationPort: UInt16) -> [UInt8] {
+        var p = [UInt8](repeating: 0, count: 28)
+        p[0] = 0x45; p[3] = 28; p[8] = 64; p[9] = 17
+        for i in 0..<4 { p[12 + i] = UInt8(truncatingIfNeeded: source >> (24 - 8 * UInt32(i))); p[16 + i] = UInt8(truncatingIfNeeded: destination >> (24 - 8 * UInt32(i))) }
+        var sum: UInt32 = 0
+        for i in stride(from: 0, to: 20, by: 2) { sum += UInt32(p[i]) << 8 | UInt32(p[i + 1]) }
+        while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+        let checksum = ~UInt16(sum)
+        p[10] = UInt8(checksum >> 8); p[11] = UInt8(truncatingIfNeeded: checksum)
+        p[20] = UInt8(sourcePort >> 8); p[21] = UInt8(truncatingIfNeeded: sourcePort)
+        p[22] = UInt8(destinationPort >> 8); p[23] = UInt8(truncatingIfNeeded: destinationPort)
+        p[25] = 8
+        return p
+    }
+
+    /// Runs rounds of 10 ms until the standby holds a full resync; `deliver` decides each datagram's fate.
+    static func run(flows: Int, rounds: Int, deliver: (Int, [UInt8]) -> [[UInt8]]) -> (received: [UInt8]?, active: SyncSession, standby: SyncSession, expected: [UInt8]) {
+        let (bytes, _) = encodedState(flows: flows)
+        var active = SyncSession(key: key, epoch: 100, resyncInterval: 60_000_000_000, maxChunks: 1000)
+        var standby = SyncSession(key: key, epoch: 200, resyncInterval: 60_000_000_000, maxChunks: 1000)
+        var link = Link()
+        var received: [UInt8]?
+        var counter = 0
+        for round in 0..<rounds {
+            let now = UInt64(1_000_000_000 + round * 10_000_000)
+            if active.resyncDue(now: now, active: true) { active.startResync(bytes, now: now) }
+            active.poll(now: now, active: true) { datagram in
+                counter += 1
+                link.toStandby += deliver(counter, datagram)
+                return true
+            }
+            standby.poll(now: now, active: false) { link.toActive.append($0); return true }
+            for datagram in link.toStandby {
+                if let done = standby.receive(datagram, fromPeer: true, now: now, active: false) { received = done }
+            }
+            for datagram in link.toActive { _ = active.receive(datagram, fromPeer: true, now: now, active: true) }
+            link = Link()
+            if received != nil, active.outgoing.outstanding == 0 { break }
+        }
+        return (received, active, standby, bytes)
+    }
+
+    @Test("a full resync crosses a clean link, and the standby's ack empties the active's queue")
+    func clean() throws {
+        let result = Self.run(flows: 200, rounds: 50) { _, d in [d] }
+        #expect(result.expected.count > 3 * SyncMessage.maxChunkData, "the test state spans several chunks")
+        #expect(result.received == result.expected)
+        #expect(try NATStateSnapshot(decoding: try #require(result.received)).sessionCount == 200)
+        #expect(result.active.outgoing.outstanding == 0)
+        #expect(result.active.counters.resyncsSent == 1)
+        #expect(result.active.counters.messagesResent == 0)
+        #expect(result.standby.counters.drops(.replayed) == 0)
+    }
+
+    @Test("lost, duplicated and reordered chunks: nacks and resends complete the resync; duplicates are dropped as replays")
+    func lossy() throws {
+        // Every 3rd datagram lost, every 5th duplicated, pairs swapped.
+        var held: [UInt8]?
+        let result = Self.run(flows: 300, rounds: 200) { n, d in
+            if n % 3 == 0 { return [] }
+            var out: [[UInt8]] = n % 5 == 0 ? [d, d] : [d]
+            if let h = held { out.append(h); held = nil } else if n % 2 == 0 { held = out.removeLast() }
+            return out
+        }
+        #expect(result.received == result.expected)
+        #expect(result.active.counters.messagesResent > 0)
+        #expect(result.standby.counters.drops(.replayed) > 0)
+        #expect(result.active.outgoing.outstanding == 0)
+    }
+
+    @Test("an active with no standby listening sends only hellos; the standby's return brings a full resync")
+    func absentPeer() throws {
+        let (bytes, _) = Self.encodedState(flows: 100)
+        var active = SyncSession(key: Self.key, epoch: 100, resyncInterval: 1_000_000_000, maxChunks: 1000)
+        var standby = SyncSession(key: Self.key, epoch: 200, resyncInterval: 1_000_000_000, maxChunks: 1000)
+        var kinds: [SyncMessageKind] = []
+        let mac = HMACSHA256(key: Self.key)
+        for round in 0..<500 { // 5 s, nobody answering
+            let now = UInt64(1_000_000_000 + round * 10_000_000)
+            #expect(!active.resyncDue(now: now, active: true))
+            active.poll(now: now, active: true) { datagram in
+                if case .success(let m) = SyncMessage.decode(datagram, mac: mac) { kinds.append(m.kind) }
+                return true
+            }
+        }
+        #expect(kinds.count == 10 && kinds.allSatisfy { $0 == .hello }, "\(kinds)")
+        // The standby says hello: the next round starts a resync, and its chunks go.
+        var hello: [UInt8] = []
+        standby.poll(now: 6_000_000_000, active: false) { hello = $0; return true }
+        _ = active.receive(hello, fromPeer: true, now: 6_000_000_000, active: true)
+        #expect(active.resyncDue(now: 6_010_000_000, active: true))
+        active.startResync(bytes, now: 6_010_000_000)
+        var chunks = 0
+        active.poll(now: 6_010_000_000, active: true) { datagram in
+            if case .success(let m) = SyncMessage.decode(datagram, mac: mac), m.kind == .chunk { chunks += 1 }
+            return true
+        }
+        #expect(chunks == active.outgoing.chunkCount && chunks > 1)
+    }
+
+    /// Found by the sync fuzzer: a nack for chunks already acknowledged made an empty range trap.
+    @Test("a nack for chunks already acknowledged, or beyond the resync, changes nothing")
+    func staleNack() {
+        var queue = SyncResendQueue(capacity: 10)
+        let started = queue.start(resync: 1, encoded: [UInt8](repeating: 1, count: 3 * SyncMessage.maxChunkData))
+        #expect(started && queue.chunkCount == 3)
+        _ = queue.sendDue(now: 10, after: 1_000, budget: 10) { _, _ in true }
+        queue.acknowledge(resync: 1, received: 2)
+        queue.resendRequested(resync: 1, from: 0, to: 1)
+        queue.resendRequested(resync: 1, from: 7, to: 9)
+        queue.resendRequested(resync: 2, from: 0, to: 2)
+        let none = queue.sendDue(now: 20, after: 1_000, budget: 10) { _, _ in true }
+        #expect(none == (0, 0))
+        queue.resendRequested(resync: 1, from: 0, to: 2)
+        var resent: [UInt32] = []
+        let again = queue.sendDue(now: 30, after: 1_000, budget: 10) { index, _ in resent.append(index); return true }
+        #expect(again == (0, 1))
+        #expect(resent == [2])
+        let tooLarge = queue.start(resync: 2, encoded: [UInt8](repeating: 0, count: 11 * SyncMessage.maxChunkData))
+        #expect(!tooLarge && queue.resync == 1 && queue.chunkCount == 3, "over the cap: refused, the resync under way kept")
+    }
+
+    @Test("datagrams not from the peer, or signed with another key, are dropped and counted; they change nothing")
+    func forged() {
+        var standby = SyncSession(key: Self.key, epoch: 200, resyncInterval: 1_000_000_000, maxChunks: 1000)
+        let forger = HMACSHA256(key: Array("not the shared secret, but long".utf8))
+        let forged = SyncMessage(epoch: 999, sequence: 1, body: .chunk(resync: 1, index: 0, count: 1, data: [1])).encoded(with: forger)
+        #expect(standby.receive(forged, fromPeer: true, now: 1, active: false) == nil)
+        #expect(standby.receive(forged, fromPeer: false, now: 1, active: false) == nil)
+        #expect(standby.counters.drops(.badHMAC) == 1)
+        #expect(standby.counters.drops(.notPeer) == 1)
+        #expect(standby.counters.messagesReceived == 0)
+        #expect(standby.counters.peerConnects == 0)
+    }
+}
