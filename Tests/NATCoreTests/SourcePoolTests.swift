@@ -238,6 +238,47 @@ struct SourcePoolTests {
         #expect(try NATStateSnapshot(decoding: old).mappingCount == 1)
     }
 
+    @Test("one version 3 carries both pool mappings and address-only rows: it reads back to the same bytes and restores both")
+    func stateFileWithPoolsAndAddressOnly() throws {
+        let nat = Self.pooled()
+        let a = try #require(Self.udpOut(nat, Net.hostA, 40000))
+        let esp = PacketBuilder.ipv4(source: Net.hostB, destination: Net.remote, protocolNumber: 50, transport: [0, 0, 0, 1, 0, 0, 0, 1])
+        var out = esp
+        #expect(nat.run(&out, .outbound) == .acceptRewritten)
+        // Protocols without ports leave from the WAN address, pools or not.
+        #expect(out == PacketBuilder.ipv4(source: Net.external, destination: Net.remote, protocolNumber: 50, transport: [0, 0, 0, 1, 0, 0, 0, 1]))
+        let bytes = nat.exportState(now: t0, savedAt: 1).encoded()
+        #expect(bytes[9] == 3)
+        #expect(bytes[28..<32].contains { $0 != 0 }, "the pools' fingerprint")
+        #expect(Array(bytes[52..<56]) == [0, 0, 0, 1], "one address-only record")
+        let decoded = try NATStateSnapshot(decoding: bytes)
+        #expect(decoded.encoded() == bytes)
+
+        let restarted = Self.pooled()
+        let summary = try restarted.importState(decoded, downtime: NATDuration(nanoseconds: 0), now: t0)
+        #expect(summary.sessionsRestored == 1, "\(summary)")
+        #expect(restarted.addressOnlyFlowCount == 1)
+        var reply = PacketBuilder.udp(Net.remote, 53, a.address, a.port, payload: [3])
+        #expect(restarted.run(&reply, .inbound) == .acceptRewritten)
+        #expect(reply == PacketBuilder.udp(Net.remote, 53, Net.hostA, 40000, payload: [3]))
+        var back = PacketBuilder.ipv4(source: Net.remote, destination: Net.external, protocolNumber: 50, transport: [9, 9, 9, 9])
+        #expect(restarted.run(&back, .inbound) == .acceptRewritten)
+        #expect(back == PacketBuilder.ipv4(source: Net.remote, destination: Net.hostB, protocolNumber: 50, transport: [9, 9, 9, 9]))
+
+        // A fingerprint without a mapping on a pool address is refused (it would not read back the same).
+        var forged = PacketBuilder.ipv4(source: Net.hostA, destination: Net.remote, protocolNumber: 50, transport: [1])
+        let plain = makeTranslator()
+        #expect(plain.run(&forged, .outbound) == .acceptRewritten)
+        var onlyOther = plain.exportState(now: t0, savedAt: 1).encoded()
+        #expect(onlyOther[9] == 3 && onlyOther[28..<32].allSatisfy { $0 == 0 })
+        onlyOther[31] = 1
+        let sum = StateFormat.checksum(onlyOther[0..<(onlyOther.count - 8)])
+        for i in 0..<8 { onlyOther[onlyOther.count - 8 + i] = UInt8(truncatingIfNeeded: sum >> (56 - 8 * UInt64(i))) }
+        #expect(throws: NATStateError.invalidHeader("a pools fingerprint but no mapping on a pool address")) {
+            try NATStateSnapshot(decoding: onlyOther)
+        }
+    }
+
     @Test("pools: an address twice or more than 32 in all is refused; a reload cannot change them")
     func poolRules() throws {
         var pools = SourceAddressPools()
