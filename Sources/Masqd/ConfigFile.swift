@@ -134,6 +134,11 @@ extension ConfigFile {
             ("audit-log", .single(\.auditLog)),
             ("ipfix-collector", .single(\.ipfixCollector)),
             ("ipfix-domain-id", .single(\.ipfixDomainId)),
+            ("fast-path", .flag(\.fastPath)),
+            ("fast-path-lan-interface", .list(\.fastPathLanInterface)),
+            ("fast-path-max-flows", .single(\.fastPathMaxFlows)),
+            ("fast-path-delay", .single(\.fastPathDelay)),
+            ("fast-path-object", .single(\.fastPathObject)),
         ]
     }
 

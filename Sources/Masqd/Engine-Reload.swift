@@ -107,6 +107,7 @@ extension Engine {
             ("audit-log", { $0.audit.journal?.rawValue ?? "off" }),
             ("ipfix-collector", { $0.audit.ipfix?.collector.description ?? "off" }),
             ("ipfix-domain-id", { $0.audit.ipfix.map { "\($0.domainID)" } ?? "off" }),
+            ("fast-path", { $0.fastPath.map { "\($0)" } ?? "off" }),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))

@@ -134,6 +134,7 @@ extension Engine {
         ]
         list += stateMetrics()
         list += auditMetrics()
+        list += fastPath?.metrics() ?? []
         return list
     }
 
@@ -163,7 +164,7 @@ extension Engine {
             return flows
         }
         var output = ""
-        for flow in flows { output += flow.description + "\n" }
+        for flow in flows { output += flow.description + (fastPath?.isOffloaded(flow) == true ? " offloaded" : "") + "\n" }
         return output
     }
 }

@@ -84,6 +84,21 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "IPFIX observation domain ID (0-4294967295). Default: the first queue number.")
     public var ipfixDomainId: String?
 
+    @Flag(name: .long, help: "Translate established plain TCP and UDP flows in the kernel: a tc BPF program on the WAN and LAN interfaces, fed by the engine (see README, Kernel fast path). Default: off.")
+    public var fastPath: Bool = false
+
+    @Option(name: .long, help: "LAN interface for --fast-path's outbound program (repeatable). Default: the interfaces the --lan prefixes are routed through.")
+    public var fastPathLanInterface: [String] = []
+
+    @Option(name: .long, help: "Flows the fast path holds at most (1-1048576; two map entries each). Default 32768.")
+    public var fastPathMaxFlows: String?
+
+    @Option(name: .long, help: "Seconds a flow stays on the engine's path after becoming two-way before it is offloaded (0-3600, decimals allowed). Default 0.")
+    public var fastPathDelay: String?
+
+    @Option(name: .long, help: "The fast path's BPF object (built by Deploy/build-bpf.sh). Default: masqd_fastpath.bpf.o next to the masqd binary, else /usr/lib/masqd/masqd_fastpath.bpf.o.")
+    public var fastPathObject: String?
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -117,7 +132,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
             metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen,
             firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange(),
-            audit: try checkedAudit(queue: queueRange.lowerBound))
+            audit: try checkedAudit(queue: queueRange.lowerBound), fastPath: try checkedFastPath(nat: nat))
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -253,6 +268,9 @@ public struct EngineSettings: Sendable {
 
     /// `--audit-log`, `--ipfix-collector`: where NAT events go (EngineOptions-Audit.swift).
     public var audit = AuditSettings()
+
+    /// `--fast-path` and its options (EngineOptions-FastPath.swift); nil: off.
+    public var fastPath: FastPathSettings? = nil
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }

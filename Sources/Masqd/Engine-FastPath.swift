@@ -1,0 +1,63 @@
+import Glibc
+import Logging
+import NATCore
+
+// --fast-path in the engine (FastPath.swift): made and attached at start, before any packet
+// or restored state (so the translator records what it needs from the first session on),
+// fed by NATEventSinks, serviced each main-loop round, read back and detached at stop.
+
+extension Engine {
+    static func makeFastPath(_ settings: EngineSettings, translator: NATTranslator, logger: Logger) throws(MasqdError) -> FastPath? {
+        guard let fastPathSettings = settings.fastPath else { return nil }
+        let wanIndex = if_nametoindex(settings.wanInterface)
+        guard wanIndex != 0 else {
+            throw MasqdError("--fast-path: WAN \(settings.wanInterface) does not exist (the fast path attaches at start)")
+        }
+        let lanIndexes = try lanInterfaceIndexes(settings, fastPath: fastPathSettings, wanIndex: wanIndex)
+        let fastPath = try FastPath(settings: fastPathSettings, wanIndex: wanIndex, lanIndexes: lanIndexes, logger: logger)
+        if !translator.eventsEnabled {
+            translator.enableEvents(capacity: AuditExporter.translatorRingCapacity, now: MonotonicClock.now())
+        }
+        translator.recordsEstablishedSessions = true
+        return fastPath
+    }
+
+    /// The LAN interfaces: --fast-path-lan-interface, or those the --lan prefixes are routed through.
+    static func lanInterfaceIndexes(_ settings: EngineSettings, fastPath: FastPathSettings, wanIndex: UInt32) throws(MasqdError) -> [UInt32] {
+        var names = fastPath.lanInterfaces
+        if names.isEmpty {
+            for prefix in settings.internalPrefixes {
+                let probe = IPv4Address(prefix.network.value &+ (prefix.length < 32 ? 1 : 0))
+                guard let name = routedInterface(probe) else {
+                    throw .option("--lan", prefix.description, "no route to it to find its interface (give --fast-path-lan-interface)")
+                }
+                guard name != settings.wanInterface else {
+                    throw .option("--lan", prefix.description, "is routed through the WAN \(name) (give --fast-path-lan-interface)")
+                }
+                if !names.contains(name) { names.append(name) }
+            }
+        }
+        return try names.map { name throws(MasqdError) -> UInt32 in
+            let index = if_nametoindex(name)
+            guard index != 0 else { throw .option("--fast-path-lan-interface", name, "no such interface") }
+            return index
+        }
+    }
+
+    /// `dev NAME` of `ip -4 -o route get ADDRESS`.
+    static func routedInterface(_ address: IPv4Address) -> String? {
+        guard let result = try? Shell.run(["ip", "-4", "-o", "route", "get", "\(address)"]), result.status == 0 else { return nil }
+        let words = result.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard let dev = words.firstIndex(of: "dev"), dev + 1 < words.count else { return nil }
+        return String(words[dev + 1])
+    }
+
+    func fastPathDescription() -> String? {
+        guard let fastPath else { return nil }
+        let lan = fastPath.lanIndexes.map { index in
+            var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE))
+            return if_indextoname(index, &name) != nil ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "\(index)"
+        }
+        return "fast path: \(fastPath.program.objectPath) on \(settings.wanInterface) (inbound) and \(lan.joined(separator: ", ")) (outbound), map id \(fastPath.program.mapID) (\(fastPath.program.mapCapacity) entries), delay \(Double(fastPath.settings.delay.nanoseconds) / 1e9) s"
+    }
+}
