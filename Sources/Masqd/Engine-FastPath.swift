@@ -27,8 +27,7 @@ extension Engine {
         var names = fastPath.lanInterfaces
         if names.isEmpty {
             for prefix in settings.internalPrefixes {
-                let probe = IPv4Address(prefix.network.value &+ (prefix.length < 32 ? 1 : 0))
-                guard let name = routedInterface(probe) else {
+                guard let name = routedInterface(prefix) else {
                     throw .option("--lan", prefix.description, "no route to it to find its interface (give --fast-path-lan-interface)")
                 }
                 guard name != settings.wanInterface else {
@@ -44,12 +43,18 @@ extension Engine {
         }
     }
 
-    /// `dev NAME` of `ip -4 -o route get ADDRESS`.
-    static func routedInterface(_ address: IPv4Address) -> String? {
-        guard let result = try? Shell.run(["ip", "-4", "-o", "route", "get", "\(address)"]), result.status == 0 else { return nil }
-        let words = result.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" })
-        guard let dev = words.firstIndex(of: "dev"), dev + 1 < words.count else { return nil }
-        return String(words[dev + 1])
+    /// `dev NAME` of the main table's route for exactly the prefix (a connected LAN), else of
+    /// `ip route get` for its last address (a LAN behind a gateway; never the router's own).
+    static func routedInterface(_ prefix: IPv4Prefix) -> String? {
+        func device(_ argv: [String]) -> String? {
+            guard let result = try? Shell.run(argv), result.status == 0, !result.stdout.hasPrefix("local ") else { return nil }
+            let words = result.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" })
+            guard let dev = words.firstIndex(of: "dev"), dev + 1 < words.count else { return nil }
+            return String(words[dev + 1])
+        }
+        let last = IPv4Address(prefix.network.value | ~IPv4Prefix.mask(prefix.length) &- (prefix.length < 31 ? 1 : 0))
+        return device(["ip", "-4", "-o", "route", "show", "table", "main", "exact", prefix.description])
+            ?? device(["ip", "-4", "-o", "route", "get", "\(last)"])
     }
 
     func fastPathDescription() -> String? {

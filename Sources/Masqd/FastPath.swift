@@ -166,7 +166,7 @@ final class FastPath {
         readings.reserveCapacity(offloaded.count)
         for (flow, var offload) in offloaded {
             guard let outbound = program.lookup(offload.entries.outboundKey), let inbound = program.lookup(offload.entries.inboundKey) else {
-                readings.append((flow, nil))
+                readings.append((flow, nil)) // removed behind our back (bpftool): take the other out too
                 continue
             }
             let packets = outbound.packets &+ inbound.packets, bytes = outbound.bytes &+ inbound.bytes
@@ -178,7 +178,8 @@ final class FastPath {
             let changed = lastSeen != offload.lastSeen
             offload.lastSeen = lastSeen
             offloaded[flow] = offload
-            readings.append((flow, changed ? lastSeen : 0))
+            // Closed by the BPF program (a FIN, RST or SYN): the counts are read, now out.
+            readings.append((flow, outbound.closed != 0 || inbound.closed != 0 ? nil : changed ? lastSeen : 0))
         }
         var ending: [FastPathFlow] = []
         lock.withLock {
@@ -205,7 +206,6 @@ final class FastPath {
                 program.delete(key)
             }
         }
-        // An entry the BPF program removed took its counts since the last reading with it.
         if packets > offload.packets { counters.packets &+= packets &- offload.packets }
         if bytes > offload.bytes { counters.bytes &+= bytes &- offload.bytes }
         counters.removed &+= 1
@@ -232,7 +232,7 @@ final class FastPath {
             .gauge("fast_path_flows_active", offloaded.count, "Flows the kernel fast path translates now (--fast-path)."),
             .gauge("fast_path_flows_max", settings.maxFlows, "Cap on flows in the fast path (--fast-path-max-flows)."),
             .counter("fast_path_flows_offloaded", counters.offloaded, "Flows handed to the kernel fast path."),
-            .counter("fast_path_flows_removed", counters.removed, "Flows taken back from the fast path (ended, FIN/RST/SYN seen by the BPF program, expired, flushed)."),
+            .counter("fast_path_flows_removed", counters.removed, "Flows taken back from the fast path (FIN/RST/SYN seen by the BPF program, expired, flushed, ended otherwise)."),
             .counter("fast_path_map_full", counters.mapFull, "Flows left on the engine's path because the fast path's map was full."),
             .counter("fast_path_map_errors", counters.mapErrors, "Map entries the kernel refused for another reason: those flows stay on the engine's path."),
             .counter("fast_path_events_dropped", counters.eventsDropped, "NAT events the fast path's queue had no room for."),

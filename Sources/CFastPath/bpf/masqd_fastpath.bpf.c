@@ -6,8 +6,8 @@
    bpf_redirect_neigh, past netfilter and so past the NFQUEUE rules. Everything else is
    returned untouched with TC_ACT_OK for the normal path: misses, non-IPv4, IP options,
    fragments, TTL <= 1, ICMP, TCP SYN/FIN/RST (the engine keeps the TCP state machine; a
-   FIN, RST or SYN also removes the flow's two entries, so the rest of the connection is
-   the engine's), and packets whose route is not the expected one.
+   FIN, RST or SYN also marks the flow's two entries closed, so the rest of the connection
+   is the engine's), and packets whose route is not the expected one.
    Built by Deploy/build-bpf.sh (clang -target bpf -O2 -g). */
 
 #include <stddef.h>
@@ -78,13 +78,16 @@ static __always_inline int translate(struct __sk_buff *skb, __u8 direction)
     }
 
     struct masqd_fp_value *value = bpf_map_lookup_elem(&masqd_flows, &key);
-    if (!value)
+    if (!value || value->closed)
         return TC_ACT_OK;
     if (control) {
-        /* The connection opens or closes: from here on the engine sees every packet. */
+        /* The connection opens or closes: from here on the engine sees every packet. The
+           entries stay (closed) until the daemon has read their counts and deleted them. */
         struct masqd_fp_key reverse = value->reverse;
-        bpf_map_delete_elem(&masqd_flows, &reverse);
-        bpf_map_delete_elem(&masqd_flows, &key);
+        struct masqd_fp_value *other = bpf_map_lookup_elem(&masqd_flows, &reverse);
+        if (other)
+            other->closed = 1;
+        value->closed = 1;
         return TC_ACT_OK;
     }
 

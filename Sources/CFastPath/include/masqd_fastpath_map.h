@@ -23,12 +23,14 @@ struct masqd_fp_key {
 };
 
 struct masqd_fp_value {
-    /* The key of the other direction's entry: a FIN, RST or SYN seen here removes both. */
+    /* The key of the other direction's entry: a FIN, RST or SYN seen here closes both. */
     struct masqd_fp_key reverse;
     /* What replaces the source (outbound) or destination (inbound) address and port. */
     __be32 address;
     __be16 port;
-    __u16 pad;
+    /* Set by the BPF program at a FIN, RST or SYN: from then on every packet of the flow is
+       the engine's; the daemon reads the counts and deletes the entry at its next reading. */
+    __u16 closed;
     /* Outbound entries are only used when the route leaves by this interface, inbound
        ones only when it does not (a LAN interface). */
     __u32 wan_ifindex;

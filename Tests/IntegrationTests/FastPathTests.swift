@@ -1,0 +1,132 @@
+import Foundation
+import Masqd
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The kernel fast path end to end: the real masqd with --fast-path in the lab topology,
+/// the real BPF program on tc ingress of br0 (LAN) and wan0 (WAN), real downloads with curl.
+/// The map's own counters (`masqd stats` fast_path_*) show which path the packets took;
+/// sha256 of the file shows that none was mistranslated, lost or visibly reordered.
+@Suite(.integrationLimit, .serialized)
+struct FastPathTests {
+    let server = LabTopology.serverAddress
+
+    static func stats(_ lab: LabTopology, _ masqd: String) throws -> [String: UInt64] {
+        let text = try lab.masqd(masqd, ["stats", "--control", lab.controlPath]).stdout
+        var values: [String: UInt64] = [:]
+        for line in text.split(separator: "\n") {
+            let p = line.split(separator: " ")
+            if p.count == 2, let value = UInt64(p[1]) { values[String(p[0])] = value }
+        }
+        return values
+    }
+
+    /// Builds the BPF object next to the masqd binary under test (where --fast-path looks).
+    static func buildObject(_ masqd: String) throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        try Shell.check([root + "/Deploy/build-bpf.sh", URL(fileURLWithPath: masqd).resolvingSymlinksInPath().deletingLastPathComponent().path])
+    }
+
+    static func sha256(_ path: String) throws -> String {
+        String(try Shell.check(["sha256sum", path]).stdout.prefix(64))
+    }
+
+    /// A file of `megabytes` random MiB served over HTTP from the server (paced at `rate` bytes/s if given).
+    static func serve(_ lab: LabTopology, megabytes: Int, rate: Int? = nil) throws -> String {
+        let www = lab.workDir + "/www"
+        try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
+        try Shell.check(["dd", "if=/dev/urandom", "of=\(www)/big.bin", "bs=1M", "count=\(megabytes)", "status=none"])
+        _ = try lab.spawnHelper(.server, ["http", www, "8080"] + (rate.map { ["--rate", "\($0)"] } ?? []), name: "http")
+        return try sha256(www + "/big.bin")
+    }
+
+    static func tcFilters(_ lab: LabTopology) throws -> String {
+        try lab.run(.router, ["tc", "filter", "show", "dev", "wan0", "ingress"]).stdout
+            + (try lab.run(.router, ["tc", "filter", "show", "dev", "br0", "ingress"]).stdout)
+    }
+
+    @Test("A 64 MiB download: the bulk of its packets take the fast path, the file is intact, FIN ends the offload, stop detaches")
+    func bulkDownload() throws {
+        let masqd = try Integration.masqdExecutable()
+        try Self.buildObject(masqd)
+        let queue = Integration.queue(161)
+        try Integration.withTopology("fpb") { lab in
+            let expected = try Self.serve(lab, megabytes: 64)
+            try lab.installRules(masqd: masqd, queue: queue)
+            let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: ["--fast-path"])
+            defer { engine.stop(grace: 5) }
+            let filters = try Self.tcFilters(lab)
+            #expect(filters.contains("masqd_inbound") && filters.contains("masqd_outbound"), "tc filters:\n\(filters)\n\(engine.output)")
+
+            let file = lab.workDir + "/got.bin"
+            let curl = try lab.run(.host1, ["curl", "-sS", "--max-time", "60", "-o", file, "http://\(server):8080/big.bin"], timeout: 70)
+            #expect(curl.succeeded, "\(curl.summary)\n\(engine.output)")
+            #expect(try Self.sha256(file) == expected)
+
+            // The FIN went to the engine and the BPF program removed the entries; the next reading (1 s) sees them gone.
+            var stats = try Self.stats(lab, masqd)
+            for _ in 0..<30 where stats["fast_path_flows_active"] != 0 || stats["fast_path_flows_removed", default: 0] < 1 {
+                usleep(100_000)
+                stats = try Self.stats(lab, masqd)
+            }
+            let fast = stats["fast_path_packets", default: 0], slow = stats["packets_received", default: 0]
+            print("fast path bulk: \(fast) packets \(stats["fast_path_bytes", default: 0]) bytes in the kernel, \(slow) packets through the engine")
+            #expect(stats["fast_path_flows_offloaded"] == 1 && stats["fast_path_flows_removed"] == 1 && stats["fast_path_flows_active"] == 0, "\(stats)")
+            #expect(stats["fast_path_map_full"] == 0 && stats["fast_path_map_errors"] == 0 && stats["fast_path_events_dropped"] == 0, "\(stats)")
+            // 64 MiB is about 46000 full segments one way and half as many ACKs back.
+            #expect(fast > 40_000 && fast > 20 * slow, "fast path \(fast) packets, engine \(slow): \(stats)")
+            #expect(stats["fast_path_bytes", default: 0] > 60 * 1_048_576, "\(stats)")
+            let mapID = engine.output.split(separator: " ").drop { $0 != "id" }.dropFirst().first.map(String.init) ?? "?"
+            let dump = try lab.run(.router, ["bpftool", "-j", "map", "dump", "id", mapID])
+            #expect(dump.succeeded && dump.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "map \(mapID): \(dump.summary)")
+
+            #expect(engine.stop(grace: 5) == 0, "\(engine.output)")
+            let after = try Self.tcFilters(lab)
+            #expect(!after.contains("masqd_"), "still attached after stop:\n\(after)")
+        }
+    }
+
+    @Test("A paced 24 MiB download offloaded 1 s into the transfer (--fast-path-delay 1): both paths carry it, the file is intact, listed offloaded")
+    func offloadMidFlow() throws {
+        let masqd = try Integration.masqdExecutable()
+        try Self.buildObject(masqd)
+        let queue = Integration.queue(162)
+        try Integration.withTopology("fpm") { lab in
+            let expected = try Self.serve(lab, megabytes: 24, rate: 8_000_000)
+            try lab.installRules(masqd: masqd, queue: queue)
+            let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: ["--fast-path", "--fast-path-delay", "1"])
+            defer { engine.stop(grace: 5) }
+            let file = lab.workDir + "/got.bin"
+            let curl = try lab.spawn(.host1, ["curl", "-sS", "--max-time", "60", "-o", file, "http://\(server):8080/big.bin"], name: "curl")
+            usleep(2_000_000)
+            let flows = try lab.masqd(masqd, ["flows", "--control", lab.controlPath]).stdout
+            #expect(flows.contains("-> \(server):8080") && flows.contains(" offloaded"), "masqd flows:\n\(flows)")
+            #expect(curl.waitForExit(timeout: 60) == 0, "\(curl.output)")
+            #expect(try Self.sha256(file) == expected)
+            usleep(1_500_000)
+            let stats = try Self.stats(lab, masqd)
+            // The first second (about 8 MB) went through the engine, the rest through the fast path.
+            #expect(stats["translated_inbound", default: 0] > 200, "\(stats)")
+            let bytes = stats["fast_path_bytes", default: 0]
+            print("fast path mid-flow: \(stats["fast_path_packets", default: 0]) packets \(bytes) bytes in the kernel, \(stats["packets_received", default: 0]) packets through the engine")
+            #expect(bytes > 8 * 1_048_576 && bytes < 22 * 1_048_576, "\(stats)")
+            #expect(stats["fast_path_flows_offloaded"] == 1 && stats["fast_path_flows_active"] == 0, "\(stats)")
+        }
+    }
+
+    @Test("--fast-path without its BPF object: refused at start with one line naming it")
+    func missingObject() throws {
+        let masqd = try Integration.masqdExecutable()
+        try Integration.withTopology("fpo") { lab in
+            let run = try lab.masqd(masqd, ["run"] + lab.engineOptions(queue: Integration.queue(163))
+                                    + ["--control", lab.controlPath, "--fast-path", "--fast-path-object", "/nonexistent/fp.o"], timeout: 20)
+            #expect(!run.succeeded)
+            let line = "--fast-path: no BPF object at /nonexistent/fp.o (build it with Deploy/build-bpf.sh, or give --fast-path-object)"
+            #expect(run.stderr.contains(line), "\(run.summary)")
+            #expect(!(try Self.tcFilters(lab)).contains("masqd_"))
+        }
+    }
+}
