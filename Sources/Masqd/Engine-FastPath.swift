@@ -57,6 +57,16 @@ extension Engine {
             ?? device(["ip", "-4", "-o", "route", "get", "\(last)"])
     }
 
+    /// `rules remove` (the unit's ExecStopPost): takes masqd's tc programs off the WAN and the
+    /// LAN interfaces, so that one left by an engine that crashed never translates with its
+    /// dead state. With or without --fast-path (it may have been on before the crash).
+    static func detachFastPath(_ settings: EngineSettings) {
+        var indexes = [if_nametoindex(settings.wanInterface)]
+        let lan = settings.fastPath ?? FastPathSettings()
+        if let found = try? lanInterfaceIndexes(settings, fastPath: lan, wanIndex: indexes[0]) { indexes += found }
+        for index in indexes where index != 0 { FastPathProgram.detach(ifindex: index) }
+    }
+
     func fastPathDescription() -> String? {
         guard let fastPath else { return nil }
         let lan = fastPath.lanIndexes.map { index in

@@ -14,6 +14,15 @@ public struct FastPathSettings: Sendable, Equatable, CustomStringConvertible {
     /// How long a flow stays on the engine's path after becoming two-way.
     public var delay = NATDuration(nanoseconds: 0)
 
+    public init() {}
+
+    init(objectPath: String?, lanInterfaces: [String] = [], maxFlows: Int = 32768, delay: NATDuration = NATDuration(nanoseconds: 0)) {
+        self.objectPath = objectPath
+        self.lanInterfaces = lanInterfaces
+        self.maxFlows = maxFlows
+        self.delay = delay
+    }
+
     public var description: String {
         "on (max-flows \(maxFlows), delay \(Double(delay.nanoseconds) / 1e9) s, lan \(lanInterfaces.isEmpty ? "routed" : lanInterfaces.joined(separator: ",")))"
     }

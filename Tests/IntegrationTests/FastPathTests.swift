@@ -117,6 +117,28 @@ struct FastPathTests {
         }
     }
 
+    @Test("A crashed engine's programs: replaced by the next start, removed by `rules remove`")
+    func crashLeftovers() throws {
+        let masqd = try Integration.masqdExecutable()
+        try Self.buildObject(masqd)
+        let queue = Integration.queue(164)
+        try Integration.withTopology("fpc") { lab in
+            try lab.installRules(masqd: masqd, queue: queue)
+            let first = try lab.startEngine(masqd: masqd, queue: queue, extra: ["--fast-path"])
+            kill(first.pid, SIGKILL)
+            _ = first.waitForExit(timeout: 5)
+            #expect(try Self.tcFilters(lab).contains("masqd_inbound"), "the program went away with a SIGKILLed engine?")
+            let second = try lab.startEngine(masqd: masqd, queue: queue, extra: ["--fast-path"])
+            #expect(second.waitForOutput(containing: "replaced masqd's tc program left on interface", timeout: 5), "\(second.output)")
+            kill(second.pid, SIGKILL)
+            _ = second.waitForExit(timeout: 5)
+            let remove = try lab.masqd(masqd, ["rules", "remove"] + lab.engineOptions(queue: queue))
+            #expect(remove.succeeded, "\(remove.summary)")
+            let filters = try Self.tcFilters(lab)
+            #expect(!filters.contains("masqd_"), "left after rules remove:\n\(filters)")
+        }
+    }
+
     @Test("--fast-path without its BPF object: refused at start with one line naming it")
     func missingObject() throws {
         let masqd = try Integration.masqdExecutable()
