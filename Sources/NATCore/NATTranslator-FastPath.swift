@@ -32,9 +32,18 @@ extension NATTranslator {
     }
 
     /// At TCP's transition to ESTABLISHED (or UDP's first two-way packet).
-    func recordEstablished(_ row: Int32) {
+    func recordEstablished(_ row: Int32, reason: NATEventReason? = nil) {
         guard isOffloadable(sessions[row]) else { return }
-        recordSession(.sessionEstablished, row, reason: sessions[row].tcpFlagsSeen & TCPSessionState.openedInbound != 0 ? .inbound : .outbound)
+        recordSession(.sessionEstablished, row, reason: reason ?? (sessions[row].tcpFlagsSeen & TCPSessionState.openedInbound != 0 ? .inbound : .outbound))
+    }
+
+    /// A restored session that was two-way when saved: offloadable again at once (a new
+    /// engine's fast path starts empty).
+    func recordRestoredEstablished(_ row: Int32) {
+        let session = sessions[row]
+        let twoWay = session.protocolNumber == IPProtocolNumber.tcp ? session.tcpState == .established
+            : session.tcpFlagsSeen & TCPSessionState.udpSeenBoth == TCPSessionState.udpSeenBoth
+        if twoWay { recordEstablished(row, reason: .restored) }
     }
 
     /// UDP: marks the packet's direction; the first packet of the second direction makes the event.

@@ -166,6 +166,7 @@ extension NATTranslator {
                 }
             }
             summary.sessionsRestored += 1
+            if recordsEstablishedSessions { recordRestoredEstablished(opened.row) }
         }
         for (i, row) in rows.enumerated() where row >= 0 {
             mappings[row].sessionCount -= 1

@@ -88,6 +88,22 @@ struct FastPathEventTests {
         #expect(tcpCheck() == .ended)
     }
 
+    @Test("restored sessions that were two-way: an event each at the restore (reason restored); a one-way one waits for its answer")
+    func restored() throws {
+        let old = Self.translator()
+        let udpPort = InboundTranslationTests.open(old, PacketBuilder.udp(Net.hostA, 40000, Net.remote, 53), now: at(1))
+        var reply = PacketBuilder.udp(Net.remote, 53, Net.external, udpPort)
+        #expect(old.run(&reply, .inbound, now: at(2)) == .acceptRewritten)
+        _ = InboundTranslationTests.open(old, PacketBuilder.udp(Net.hostB, 40001, Net.remote, 53), now: at(2))
+        _ = InboundTranslationTests.open(old, PacketBuilder.tcp(Net.hostA, 41000, Net.remote, 80, flags: TCPFlag.syn, seq: 100), now: at(3))
+        var synAck = PacketBuilder.tcp(Net.remote, 80, Net.external, 41000, flags: TCPFlag.syn | TCPFlag.ack, seq: 500, ack: 101)
+        #expect(old.run(&synAck, .inbound, now: at(3)) == .acceptRewritten)
+        let saved = old.exportState(now: at(10), savedAt: 1_700_000_000)
+        let new = Self.translator()
+        _ = try new.importState(saved, downtime: .seconds(5), now: at(20))
+        #expect(Set(Self.established(new).map { "\($0.protocolNumber) \($0.internalPort) \($0.reason)" }) == ["17 40000 restored", "6 41000 restored"])
+    }
+
     @Test("hairpinned sessions are never offloaded")
     func hairpinNever() {
         let nat = Self.translator { $0.filtering = .endpointIndependent }
