@@ -21,6 +21,14 @@ struct cfastpath {
 static char *load_log;
 static size_t load_log_size;
 
+/* Outside a load libbpf's messages are dropped: attach and map calls report by their return
+   value (an existing clsact, a filter not there yet are not worth a warning line). */
+static int quiet_print(enum libbpf_print_level level, const char *format, va_list args)
+{
+    (void)level; (void)format; (void)args;
+    return 0;
+}
+
 static int capture_print(enum libbpf_print_level level, const char *format, va_list args)
 {
     if (level == LIBBPF_DEBUG || !load_log || load_log_size == 0)
@@ -36,7 +44,7 @@ struct cfastpath *cfastpath_load(const char *path, uint32_t max_entries, char *e
     error[0] = 0;
     load_log = error;
     load_log_size = error_size;
-    libbpf_print_fn_t previous = libbpf_set_print(capture_print);
+    libbpf_set_print(capture_print);
     struct cfastpath *fast_path = calloc(1, sizeof(*fast_path));
     struct bpf_object *object = bpf_object__open_file(path, NULL);
     int rc = libbpf_get_error(object);
@@ -70,11 +78,11 @@ struct cfastpath *cfastpath_load(const char *path, uint32_t max_entries, char *e
     uint32_t info_size = sizeof(info);
     memset(&info, 0, sizeof(info));
     if (bpf_obj_get_info_by_fd(fast_path->map_fd, &info, &info_size) == 0) fast_path->map_id = info.id;
-    libbpf_set_print(previous);
+    libbpf_set_print(quiet_print);
     load_log = NULL;
     return fast_path;
 fail:
-    libbpf_set_print(previous);
+    libbpf_set_print(quiet_print);
     load_log = NULL;
     /* The log's lines end in newlines: one line for the caller. */
     for (char *c = error; *c; c++) if (*c == '\n') *c = ' ';

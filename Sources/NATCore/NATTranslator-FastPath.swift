@@ -15,6 +15,7 @@ public enum FastPathSessionCheck: Equatable, Sendable {
 
 extension TCPSessionState {
     /// UDP sessions keep which directions have been seen in `tcpFlagsSeen` (unused by UDP).
+    /// Not saved in the state file (its format is unchanged): relearned from the next exchange.
     static let udpSeenOutbound: UInt8 = 8
     static let udpSeenInbound: UInt8 = 16
     static let udpSeenBoth: UInt8 = udpSeenOutbound | udpSeenInbound
@@ -37,13 +38,12 @@ extension NATTranslator {
         recordSession(.sessionEstablished, row, reason: reason ?? (sessions[row].tcpFlagsSeen & TCPSessionState.openedInbound != 0 ? .inbound : .outbound))
     }
 
-    /// A restored session that was two-way when saved: offloadable again at once (a new
-    /// engine's fast path starts empty).
+    /// A restored TCP session that was ESTABLISHED when saved: offloadable again at once (a
+    /// new engine's fast path starts empty). UDP ones wait for their next exchange.
     func recordRestoredEstablished(_ row: Int32) {
-        let session = sessions[row]
-        let twoWay = session.protocolNumber == IPProtocolNumber.tcp ? session.tcpState == .established
-            : session.tcpFlagsSeen & TCPSessionState.udpSeenBoth == TCPSessionState.udpSeenBoth
-        if twoWay { recordEstablished(row, reason: .restored) }
+        if sessions[row].protocolNumber == IPProtocolNumber.tcp, sessions[row].tcpState == .established {
+            recordEstablished(row, reason: .restored)
+        }
     }
 
     /// UDP: marks the packet's direction; the first packet of the second direction makes the event.

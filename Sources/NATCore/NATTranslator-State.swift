@@ -70,7 +70,7 @@ extension NATTranslator {
             // A timeout shortened by a reload leaves longer timers running: they end at the longest.
             let remaining = min(NATDuration(nanoseconds: session.expires - now.nanoseconds), longest)
             snapshot.sessions.append(.init(mapping: index, remoteAddress: session.remoteAddress, remotePort: session.remotePort,
-                                           tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen,
+                                           tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen & ~TCPSessionState.udpSeenBoth,
                                            remaining: remaining, helper: helper))
         }
         return snapshot

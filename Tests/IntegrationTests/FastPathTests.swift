@@ -154,6 +154,49 @@ struct FastPathTests {
         }
     }
 
+    @Test("A restart with --state-file: the saved TCP connection is offloaded again at start; its next lines go through the kernel")
+    func restoredFlowOffloaded() throws {
+        let masqd = try Integration.masqdExecutable()
+        try Self.buildObject(masqd)
+        let queue = Integration.queue(166)
+        try Integration.withTopology("fpr") { lab in
+            try lab.installRules(masqd: masqd, queue: queue)
+            let options = ["--fast-path", "--state-file", lab.workDir + "/masqd.state"]
+            let first = try lab.startEngine(masqd: masqd, queue: queue, extra: options)
+            // A line echo server and a client that sends a line every 0.3 s for 6 s, checking each answer.
+            let serverScript = """
+            import socket
+            l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("", 7000)); l.listen(1); print("ready", flush=True)
+            c, _ = l.accept(); f = c.makefile("rwb")
+            for line in f: f.write(b"echo " + line); f.flush()
+            """
+            let clientScript = """
+            import socket, sys, time
+            s = socket.create_connection(("\(server)", 7000), timeout=5); f = s.makefile("rwb")
+            for i in range(20):
+                f.write(b"line %d\\n" % i); f.flush()
+                if f.readline() != b"echo line %d\\n" % i: print("bad answer", i); sys.exit(1)
+                time.sleep(0.3)
+            print("answers ok")
+            """
+            _ = try lab.spawn(.server, [LabTopology.python, "-c", serverScript], name: "lineserver")
+            usleep(500_000)
+            let client = try lab.spawn(.host1, [LabTopology.python, "-c", clientScript], name: "lineclient")
+            usleep(1_500_000)
+            #expect(first.stop(grace: 5) == 0, "\(first.output)")
+            let second = try lab.startEngine(masqd: masqd, queue: queue, extra: options)
+            defer { second.stop(grace: 5) }
+            usleep(500_000)
+            let restored = try Self.stats(lab, masqd)
+            #expect(restored["state_restored_flows"] == 1 && restored["fast_path_flows_offloaded"] == 1, "\(restored.filter { $0.key.hasPrefix("state") || $0.key.hasPrefix("fast") })\n\(second.output)")
+            #expect(client.waitForExit(timeout: 20) == 0, "\(client.output)")
+            usleep(1_200_000)
+            let after = try Self.stats(lab, masqd)
+            // The rest of the 20 lines and answers, and their ACKs, in the kernel; the engine saw the FINs.
+            #expect(after["fast_path_packets", default: 0] >= 20 && after["packets_received", default: 0] <= 8, "\(after.filter { $0.key.hasPrefix("fast") || $0.key == "packets_received" })")
+        }
+    }
+
     @Test("A crashed engine's programs: replaced by the next start, removed by `rules remove`")
     func crashLeftovers() throws {
         let masqd = try Integration.masqdExecutable()
