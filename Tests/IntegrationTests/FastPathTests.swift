@@ -197,6 +197,37 @@ struct FastPathTests {
         }
     }
 
+    @Test("A WAN address change: the offloaded flow made with the old address is flushed from the map too; the next exchange uses the new one")
+    func wanAddressChange() throws {
+        let masqd = try Integration.masqdExecutable()
+        try Self.buildObject(masqd)
+        let queue = Integration.queue(167)
+        try Integration.withTopology("fpw") { lab in
+            _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
+            try lab.installRules(masqd: masqd, queue: queue)
+            let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: ["--fast-path"])
+            defer { engine.stop(grace: 5) }
+            let echo = lab.helper(["udpsend", server, "9999", "--sport", "42000", "--msg", "before"])
+            #expect(try lab.run(.host1, echo).stdout.contains("seen-from \(LabTopology.routerWANAddress):"))
+            usleep(1_200_000)
+            #expect(try Self.stats(lab, masqd)["fast_path_flows_active"] == 1)
+            let newAddress = "203.0.113.9"
+            // The new address first, promoted when the old (primary) one goes: the link and its routes stay up.
+            try lab.check(.router, ["sysctl", "-qw", "net.ipv4.conf.\(LabTopology.wanInterface).promote_secondaries=1"])
+            try lab.check(.router, ["ip", "addr", "add", "\(newAddress)/24", "dev", LabTopology.wanInterface])
+            try lab.check(.router, ["ip", "addr", "del", "\(LabTopology.routerWANAddress)/24", "dev", LabTopology.wanInterface])
+            var stats = try Self.stats(lab, masqd)
+            for _ in 0..<30 where stats["fast_path_flows_active"] != 0 {
+                usleep(100_000)
+                stats = try Self.stats(lab, masqd)
+            }
+            #expect(stats["external_address_changes", default: 0] >= 1 && stats["fast_path_flows_active"] == 0 && stats["fast_path_flows_removed"] == 1,
+                    "\(stats.filter { $0.key.hasPrefix("fast") || $0.key.hasPrefix("external") })")
+            let again = try lab.run(.host1, lab.helper(["udpsend", server, "9999", "--sport", "42000", "--msg", "after"]))
+            #expect(again.stdout.contains("seen-from \(newAddress):"), "\(again.summary)")
+        }
+    }
+
     @Test("A crashed engine's programs: replaced by the next start, removed by `rules remove`")
     func crashLeftovers() throws {
         let masqd = try Integration.masqdExecutable()
