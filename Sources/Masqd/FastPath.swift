@@ -26,6 +26,8 @@ final class FastPath {
         /// Events that found the fast path's queue full: those flows stay on the engine's path
         /// (or, for removals, are taken out at the next reading).
         var eventsDropped: UInt64 = 0
+        /// Flows waiting out --fast-path-delay beyond --fast-path-max-flows: left on the engine's path.
+        var pendingFull: UInt64 = 0
         /// Packets and bytes the BPF program translated, of flows gone and (as of the last reading) live.
         var packets: UInt64 = 0
         var bytes: UInt64 = 0
@@ -104,6 +106,10 @@ final class FastPath {
         for event in events {
             let flow = FastPathFlow(event)
             if event.kind == .sessionEstablished {
+                guard pending.count < settings.maxFlows else {
+                    counters.pendingFull &+= 1
+                    continue
+                }
                 pending.append((flow, NATTime(nanoseconds: event.timeNanoseconds &+ settings.delay.nanoseconds)))
             } else if offloaded[flow] != nil {
                 remove(flow)
@@ -117,17 +123,21 @@ final class FastPath {
     }
 
     /// The pending flows whose delay is over: offloaded if the core still has them live.
+    /// `pending` is in event order, so due times ascend (but for workers' clocks a batch apart):
+    /// the due ones are a prefix.
     private func offloadDue(_ translator: NATTranslator, lock: EngineLock, now: NATTime) {
-        guard let firstDue = pending.firstIndex(where: { $0.due <= now }) else { return }
+        let dueCount = pending.prefix { $0.due <= now }.count
+        guard dueCount > 0 else { return }
         var due: [(FastPathFlow, FastPathSessionCheck)] = []
+        due.reserveCapacity(dueCount)
         lock.withLock {
-            for (flow, time) in pending[firstDue...] where time <= now {
+            for (flow, _) in pending[..<dueCount] {
                 due.append((flow, translator.fastPathCheck(protocolNumber: flow.protocolNumber, internalAddress: flow.internalAddress,
                                                            internalPort: flow.internalPort, remoteAddress: flow.remoteAddress,
                                                            remotePort: flow.remotePort, lastSeen: nil, now: now)))
             }
         }
-        pending.removeAll { $0.due <= now }
+        pending.removeFirst(dueCount)
         for (flow, check) in due {
             guard case .live(let external, let port) = check, offloaded[flow] == nil else { continue }
             guard offloaded.count < settings.maxFlows else {
@@ -236,6 +246,7 @@ final class FastPath {
             .counter("fast_path_map_full", counters.mapFull, "Flows left on the engine's path because the fast path's map was full."),
             .counter("fast_path_map_errors", counters.mapErrors, "Map entries the kernel refused for another reason: those flows stay on the engine's path."),
             .counter("fast_path_events_dropped", counters.eventsDropped, "NAT events the fast path's queue had no room for."),
+            .counter("fast_path_pending_full", counters.pendingFull, "Flows not offloaded because more than --fast-path-max-flows were waiting out --fast-path-delay."),
             .counter("fast_path_packets", counters.packets, "Packets the fast path translated (GSO segments one by one; live flows as of the last reading, every second)."),
             .counter("fast_path_bytes", counters.bytes, "IP bytes the fast path translated (as fast_path_packets)."),
         ]
