@@ -27,7 +27,7 @@ public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConverti
     }
 
     public var isCreation: Bool { self == .mappingCreated || self == .sessionCreated }
-    public var isSession: Bool { self == .sessionCreated || self == .sessionRemoved }
+    public var isSession: Bool { self == .sessionCreated || self == .sessionRemoved || self == .sessionEstablished }
 }
 
 /// Why it happened: what made a mapping or session (1-15) or ended it (16 on).
