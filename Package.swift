@@ -28,6 +28,9 @@ let package = Package(
         ),
         // C shim for the daemon's Linux plumbing: rtnetlink address monitor, thread names.
         .target(name: "CLinux", linkerSettings: [.linkedLibrary("mnl")]),
+        // C shim over libbpf for the kernel fast path (--fast-path): load, tc attach, flow map.
+        // bpf/ holds the BPF program itself, built by Deploy/build-bpf.sh (clang -target bpf).
+        .target(name: "CFastPath", exclude: ["bpf"], linkerSettings: [.linkedLibrary("bpf")]),
         // Swift binding of one NFQUEUE: nothing NAT-specific.
         .target(name: "NetfilterQueue", dependencies: ["CNetfilterQueue"]),
         // Pure translation core: no syscalls, no clock reads, no Foundation.
@@ -40,7 +43,7 @@ let package = Package(
         .target(
             name: "Masqd",
             dependencies: [
-                "NATCore", "NATHelpers", "NetfilterQueue", "PacketCapture", "CLinux",
+                "NATCore", "NATHelpers", "NetfilterQueue", "PacketCapture", "CLinux", "CFastPath",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

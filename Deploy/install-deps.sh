@@ -12,6 +12,8 @@ packages=(
   dpkg-dev
   # run: the rules installer (iptables or nft, --firewall) and the lab
   iptables nftables iproute2 iputils-ping curl python3
+  # the kernel fast path (--fast-path): libbpf to build and run, bpftool to inspect its map
+  libbpf-dev bpftool
 )
 if [ "${1:-}" = "--tests" ]; then
   packages+=(

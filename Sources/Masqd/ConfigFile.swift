@@ -145,6 +145,11 @@ extension ConfigFile {
             ("sync-interval", .single(\.syncInterval)),
             ("role", .single(\.role)),
             ("virtual-address", .single(\.virtualAddress)),
+            ("fast-path", .flag(\.fastPath)),
+            ("fast-path-lan-interface", .list(\.fastPathLanInterface)),
+            ("fast-path-max-flows", .single(\.fastPathMaxFlows)),
+            ("fast-path-delay", .single(\.fastPathDelay)),
+            ("fast-path-object", .single(\.fastPathObject)),
         ]
     }
 

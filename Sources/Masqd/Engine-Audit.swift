@@ -17,8 +17,8 @@ extension Engine {
 
     /// Main loop: the events of housekeeping (the sweep, address changes, reloads) to the queue.
     func takeAuditEvents() {
-        guard let audit else { return }
-        withTranslator { audit.take(from: $0) }
+        guard audit != nil || fastPath != nil else { return }
+        withTranslator { eventSinks.take(from: $0) }
     }
 
     func auditDescription() -> String? {

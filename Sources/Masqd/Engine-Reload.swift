@@ -110,6 +110,7 @@ extension Engine {
             ("no-nat-to", { $0.noNATDestinations.isEmpty ? "none" : $0.noNATDestinations.map(\.description).joined(separator: ",") }),
             ("to-source", \.sourcePoolsText),
             ("max-other-flows", { "\($0.nat.maxAddressOnlyFlows)" }),
+            ("fast-path", { $0.fastPath.map { "\($0)" } ?? "off" }),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))

@@ -143,6 +143,7 @@ extension Engine {
             .gauge("gre_calls_active", translator.greCallCount, "PPTP calls whose enhanced GRE call IDs are translated (the pptp helper)."),
         ]
         list += haMetrics()
+        list += fastPath?.metrics() ?? []
         return list
     }
 
@@ -175,7 +176,7 @@ extension Engine {
             return flows
         }
         var output = ""
-        for flow in flows { output += flow.description + "\n" }
+        for flow in flows { output += flow.description + (fastPath?.isOffloaded(flow) == true ? " offloaded" : "") + "\n" }
         return output
     }
 }

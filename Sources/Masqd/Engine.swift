@@ -29,6 +29,10 @@ public final class Engine {
     let audit: AuditExporter?
     /// The HA role and the sync channel (Engine-HA.swift).
     var ha = HAState()
+    /// --fast-path: the kernel fast path (Engine-FastPath.swift); nil when off.
+    let fastPath: FastPath?
+    /// Where the translator's NAT events go: the fast path and the audit exporter (NATEventSinks.swift).
+    let eventSinks: NATEventSinks
     static let sweepInterval = NATDuration(nanoseconds: 10_000_000)
 
     public init(settings: EngineSettings, logger: Logger) throws(MasqdError) {
@@ -45,6 +49,8 @@ public final class Engine {
         configuration.hashSeed = random.next()
         translator = NATTranslator(configuration: configuration)
         audit = try Engine.makeAuditExporter(settings, translator: translator, lock: translatorLock, logger: logger)
+        fastPath = try Engine.makeFastPath(settings, translator: translator, logger: logger)
+        eventSinks = NATEventSinks(fastPath: fastPath, audit: audit)
         // The router's ports first: a saved mapping on one of them is not restored.
         let local = Engine.readLocalPorts(address: configuration.externalAddress, reserve: settings.reserveLocalPortRange)
         translator.setLocalPorts(local.reading.held, reserved: local.reserved)
@@ -57,7 +63,7 @@ public final class Engine {
         for queueNumber in settings.queueNumbers {
             workers.append(try QueueWorker(queueNumber: queueNumber, failOpen: settings.failOpen, translator: translator, lock: translatorLock,
                                            wanIndex: wanIndex, hashSeed: random.next(), logger: logger))
-            workers.last!.audit = audit
+            workers.last!.events = eventSinks
         }
         self.workers = workers
         ha = try Engine.startHA(settings)
@@ -91,6 +97,7 @@ public final class Engine {
             logger.info("helper \(registration.helper.name) on port(s) \(registration.ports.map(\.description).joined(separator: ","))")
         }
         if let description = auditDescription() { logger.info("\(description)") }
+        if let description = fastPathDescription() { logger.info("\(description)") }
         var auditThread: WorkerThread?
         if let audit { auditThread = try WorkerThread(name: "masqd-audit") { audit.run() } }
 
@@ -130,9 +137,11 @@ public final class Engine {
             checkpointIfDue(now: now)
             refreshLocalPorts(now: now)
             takeAuditEvents()
+            fastPath?.service(translator, lock: translatorLock, now: now)
         }
         // The workers give every packet still queued its verdict before they end.
         threads.forEach { $0.join() }
+        fastPath?.stop(translator, lock: translatorLock, now: MonotonicClock.now())
         saveStateAtStop()
         if let audit {
             withTranslator { audit.take(from: $0); audit.finish() }

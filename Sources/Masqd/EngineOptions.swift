@@ -117,6 +117,21 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Masquerade behind this address of --wan (a VRRP virtual address) instead of its first primary one, whether or not the interface holds it now.")
     public var virtualAddress: String?
 
+    @Flag(name: .long, help: "Translate established plain TCP and UDP flows in the kernel: a tc BPF program on the WAN and LAN interfaces, fed by the engine (see README, Kernel fast path). Default: off.")
+    public var fastPath: Bool = false
+
+    @Option(name: .long, help: "LAN interface for --fast-path's outbound program (repeatable). Default: the interfaces the --lan prefixes are routed through.")
+    public var fastPathLanInterface: [String] = []
+
+    @Option(name: .long, help: "Flows the fast path holds at most (1-1048576; two map entries each). Default 32768.")
+    public var fastPathMaxFlows: String?
+
+    @Option(name: .long, help: "Seconds a flow stays on the engine's path after becoming two-way before it is offloaded (0-3600, decimals allowed). Default 0.")
+    public var fastPathDelay: String?
+
+    @Option(name: .long, help: "The fast path's BPF object (built by Deploy/build-bpf.sh). Default: masqd_fastpath.bpf.o next to the masqd binary, else /usr/lib/masqd/masqd_fastpath.bpf.o.")
+    public var fastPathObject: String?
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -152,7 +167,8 @@ public struct EngineOptions: ParsableArguments, Sendable {
             firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange(),
             audit: try checkedAudit(queue: queueRange.lowerBound),
             noNATDestinations: try checkedExclusions(lan: nat.internalPrefixes),
-            ha: try checkedHA(), role: try checkedRole(), virtualAddress: try checkedVirtualAddress())
+            ha: try checkedHA(), role: try checkedRole(), virtualAddress: try checkedVirtualAddress(),
+            fastPath: try checkedFastPath(nat: nat))
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -300,6 +316,9 @@ public struct EngineSettings: Sendable {
     public var role: RouterRole = .active
     /// `--virtual-address`: the fixed external address (a VRRP virtual address); nil: --wan's own.
     public var virtualAddress: IPv4Address? = nil
+
+    /// `--fast-path` and its options (EngineOptions-FastPath.swift); nil: off.
+    public var fastPath: FastPathSettings? = nil
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }

@@ -53,6 +53,7 @@ struct IPFIXEncoder {
         case .sessionRemoved: 5
         case .mappingCreated: 8
         case .mappingRemoved: 9
+        case .sessionEstablished: 0 // no RFC 8158 event; AuditExporter never passes one here
         }
     }
 

@@ -33,8 +33,8 @@ final class QueueWorker: @unchecked Sendable {
     /// The queue's statistics as of the last batch (the queue itself is this thread's only).
     @exclusivity(unchecked) var queueStatistics = NetfilterQueueStatistics()
     var loggedRefusal = false
-    /// Takes the batch's NAT events (Engine-Audit.swift); nil without --audit-log or --ipfix-collector.
-    var audit: AuditExporter?
+    /// Takes the batch's NAT events (NATEventSinks.swift); empty without a consumer.
+    var events = NATEventSinks()
     /// Why the worker stopped early (a receive or send the kernel refused outright).
     var failure: MasqdError?
     @exclusivity(unchecked) private var lastFragmentSweep = NATTime(nanoseconds: 0)
@@ -91,7 +91,7 @@ final class QueueWorker: @unchecked Sendable {
                 for index in 0..<count {
                     handle(queue.packet(at: index), now: started)
                 }
-                audit?.take(from: translator)
+                events.take(from: translator)
             }
             // The worker's own work ends here; the verdict send that follows also carries each
             // packet through the rest of the kernel path (routing, the veth peer, …) inline.

@@ -56,6 +56,7 @@ public enum SteeringRules {
         case .iptables: try IptablesBackend.remove(FirewallPlan(settings))
         case .nft: try NftablesBackend.remove(FirewallPlan(settings))
         }
+        Engine.detachFastPath(settings)
     }
 
     /// Sets a sysctl, leaving it untouched when it already has the value (so a sandbox that

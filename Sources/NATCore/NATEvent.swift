@@ -11,6 +11,10 @@ public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConverti
     /// A mapping met a remote endpoint: one translated flow (RFC 8158's session).
     case sessionCreated = 3
     case sessionRemoved = 4
+    /// A plain session (no helper) became two-way: TCP reached ESTABLISHED, or UDP was seen
+    /// both ways. Only with `recordsEstablishedSessions` (the kernel fast path's cue to
+    /// offload it); audit consumers skip it.
+    case sessionEstablished = 5
 
     public var description: String {
         switch self {
@@ -18,11 +22,12 @@ public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConverti
         case .mappingRemoved: "mapping-removed"
         case .sessionCreated: "session-created"
         case .sessionRemoved: "session-removed"
+        case .sessionEstablished: "session-established"
         }
     }
 
     public var isCreation: Bool { self == .mappingCreated || self == .sessionCreated }
-    public var isSession: Bool { self == .sessionCreated || self == .sessionRemoved }
+    public var isSession: Bool { self == .sessionCreated || self == .sessionRemoved || self == .sessionEstablished }
 }
 
 /// Why it happened: what made a mapping or session (1-15) or ended it (16 on).

@@ -49,23 +49,35 @@ public struct NATEventRing {
     /// Moves every waiting event into `other` (after its own), oldest first, in at most four
     /// block copies; the ones that do not fit are dropped. Returns how many were dropped.
     public mutating func move(into other: inout NATEventRing) -> Int {
-        guard count > 0, let storage else { return 0 }
-        let moving = min(count, other.capacity - other.count)
-        var moved = 0
-        while moved < moving {
-            // The longest run contiguous in both rings.
-            let source = head
-            let target = (other.head + other.count) & other.mask
-            let run = min(moving - moved, capacity - source, other.capacity - target)
-            (other.storage! + target).update(from: storage + source, count: run)
-            head = (head + run) & mask
-            other.count += run
-            moved += run
-        }
-        let dropped = count - moving
+        let dropped = copy(into: &other)
         count = 0
         head = 0
         return dropped
+    }
+
+    /// `move` without emptying this ring: for a consumer that is not the last (the fast path
+    /// before the audit exporter). Returns how many did not fit in `other`.
+    public func copy(into other: inout NATEventRing) -> Int {
+        guard count > 0, let storage else { return 0 }
+        let copying = min(count, other.capacity - other.count)
+        var copied = 0
+        var source = head
+        while copied < copying {
+            // The longest run contiguous in both rings.
+            let target = (other.head + other.count) & other.mask
+            let run = min(copying - copied, capacity - source, other.capacity - target)
+            (other.storage! + target).update(from: storage + source, count: run)
+            source = (source + run) & mask
+            other.count += run
+            copied += run
+        }
+        return count - copying
+    }
+
+    /// Empties the ring (the events' last consumer took a copy).
+    public mutating func removeAll() {
+        count = 0
+        head = 0
     }
 
     /// Hands every waiting event to `body`, oldest first, and empties the ring.

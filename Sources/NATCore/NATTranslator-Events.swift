@@ -31,6 +31,17 @@ extension NATTranslator {
         events.move(into: &queue)
     }
 
+    /// Copies the waiting events into `queue` and keeps them (a consumer before the last, under
+    /// the lock); returns how many did not fit there.
+    public func copyEvents(into queue: inout NATEventRing) -> Int {
+        events.copy(into: &queue)
+    }
+
+    /// Drops the waiting events (every consumer has its copy).
+    public func discardEvents() {
+        events.removeAll()
+    }
+
     @inline(__always)
     func record(_ event: NATEvent) {
         if events.push(event) {

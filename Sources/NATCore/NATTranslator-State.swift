@@ -73,7 +73,7 @@ extension NATTranslator {
             // A timeout shortened by a reload leaves longer timers running: they end at the longest.
             let remaining = min(NATDuration(nanoseconds: session.expires - now.nanoseconds), longest)
             snapshot.sessions.append(.init(mapping: index, remoteAddress: session.remoteAddress, remotePort: session.remotePort,
-                                           tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen,
+                                           tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen & ~TCPSessionState.udpSeenBoth,
                                            remaining: remaining, helper: helper))
         }
         exportAddressOnly(into: &snapshot, now: now)
@@ -171,6 +171,7 @@ extension NATTranslator {
                 }
             }
             summary.sessionsRestored += 1
+            if recordsEstablishedSessions { recordRestoredEstablished(opened.row) }
         }
         for (i, row) in rows.enumerated() where row >= 0 {
             mappings[row].sessionCount -= 1

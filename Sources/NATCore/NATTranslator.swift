@@ -46,6 +46,8 @@ public final class NATTranslator {
     @exclusivity(unchecked) var events = NATEventRing()
     /// Set while `importState` runs: its sessions are recorded as restored.
     @exclusivity(unchecked) var restoring = false
+    /// Record `.sessionEstablished` events too (the kernel fast path's; NATTranslator-FastPath.swift).
+    @exclusivity(unchecked) public var recordsEstablishedSessions = false
 
     /// `configuration` must pass `validate()`; the daemon checks it first and reports errors.
     public init(configuration: NATConfiguration) {
@@ -279,8 +281,14 @@ public final class NATTranslator {
                 }
                 return
             }
+            let before = session.pointee.tcpState
             session.pointee.tcpState = TCPSessionState.next(
                 session.pointee.tcpState, flags: tcpFlags, outbound: outbound, seen: &session.pointee.tcpFlagsSeen)
+            if recordsEstablishedSessions, before != .established, session.pointee.tcpState == .established {
+                recordEstablished(row)
+            }
+        } else if recordsEstablishedSessions, protocolNumber == IPProtocolNumber.udp {
+            noteUDPDirection(row, outbound: outbound)
         }
         let timeout = configuration.timeouts.timeout(protocolNumber: protocolNumber, tcpState: session.pointee.tcpState)
         session.pointee.expires = now.nanoseconds &+ timeout.nanoseconds

@@ -656,6 +656,7 @@ final class Harness {
         translator = NATTranslator(configuration: configuration)
         reassembler = FragmentReassembler(limits: Setup.fragmentLimits, hashSeed: 0x1234_5678_9abc_def0)
         translator.enableEvents(capacity: 1 << 16, now: NATTime(nanoseconds: now))
+        translator.recordsEstablishedSessions = true
     }
 
     var time: NATTime { NATTime(nanoseconds: now) }
@@ -975,8 +976,11 @@ final class Harness {
             case .mappingRemoved: eventMappings -= 1
             case .sessionCreated: eventSessions += 1
             case .sessionRemoved: eventSessions -= 1
+            case .sessionEstablished: break
             }
-            check(e.kind.isCreation == (e.reason.rawValue < 16), "event \(e.kind) with reason \(e.reason)")
+            check((e.kind.isCreation || e.kind == .sessionEstablished) == (e.reason.rawValue < 16), "event \(e.kind) with reason \(e.reason)")
+            // The fast path's cue: only plain TCP/UDP sessions, never ICMP.
+            check(e.kind != .sessionEstablished || e.protocolNumber != IPProtocolNumber.icmp, "an established event for ICMP")
             check([IPProtocolNumber.tcp, IPProtocolNumber.udp, IPProtocolNumber.icmp].contains(e.protocolNumber),
                   "an event of protocol \(e.protocolNumber)")
             check(e.kind.isSession || (e.remoteAddress == 0 && e.remotePort == 0), "a mapping event with a remote")
