@@ -142,5 +142,5 @@ extension Trait where Self == TimeLimitTrait {
     /// speed: test bodies are synchronous and hold one of the cooperative pool's threads (two
     /// on a two-core machine), and a test's clock starts when it is scheduled, so in the full
     /// parallel run a quick test can wait minutes for a thread before its first line runs.
-    static var integrationLimit: Self { .integrationLimit }
+    static var integrationLimit: Self { .timeLimit(.minutes(10)) }
 }
