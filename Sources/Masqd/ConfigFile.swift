@@ -131,6 +131,9 @@ extension ConfigFile {
             ("metrics", .single(\.metrics)),
             ("state-file", .single(\.stateFile)),
             ("checkpoint-interval", .single(\.checkpointInterval)),
+            ("redirect", .list(\.redirect)),
+            ("max-redirect-flows", .single(\.maxRedirectFlows)),
+            ("reverse-path-check", .single(\.reversePathCheck)),
         ]
     }
 

@@ -104,6 +104,9 @@ extension Engine {
             ("firewall", { $0.firewall?.rawValue ?? "the system's" }),
             ("control", \.controlPath),
             ("metrics", { $0.metrics?.description ?? "off" }),
+            ("redirect", { $0.nat.redirects.map(\.description).joined(separator: ",") }),
+            ("max-redirect-flows", { "\($0.nat.maxRedirectSessions)" }),
+            ("reverse-path-check", { "\($0.reversePathCheck)" }),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))

@@ -11,7 +11,8 @@ extension Engine {
         switch words.first {
         case "stats": return statsReport()
         case "flows": return flowsReport(filters: words.dropFirst().map(String.init))
-        default: return "error: unknown request '\(request)' (known: stats, flows)\n"
+        case "original-destination": return originalDestinationReport(words)
+        default: return "error: unknown request '\(request)' (known: stats, flows, original-destination)\n"
         }
     }
 
@@ -133,6 +134,7 @@ extension Engine {
                      "Control socket clients closed to make room for a new one (at most 16 open)."),
         ]
         list += stateMetrics()
+        list += redirectMetrics()
         return list
     }
 
@@ -163,6 +165,7 @@ extension Engine {
         }
         var output = ""
         for flow in flows { output += flow.description + "\n" }
+        for flow in redirectFlowLines(protocols: protocols, addresses: addresses) { output += flow.description + "\n" }
         return output
     }
 }

@@ -75,6 +75,15 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Seconds between saves of --state-file while running; 0: only when stopping. Default 60.")
     public var checkpointInterval: String?
 
+    @Option(name: .long, help: "Transparent redirect tcp:PORT=LOCALPORT (repeatable): TCP from the LAN to any address on PORT goes to the router's LOCALPORT (a local proxy; `masqd original-destination` tells it where the client was going).")
+    public var redirect: [String] = []
+
+    @Option(name: .long, help: "Cap on live redirected connections (--redirect). Default 16384.")
+    public var maxRedirectFlows: String?
+
+    @Option(name: .long, help: "Drop packets from the LAN side whose source is not routed back through the interface they came in on (iptables rpfilter, nft fib): yes (default) or no.")
+    public var reversePathCheck: String?
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -107,7 +116,8 @@ public struct EngineOptions: ParsableArguments, Sendable {
             queue: queueRange.lowerBound, queueCount: UInt16(queueRange.count), wanInterface: wan, nat: nat, helpers: helperNames, hairpin: !noHairpin,
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
             metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen,
-            firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange())
+            firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange(),
+            reversePathCheck: try checkedReversePathCheck())
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -151,6 +161,8 @@ public struct EngineOptions: ParsableArguments, Sendable {
         (helperNames, nat.helpers) = try checkedHelpers()
         nat.forwards = forwards
         nat.ports = ports
+        nat.redirects = try checkedRedirects()
+        nat.maxRedirectSessions = try checkedMaxRedirectFlows()
         if let filtering {
             guard let value = NATFiltering(rawValue: filtering) else {
                 throw .option("--filtering", filtering, "expected address-and-port-dependent or endpoint-independent")
@@ -240,6 +252,10 @@ public struct EngineSettings: Sendable {
 
     /// `--reserve-local-port-range`: the router's ip_local_port_range is kept out of mappings.
     public var reserveLocalPortRange: Bool = true
+
+    /// `--reverse-path-check`: the rules drop LAN-side packets whose source does not route back
+    /// through their input interface (FirewallPlan).
+    public var reversePathCheck: Bool = true
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }

@@ -22,6 +22,9 @@ public struct NATConfiguration: Sendable {
     public var helperLimits = HelperLimits()
     /// Secret seed for the flow hashes and port choice; the daemon draws it at random.
     public var hashSeed: UInt64 = 0x6d61_7371_6400_0001
+    /// Transparent redirects (TransparentRedirect.swift) and the cap on their live connections.
+    public var redirects: [TransparentRedirect] = []
+    public var maxRedirectSessions: Int = 16_384
 
     public init(externalAddress: IPv4Address? = nil, internalPrefixes: [IPv4Prefix] = []) {
         self.externalAddress = externalAddress

@@ -31,6 +31,13 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// The internal host already has its share of connections with an application helper
     /// (`HelperLimits.connectionsPerHost`).
     case hostHelperLimit
+    /// Transparent redirect: no room for one more redirected connection.
+    case redirectTableFull
+    /// Transparent redirect: the client endpoint already has a live redirected connection to
+    /// another destination (both would be one socket pair at the proxy).
+    case redirectClash
+    /// Transparent redirect: the router has no known address on the interface the packet came in on.
+    case redirectNoLocalAddress
 
     public var description: String {
         switch self {
@@ -52,6 +59,9 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .spoofedSource: "spoofed_source"
         case .martianSource: "martian_source"
         case .hostHelperLimit: "host_helper_limit"
+        case .redirectTableFull: "redirect_table_full"
+        case .redirectClash: "redirect_clash"
+        case .redirectNoLocalAddress: "redirect_no_local_address"
         }
     }
 }
@@ -107,6 +117,14 @@ public struct NATCounters: Sendable {
     public var mappingsEvictedLocalPort: UInt64 = 0
     /// Helper expectations refused because the internal host already has its share pending.
     public var expectationsRefusedHostShare: UInt64 = 0
+    /// Transparent redirect: client packets sent to the local proxy, proxy replies sent back
+    /// as from the original destination, router packets from a redirect's local port that
+    /// belong to no redirected connection (passed unchanged), connections made and expired.
+    public var redirectedToProxy: UInt64 = 0
+    public var redirectedFromProxy: UInt64 = 0
+    public var redirectRepliesUnmatched: UInt64 = 0
+    public var redirectSessionsCreated: UInt64 = 0
+    public var redirectSessionsExpired: UInt64 = 0
 
     public init() {}
 

@@ -9,6 +9,7 @@ extension NATTranslator {
     @discardableResult
     public func expire(now: NATTime, budget: Int) -> Int {
         expireExpectations(now: now)
+        if !configuration.redirects.isEmpty { expireRedirects(now: now, budget: budget) }
         var removed = 0
         var examined = 0
         let limit = min(budget, sessions.highWater) // a negative budget examines nothing

@@ -35,6 +35,13 @@ public final class NATTranslator {
     @exclusivity(unchecked) var stagedEditRoom = 0
     static let helperBufferBytes = 65536 + 4096
 
+    // Transparent redirect (NATTranslator-Redirect.swift): its connections, the sweep's
+    // place in them, and the router's addresses by interface.
+    @exclusivity(unchecked) var redirectSessions: RedirectTable
+    @exclusivity(unchecked) var redirectSweepCursor = 0
+    @exclusivity(unchecked) var redirectSweepHighestLive: Int32 = -1
+    @exclusivity(unchecked) var interfaceAddresses: [InterfaceAddress] = []
+
     /// `configuration` must pass `validate()`; the daemon checks it first and reports errors.
     public init(configuration: NATConfiguration) {
         precondition(configuration.maxSessions > 0 && configuration.maxSessions < Int(Int32.max) / 2)
@@ -48,6 +55,8 @@ public final class NATTranslator {
         let helperRows = configuration.helpers.isEmpty ? 1 : limits.connections
         helperConnections = HelperConnectionTable(capacity: helperRows, heldBytes: limits.heldBytes)
         expectations = ExpectationTable(capacity: configuration.helpers.isEmpty ? 1 : limits.expectations)
+        redirectSessions = RedirectTable(capacity: configuration.redirects.isEmpty ? 1 : configuration.maxRedirectSessions,
+                                         seed: configuration.hashSeed &* 13 &+ 5)
         helperInput = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
         helperOutputPayload = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
         helperOutput = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
@@ -65,6 +74,7 @@ public final class NATTranslator {
         localPorts.deallocate()
         helperConnections.deallocate()
         expectations.deallocate()
+        redirectSessions.deallocate()
         helperInput.deallocate()
         helperOutputPayload.deallocate()
         helperOutput.deallocate()

@@ -11,6 +11,8 @@ public struct FirewallPlan: Sendable, Equatable {
     /// mangle POSTROUTING (-150); nftables chains at the same hooks and priorities.
     public enum Hook: Sendable, Equatable {
         case prerouting, forward, postrouting
+        /// The router's own packets (a redirect's proxy replies): mangle OUTPUT, -150.
+        case output
 
         public var priority: Int { self == .prerouting ? -300 : -150 }
     }
@@ -42,6 +44,14 @@ public struct FirewallPlan: Sendable, Equatable {
         public var sourceType: AddressType? = nil
         public var destinationType: AddressType? = nil
         public var action: Action = .queue
+        /// `-d` / `ip daddr`.
+        public var destination: IPv4Prefix? = nil
+        /// TCP by port: iptables `-p tcp --sport/--dport`, nft `tcp sport/dport` (ipProtocol unset).
+        public var tcpSourcePort: UInt16? = nil
+        public var tcpDestinationPort: UInt16? = nil
+        /// Matches a source that does not route back through the input interface: iptables
+        /// `-m rpfilter --invert`, nft `fib saddr . iif oif missing` (FirewallPlan-ReversePath.swift).
+        public var reversePathFails: Bool = false
     }
 
     /// The queue or queues the rules send to; `bypass`: with no engine bound, accept untranslated.
@@ -97,6 +107,7 @@ public struct FirewallPlan: Sendable, Equatable {
         // The router's own ICMP errors about packets it forwarded inbound quote internal
         // addresses; the engine translates their quoted packet.
         points.append(SteeringPoint(hook: .postrouting, output: wan, ipProtocol: "icmp", sourceType: .local))
+        points += Self.redirectPoints(settings) + Self.reversePathPoints(settings)
         self.points = points
     }
 }
