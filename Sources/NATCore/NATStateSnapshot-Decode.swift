@@ -20,11 +20,15 @@ extension NATStateSnapshot {
         let reserved1 = header.u32()
         let longest = header.u64()
         let mappingCount = Int(header.u32()), sessionCount = Int(header.u32()), helperCount = Int(header.u32())
-        let reserved2 = header.u32()
+        let redirectField = header.u32()
+        // Version 3 counts redirect records here; before, the field is reserved (zero).
+        let redirectCount = version >= 3 ? Int(redirectField) : 0
+        let reserved2 = version >= 3 ? 0 : redirectField
 
         // The length the counts announce; checked before anything that could be a symptom of truncation.
         let expected = StateFormat.headerBytes + mappingCount * StateFormat.mappingBytes + sessionCount * StateFormat.sessionBytes
-            + helperCount * StateFormat.helperBytes(heldCapacity: heldCapacity) + StateFormat.checksumBytes
+            + helperCount * StateFormat.helperBytes(heldCapacity: heldCapacity) + redirectCount * StateFormat.redirectBytes
+            + StateFormat.checksumBytes
         guard bytes.count >= expected else { throw .truncated(length: bytes.count, expected: expected) }
         guard bytes.count == expected else { throw .trailingBytes(length: bytes.count, expected: expected) }
         var trailer = ByteReader(bytes, at: expected - StateFormat.checksumBytes)
@@ -39,7 +43,7 @@ extension NATStateSnapshot {
         }
         guard reserved1 == 0, reserved2 == 0 else { throw .invalidHeader("reserved bytes are not zero") }
         guard longest > 0 else { throw .invalidHeader("longest timeout is 0") }
-        guard address != 0 || mappingCount + sessionCount + helperCount == 0 else {
+        guard address != 0 || mappingCount + sessionCount + helperCount + redirectCount == 0 else {
             throw .invalidHeader("records but no external address")
         }
         self.init(savedAt: savedAt, externalAddress: address == 0 ? nil : IPv4Address(address),
@@ -57,6 +61,7 @@ extension NATStateSnapshot {
         for index in 0..<helperCount {
             helperConnections.append(try Self.readHelper(&reader, index: index, heldCapacity: heldCapacity))
         }
+        redirects = try Self.readRedirects(&reader, count: redirectCount, longest: longestTimeout)
         try checkConsistency()
     }
 
