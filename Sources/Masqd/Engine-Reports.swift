@@ -135,6 +135,7 @@ extension Engine {
         ]
         list += stateMetrics()
         list += redirectMetrics()
+        list += reclaimMetrics()
         return list
     }
 

@@ -125,6 +125,11 @@ public struct NATCounters: Sendable {
     public var redirectRepliesUnmatched: UInt64 = 0
     public var redirectSessionsCreated: UInt64 = 0
     public var redirectSessionsExpired: UInt64 = 0
+    /// A new flow found the session or mapping table full: reclaim steps run (each examines
+    /// at most `NATTranslator.reclaimBudget` session rows) and ones skipped because the last
+    /// step within `reclaimQuietInterval` found nothing (NATTranslator-Reclaim.swift).
+    public var reclaimSteps: UInt64 = 0
+    public var reclaimStepsSkipped: UInt64 = 0
 
     public init() {}
 

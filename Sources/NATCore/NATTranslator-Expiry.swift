@@ -36,9 +36,4 @@ extension NATTranslator {
         counters.sessionsExpired &+= UInt64(removed)
         return removed
     }
-
-    /// A table is full: sweep a bounded stretch for expired rows. True if room was made.
-    func reclaimExpired(now: NATTime) -> Bool {
-        expire(now: now, budget: 4096) > 0
-    }
 }

@@ -41,6 +41,8 @@ public final class NATTranslator {
     @exclusivity(unchecked) var redirectSweepCursor = 0
     @exclusivity(unchecked) var redirectSweepHighestLive: Int32 = -1
     @exclusivity(unchecked) var interfaceAddresses: [InterfaceAddress] = []
+    /// When a full table may next look for expired sessions (NATTranslator-Reclaim.swift).
+    @exclusivity(unchecked) var reclaimNotBefore: UInt64 = 0
 
     /// `configuration` must pass `validate()`; the daemon checks it first and reports errors.
     public init(configuration: NATConfiguration) {
