@@ -150,8 +150,10 @@ extension NATTranslator {
             guard row >= 0 else { return drop(.redirectTableFull) }
             counters.redirectSessionsCreated &+= 1
         }
+        // Delivered locally, a GSO packet is not segmented again, so nothing would finish its
+        // checksum: a not-ready one gets the full sum even then (unlike forwarded packets).
         rewrite(ip, slot: 0, rewriteSource: false, address: IPv4Address(redirectSessions[row].localAddress), port: localPort,
-                checksum: checksum)
+                checksum: PacketChecksumState(checksumNotReady: checksum.checksumNotReady, isGSO: false))
         touchRedirect(row, flags: endpoint.tcpFlags, fromClient: true, now: now)
         counters.redirectedToProxy &+= 1
         return .acceptRewritten

@@ -85,6 +85,25 @@ struct RedirectTests {
         }
     }
 
+    @Test("a 4 MB upload from a LAN client crosses the proxy whole: client segments delivered locally get full checksums (GSO included)")
+    func uploadThroughTransparentProxy() throws {
+        try Semantics.withEngine("rdc", queue: Integration.queue(142), options: ["--redirect", "tcp:80=3128"]) { lab, masqd in
+            let file = lab.workDir + "/upload.bin"
+            try Shell.check(["dd", "if=/dev/urandom", "of=\(file)", "bs=1M", "count=4", "status=none"])
+            let sink = try lab.spawnHelper(.server, ["tcpsink", "80"], name: "sink")
+            let proxy = try lab.spawn(.router, [LabTopology.python, "-u", "-c", Self.proxyScript(masqd: masqd, control: lab.controlPath)],
+                                      name: "proxy")
+            #expect(Semantics.waitUntil(timeout: 5) { proxy.output.contains("proxy listening") }, "proxy did not start: \(proxy.output)")
+            let upload = try lab.run(.host1, lab.helper(["tcpupload", server, "80", file, "--timeout", "30"]), timeout: 40)
+            let sent = upload.lines.first { $0.hasPrefix("sent ") }.map { String($0.dropFirst(5)) } ?? "?"
+            #expect(upload.succeeded && upload.stdout.contains("sink says \(sent.replacingOccurrences(of: " bytes sha256", with: ""))"),
+                    "\(upload.summary)\nproxy:\n\(proxy.output)")
+            #expect(Semantics.waitUntil(timeout: 5) { sink.output.contains("from \(wan):") }, "the sink must see the WAN address:\n\(sink.output)")
+            #expect(proxy.output.contains("original \(server):80"), "proxy:\n\(proxy.output)")
+            proxy.stop(grace: 1)
+        }
+    }
+
     @Test("a LAN host sending with a source the router routes elsewhere is dropped by the reverse-path rule and counted; its real address still works",
           arguments: Integration.firewalls)
     func reversePathCheckDropsForeignSources(firewall: FirewallChoice) throws {

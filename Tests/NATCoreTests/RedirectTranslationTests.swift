@@ -22,10 +22,11 @@ struct RedirectTranslationTests {
         return nat
     }
 
-    func fromClient(_ nat: NATTranslator, _ packet: inout [UInt8], notReady: Bool = false, interface: UInt32 = lanInterface,
-                    now: NATTime = t0) -> TranslationVerdict {
+    func fromClient(_ nat: NATTranslator, _ packet: inout [UInt8], notReady: Bool = false, gso: Bool = false,
+                    interface: UInt32 = lanInterface, now: NATTime = t0) -> TranslationVerdict {
         packet.withUnsafeMutableBytes {
-            nat.translate($0, direction: .hairpin, checksum: PacketChecksumState(checksumNotReady: notReady), now: now, inputInterface: interface)
+            nat.translate($0, direction: .hairpin, checksum: PacketChecksumState(checksumNotReady: notReady, isGSO: gso), now: now,
+                          inputInterface: interface)
         }
     }
 
@@ -66,6 +67,16 @@ struct RedirectTranslationTests {
         var lines: [String] = []
         nat.forEachRedirect(now: at(1)) { lines.append($0.description) }
         #expect(lines == ["tcp ESTABLISHED 192.0.2.10:40000 -> 203.0.113.2:80 redirected 192.0.2.1:3128 expires 7439s"])
+    }
+
+    @Test("a GSO segment from the client with its checksum not ready gets the full checksum: delivered locally, nothing else finishes it")
+    func clientGSOGetsTheFullChecksum() {
+        let nat = makeRedirecting()
+        let payload = [UInt8](repeating: 0x5a, count: 8000)
+        var bulk = PacketBuilder.tcp(Net.hostA, 40000, Net.remote, 80, flags: TCPFlag.ack, seq: 1001, ack: 1, payload: payload, checksum: .notReady)
+        #expect(fromClient(nat, &bulk, notReady: true, gso: true) == .acceptRewritten)
+        #expect(bulk == PacketBuilder.tcp(Net.hostA, 40000, Self.routerLAN, 3128, flags: TCPFlag.ack, seq: 1001, ack: 1, payload: payload))
+        #expect(Verify.transportChecksumValid(bulk))
     }
 
     @Test("other ports, the router's own addresses and connections made to the proxy directly are not touched")
