@@ -63,7 +63,7 @@ extension Engine {
             refuseState(path, error.description, keeping: &keeping, logger: logger)
             return keeping
         }
-        guard snapshot.sessionCount > 0 else {
+        guard snapshot.sessionCount + snapshot.redirectCount > 0 else {
             logger.info("no flows saved in \(path): starting empty")
             return keeping
         }
