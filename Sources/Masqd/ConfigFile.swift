@@ -134,6 +134,7 @@ extension ConfigFile {
             ("redirect", .list(\.redirect)),
             ("max-redirect-flows", .single(\.maxRedirectFlows)),
             ("reverse-path-check", .single(\.reversePathCheck)),
+            ("max-redirect-flows-per-host", .single(\.maxRedirectFlowsPerHost)),
         ]
     }
 

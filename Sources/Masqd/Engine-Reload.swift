@@ -107,6 +107,7 @@ extension Engine {
             ("redirect", { $0.nat.redirects.map(\.description).joined(separator: ",") }),
             ("max-redirect-flows", { "\($0.nat.maxRedirectSessions)" }),
             ("reverse-path-check", { "\($0.reversePathCheck)" }),
+            ("max-redirect-flows-per-host", { "\($0.nat.maxRedirectSessionsPerHost)" }),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))

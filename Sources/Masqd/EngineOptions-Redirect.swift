@@ -1,6 +1,7 @@
 import NATCore
 
-// `--redirect tcp:PORT=LOCALPORT` (repeatable), `--max-redirect-flows N` and
+// `--redirect tcp:PORT=LOCALPORT` (repeatable), `--max-redirect-flows N`,
+// `--max-redirect-flows-per-host N` and
 // `--reverse-path-check yes|no`: transparent redirect to a local proxy
 // (NATTranslator-Redirect.swift, Engine-Redirect.swift) and the LAN-side reverse-path rule
 // (FirewallPlan).
@@ -35,6 +36,14 @@ extension EngineOptions {
         guard let maxRedirectFlows else { return NATConfiguration().maxRedirectSessions }
         guard let value = Int(maxRedirectFlows), (1...1_048_576).contains(value) else {
             throw .option("--max-redirect-flows", maxRedirectFlows, "expected a number from 1 to 1048576")
+        }
+        return value
+    }
+
+    func checkedMaxRedirectFlowsPerHost() throws(MasqdError) -> Int {
+        guard let maxRedirectFlowsPerHost else { return NATConfiguration().maxRedirectSessionsPerHost }
+        guard let value = Int(maxRedirectFlowsPerHost), (1...1_048_576).contains(value) else {
+            throw .option("--max-redirect-flows-per-host", maxRedirectFlowsPerHost, "expected a number from 1 to 1048576")
         }
         return value
     }

@@ -84,6 +84,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Drop packets from the LAN side whose source is not routed back through the interface they came in on (iptables rpfilter, nft fib): yes (default) or no.")
     public var reversePathCheck: String?
 
+    @Option(name: .long, help: "Cap on live redirected connections of one client address. Default 256.")
+    public var maxRedirectFlowsPerHost: String?
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -163,6 +166,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
         nat.ports = ports
         nat.redirects = try checkedRedirects()
         nat.maxRedirectSessions = try checkedMaxRedirectFlows()
+        nat.maxRedirectSessionsPerHost = try checkedMaxRedirectFlowsPerHost()
         if let filtering {
             guard let value = NATFiltering(rawValue: filtering) else {
                 throw .option("--filtering", filtering, "expected address-and-port-dependent or endpoint-independent")

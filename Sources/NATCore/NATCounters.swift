@@ -38,6 +38,8 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case redirectClash
     /// Transparent redirect: the router has no known address on the interface the packet came in on.
     case redirectNoLocalAddress
+    /// Transparent redirect: the client address already has its share of redirected connections.
+    case redirectHostLimit
 
     public var description: String {
         switch self {
@@ -62,6 +64,7 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .redirectTableFull: "redirect_table_full"
         case .redirectClash: "redirect_clash"
         case .redirectNoLocalAddress: "redirect_no_local_address"
+        case .redirectHostLimit: "redirect_host_limit"
         }
     }
 }

@@ -73,13 +73,15 @@ extension NATTranslator {
         return records
     }
 
-    /// Into a fresh table: what outlived the downtime, fits the cap, and whose local port is
+    /// Into a fresh table: what outlived the downtime, fits the caps, and whose local port is
     /// still a redirect's.
     func restoreRedirects(_ records: [NATStateSnapshot.RedirectRecord], downtime: NATDuration, now: NATTime,
                           summary: inout NATStateRestoreSummary) {
         for record in records {
             guard record.remaining > downtime, configuration.redirects.contains(where: { $0.localPort == record.localPort }),
-                  redirectSessions.count < redirectSessions.capacity else {
+                  redirectSessions.count < redirectSessions.capacity,
+                  redirectHosts.sessions(of: record.clientAddress) < UInt32(clamping: configuration.maxRedirectSessionsPerHost),
+                  redirectHosts.add(record.clientAddress) else {
                 summary.redirectsNotRestored += 1
                 continue
             }

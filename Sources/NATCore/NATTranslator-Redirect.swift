@@ -108,7 +108,7 @@ extension NATTranslator {
             examined += 1
             guard redirectSessions[row].localPort != 0 else { continue }
             if redirectSessions[row].expires <= now.nanoseconds {
-                redirectSessions.remove(row)
+                removeRedirect(row)
                 removed += 1
             } else {
                 redirectSweepHighestLive = row
@@ -143,11 +143,19 @@ extension NATTranslator {
             if redirectSessions.count >= redirectSessions.capacity, expireRedirects(now: now, budget: 256) == 0 {
                 return drop(.redirectTableFull)
             }
+            // Each client's share, so one LAN host cannot take the whole table.
+            guard redirectHosts.sessions(of: client) < UInt32(clamping: configuration.maxRedirectSessionsPerHost) else {
+                return drop(.redirectHostLimit)
+            }
+            guard redirectHosts.add(client) else { return drop(.redirectTableFull) }
             row = redirectSessions.insert(RedirectSession(
                 expires: now.nanoseconds, clientAddress: client, originalAddress: header.destination.value,
                 localAddress: local, hash: hash, clientPort: endpoint.sourcePort, originalPort: endpoint.destinationPort,
                 localPort: localPort, tcpState: .opening, tcpFlagsSeen: 0))
-            guard row >= 0 else { return drop(.redirectTableFull) }
+            guard row >= 0 else {
+                redirectHosts.remove(client)
+                return drop(.redirectTableFull)
+            }
             counters.redirectSessionsCreated &+= 1
         }
         // Delivered locally, a GSO packet is not segmented again, so nothing would finish its
@@ -184,11 +192,16 @@ extension NATTranslator {
         let row = redirectSessions.find(clientAddress: clientAddress, clientPort: clientPort, localPort: localPort, hash: hash)
         guard row >= 0 else { return -1 }
         if redirectSessions[row].expires <= now.nanoseconds {
-            redirectSessions.remove(row)
+            removeRedirect(row)
             counters.redirectSessionsExpired &+= 1
             return -1
         }
         return row
+    }
+
+    func removeRedirect(_ row: Int32) {
+        redirectHosts.remove(redirectSessions[row].clientAddress)
+        redirectSessions.remove(row)
     }
 
     /// TCP state and idle timer as for any session (the client is the "internal" side).

@@ -38,6 +38,8 @@ public final class NATTranslator {
     // Transparent redirect (NATTranslator-Redirect.swift): its connections, the sweep's
     // place in them, and the router's addresses by interface.
     @exclusivity(unchecked) var redirectSessions: RedirectTable
+    /// Redirected connections per client address, for the per-host share.
+    @exclusivity(unchecked) var redirectHosts: HostTable
     @exclusivity(unchecked) var redirectSweepCursor = 0
     @exclusivity(unchecked) var redirectSweepHighestLive: Int32 = -1
     @exclusivity(unchecked) var interfaceAddresses: [InterfaceAddress] = []
@@ -59,6 +61,8 @@ public final class NATTranslator {
         expectations = ExpectationTable(capacity: configuration.helpers.isEmpty ? 1 : limits.expectations)
         redirectSessions = RedirectTable(capacity: configuration.redirects.isEmpty ? 1 : configuration.maxRedirectSessions,
                                          seed: configuration.hashSeed &* 13 &+ 5)
+        redirectHosts = HostTable(capacity: configuration.redirects.isEmpty ? 1 : configuration.maxRedirectSessions,
+                                  seed: configuration.hashSeed &* 19 &+ 11)
         helperInput = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
         helperOutputPayload = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
         helperOutput = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
@@ -77,6 +81,7 @@ public final class NATTranslator {
         helperConnections.deallocate()
         expectations.deallocate()
         redirectSessions.deallocate()
+        redirectHosts.deallocate()
         helperInput.deallocate()
         helperOutputPayload.deallocate()
         helperOutput.deallocate()

@@ -154,7 +154,7 @@ struct ConfigFileTests {
 
     // MARK: errors: one line, file, line, key
 
-    static let known = "queue, queues, wan, lan, forward, port-range, helpers, helper-ports, filtering, max-flows, max-flows-per-host, timeout, reserve-local-port-range, max-helper-flows-per-host, no-hairpin, fail-open, firewall, control, metrics, state-file, checkpoint-interval, redirect, max-redirect-flows, reverse-path-check"
+    static let known = "queue, queues, wan, lan, forward, port-range, helpers, helper-ports, filtering, max-flows, max-flows-per-host, timeout, reserve-local-port-range, max-helper-flows-per-host, no-hairpin, fail-open, firewall, control, metrics, state-file, checkpoint-interval, redirect, max-redirect-flows, reverse-path-check, max-redirect-flows-per-host"
 
     @Test("an unreadable file: FILE: cannot read: reason")
     func unreadable() throws {

@@ -111,6 +111,25 @@ struct RedirectTranslationTests {
         #expect(nat.counters.drops(.redirectNoLocalAddress) == 1)
     }
 
+    @Test("one client address holds at most its share; an expired connection gives its share back")
+    func perHostShare() {
+        let nat = makeRedirecting { $0.maxRedirectSessionsPerHost = 2 }
+        for port: UInt16 in [40000, 40001] {
+            var syn = PacketBuilder.tcp(Net.hostA, port, Net.remote, 80)
+            #expect(fromClient(nat, &syn) == .acceptRewritten)
+        }
+        var third = PacketBuilder.tcp(Net.hostA, 40002, Net.remote, 80)
+        #expect(fromClient(nat, &third) == .drop(.redirectHostLimit))
+        var other = PacketBuilder.tcp(Net.hostB, 40002, Net.remote, 80)
+        #expect(fromClient(nat, &other) == .acceptRewritten)
+        // The first two end unanswered (tcp-opening, 120 s); the share is free again.
+        nat.expire(now: at(121), budget: 16)
+        #expect(nat.redirectSessionCount == 0 && nat.redirectHosts.sessions(of: Net.hostA.address.value) == 0)
+        var again = PacketBuilder.tcp(Net.hostA, 40002, Net.remote, 80)
+        #expect(fromClient(nat, &again, now: at(122)) == .acceptRewritten)
+        #expect(nat.counters.drops(.redirectHostLimit) == 1)
+    }
+
     @Test("an unanswered redirected SYN expires with tcp-opening; the sweep frees its row and the table takes a new one")
     func expiry() {
         let nat = makeRedirecting { $0.maxRedirectSessions = 1 }
