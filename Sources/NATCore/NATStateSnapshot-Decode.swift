@@ -12,7 +12,8 @@ extension NATStateSnapshot {
         }
         var header = ByteReader(bytes, at: StateFormat.magic.count)
         let version = header.u16()
-        guard (StateFormat.oldestReadable...StateFormat.version).contains(version) else { throw .unsupportedVersion(version) }
+        // 3 is main's pools/address-only format, not read here (see NATStateSnapshot.swift).
+        guard (StateFormat.oldestReadable...StateFormat.version).contains(version), version != 3 else { throw .unsupportedVersion(version) }
         let heldCapacity = Int(header.u16())
         let editLog = header.u8(), maxReplacement = header.u8(), stateBytes = header.u16()
         let savedAt = header.u64()
@@ -20,15 +21,14 @@ extension NATStateSnapshot {
         let reserved1 = header.u32()
         let longest = header.u64()
         let mappingCount = Int(header.u32()), sessionCount = Int(header.u32()), helperCount = Int(header.u32())
-        let redirectField = header.u32()
-        // Version 3 counts redirect records here; before, the field is reserved (zero).
-        let redirectCount = version >= 3 ? Int(redirectField) : 0
-        let reserved2 = version >= 3 ? 0 : redirectField
+        let reserved2 = header.u32()
 
         // The length the counts announce; checked before anything that could be a symptom of truncation.
-        let expected = StateFormat.headerBytes + mappingCount * StateFormat.mappingBytes + sessionCount * StateFormat.sessionBytes
-            + helperCount * StateFormat.helperBytes(heldCapacity: heldCapacity) + redirectCount * StateFormat.redirectBytes
-            + StateFormat.checksumBytes
+        let recordsEnd = StateFormat.headerBytes + mappingCount * StateFormat.mappingBytes + sessionCount * StateFormat.sessionBytes
+            + helperCount * StateFormat.helperBytes(heldCapacity: heldCapacity)
+        // Version 4: the redirect records' count follows the helper records.
+        let redirectCount = try Self.redirectCount(bytes, version: version, at: recordsEnd)
+        let expected = recordsEnd + (version >= 4 ? 4 + redirectCount * StateFormat.redirectBytes : 0) + StateFormat.checksumBytes
         guard bytes.count >= expected else { throw .truncated(length: bytes.count, expected: expected) }
         guard bytes.count == expected else { throw .trailingBytes(length: bytes.count, expected: expected) }
         var trailer = ByteReader(bytes, at: expected - StateFormat.checksumBytes)
@@ -61,6 +61,7 @@ extension NATStateSnapshot {
         for index in 0..<helperCount {
             helperConnections.append(try Self.readHelper(&reader, index: index, heldCapacity: heldCapacity))
         }
+        if version >= 4 { _ = reader.u32() } // the count, read above
         redirects = try Self.readRedirects(&reader, count: redirectCount, longest: longestTimeout)
         try checkConsistency()
     }

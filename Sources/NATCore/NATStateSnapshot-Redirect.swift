@@ -1,6 +1,7 @@
-// Redirected connections in the state file (format version 3; layout at the top of
-// NATStateSnapshot.swift). Older files have none and read as before; a file without any is
-// still written as version 1 or 2, so an older masqd reads it too.
+// Redirected connections in the state file (format version 4; layout at the top of
+// NATStateSnapshot.swift): a count after the helper records, then the records. Older files
+// have none and read as before; a file without any is still written as version 1 or 2, so an
+// older masqd reads it too.
 
 extension NATStateSnapshot {
     struct RedirectRecord: Sendable, Equatable {
@@ -18,6 +19,8 @@ extension NATStateSnapshot {
     public var redirectCount: Int { redirects.count }
 
     func encodeRedirects(_ out: inout ByteWriter) {
+        guard !redirects.isEmpty else { return } // version 1 or 2: no section
+        out.u32(UInt32(redirects.count))
         for r in redirects {
             out.u32(r.clientAddress)
             out.u32(r.originalAddress)
@@ -29,6 +32,22 @@ extension NATStateSnapshot {
             out.u8(r.tcpState.rawValue)
             out.u8(r.tcpFlagsSeen)
         }
+    }
+
+    /// The redirect record count of a version 4 file (0 before), read where the helper records
+    /// end; a file too short to hold it is truncated.
+    static func redirectCount(_ bytes: [UInt8], version: UInt16, at offset: Int) throws(NATStateError) -> Int {
+        guard version >= 4 else { return 0 }
+        guard bytes.count >= offset + 4 + StateFormat.checksumBytes else {
+            throw .truncated(length: bytes.count, expected: offset + 4 + StateFormat.checksumBytes)
+        }
+        var reader = ByteReader(bytes, at: offset)
+        let count = Int(reader.u32())
+        // Bounded by what the bytes can hold, so the length check below cannot overflow.
+        guard count <= (bytes.count - offset) / StateFormat.redirectBytes else {
+            throw .truncated(length: bytes.count, expected: offset + 4 + count * StateFormat.redirectBytes + StateFormat.checksumBytes)
+        }
+        return count
     }
 
     /// Every field checked, and one record per (client endpoint, local port) as in the table.

@@ -13,7 +13,7 @@
 //     16 wall-clock time of the save, nanoseconds since 1970 (the daemon's; the core reads no clock)
 //     24 external address (0: none, then no records)              28 reserved, 0
 //     32 longest timeout at the save, nanoseconds                 40 mapping records
-//     44 session records            48 helper connection records  52 redirect records (version 3; before: reserved, 0)
+//     44 session records            48 helper connection records  52 reserved, 0
 //   mapping records (12 bytes each)
 //     internal address 4, internal port 2, external port 2, protocol 1, flags 1 (1: port
 //     forward's static mapping), reserved 2
@@ -26,9 +26,11 @@
 //     delta 4, held length 2, started 1, acknowledged seen 1, held retransmissions 1, edit
 //     count 1, reserved 2, edits (start 4, end 4, cumulative delta 4, length 1) × 8,
 //     replacements 64 × 8, held bytes; then the helper's 64 state bytes
-//   redirect records (28 bytes each; version 3, NATStateSnapshot-Redirect.swift)
-//     client address 4, original address 4, local address 4, remaining lifetime ns 8,
-//     client port 2, original port 2, local port 2, TCP state 1, TCP flags seen 1
+//   version 4 only (NATStateSnapshot-Redirect.swift): redirect record count 4, then the
+//   redirect records (28 bytes each): client address 4, original address 4, local address 4,
+//   remaining lifetime ns 8, client port 2, original port 2, local port 2, TCP state 1,
+//   TCP flags seen 1. (Version 3 is the pools' and address-only NAT's format on main, whose
+//   header has no reserved field left; version 4 is 3 plus this trailing section.)
 //   FNV-1a 64 of every byte before it (8 bytes)
 //
 // Unused and reserved bytes are zero. What is saved: every live session with its mapping,
@@ -47,7 +49,7 @@ public struct NATStateSnapshot: Sendable, Equatable {
     var mappings: [MappingRecord] = []
     var sessions: [SessionRecord] = []
     var helperConnections: [HelperRecord] = []
-    /// Redirected connections (version 3; none in older files).
+    /// Redirected connections (version 4; none in older files).
     var redirects: [RedirectRecord] = []
 
     public var sessionCount: Int { sessions.count }
@@ -136,7 +138,7 @@ public struct NATStateSnapshot: Sendable, Equatable {
 enum StateFormat {
     static let magic: [UInt8] = Array("MASQDST\n".utf8)
     /// The version written; every version from `oldestReadable` up to it is read.
-    static let version: UInt16 = 3
+    static let version: UInt16 = 4
     static let oldestReadable: UInt16 = 1
     static let headerBytes = 56
     static let mappingBytes = 12
@@ -212,13 +214,13 @@ extension NATStateSnapshot {
         var out = ByteWriter()
         out.bytes.reserveCapacity(StateFormat.headerBytes + mappings.count * StateFormat.mappingBytes
             + sessions.count * StateFormat.sessionBytes + helperConnections.count * StateFormat.helperBytes(heldCapacity: heldCapacity)
-            + StateFormat.checksumBytes)
+            + (redirects.isEmpty ? 0 : 4 + redirects.count * StateFormat.redirectBytes) + StateFormat.checksumBytes)
         out.append(StateFormat.magic)
         // Version 1 when nothing needs 2 (no UDP flow with a helper record): the masqd before
         // datagram helpers can then still read the file, so a rollback keeps its flows.
         let needsVersion2 = sessions.contains { $0.helper != nil && mappings[$0.mapping].protocolNumber != IPProtocolNumber.tcp }
-        // Version 3 only with redirected connections: older masqd still read files without them.
-        out.u16(!redirects.isEmpty ? 3 : needsVersion2 ? 2 : StateFormat.oldestReadable)
+        // Version 4 only with redirected connections: older masqd still read files without them.
+        out.u16(!redirects.isEmpty ? 4 : needsVersion2 ? 2 : StateFormat.oldestReadable)
         out.u16(UInt16(heldCapacity))
         out.u8(UInt8(HelperLimits.editLog))
         out.u8(UInt8(HelperLimits.maxReplacement))
@@ -230,7 +232,7 @@ extension NATStateSnapshot {
         out.u32(UInt32(mappings.count))
         out.u32(UInt32(sessions.count))
         out.u32(UInt32(helperConnections.count))
-        out.u32(UInt32(redirects.count))
+        out.u32(0)
         for m in mappings {
             out.u32(m.internalAddress)
             out.u16(m.internalPort)

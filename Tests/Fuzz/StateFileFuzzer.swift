@@ -314,7 +314,7 @@ enum StateSeeds {
         _ = synAck.withUnsafeMutableBytes { nat.translateRedirectReply($0, checksum: PacketChecksumState(), now: t0) }
         translate(nat, packet(tcp: false, from: client, 5353, to: server, 53, seq: 0, ack: 0, flags: 0, payload: [1]), .outbound, now: t0)
         let file = nat.exportState(now: t0, savedAt: 1_700_000_000_000_000_000).encoded()
-        check(file[9] == 3, "the redirect seed is not a version 3 file")
+        check(file[9] == 4, "the redirect seed is not a version 4 file")
         return file
     }
 
@@ -342,7 +342,7 @@ enum StateSeeds {
             crafted[helperStart + 20 + 13] = 40
             seeds.append(input(crafted, flags: 1, ops: [retransmit, ack]))
         }
-        // A redirected connection (format version 3) beside a UDP flow.
+        // A redirected connection (format version 4) beside a UDP flow.
         seeds.append(input(savedRedirectFile(), flags: 0, ops: [ack]))
         for (i, seed) in seeds.enumerated() {
             let path = directory + "/seed-\(i)"

@@ -2,7 +2,7 @@ import NATTestKit
 import Testing
 @testable import NATCore
 
-// Redirected connections across a restart (state file version 3): they come back and the
+// Redirected connections across a restart (state file version 4): they come back and the
 // proxy's replies are translated to the same bytes; files without them keep their old
 // version; a damaged redirect record is refused by name.
 
@@ -40,8 +40,9 @@ struct RedirectStateTests {
 
     @Test func redirectedConnectionsSurviveARestart() throws {
         let bytes = savedFile()
-        #expect(bytes[8] == 0 && bytes[9] == 3, "a file with redirect records is version 3")
-        #expect(Array(bytes[52..<56]) == [0, 0, 0, 1], "one redirect record counted at 52")
+        #expect(bytes[8] == 0 && bytes[9] == 4, "a file with redirect records is version 4")
+        #expect(Array(bytes[52..<56]) == [0, 0, 0, 0], "52 stays reserved")
+        #expect(Array(bytes[(bytes.count - 8 - 28 - 4)..<(bytes.count - 8 - 28)]) == [0, 0, 0, 1], "one redirect record counted after the helper records")
         let snapshot = try NATStateSnapshot(decoding: bytes)
         #expect(snapshot.redirectCount == 1 && snapshot.sessionCount == 1)
         let restored = makeRedirecting()
@@ -90,6 +91,17 @@ struct RedirectStateTests {
             copy[i] ^= 0x01
             #expect(throws: NATStateError.checksumMismatch) { try NATStateSnapshot(decoding: copy) }
         }
+        // The count says more records than the bytes hold: truncated; fewer: bytes left over.
+        var more = bytes
+        more[record - 1] = 2
+        #expect(throws: NATStateError.truncated(length: bytes.count, expected: bytes.count + 28)) { try NATStateSnapshot(decoding: Self.resealed(more)) }
+        var fewer = bytes
+        fewer[record - 1] = 0
+        #expect(throws: NATStateError.trailingBytes(length: bytes.count, expected: bytes.count - 28)) { try NATStateSnapshot(decoding: Self.resealed(fewer)) }
+        // Version 3 (main's pools/address-only format) is not this layout: refused by name.
+        var three = bytes
+        three[9] = 3
+        #expect(throws: NATStateError.unsupportedVersion(3)) { try NATStateSnapshot(decoding: three) }
         // Cut anywhere inside the record: truncated.
         var short = bytes
         short.removeSubrange(record..<(record + 4))

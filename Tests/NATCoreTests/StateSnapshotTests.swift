@@ -409,9 +409,9 @@ final class CountingDatagramHelper: ApplicationHelper {
         #expect(decodeError(Array("garbage".utf8)) == .notAStateFile) // shorter than the magic, and not its start
         #expect(decodeError(Array("MASQ".utf8)) == .truncated(length: 4, expected: 64))
         var future = bytes
-        future[9] = 4
-        #expect(decodeError(future) == .unsupportedVersion(4))
-        #expect(NATStateError.unsupportedVersion(4).description == "format version 4; this masqd reads versions 1-3")
+        future[9] = 5
+        #expect(decodeError(future) == .unsupportedVersion(5))
+        #expect(NATStateError.unsupportedVersion(5).description == "format version 5; this masqd reads versions 1-4")
         var zero = bytes
         zero[9] = 0
         #expect(decodeError(zero) == .unsupportedVersion(0))
