@@ -61,6 +61,11 @@ extension NATStateSnapshot {
         for index in 0..<helperCount {
             helperConnections.append(try Self.readHelper(&reader, index: index, heldCapacity: heldCapacity))
         }
+        // Version 2 is written only for a datagram helper's record: a file without one would
+        // encode back as version 1, so it is not a file masqd writes (found by the state fuzzer).
+        if version == 2, !sessions.contains(where: { $0.helper != nil && mappings[$0.mapping].protocolNumber != IPProtocolNumber.tcp }) {
+            throw .invalidHeader("version 2 without a datagram helper record")
+        }
         if version >= 4 { _ = reader.u32() } // the count, read above
         redirects = try Self.readRedirects(&reader, count: redirectCount, longest: longestTimeout)
         try checkConsistency()

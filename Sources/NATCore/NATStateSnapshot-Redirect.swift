@@ -43,6 +43,9 @@ extension NATStateSnapshot {
         }
         var reader = ByteReader(bytes, at: offset)
         let count = Int(reader.u32())
+        // Version 4 is written only for redirected connections: without any, the file is not one
+        // this masqd writes (it would encode back as version 1 or 2).
+        guard count > 0 else { throw .invalidHeader("version 4 without redirect records") }
         // Bounded by what the bytes can hold, so the length check below cannot overflow.
         guard count <= (bytes.count - offset) / StateFormat.redirectBytes else {
             throw .truncated(length: bytes.count, expected: offset + 4 + count * StateFormat.redirectBytes + StateFormat.checksumBytes)

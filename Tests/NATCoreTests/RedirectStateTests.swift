@@ -95,9 +95,9 @@ struct RedirectStateTests {
         var more = bytes
         more[record - 1] = 2
         #expect(throws: NATStateError.truncated(length: bytes.count, expected: bytes.count + 28)) { try NATStateSnapshot(decoding: Self.resealed(more)) }
-        var fewer = bytes
-        fewer[record - 1] = 0
-        #expect(throws: NATStateError.trailingBytes(length: bytes.count, expected: bytes.count - 28)) { try NATStateSnapshot(decoding: Self.resealed(fewer)) }
+        var none = bytes
+        none[record - 1] = 0
+        #expect(throws: NATStateError.invalidHeader("version 4 without redirect records")) { try NATStateSnapshot(decoding: Self.resealed(none)) }
         // Version 3 (main's pools/address-only format) is not this layout: refused by name.
         var three = bytes
         three[9] = 3

@@ -431,6 +431,11 @@ final class CountingDatagramHelper: ApplicationHelper {
         #expect(decodeError(resealed(bytes)).map { "\($0)" } == "bad session record 1: helper connection 0 of 1")
         bytes[9] = 2
         #expect(try NATStateSnapshot(decoding: resealed(bytes)).helperConnectionCount == 1)
+        // A version 2 file with no datagram helper record is not one masqd writes (it would
+        // encode back as version 1): refused.
+        var plain = Self.smallFile()
+        plain[9] = 2
+        #expect(decodeError(resealed(plain)) == .invalidHeader("version 2 without a datagram helper record"))
     }
 
     /// A UDP flow with a datagram helper keeps its helper's state bytes across a restart.
