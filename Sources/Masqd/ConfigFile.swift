@@ -150,6 +150,10 @@ extension ConfigFile {
             ("fast-path-max-flows", .single(\.fastPathMaxFlows)),
             ("fast-path-delay", .single(\.fastPathDelay)),
             ("fast-path-object", .single(\.fastPathObject)),
+            ("redirect", .list(\.redirect)),
+            ("max-redirect-flows", .single(\.maxRedirectFlows)),
+            ("reverse-path-check", .single(\.reversePathCheck)),
+            ("max-redirect-flows-per-host", .single(\.maxRedirectFlowsPerHost)),
         ]
     }
 

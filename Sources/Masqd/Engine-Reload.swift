@@ -111,6 +111,10 @@ extension Engine {
             ("to-source", \.sourcePoolsText),
             ("max-other-flows", { "\($0.nat.maxAddressOnlyFlows)" }),
             ("fast-path", { $0.fastPath.map { "\($0)" } ?? "off" }),
+            ("redirect", { $0.nat.redirects.map(\.description).joined(separator: ",") }),
+            ("max-redirect-flows", { "\($0.nat.maxRedirectSessions)" }),
+            ("reverse-path-check", { "\($0.reversePathCheck)" }),
+            ("max-redirect-flows-per-host", { "\($0.nat.maxRedirectSessionsPerHost)" }),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))

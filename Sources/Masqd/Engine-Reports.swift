@@ -12,7 +12,8 @@ extension Engine {
         case "stats": return statsReport()
         case "flows": return flowsReport(filters: words.dropFirst().map(String.init))
         case "role": return changeRole(words.dropFirst().first.map(String.init))
-        default: return "error: unknown request '\(request)' (known: stats, flows, role)\n"
+        case "original-destination": return originalDestinationReport(words)
+        default: return "error: unknown request '\(request)' (known: stats, flows, role, original-destination)\n"
         }
     }
 
@@ -144,6 +145,8 @@ extension Engine {
         ]
         list += haMetrics()
         list += fastPath?.metrics() ?? []
+        list += redirectMetrics()
+        list += reclaimMetrics()
         return list
     }
 
@@ -177,6 +180,7 @@ extension Engine {
         }
         var output = ""
         for flow in flows { output += flow.description + (fastPath?.isOffloaded(flow) == true ? " offloaded" : "") + "\n" }
+        for flow in redirectFlowLines(protocols: protocols, addresses: addresses) { output += flow.description + "\n" }
         return output
     }
 }

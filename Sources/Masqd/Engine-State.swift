@@ -63,7 +63,7 @@ extension Engine {
             refuseState(path, error.description, keeping: &keeping, logger: logger)
             return keeping
         }
-        guard snapshot.sessionCount > 0 else {
+        guard snapshot.sessionCount + snapshot.redirectCount > 0 else {
             logger.info("no flows saved in \(path): starting empty")
             return keeping
         }
@@ -90,6 +90,9 @@ extension Engine {
             if summary.sessionsNotInConfiguration > 0 { notRestored.append("\(summary.sessionsNotInConfiguration) no longer in the configuration") }
             let rest = notRestored.isEmpty ? "" : "; not restored: " + notRestored.joined(separator: ", ")
             logger.notice("restored \(summary.sessionsRestored) of \(snapshot.sessionCount) flows from \(path) (saved \(downtime.wholeSeconds)s ago\(rest))")
+            if snapshot.redirectCount > 0 {
+                logger.notice("restored \(summary.redirectsRestored) of \(snapshot.redirectCount) redirected connections (the rest expired, over the cap or no longer redirected)")
+            }
         } catch {
             refuseState(path, error.description, keeping: &keeping, logger: logger)
         }

@@ -33,6 +33,8 @@ public final class Engine {
     let fastPath: FastPath?
     /// Where the translator's NAT events go: the fast path and the audit exporter (NATEventSinks.swift).
     let eventSinks: NATEventSinks
+    /// The router's interface addresses for --redirect (Engine-Redirect.swift).
+    var redirectState = RedirectState()
     static let sweepInterval = NATDuration(nanoseconds: 10_000_000)
 
     public init(settings: EngineSettings, logger: Logger) throws(MasqdError) {
@@ -89,6 +91,7 @@ public final class Engine {
         // between (DHCP at boot) would otherwise never be seen. Re-read it now.
         followAddressChange()
         refreshLocalPorts(now: MonotonicClock.now(), force: true)
+        refreshInterfaceAddresses(now: MonotonicClock.now(), force: true)
         let external = translator.configuration.externalAddress.map { "\($0)" } ?? "none yet"
         let lan = settings.internalPrefixes.isEmpty ? "every non-local source" : settings.internalPrefixes.map(\.description).joined(separator: ", ")
         let queues = settings.queueCount > 1 ? "queues \(settings.queue)-\(settings.queue + settings.queueCount - 1) (one worker each)" : "queue \(settings.queue)"
@@ -138,6 +141,7 @@ public final class Engine {
             refreshLocalPorts(now: now)
             takeAuditEvents()
             fastPath?.service(translator, lock: translatorLock, now: now)
+            refreshInterfaceAddresses(now: now)
         }
         // The workers give every packet still queued its verdict before they end.
         threads.forEach { $0.join() }

@@ -132,6 +132,18 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "The fast path's BPF object (built by Deploy/build-bpf.sh). Default: masqd_fastpath.bpf.o next to the masqd binary, else /usr/lib/masqd/masqd_fastpath.bpf.o.")
     public var fastPathObject: String?
 
+    @Option(name: .long, help: "Transparent redirect tcp:PORT=LOCALPORT (repeatable): TCP from the LAN to any address on PORT goes to the router's LOCALPORT (a local proxy; `masqd original-destination` tells it where the client was going).")
+    public var redirect: [String] = []
+
+    @Option(name: .long, help: "Cap on live redirected connections (--redirect). Default 16384.")
+    public var maxRedirectFlows: String?
+
+    @Option(name: .long, help: "Drop packets from the LAN side whose source is not routed back through the interface they came in on (iptables rpfilter, nft fib): yes (default) or no.")
+    public var reversePathCheck: String?
+
+    @Option(name: .long, help: "Cap on live redirected connections of one client address. Default 256.")
+    public var maxRedirectFlowsPerHost: String?
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -168,7 +180,8 @@ public struct EngineOptions: ParsableArguments, Sendable {
             audit: try checkedAudit(queue: queueRange.lowerBound),
             noNATDestinations: try checkedExclusions(lan: nat.internalPrefixes),
             ha: try checkedHA(), role: try checkedRole(), virtualAddress: try checkedVirtualAddress(),
-            fastPath: try checkedFastPath(nat: nat))
+            fastPath: try checkedFastPath(nat: nat),
+            reversePathCheck: try checkedReversePathCheck())
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -213,6 +226,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
         (helperNames, nat.helpers) = try checkedHelpers()
         nat.forwards = forwards
         nat.ports = ports
+        nat.redirects = try checkedRedirects()
+        nat.maxRedirectSessions = try checkedMaxRedirectFlows()
+        nat.maxRedirectSessionsPerHost = try checkedMaxRedirectFlowsPerHost()
         if let filtering {
             guard let value = NATFiltering(rawValue: filtering) else {
                 throw .option("--filtering", filtering, "expected address-and-port-dependent or endpoint-independent")
@@ -319,6 +335,9 @@ public struct EngineSettings: Sendable {
 
     /// `--fast-path` and its options (EngineOptions-FastPath.swift); nil: off.
     public var fastPath: FastPathSettings? = nil
+    /// `--reverse-path-check`: the rules drop LAN-side packets whose source does not route back
+    /// through their input interface (FirewallPlan).
+    public var reversePathCheck: Bool = true
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }

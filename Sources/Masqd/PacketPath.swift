@@ -32,13 +32,15 @@ enum PacketPath {
     @inline(__always)
     static func process(
         _ packet: UnsafeMutableRawBufferPointer, token: UInt32, direction: PacketDirection, checksum: PacketChecksumState,
-        now: NATTime, translator: NATTranslator, reassembler: FragmentReassembler, dropHeld: (UInt32) -> Void
+        now: NATTime, translator: NATTranslator, reassembler: FragmentReassembler, inputInterface: UInt32 = 0,
+        dropHeld: (UInt32) -> Void
     ) -> PacketDisposition {
         if isFragment(packet) {
             return processFragment(packet, token: token, direction: direction, now: now,
-                                   translator: translator, reassembler: reassembler, dropHeld: dropHeld)
+                                   translator: translator, reassembler: reassembler, inputInterface: inputInterface, dropHeld: dropHeld)
         }
-        switch translator.translate(packet, direction: direction, checksum: checksum, now: now) {
+        // `inputInterface` (0: unknown) names the router's address a redirected packet goes to.
+        switch translator.translate(packet, direction: direction, checksum: checksum, now: now, inputInterface: inputInterface) {
         case .accept: return .accept(rewritten: false)
         case .acceptRewritten: return .accept(rewritten: true)
         case .acceptReplaced(let bytes): return .send(UnsafeRawBufferPointer(bytes), token: token)
@@ -53,7 +55,7 @@ enum PacketPath {
     /// fragment that fails them never holds reassembly state under the address it claims.
     static func processFragment(
         _ packet: UnsafeMutableRawBufferPointer, token: UInt32, direction: PacketDirection, now: NATTime,
-        translator: NATTranslator, reassembler: FragmentReassembler, dropHeld: (UInt32) -> Void
+        translator: NATTranslator, reassembler: FragmentReassembler, inputInterface: UInt32 = 0, dropHeld: (UInt32) -> Void
     ) -> PacketDisposition {
         if let reason = translator.screenFragment(packet, direction: direction) { return .drop(token: token, .translator(reason)) }
         switch reassembler.offer(UnsafeRawBufferPointer(packet), token: token, direction: direction, now: now, dropToken: dropHeld) {
@@ -61,7 +63,8 @@ enum PacketPath {
             return .held
         case .complete(let datagram, let acceptToken):
             // Always sent with its payload, translated or not: the other fragments are gone.
-            switch translator.translate(datagram, direction: direction, checksum: PacketChecksumState(), now: now) {
+            switch translator.translate(datagram, direction: direction, checksum: PacketChecksumState(), now: now,
+                                        inputInterface: inputInterface) {
             case .accept, .acceptRewritten: return .send(UnsafeRawBufferPointer(datagram), token: acceptToken)
             case .acceptReplaced(let bytes): return .send(UnsafeRawBufferPointer(bytes), token: acceptToken)
             case .drop(let reason): return .drop(token: acceptToken, .translator(reason))

@@ -12,18 +12,22 @@ enum QueuedPacketClass: Equatable {
     case translate(PacketDirection)
     /// NF_INET_FORWARD: only the spoofing rule queues there (SteeringRules).
     case spoofedForward
+    /// NF_INET_LOCAL_OUT: only the redirect rule queues there (a local proxy's replies).
+    case redirectReply
     /// Hardware protocol other than IPv4: VLAN (0x8100) or PPPoE (0x8864) frames queued
     /// through br_netfilter, or a foreign rule.
     case notIPv4
     /// LOCAL_IN, LOCAL_OUT or anything else: no rule of ours queues there.
     case unexpectedHook
 
-    static func of(hook: UInt8, hardwareProtocol: UInt16, inputInterfaceIndex: UInt32, wanIndex: UInt32) -> QueuedPacketClass {
+    static func of(hook: UInt8, hardwareProtocol: UInt16, inputInterfaceIndex: UInt32, wanIndex: UInt32,
+                   redirects: Bool = false) -> QueuedPacketClass {
         guard hardwareProtocol == 0x0800 else { return .notIPv4 }
         switch hook {
         case 0: return .translate(inputInterfaceIndex == wanIndex ? .inbound : .hairpin) // NF_INET_PRE_ROUTING
         case 4: return .translate(.outbound) // NF_INET_POST_ROUTING
         case 2: return .spoofedForward // NF_INET_FORWARD
+        case 3 where redirects: return .redirectReply // NF_INET_LOCAL_OUT
         default: return .unexpectedHook
         }
     }
@@ -40,7 +44,8 @@ extension QueueWorker {
         }
         let direction: PacketDirection
         switch QueuedPacketClass.of(hook: packet.hook, hardwareProtocol: packet.hardwareProtocol,
-                                    inputInterfaceIndex: packet.inputInterfaceIndex, wanIndex: wanIndex) {
+                                    inputInterfaceIndex: packet.inputInterfaceIndex, wanIndex: wanIndex,
+                                    redirects: !translator.configuration.redirects.isEmpty) {
         case .translate(let d) where standby:
             standbyVerdict(packet, direction: d)
             return
@@ -48,6 +53,11 @@ extension QueueWorker {
         case .spoofedForward:
             _ = translator.refuseSpoofedForward()
             verdict(packet, .drop, rewritten: false)
+            return
+        case .redirectReply:
+            let checksum = PacketChecksumState(checksumNotReady: packet.checksumNotReady, isGSO: packet.isGSO)
+            let rewritten = translator.translateRedirectReply(packet.payload, checksum: checksum, now: now) == .acceptRewritten
+            verdict(packet, .accept, rewritten: rewritten)
             return
         case .notIPv4:
             counters.notIPv4Dropped &+= 1
@@ -61,7 +71,7 @@ extension QueueWorker {
         let checksum = PacketChecksumState(checksumNotReady: packet.checksumNotReady, isGSO: packet.isGSO)
         let disposition = PacketPath.process(
             packet.payload, token: packet.id, direction: direction, checksum: checksum, now: now,
-            translator: translator, reassembler: reassembler) { dropHeld($0) }
+            translator: translator, reassembler: reassembler, inputInterface: packet.inputInterfaceIndex) { dropHeld($0) }
         switch disposition {
         case .accept(let rewritten): verdict(packet, .accept, rewritten: rewritten)
         case .send(let bytes, let token):

@@ -12,7 +12,7 @@ struct MasqdCommand: ParsableCommand {
         commandName: "masqd",
         abstract: "A user-space NAT (IP masquerading) engine for Linux routers, fed by NFQUEUE.",
         version: MasqdVersion.string,
-        subcommands: [Run.self, Rules.self, Flows.self, Stats.self, LabCommand.self, Replay.self, Role.self])
+        subcommands: [Run.self, Rules.self, Flows.self, Stats.self, LabCommand.self, Replay.self, Role.self, OriginalDestination.self])
 
     static func main() {
         do {
@@ -131,6 +131,20 @@ struct Role: ParsableCommand {
         guard !answer.hasPrefix("error:"), !answer.isEmpty else {
             throw MasqdError(answer.isEmpty ? "role: the engine closed the connection" : String(answer.dropFirst(7).prefix { $0 != "\n" }))
         }
+        print(answer, terminator: "")
+    }
+}
+
+struct OriginalDestination: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "original-destination",
+        abstract: "Where a client redirected to a local proxy (--redirect) was going: prints ADDR:PORT.")
+    @OptionGroup var control: ControlOptions
+    @Argument(help: "The client's ADDR:PORT, as the proxy sees its peer.") var client: String
+
+    func run() throws {
+        let answer = try ControlClient.request("original-destination \(client)", path: control.path)
+        if answer.hasPrefix("error: ") { throw MasqdError(String(answer.dropFirst(7).prefix { $0 != "\n" })) }
         print(answer, terminator: "")
     }
 }

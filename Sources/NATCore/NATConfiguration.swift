@@ -29,6 +29,10 @@ public struct NATConfiguration: Sendable {
     public var newFlowsPerHost: NewFlowRate? = nil
     /// Source address pools (`--to-source`, per-prefix pools; SourceAddressPools.swift).
     public var sourcePools = SourceAddressPools()
+    /// Transparent redirects (TransparentRedirect.swift) and the cap on their live connections.
+    public var redirects: [TransparentRedirect] = []
+    public var maxRedirectSessions: Int = 16_384
+    public var maxRedirectSessionsPerHost: Int = 256
 
     public init(externalAddress: IPv4Address? = nil, internalPrefixes: [IPv4Prefix] = []) {
         self.externalAddress = externalAddress

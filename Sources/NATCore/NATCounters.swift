@@ -42,6 +42,15 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case addressOnlyRemoteInUse
     /// No room for one more address-only translation (`maxAddressOnlyFlows`).
     case addressOnlyTableFull
+    /// Transparent redirect: no room for one more redirected connection.
+    case redirectTableFull
+    /// Transparent redirect: the client endpoint already has a live redirected connection to
+    /// another destination (both would be one socket pair at the proxy).
+    case redirectClash
+    /// Transparent redirect: the router has no known address on the interface the packet came in on.
+    case redirectNoLocalAddress
+    /// Transparent redirect: the client address already has its share of redirected connections.
+    case redirectHostLimit
 
     public var description: String {
         switch self {
@@ -67,6 +76,10 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .poolAddressPortsExhausted: "pool_address_ports_exhausted"
         case .addressOnlyRemoteInUse: "address_only_remote_in_use"
         case .addressOnlyTableFull: "address_only_table_full"
+        case .redirectTableFull: "redirect_table_full"
+        case .redirectClash: "redirect_clash"
+        case .redirectNoLocalAddress: "redirect_no_local_address"
+        case .redirectHostLimit: "redirect_host_limit"
         }
     }
 }
@@ -128,6 +141,19 @@ public struct NATCounters: Sendable {
     /// Address-only translations (protocols without ports) made, and ended by their timeout.
     public var addressOnlyFlowsCreated: UInt64 = 0
     public var addressOnlyFlowsExpired: UInt64 = 0
+    /// Transparent redirect: client packets sent to the local proxy, proxy replies sent back
+    /// as from the original destination, router packets from a redirect's local port that
+    /// belong to no redirected connection (passed unchanged), connections made and expired.
+    public var redirectedToProxy: UInt64 = 0
+    public var redirectedFromProxy: UInt64 = 0
+    public var redirectRepliesUnmatched: UInt64 = 0
+    public var redirectSessionsCreated: UInt64 = 0
+    public var redirectSessionsExpired: UInt64 = 0
+    /// A new flow found the session or mapping table full: reclaim steps run (each examines
+    /// at most `NATTranslator.reclaimBudget` session rows) and ones skipped because the last
+    /// step within `reclaimQuietInterval` found nothing (NATTranslator-Reclaim.swift).
+    public var reclaimSteps: UInt64 = 0
+    public var reclaimStepsSkipped: UInt64 = 0
 
     public init() {}
 

@@ -12,7 +12,8 @@ extension NATStateSnapshot {
         }
         var header = ByteReader(bytes, at: StateFormat.magic.count)
         let version = header.u16()
-        guard (StateFormat.oldestReadable...StateFormat.version).contains(version) else { throw .unsupportedVersion(version) }
+        // 3 is main's pools/address-only format, not read here (see NATStateSnapshot.swift).
+        guard (StateFormat.oldestReadable...StateFormat.version).contains(version), version != 3 else { throw .unsupportedVersion(version) }
         let heldCapacity = Int(header.u16())
         let editLog = header.u8(), maxReplacement = header.u8(), stateBytes = header.u16()
         let savedAt = header.u64()
@@ -23,9 +24,11 @@ extension NATStateSnapshot {
         let addressOnlyCount = Int(header.u32()) // reserved (0) before version 3
 
         // The length the counts announce; checked before anything that could be a symptom of truncation.
-        let expected = StateFormat.headerBytes + mappingCount * StateFormat.mappingBytes + sessionCount * StateFormat.sessionBytes
-            + helperCount * StateFormat.helperBytes(heldCapacity: heldCapacity)
-            + addressOnlyCount * StateFormat.addressOnlyBytes + StateFormat.checksumBytes
+        let recordsEnd = StateFormat.headerBytes + mappingCount * StateFormat.mappingBytes + sessionCount * StateFormat.sessionBytes
+            + helperCount * StateFormat.helperBytes(heldCapacity: heldCapacity) + addressOnlyCount * StateFormat.addressOnlyBytes
+        // Version 4: the redirect records' count follows the address-only records.
+        let redirectCount = try Self.redirectCount(bytes, version: version, at: recordsEnd)
+        let expected = recordsEnd + (version >= 4 ? 4 + redirectCount * StateFormat.redirectBytes : 0) + StateFormat.checksumBytes
         guard bytes.count >= expected else { throw .truncated(length: bytes.count, expected: expected) }
         guard bytes.count == expected else { throw .trailingBytes(length: bytes.count, expected: expected) }
         var trailer = ByteReader(bytes, at: expected - StateFormat.checksumBytes)
@@ -41,11 +44,11 @@ extension NATStateSnapshot {
         guard version >= 3 || (reserved1 == 0 && addressOnlyCount == 0) else { throw .invalidHeader("reserved bytes are not zero") }
         // Version 3 is written only when it has something of its own (a pools fingerprint, or
         // address-only records): without either it would not read back as the same bytes.
-        guard version < 3 || reserved1 != 0 || addressOnlyCount > 0 else {
+        guard version != 3 || reserved1 != 0 || addressOnlyCount > 0 else {
             throw .invalidHeader("version 3 without pools or address-only records")
         }
         guard longest > 0 else { throw .invalidHeader("longest timeout is 0") }
-        guard address != 0 || mappingCount + sessionCount + helperCount + addressOnlyCount == 0 else {
+        guard address != 0 || mappingCount + sessionCount + helperCount + addressOnlyCount + redirectCount == 0 else {
             throw .invalidHeader("records but no external address")
         }
         self.init(savedAt: savedAt, externalAddress: address == 0 ? nil : IPv4Address(address),
@@ -73,6 +76,13 @@ extension NATStateSnapshot {
         for index in 0..<addressOnlyCount {
             addressOnlyFlows.append(try AddressOnlyRecord(&reader, index: index, longest: longestTimeout))
         }
+        // Version 2 is written only for a datagram helper's record: a file without one would
+        // encode back as version 1, so it is not a file masqd writes (found by the state fuzzer).
+        if version == 2, !sessions.contains(where: { $0.helper != nil && mappings[$0.mapping].protocolNumber != IPProtocolNumber.tcp }) {
+            throw .invalidHeader("version 2 without a datagram helper record")
+        }
+        if version >= 4 { _ = reader.u32() } // the count, read above
+        redirects = try Self.readRedirects(&reader, count: redirectCount, longest: longestTimeout)
         try checkConsistency()
     }
 

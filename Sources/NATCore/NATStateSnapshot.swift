@@ -33,8 +33,13 @@
 //     delta 4, held length 2, started 1, acknowledged seen 1, held retransmissions 1, edit
 //     count 1, reserved 2, edits (start 4, end 4, cumulative delta 4, length 1) × 8,
 //     replacements 64 × 8, held bytes; then the helper's 64 state bytes
-//   address-only records (version 3, 20 bytes each; NATStateSnapshot-AddressOnly.swift)
+//   address-only records (version 3 and later, 20 bytes each; NATStateSnapshot-AddressOnly.swift)
 //     internal address 4, remote address 4, remaining lifetime ns 8, protocol 1, reserved 3
+//   version 4 only (NATStateSnapshot-Redirect.swift): redirect record count 4, then the
+//   redirect records (28 bytes each): client address 4, original address 4, local address 4,
+//   remaining lifetime ns 8, client port 2, original port 2, local port 2, TCP state 1,
+//   TCP flags seen 1. (Version 3's header has no reserved field left, so version 4 is 3 plus
+//   this trailing section, written only with redirected connections.)
 //   FNV-1a 64 of every byte before it (8 bytes)
 //
 // Unused and reserved bytes are zero. What is saved: every live session with its mapping,
@@ -56,6 +61,8 @@ public struct NATStateSnapshot: Sendable, Equatable {
     var sessions: [SessionRecord] = []
     var helperConnections: [HelperRecord] = []
     var addressOnlyFlows: [AddressOnlyRecord] = []
+    /// Redirected connections (version 4; none in older files).
+    var redirects: [RedirectRecord] = []
 
     public var sessionCount: Int { sessions.count }
     public var mappingCount: Int { mappings.count }
@@ -145,12 +152,13 @@ public struct NATStateSnapshot: Sendable, Equatable {
 enum StateFormat {
     static let magic: [UInt8] = Array("MASQDST\n".utf8)
     /// The version written; every version from `oldestReadable` up to it is read.
-    static let version: UInt16 = 3
+    static let version: UInt16 = 4
     static let oldestReadable: UInt16 = 1
     static let headerBytes = 56
     static let mappingBytes = 12
     static let sessionBytes = 24
     static let addressOnlyBytes = 20
+    static let redirectBytes = 28
     static let checksumBytes = 8
     static let nameBytes = 16
     static let editBytes = 13
@@ -221,17 +229,18 @@ extension NATStateSnapshot {
         var out = ByteWriter()
         out.bytes.reserveCapacity(StateFormat.headerBytes + mappings.count * StateFormat.mappingBytes
             + sessions.count * StateFormat.sessionBytes + helperConnections.count * StateFormat.helperBytes(heldCapacity: heldCapacity)
-            + StateFormat.checksumBytes)
+            + (redirects.isEmpty ? 0 : 4 + redirects.count * StateFormat.redirectBytes) + StateFormat.checksumBytes)
         out.append(StateFormat.magic)
         // Version 1 when nothing needs 2 (no UDP flow with a helper record): the masqd before
         // datagram helpers can then still read the file, so a rollback keeps its flows.
         // Likewise version 2 when no address-only flow needs 3.
         let needsVersion2 = sessions.contains { $0.helper != nil && mappings[$0.mapping].protocolNumber != IPProtocolNumber.tcp }
-        // Version 3 only with something of its own: a mapping on a pool address (then the pools'
-        // fingerprint and each mapping's address index), or address-only records.
+        // Version 3 with something of its own: a mapping on a pool address (then the pools'
+        // fingerprint and each mapping's address index), or address-only records; version 4 is
+        // 3 plus redirected connections. Otherwise 2 or 1, so an older masqd still reads the file.
         let needsPools = poolsFingerprint != 0 && mappings.contains { $0.externalIndex != 0 }
         let needsVersion3 = needsPools || !addressOnlyFlows.isEmpty
-        out.u16(needsVersion3 ? 3 : needsVersion2 ? 2 : StateFormat.oldestReadable)
+        out.u16(!redirects.isEmpty ? 4 : needsVersion3 ? 3 : needsVersion2 ? 2 : StateFormat.oldestReadable)
         out.u16(UInt16(heldCapacity))
         out.u8(UInt8(HelperLimits.editLog))
         out.u8(UInt8(HelperLimits.maxReplacement))
@@ -291,6 +300,7 @@ extension NATStateSnapshot {
             out.padded(h.state, to: HelperConnectionTable.stateBytes)
         }
         for flow in addressOnlyFlows { flow.encode(&out) }
+        encodeRedirects(&out)
         out.u64(StateFormat.checksum(out.bytes[...]))
         return out.bytes
     }

@@ -11,6 +11,7 @@ extension NATTranslator {
         currentTime = now
         expireExpectations(now: now)
         expireAddressOnly(now: now, budget: budget)
+        if !configuration.redirects.isEmpty { expireRedirects(now: now, budget: budget) }
         var removed = 0
         var examined = 0
         let limit = min(budget, sessions.highWater) // a negative budget examines nothing
@@ -36,10 +37,5 @@ extension NATTranslator {
         }
         counters.sessionsExpired &+= UInt64(removed)
         return removed
-    }
-
-    /// A table is full: sweep a bounded stretch for expired rows. True if room was made.
-    func reclaimExpired(now: NATTime) -> Bool {
-        expire(now: now, budget: 4096) > 0
     }
 }

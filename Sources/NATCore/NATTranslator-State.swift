@@ -24,6 +24,10 @@ public struct NATStateRestoreSummary: Sendable, Equatable {
     /// internal prefixes, the external port outside the port range or now a port forward's,
     /// the forward changed, or a helper connection with edits lost its helper.
     public var sessionsNotInConfiguration = 0
+    /// Redirected connections restored, and those not (expired while down, over the cap, or
+    /// their local port no longer a redirect's).
+    public var redirectsRestored = 0
+    public var redirectsNotRestored = 0
 
     public init() {}
 
@@ -77,6 +81,7 @@ extension NATTranslator {
                                            remaining: remaining, helper: helper))
         }
         exportAddressOnly(into: &snapshot, now: now)
+        snapshot.redirects = exportRedirects(now: now, longest: longest)
         return snapshot
     }
 
@@ -114,10 +119,11 @@ extension NATTranslator {
     public func importState(_ snapshot: NATStateSnapshot, downtime: NATDuration, now: NATTime) throws(NATStateError) -> NATStateRestoreSummary {
         guard sessions.count == 0, expectations.count == 0, addressOnly.count == 0 else { throw .translatorNotEmpty }
         var summary = NATStateRestoreSummary()
-        guard !snapshot.sessions.isEmpty || !snapshot.addressOnlyFlows.isEmpty else { return summary }
+        guard !snapshot.sessions.isEmpty || !snapshot.addressOnlyFlows.isEmpty || !snapshot.redirects.isEmpty else { return summary }
         guard let saved = snapshot.externalAddress, saved == configuration.externalAddress else {
             throw .externalAddressChanged(saved: snapshot.externalAddress ?? IPv4Address(0), now: configuration.externalAddress)
         }
+        restoreRedirects(snapshot.redirects, downtime: downtime, now: now, summary: &summary)
         let before = counters
         currentTime = now
         restoring = true

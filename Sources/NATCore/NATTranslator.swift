@@ -49,6 +49,17 @@ public final class NATTranslator {
     /// Record `.sessionEstablished` events too (the kernel fast path's; NATTranslator-FastPath.swift).
     @exclusivity(unchecked) public var recordsEstablishedSessions = false
 
+    // Transparent redirect (NATTranslator-Redirect.swift): its connections, the sweep's
+    // place in them, and the router's addresses by interface.
+    @exclusivity(unchecked) var redirectSessions: RedirectTable
+    /// Redirected connections per client address, for the per-host share.
+    @exclusivity(unchecked) var redirectHosts: HostTable
+    @exclusivity(unchecked) var redirectSweepCursor = 0
+    @exclusivity(unchecked) var redirectSweepHighestLive: Int32 = -1
+    @exclusivity(unchecked) var interfaceAddresses: [InterfaceAddress] = []
+    /// When a full table may next look for expired sessions (NATTranslator-Reclaim.swift).
+    @exclusivity(unchecked) var reclaimNotBefore: UInt64 = 0
+
     /// `configuration` must pass `validate()`; the daemon checks it first and reports errors.
     public init(configuration: NATConfiguration) {
         precondition(configuration.maxSessions > 0 && configuration.maxSessions < Int(Int32.max) / 2)
@@ -67,6 +78,10 @@ public final class NATTranslator {
         let helperRows = configuration.helpers.isEmpty ? 1 : limits.connections
         helperConnections = HelperConnectionTable(capacity: helperRows, heldBytes: limits.heldBytes)
         expectations = ExpectationTable(capacity: configuration.helpers.isEmpty ? 1 : limits.expectations)
+        redirectSessions = RedirectTable(capacity: configuration.redirects.isEmpty ? 1 : configuration.maxRedirectSessions,
+                                         seed: configuration.hashSeed &* 13 &+ 5)
+        redirectHosts = HostTable(capacity: configuration.redirects.isEmpty ? 1 : configuration.maxRedirectSessions,
+                                  seed: configuration.hashSeed &* 19 &+ 11)
         helperInput = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
         helperOutputPayload = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
         helperOutput = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
@@ -86,6 +101,8 @@ public final class NATTranslator {
         localPorts.deallocate()
         helperConnections.deallocate()
         expectations.deallocate()
+        redirectSessions.deallocate()
+        redirectHosts.deallocate()
         helperInput.deallocate()
         helperOutputPayload.deallocate()
         helperOutput.deallocate()

@@ -60,7 +60,18 @@ func configuration() -> NATConfiguration {
         HelperRegistration(helper: SIPHelper(), ports: [.udp(5060), .tcp(5060)]),
     ]
     c.hashSeed = 0x5eed_5747_e000_0001
+    c.redirects = [TransparentRedirect(port: 80, localPort: 3128)]
     return c
+}
+
+/// The router's LAN address for redirected connections (interface 1).
+let routerLAN = IPv4Address(192, 0, 2, 1)
+
+/// A translator of `configuration()` that knows the router's interface addresses.
+func makeTranslator() -> NATTranslator {
+    let nat = NATTranslator(configuration: configuration())
+    nat.setInterfaceAddresses([InterfaceAddress(interfaceIndex: 1, address: routerLAN)])
+    return nat
 }
 
 // MARK: - bytes
@@ -196,7 +207,7 @@ func run(_ input: [UInt8]) {
     }
     stats.decoded += 1
     check(snapshot.encoded() == file, "a file that decodes does not encode back to its bytes")
-    let nat = NATTranslator(configuration: configuration())
+    let nat = makeTranslator()
     do {
         let summary = try nat.importState(snapshot, downtime: .seconds(UInt64(flags >> 4)), now: t0)
         stats.restored += 1
@@ -205,6 +216,18 @@ func run(_ input: [UInt8]) {
         check(!error.description.isEmpty, "an empty refusal")
         stats.importRefused += 1
         return
+    }
+    // Restored redirected connections: the proxy's reply and the client's next segment.
+    var redirected: [RedirectSnapshot] = []
+    nat.forEachRedirect(now: t0) { if redirected.count < 8 { redirected.append($0) } }
+    for r in redirected {
+        var reply = packet(tcp: true, from: r.localAddress, r.localPort, to: r.clientAddress, r.clientPort, seq: 1, ack: 1, flags: 0x10, payload: [])
+        let verdict = reply.withUnsafeMutableBytes { nat.translateRedirectReply($0, checksum: PacketChecksumState(), now: t0) }
+        check(verdict == .acceptRewritten && be32(reply, 12) == r.originalAddress.value, "a restored redirect did not translate the proxy's reply")
+        var segment = packet(tcp: true, from: r.clientAddress, r.clientPort, to: r.originalAddress, r.originalPort, seq: 1, ack: 1, flags: 0x10, payload: [])
+        _ = segment.withUnsafeMutableBytes {
+            nat.translate($0, direction: .hairpin, checksum: PacketChecksumState(), now: t0, inputInterface: 1)
+        }
     }
     var flows: [SessionSnapshot] = []
     nat.forEachSession(now: t0) { if flows.count < 32 { flows.append($0) } }
@@ -292,6 +315,17 @@ enum StateSeeds {
         esp[10] = UInt8(h >> 8); esp[11] = UInt8(h & 0xff)
         translate(nat, esp + [0, 0, 0x10, 0x01, 0, 0, 0, 1], .outbound, now: t0)
         return nat.exportState(now: t0, savedAt: 1_700_000_000_000_000_000).encoded()
+    /// A client's connection to server:80 redirected to 192.0.2.1:3128 and answered, and a UDP flow.
+    static func savedRedirectFile() -> [UInt8] {
+        let nat = makeTranslator()
+        var syn = packet(tcp: true, from: client, 40001, to: server, 80, seq: 100, ack: 0, flags: 0x02, payload: [])
+        _ = syn.withUnsafeMutableBytes { nat.translate($0, direction: .hairpin, checksum: PacketChecksumState(), now: t0, inputInterface: 1) }
+        var synAck = packet(tcp: true, from: routerLAN, 3128, to: client, 40001, seq: 900, ack: 101, flags: 0x12, payload: [])
+        _ = synAck.withUnsafeMutableBytes { nat.translateRedirectReply($0, checksum: PacketChecksumState(), now: t0) }
+        translate(nat, packet(tcp: false, from: client, 5353, to: server, 53, seq: 0, ack: 0, flags: 0, payload: [1]), .outbound, now: t0)
+        let file = nat.exportState(now: t0, savedAt: 1_700_000_000_000_000_000).encoded()
+        check(file[9] == 4, "the redirect seed is not a version 4 file")
+        return file
     }
 
     static func input(_ file: [UInt8], flags: UInt8, ops: [[UInt8]]) -> [UInt8] {
@@ -319,6 +353,8 @@ enum StateSeeds {
             seeds.append(input(crafted, flags: 1, ops: [retransmit, ack]))
         }
         seeds.append(input(savedFileWithAddressOnly(), flags: 0, ops: [ack]))
+        // A redirected connection (format version 4) beside a UDP flow.
+        seeds.append(input(savedRedirectFile(), flags: 0, ops: [ack]))
         for (i, seed) in seeds.enumerated() {
             let path = directory + "/seed-\(i)"
             guard let f = fopen(path, "wb") else { continue }

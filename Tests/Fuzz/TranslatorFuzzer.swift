@@ -1566,6 +1566,8 @@ final class Harness {
             localPortsOp(&r, mods)
         case 5:
             newFlowRateOp(&r, mods)
+        case 6:
+            redirectOp(&r, mods)
         default:
             checkInvariants(deep: true)
         }
@@ -1595,6 +1597,99 @@ final class Harness {
             fail("changing only the new-flow rate was refused: \(error)")
         }
         check(translator.configuration.newFlowsPerHost == configuration.newFlowsPerHost, "the new-flow rate did not take")
+    }
+}
+
+// MARK: - transparent redirect (--redirect), on a translator of its own
+
+/// Redirects tcp:80 and tcp:8080 to 3128 on 192.0.2.1 (interface 1); at most 8 connections.
+nonisolated(unsafe) var redirectTranslator: NATTranslator? = nil
+
+extension Harness {
+    /// A client packet (before routing, from interface 1 or an unknown one) or a proxy reply
+    /// (OUTPUT), crafted or raw. Accepted packets are unchanged; a redirected client packet
+    /// goes to 192.0.2.1:3128 with its source kept and its original destination recorded; a
+    /// rewritten reply comes from the recorded original destination; checksums stay valid.
+    func redirectOp(_ r: inout Reader, _ mods: UInt8) {
+        currentOp = "redirect"
+        if redirectTranslator == nil {
+            var c = NATConfiguration(externalAddress: IPv4Address(Setup.external), internalPrefixes: [IPv4Prefix("192.0.2.0/24")!])
+            c.maxSessions = 64
+            c.maxMappings = 64
+            c.redirects = [TransparentRedirect(port: 80, localPort: 3128), TransparentRedirect(port: 8080, localPort: 3128)]
+            c.maxRedirectSessions = 8
+            redirectTranslator = NATTranslator(configuration: c)
+            redirectTranslator!.setInterfaceAddresses([InterfaceAddress(interfaceIndex: 1, address: IPv4Address(ip(192, 0, 2, 1))),
+                                                      InterfaceAddress(interfaceIndex: 2, address: IPv4Address(Setup.external))])
+        }
+        let nat = redirectTranslator!
+        let fromClient = mods & 8 == 0
+        let routerLAN = ip(192, 0, 2, 1)
+        var bytes: [UInt8]
+        if mods & 16 != 0 {
+            bytes = r.bytes(Int(r.u16() & 0x7ff))
+        } else {
+            let sel = r.u8(), flags = r.u8()
+            let client = Setup.internalHosts[Int(sel & 3)]
+            let clientPort = [UInt16(40000), 40001, 40002, 0][Int(sel >> 2) & 3]
+            let far = [Setup.remoteHosts[0], Setup.remoteHosts[1], routerLAN, Setup.external][Int(sel >> 4) & 3]
+            let farPort = [UInt16(80), 8080, 443, 3128][Int(sel >> 6) & 3]
+            let sum: L4Sum = flags & 0x40 != 0 ? .pseudo : .valid
+            if fromClient {
+                bytes = Build.packet(client, far, proto: 6, l4: Build.tcp(client, clientPort, far, farPort, flags: flags & 0x3f,
+                                                                         seq: r.u32(), ack: r.u32(), sum: sum))
+            } else {
+                let local = flags & 0x80 != 0 ? routerLAN : far
+                bytes = Build.packet(local, client, proto: 6, l4: Build.tcp(local, farPort == 443 ? 3128 : farPort, client, clientPort,
+                                                                           flags: flags & 0x3f, seq: r.u32(), ack: r.u32(), sum: sum))
+            }
+        }
+        let notReady = mods & 4 != 0
+        let n = bytes.count
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: 1)
+        defer { buffer.deallocate() }
+        bytes.withUnsafeBytes { if n > 0 { buffer.copyMemory(from: $0.baseAddress!, byteCount: n) } }
+        let before = View(buffer, n)
+        let l4ValidBefore = before?.l4Valid ?? false
+        // The view reads the buffer, which the translator rewrites: keep what it said now.
+        let old = before.map { v in (src: v.src, dst: v.dst, sport: v.l4Length >= 4 ? v.b16(v.ihl) : 0, dport: v.l4Length >= 4 ? v.b16(v.ihl + 2) : 0) }
+        // What the table says about the reply's client before the packet touches it.
+        var recorded: RedirectSnapshot? = nil
+        if !fromClient, let v = before, v.proto == 6, v.l4Length >= 4 {
+            recorded = nat.originalDestination(clientAddress: IPv4Address(v.dst), clientPort: v.b16(v.ihl + 2), now: time)
+        }
+        let packet = UnsafeMutableRawBufferPointer(start: buffer, count: n)
+        let checksum = PacketChecksumState(checksumNotReady: notReady)
+        // A client packet the redirect does not take goes the hairpin way, which may rewrite it too.
+        let redirectedBefore = nat.counters.redirectedToProxy
+        let verdict = fromClient
+            ? nat.translate(packet, direction: .hairpin, checksum: checksum, now: time, inputInterface: mods & 2 != 0 ? 9 : 1)
+            : nat.translateRedirectReply(packet, checksum: checksum, now: time)
+        let after = UnsafeRawBufferPointer(start: buffer, count: n)
+        stats.verdicts["redirect.\(fromClient ? "client" : "proxy").\(verdict)", default: 0] += 1
+        switch verdict {
+        case .accept, .drop:
+            if case .accept = verdict { check(after.elementsEqual(bytes), "an accepted redirect-path packet was changed") }
+        case .acceptReplaced:
+            fail("the redirect path replaced a packet")
+        case .acceptRewritten:
+            guard let v = View(buffer, n), let old else { fail("a rewritten redirect-path packet does not parse") }
+            check(v.headerValid, "IP header checksum broken by the redirect")
+            check(!(l4ValidBefore || notReady) || v.l4Valid == true, "TCP checksum broken by the redirect (notReady \(notReady))")
+            if fromClient, nat.counters.redirectedToProxy != redirectedBefore {
+                check(v.dst == routerLAN && v.b16(v.ihl + 2) == 3128 && v.src == old.src && v.b16(v.ihl) == old.sport,
+                      "a redirected client packet not sent to 192.0.2.1:3128 from its own source")
+                let found = nat.originalDestination(clientAddress: IPv4Address(v.src), clientPort: v.b16(v.ihl), now: time)
+                check(found?.originalAddress.value == old.dst && found?.originalPort == old.dport,
+                      "the original destination of a redirected packet was not recorded")
+            } else if !fromClient {
+                check(recorded != nil && v.src == recorded!.originalAddress.value && v.b16(v.ihl) == recorded!.originalPort
+                      && v.dst == old.dst && v.b16(v.ihl + 2) == old.dport,
+                      "a proxy reply not sent as from the recorded original destination")
+            }
+        }
+        check(nat.redirectSessionCount <= 8, "the redirect table went past its cap")
+        if mods & 1 != 0 { nat.expire(now: time, budget: 4) }
     }
 }
 
@@ -1725,6 +1820,10 @@ enum Seeds {
         let sipIn = Build.packet(remote, ext, proto: 17, l4: Build.udp(remote, 5060, ext, 5060, payload: Array(answer.utf8)))
         let rtp = Build.packet(Setup.remoteHosts[2], ext, proto: 17, l4: Build.udp(Setup.remoteHosts[2], 7000, ext, 40006, payload: [0x80, 0, 0, 1]))
         seeds["sip-call"] = raw(.outbound, sipOut) + raw(.inbound, sipIn) + raw(.inbound, rtp)
+        // Transparent redirect (control op 5): a client SYN to remote:80, the proxy's SYN-ACK
+        // from 192.0.2.1:3128, the client's ACK.
+        seeds["redirect"] = [47, 0, 0x02, 0, 0, 0, 100, 0, 0, 0, 0, 111, 128, 0x92, 0, 0, 0, 50, 0, 0, 0, 101,
+                             47, 0, 0x10, 0, 0, 0, 101, 0, 0, 0, 51]
         return seeds
     }
 

@@ -36,6 +36,7 @@ struct FirewallBackendTests {
             "\tchain prerouting {",
             "\t\ttype filter hook prerouting priority -300; policy accept;",
             "\t\tiifname \"eth1\" fib saddr type local counter drop \(comment)",
+            "\t\tiifname != \"eth1\" fib saddr type != local fib saddr . iif oif missing counter drop \(comment)",
             "\t\tiifname \"eth1\" counter queue num 7 \(comment)",
             "\t\tiifname != \"eth1\" ip saddr 192.0.2.0/24 fib daddr type local counter queue num 7 \(comment)",
             "\t\tiifname != \"eth1\" ip saddr 10.1.0.0/16 fib daddr type local counter queue num 7 \(comment)",
@@ -73,6 +74,7 @@ struct FirewallBackendTests {
             "iptables -w -t raw -I PREROUTING 1 ! -i eth1 -s 192.0.2.0/24 -m addrtype --dst-type LOCAL \(c) -j NFQUEUE --queue-num 7",
             "iptables -w -t mangle -I FORWARD 1 -o eth1 -m addrtype --src-type LOCAL \(c) -j NFQUEUE --queue-num 7",
             "iptables -w -t mangle -I POSTROUTING 1 -o eth1 -p icmp -m addrtype --src-type LOCAL \(c) -j NFQUEUE --queue-num 7",
+            "iptables -w -t raw -I PREROUTING 1 ! -i eth1 -m addrtype ! --src-type LOCAL -m rpfilter --accept-local --invert \(c) -j DROP",
         ])
     }
 

@@ -409,9 +409,9 @@ final class CountingDatagramHelper: ApplicationHelper {
         #expect(decodeError(Array("garbage".utf8)) == .notAStateFile) // shorter than the magic, and not its start
         #expect(decodeError(Array("MASQ".utf8)) == .truncated(length: 4, expected: 64))
         var future = bytes
-        future[9] = 4
-        #expect(decodeError(future) == .unsupportedVersion(4))
-        #expect(NATStateError.unsupportedVersion(4).description == "format version 4; this masqd reads versions 1-3")
+        future[9] = 5
+        #expect(decodeError(future) == .unsupportedVersion(5))
+        #expect(NATStateError.unsupportedVersion(5).description == "format version 5; this masqd reads versions 1-4")
         var zero = bytes
         zero[9] = 0
         #expect(decodeError(zero) == .unsupportedVersion(0))
@@ -431,6 +431,11 @@ final class CountingDatagramHelper: ApplicationHelper {
         #expect(decodeError(resealed(bytes)).map { "\($0)" } == "bad session record 1: helper connection 0 of 1")
         bytes[9] = 2
         #expect(try NATStateSnapshot(decoding: resealed(bytes)).helperConnectionCount == 1)
+        // A version 2 file with no datagram helper record is not one masqd writes (it would
+        // encode back as version 1): refused.
+        var plain = Self.smallFile()
+        plain[9] = 2
+        #expect(decodeError(resealed(plain)) == .invalidHeader("version 2 without a datagram helper record"))
     }
 
     /// A UDP flow with a datagram helper keeps its helper's state bytes across a restart.

@@ -11,6 +11,8 @@ public struct FirewallPlan: Sendable, Equatable {
     /// mangle POSTROUTING (-150); nftables chains at the same hooks and priorities.
     public enum Hook: Sendable, Equatable {
         case prerouting, forward, postrouting
+        /// The router's own packets (a redirect's proxy replies): mangle OUTPUT, -150.
+        case output
 
         public var priority: Int { self == .prerouting ? -300 : -150 }
     }
@@ -45,6 +47,12 @@ public struct FirewallPlan: Sendable, Equatable {
         public var sourceType: AddressType? = nil
         public var destinationType: AddressType? = nil
         public var action: Action = .queue
+        /// TCP by port: iptables `-p tcp --sport/--dport`, nft `tcp sport/dport` (ipProtocol unset).
+        public var tcpSourcePort: UInt16? = nil
+        public var tcpDestinationPort: UInt16? = nil
+        /// Matches a source that does not route back through the input interface: iptables
+        /// `-m rpfilter --invert`, nft `fib saddr . iif oif missing` (FirewallPlan-ReversePath.swift).
+        public var reversePathFails: Bool = false
     }
 
     /// The queue or queues the rules send to; `bypass`: with no engine bound, accept untranslated.
@@ -114,6 +122,7 @@ public struct FirewallPlan: Sendable, Equatable {
             // Last in the plan, so it ends above every queueing rule of its chain.
             points.append(SteeringPoint(hook: .postrouting, output: wan, destination: prefix, action: .exempt))
         }
+        points += Self.redirectPoints(settings) + Self.reversePathPoints(settings)
         self.points = points
     }
 }

@@ -44,6 +44,7 @@ enum IptablesBackend {
         case .prerouting: ("raw", "PREROUTING")
         case .forward: ("mangle", "FORWARD")
         case .postrouting: ("mangle", "POSTROUTING")
+        case .output: ("mangle", "OUTPUT")
         }
     }
 
@@ -58,11 +59,15 @@ enum IptablesBackend {
         if let source = point.source { words += ["-s", source.description] }
         if let destination = point.destination { words += ["-d", destination.description] }
         if let ipProtocol = point.ipProtocol { words += ["-p", ipProtocol] }
+        if let port = point.tcpSourcePort { words += ["-p", "tcp", "--sport", String(port)] }
+        if let port = point.tcpDestinationPort { words += ["-p", "tcp", "--dport", String(port)] }
         if point.sourceType != nil || point.destinationType != nil {
             words += ["-m", "addrtype"]
             if let type = point.sourceType { words += (type == .local ? [] : ["!"]) + ["--src-type", "LOCAL"] }
             if let type = point.destinationType { words += (type == .local ? [] : ["!"]) + ["--dst-type", "LOCAL"] }
         }
+        // --accept-local: the router's own addresses as source are the spoofing rule's and the engine's.
+        if point.reversePathFails { words += ["-m", "rpfilter", "--accept-local", "--invert"] }
         return words
     }
 

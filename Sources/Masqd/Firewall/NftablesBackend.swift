@@ -17,12 +17,13 @@ enum NftablesBackend {
     static func script(_ plan: FirewallPlan) -> String {
         let table = tableName(plan)
         var lines = ["table ip \(table)", "delete table ip \(table)", "table ip \(table) {"]
-        let chains: [(String, FirewallPlan.Hook)] = [("prerouting", .prerouting), ("forward", .forward), ("postrouting", .postrouting)]
+        let chains: [(String, FirewallPlan.Hook)] = [("prerouting", .prerouting), ("forward", .forward), ("postrouting", .postrouting), ("output", .output)]
         for (name, hook) in chains {
             let points = plan.points.filter { $0.hook == hook }
             guard !points.isEmpty else { continue }
             lines.append("\tchain \(name) {")
-            lines.append("\t\ttype filter hook \(name) priority \(hook.priority); policy accept;")
+            // OUTPUT as a route chain: an address the verdict changed is routed again (as mangle OUTPUT).
+            lines.append("\t\ttype \(hook == .output ? "route" : "filter") hook \(name) priority \(hook.priority); policy accept;")
             // Drops first, then exemptions: a queueing rule of the same chain would otherwise take the packet.
             for point in points.filter({ $0.action == .drop }) + points.filter({ $0.action == .exempt }) + points.filter({ $0.action == .queue }) {
                 lines.append("\t\t" + rule(point, plan))
@@ -44,8 +45,11 @@ enum NftablesBackend {
         if let source = point.source { words.append("ip saddr \(source)") }
         if let destination = point.destination { words.append("ip daddr \(destination)") }
         if let ipProtocol = point.ipProtocol { words.append("ip protocol \(ipProtocol)") }
+        if let port = point.tcpSourcePort { words.append("tcp sport \(port)") }
+        if let port = point.tcpDestinationPort { words.append("tcp dport \(port)") }
         if let type = point.sourceType { words.append("fib saddr type \(type == .local ? "" : "!= ")local") }
         if let type = point.destinationType { words.append("fib daddr type \(type == .local ? "" : "!= ")local") }
+        if point.reversePathFails { words.append("fib saddr . iif oif missing") }
         words.append("counter")
         switch point.action {
         case .drop: words.append("drop")
