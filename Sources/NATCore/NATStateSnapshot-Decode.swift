@@ -12,8 +12,7 @@ extension NATStateSnapshot {
         }
         var header = ByteReader(bytes, at: StateFormat.magic.count)
         let version = header.u16()
-        // 3 is main's pools/address-only format, not read here (see NATStateSnapshot.swift).
-        guard (StateFormat.oldestReadable...StateFormat.version).contains(version), version != 3 else { throw .unsupportedVersion(version) }
+        guard (StateFormat.oldestReadable...StateFormat.version).contains(version) else { throw .unsupportedVersion(version) }
         let heldCapacity = Int(header.u16())
         let editLog = header.u8(), maxReplacement = header.u8(), stateBytes = header.u16()
         let savedAt = header.u64()
@@ -23,6 +22,8 @@ extension NATStateSnapshot {
         let mappingCount = Int(header.u32()), sessionCount = Int(header.u32()), helperCount = Int(header.u32())
         let addressOnlyCount = Int(header.u32()) // reserved (0) before version 3
 
+        // Before version 3 these fields are reserved: refused as such, before they count as lengths.
+        guard version >= 3 || (reserved1 == 0 && addressOnlyCount == 0) else { throw .invalidHeader("reserved bytes are not zero") }
         // The length the counts announce; checked before anything that could be a symptom of truncation.
         let recordsEnd = StateFormat.headerBytes + mappingCount * StateFormat.mappingBytes + sessionCount * StateFormat.sessionBytes
             + helperCount * StateFormat.helperBytes(heldCapacity: heldCapacity) + addressOnlyCount * StateFormat.addressOnlyBytes
@@ -41,7 +42,6 @@ extension NATStateSnapshot {
         guard heldCapacity % 8 == 0, heldCapacity <= StateFormat.maxHeldCapacity else {
             throw .invalidHeader("held bytes per direction \(heldCapacity) (a multiple of 8 up to \(StateFormat.maxHeldCapacity))")
         }
-        guard version >= 3 || (reserved1 == 0 && addressOnlyCount == 0) else { throw .invalidHeader("reserved bytes are not zero") }
         // Version 3 is written only when it has something of its own (a pools fingerprint, or
         // address-only records): without either it would not read back as the same bytes.
         guard version != 3 || reserved1 != 0 || addressOnlyCount > 0 else {

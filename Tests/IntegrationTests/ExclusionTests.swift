@@ -37,6 +37,8 @@ struct ExclusionTests {
             "iptables -w -t mangle -I POSTROUTING 1 -o eth1 -p icmp -m addrtype --src-type LOCAL \(c) -j NFQUEUE --queue-num 7",
             "iptables -w -t mangle -I POSTROUTING 1 -o eth1 -d 198.51.100.0/24 \(c) -j ACCEPT",
             "iptables -w -t mangle -I POSTROUTING 1 -o eth1 -d 10.9.0.0/16 \(c) -j ACCEPT",
+            // The reverse-path drop (--reverse-path-check, on by default) goes in last: on top of all.
+            "iptables -w -t raw -I PREROUTING 1 ! -i eth1 -m addrtype ! --src-type LOCAL -m rpfilter --accept-local --invert \(c) -j DROP",
         ])
     }
 
@@ -46,8 +48,9 @@ struct ExclusionTests {
         let comment = #"comment "masqd queue 0""#
         let lines = SteeringRules.printed(s)
         let prerouting = try #require(lines.firstIndex(of: "\tchain prerouting {"))
-        #expect(Array(lines[(prerouting + 2)...(prerouting + 5)]) == [
+        #expect(Array(lines[(prerouting + 2)...(prerouting + 6)]) == [
             "\t\tiifname \"eth1\" fib saddr type local counter drop \(comment)",
+            "\t\tiifname != \"eth1\" fib saddr type != local fib saddr . iif oif missing counter drop \(comment)",
             "\t\tiifname \"eth1\" ip saddr 198.51.100.0/24 fib daddr type != local counter accept \(comment)",
             "\t\tiifname \"eth1\" counter queue num 0 \(comment)",
             "\t}",

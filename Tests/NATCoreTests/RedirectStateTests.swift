@@ -98,10 +98,12 @@ struct RedirectStateTests {
         var none = bytes
         none[record - 1] = 0
         #expect(throws: NATStateError.invalidHeader("version 4 without redirect records")) { try NATStateSnapshot(decoding: Self.resealed(none)) }
-        // Version 3 (main's pools/address-only format) is not this layout: refused by name.
+        // Version 3 has no redirect section: read as 3, the section is bytes after the end.
         var three = bytes
         three[9] = 3
-        #expect(throws: NATStateError.unsupportedVersion(3)) { try NATStateSnapshot(decoding: three) }
+        #expect(throws: NATStateError.trailingBytes(length: bytes.count, expected: bytes.count - 4 - 28)) {
+            try NATStateSnapshot(decoding: three)
+        }
         // Cut anywhere inside the record: truncated.
         var short = bytes
         short.removeSubrange(record..<(record + 4))
