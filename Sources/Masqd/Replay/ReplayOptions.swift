@@ -32,7 +32,10 @@ public struct ReplayOptions: Sendable {
         // Directions are told by the LAN prefixes (which side a source is on), so there is no
         // "every source" default as in `masqd run`, which knows the interface a packet leaves by.
         guard !lan.isEmpty else { throw MasqdError("--lan: required (at least one internal prefix)") }
-        var engine = EngineOptions()
+        // Parsed from no arguments, so every engine option holds its default (a default-built
+        // EngineOptions traps on the first option read that was never parsed); then replay's own.
+        var engine: EngineOptions
+        do { engine = try EngineOptions.parse([]) } catch { throw MasqdError("replay: \(EngineOptions.message(for: error))") }
         engine.lan = lan
         engine.forward = forward
         engine.portRange = portRange
@@ -41,13 +44,8 @@ public struct ReplayOptions: Sendable {
         engine.filtering = filtering
         engine.maxFlows = maxFlows
         engine.maxFlowsPerHost = maxFlowsPerHost
-        // Every option checkedTranslation reads is set: an unset one traps (argument parser).
         engine.maxHelperFlowsPerHost = maxHelperFlowsPerHost
         engine.timeout = timeout
-        engine.maxOtherFlows = nil // the default cap: a capture's address-only flows are few
-        engine.maxNewFlowsPerHost = nil // a capture replays at its own pace: no rate limit
-        engine.toSource = [] // masquerading behind --wan-address alone
-        engine.poolPlacement = nil
         var (nat, helperNames) = try engine.checkedTranslation()
         if let prefix = nat.internalPrefixes.first(where: { $0.contains(external) }) {
             throw .option("--wan-address", wanAddress, "is inside --lan \(prefix)")
