@@ -315,6 +315,8 @@ enum StateSeeds {
         esp[10] = UInt8(h >> 8); esp[11] = UInt8(h & 0xff)
         translate(nat, esp + [0, 0, 0x10, 0x01, 0, 0, 0, 1], .outbound, now: t0)
         return nat.exportState(now: t0, savedAt: 1_700_000_000_000_000_000).encoded()
+    }
+
     /// A client's connection to server:80 redirected to 192.0.2.1:3128 and answered, and a UDP flow.
     static func savedRedirectFile() -> [UInt8] {
         let nat = makeTranslator()
