@@ -12,9 +12,17 @@ extension NATTranslator {
         expireExpectations(now: now)
         expireAddressOnly(now: now, budget: budget)
         if !configuration.redirects.isEmpty { expireRedirects(now: now, budget: budget) }
+        let removed = sweepSessions(now: now, examining: min(budget, sessions.highWater)) // a negative budget examines nothing
+        counters.sessionsExpired &+= UInt64(removed)
+        return removed
+    }
+
+    /// Advances the session sweep by up to `limit` rows from its cursor (wrapping at the high
+    /// water mark), removing the expired ones; returns how many it removed. The main loop's
+    /// expiry and the full-table reclaim share it, so both move the one cursor the same way.
+    func sweepSessions(now: NATTime, examining limit: Int) -> Int {
         var removed = 0
         var examined = 0
-        let limit = min(budget, sessions.highWater) // a negative budget examines nothing
         while examined < limit {
             if sweepCursor >= sessions.highWater {
                 sessions.endSweepPass(highestLiveSeen: sweepHighestLive)
@@ -35,7 +43,6 @@ extension NATTranslator {
                 sweepHighestLive = row
             }
         }
-        counters.sessionsExpired &+= UInt64(removed)
         return removed
     }
 }

@@ -18,29 +18,7 @@ extension NATTranslator {
             return false
         }
         counters.reclaimSteps &+= 1
-        var removed = 0
-        var examined = 0
-        let limit = min(Self.reclaimBudget, sessions.highWater)
-        while examined < limit {
-            if sweepCursor >= sessions.highWater {
-                sessions.endSweepPass(highestLiveSeen: sweepHighestLive)
-                sweepCursor = 0
-                sweepHighestLive = -1
-                if sessions.highWater == 0 { break }
-                continue
-            }
-            let row = Int32(sweepCursor)
-            sweepCursor += 1
-            examined += 1
-            let session = sessions[row]
-            guard session.mapping >= 0 else { continue }
-            if session.expires <= now.nanoseconds {
-                removeSession(row, reason: .expired)
-                removed += 1
-            } else {
-                sweepHighestLive = row
-            }
-        }
+        let removed = sweepSessions(now: now, examining: min(Self.reclaimBudget, sessions.highWater))
         counters.sessionsExpired &+= UInt64(removed)
         if removed == 0 { reclaimNotBefore = now.nanoseconds &+ Self.reclaimQuietInterval.nanoseconds }
         return removed > 0
