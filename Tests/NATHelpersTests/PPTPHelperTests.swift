@@ -124,6 +124,67 @@ struct PPTPHelperTests {
         #expect(b.natCallID != 1, "host A's call 1 to this server holds NAT call ID 1")
     }
 
+    /// Incoming-Call-Request (220 bytes, from the server): its call ID, serial, bearer, channel,
+    /// number lengths, then the dialed, dialing and subaddress fields (64 bytes each).
+    static func incomingCallRequest(callID: UInt16) -> [UInt8] {
+        message(9, be(callID) + be(9) + [0, 0, 0, 3] + [0, 0, 0, 1] + be(0) + be(0) + [UInt8](repeating: 0, count: 192))
+    }
+
+    /// Incoming-Call-Reply (28 bytes, from the host): its call ID, the peer's (the server's), result 1, …
+    static func incomingCallReply(callID: UInt16, peerCallID: UInt16) -> [UInt8] {
+        message(10, be(callID) + be(peerCallID) + [1, 0] + be(64) + be(0) + be(0))
+    }
+
+    /// Incoming-Call-Connected (28 bytes, from the server): the peer's call ID (ours), speed, window, delay, framing.
+    static func incomingCallConnected(peerCallID: UInt16) -> [UInt8] {
+        message(11, be(peerCallID) + be(0) + [0, 0, 0xfa, 0] + be(64) + be(0) + [0, 0, 0, 3])
+    }
+
+    /// WAN-Error-Notify (40 bytes, from the server): the peer's call ID (ours), six error counters.
+    static func wanErrorNotify(peerCallID: UInt16, crcErrors: UInt8) -> [UInt8] {
+        message(14, be(peerCallID) + be(0) + [0, 0, 0, crcErrors] + [UInt8](repeating: 0, count: 20))
+    }
+
+    @Test("an incoming call: the host's Incoming-Call-Reply gets a NAT call ID, the server's Connected and WAN-Error-Notify give the host its own back, GRE flows at once")
+    func incomingCall() throws {
+        let nat = Self.translator()
+        // Host A holds call ID 1 to this server already, so host B's 1 must become another one.
+        _ = try Self.call(nat, from: Self.hostA, port: 40001, callID: 1, serverCallID: 100)
+        var control = try TCPStreamDriver.openFromInside(through: nat, client: Endpoint(Self.hostB, 40002), server: Endpoint(Self.server, 1723))
+
+        let request = control.send(Self.incomingCallRequest(callID: 200), from: .outside)
+        #expect(request.isDelivered && request.payload == Self.incomingCallRequest(callID: 200), "the server's own call ID is not ours to change")
+        #expect(request.payload.count == 220)
+
+        let reply = Self.incomingCallReply(callID: 1, peerCallID: 200)
+        let sent = control.send(reply, from: .inside)
+        #expect(sent.isDelivered && Verify.ipHeaderChecksumValid(sent.packet) && Verify.transportChecksumValid(sent.packet))
+        #expect(sent.payload.count == reply.count)
+        let natCallID = sent.payload.count >= 14 ? UInt16(sent.payload[12]) << 8 | UInt16(sent.payload[13]) : 0
+        #expect(natCallID != 1 && natCallID != 0, "host B's call ID 1 is taken at this server by host A's: \(natCallID)")
+        #expect(sent.payload == Self.incomingCallReply(callID: natCallID, peerCallID: 200), "only the call ID changes")
+        #expect(nat.greCallCount == 2)
+
+        // The reply named the server's call ID: GRE crosses both ways without waiting for more.
+        let out = nat.translate(Self.gre(Self.hostB, Self.server, callID: 200), direction: .outbound)
+        #expect(out.verdict == .rewritten && out.packet == Self.gre(TestNet.external, Self.server, callID: 200))
+        let back = nat.translate(Self.gre(Self.server, TestNet.external, callID: natCallID), direction: .inbound)
+        #expect(back.verdict == .rewritten && back.packet == Self.gre(Self.server, Self.hostB, callID: 1))
+
+        let connected = control.send(Self.incomingCallConnected(peerCallID: natCallID), from: .outside)
+        #expect(connected.isDelivered && Verify.transportChecksumValid(connected.packet))
+        #expect(connected.payload == Self.incomingCallConnected(peerCallID: 1))
+        let error = control.send(Self.wanErrorNotify(peerCallID: natCallID, crcErrors: 3), from: .outside)
+        #expect(error.isDelivered && Verify.transportChecksumValid(error.packet))
+        #expect(error.payload == Self.wanErrorNotify(peerCallID: 1, crcErrors: 3))
+
+        // A notice about a call this connection never set up: passed unchanged, counted malformed.
+        let malformedBefore = nat.helperEvents(.malformed)
+        let stray = control.send(Self.wanErrorNotify(peerCallID: 777, crcErrors: 1), from: .outside)
+        #expect(stray.isDelivered && stray.payload == Self.wanErrorNotify(peerCallID: 777, crcErrors: 1))
+        #expect(nat.helperEvents(.malformed) == malformedBefore + 1)
+    }
+
     @Test("a stream that is not PPTP is abandoned and passed unchanged")
     func notPPTP() throws {
         let nat = Self.translator()
