@@ -20,14 +20,14 @@ enum QueuedPacketClass: Equatable {
     /// LOCAL_IN, LOCAL_OUT or anything else: no rule of ours queues there.
     case unexpectedHook
 
-    static func of(hook: UInt8, hardwareProtocol: UInt16, inputInterfaceIndex: UInt32, wanIndex: UInt32,
+    static func of(hook: NetfilterHook, hardwareProtocol: EtherType, inputInterfaceIndex: UInt32, wanIndex: UInt32,
                    redirects: Bool = false) -> QueuedPacketClass {
-        guard hardwareProtocol == 0x0800 else { return .notIPv4 }
+        guard hardwareProtocol == .ipv4 else { return .notIPv4 }
         switch hook {
-        case 0: return .translate(inputInterfaceIndex == wanIndex ? .inbound : .hairpin) // NF_INET_PRE_ROUTING
-        case 4: return .translate(.outbound) // NF_INET_POST_ROUTING
-        case 2: return .spoofedForward // NF_INET_FORWARD
-        case 3 where redirects: return .redirectReply // NF_INET_LOCAL_OUT
+        case .preRouting: return .translate(inputInterfaceIndex == wanIndex ? .inbound : .hairpin)
+        case .postRouting: return .translate(.outbound)
+        case .forward: return .spoofedForward
+        case .localOut where redirects: return .redirectReply
         default: return .unexpectedHook
         }
     }

@@ -95,7 +95,7 @@ extension NetfilterQueue {
         let truncated = original > payload.count
         if truncated { statistics.truncatedPackets += 1 }
         packets[packetCount] = QueuedPacket(
-            id: parsed.id, hook: parsed.hook, hardwareProtocol: parsed.hardware_protocol,
+            id: parsed.id, hook: NetfilterHook(rawValue: parsed.hook), hardwareProtocol: EtherType(rawValue: parsed.hardware_protocol),
             inputInterfaceIndex: parsed.input_interface, outputInterfaceIndex: parsed.output_interface,
             mark: parsed.mark, payload: payload, originalLength: original,
             checksumNotReady: parsed.skb_info & UInt32(CNFQ_SKB_CSUMNOTREADY) != 0,

@@ -2,10 +2,10 @@
 public struct QueuedPacket {
     /// Kernel packet id; pass it to `setVerdict(packetID:_:payload:)`.
     public var id: UInt32
-    /// Netfilter hook: NF_INET_PRE_ROUTING = 0, LOCAL_IN = 1, FORWARD = 2, LOCAL_OUT = 3, POST_ROUTING = 4.
-    public var hook: UInt8
-    /// Hardware protocol in host order (0x0800 IPv4).
-    public var hardwareProtocol: UInt16
+    /// The netfilter hook the packet was queued from.
+    public var hook: NetfilterHook
+    /// Hardware protocol (IPv4 for routed packets; others only through br_netfilter).
+    public var hardwareProtocol: EtherType
     /// Input interface index, 0 if absent.
     public var inputInterfaceIndex: UInt32
     /// Output interface index, 0 if absent.
@@ -25,7 +25,7 @@ public struct QueuedPacket {
     public var isGSO: Bool
 
     public init(
-        id: UInt32, hook: UInt8 = 0, hardwareProtocol: UInt16 = 0x0800,
+        id: UInt32, hook: NetfilterHook = .preRouting, hardwareProtocol: EtherType = .ipv4,
         inputInterfaceIndex: UInt32 = 0, outputInterfaceIndex: UInt32 = 0, mark: UInt32 = 0,
         payload: UnsafeMutableRawBufferPointer, originalLength: Int? = nil,
         checksumNotReady: Bool = false, isGSO: Bool = false

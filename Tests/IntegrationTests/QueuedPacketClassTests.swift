@@ -1,5 +1,6 @@
 import Foundation
 import NATCore
+import NetfilterQueue
 import Testing
 @testable import Masqd
 
@@ -13,15 +14,18 @@ import Testing
     let wan: UInt32 = 7
 
     @Test func theRulesHooksAreTranslated() {
-        #expect(QueuedPacketClass.of(hook: 0, hardwareProtocol: 0x0800, inputInterfaceIndex: wan, wanIndex: wan) == .translate(.inbound))
-        #expect(QueuedPacketClass.of(hook: 0, hardwareProtocol: 0x0800, inputInterfaceIndex: 3, wanIndex: wan) == .translate(.hairpin))
-        #expect(QueuedPacketClass.of(hook: 4, hardwareProtocol: 0x0800, inputInterfaceIndex: 0, wanIndex: wan) == .translate(.outbound))
-        #expect(QueuedPacketClass.of(hook: 2, hardwareProtocol: 0x0800, inputInterfaceIndex: 3, wanIndex: wan) == .spoofedForward)
+        #expect(QueuedPacketClass.of(hook: .preRouting, hardwareProtocol: .ipv4, inputInterfaceIndex: wan, wanIndex: wan) == .translate(.inbound))
+        #expect(QueuedPacketClass.of(hook: .preRouting, hardwareProtocol: .ipv4, inputInterfaceIndex: 3, wanIndex: wan) == .translate(.hairpin))
+        #expect(QueuedPacketClass.of(hook: .postRouting, hardwareProtocol: .ipv4, inputInterfaceIndex: 0, wanIndex: wan) == .translate(.outbound))
+        #expect(QueuedPacketClass.of(hook: .forward, hardwareProtocol: .ipv4, inputInterfaceIndex: 3, wanIndex: wan) == .spoofedForward)
+        // The kernel's numbering (include/uapi/linux/netfilter.h), which the raw values must keep.
+        #expect([NetfilterHook.preRouting, .localIn, .forward, .localOut, .postRouting].map(\.rawValue) == [0, 1, 2, 3, 4])
+        #expect(EtherType.ipv4.rawValue == 0x0800 && EtherType.vlan.rawValue == 0x8100 && EtherType.pppoeSession.rawValue == 0x8864)
     }
 
     @Test func otherHooksAreDropped() {
         for hook: UInt8 in [1, 3, 5, 255] {
-            #expect(QueuedPacketClass.of(hook: hook, hardwareProtocol: 0x0800, inputInterfaceIndex: wan, wanIndex: wan) == .unexpectedHook,
+            #expect(QueuedPacketClass.of(hook: NetfilterHook(rawValue: hook), hardwareProtocol: .ipv4, inputInterfaceIndex: wan, wanIndex: wan) == .unexpectedHook,
                     "hook \(hook)")
         }
     }
@@ -29,8 +33,8 @@ import Testing
     @Test func otherHardwareProtocolsAreDroppedWhateverTheHook() {
         // 802.1Q VLAN, PPPoE session, IPv6, ARP, none.
         for proto: UInt16 in [0x8100, 0x8864, 0x86dd, 0x0806, 0] {
-            for hook: UInt8 in [0, 2, 4] {
-                #expect(QueuedPacketClass.of(hook: hook, hardwareProtocol: proto, inputInterfaceIndex: wan, wanIndex: wan) == .notIPv4,
+            for hook in [NetfilterHook.preRouting, .forward, .postRouting] {
+                #expect(QueuedPacketClass.of(hook: hook, hardwareProtocol: EtherType(rawValue: proto), inputInterfaceIndex: wan, wanIndex: wan) == .notIPv4,
                         "hook \(hook), hardware protocol 0x\(String(proto, radix: 16))")
             }
         }

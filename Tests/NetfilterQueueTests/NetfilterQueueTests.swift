@@ -68,8 +68,9 @@ import Testing
             #expect(count == queue.packetCount)
             for index in 0..<count {
                 let packet = queue.packet(at: index)
-                #expect(packet.hook == 3)  // NF_INET_LOCAL_OUT
-                #expect(packet.hardwareProtocol == 0x0800)
+                #expect(packet.hook == .localOut)
+                #expect(packet.hook.rawValue == 3)  // NF_INET_LOCAL_OUT, as the kernel numbers it
+                #expect(packet.hardwareProtocol == .ipv4)
                 #expect(packet.outputInterfaceIndex == 1)  // lo
                 #expect(packet.inputInterfaceIndex == 0)
                 #expect(packet.mark == 0x2a)
