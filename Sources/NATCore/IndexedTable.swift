@@ -26,16 +26,19 @@ extension TableRow {
 
 struct IndexedTable<Row: TableRow>: ~Copyable {
     private(set) var store: RowStore<Row>
-    /// `Row.indexCount` indexes of `slotCount` slots each, one after the other; nil without index.
+    /// `Row.indexCount` indexes of `mask + 1` slots each, one after the other; nil without index.
     private var slots: UnsafeMutablePointer<UInt64>?
-    private var slotCount: Int
+    /// Where the second index starts (kept, not computed: the outbound fast path looks here).
+    private var secondSlots: UnsafeMutablePointer<UInt64>?
+    private var mask: Int
     /// The per-process secret of the table's hashes (`flowHash`).
     let seed: UInt64
 
     init(capacity: Int, seed: UInt64 = 0) {
         store = RowStore(capacity: capacity, empty: Row.empty)
-        slotCount = FlowHashIndex.slotCount(rows: capacity)
-        slots = Self.makeSlots(slotCount)
+        mask = FlowHashIndex.slotCount(rows: capacity) - 1
+        slots = Self.makeSlots(mask + 1)
+        secondSlots = Row.indexCount > 1 ? slots.unsafelyUnwrapped + (mask + 1) : nil
         self.seed = seed
     }
 
@@ -55,7 +58,7 @@ struct IndexedTable<Row: TableRow>: ~Copyable {
     var highWater: Int { store.highWater }
     mutating func endSweepPass(highestLiveSeen: Int32) { store.endSweepPass(highestLiveSeen: highestLiveSeen) }
     /// Index bytes (the reassembler's `allocatedBytes`).
-    var indexBytes: Int { Row.indexCount * slotCount * MemoryLayout<UInt64>.stride }
+    var indexBytes: Int { Row.indexCount * (mask + 1) * MemoryLayout<UInt64>.stride }
 
     @inline(__always)
     var rows: UnsafeMutablePointer<Row> { store.rows }
@@ -70,10 +73,10 @@ struct IndexedTable<Row: TableRow>: ~Copyable {
     func pointer(_ row: Int32) -> UnsafeMutablePointer<Row> { store.rows + Int(row) }
 
     @inline(__always)
-    private var index: FlowHashIndex { FlowHashIndex(slots: slots.unsafelyUnwrapped, slotCount: slotCount) }
+    private var index: FlowHashIndex { FlowHashIndex(slots: slots.unsafelyUnwrapped, slotCount: mask + 1) }
 
     @inline(__always)
-    private var secondIndex: FlowHashIndex { FlowHashIndex(slots: slots.unsafelyUnwrapped + slotCount, slotCount: slotCount) }
+    private var secondIndex: FlowHashIndex { FlowHashIndex(slots: secondSlots.unsafelyUnwrapped, slotCount: mask + 1) }
 
     /// The row filed under `hash` in the first index for which `matches` holds, or -1.
     @inline(__always)
@@ -124,7 +127,7 @@ struct IndexedTable<Row: TableRow>: ~Copyable {
     }
 
     mutating func removeAll() {
-        if Row.indexCount > 0 { slots.unsafelyUnwrapped.update(repeating: 0, count: Row.indexCount * slotCount) }
+        if Row.indexCount > 0 { slots.unsafelyUnwrapped.update(repeating: 0, count: Row.indexCount * (mask + 1)) }
         store.reset(empty: Row.empty)
     }
 
@@ -134,8 +137,9 @@ struct IndexedTable<Row: TableRow>: ~Copyable {
         guard capacity > store.capacity else { return }
         store.grow(to: capacity, empty: Row.empty) { $0.isFree }
         slots?.deallocate()
-        slotCount = FlowHashIndex.slotCount(rows: capacity)
-        slots = Self.makeSlots(slotCount)
+        mask = FlowHashIndex.slotCount(rows: capacity) - 1
+        slots = Self.makeSlots(mask + 1)
+        secondSlots = Row.indexCount > 1 ? slots.unsafelyUnwrapped + (mask + 1) : nil
         for row in 0..<capacity where !store.rows[row].isFree { file(Int32(row), store.rows[row]) }
     }
 }
