@@ -64,7 +64,6 @@ public final class FragmentReassembler {
     }
 
     deinit {
-        blocks.deallocate()
         headers.deallocate()
         output.deallocate()
     }
