@@ -1,22 +1,25 @@
-// An open-addressing hash index from a 32-bit hash to a table row, used by the mapping and
-// session tables. Allocated once at full size (rows ≤ half the slots), so lookups and
-// inserts never allocate and probes stay short. Deletion shifts entries back (no
-// tombstones), so a long-running table does not degrade.
+// An open-addressing hash index from a 32-bit hash to a table row: the indexes of an
+// IndexedTable, which owns the slots (allocated once at full size, rows ≤ half the slots), so
+// lookups and inserts never allocate and probes stay short. Deletion shifts entries back (no
+// tombstones), so a long-running table does not degrade. This is a view: two words, no owner.
 
 struct FlowHashIndex {
     /// Slot layout: high 32 bits the row's hash, low 32 bits row + 1; 0 is an empty slot.
     private let slots: UnsafeMutablePointer<UInt64>
     private let mask: Int
 
-    init(rows: Int) {
-        var slotCount = 16
-        while slotCount < rows * 2 { slotCount <<= 1 }
-        slots = .allocate(capacity: slotCount)
-        slots.initialize(repeating: 0, count: slotCount)
+    /// Over `slotCount` zeroed slots (a power of two, `slotCount(rows:)`) that the caller owns.
+    init(slots: UnsafeMutablePointer<UInt64>, slotCount: Int) {
+        self.slots = slots
         mask = slotCount - 1
     }
 
-    func deallocate() { slots.deallocate() }
+    /// Slots for an index of `rows` rows: a power of two, at least 16 and twice the rows.
+    static func slotCount(rows: Int) -> Int {
+        var slotCount = 16
+        while slotCount < rows * 2 { slotCount <<= 1 }
+        return slotCount
+    }
 
     var slotCount: Int { mask + 1 }
 

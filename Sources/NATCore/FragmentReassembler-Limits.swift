@@ -66,8 +66,9 @@ struct FragmentRecord: BitwiseCopyable {
 }
 
 /// Fixed-size data blocks chained through a link array; free blocks form one chain.
-/// Taking n blocks cuts the first n off the free chain, already linked in order.
-struct FragmentBlockPool {
+/// Taking n blocks cuts the first n off the free chain, already linked in order. The pool
+/// owns its memory (not copyable, freed by its deinit).
+struct FragmentBlockPool: ~Copyable {
     let data: UnsafeMutableRawPointer
     let next: UnsafeMutablePointer<Int32>
     let capacity: Int
@@ -83,7 +84,7 @@ struct FragmentBlockPool {
         freeCount = capacity
     }
 
-    func deallocate() {
+    deinit {
         data.deallocate()
         next.deallocate()
     }

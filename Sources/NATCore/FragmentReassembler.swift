@@ -29,12 +29,10 @@ public final class FragmentReassembler {
     private var stats = FragmentCounters()
     private var blocks: FragmentBlockPool
     private var records: RowStore<FragmentRecord>
-    private var datagrams: RowStore<DatagramRow>
-    private let datagramIndex: FlowHashIndex
+    private var datagrams: IndexedTable<DatagramRow>
     /// `maxDatagrams` slots of 60 bytes: the IP header of each datagram's offset-0 fragment.
     private let headers: UnsafeMutableRawPointer
-    private var sources: RowStore<SourceRow>
-    private let sourceIndex: FlowHashIndex
+    private var sources: IndexedTable<SourceRow>
     /// The reassembled datagram handed out with `.complete`.
     private let output: UnsafeMutableRawPointer
     private let seed: UInt64
@@ -57,24 +55,16 @@ public final class FragmentReassembler {
         precondition(limits.maxFragmentsHeld > 0)
         let recordCount = min(blockCount, limits.maxDatagrams * min(limits.maxFragmentsPerDatagram, 8192), limits.maxFragmentsHeld)
         records = RowStore(capacity: recordCount, empty: .empty)
-        datagrams = RowStore(capacity: limits.maxDatagrams, empty: .empty)
-        datagramIndex = FlowHashIndex(rows: limits.maxDatagrams)
+        datagrams = IndexedTable(capacity: limits.maxDatagrams)
         headers = .allocate(byteCount: limits.maxDatagrams * Self.maxHeaderLength, alignment: 8)
         headers.initializeMemory(as: UInt8.self, repeating: 0, count: limits.maxDatagrams * Self.maxHeaderLength)
-        sources = RowStore(capacity: limits.maxDatagrams, empty: .empty)
-        sourceIndex = FlowHashIndex(rows: limits.maxDatagrams)
+        sources = IndexedTable(capacity: limits.maxDatagrams)
         output = .allocate(byteCount: Self.outputCapacity, alignment: 16)
         output.initializeMemory(as: UInt8.self, repeating: 0, count: Self.outputCapacity)
     }
 
     deinit {
-        blocks.deallocate()
-        records.deallocate()
-        datagrams.deallocate()
-        datagramIndex.deallocate()
         headers.deallocate()
-        sources.deallocate()
-        sourceIndex.deallocate()
         output.deallocate()
     }
 
@@ -100,9 +90,9 @@ public final class FragmentReassembler {
         blocks.capacity * FragmentLimits.blockCost
             + records.capacity * FragmentLimits.recordCost
             + datagrams.capacity * (MemoryLayout<DatagramRow>.stride + MemoryLayout<Int32>.stride + Self.maxHeaderLength)
-            + datagramIndex.slotCount * 8
+            + datagrams.indexBytes
             + sources.capacity * (MemoryLayout<SourceRow>.stride + MemoryLayout<Int32>.stride)
-            + sourceIndex.slotCount * 8
+            + sources.indexBytes
             + Self.outputCapacity
     }
 
@@ -326,10 +316,8 @@ public final class FragmentReassembler {
     }
 
     private func findDatagram(_ key: DatagramKey, hash: UInt32) -> Int32 {
-        let rows = datagrams.rows
-        return datagramIndex.find(hash: hash) { row in
-            let d = rows[Int(row)]
-            return d.source == key.source && d.destination == key.destination
+        datagrams.find(hash: hash) { d in
+            d.source == key.source && d.destination == key.destination
                 && d.identification == key.identification && d.protocolNumber == key.protocolNumber && d.direction == key.direction
         }
     }
@@ -348,25 +336,19 @@ public final class FragmentReassembler {
     }
 
     private func findSource(_ address: UInt32, direction: UInt8) -> Int32 {
-        let rows = sources.rows
-        return sourceIndex.find(hash: sourceHash(address, direction: direction)) {
-            rows[Int($0)].address == address && rows[Int($0)].direction == direction
-        }
+        sources.find(hash: sourceHash(address, direction: direction)) { $0.address == address && $0.direction == direction }
     }
 
     /// The caller has checked there is a free datagram row (and so a free source row).
     private func createDatagram(_ key: DatagramKey, hash: UInt32, sourceRow found: Int32, now: NATTime) -> Int32 {
         var sourceRow = found
         if sourceRow < 0 {
-            sourceRow = sources.take()
             let h = sourceHash(key.source, direction: key.direction)
-            sources.rows[Int(sourceRow)] = SourceRow(address: key.source, hash: h, count: 0, oldest: -1, newest: -1, direction: key.direction)
-            sourceIndex.insert(hash: h, row: sourceRow)
+            sourceRow = sources.insert(SourceRow(address: key.source, hash: h, count: 0, oldest: -1, newest: -1, direction: key.direction))
         }
         let s = sources.rows + Int(sourceRow)
         s.pointee.count += 1
 
-        let row = datagrams.take()
         var d = DatagramRow.empty
         d.deadline = (now + limits.timeout).nanoseconds
         d.source = key.source
@@ -378,12 +360,11 @@ public final class FragmentReassembler {
         d.sourceRow = sourceRow
         d.older = newest
         d.sourceOlder = s.pointee.newest
-        datagrams.rows[Int(row)] = d
+        let row = datagrams.insert(d)
         if newest >= 0 { datagrams.rows[Int(newest)].newer = row } else { oldest = row }
         newest = row
         if s.pointee.newest >= 0 { datagrams.rows[Int(s.pointee.newest)].sourceNewer = row } else { s.pointee.oldest = row }
         s.pointee.newest = row
-        datagramIndex.insert(hash: hash, row: row)
         return row
     }
 
@@ -438,16 +419,14 @@ public final class FragmentReassembler {
         }
         if d.older >= 0 { datagrams.rows[Int(d.older)].newer = d.newer } else { oldest = d.newer }
         if d.newer >= 0 { datagrams.rows[Int(d.newer)].older = d.older } else { newest = d.older }
-        datagramIndex.remove(hash: d.hash, row: row)
         let s = sources.rows + Int(d.sourceRow)
         if d.sourceOlder >= 0 { datagrams.rows[Int(d.sourceOlder)].sourceNewer = d.sourceNewer } else { s.pointee.oldest = d.sourceNewer }
         if d.sourceNewer >= 0 { datagrams.rows[Int(d.sourceNewer)].sourceOlder = d.sourceOlder } else { s.pointee.newest = d.sourceOlder }
         s.pointee.count -= 1
         if s.pointee.count == 0 {
-            sourceIndex.remove(hash: s.pointee.hash, row: d.sourceRow)
-            sources.give(d.sourceRow, empty: .empty)
+            sources.remove(d.sourceRow)
         }
-        datagrams.give(row, empty: .empty)
+        datagrams.remove(row)
     }
 }
 
@@ -493,6 +472,10 @@ struct DatagramRow: BitwiseCopyable {
         highestEnd: 0, sourceRow: -1, older: -1, newer: -1, sourceOlder: -1, sourceNewer: -1)
 }
 
+extension DatagramRow: TableRow {
+    var isFree: Bool { sourceRow < 0 }
+}
+
 /// Datagrams in reassembly per source address and direction, oldest and newest of them.
 struct SourceRow: BitwiseCopyable {
     var address: UInt32
@@ -503,4 +486,9 @@ struct SourceRow: BitwiseCopyable {
     var direction: UInt8
 
     static let empty = SourceRow(address: 0, hash: 0, count: 0, oldest: -1, newest: -1, direction: 0)
+}
+
+extension SourceRow: TableRow {
+    /// A live row counts at least one datagram.
+    var isFree: Bool { count == 0 }
 }

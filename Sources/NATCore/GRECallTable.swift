@@ -23,87 +23,48 @@ struct GRECall: BitwiseCopyable {
                                serverCallID: 0, confirmed: false)
 }
 
-struct GRECallTable {
-    private(set) var store: RowStore<GRECall>
-    /// (server, NAT call ID) → row: inbound GRE, the server's replies.
-    private let byNAT: FlowHashIndex
-    /// (server, server's call ID) → row, confirmed rows: outbound GRE.
-    private let byServer: FlowHashIndex
-    private let seed: UInt64
+/// Two indexes: (server, NAT call ID) → row, every row: inbound GRE, the server's replies;
+/// (server, server's call ID) → row, confirmed rows: outbound GRE.
+extension GRECall: TableRow {
+    var isFree: Bool { client == 0 }
+    static var indexCount: Int { 2 }
+    var hash: UInt32 { natHash }
+    var secondHash: UInt32? { confirmed ? serverHash : nil }
+}
 
-    init(capacity: Int, seed: UInt64) {
-        store = RowStore(capacity: capacity, empty: .empty)
-        byNAT = FlowHashIndex(rows: capacity)
-        byServer = FlowHashIndex(rows: capacity)
-        self.seed = seed
-    }
+typealias GRECallTable = IndexedTable<GRECall>
 
-    func deallocate() {
-        store.deallocate()
-        byNAT.deallocate()
-        byServer.deallocate()
-    }
-
-    var count: Int { store.count }
-    var capacity: Int { store.capacity }
-    var highWater: Int { store.highWater }
-
-    @inline(__always)
-    subscript(row: Int32) -> GRECall {
-        get { store.rows[Int(row)] }
-        nonmutating set { store.rows[Int(row)] = newValue }
-    }
-
+extension IndexedTable<GRECall> {
     @inline(__always)
     func hash(server: UInt32, callID: UInt16, serverSide: Bool) -> UInt32 {
         flowHash(UInt64(server) << 16 | UInt64(callID), serverSide ? 1 : 0, seed: seed)
     }
 
     func find(server: UInt32, natCallID: UInt16) -> Int32 {
-        let rows = store.rows
-        return byNAT.find(hash: hash(server: server, callID: natCallID, serverSide: false)) { row in
-            rows[Int(row)].client != 0 && rows[Int(row)].server == server && rows[Int(row)].natCallID == natCallID
+        find(hash: hash(server: server, callID: natCallID, serverSide: false)) { call in
+            call.client != 0 && call.server == server && call.natCallID == natCallID
         }
     }
 
     func find(server: UInt32, serverCallID: UInt16) -> Int32 {
-        let rows = store.rows
-        return byServer.find(hash: hash(server: server, callID: serverCallID, serverSide: true)) { row in
-            rows[Int(row)].confirmed && rows[Int(row)].server == server && rows[Int(row)].serverCallID == serverCallID
+        findInSecondIndex(hash: hash(server: server, callID: serverCallID, serverSide: true)) { call in
+            call.confirmed && call.server == server && call.serverCallID == serverCallID
         }
     }
 
     /// Adds an unconfirmed row; -1 when the table is full.
     mutating func insert(client: UInt32, server: UInt32, clientCallID: UInt16, natCallID: UInt16, expires: UInt64) -> Int32 {
-        let row = store.take()
-        guard row >= 0 else { return -1 }
-        let natHash = hash(server: server, callID: natCallID, serverSide: false)
-        store.rows[Int(row)] = GRECall(expires: expires, client: client, server: server, natHash: natHash, serverHash: 0,
-                                       clientCallID: clientCallID, natCallID: natCallID, serverCallID: 0, confirmed: false)
-        byNAT.insert(hash: natHash, row: row)
-        return row
+        insert(GRECall(expires: expires, client: client, server: server, natHash: hash(server: server, callID: natCallID, serverSide: false),
+                       serverHash: 0, clientCallID: clientCallID, natCallID: natCallID, serverCallID: 0, confirmed: false))
     }
 
     /// Records the server's call ID (once: a second reply for the call changes nothing).
     mutating func confirm(_ row: Int32, serverCallID: UInt16) {
-        guard !store.rows[Int(row)].confirmed else { return }
-        let serverHash = hash(server: store.rows[Int(row)].server, callID: serverCallID, serverSide: true)
-        store.rows[Int(row)].serverCallID = serverCallID
-        store.rows[Int(row)].serverHash = serverHash
-        store.rows[Int(row)].confirmed = true
-        byServer.insert(hash: serverHash, row: row)
-    }
-
-    mutating func remove(_ row: Int32) {
-        let call = store.rows[Int(row)]
-        byNAT.remove(hash: call.natHash, row: row)
-        if call.confirmed { byServer.remove(hash: call.serverHash, row: row) }
-        store.give(row, empty: .empty)
-    }
-
-    mutating func removeAll() {
-        byNAT.removeAll()
-        byServer.removeAll()
-        store.reset(empty: .empty)
+        let call = pointer(row)
+        guard !call.pointee.confirmed else { return }
+        call.pointee.serverCallID = serverCallID
+        call.pointee.serverHash = hash(server: call.pointee.server, callID: serverCallID, serverSide: true)
+        call.pointee.confirmed = true
+        fileInSecondIndex(row)
     }
 }

@@ -41,7 +41,7 @@ struct HelperConnection: BitwiseCopyable {
     static let empty = HelperConnection(session: -1, helperIndex: 0, clientIsInternal: false, streams: (.initial, .initial))
 }
 
-struct HelperConnectionTable {
+struct HelperConnectionTable: ~Copyable {
     private(set) var store: RowStore<HelperConnection>
     /// Per row: two streams of [held bytes | edit records | replacement bytes], then the helper's state.
     private let slab: UnsafeMutableRawPointer
@@ -60,10 +60,7 @@ struct HelperConnectionTable {
         slab = .allocate(byteCount: max(rowBytes * capacity, 1), alignment: 16)
     }
 
-    func deallocate() {
-        store.deallocate()
-        slab.deallocate()
-    }
+    deinit { slab.deallocate() }
 
     var count: Int { store.count }
 

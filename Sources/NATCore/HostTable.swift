@@ -18,75 +18,65 @@ struct HostEntry: BitwiseCopyable {
     static let empty = HostEntry(address: 0, hash: 0, sessions: 0)
 }
 
-struct HostTable {
-    private(set) var store: RowStore<HostEntry>
-    private let index: FlowHashIndex
-    private let seed: UInt64
+extension HostEntry: TableRow {
+    var isFree: Bool { sessions == 0 }
+}
 
-    init(capacity: Int, seed: UInt64) {
-        store = RowStore(capacity: capacity, empty: .empty)
-        index = FlowHashIndex(rows: capacity)
-        self.seed = seed
-    }
+typealias HostTable = IndexedTable<HostEntry>
 
-    func deallocate() {
-        store.deallocate()
-        index.deallocate()
-    }
-
+extension IndexedTable<HostEntry> {
     @inline(__always)
-    private func find(_ address: UInt32, hash: UInt32) -> Int32 {
-        let rows = store.rows
-        return index.find(hash: hash) { rows[Int($0)].address == address }
+    private func hostRow(_ address: UInt32, hash: UInt32) -> Int32 {
+        find(hash: hash) { $0.address == address }
     }
 
     /// Sessions held by `address` now.
     @inline(__always)
     func sessions(of address: UInt32) -> UInt32 {
-        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
-        return row < 0 ? 0 : store.rows[Int(row)].sessions
+        let row = hostRow(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        return row < 0 ? 0 : rows[Int(row)].sessions
     }
 
     /// Helper connections held by `address` now.
     @inline(__always)
     func helperConnections(of address: UInt32) -> UInt32 {
-        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
-        return row < 0 ? 0 : store.rows[Int(row)].helperConnections
+        let row = hostRow(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        return row < 0 ? 0 : rows[Int(row)].helperConnections
     }
 
     /// Counts a helper connection of `address`, whose session `add` counted already.
     mutating func addHelperConnection(_ address: UInt32) {
-        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
-        if row >= 0 { store.rows[Int(row)].helperConnections += 1 }
+        let row = hostRow(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        if row >= 0 { rows[Int(row)].helperConnections += 1 }
     }
 
     /// Before `remove` of the helper connection's session.
     mutating func removeHelperConnection(_ address: UInt32) {
-        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
-        if row >= 0, store.rows[Int(row)].helperConnections > 0 { store.rows[Int(row)].helperConnections -= 1 }
+        let row = hostRow(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        if row >= 0, rows[Int(row)].helperConnections > 0 { rows[Int(row)].helperConnections -= 1 }
     }
 
     /// Whether `address` may open one more flow now under `rate`. A host without a row (no
     /// live session) has its whole burst.
     @inline(__always)
     func admitsNewFlow(_ address: UInt32, rate: NewFlowRate, now: NATTime) -> Bool {
-        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
-        return row < 0 || store.rows[Int(row)].newFlowClock <= now.nanoseconds &+ rate.tolerance
+        let row = hostRow(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        return row < 0 || rows[Int(row)].newFlowClock <= now.nanoseconds &+ rate.tolerance
     }
 
     /// Spends one flow of `address`'s rate, after `add` counted its session.
     @inline(__always)
     mutating func chargeNewFlow(_ address: UInt32, rate: NewFlowRate, now: NATTime) {
-        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        let row = hostRow(address, hash: flowHash(UInt64(address), 0, seed: seed))
         guard row >= 0 else { return }
-        store.rows[Int(row)].newFlowClock = max(store.rows[Int(row)].newFlowClock, now.nanoseconds) &+ rate.interval
+        rows[Int(row)].newFlowClock = max(rows[Int(row)].newFlowClock, now.nanoseconds) &+ rate.interval
     }
 
     /// The external address index `address` is paired with, or -1 when it has no live session.
     @inline(__always)
     func externalIndex(of address: UInt32) -> Int {
-        let row = find(address, hash: flowHash(UInt64(address), 0, seed: seed))
-        return row < 0 ? -1 : Int(store.rows[Int(row)].externalIndex)
+        let row = hostRow(address, hash: flowHash(UInt64(address), 0, seed: seed))
+        return row < 0 ? -1 : Int(rows[Int(row)].externalIndex)
     }
 
     /// Counts one more session for `address` (a new row is paired with `externalIndex`);
@@ -94,33 +84,24 @@ struct HostTable {
     @inline(__always)
     mutating func add(_ address: UInt32, externalIndex: UInt8 = 0) -> Bool {
         let hash = flowHash(UInt64(address), 0, seed: seed)
-        let row = find(address, hash: hash)
+        let row = hostRow(address, hash: hash)
         if row >= 0 {
-            store.rows[Int(row)].sessions += 1
+            rows[Int(row)].sessions += 1
             return true
         }
-        let new = store.take()
-        guard new >= 0 else { return false }
-        store.rows[Int(new)] = HostEntry(address: address, hash: hash, sessions: 1, externalIndex: externalIndex)
-        index.insert(hash: hash, row: new)
-        return true
+        return insert(HostEntry(address: address, hash: hash, sessions: 1, externalIndex: externalIndex)) >= 0
     }
 
+    /// Counts one session fewer for `address` (not `remove(_ row: Int32)`: this takes an address).
     @inline(__always)
     mutating func remove(_ address: UInt32) {
         let hash = flowHash(UInt64(address), 0, seed: seed)
-        let row = find(address, hash: hash)
+        let row = hostRow(address, hash: hash)
         guard row >= 0 else { return }
-        if store.rows[Int(row)].sessions > 1 {
-            store.rows[Int(row)].sessions -= 1
+        if rows[Int(row)].sessions > 1 {
+            rows[Int(row)].sessions -= 1
         } else {
-            index.remove(hash: hash, row: row)
-            store.give(row, empty: .empty)
+            remove(row)
         }
-    }
-
-    mutating func removeAll() {
-        index.removeAll()
-        store.reset(empty: .empty)
     }
 }

@@ -132,9 +132,7 @@ extension NATTranslator {
 
         if needsHelperTables {
             // Made with one row when there were no helpers at the start: empty, so remade.
-            helperConnections.deallocate()
             helperConnections = HelperConnectionTable(capacity: limits.connections, heldBytes: limits.heldBytes)
-            expectations.deallocate()
             expectations = ExpectationTable(capacity: limits.expectations)
         }
         while counters.helperEvents.count < helpers.count {

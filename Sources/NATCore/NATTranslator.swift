@@ -92,17 +92,8 @@ public final class NATTranslator {
     }
 
     deinit {
-        mappings.deallocate()
-        sessions.deallocate()
-        hosts.deallocate()
-        addressOnly.deallocate()
-        greCalls.deallocate()
         externalPorts.deallocate()
         localPorts.deallocate()
-        helperConnections.deallocate()
-        expectations.deallocate()
-        redirectSessions.deallocate()
-        redirectHosts.deallocate()
         helperInput.deallocate()
         helperOutputPayload.deallocate()
         helperOutput.deallocate()

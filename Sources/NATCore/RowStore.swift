@@ -1,7 +1,8 @@
-// Fixed-capacity row storage with a free list: the backing of the mapping and session
-// tables. Allocated once; taking and returning rows never allocates.
+// Fixed-capacity row storage with a free list: the backing of every indexed table
+// (IndexedTable.swift). Allocated once; taking and returning rows never allocates. The
+// store is its buffers' one owner: not copyable, freed by its deinit.
 
-struct RowStore<Row: BitwiseCopyable> {
+struct RowStore<Row: BitwiseCopyable>: ~Copyable {
     let rows: UnsafeMutablePointer<Row>
     private let freeRows: UnsafeMutablePointer<Int32>
     let capacity: Int
@@ -23,7 +24,7 @@ struct RowStore<Row: BitwiseCopyable> {
         freeCount = capacity
     }
 
-    func deallocate() {
+    deinit {
         rows.deallocate()
         freeRows.deallocate()
     }
@@ -57,10 +58,10 @@ struct RowStore<Row: BitwiseCopyable> {
         freeCount += 1
     }
 
-    /// These rows in a store of `newCapacity` rows (at least this one's): every row keeps its
-    /// number, the added rows are free. This store is deallocated. For a reload that needs
-    /// more rows than the table was made with (NATTranslator-Reconfigure.swift).
-    func grown(to newCapacity: Int, empty: Row, isFree: (Row) -> Bool) -> RowStore<Row> {
+    /// Makes room for `newCapacity` rows (at least `capacity`): every row keeps its number,
+    /// the added rows are free; the old buffers are freed with the old store. For a reload
+    /// that needs more rows than the table was made with (NATTranslator-Reconfigure.swift).
+    mutating func grow(to newCapacity: Int, empty: Row, isFree: (Row) -> Bool) {
         var bigger = RowStore(capacity: newCapacity, empty: empty)
         bigger.rows.update(from: rows, count: capacity)
         var free = 0
@@ -71,8 +72,7 @@ struct RowStore<Row: BitwiseCopyable> {
         bigger.freeCount = free
         bigger.highWater = highWater
         bigger.highestTakenThisPass = highestTakenThisPass
-        deallocate()
-        return bigger
+        self = bigger
     }
 
     mutating func reset(empty: Row) {

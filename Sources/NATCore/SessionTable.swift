@@ -29,42 +29,17 @@ struct Session: BitwiseCopyable {
     static let empty = Session(expires: 0, remoteAddress: 0, mapping: -1, hash: 0, remotePort: 0, tcpState: .none, tcpFlagsSeen: 0)
 }
 
-struct SessionTable {
-    private(set) var store: RowStore<Session>
-    /// (mapping, remote endpoint) → row: inbound packets, filters, ICMP errors.
-    private let index: FlowHashIndex
-    /// (protocol, internal endpoint, remote endpoint) → row: the outbound fast path.
-    private let tupleIndex: FlowHashIndex
-    private let seed: UInt64
+/// Two indexes: (mapping, remote endpoint) → row: inbound packets, filters, ICMP errors;
+/// (protocol, internal endpoint, remote endpoint) → row: the outbound fast path.
+extension Session: TableRow {
+    var isFree: Bool { mapping < 0 }
+    static var indexCount: Int { 2 }
+    var secondHash: UInt32? { tupleHash }
+}
 
-    init(capacity: Int, seed: UInt64) {
-        store = RowStore(capacity: capacity, empty: .empty)
-        index = FlowHashIndex(rows: capacity)
-        tupleIndex = FlowHashIndex(rows: capacity)
-        self.seed = seed
-    }
+typealias SessionTable = IndexedTable<Session>
 
-    func deallocate() {
-        store.deallocate()
-        index.deallocate()
-        tupleIndex.deallocate()
-    }
-
-    var count: Int { store.count }
-    var capacity: Int { store.capacity }
-    /// Rows at or above this are free (see `RowStore.highWater`): loops over live rows stop here.
-    var highWater: Int { store.highWater }
-    mutating func endSweepPass(highestLiveSeen: Int32) { store.endSweepPass(highestLiveSeen: highestLiveSeen) }
-
-    @inline(__always)
-    subscript(row: Int32) -> Session {
-        get { store.rows[Int(row)] }
-        nonmutating set { store.rows[Int(row)] = newValue }
-    }
-
-    @inline(__always)
-    func pointer(_ row: Int32) -> UnsafeMutablePointer<Session> { store.rows + Int(row) }
-
+extension IndexedTable<Session> {
     @inline(__always)
     func hash(mapping: Int32, remoteAddress: UInt32, remotePort: UInt16) -> UInt32 {
         flowHash(UInt64(remoteAddress) << 16 | UInt64(remotePort), UInt64(UInt32(bitPattern: mapping)), seed: seed)
@@ -73,10 +48,8 @@ struct SessionTable {
     /// The session of a mapping with a remote endpoint, or -1.
     @inline(__always)
     func find(mapping: Int32, remoteAddress: UInt32, remotePort: UInt16, hash: UInt32) -> Int32 {
-        let rows = store.rows
-        return index.find(hash: hash) { row in
-            let s = rows[Int(row)]
-            return s.mapping == mapping && s.remoteAddress == remoteAddress && s.remotePort == remotePort
+        find(hash: hash) { s in
+            s.mapping == mapping && s.remoteAddress == remoteAddress && s.remotePort == remotePort
         }
     }
 
@@ -90,36 +63,18 @@ struct SessionTable {
     @inline(__always)
     func find(protocolNumber: UInt8, internalAddress: UInt32, internalPort: UInt16, remoteAddress: UInt32, remotePort: UInt16,
               tupleHash: UInt32) -> Int32 {
-        let rows = store.rows
-        return tupleIndex.find(hash: tupleHash) { row in
-            let s = rows[Int(row)]
-            return s.internalAddress == internalAddress && s.remoteAddress == remoteAddress && s.internalPort == internalPort
+        findInSecondIndex(hash: tupleHash) { s in
+            s.internalAddress == internalAddress && s.remoteAddress == remoteAddress && s.internalPort == internalPort
                 && s.remotePort == remotePort && s.protocolNumber == protocolNumber
         }
     }
 
-    /// Adds a session; its internal endpoint, external port and protocol must be filled in.
+    /// Adds a session, its tuple hash filled in here (this shadows the generic `insert`); its
+    /// internal endpoint, external port and protocol must be filled in.
     mutating func insert(_ session: Session) -> Int32 {
-        let row = store.take()
-        guard row >= 0 else { return -1 }
         var session = session
         session.tupleHash = tupleHash(protocolNumber: session.protocolNumber, internalAddress: session.internalAddress,
                                       internalPort: session.internalPort, remoteAddress: session.remoteAddress, remotePort: session.remotePort)
-        store.rows[Int(row)] = session
-        index.insert(hash: session.hash, row: row)
-        tupleIndex.insert(hash: session.tupleHash, row: row)
-        return row
-    }
-
-    mutating func remove(_ row: Int32) {
-        index.remove(hash: store.rows[Int(row)].hash, row: row)
-        tupleIndex.remove(hash: store.rows[Int(row)].tupleHash, row: row)
-        store.give(row, empty: .empty)
-    }
-
-    mutating func removeAll() {
-        index.removeAll()
-        tupleIndex.removeAll()
-        store.reset(empty: .empty)
+        return insert(filed: session)
     }
 }

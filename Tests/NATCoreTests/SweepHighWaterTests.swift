@@ -11,7 +11,6 @@ import Testing
         var random = SeededRNG(seed: seed) // seeded: a failure names a seed that reproduces it
         let capacity = 64
         var store = RowStore<Int32>(capacity: capacity, empty: -1)
-        defer { store.deallocate() }
         var taken = Set<Int32>()
         var cursor = 0
         var highestLive: Int32 = -1
@@ -52,7 +51,6 @@ import Testing
 
     @Test func aFullPassWithNoTakesLowersTheMarkToTheHighestLiveRow() {
         var store = RowStore<Int32>(capacity: 16, empty: -1)
-        defer { store.deallocate() }
         var rows: [Int32] = []
         for _ in 0..<10 { rows.append(store.take()) }
         #expect(rows == Array(0..<10)) // low rows first
