@@ -52,7 +52,7 @@ public final class Engine {
         translator = NATTranslator(configuration: configuration)
         audit = try Engine.makeAuditExporter(settings, translator: translator, lock: translatorLock, logger: logger)
         fastPath = try Engine.makeFastPath(settings, translator: translator, logger: logger)
-        eventSinks = NATEventSinks(fastPath: fastPath, audit: audit)
+        eventSinks = NATEventSinks(fastPath: fastPath, sync: Engine.makeSyncEvents(settings, translator: translator), audit: audit)
         // The router's ports first: a saved mapping on one of them is not restored.
         let local = Engine.readLocalPorts(address: configuration.externalAddress, reserve: settings.reserveLocalPortRange)
         translator.setLocalPorts(local.reading.held, reserved: local.reserved)
@@ -68,7 +68,7 @@ public final class Engine {
             workers.last!.events = eventSinks
         }
         self.workers = workers
-        ha = try Engine.startHA(settings)
+        ha = try Engine.startHA(settings, events: eventSinks.sync)
         if settings.role == .standby {
             // A standby translates nothing: flows from a state file are the active's to translate now.
             translator.removeAllFlows()

@@ -270,7 +270,7 @@ echo "== no crash in the capture fuzzer"
 # import-free files of Sources/Masqd/Sync/ compiled with the harness into one module.
 SYNC_BIN=$OUT/sync-fuzzer
 SYNC_HARNESS=$ROOT/Tests/Fuzz/SyncFuzzer.swift
-SYNC_SOURCES=("$ROOT"/Sources/Masqd/Sync/{SHA256,HMACSHA256,SyncMessage,SyncReceiveWindow,SyncSnapshotAssembly,SyncResendQueue,SyncCounters,SyncSession}.swift)
+SYNC_SOURCES=("$ROOT"/Sources/Masqd/Sync/{SHA256,HMACSHA256,SyncMessage,SyncReceiveWindow,SyncSnapshotAssembly,SyncResendQueue,SyncIncrement,SyncIncrementQueue,SyncIncrementInbox,SyncCounters,SyncSession}.swift)
 SYNC_SECONDS=${FUZZ_SYNC_SECONDS:-$(( DURATION / 4 > 10 ? DURATION / 4 : 10 ))}
 if [[ ! -x $SYNC_BIN || -n $(find "${SYNC_SOURCES[@]}" "$SYNC_HARNESS" "$ROOT/Tests/Fuzz/run-fuzz.sh" -newer "$SYNC_BIN" -print -quit) ]]; then
     echo "== building the sync fuzzer (Sources/Masqd/Sync, harness) in $OUT"
