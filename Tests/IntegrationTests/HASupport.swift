@@ -113,11 +113,11 @@ final class HATopology: @unchecked Sendable {
          "--sync-listen", "\(Self.lanAddress(router)):\(Self.syncPort)", "--sync-peer", "\(Self.lanAddress(Self.peer(of: router))):\(Self.syncPort)"]
     }
 
-    /// Rules in, then `masqd run` as standby; waits until it answers `masqd stats`.
-    func startMasqd(_ router: Node, masqd: String, name: String) throws -> BackgroundProcess {
+    /// Rules in, then `masqd run` as standby (with `extra` options); waits until it answers `masqd stats`.
+    func startMasqd(_ router: Node, masqd: String, name: String, extra: [String] = []) throws -> BackgroundProcess {
         let rules = try run(router, [masqd, "rules", "install"] + engineOptions(router))
         guard rules.succeeded else { throw IntegrationFailure("rules install in \(router): \(rules.summary)") }
-        let engine = try spawn(router, [masqd, "run"] + engineOptions(router) + haOptions(router) + ["--control", controlPath(router)], name: name)
+        let engine = try spawn(router, [masqd, "run"] + engineOptions(router) + haOptions(router) + extra + ["--control", controlPath(router)], name: name)
         let ready = Semantics.waitUntil(timeout: 10) { (try? stats(router, masqd: masqd)) != nil || !engine.isRunning }
         guard ready, engine.isRunning else { throw IntegrationFailure("\(name) did not come up:\n\(engine.output)") }
         return engine

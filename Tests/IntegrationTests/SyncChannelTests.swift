@@ -323,12 +323,12 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         #expect(started && queue.chunkCount == 3)
         _ = queue.sendDue(now: 10, after: 1_000, budget: 10) { _, _ in true }
         queue.acknowledge(resync: 1, received: 2)
-        queue.resendRequested(resync: 1, from: 0, to: 1)
-        queue.resendRequested(resync: 1, from: 7, to: 9)
-        queue.resendRequested(resync: 2, from: 0, to: 2)
+        queue.resendRequested(resync: 1, from: 0, to: 1, now: 1_000_000_000)
+        queue.resendRequested(resync: 1, from: 7, to: 9, now: 1_000_000_000)
+        queue.resendRequested(resync: 2, from: 0, to: 2, now: 1_000_000_000)
         let none = queue.sendDue(now: 20, after: 1_000, budget: 10) { _, _ in true }
         #expect(none == (0, 0))
-        queue.resendRequested(resync: 1, from: 0, to: 2)
+        queue.resendRequested(resync: 1, from: 0, to: 2, now: 1_000_000_000)
         var resent: [UInt32] = []
         let again = queue.sendDue(now: 30, after: 1_000, budget: 10) { index, _ in resent.append(index); return true }
         #expect(again == (0, 1))
@@ -404,14 +404,17 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         #expect(sent == [1, 2, 3])
         queue.acknowledge(through: 1)
         #expect(queue.outstanding == 2 && queue.firstHeld == 2)
-        let held = queue.resendRequested(from: 3, to: 3)
+        let held = queue.resendRequested(from: 3, to: 3, now: 1_000_000_000)
         #expect(held)
         sent = []
         #expect(queue.sendDue(now: 30, after: 100, budget: 10) { b, _ in sent.append(b.number); return true } == (0, 1))
         #expect(sent == [3])
-        let gone = !queue.resendRequested(from: 1, to: 2)
+        let gone = !queue.resendRequested(from: 1, to: 2, now: 1_000_000_000)
         #expect(gone, "batch 1 is acknowledged and gone: only a resync serves a nack for it")
         #expect(queue.sendDue(now: 130, after: 100, budget: 10) { _, _ in true } == (0, 2), "no ack within the delay: both again")
+        let soon = queue.resendRequested(from: 2, to: 3, now: 140)
+        #expect(soon && queue.sendDue(now: 150, after: 100, budget: 10) { _, _ in true } == (0, 0),
+                "a nack within the holdoff of the last send is about the send before: nothing again")
         #expect(queue.append([Self.record(4)], wallClock: 1, coveredThrough: 0) == .queued)
         #expect(queue.append([Self.record(5)], wallClock: 1, coveredThrough: 2) == .droppedCovered)
         #expect(queue.firstHeld == 3 && queue.lastNumber == 5)

@@ -56,11 +56,13 @@ struct SyncIncrementQueue {
         lastSent.removeFirst(done)
     }
 
-    /// The standby misses batches `from...to`: those held go again next. Returns false when
-    /// some of them are no longer held (only a full resync can bring the standby up to date).
-    mutating func resendRequested(from: UInt64, to: UInt64) -> Bool {
+    /// The standby misses batches `from...to`: those held go again next (but those sent within
+    /// SyncResendQueue.nackHoldoff before `now`). Returns false when some of them are no
+    /// longer held (only a full resync can bring the standby up to date).
+    mutating func resendRequested(from: UInt64, to: UInt64, now: UInt64) -> Bool {
         guard from <= to else { return true }
-        for i in batches.indices where batches[i].number >= from && batches[i].number <= to && lastSent[i] != 0 {
+        for i in batches.indices where batches[i].number >= from && batches[i].number <= to && lastSent[i] != 0
+            && (lastSent[i] == Self.dueNow || now &- lastSent[i] >= SyncResendQueue.nackHoldoff) {
             lastSent[i] = Self.dueNow
         }
         guard let first = batches.first?.number else { return to > lastNumber } // nothing held: only future numbers are fine

@@ -50,6 +50,9 @@ struct SyncSession {
     private(set) var inbox = SyncIncrementInbox(maxRecords: inboxRecords)
     /// The last increment batch the resync under way includes.
     private var resyncBase: UInt64 = 0
+    /// The peer restarted or came back after a silence: a resync under way (sent into the
+    /// silence) is replaced by a fresh one rather than resent.
+    private var peerReturned = false
     /// The standby's last resync did not decode: it wants another.
     private var snapshotRefused = false
     /// The standby applied increments (or a gap waits): its increment ack is due.
@@ -90,10 +93,14 @@ struct SyncSession {
                 assembly = SyncSnapshotAssembly(maxChunks: assembly.maxChunks) // its resync ids start again
                 inbox.reset() // and its batch numbers
                 resyncWanted = true // a (re)connected peer gets the whole state
+                peerReturned = true
             }
         }
         counters.messagesReceived &+= 1
-        if !peerPresent(now: now) { resyncWanted = true } // back after a silence: it may have missed anything
+        if !peerPresent(now: now) { // back after a silence: it may have missed anything
+            resyncWanted = true
+            peerReturned = true
+        }
         lastHeardFromPeer = now
         switch message.body {
         case .hello(let peerActive, let wantsResync):
@@ -106,6 +113,12 @@ struct SyncSession {
         case .chunk(let resync, let index, let count, let data):
             peerIsActive = true
             guard !active else { return [] } // two actives: each keeps its own state
+            if let done = assembly.lastCompleted, resync <= done {
+                // A late copy of a resync already complete: ack it whole again (the ack may have
+                // been lost), never nack it.
+                if resync == done { pendingReply = .ack(epoch: message.epoch, resync: resync, received: count) }
+                return []
+            }
             switch assembly.add(resync: resync, index: index, count: count, data: data) {
             case .incomplete:
                 let progress = assembly.progress
@@ -134,7 +147,7 @@ struct SyncSession {
         case .nack(let ackedEpoch, let resync, let from, let to):
             guard ackedEpoch == epoch else { return [] }
             if resync == outgoing.resync, outgoing.chunkCount > 0 {
-                outgoing.resendRequested(resync: resync, from: from, to: to)
+                outgoing.resendRequested(resync: resync, from: from, to: to, now: now)
             } else {
                 resyncWanted = true // a resync we no longer have: the peer is too far behind
             }
@@ -142,7 +155,7 @@ struct SyncSession {
         case .incrementAck(let ackedEpoch, let through, let missingTo):
             guard active, ackedEpoch == epoch else { return [] }
             outgoingIncrements.acknowledge(through: through)
-            if missingTo > 0, !outgoingIncrements.resendRequested(from: through &+ 1, to: missingTo) {
+            if missingTo > 0, !outgoingIncrements.resendRequested(from: through &+ 1, to: missingTo, now: now) {
                 // Batches no longer held: only a full resync that includes them helps.
                 let underWay = outgoing.outstanding > 0 && resyncBase >= missingTo
                 if !underWay, !resyncWanted {
@@ -184,12 +197,12 @@ struct SyncSession {
     }
 
     /// `masqd role`: a standby's copy, or an active's increments, mean nothing in the other
-    /// role. The copy starts again (the standby asks for a resync); the peer gets one.
+    /// role. The copy starts again: a standby asks for a resync (an active sends one when its
+    /// peer, now standby, asks: not into the silence of a peer that died).
     mutating func roleChanged() {
         inbox.reset()
         snapshotRefused = false
         assembly = SyncSnapshotAssembly(maxChunks: assembly.maxChunks)
-        resyncWanted = true
     }
 
     /// The standby applied `records` increments.
@@ -213,6 +226,7 @@ struct SyncSession {
     /// every increment batch so far.
     mutating func startResync(_ encoded: [UInt8], now: UInt64) {
         resyncWanted = false
+        peerReturned = false
         lastResyncStart = now
         resyncBase = outgoingIncrements.lastNumber
         var data: [UInt8] = []
@@ -236,7 +250,7 @@ struct SyncSession {
     /// Whether the active should export its state now for a resync.
     func resyncDue(now: UInt64, active: Bool) -> Bool {
         guard active, peerPresent(now: now) else { return false }
-        if outgoing.outstanding > 0, now &- lastResyncStart < min(resyncInterval * 4, Self.resyncPatience) { return false } // let the one under way finish
+        if outgoing.outstanding > 0, !peerReturned, now &- lastResyncStart < min(resyncInterval * 4, Self.resyncPatience) { return false } // let the one under way finish
         return resyncWanted || now &- lastResyncStart >= resyncInterval
     }
 

@@ -1,0 +1,163 @@
+@testable import Masqd
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// HA increments (issue #18), end to end, with --sync-interval 60 so no periodic full resync
+/// falls in the test's window: after the standby B holds its first (empty) resync, a TCP
+/// connection opened through the active A reaches B as increments, a reset connection leaves
+/// B when A removes it, and 1000 UDP flows follow; A is SIGKILLed, B takes over, and the TCP
+/// connection carries a line from the same WAN address and port. The full resyncs counted
+/// stay at the first, so increments, not resyncs, carried the flows. Bytes on the sync link:
+/// A's increments for the 1000 flows, and the full resync B sends the returning A.
+/// Namespaces mq<pid>hi-*.
+@Suite(.integrationLimit, .serialized)
+struct HAIncrementTests {
+    /// 8001: an idle connection that gets a line each time TRIGGER-N appears and prints the
+    /// answer with its peer; 8002: connections accepted and reported (the client resets them).
+    static let serverScript = """
+        import os, socket, sys, threading, time
+        trigger = sys.argv[1]
+        def listener(port):
+            t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind(("", port)); t.listen(4); return t
+        idle, short = listener(8001), listener(8002)
+        def shorts():
+            while True:
+                c, peer = short.accept(); print("short from %s:%d" % peer, flush=True)
+        threading.Thread(target=shorts, daemon=True).start()
+        c, peer = idle.accept(); print("idle from %s:%d" % peer, flush=True)
+        f = c.makefile("rb")
+        print("idle got %s" % f.readline().decode().strip(), flush=True)
+        n = 1
+        while True:
+            while not os.path.exists("%s-%d" % (trigger, n)): time.sleep(0.02)
+            c.sendall(b"line-%d\\n" % n)
+            reply = f.readline().decode().strip()
+            print("idle reply %s from %s:%d" % ((reply,) + c.getpeername()), flush=True)
+            n += 1
+        """
+
+    /// The idle connection (one line, then echoes), and a second connection reset at once.
+    static let clientScript = """
+        import socket, struct, sys, time
+        server = sys.argv[1]
+        idle = socket.create_connection((server, 8001), timeout=10); idle.settimeout(None)
+        idle.sendall(b"hello\\n")
+        s = socket.create_connection((server, 8002), timeout=10)
+        time.sleep(0.5)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); s.close()
+        print("reset sent", flush=True)
+        f = idle.makefile("rb")
+        while True:
+            line = f.readline().decode().strip()
+            if not line: print("idle closed", flush=True); break
+            idle.sendall(("echo %s\\n" % line).encode())
+        """
+
+    /// N UDP flows: one datagram from each of N source ports to the server's port 9000.
+    static let udpScript = """
+        import socket, sys
+        server, n = sys.argv[1], int(sys.argv[2])
+        for i in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("", 20000 + i))
+            s.sendto(b"x", (server, 9000)); s.close()
+        print("sent %d" % n, flush=True)
+        """
+
+    static let udpFlows = 1000
+
+    @Test("increments: a connection made after the last full resync survives a failover; a removed one leaves the standby")
+    func incrementsCarryFlows() throws {
+        let masqd = try Integration.masqdExecutable()
+        guard Shell.which("keepalived") != nil else {
+            throw IntegrationFailure("keepalived is missing (Deploy/install-deps.sh --tests installs it)")
+        }
+        let lab = HATopology(tag: "hi", queue: Integration.queue(0))
+        defer { lab.destroy() }
+        try lab.create()
+        try Self.serverScript.write(toFile: lab.workDir + "/server.py", atomically: true, encoding: .utf8)
+        try Self.clientScript.write(toFile: lab.workDir + "/client.py", atomically: true, encoding: .utf8)
+        try Self.udpScript.write(toFile: lab.workDir + "/udp.py", atomically: true, encoding: .utf8)
+        let trigger = lab.workDir + "/line"
+        let slow = ["--sync-interval", "60"]
+
+        let masqdA = try lab.startMasqd(.a, masqd: masqd, name: "masqd-a", extra: slow)
+        let masqdB = try lab.startMasqd(.b, masqd: masqd, name: "masqd-b", extra: slow)
+        let keepalivedA = try lab.startKeepalived(.a, masqd: masqd, repository: HAFailoverTests.repository, name: "keepalived-a")
+        let aActive = Semantics.waitUntil(timeout: 15) { (try? lab.stats(.a, masqd: masqd))?["role_active"] == 1 }
+        try #require(aActive, "A never became active:\n\(keepalivedA.output)\n\(masqdA.output)")
+        let keepalivedB = try lab.startKeepalived(.b, masqd: masqd, repository: HAFailoverTests.repository, name: "keepalived-b")
+        try #require(keepalivedB.waitForOutput(containing: "Entering BACKUP STATE", timeout: 10), "B:\n\(keepalivedB.output)")
+        // B holds A's state (empty) from a full resync before any flow exists.
+        let synced = Semantics.waitUntil(timeout: 10) { ((try? lab.stats(.b, masqd: masqd))?["sync_resyncs_received"] ?? 0) >= 1 }
+        try #require(synced, "B never received a resync: \((try? lab.stats(.b, masqd: masqd)) ?? [:])\n\(masqdB.output)")
+        usleep(500_000)
+        let startA = try lab.stats(.a, masqd: masqd), startB = try lab.stats(.b, masqd: masqd)
+        #expect(startB["sync_replicated_flows"] == 0 && startA["flows_active"] == 0, "A: \(startA)\nB: \(startB)")
+
+        let server = try lab.spawn(.server, [LabTopology.python, "-u", lab.workDir + "/server.py", trigger], name: "server")
+        usleep(300_000)
+        let client = try lab.spawn(.host, [LabTopology.python, "-u", lab.workDir + "/client.py", HATopology.server], name: "client")
+        try #require(server.waitForOutput(containing: "idle got hello"), "server:\n\(server.output)\nclient:\n\(client.output)")
+        try #require(client.waitForOutput(containing: "reset sent"), "client:\n\(client.output)")
+        let idlePeer = Semantics.line(server.lines, startingWith: "idle from ")?.dropFirst("idle from ".count) ?? ""
+        #expect(idlePeer.hasPrefix("\(HATopology.wanVIP):"), "the server saw the idle connection from \(idlePeer)")
+
+        // Both connections reach B as increments; the reset one leaves it when A removes it (10 s after the RST).
+        let both = Semantics.waitUntil(timeout: 5) { (try? lab.stats(.b, masqd: masqd))?["sync_replicated_flows"] == 2 }
+        #expect(both, "B never held both connections: \((try? lab.stats(.b, masqd: masqd)) ?? [:])")
+        let oneLeft = Semantics.waitUntil(timeout: 20) {
+            (try? lab.stats(.a, masqd: masqd))?["flows_active"] == 1 && (try? lab.stats(.b, masqd: masqd))?["sync_replicated_flows"] == 1
+        }
+        #expect(oneLeft, "the reset connection did not leave B with A: A \((try? lab.stats(.a, masqd: masqd)) ?? [:])\nB \((try? lab.stats(.b, masqd: masqd)) ?? [:])")
+
+        // 1000 UDP flows: the increments' bytes on the sync link.
+        let beforeUDP = try lab.stats(.a, masqd: masqd)
+        let udp = try lab.run(.host, [LabTopology.python, lab.workDir + "/udp.py", HATopology.server, "\(Self.udpFlows)"])
+        #expect(udp.succeeded, "\(udp.summary)")
+        let allThere = Semantics.waitUntil(timeout: 10) { (try? lab.stats(.b, masqd: masqd))?["sync_replicated_flows"] == Self.udpFlows + 1 }
+        let afterUDP = try lab.stats(.a, masqd: masqd), standby = try lab.stats(.b, masqd: masqd)
+        #expect(allThere, "B holds \(standby["sync_replicated_flows"] ?? -1) flows, A \(afterUDP["flows_active"] ?? -1)")
+        let incrementBytes = (afterUDP["sync_increment_bytes_sent"] ?? 0) - (beforeUDP["sync_increment_bytes_sent"] ?? 0)
+        print("HA increments: \(Self.udpFlows) new UDP flows took \(incrementBytes) bytes of increment messages (\(String(format: "%.1f", Double(incrementBytes) / Double(Self.udpFlows))) B/flow)")
+        // No full resync since the first: increments carried every flow.
+        #expect(afterUDP["sync_resyncs_sent"] == startA["sync_resyncs_sent"] && standby["sync_resyncs_received"] == startB["sync_resyncs_received"],
+                "a full resync happened: A \(afterUDP)\nB \(standby)")
+        #expect((standby["sync_increments_applied"] ?? 0) >= 2 * Self.udpFlows + 4, "\(standby)")
+        #expect(afterUDP["sync_resyncs_events_lost"] == 0 && afterUDP["nat_events_lost"] == 0, "\(afterUDP)")
+
+        // A dies; B takes over with the flows the increments brought.
+        let killed = Date()
+        try lab.killRouter(.a, keepalived: keepalivedA, keepalivedName: "keepalived-a", masqd: masqdA)
+        let tookOver = Semantics.waitUntil(timeout: 10) { (try? lab.stats(.b, masqd: masqd))?["role_active"] == 1 }
+        let failover = Date().timeIntervalSince(killed)
+        try #require(tookOver, "B never became active:\n\(keepalivedB.output)\n\(masqdB.output)")
+        let after = try lab.stats(.b, masqd: masqd)
+        print("HA increments: B active \(String(format: "%.2f", failover)) s after SIGKILL of A; installed \(after["takeover_installed_flows"] ?? -1) flows")
+        #expect(after["takeover_installed_flows"] == Self.udpFlows + 1, "\(after)\n\(masqdB.output)")
+        try Shell.check(["touch", trigger + "-1"])
+        #expect(server.waitForOutput(containing: "idle reply echo line-1 from \(idlePeer)", timeout: 10),
+                "the connection made after the resync did not answer from \(idlePeer) after the failover:\nserver:\n\(server.output)\nclient:\n\(client.output)\nB:\n\(masqdB.output)")
+
+        // A returns as standby: B sends it one full resync of the same flows (its bytes, for comparison).
+        let beforeResync = try lab.stats(.b, masqd: masqd)
+        try lab.reviveRouter(.a)
+        let masqdA2 = try lab.startMasqd(.a, masqd: masqd, name: "masqd-a2", extra: slow)
+        let resynced = Semantics.waitUntil(timeout: 15) { ((try? lab.stats(.a, masqd: masqd))?["sync_replicated_flows"] ?? 0) == Self.udpFlows + 1 }
+        #expect(resynced, "B's state never reached the returning A: \((try? lab.stats(.a, masqd: masqd)) ?? [:])\n\(masqdA2.output)")
+        let afterResync = try lab.stats(.b, masqd: masqd)
+        let resyncBytes = (afterResync["sync_resync_bytes_sent"] ?? 0) - (beforeResync["sync_resync_bytes_sent"] ?? 0)
+        let resyncs = (afterResync["sync_resyncs_sent"] ?? 0) - (beforeResync["sync_resyncs_sent"] ?? 0)
+        let resent = (afterResync["sync_messages_resent"] ?? 0) - (beforeResync["sync_messages_resent"] ?? 0)
+        // Chunks resent (the returning router's first datagrams meet a neighbour entry that failed
+        // while it was away) are full-size messages; the rest is the resync sent once.
+        let once = resyncBytes - resent * (SyncMessage.maxSize)
+        print("HA increments: \(resyncs) full resync(s) of the \(Self.udpFlows + 1) flows took \(resyncBytes) bytes with \(resent) chunks resent; sent once: \(once) bytes (\(String(format: "%.1f", Double(once) / Double(Self.udpFlows + 1))) B/flow)")
+        #expect(resyncs == 1, "the returning standby got \(resyncs) full resyncs")
+        #expect(resyncBytes > 0 && incrementBytes > 0)
+    }
+}
