@@ -214,7 +214,11 @@ extension Engine {
             list.append(.counter("sync_dropped_\(reason.rawValue)", c.drops(reason), "Sync datagrams dropped, by reason.",
                                  family: "sync_dropped", labels: [("reason", reason.rawValue)]))
         }
-        let age = ha.replica.map { WallClock.now() > $0.updatedAt ? (WallClock.now() - $0.updatedAt) / 1_000_000 : 0 } ?? 0
+        // The copy is current up to the last message heard (increments follow events within a
+        // round), unless batches wait for a gap: then up to its last change.
+        let heard = ha.session?.lastHeardFromPeer.map { (MonotonicClock.now().nanoseconds &- $0) / 1_000_000 } ?? 0
+        let changed = ha.replica.map { WallClock.now() > $0.updatedAt ? (WallClock.now() - $0.updatedAt) / 1_000_000 : 0 } ?? 0
+        let age = ha.replica == nil ? 0 : (ha.session?.inbox.gap == nil ? heard : max(heard, changed))
         list += [
             .counter("sync_resyncs_sent", c.resyncsSent, "Full resyncs the active started (the standby (re)connected, the interval, a nack it could not serve)."),
             .counter("sync_resyncs_too_large", c.resyncsTooLarge, "Full resyncs not sent: more chunks than the table caps allow."),
@@ -222,7 +226,7 @@ extension Engine {
             .counter("sync_resyncs_refused", c.snapshotsRefused, "Full resyncs refused by the standby (over its caps, or not decodable)."),
             .counter("sync_peer_connects", c.peerConnects, "Times the sync peer appeared or restarted (a new epoch)."),
             .gauge("sync_lag_chunks", outgoing?.outstanding ?? 0, "Active: chunks of the resync under way the standby has not acknowledged."),
-            .gauge("sync_lag_ms", age, "Standby: time since the copy of the peer's state last changed (a resync or an increment), in milliseconds (0: none)."),
+            .gauge("sync_lag_ms", age, "Standby: how old the copy of the peer's state may be, in milliseconds: since the peer was last heard, or since the copy last changed while increments wait for a gap (0: no copy)."),
             .gauge("sync_replicated_flows", ha.replica?.sessionCount ?? 0, "Standby: flows in the copy of the peer's state, ready for a takeover."),
             .gauge("takeover_installed_flows", ha.lastTakeover.sessionsRestored, "Flows installed from the replicated state at the last `role active`."),
             .counter("takeovers_without_state", ha.takeoversWithoutState, "Takeovers (`role active`) with no replicated state: started empty."),

@@ -23,10 +23,8 @@ struct HAFailoverTests {
     /// file TRIGGER-N appears and prints the answer with the peer it came from.
     static let serverScript = """
         import hashlib, os, socket, sys, threading, time
+        \(HATopology.idleServerPython)
         size, rate, trigger = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-        def listener(port):
-            t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            t.bind(("", port)); t.listen(4); return t
         dl, idle = listener(8000), listener(8001)
         def download():
             c, peer = dl.accept(); print("download from %s:%d" % peer, flush=True)
@@ -39,22 +37,14 @@ struct HAFailoverTests {
                 if ahead > 0: time.sleep(ahead)
             c.close(); print("download sent %d %s" % (sent, h.hexdigest()), flush=True)
         threading.Thread(target=download, daemon=True).start()
-        c, peer = idle.accept(); print("idle from %s:%d" % peer, flush=True)
-        f = c.makefile("rb")
-        print("idle got %s" % f.readline().decode().strip(), flush=True)
-        n = 1
-        while True:
-            while not os.path.exists("%s-%d" % (trigger, n)): time.sleep(0.02)
-            c.sendall(b"line-%d\\n" % n)
-            reply = f.readline().decode().strip()
-            print("idle reply %s from %s:%d" % ((reply,) + c.getpeername()), flush=True)
-            n += 1
+        serve_idle(idle, trigger)
         """
 
     /// The LAN host: the download (sha256, bytes, the longest pause between two reads) and
     /// the idle connection (sends one line, then echoes whatever line comes).
     static let clientScript = """
         import hashlib, socket, sys, threading, time
+        \(HATopology.idleClientPython)
         server = sys.argv[1]
         def download():
             s = socket.create_connection((server, 8000), timeout=60)
@@ -69,11 +59,7 @@ struct HAFailoverTests {
         print("idle connected from %s:%d" % idle.getsockname(), flush=True)
         idle.sendall(b"hello\\n")
         threading.Thread(target=download, daemon=True).start()
-        f = idle.makefile("rb")
-        while True:
-            line = f.readline().decode().strip()
-            if not line: print("idle closed", flush=True); break
-            idle.sendall(("echo %s\\n" % line).encode())
+        echo_lines(idle)
         time.sleep(30)
         """
 

@@ -19,31 +19,21 @@ struct HAIncrementTests {
     /// 8001: an idle connection that gets a line each time TRIGGER-N appears and prints the
     /// answer with its peer; 8002: connections accepted and reported (the client resets them).
     static let serverScript = """
-        import os, socket, sys, threading, time
+        import sys, threading
+        \(HATopology.idleServerPython)
         trigger = sys.argv[1]
-        def listener(port):
-            t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            t.bind(("", port)); t.listen(4); return t
         idle, short = listener(8001), listener(8002)
         def shorts():
             while True:
                 c, peer = short.accept(); print("short from %s:%d" % peer, flush=True)
         threading.Thread(target=shorts, daemon=True).start()
-        c, peer = idle.accept(); print("idle from %s:%d" % peer, flush=True)
-        f = c.makefile("rb")
-        print("idle got %s" % f.readline().decode().strip(), flush=True)
-        n = 1
-        while True:
-            while not os.path.exists("%s-%d" % (trigger, n)): time.sleep(0.02)
-            c.sendall(b"line-%d\\n" % n)
-            reply = f.readline().decode().strip()
-            print("idle reply %s from %s:%d" % ((reply,) + c.getpeername()), flush=True)
-            n += 1
+        serve_idle(idle, trigger)
         """
 
     /// The idle connection (one line, then echoes), and a second connection reset at once.
     static let clientScript = """
         import socket, struct, sys, time
+        \(HATopology.idleClientPython)
         server = sys.argv[1]
         idle = socket.create_connection((server, 8001), timeout=10); idle.settimeout(None)
         idle.sendall(b"hello\\n")
@@ -51,11 +41,7 @@ struct HAIncrementTests {
         time.sleep(0.5)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); s.close()
         print("reset sent", flush=True)
-        f = idle.makefile("rb")
-        while True:
-            line = f.readline().decode().strip()
-            if not line: print("idle closed", flush=True); break
-            idle.sendall(("echo %s\\n" % line).encode())
+        echo_lines(idle)
         """
 
     /// N UDP flows: one datagram from each of N source ports to the server's port 9000.

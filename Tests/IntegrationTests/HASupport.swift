@@ -31,6 +31,38 @@ final class HATopology: @unchecked Sendable {
         self.queue = queue
     }
 
+    /// Python for the HA tests' server: `listener(port)`, and `serve_idle(listener, trigger)`,
+    /// which accepts one connection, prints its peer and first line, then sends a line each time
+    /// the file TRIGGER-N appears and prints the answer with the peer it came from.
+    static let idleServerPython = """
+        import os, socket, time
+        def listener(port):
+            t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind(("", port)); t.listen(4); return t
+        def serve_idle(idle, trigger):
+            c, peer = idle.accept(); print("idle from %s:%d" % peer, flush=True)
+            f = c.makefile("rb")
+            print("idle got %s" % f.readline().decode().strip(), flush=True)
+            n = 1
+            while True:
+                while not os.path.exists("%s-%d" % (trigger, n)): time.sleep(0.02)
+                c.sendall(b"line-%d\\n" % n)
+                reply = f.readline().decode().strip()
+                print("idle reply %s from %s:%d" % ((reply,) + c.getpeername()), flush=True)
+                n += 1
+        """
+
+    /// Python for the HA tests' LAN host: `echo_lines(sock)` echoes each line that comes until
+    /// the connection closes.
+    static let idleClientPython = """
+        def echo_lines(idle):
+            f = idle.makefile("rb")
+            while True:
+                line = f.readline().decode().strip()
+                if not line: print("idle closed", flush=True); break
+                idle.sendall(("echo %s\\n" % line).encode())
+        """
+
     func namespace(_ node: Node) -> String { "\(prefix)-\(node.rawValue)" }
     static func lanAddress(_ router: Node) -> String { router == .a ? "192.0.2.2" : "192.0.2.3" }
     static func wanAddress(_ router: Node) -> String { router == .a ? "203.0.113.2" : "203.0.113.3" }

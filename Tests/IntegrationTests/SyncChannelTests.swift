@@ -136,6 +136,11 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         #expect(window.admit(epoch: 10, sequence: 100) == .drop(.stale)) // too far behind to tell
         #expect(window.admit(epoch: 10, sequence: 137) == .accept(newEpoch: false)) // inside the 64-message window
         #expect(window.admit(epoch: 9, sequence: 500) == .drop(.stale)) // the peer's previous life
+        // Once the current epoch is silent, an older one is a restart whose clock stepped back.
+        var stepped = window
+        #expect(stepped.admit(epoch: 3, sequence: 1, currentSilent: true) == .accept(newEpoch: true))
+        #expect(stepped.admit(epoch: 10, sequence: 201, currentSilent: false) == .accept(newEpoch: true), "(a newer epoch always is)")
+        #expect(stepped.admit(epoch: 3, sequence: 2, currentSilent: false) == .drop(.stale))
         #expect(window.admit(epoch: 11, sequence: 1) == .accept(newEpoch: true))
         #expect(window.admit(epoch: 10, sequence: 201) == .drop(.stale))
     }

@@ -85,7 +85,7 @@ struct SyncSession {
         case .success(let m): message = m
         case .failure(let reason): counters.drop(reason); return []
         }
-        switch window.admit(epoch: message.epoch, sequence: message.sequence) {
+        switch window.admit(epoch: message.epoch, sequence: message.sequence, currentSilent: !peerPresent(now: now)) {
         case .drop(let reason): counters.drop(reason); return []
         case .accept(let newEpoch):
             if newEpoch {
