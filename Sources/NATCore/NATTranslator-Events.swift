@@ -67,7 +67,7 @@ extension NATTranslator {
         let session = sessions[row]
         record(NATEvent(timeNanoseconds: currentTime.nanoseconds, kind: kind, reason: reason, protocolNumber: session.protocolNumber,
                         internalAddress: session.internalAddress, internalPort: session.internalPort,
-                        externalAddress: externalAddress(index: mappings[session.mapping].externalIndex)?.value ?? 0,
+                        externalAddress: externalAddress(index: session.externalIndex)?.value ?? 0,
                         externalPort: session.externalPort,
                         remoteAddress: session.remoteAddress, remotePort: session.remotePort))
     }
