@@ -177,7 +177,11 @@ extension Engine {
     func replicatedSnapshot() -> NATStateSnapshot? {
         guard let replica = ha.replica else { return nil }
         let now = WallClock.now()
-        let heardAgo = ha.session?.lastHeardFromPeer.map { MonotonicClock.now().nanoseconds &- $0 } ?? 0
+        // Never heard (a copy from the state file): current when it was saved.
+        guard let heard = ha.session?.lastHeardFromPeer else {
+            return replica.snapshot(savedAt: min(replica.updatedAt, now), minimumRemaining: Self.replicatedMinimumLifetime)
+        }
+        let heardAgo = MonotonicClock.now().nanoseconds &- heard
         let current = max(replica.updatedAt, now &- min(heardAgo, now))
         return replica.snapshot(savedAt: min(current, now), minimumRemaining: Self.replicatedMinimumLifetime)
     }

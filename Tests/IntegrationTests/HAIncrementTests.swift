@@ -1,5 +1,6 @@
 @testable import Masqd
 import Foundation
+import NATCore
 import Testing
 
 #if canImport(Glibc)
@@ -12,8 +13,9 @@ import Glibc
 /// B when A removes it, and 1000 UDP flows follow; A is SIGKILLed, B takes over, and the TCP
 /// connection carries a line from the same WAN address and port. The full resyncs counted
 /// stay at the first, so increments, not resyncs, carried the flows. Bytes on the sync link:
-/// A's increments for the 1000 flows, and the full resync B sends the returning A.
-/// Namespaces mq<pid>hi-*.
+/// A's increments for the 1000 flows, and the full resync B sends the returning A. The
+/// returning A, a standby with --state-file, checkpoints its copy of B's flows, and restarted
+/// with that file keeps them as its copy. Namespaces mq<pid>hi-*.
 @Suite(.integrationLimit, .serialized)
 struct HAIncrementTests {
     /// 8001: an idle connection that gets a line each time TRIGGER-N appears and prints the
@@ -132,7 +134,8 @@ struct HAIncrementTests {
         // A returns as standby: B sends it one full resync of the same flows (its bytes, for comparison).
         let beforeResync = try lab.stats(.b, masqd: masqd)
         try lab.reviveRouter(.a)
-        let masqdA2 = try lab.startMasqd(.a, masqd: masqd, name: "masqd-a2", extra: slow)
+        let stateFile = lab.workDir + "/a.state"
+        let masqdA2 = try lab.startMasqd(.a, masqd: masqd, name: "masqd-a2", extra: slow + ["--state-file", stateFile, "--checkpoint-interval", "1"])
         let resynced = Semantics.waitUntil(timeout: 15) { ((try? lab.stats(.a, masqd: masqd))?["sync_replicated_flows"] ?? 0) == Self.udpFlows + 1 }
         #expect(resynced, "B's state never reached the returning A: \((try? lab.stats(.a, masqd: masqd)) ?? [:])\n\(masqdA2.output)")
         let afterResync = try lab.stats(.b, masqd: masqd)
@@ -145,5 +148,16 @@ struct HAIncrementTests {
         print("HA increments: \(resyncs) full resync(s) of the \(Self.udpFlows + 1) flows took \(resyncBytes) bytes with \(resent) chunks resent; sent once: \(once) bytes (\(String(format: "%.1f", Double(once) / Double(Self.udpFlows + 1))) B/flow)")
         #expect(resyncs == 1, "the returning standby got \(resyncs) full resyncs")
         #expect(resyncBytes > 0 && incrementBytes > 0)
+
+        // The standby's checkpoint is its copy of B's flows; restarted with that file, it keeps
+        // them as its copy until B's first resync.
+        let saved = Semantics.waitUntil(timeout: 5) {
+            (try? NATStateSnapshot(decoding: [UInt8](Data(contentsOf: URL(fileURLWithPath: stateFile)))))?.sessionCount == Self.udpFlows + 1
+        }
+        #expect(saved, "the standby's checkpoint does not hold the \(Self.udpFlows + 1) replicated flows")
+        let status = masqdA2.stop(grace: 5)
+        #expect(status == 0 && masqdA2.output.contains("saved \(Self.udpFlows + 1) flows to \(stateFile)"), "\(masqdA2.output)")
+        let masqdA3 = try lab.startMasqd(.a, masqd: masqd, name: "masqd-a3", extra: slow + ["--state-file", stateFile])
+        #expect(masqdA3.waitForOutput(containing: "standby: the \(Self.udpFlows + 1) flows of the state file are the copy", timeout: 5), "\(masqdA3.output)")
     }
 }
