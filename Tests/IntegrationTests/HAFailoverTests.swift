@@ -77,15 +77,8 @@ struct HAFailoverTests {
     @Test("failover: the download and an idle connection survive SIGKILL of the active router; its return disturbs nothing; forged sync is dropped")
     func failover() throws {
         let masqd = try Integration.masqdExecutable()
-        guard Shell.which("keepalived") != nil else {
-            throw IntegrationFailure("keepalived is missing (Deploy/install-deps.sh --tests installs it)")
-        }
-        let lab = HATopology(tag: "ha", queue: Integration.queue(0))
+        let lab = try HATopology.make(tag: "ha", scripts: ["server.py": Self.serverScript, "client.py": Self.clientScript, "forge.py": Self.forgeScript])
         defer { lab.destroy() }
-        try lab.create()
-        try Self.serverScript.write(toFile: lab.workDir + "/server.py", atomically: true, encoding: .utf8)
-        try Self.clientScript.write(toFile: lab.workDir + "/client.py", atomically: true, encoding: .utf8)
-        try Self.forgeScript.write(toFile: lab.workDir + "/forge.py", atomically: true, encoding: .utf8)
         let trigger = lab.workDir + "/line"
 
         let masqdA = try lab.startMasqd(.a, masqd: masqd, name: "masqd-a")
@@ -125,12 +118,9 @@ struct HAFailoverTests {
         #expect(counted, "B did not count the forged message: \((try? lab.stats(.b, masqd: masqd)) ?? [:])")
 
         // A dies.
-        let killed = Date()
-        try lab.killRouter(.a, keepalived: keepalivedA, keepalivedName: "keepalived-a", masqd: masqdA)
-        let tookOver = Semantics.waitUntil(timeout: 10) { (try? lab.stats(.b, masqd: masqd))?["role_active"] == 1 }
-        let failover = Date().timeIntervalSince(killed)
-        try #require(tookOver, "B never became active:\n\(keepalivedB.output)\n\(masqdB.output)")
-        let after = try lab.stats(.b, masqd: masqd)
+        let (failover, after) = try lab.killAndTakeOver(.a, keepalived: keepalivedA, keepalivedName: "keepalived-a", engine: masqdA, masqd: masqd) {
+            "\(keepalivedB.output)\n\(masqdB.output)"
+        }
         print("HA failover: B active \(String(format: "%.2f", failover)) s after SIGKILL of A; installed \(after["takeover_installed_flows"] ?? -1) flows")
         #expect((after["takeover_installed_flows"] ?? 0) >= 2, "\(after)\n\(masqdB.output)")
 

@@ -61,15 +61,8 @@ struct HAIncrementTests {
     @Test("increments: a connection made after the last full resync survives a failover; a removed one leaves the standby")
     func incrementsCarryFlows() throws {
         let masqd = try Integration.masqdExecutable()
-        guard Shell.which("keepalived") != nil else {
-            throw IntegrationFailure("keepalived is missing (Deploy/install-deps.sh --tests installs it)")
-        }
-        let lab = HATopology(tag: "hi", queue: Integration.queue(0))
+        let lab = try HATopology.make(tag: "hi", scripts: ["server.py": Self.serverScript, "client.py": Self.clientScript, "udp.py": Self.udpScript])
         defer { lab.destroy() }
-        try lab.create()
-        try Self.serverScript.write(toFile: lab.workDir + "/server.py", atomically: true, encoding: .utf8)
-        try Self.clientScript.write(toFile: lab.workDir + "/client.py", atomically: true, encoding: .utf8)
-        try Self.udpScript.write(toFile: lab.workDir + "/udp.py", atomically: true, encoding: .utf8)
         let trigger = lab.workDir + "/line"
         let slow = ["--sync-interval", "60"]
 
@@ -119,12 +112,9 @@ struct HAIncrementTests {
         #expect(afterUDP["sync_resyncs_events_lost"] == 0 && afterUDP["nat_events_lost"] == 0, "\(afterUDP)")
 
         // A dies; B takes over with the flows the increments brought.
-        let killed = Date()
-        try lab.killRouter(.a, keepalived: keepalivedA, keepalivedName: "keepalived-a", masqd: masqdA)
-        let tookOver = Semantics.waitUntil(timeout: 10) { (try? lab.stats(.b, masqd: masqd))?["role_active"] == 1 }
-        let failover = Date().timeIntervalSince(killed)
-        try #require(tookOver, "B never became active:\n\(keepalivedB.output)\n\(masqdB.output)")
-        let after = try lab.stats(.b, masqd: masqd)
+        let (failover, after) = try lab.killAndTakeOver(.a, keepalived: keepalivedA, keepalivedName: "keepalived-a", engine: masqdA, masqd: masqd) {
+            "\(keepalivedB.output)\n\(masqdB.output)"
+        }
         print("HA increments: B active \(String(format: "%.2f", failover)) s after SIGKILL of A; installed \(after["takeover_installed_flows"] ?? -1) flows")
         #expect(after["takeover_installed_flows"] == Self.udpFlows + 1, "\(after)\n\(masqdB.output)")
         try Shell.check(["touch", trigger + "-1"])

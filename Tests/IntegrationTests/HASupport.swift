@@ -63,6 +63,23 @@ final class HATopology: @unchecked Sendable {
                 idle.sendall(("echo %s\\n" % line).encode())
         """
 
+    /// A lab for an HA test (keepalived required): namespaces made, `scripts` (file name:
+    /// Python) written to its work directory. The caller destroys it.
+    static func make(tag: String, scripts: [String: String]) throws -> HATopology {
+        guard Shell.which("keepalived") != nil else {
+            throw IntegrationFailure("keepalived is missing (Deploy/install-deps.sh --tests installs it)")
+        }
+        let lab = HATopology(tag: tag, queue: Integration.queue(0))
+        try lab.create()
+        do {
+            for (name, text) in scripts { try text.write(toFile: lab.workDir + "/" + name, atomically: true, encoding: .utf8) }
+        } catch {
+            lab.destroy()
+            throw error
+        }
+        return lab
+    }
+
     func namespace(_ node: Node) -> String { "\(prefix)-\(node.rawValue)" }
     static func lanAddress(_ router: Node) -> String { router == .a ? "192.0.2.2" : "192.0.2.3" }
     static func wanAddress(_ router: Node) -> String { router == .a ? "203.0.113.2" : "203.0.113.3" }
@@ -210,6 +227,19 @@ final class HATopology: @unchecked Sendable {
         kill(masqd.pid, SIGKILL)
         try Shell.check(["ip", "-n", namespace(router), "link", "set", "lan0", "down"])
         try Shell.check(["ip", "-n", namespace(router), "link", "set", "wan0", "down"])
+    }
+
+    /// `killRouter`, then waits until the peer is active: the seconds that took, and the
+    /// peer's stats then. `peerLog`: what to show when it never takes over.
+    func killAndTakeOver(_ router: Node, keepalived: BackgroundProcess, keepalivedName: String, engine: BackgroundProcess,
+                         masqd: String, peerLog: () -> String) throws -> (seconds: Double, stats: [String: Int]) {
+        let peer = Self.peer(of: router)
+        let killed = Date()
+        try killRouter(router, keepalived: keepalived, keepalivedName: keepalivedName, masqd: engine)
+        let tookOver = Semantics.waitUntil(timeout: 10) { (try? stats(peer, masqd: masqd))?["role_active"] == 1 }
+        let seconds = Date().timeIntervalSince(killed)
+        guard tookOver else { throw IntegrationFailure("\(peer) never became active:\n\(peerLog())") }
+        return (seconds, try stats(peer, masqd: masqd))
     }
 
     /// The router boots again: no virtual address left on it (a reboot clears them), links up.

@@ -5,7 +5,8 @@ import Testing
 
 // The sync channel without sockets or root (issue #18): SHA-256 and HMAC-SHA256 against the
 // published vectors, the message decoder's drops, the anti-replay window, the key file's
-// checks, and two SyncSessions exchanging a full resync over a lossy, reordering "link".
+// checks, and two SyncSessions exchanging a full resync, then increments, over a lossy,
+// reordering "link" (SyncIncrementTests: the increments' codec, queue and ordering).
 
 private func hex(_ text: String) -> [UInt8] {
     var bytes: [UInt8] = []
