@@ -129,7 +129,7 @@ extension Engine {
         guard role != ha.role else { return "role \(role.rawValue) (unchanged)\n" }
         ha.role = role
         ha.roleChanges &+= 1
-        ha.session?.roleChanged() // the copy and increments of one role are not the other's
+        ha.session?.roleChanged(active: role == .active) // the copy and increments of one role are not the other's
         switch role {
         case .standby:
             let removed = withTranslator { translator in

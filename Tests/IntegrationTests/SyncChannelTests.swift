@@ -504,6 +504,19 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         #expect(pair.standby.inbox.applied == pair.active.outgoingIncrements.lastNumber)
     }
 
+    @Test("a role change starts the copy again: the standby asks for a resync, a new active sends one")
+    func roleChange() {
+        var pair = Pair()
+        for _ in 0..<100 { pair.step() }
+        #expect(pair.active.counters.resyncsSent == 1 && !pair.standby.wantsResync)
+        pair.standby.roleChanged(active: false) // `masqd role standby` again: its copy means nothing now
+        #expect(pair.standby.wantsResync)
+        for _ in 0..<100 { pair.step() }
+        #expect(pair.active.counters.resyncsSent == 2 && pair.active.counters.resyncsRequested == 1 && !pair.standby.wantsResync)
+        pair.active.roleChanged(active: true)
+        #expect(pair.active.resyncDue(now: pair.now, active: true))
+    }
+
     @Test("lost events, or a standby behind what the active still holds, bring a full resync; its base says which increments it holds")
     func fallBackToResync() throws {
         var pair = Pair()

@@ -197,12 +197,14 @@ struct SyncSession {
     }
 
     /// `masqd role`: a standby's copy, or an active's increments, mean nothing in the other
-    /// role. The copy starts again: a standby asks for a resync (an active sends one when its
-    /// peer, now standby, asks: not into the silence of a peer that died).
-    mutating func roleChanged() {
+    /// role. The copy starts again: a new standby asks for a resync, and a new active sends
+    /// one while its peer is heard (a peer that stayed standby may hold a copy of this
+    /// router's older state, which increments alone would not correct).
+    mutating func roleChanged(active: Bool) {
         inbox.reset()
         snapshotRefused = false
         assembly = SyncSnapshotAssembly(maxChunks: assembly.maxChunks)
+        resyncWanted = active
     }
 
     /// The standby applied `records` increments.
