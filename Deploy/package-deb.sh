@@ -10,6 +10,9 @@
 #   /usr/share/zsh/vendor-completions/_masqd,
 #   /usr/share/fish/vendor_completions.d/masqd.fish   `masqd --generate-completion-script`
 #   /usr/share/doc/masqd/{README.md,copyright,changelog.gz}
+#   /usr/share/doc/masqd/examples/keepalived/          Deploy/keepalived/ (HA: keepalived.conf
+#                                                     and the notify script, mode 0644: an
+#                                                     example to copy to /etc/keepalived/, 0755)
 #   /usr/share/lintian/overrides/masqd                Deploy/debian/lintian-overrides
 # The maintainer scripts start nothing and turn no forwarding on: see Deploy/debian/.
 #
@@ -120,6 +123,9 @@ gzip -9n <"$scratch/man/masqd.8" >"$stage/usr/share/man/man8/masqd.8.gz"
 
 install -m 0644 "$repo/README.md" "$stage/usr/share/doc/masqd/README.md"
 install -m 0644 "$repo/Deploy/debian/copyright" "$stage/usr/share/doc/masqd/copyright"
+install -d -m 0755 "$stage/usr/share/doc/masqd/examples/keepalived"
+install -m 0644 "$repo/Deploy/keepalived/keepalived.conf" "$repo/Deploy/keepalived/masqd-notify" \
+  "$stage/usr/share/doc/masqd/examples/keepalived/"
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 {
   echo "masqd ($version) unstable; urgency=medium"

@@ -17,7 +17,7 @@ extension Engine {
 
     /// Main loop: the events of housekeeping (the sweep, address changes, reloads) to the queue.
     func takeAuditEvents() {
-        guard audit != nil || fastPath != nil else { return }
+        guard audit != nil || fastPath != nil || eventSinks.sync != nil else { return }
         withTranslator { eventSinks.take(from: $0) }
     }
 

@@ -3,24 +3,28 @@ import NATCore
 
 // High availability (issue #18): two routers, keepalived electing which one translates.
 // The active streams its whole translation state — the state file's encoding
-// (NATStateSnapshot), cut into chunks — to the standby over the sync channel (Sync/), when
-// the standby (re)connects and every --sync-interval; the standby keeps the latest one
-// decoded and translates nothing (QueueWorker-Standby.swift). `masqd role active` (keepalived's
-// notify master) installs it as a restart with a state file does: every mapping keeps its
+// (NATStateSnapshot), cut into chunks — to the standby over the sync channel (Sync/) when
+// the standby (re)connects or asks, when increments cannot bring it up to date, and every
+// --sync-interval; between those it streams increments: the translator's NAT events
+// (mappings and sessions created, established, removed; SyncEventQueue.swift), in numbered
+// batches. The standby keeps the latest resync with the increments applied (NATReplica) and
+// translates nothing (QueueWorker-Standby.swift). `masqd role active` (keepalived's notify
+// master) installs that copy as a restart with a state file does: every mapping keeps its
 // external address and port, so the new active's port allocation cannot clash with a live
 // flow. `masqd role standby` (notify backup/fault) drops the router's own flows: the peer
 // translates them now, from the state this router sent it.
-//
-// Increments (a flow created or removed, between two resyncs) will come from the core's
-// event ring; until then a takeover loses the flows made since the last resync.
 
 /// The role and the sync channel; main loop only (the workers' `standby` flags under the lock).
 struct HAState {
     var role: RouterRole = .active
     var session: SyncSession?
     var socket: SyncSocket?
-    /// The standby's latest full resync from the peer, decoded.
-    var latest: NATStateSnapshot?
+    /// The standby's copy of the peer's state: the latest full resync, increments applied.
+    var replica: NATReplica?
+    /// The translator's events for the increments (nil without --sync-*).
+    var events: SyncEventQueue?
+    /// The events taken this round (kept: its capacity is reused).
+    var taken: [NATEvent] = []
     var roleChanges: UInt64 = 0
     /// Flows installed from the replicated state at the last `role active`.
     var lastTakeover = NATStateRestoreSummary()
@@ -37,9 +41,10 @@ struct HAState {
 
 extension Engine {
     /// At start (Engine.init): the role from --role, the channel from --sync-*.
-    static func startHA(_ settings: EngineSettings) throws(MasqdError) -> HAState {
+    static func startHA(_ settings: EngineSettings, events: SyncEventQueue?) throws(MasqdError) -> HAState {
         var state = HAState()
         state.role = settings.role
+        state.events = events
         guard let ha = settings.ha else { return state }
         state.socket = try SyncSocket(listen: ha.listen, peer: ha.peer)
         state.session = SyncSession(key: ha.key, epoch: WallClock.now(), resyncInterval: UInt64(ha.interval) * 1_000_000_000,
@@ -57,26 +62,62 @@ extension Engine {
             // At most a resync's worth per round: the loop's other duties wait for no flood.
             for _ in 0..<512 {
                 guard let datagram = socket.receive() else { break }
-                if let encoded = session.receive(datagram.bytes, fromPeer: datagram.fromPeer, now: now.nanoseconds, active: active) {
-                    keepReplicated(encoded, session: &session)
-                }
+                let deliveries = session.receive(datagram.bytes, fromPeer: datagram.fromPeer, now: now.nanoseconds, active: active)
+                if !deliveries.isEmpty { keepReplicated(deliveries, session: &session) }
             }
         }
-        if session.resyncDue(now: now.nanoseconds, active: active) {
-            // Copied under the lock (the state file's benchmark: about 20 ms for 262144 flows), encoded outside it.
-            let snapshot = withTranslator { $0.exportState(now: now, savedAt: WallClock.now()) }
-            session.startResync(snapshot.encoded(), now: now.nanoseconds)
-        }
+        streamIncrements(&session, active: active, now: now)
         session.poll(now: now.nanoseconds, active: active) { socket.send($0) }
     }
 
-    private func keepReplicated(_ encoded: [UInt8], session: inout SyncSession) {
-        do throws(NATStateError) {
-            ha.latest = try NATStateSnapshot(decoding: encoded)
-            session.noteSnapshotReceived()
-        } catch {
-            session.noteSnapshotRefused()
-            logger.warning("a full resync from the sync peer did not decode: \(error); keeping the previous one")
+    /// The events since the last round become increments (the active), and a full resync is
+    /// exported when due: both under one hold of the lock, so the resync includes exactly the
+    /// increments queued before it. A standby's own events are dropped.
+    private func streamIncrements(_ session: inout SyncSession, active: Bool, now: NATTime) {
+        guard let queue = ha.events else { return }
+        let due = session.resyncDue(now: now.nanoseconds, active: active)
+        var taken = ha.taken
+        ha.taken = []
+        taken.removeAll(keepingCapacity: true)
+        defer { ha.taken = taken }
+        var snapshot: NATStateSnapshot?
+        let lost = withTranslator { translator in
+            eventSinks.take(from: translator)
+            let lost = queue.takeAll(into: &taken)
+            // Copied under the lock (the state file's benchmark: about 20 ms for 262144 flows), encoded outside it.
+            if due { snapshot = translator.exportState(now: now, savedAt: WallClock.now()) }
+            return lost
+        }
+        guard active else { return }
+        if lost, snapshot == nil { session.eventsLost() } // (a resync exported now already holds what was lost)
+        session.queueIncrements(taken.compactMap(SyncIncrement.init(event:)), wallClock: WallClock.now(), now: now.nanoseconds)
+        if let snapshot { session.startResync(snapshot.encoded(), now: now.nanoseconds) }
+    }
+
+    /// The standby: a full resync replaces the copy; increments are applied to it.
+    private func keepReplicated(_ deliveries: [SyncDelivery], session: inout SyncSession) {
+        var configuration: NATConfiguration?
+        for delivery in deliveries {
+            switch delivery {
+            case .snapshot(let encoded):
+                do throws(NATStateError) {
+                    ha.replica = NATReplica(try NATStateSnapshot(decoding: encoded))
+                    session.noteSnapshotReceived()
+                } catch {
+                    session.noteSnapshotRefused()
+                    logger.warning("a full resync from the sync peer did not decode: \(error); keeping the previous copy and asking for another")
+                }
+            case .increments(let batch):
+                guard ha.replica != nil else { continue }
+                if configuration == nil { configuration = withTranslator { $0.configuration } } // its timeouts and pools
+                var applied = 0
+                for record in batch.records {
+                    guard let event = record.event,
+                          ha.replica?.apply(event, wallClock: batch.wallClock, configuration: configuration!) == true else { continue }
+                    applied += 1
+                }
+                session.noteIncrementsApplied(applied)
+            }
         }
     }
 
@@ -88,6 +129,7 @@ extension Engine {
         guard role != ha.role else { return "role \(role.rawValue) (unchanged)\n" }
         ha.role = role
         ha.roleChanges &+= 1
+        ha.session?.roleChanged(active: role == .active) // the copy and increments of one role are not the other's
         switch role {
         case .standby:
             let removed = withTranslator { translator in
@@ -108,12 +150,12 @@ extension Engine {
 
     /// With the lock held, the workers still standing by: installs the latest replicated state.
     private func takeOver(_ translator: NATTranslator) -> String {
-        guard let snapshot = ha.latest else {
+        guard let snapshot = replicatedSnapshot() else {
             ha.takeoversWithoutState &+= 1
             ha.lastTakeover = NATStateRestoreSummary()
             return "no replicated state from the peer: starting empty"
         }
-        ha.latest = nil // installed once: a later takeover needs a newer resync
+        ha.replica = nil // installed once: a later takeover needs a newer resync
         translator.removeAllFlows()
         do throws(NATStateError) {
             let age = try snapshot.downtime(wallClockNow: WallClock.now())
@@ -124,6 +166,24 @@ extension Engine {
             ha.takeoverRefused &+= 1
             return "the replicated state was refused: \(error); starting empty"
         }
+    }
+
+    /// Every replicated session starts with at least this much left at a takeover (or in the
+    /// standby's state file): the peer still had it, and its next packet refreshes it.
+    static let replicatedMinimumLifetime = NATDuration.seconds(60)
+
+    /// The standby's copy as a snapshot, saved when it was last known current: the last time
+    /// the peer was heard (its increments come within a round of each event). Nil: none.
+    func replicatedSnapshot() -> NATStateSnapshot? {
+        guard let replica = ha.replica else { return nil }
+        let now = WallClock.now()
+        // Never heard (a copy from the state file): current when it was saved.
+        guard let heard = ha.session?.lastHeardFromPeer else {
+            return replica.snapshot(savedAt: min(replica.updatedAt, now), minimumRemaining: Self.replicatedMinimumLifetime)
+        }
+        let heardAgo = MonotonicClock.now().nanoseconds &- heard
+        let current = max(replica.updatedAt, now &- min(heardAgo, now))
+        return replica.snapshot(savedAt: min(current, now), minimumRemaining: Self.replicatedMinimumLifetime)
     }
 
     /// For `masqd stats` and the metrics page.
@@ -138,13 +198,31 @@ extension Engine {
             .counter("sync_messages_sent", c.messagesSent, "Sync channel messages sent (hellos, acks, nacks, resync chunks), resends included."),
             .counter("sync_messages_received", c.messagesReceived, "Sync channel messages received and accepted (authenticated, not replayed)."),
             .counter("sync_messages_resent", c.messagesResent, "Resync chunks sent again (a nack, or no ack in 300 ms)."),
+            .counter("sync_resync_bytes_sent", c.resyncBytesSent, "Bytes of full resync messages sent (resends included)."),
+            .counter("sync_increment_bytes_sent", c.incrementBytesSent, "Bytes of increment messages sent (resends included)."),
+            .counter("sync_increments_sent", c.incrementRecordsSent, "Increments (mappings and sessions created, established, removed) sent, first sends."),
+            .counter("sync_increment_batches_sent", c.incrementBatchesSent, "Increment batches (one message each) sent the first time."),
+            .counter("sync_increment_batches_resent", c.incrementBatchesResent, "Increment batches sent again (a nack, or no ack in 300 ms)."),
+            .counter("sync_increments_received", c.incrementsReceived, "Standby: increments received in accepted batches."),
+            .counter("sync_increments_applied", c.incrementsApplied, "Standby: increments applied to the copy of the peer's state (in batch order, after the resync they follow)."),
+            .gauge("sync_increment_lag_batches", ha.session?.outgoingIncrements.outstanding ?? 0, "Active: increment batches the standby has not acknowledged."),
+            .gauge("sync_increments_waiting", ha.session?.inbox.waitingCount ?? 0, "Standby: increment batches waiting for a gap before them to be filled."),
+            .counter("sync_resyncs_events_lost", c.resyncsForLostEvents, "Full resyncs because NAT events were lost (nat_events_lost, or the sync's own queue full): increments alone would diverge."),
+            .counter("sync_resyncs_increments_lost", c.resyncsForIncrementsLost, "Full resyncs because the standby missed increment batches no longer held."),
+            .counter("sync_increment_queue_overflows", c.incrementQueueOverflows, "Times the active's increment queue (8192 batches) filled with batches the standby had not acknowledged: a full resync followed."),
+            .counter("sync_resyncs_requested", c.resyncsRequested, "Full resyncs the standby asked for (none yet, or its copy could not be brought up to date)."),
+            .counter("sync_events_dropped", ha.events?.dropped ?? 0, "NAT events that did not fit the sync's queue (a full resync followed)."),
             .counter("sync_sends_deferred", c.sendsDeferred, "Sync messages the socket would not take at once (sent in a later round)."),
         ]
         for reason in SyncDropReason.allCases {
             list.append(.counter("sync_dropped_\(reason.rawValue)", c.drops(reason), "Sync datagrams dropped, by reason.",
                                  family: "sync_dropped", labels: [("reason", reason.rawValue)]))
         }
-        let age = ha.latest.map { WallClock.now() > $0.savedAt ? (WallClock.now() - $0.savedAt) / 1_000_000 : 0 } ?? 0
+        // The copy is current up to the last message heard (increments follow events within a
+        // round), unless batches wait for a gap: then up to its last change.
+        let heard = ha.session?.lastHeardFromPeer.map { (MonotonicClock.now().nanoseconds &- $0) / 1_000_000 } ?? 0
+        let changed = ha.replica.map { WallClock.now() > $0.updatedAt ? (WallClock.now() - $0.updatedAt) / 1_000_000 : 0 } ?? 0
+        let age = ha.replica == nil ? 0 : (ha.session?.inbox.gap == nil ? heard : max(heard, changed))
         list += [
             .counter("sync_resyncs_sent", c.resyncsSent, "Full resyncs the active started (the standby (re)connected, the interval, a nack it could not serve)."),
             .counter("sync_resyncs_too_large", c.resyncsTooLarge, "Full resyncs not sent: more chunks than the table caps allow."),
@@ -152,12 +230,43 @@ extension Engine {
             .counter("sync_resyncs_refused", c.snapshotsRefused, "Full resyncs refused by the standby (over its caps, or not decodable)."),
             .counter("sync_peer_connects", c.peerConnects, "Times the sync peer appeared or restarted (a new epoch)."),
             .gauge("sync_lag_chunks", outgoing?.outstanding ?? 0, "Active: chunks of the resync under way the standby has not acknowledged."),
-            .gauge("sync_lag_ms", age, "Standby: age of the latest replicated state, in milliseconds (0: none)."),
-            .gauge("sync_replicated_flows", ha.latest?.sessionCount ?? 0, "Standby: flows in the latest replicated state, ready for a takeover."),
+            .gauge("sync_lag_ms", age, "Standby: how old the copy of the peer's state may be, in milliseconds: since the peer was last heard, or since the copy last changed while increments wait for a gap (0: no copy)."),
+            .gauge("sync_replicated_flows", ha.replica?.sessionCount ?? 0, "Standby: flows in the copy of the peer's state, ready for a takeover."),
             .gauge("takeover_installed_flows", ha.lastTakeover.sessionsRestored, "Flows installed from the replicated state at the last `role active`."),
             .counter("takeovers_without_state", ha.takeoversWithoutState, "Takeovers (`role active`) with no replicated state: started empty."),
             .counter("takeovers_refused", ha.takeoverRefused, "Takeovers whose replicated state was refused (another WAN address, too old)."),
         ]
         return list
+    }
+}
+
+extension SyncIncrement {
+    /// The record of an event the increments carry (mappings and sessions), or nil.
+    init?(event: NATEvent) {
+        guard SyncIncrement.kinds.contains(event.kind.rawValue) else { return nil }
+        self.init(kind: event.kind.rawValue, reason: event.reason.rawValue, protocolNumber: event.protocolNumber,
+                  internalAddress: event.internalAddress, internalPort: event.internalPort, externalPort: event.externalPort,
+                  externalAddress: event.externalAddress, remoteAddress: event.remoteAddress, remotePort: event.remotePort)
+    }
+
+    /// The event this record carries (its time is the batch's, on the peer's wall clock).
+    var event: NATEvent? {
+        guard let kind = NATEventKind(rawValue: kind) else { return nil }
+        return NATEvent(timeNanoseconds: 0, kind: kind, reason: NATEventReason(rawValue: reason) ?? .outbound, protocolNumber: protocolNumber,
+                        internalAddress: internalAddress, internalPort: internalPort, externalAddress: externalAddress,
+                        externalPort: externalPort, remoteAddress: remoteAddress, remotePort: remotePort)
+    }
+}
+
+extension Engine {
+    /// With --sync-*: the increments' event queue, the translator's events switched on (and
+    /// sessions becoming two-way recorded: a TCP session's ESTABLISHED reaches the standby).
+    static func makeSyncEvents(_ settings: EngineSettings, translator: NATTranslator) -> SyncEventQueue? {
+        guard settings.ha != nil else { return nil }
+        if !translator.eventsEnabled {
+            translator.enableEvents(capacity: AuditExporter.translatorRingCapacity, now: MonotonicClock.now())
+        }
+        translator.recordsEstablishedSessions = true
+        return SyncEventQueue()
     }
 }

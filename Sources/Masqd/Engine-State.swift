@@ -140,7 +140,10 @@ extension Engine {
             return
         }
         do {
-            let flows = try saveState(to: state.path)
+            guard let flows = try saveState(to: state.path) else {
+                logger.info("\(state.path) left as it was: a standby with no copy of its peer's state")
+                return
+            }
             logger.info("saved \(flows) flows to \(state.path)")
         } catch {
             logger.error("saving the state failed: \(error)")
@@ -148,9 +151,17 @@ extension Engine {
     }
 
     /// Copies the state under the lock, then encodes and writes it without holding it.
-    /// Returns how many sessions were saved.
-    func saveState(to path: String) throws(MasqdError) -> Int {
-        let snapshot = withTranslator { $0.exportState(now: MonotonicClock.now(), savedAt: WallClock.now()) }
+    /// Returns how many sessions were saved. An HA standby translates nothing: it saves its
+    /// copy of the peer's state (what it would take over), and with none leaves the file as
+    /// it was (nil) rather than overwrite a good one with nothing.
+    func saveState(to path: String) throws(MasqdError) -> Int? {
+        let snapshot: NATStateSnapshot
+        if ha.role == .standby {
+            guard let replicated = replicatedSnapshot() else { return nil }
+            snapshot = replicated
+        } else {
+            snapshot = withTranslator { $0.exportState(now: MonotonicClock.now(), savedAt: WallClock.now()) }
+        }
         do {
             try StateFile.write(snapshot.encoded(), to: path)
         } catch {

@@ -52,7 +52,7 @@ public final class Engine {
         translator = NATTranslator(configuration: configuration)
         audit = try Engine.makeAuditExporter(settings, translator: translator, lock: translatorLock, logger: logger)
         fastPath = try Engine.makeFastPath(settings, translator: translator, logger: logger)
-        eventSinks = NATEventSinks(fastPath: fastPath, audit: audit)
+        eventSinks = NATEventSinks(fastPath: fastPath, sync: Engine.makeSyncEvents(settings, translator: translator), audit: audit)
         // The router's ports first: a saved mapping on one of them is not restored.
         let local = Engine.readLocalPorts(address: configuration.externalAddress, reserve: settings.reserveLocalPortRange)
         translator.setLocalPorts(local.reading.held, reserved: local.reserved)
@@ -68,9 +68,15 @@ public final class Engine {
             workers.last!.events = eventSinks
         }
         self.workers = workers
-        ha = try Engine.startHA(settings)
+        ha = try Engine.startHA(settings, events: eventSinks.sync)
         if settings.role == .standby {
-            // A standby translates nothing: flows from a state file are the active's to translate now.
+            // A standby translates nothing: flows from a state file are the active's to translate
+            // now. They are its copy of the peer's state until the peer's first resync (a
+            // standby's file is that copy, saved), so a takeover before one still has them.
+            if translator.sessionCount > 0 {
+                ha.replica = NATReplica(translator.exportState(now: MonotonicClock.now(), savedAt: WallClock.now()))
+                logger.notice("standby: the \(translator.sessionCount) flows of the state file are the copy of the peer's state until its first resync")
+            }
             translator.removeAllFlows()
             for worker in workers { worker.standby = true }
         }

@@ -108,7 +108,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "High availability: file with the shared secret of the sync channel (HMAC-SHA256 key, 16-4096 bytes, mode 0600).")
     public var syncKey: String?
 
-    @Option(name: .long, help: "Seconds between the active router's full resyncs of its state to the standby (1-3600). Default 1.")
+    @Option(name: .long, help: "Seconds between the active router's full resyncs of its state to the standby (1-3600; increments carry each flow in between). Default 30.")
     public var syncInterval: String?
 
     @Option(name: .long, help: "active (translate; the default) or standby (keep the peer's replicated state, translate nothing); `masqd role` changes it while running.")

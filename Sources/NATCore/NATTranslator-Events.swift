@@ -51,13 +51,14 @@ extension NATTranslator {
         }
     }
 
+    /// A mapping's event carries its own external address: the WAN address or its pool address.
     @inline(__always)
     func recordMapping(_ kind: NATEventKind, _ row: Int32, reason: NATEventReason) {
         guard events.capacity != 0 else { return }
         let mapping = mappings[row]
         record(NATEvent(timeNanoseconds: currentTime.nanoseconds, kind: kind, reason: reason, protocolNumber: mapping.protocolNumber,
                         internalAddress: mapping.internalAddress, internalPort: mapping.internalPort,
-                        externalAddress: configuration.externalAddress?.value ?? 0, externalPort: mapping.externalPort))
+                        externalAddress: externalAddress(index: mapping.externalIndex)?.value ?? 0, externalPort: mapping.externalPort))
     }
 
     @inline(__always)
@@ -66,7 +67,8 @@ extension NATTranslator {
         let session = sessions[row]
         record(NATEvent(timeNanoseconds: currentTime.nanoseconds, kind: kind, reason: reason, protocolNumber: session.protocolNumber,
                         internalAddress: session.internalAddress, internalPort: session.internalPort,
-                        externalAddress: configuration.externalAddress?.value ?? 0, externalPort: session.externalPort,
+                        externalAddress: externalAddress(index: session.externalIndex)?.value ?? 0,
+                        externalPort: session.externalPort,
                         remoteAddress: session.remoteAddress, remotePort: session.remotePort))
     }
 

@@ -2,8 +2,11 @@
 // file: those files import nothing): any bytes are a run of datagrams from the peer. Each is
 // decoded (never a trap; a message that decodes encodes back to the same bytes), then fed to
 // a standby and an active SyncSession, which must count each one exactly once (accepted or
-// dropped by reason) and stay within their caps. So that the fuzzer gets past the MAC, a
-// datagram whose first byte is odd is signed with the sessions' key before it is fed.
+// dropped by reason) and stay within their caps; the standby hands on increment batches only
+// in number order (each the one after the last, except right after a full resync), and the
+// active, which queues increments every round, holds no more than its queue's capacity. So
+// that the fuzzer gets past the MAC, a datagram whose first byte is odd is signed with the
+// sessions' key before it is fed.
 //
 // Input: repeated [flags 1][length 2][datagram length bytes]. FUZZ_WRITE_SEEDS=DIR writes
 // seeds (one of each message kind, signed) and exits. Built by Tests/Fuzz/run-fuzz.sh.
@@ -52,16 +55,27 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     active.startResync([UInt8](repeating: 7, count: 5000), now: 1)
     var fed: UInt64 = 0
     var now: UInt64 = 10
+    var lastApplied: UInt64? = nil // nil: not known (none yet, or a resync's base came)
     for (sign, raw) in datagrams(input) {
         let bytes = sign ? signed(raw) : raw
         if case .success(let message) = SyncMessage.decode(bytes, mac: mac) {
             check(message.encoded(with: mac) == bytes, "a decoded message does not encode back to its bytes")
         }
         now += 7_000_000
-        if let snapshot = standby.receive(bytes, fromPeer: true, now: now, active: false) {
-            check(snapshot.count <= maxChunks * SyncMessage.maxChunkData, "a resync larger than the cap completed")
+        for delivery in standby.receive(bytes, fromPeer: true, now: now, active: false) {
+            switch delivery {
+            case .snapshot(let snapshot):
+                check(snapshot.count <= maxChunks * SyncMessage.maxChunkData, "a resync larger than the cap completed")
+                lastApplied = nil
+            case .increments(let batch):
+                if let last = lastApplied { check(batch.number == last &+ 1, "batch \(batch.number) handed on after \(last)") }
+                check(!batch.records.isEmpty && batch.records.count <= SyncMessage.maxIncrements, "a batch of \(batch.records.count) records")
+                lastApplied = batch.number
+            }
         }
         _ = active.receive(bytes, fromPeer: true, now: now, active: true)
+        active.queueIncrements([SyncIncrement(kind: 3, reason: 1, protocolNumber: 17, internalAddress: 1, internalPort: 2, externalPort: 3,
+                                              externalAddress: 4)], wallClock: now, now: now)
         fed += 1
         var sent = 0
         standby.poll(now: now, active: false) { _ in sent += 1; return true }
@@ -70,8 +84,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             sent += 1
             return true
         }
-        check(sent <= 2 + SyncSession.sendBudget, "one round sent \(sent) messages")
+        check(sent <= 4 + 2 * SyncSession.sendBudget, "one round sent \(sent) messages")
         check(active.outgoing.chunkCount <= maxChunks, "the resend queue outgrew its cap")
+        check(active.outgoingIncrements.outstanding <= SyncSession.incrementQueueBatches, "the increment queue outgrew its cap")
+        check(standby.inbox.waitingCount <= SyncSession.inboxRecords, "the inbox outgrew its cap")
     }
     for session in [standby, active] {
         let dropped = SyncDropReason.allCases.reduce(UInt64(0)) { $0 + session.counters.drops($1) }
@@ -84,8 +100,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 public func initialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>) -> Int32 {
     guard let directory = getenv("FUZZ_WRITE_SEEDS").map({ String(cString: $0) }) else { return 0 }
     let bodies: [SyncMessage.Body] = [
-        .hello(active: true), .chunk(resync: 1, index: 0, count: 2, data: [UInt8](repeating: 1, count: SyncMessage.maxChunkData)),
+        .hello(active: true, wantsResync: false), .chunk(resync: 1, index: 0, count: 2, data: [UInt8](repeating: 1, count: SyncMessage.maxChunkData)),
         .chunk(resync: 1, index: 1, count: 2, data: [2, 3]), .ack(epoch: 2, resync: 1, received: 1), .nack(epoch: 2, resync: 1, from: 0, to: 2),
+        .increments(SyncIncrementBatch(number: 2, wallClock: 9, records: [SyncIncrement(kind: 3, reason: 1, protocolNumber: 6, internalAddress: 1,
+                                                                                       internalPort: 2, externalPort: 3, externalAddress: 4,
+                                                                                       remoteAddress: 5, remotePort: 6)])),
+        .incrementAck(epoch: 2, through: 1, missingTo: 3), .hello(active: false, wantsResync: true),
     ]
     for (n, body) in bodies.enumerated() {
         let bytes = SyncMessage(epoch: 3, sequence: UInt64(n + 1), body: body).encoded(with: mac)

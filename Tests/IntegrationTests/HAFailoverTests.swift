@@ -23,10 +23,8 @@ struct HAFailoverTests {
     /// file TRIGGER-N appears and prints the answer with the peer it came from.
     static let serverScript = """
         import hashlib, os, socket, sys, threading, time
+        \(HATopology.idleServerPython)
         size, rate, trigger = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-        def listener(port):
-            t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            t.bind(("", port)); t.listen(4); return t
         dl, idle = listener(8000), listener(8001)
         def download():
             c, peer = dl.accept(); print("download from %s:%d" % peer, flush=True)
@@ -39,22 +37,14 @@ struct HAFailoverTests {
                 if ahead > 0: time.sleep(ahead)
             c.close(); print("download sent %d %s" % (sent, h.hexdigest()), flush=True)
         threading.Thread(target=download, daemon=True).start()
-        c, peer = idle.accept(); print("idle from %s:%d" % peer, flush=True)
-        f = c.makefile("rb")
-        print("idle got %s" % f.readline().decode().strip(), flush=True)
-        n = 1
-        while True:
-            while not os.path.exists("%s-%d" % (trigger, n)): time.sleep(0.02)
-            c.sendall(b"line-%d\\n" % n)
-            reply = f.readline().decode().strip()
-            print("idle reply %s from %s:%d" % ((reply,) + c.getpeername()), flush=True)
-            n += 1
+        serve_idle(idle, trigger)
         """
 
     /// The LAN host: the download (sha256, bytes, the longest pause between two reads) and
     /// the idle connection (sends one line, then echoes whatever line comes).
     static let clientScript = """
         import hashlib, socket, sys, threading, time
+        \(HATopology.idleClientPython)
         server = sys.argv[1]
         def download():
             s = socket.create_connection((server, 8000), timeout=60)
@@ -69,11 +59,7 @@ struct HAFailoverTests {
         print("idle connected from %s:%d" % idle.getsockname(), flush=True)
         idle.sendall(b"hello\\n")
         threading.Thread(target=download, daemon=True).start()
-        f = idle.makefile("rb")
-        while True:
-            line = f.readline().decode().strip()
-            if not line: print("idle closed", flush=True); break
-            idle.sendall(("echo %s\\n" % line).encode())
+        echo_lines(idle)
         time.sleep(30)
         """
 
@@ -82,7 +68,7 @@ struct HAFailoverTests {
     static let forgeScript = """
         import hashlib, hmac, socket, struct, sys
         src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-        body = b"MQSY" + bytes([1, 1]) + struct.pack(">HQQ", 4, 2**62, 1) + bytes([1, 0, 0, 0])
+        body = b"MQSY" + bytes([2, 1]) + struct.pack(">HQQ", 4, 2**62, 1) + bytes([1, 0, 0, 0])
         mac = hmac.new(b"not the routers' shared secret", body, hashlib.sha256).digest()
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((src, 0))
         s.sendto(body + mac, (dst, port)); print("sent", flush=True)
@@ -91,15 +77,8 @@ struct HAFailoverTests {
     @Test("failover: the download and an idle connection survive SIGKILL of the active router; its return disturbs nothing; forged sync is dropped")
     func failover() throws {
         let masqd = try Integration.masqdExecutable()
-        guard Shell.which("keepalived") != nil else {
-            throw IntegrationFailure("keepalived is missing (Deploy/install-deps.sh --tests installs it)")
-        }
-        let lab = HATopology(tag: "ha", queue: Integration.queue(0))
+        let lab = try HATopology.make(tag: "ha", scripts: ["server.py": Self.serverScript, "client.py": Self.clientScript, "forge.py": Self.forgeScript])
         defer { lab.destroy() }
-        try lab.create()
-        try Self.serverScript.write(toFile: lab.workDir + "/server.py", atomically: true, encoding: .utf8)
-        try Self.clientScript.write(toFile: lab.workDir + "/client.py", atomically: true, encoding: .utf8)
-        try Self.forgeScript.write(toFile: lab.workDir + "/forge.py", atomically: true, encoding: .utf8)
         let trigger = lab.workDir + "/line"
 
         let masqdA = try lab.startMasqd(.a, masqd: masqd, name: "masqd-a")
@@ -139,12 +118,9 @@ struct HAFailoverTests {
         #expect(counted, "B did not count the forged message: \((try? lab.stats(.b, masqd: masqd)) ?? [:])")
 
         // A dies.
-        let killed = Date()
-        try lab.killRouter(.a, keepalived: keepalivedA, keepalivedName: "keepalived-a", masqd: masqdA)
-        let tookOver = Semantics.waitUntil(timeout: 10) { (try? lab.stats(.b, masqd: masqd))?["role_active"] == 1 }
-        let failover = Date().timeIntervalSince(killed)
-        try #require(tookOver, "B never became active:\n\(keepalivedB.output)\n\(masqdB.output)")
-        let after = try lab.stats(.b, masqd: masqd)
+        let (failover, after) = try lab.killAndTakeOver(.a, keepalived: keepalivedA, keepalivedName: "keepalived-a", engine: masqdA, masqd: masqd) {
+            "\(keepalivedB.output)\n\(masqdB.output)"
+        }
         print("HA failover: B active \(String(format: "%.2f", failover)) s after SIGKILL of A; installed \(after["takeover_installed_flows"] ?? -1) flows")
         #expect((after["takeover_installed_flows"] ?? 0) >= 2, "\(after)\n\(masqdB.output)")
 

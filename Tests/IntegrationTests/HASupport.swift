@@ -31,6 +31,55 @@ final class HATopology: @unchecked Sendable {
         self.queue = queue
     }
 
+    /// Python for the HA tests' server: `listener(port)`, and `serve_idle(listener, trigger)`,
+    /// which accepts one connection, prints its peer and first line, then sends a line each time
+    /// the file TRIGGER-N appears and prints the answer with the peer it came from.
+    static let idleServerPython = """
+        import os, socket, time
+        def listener(port):
+            t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind(("", port)); t.listen(4); return t
+        def serve_idle(idle, trigger):
+            c, peer = idle.accept(); print("idle from %s:%d" % peer, flush=True)
+            f = c.makefile("rb")
+            print("idle got %s" % f.readline().decode().strip(), flush=True)
+            n = 1
+            while True:
+                while not os.path.exists("%s-%d" % (trigger, n)): time.sleep(0.02)
+                c.sendall(b"line-%d\\n" % n)
+                reply = f.readline().decode().strip()
+                print("idle reply %s from %s:%d" % ((reply,) + c.getpeername()), flush=True)
+                n += 1
+        """
+
+    /// Python for the HA tests' LAN host: `echo_lines(sock)` echoes each line that comes until
+    /// the connection closes.
+    static let idleClientPython = """
+        def echo_lines(idle):
+            f = idle.makefile("rb")
+            while True:
+                line = f.readline().decode().strip()
+                if not line: print("idle closed", flush=True); break
+                idle.sendall(("echo %s\\n" % line).encode())
+        """
+
+    /// A lab for an HA test (keepalived required): namespaces made, `scripts` (file name:
+    /// Python) written to its work directory. The caller destroys it.
+    static func make(tag: String, scripts: [String: String]) throws -> HATopology {
+        guard Shell.which("keepalived") != nil else {
+            throw IntegrationFailure("keepalived is missing (Deploy/install-deps.sh --tests installs it)")
+        }
+        let lab = HATopology(tag: tag, queue: Integration.queue(0))
+        try lab.create()
+        do {
+            for (name, text) in scripts { try text.write(toFile: lab.workDir + "/" + name, atomically: true, encoding: .utf8) }
+        } catch {
+            lab.destroy()
+            throw error
+        }
+        return lab
+    }
+
     func namespace(_ node: Node) -> String { "\(prefix)-\(node.rawValue)" }
     static func lanAddress(_ router: Node) -> String { router == .a ? "192.0.2.2" : "192.0.2.3" }
     static func wanAddress(_ router: Node) -> String { router == .a ? "203.0.113.2" : "203.0.113.3" }
@@ -113,11 +162,11 @@ final class HATopology: @unchecked Sendable {
          "--sync-listen", "\(Self.lanAddress(router)):\(Self.syncPort)", "--sync-peer", "\(Self.lanAddress(Self.peer(of: router))):\(Self.syncPort)"]
     }
 
-    /// Rules in, then `masqd run` as standby; waits until it answers `masqd stats`.
-    func startMasqd(_ router: Node, masqd: String, name: String) throws -> BackgroundProcess {
+    /// Rules in, then `masqd run` as standby (with `extra` options); waits until it answers `masqd stats`.
+    func startMasqd(_ router: Node, masqd: String, name: String, extra: [String] = []) throws -> BackgroundProcess {
         let rules = try run(router, [masqd, "rules", "install"] + engineOptions(router))
         guard rules.succeeded else { throw IntegrationFailure("rules install in \(router): \(rules.summary)") }
-        let engine = try spawn(router, [masqd, "run"] + engineOptions(router) + haOptions(router) + ["--control", controlPath(router)], name: name)
+        let engine = try spawn(router, [masqd, "run"] + engineOptions(router) + haOptions(router) + extra + ["--control", controlPath(router)], name: name)
         let ready = Semantics.waitUntil(timeout: 10) { (try? stats(router, masqd: masqd)) != nil || !engine.isRunning }
         guard ready, engine.isRunning else { throw IntegrationFailure("\(name) did not come up:\n\(engine.output)") }
         return engine
@@ -178,6 +227,19 @@ final class HATopology: @unchecked Sendable {
         kill(masqd.pid, SIGKILL)
         try Shell.check(["ip", "-n", namespace(router), "link", "set", "lan0", "down"])
         try Shell.check(["ip", "-n", namespace(router), "link", "set", "wan0", "down"])
+    }
+
+    /// `killRouter`, then waits until the peer is active: the seconds that took, and the
+    /// peer's stats then. `peerLog`: what to show when it never takes over.
+    func killAndTakeOver(_ router: Node, keepalived: BackgroundProcess, keepalivedName: String, engine: BackgroundProcess,
+                         masqd: String, peerLog: () -> String) throws -> (seconds: Double, stats: [String: Int]) {
+        let peer = Self.peer(of: router)
+        let killed = Date()
+        try killRouter(router, keepalived: keepalived, keepalivedName: keepalivedName, masqd: engine)
+        let tookOver = Semantics.waitUntil(timeout: 10) { (try? stats(peer, masqd: masqd))?["role_active"] == 1 }
+        let seconds = Date().timeIntervalSince(killed)
+        guard tookOver else { throw IntegrationFailure("\(peer) never became active:\n\(peerLog())") }
+        return (seconds, try stats(peer, masqd: masqd))
     }
 
     /// The router boots again: no virtual address left on it (a reboot clears them), links up.

@@ -5,7 +5,8 @@ import Testing
 
 // The sync channel without sockets or root (issue #18): SHA-256 and HMAC-SHA256 against the
 // published vectors, the message decoder's drops, the anti-replay window, the key file's
-// checks, and two SyncSessions exchanging a full resync over a lossy, reordering "link".
+// checks, and two SyncSessions exchanging a full resync, then increments, over a lossy,
+// reordering "link" (SyncIncrementTests: the increments' codec, queue and ordering).
 
 private func hex(_ text: String) -> [UInt8] {
     var bytes: [UInt8] = []
@@ -75,7 +76,11 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
     @Test("every kind encodes and decodes back; the header's bytes are where the format says")
     func roundTrip() throws {
         let bodies: [SyncMessage.Body] = [
-            .hello(active: true), .hello(active: false),
+            .hello(active: true, wantsResync: false), .hello(active: false, wantsResync: true),
+            .increments(SyncIncrementBatch(number: 3, wallClock: 77, records: [
+                SyncIncrement(kind: 3, reason: 1, protocolNumber: 6, internalAddress: 0xC000_020A, internalPort: 40000,
+                              externalPort: 1024, externalAddress: 0xCB00_7101, remoteAddress: 0xC633_6402, remotePort: 80)])),
+            .incrementAck(epoch: 99, through: 4, missingTo: 9),
             .chunk(resync: 7, index: 2, count: 3, data: [1, 2, 3]),
             .ack(epoch: 99, resync: 7, received: 3),
             .nack(epoch: 99, resync: 7, from: 1, to: 2),
@@ -83,7 +88,7 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         for body in bodies {
             let message = SyncMessage(epoch: 0x0102030405060708, sequence: 0x1112131415161718, body: body)
             let bytes = message.encoded(with: mac)
-            #expect(Array(bytes[0..<5]) == Array("MQSY".utf8) + [1])
+            #expect(Array(bytes[0..<5]) == Array("MQSY".utf8) + [2])
             #expect(Array(bytes[8..<24]) == [1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18])
             #expect(Int(bytes[6]) << 8 | Int(bytes[7]) == bytes.count - 24 - 32)
             // The MAC is HMAC-SHA256 of everything before it, checked with the reference MAC above.
@@ -132,6 +137,11 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         #expect(window.admit(epoch: 10, sequence: 100) == .drop(.stale)) // too far behind to tell
         #expect(window.admit(epoch: 10, sequence: 137) == .accept(newEpoch: false)) // inside the 64-message window
         #expect(window.admit(epoch: 9, sequence: 500) == .drop(.stale)) // the peer's previous life
+        // Once the current epoch is silent, an older one is a restart whose clock stepped back.
+        var stepped = window
+        #expect(stepped.admit(epoch: 3, sequence: 1, currentSilent: true) == .accept(newEpoch: true))
+        #expect(stepped.admit(epoch: 10, sequence: 201, currentSilent: false) == .accept(newEpoch: true), "(a newer epoch always is)")
+        #expect(stepped.admit(epoch: 3, sequence: 2, currentSilent: false) == .drop(.stale))
         #expect(window.admit(epoch: 11, sequence: 1) == .accept(newEpoch: true))
         #expect(window.admit(epoch: 10, sequence: 201) == .drop(.stale))
     }
@@ -244,7 +254,7 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
             }
             standby.poll(now: now, active: false) { link.toActive.append($0); return true }
             for datagram in link.toStandby {
-                if let done = standby.receive(datagram, fromPeer: true, now: now, active: false) { received = done }
+                for case .snapshot(let done) in standby.receive(datagram, fromPeer: true, now: now, active: false) { received = done }
             }
             for datagram in link.toActive { _ = active.receive(datagram, fromPeer: true, now: now, active: true) }
             link = Link()
@@ -319,12 +329,12 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         #expect(started && queue.chunkCount == 3)
         _ = queue.sendDue(now: 10, after: 1_000, budget: 10) { _, _ in true }
         queue.acknowledge(resync: 1, received: 2)
-        queue.resendRequested(resync: 1, from: 0, to: 1)
-        queue.resendRequested(resync: 1, from: 7, to: 9)
-        queue.resendRequested(resync: 2, from: 0, to: 2)
+        queue.resendRequested(resync: 1, from: 0, to: 1, now: 1_000_000_000)
+        queue.resendRequested(resync: 1, from: 7, to: 9, now: 1_000_000_000)
+        queue.resendRequested(resync: 2, from: 0, to: 2, now: 1_000_000_000)
         let none = queue.sendDue(now: 20, after: 1_000, budget: 10) { _, _ in true }
         #expect(none == (0, 0))
-        queue.resendRequested(resync: 1, from: 0, to: 2)
+        queue.resendRequested(resync: 1, from: 0, to: 2, now: 1_000_000_000)
         var resent: [UInt32] = []
         let again = queue.sendDue(now: 30, after: 1_000, budget: 10) { index, _ in resent.append(index); return true }
         #expect(again == (0, 1))
@@ -338,11 +348,195 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         var standby = SyncSession(key: Self.key, epoch: 200, resyncInterval: 1_000_000_000, maxChunks: 1000)
         let forger = HMACSHA256(key: Array("not the shared secret, but long".utf8))
         let forged = SyncMessage(epoch: 999, sequence: 1, body: .chunk(resync: 1, index: 0, count: 1, data: [1])).encoded(with: forger)
-        #expect(standby.receive(forged, fromPeer: true, now: 1, active: false) == nil)
-        #expect(standby.receive(forged, fromPeer: false, now: 1, active: false) == nil)
+        #expect(standby.receive(forged, fromPeer: true, now: 1, active: false).isEmpty)
+        #expect(standby.receive(forged, fromPeer: false, now: 1, active: false).isEmpty)
         #expect(standby.counters.drops(.badHMAC) == 1)
         #expect(standby.counters.drops(.notPeer) == 1)
         #expect(standby.counters.messagesReceived == 0)
         #expect(standby.counters.peerConnects == 0)
+    }
+}
+
+/// Increments (Sync/SyncIncrement*.swift): the codec's drops, the active's queue, the
+/// standby's ordering and replay onto a resync, and two sessions streaming increments over a
+/// lossy link after a full resync.
+@Suite struct SyncIncrementTests {
+    static let key = SyncSessionTests.key
+    let mac = HMACSHA256(key: SyncSessionTests.key)
+
+    static func record(_ n: Int, kind: UInt8 = 3) -> SyncIncrement {
+        SyncIncrement(kind: kind, reason: 1, protocolNumber: 17, internalAddress: 0xC000_0200 | UInt32(n & 0xff), internalPort: UInt16(1000 + n),
+                      externalPort: UInt16(2000 + n), externalAddress: 0xCB00_7101, remoteAddress: 0xC633_6402, remotePort: 53)
+    }
+
+    static func batch(_ number: UInt64, records: Int = 1) -> SyncIncrementBatch {
+        SyncIncrementBatch(number: number, wallClock: 1_000 + number, records: (0..<records).map { record(Int(number) * 10 + $0) })
+    }
+
+    @Test("an increment record is 22 bytes where the format says; bad kinds, lengths, numbers and gap ranges are dropped")
+    func codec() {
+        var bytes: [UInt8] = []
+        Self.record(5).encode(into: &bytes)
+        #expect(bytes == [3, 1, 17, 0, 0xC0, 0, 2, 5, 0x03, 0xED, 0x07, 0xD5, 0xCB, 0, 0x71, 1, 0xC6, 0x33, 0x64, 2, 0, 53])
+        #expect(SyncIncrement.decode(bytes, at: 0) == Self.record(5))
+        let full = SyncMessage(epoch: 5, sequence: 1, body: .increments(SyncIncrementBatch(number: 1, wallClock: 2,
+                                                                                           records: (0..<SyncMessage.maxIncrements).map { Self.record($0) })))
+        let encoded = full.encoded(with: mac)
+        #expect(encoded.count <= SyncMessage.maxSize && SyncMessage.maxIncrements == 54)
+        #expect(SyncMessage.decode(encoded, mac: mac) == .success(full))
+        func resigned(_ change: (inout [UInt8]) -> Void, _ body: SyncMessage.Body = .increments(Self.batch(1))) -> Result<SyncMessage, SyncDropReason> {
+            var signed = Array(SyncMessage(epoch: 5, sequence: 1, body: body).encoded(with: mac).dropLast(32))
+            change(&signed)
+            return SyncMessage.decode(signed + mac.authenticate(signed), mac: mac)
+        }
+        #expect(resigned { $0[24 + 16] = 9 } == .failure(.malformed)) // kind 9
+        #expect(resigned { $0[24 + 16] = 0 } == .failure(.malformed)) // kind 0
+        #expect(resigned { $0[24 + 16 + 3] = 1 } == .failure(.malformed)) // reserved byte
+        #expect(resigned { $0[24 + 7] = 0 } == .failure(.malformed)) // batch number 0
+        #expect(resigned { $0.append(0); $0[7] += 1 } == .failure(.wrongLength)) // a record's length plus one
+        #expect(resigned { $0.removeLast(22); $0[7] -= 22 } == .failure(.wrongLength)) // no record
+        #expect(resigned({ _ in }, .incrementAck(epoch: 1, through: 5, missingTo: 5)) == .failure(.malformed))
+        #expect(resigned({ _ in }, .incrementAck(epoch: 1, through: 5, missingTo: 0)) != .failure(.malformed))
+        #expect(resigned({ $0[25] = 2 }, .hello(active: false, wantsResync: true)) == .failure(.malformed))
+    }
+
+    @Test("the active's queue: numbered in order, acknowledged, resent on a nack, and when full: drops what a resync holds, or overflows")
+    func queue() {
+        var queue = SyncIncrementQueue(capacity: 3)
+        for _ in 0..<3 { #expect(queue.append([Self.record(1)], wallClock: 1, coveredThrough: 0) == .queued) }
+        var sent: [UInt64] = []
+        #expect(queue.sendDue(now: 10, after: 100, budget: 2) { b, _ in sent.append(b.number); return true } == (2, 0))
+        #expect(queue.sendDue(now: 20, after: 100, budget: 10) { b, _ in sent.append(b.number); return true } == (1, 0))
+        #expect(sent == [1, 2, 3])
+        queue.acknowledge(through: 1)
+        #expect(queue.outstanding == 2 && queue.firstHeld == 2)
+        let held = queue.resendRequested(from: 3, to: 3, now: 1_000_000_000)
+        #expect(held)
+        sent = []
+        #expect(queue.sendDue(now: 30, after: 100, budget: 10) { b, _ in sent.append(b.number); return true } == (0, 1))
+        #expect(sent == [3])
+        let gone = !queue.resendRequested(from: 1, to: 2, now: 1_000_000_000)
+        #expect(gone, "batch 1 is acknowledged and gone: only a resync serves a nack for it")
+        #expect(queue.sendDue(now: 130, after: 100, budget: 10) { _, _ in true } == (0, 2), "no ack within the delay: both again")
+        let soon = queue.resendRequested(from: 2, to: 3, now: 140)
+        #expect(soon && queue.sendDue(now: 150, after: 100, budget: 10) { _, _ in true } == (0, 0),
+                "a nack within the holdoff of the last send is about the send before: nothing again")
+        #expect(queue.append([Self.record(4)], wallClock: 1, coveredThrough: 0) == .queued)
+        #expect(queue.append([Self.record(5)], wallClock: 1, coveredThrough: 2) == .droppedCovered)
+        #expect(queue.firstHeld == 3 && queue.lastNumber == 5)
+        #expect(queue.append([Self.record(6)], wallClock: 1, coveredThrough: 2) == .overflowed)
+        #expect(queue.firstHeld == 6 && queue.outstanding == 1)
+    }
+
+    @Test("the standby's inbox: in order only, a gap waits and is reported, a resync replays the batches after its base")
+    func inbox() {
+        var inbox = SyncIncrementInbox(maxRecords: 100)
+        #expect(inbox.add(Self.batch(1)).isEmpty && inbox.applied == nil, "nothing applies before the first resync")
+        #expect(inbox.rebase(0).map(\.number) == [1])
+        #expect(inbox.add(Self.batch(3)).isEmpty)
+        #expect(inbox.gap == 2...2)
+        #expect(inbox.add(Self.batch(2)).map(\.number) == [2, 3])
+        #expect(inbox.add(Self.batch(2)).isEmpty, "a duplicate")
+        #expect(inbox.gap == nil && inbox.applied == 3)
+        // A resync exported after batch 1 arrives after batches 2 and 3 were applied to the old copy: they go again onto it.
+        #expect(inbox.rebase(1).map(\.number) == [2, 3])
+        #expect(!inbox.needsResync && inbox.applied == 3)
+        // A newer resync than everything applied: nothing to replay; later batches follow it.
+        #expect(inbox.rebase(7).isEmpty && inbox.applied == 7)
+        #expect(inbox.add(Self.batch(5)).isEmpty)
+        #expect(inbox.add(Self.batch(8)).map(\.number) == [8])
+        // Too much waiting: dropped (a gap the active fills), never over the cap.
+        var small = SyncIncrementInbox(maxRecords: 20)
+        _ = small.rebase(0)
+        #expect(small.add(Self.batch(2, records: 8)).isEmpty)
+        #expect(small.add(Self.batch(3, records: 13)).isEmpty && small.droppedBatches == 1 && small.waitingCount == 1)
+        #expect(small.gap == 1...1)
+        // Kept batches are forgotten past the cap: a resync older than them cannot be brought up to date.
+        #expect(small.add(Self.batch(1, records: 8)).map(\.number) == [1, 2])
+        #expect(small.add(Self.batch(3, records: 8)).map(\.number) == [3])
+        #expect(small.rebase(0).map(\.number) == [2, 3] && small.needsResync)
+        #expect(small.rebase(3).isEmpty && !small.needsResync)
+    }
+
+    /// The active and standby over a link that loses every `loseEvery`-th datagram to the standby.
+    struct Pair {
+        var active = SyncSession(key: SyncIncrementTests.key, epoch: 100, resyncInterval: 60_000_000_000, maxChunks: 1000)
+        var standby = SyncSession(key: SyncIncrementTests.key, epoch: 200, resyncInterval: 60_000_000_000, maxChunks: 1000)
+        var delivered: [SyncDelivery] = []
+        var round = 0
+        var sentToStandby = 0
+        var loseEvery = 0
+        var now: UInt64 { UInt64(1_000_000_000 + round * 10_000_000) }
+
+        mutating func step(state: [UInt8] = [1, 2, 3], _ work: (inout SyncSession, UInt64) -> Void = { _, _ in }) {
+            round += 1
+            let now = self.now
+            work(&active, now)
+            if active.resyncDue(now: now, active: true) { active.startResync(state, now: now) }
+            var toStandby: [[UInt8]] = [], toActive: [[UInt8]] = []
+            let lose = loseEvery
+            var sent = sentToStandby
+            active.poll(now: now, active: true) { d in sent += 1; if lose == 0 || sent % lose != 0 { toStandby.append(d) }; return true }
+            sentToStandby = sent
+            standby.poll(now: now, active: false) { toActive.append($0); return true }
+            for d in toStandby { delivered += standby.receive(d, fromPeer: true, now: now, active: false) }
+            for d in toActive { _ = active.receive(d, fromPeer: true, now: now, active: true) }
+        }
+    }
+
+    @Test("after a resync, increments stream in order over a lossy link; acks empty the active's queue; the resync came once")
+    func streamed() {
+        var pair = Pair()
+        pair.loseEvery = 4
+        for _ in 0..<100 { pair.step() } // the standby asks, the resync crosses
+        #expect(pair.delivered.first == .snapshot([1, 2, 3]) && !pair.standby.wantsResync)
+        // 500 increments over 50 rounds, 10 a round.
+        for i in 0..<50 {
+            pair.step { active, now in active.queueIncrements((0..<10).map { Self.record(i * 10 + $0) }, wallClock: 7, now: now) }
+        }
+        for _ in 0..<200 { pair.step() }
+        let records = pair.delivered.flatMap { d -> [SyncIncrement] in if case .increments(let b) = d { b.records } else { [] } }
+        #expect(records == (0..<500).map { Self.record($0) }, "every increment once, in order")
+        #expect(pair.active.outgoingIncrements.outstanding == 0)
+        #expect(pair.active.counters.incrementBatchesResent > 0, "losses were made good by resends")
+        #expect(pair.active.counters.resyncsSent == 1 && pair.active.counters.incrementRecordsSent == 500)
+        #expect(pair.standby.counters.incrementsReceived >= 500)
+        #expect(pair.standby.inbox.applied == pair.active.outgoingIncrements.lastNumber)
+    }
+
+    @Test("a role change starts the copy again: the standby asks for a resync, a new active sends one")
+    func roleChange() {
+        var pair = Pair()
+        for _ in 0..<100 { pair.step() }
+        #expect(pair.active.counters.resyncsSent == 1 && !pair.standby.wantsResync)
+        pair.standby.roleChanged(active: false) // `masqd role standby` again: its copy means nothing now
+        #expect(pair.standby.wantsResync)
+        for _ in 0..<100 { pair.step() }
+        #expect(pair.active.counters.resyncsSent == 2 && pair.active.counters.resyncsRequested == 1 && !pair.standby.wantsResync)
+        pair.active.roleChanged(active: true)
+        #expect(pair.active.resyncDue(now: pair.now, active: true))
+    }
+
+    @Test("lost events, or a standby behind what the active still holds, bring a full resync; its base says which increments it holds")
+    func fallBackToResync() throws {
+        var pair = Pair()
+        for _ in 0..<100 { pair.step() }
+        #expect(pair.active.counters.resyncsSent == 1)
+        pair.step { active, _ in active.eventsLost() }
+        pair.step()
+        #expect(pair.active.counters.resyncsSent == 2 && pair.active.counters.resyncsForLostEvents == 1)
+        // The standby misses more batches than the queue holds, so the active resyncs.
+        pair.loseEvery = 1
+        pair.step(state: [9]) { active, now in
+            for i in 0..<(SyncSession.incrementQueueBatches + 10) { active.queueIncrements([Self.record(i)], wallClock: 7, now: now) }
+        }
+        #expect(pair.active.counters.incrementQueueOverflows == 1)
+        pair.loseEvery = 0
+        pair.delivered = []
+        for _ in 0..<300 { pair.step(state: [9]) }
+        #expect(pair.active.counters.resyncsSent == 3)
+        #expect(pair.delivered.contains(.snapshot([9])))
+        #expect(pair.standby.inbox.applied == pair.active.outgoingIncrements.lastNumber)
+        #expect(pair.active.outgoingIncrements.outstanding == 0)
     }
 }

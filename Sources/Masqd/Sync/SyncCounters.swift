@@ -18,6 +18,22 @@ struct SyncCounters {
     var peerConnects: UInt64 = 0
     /// Datagrams the socket would not take (its buffer full): sent in a later round.
     var sendsDeferred: UInt64 = 0
+    /// Bytes of full resync chunks sent (resends included), and of increment messages.
+    var resyncBytesSent: UInt64 = 0
+    var incrementBytesSent: UInt64 = 0
+    /// Increment records sent the first time (in batches), batches sent and sent again.
+    var incrementRecordsSent: UInt64 = 0
+    var incrementBatchesSent: UInt64 = 0
+    var incrementBatchesResent: UInt64 = 0
+    /// Increment records the standby received (in accepted batches), and applied to its copy.
+    var incrementsReceived: UInt64 = 0
+    var incrementsApplied: UInt64 = 0
+    /// Full resyncs wanted because: the translator lost events; the increment queue was full
+    /// of batches no resync held; the standby missed batches no longer held; it asked.
+    var resyncsForLostEvents: UInt64 = 0
+    var incrementQueueOverflows: UInt64 = 0
+    var resyncsForIncrementsLost: UInt64 = 0
+    var resyncsRequested: UInt64 = 0
 
     func drops(_ reason: SyncDropReason) -> UInt64 { dropped[reason] ?? 0 }
     mutating func drop(_ reason: SyncDropReason) { dropped[reason, default: 0] &+= 1 }

@@ -1,21 +1,26 @@
 // One message of the sync channel between two routers (UDP, one message per datagram).
 // Big-endian:
 //
-//   0  magic "MQSY"   4  version (1)   5  kind   6  payload length
+//   0  magic "MQSY"   4  version (2)   5  kind   6  payload length
 //   8  sender epoch: the sender's start time (wall clock, ns), so a restarted peer's sequence
 //      numbers are told from a replay of its old ones (an older epoch is stale)
 //   16 sequence number (from 1, per epoch, every message): replays are refused by it
 //   24 payload   then HMAC-SHA256 (32 bytes) of everything before it, under the shared key
 //
-// Payloads: hello (4: role, 3 reserved), chunk of a full resync (12 + data: resync id,
-// index, count), ack (16: the sender epoch and resync acknowledged, and how many of its
-// chunks from the first arrived without a gap), nack (20: the epoch and resync, first and
-// last missing chunk). What must arrive (the chunks) is made reliable by chunk index, as
-// FTFW does by sequence: acks, nacks, resends. No imports: the fuzz target compiles this
-// file with SHA256.swift and HMACSHA256.swift.
+// Payloads: hello (4: role, wants a full resync, 2 reserved), chunk of a full resync (12 +
+// data: resync id, index, count; the resync's data is the number of the last increment
+// batch it includes, 8 bytes, then the encoded state), ack (16: the sender epoch and resync
+// acknowledged, and how many of its chunks from the first arrived without a gap), nack (20:
+// the epoch and resync, first and last missing chunk), increments (16 + 22 × n, n 1-54: the
+// batch number, the sender's wall clock, the records; SyncIncrement.swift), increment ack
+// (24: the sender epoch, the last batch applied, the last batch of a gap after it or 0).
+// What must arrive (chunks, increment batches) is made reliable by number, as FTFW does by
+// sequence: acks, nacks, resends. Version 2 added the increments, the hello's flag and the
+// resync's base: a version 1 peer's messages are refused as malformed. No imports: the fuzz
+// target compiles this file with SHA256.swift and HMACSHA256.swift.
 
 enum SyncMessageKind: UInt8, Sendable {
-    case hello = 1, chunk = 2, ack = 3, nack = 4
+    case hello = 1, chunk = 2, ack = 3, nack = 4, increments = 5, incrementAck = 6
 }
 
 /// Why a received datagram was dropped (each has a counter).
@@ -37,10 +42,14 @@ enum SyncDropReason: String, CaseIterable, Sendable, Error {
 
 struct SyncMessage: Equatable, Sendable {
     enum Body: Equatable, Sendable {
-        case hello(active: Bool)
+        /// `wantsResync`: a standby whose copy is missing or cannot be brought up to date.
+        case hello(active: Bool, wantsResync: Bool)
         case chunk(resync: UInt32, index: UInt32, count: UInt32, data: [UInt8])
         case ack(epoch: UInt64, resync: UInt32, received: UInt32)
         case nack(epoch: UInt64, resync: UInt32, from: UInt32, to: UInt32)
+        case increments(SyncIncrementBatch)
+        /// Batches up to `through` applied; `missingTo` > 0: through+1...missingTo did not arrive.
+        case incrementAck(epoch: UInt64, through: UInt64, missingTo: UInt64)
     }
 
     var epoch: UInt64
@@ -55,7 +64,9 @@ struct SyncMessage: Equatable, Sendable {
     /// No resync has more chunks than this (about 5 GB); the receiver's own cap is lower.
     static let maxChunkCount: UInt32 = 1 << 22
     static let magic: [UInt8] = Array("MQSY".utf8)
-    static let version: UInt8 = 1
+    static let version: UInt8 = 2
+    /// Increment records per message: a message stays within the chunk's size.
+    static let maxIncrements = (maxChunkData + 12 - 16) / SyncIncrement.size
 
     var kind: SyncMessageKind {
         switch body {
@@ -63,6 +74,8 @@ struct SyncMessage: Equatable, Sendable {
         case .chunk: .chunk
         case .ack: .ack
         case .nack: .nack
+        case .increments: .increments
+        case .incrementAck: .incrementAck
         }
     }
 
@@ -70,7 +83,7 @@ struct SyncMessage: Equatable, Sendable {
     func encoded(with mac: HMACSHA256) -> [UInt8] {
         var payload: [UInt8] = []
         switch body {
-        case .hello(let active): payload = [active ? 1 : 0, 0, 0, 0]
+        case .hello(let active, let wantsResync): payload = [active ? 1 : 0, wantsResync ? 1 : 0, 0, 0]
         case .chunk(let resync, let index, let count, let data):
             Self.put32(resync, &payload); Self.put32(index, &payload); Self.put32(count, &payload)
             payload += data
@@ -78,6 +91,11 @@ struct SyncMessage: Equatable, Sendable {
             Self.put64(epoch, &payload); Self.put32(resync, &payload); Self.put32(received, &payload)
         case .nack(let epoch, let resync, let from, let to):
             Self.put64(epoch, &payload); Self.put32(resync, &payload); Self.put32(from, &payload); Self.put32(to, &payload)
+        case .increments(let batch):
+            Self.put64(batch.number, &payload); Self.put64(batch.wallClock, &payload)
+            for record in batch.records { record.encode(into: &payload) }
+        case .incrementAck(let epoch, let through, let missingTo):
+            Self.put64(epoch, &payload); Self.put64(through, &payload); Self.put64(missingTo, &payload)
         }
         var bytes = Self.magic + [Self.version, kind.rawValue, UInt8(payload.count >> 8), UInt8(truncatingIfNeeded: payload.count)]
         bytes.reserveCapacity(Self.headerSize + payload.count + Self.macSize)
@@ -101,8 +119,8 @@ struct SyncMessage: Equatable, Sendable {
         switch kind {
         case .hello:
             guard length == 4 else { return .failure(.wrongLength) }
-            guard bytes[p] <= 1, bytes[p + 1] == 0, bytes[p + 2] == 0, bytes[p + 3] == 0 else { return .failure(.malformed) }
-            body = .hello(active: bytes[p] == 1)
+            guard bytes[p] <= 1, bytes[p + 1] <= 1, bytes[p + 2] == 0, bytes[p + 3] == 0 else { return .failure(.malformed) }
+            body = .hello(active: bytes[p] == 1, wantsResync: bytes[p + 1] == 1)
         case .chunk:
             guard length > 12 else { return .failure(.wrongLength) }
             let count = get32(bytes, p + 8), index = get32(bytes, p + 4)
@@ -116,6 +134,23 @@ struct SyncMessage: Equatable, Sendable {
             let from = get32(bytes, p + 12), to = get32(bytes, p + 16)
             guard from <= to else { return .failure(.malformed) }
             body = .nack(epoch: get64(bytes, p), resync: get32(bytes, p + 8), from: from, to: to)
+        case .increments:
+            let count = (length - 16) / SyncIncrement.size
+            guard length > 16, (length - 16) % SyncIncrement.size == 0, count <= maxIncrements else { return .failure(.wrongLength) }
+            var records: [SyncIncrement] = []
+            records.reserveCapacity(count)
+            for i in 0..<count {
+                guard let record = SyncIncrement.decode(bytes, at: p + 16 + i * SyncIncrement.size) else { return .failure(.malformed) }
+                records.append(record)
+            }
+            let number = get64(bytes, p)
+            guard number >= 1 else { return .failure(.malformed) }
+            body = .increments(SyncIncrementBatch(number: number, wallClock: get64(bytes, p + 8), records: records))
+        case .incrementAck:
+            guard length == 24 else { return .failure(.wrongLength) }
+            let through = get64(bytes, p + 8), missingTo = get64(bytes, p + 16)
+            guard missingTo == 0 || missingTo > through else { return .failure(.malformed) }
+            body = .incrementAck(epoch: get64(bytes, p), through: through, missingTo: missingTo)
         }
         let sequence = get64(bytes, 16)
         guard sequence >= 1 else { return .failure(.malformed) }

@@ -39,11 +39,16 @@ struct SyncResendQueue {
         acknowledged = max(acknowledged, min(Int(received), chunkCount))
     }
 
-    /// The standby misses chunks from...to of `resync`: they are sent again next.
-    mutating func resendRequested(resync: UInt32, from: UInt32, to: UInt32) {
+    /// A nack within this long of a chunk's last send is taken to be about the send before
+    /// (the standby nacks a gap at each later chunk of a burst): not sent yet again.
+    static let nackHoldoff: UInt64 = 50_000_000
+
+    /// The standby misses chunks from...to of `resync`: they are sent again next (those sent
+    /// within `nackHoldoff` before `now` excepted).
+    mutating func resendRequested(resync: UInt32, from: UInt32, to: UInt32, now: UInt64) {
         let first = max(Int(from), acknowledged), last = min(Int(to), chunkCount - 1)
         guard resync == self.resync, first <= last else { return } // nothing asked that is still owed
-        for i in first...last where lastSent[i] != 0 {
+        for i in first...last where lastSent[i] != 0 && (lastSent[i] == Self.dueNow || now &- lastSent[i] >= Self.nackHoldoff) {
             lastSent[i] = Self.dueNow
         }
     }

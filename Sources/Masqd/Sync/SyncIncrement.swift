@@ -1,0 +1,55 @@
+// Increments: what the active's translator made or removed since the last full resync, one
+// record per NAT event (NATCore's NATEvent; mappings and sessions created, established,
+// removed), streamed in numbered batches between resyncs so that a takeover continues the
+// flows made since the last one. A batch's number is per sender epoch, from 1, one per batch
+// (not per message): the standby applies batches in that order, acks the last it applied and
+// nacks a gap; the active resends (SyncIncrementQueue). Record, 22 bytes, big-endian:
+//
+//   0 kind (NATEventKind's raw value)   1 reason (NATEventReason's)   2 protocol   3 reserved 0
+//   4 internal address   8 internal port   10 external port   12 external address
+//   16 remote address   20 remote port   (a mapping's remote is 0.0.0.0:0)
+//
+// No imports (compiled into the fuzz target): the engine converts to and from NATEvent.
+
+struct SyncIncrement: Equatable, Sendable {
+    var kind: UInt8
+    var reason: UInt8
+    var protocolNumber: UInt8
+    var internalAddress: UInt32
+    var internalPort: UInt16
+    var externalPort: UInt16
+    var externalAddress: UInt32
+    var remoteAddress: UInt32 = 0
+    var remotePort: UInt16 = 0
+
+    static let size = 22
+    /// Kinds 1-5 (NATEventKind's mapping and session kinds); any other record is malformed.
+    static let kinds: ClosedRange<UInt8> = 1...5
+
+    func encode(into out: inout [UInt8]) {
+        out += [kind, reason, protocolNumber, 0]
+        SyncMessage.put32(internalAddress, &out)
+        out += [UInt8(internalPort >> 8), UInt8(truncatingIfNeeded: internalPort), UInt8(externalPort >> 8), UInt8(truncatingIfNeeded: externalPort)]
+        SyncMessage.put32(externalAddress, &out)
+        SyncMessage.put32(remoteAddress, &out)
+        out += [UInt8(remotePort >> 8), UInt8(truncatingIfNeeded: remotePort)]
+    }
+
+    /// The record at `offset` (`size` bytes there), or nil when its kind or reserved byte is wrong.
+    static func decode(_ b: [UInt8], at offset: Int) -> SyncIncrement? {
+        guard kinds.contains(b[offset]), b[offset + 3] == 0 else { return nil }
+        func get16(_ i: Int) -> UInt16 { UInt16(b[offset + i]) << 8 | UInt16(b[offset + i + 1]) }
+        return SyncIncrement(kind: b[offset], reason: b[offset + 1], protocolNumber: b[offset + 2],
+                             internalAddress: SyncMessage.get32(b, offset + 4), internalPort: get16(8), externalPort: get16(10),
+                             externalAddress: SyncMessage.get32(b, offset + 12), remoteAddress: SyncMessage.get32(b, offset + 16),
+                             remotePort: get16(20))
+    }
+}
+
+/// One batch of increments: its number, the active's wall clock when it was made (ns since
+/// 1970: the lifetimes the standby keeps are deadlines on that clock), the records.
+struct SyncIncrementBatch: Equatable, Sendable {
+    var number: UInt64
+    var wallClock: UInt64
+    var records: [SyncIncrement]
+}

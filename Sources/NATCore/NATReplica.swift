@@ -1,0 +1,148 @@
+// An HA standby's copy of its peer's translation state (issue #18): the latest full resync
+// (a state snapshot) with the peer's increments applied on top — its NAT events, mappings
+// and sessions created, established and removed — keyed by tuple so each applies at once.
+// At takeover it becomes a snapshot again and is restored as a state file is, so every
+// mapping keeps its external address and port.
+//
+// Lifetimes are deadlines on the peer's wall clock (the resync's save time plus what was
+// left; an increment's batch time plus the timeout of the session's state). The events do
+// not say when a session last saw a packet, so a deadline can pass on a flow still in use;
+// such a flow is still live on the peer (its removal would have come as an event), so the
+// snapshot gives it at least `minimumRemaining`. Helper connection state, address-only flows
+// and redirected connections come only with full resyncs.
+
+public struct NATReplica: Sendable {
+    struct MappingKey: Hashable, Sendable {
+        var protocolNumber: UInt8
+        var internalAddress: UInt32
+        var internalPort: UInt16
+    }
+
+    struct SessionKey: Hashable, Sendable {
+        var mapping: MappingKey
+        var remoteAddress: UInt32
+        var remotePort: UInt16
+    }
+
+    struct MappingEntry: Sendable {
+        var externalPort: UInt16
+        var externalIndex: UInt8
+        var isStatic: Bool
+    }
+
+    struct SessionEntry: Sendable {
+        var tcpState: TCPSessionState
+        var tcpFlagsSeen: UInt8
+        /// Peer wall clock, ns since 1970.
+        var expires: UInt64
+        /// Index into `base.helperConnections` (from the resync), or nil.
+        var helper: Int?
+    }
+
+    /// The resync: its header fields, helper records, address-only flows and redirects.
+    private var base: NATStateSnapshot
+    private var mappings: [MappingKey: MappingEntry] = [:]
+    private var sessions: [SessionKey: SessionEntry] = [:]
+    /// The peer's wall clock at the resync's save or the latest increment.
+    public private(set) var updatedAt: UInt64
+
+    public var sessionCount: Int { sessions.count }
+    public var mappingCount: Int { mappings.count }
+
+    public init(_ snapshot: NATStateSnapshot) {
+        base = snapshot
+        updatedAt = snapshot.savedAt
+        mappings.reserveCapacity(snapshot.mappings.count)
+        sessions.reserveCapacity(snapshot.sessions.count)
+        var keys: [MappingKey] = []
+        keys.reserveCapacity(snapshot.mappings.count)
+        for m in snapshot.mappings {
+            let key = MappingKey(protocolNumber: m.protocolNumber, internalAddress: m.internalAddress, internalPort: m.internalPort)
+            keys.append(key)
+            mappings[key] = MappingEntry(externalPort: m.externalPort, externalIndex: m.externalIndex, isStatic: m.isStatic)
+        }
+        for s in snapshot.sessions where s.mapping >= 0 && s.mapping < keys.count {
+            sessions[SessionKey(mapping: keys[s.mapping], remoteAddress: s.remoteAddress, remotePort: s.remotePort)] =
+                SessionEntry(tcpState: s.tcpState, tcpFlagsSeen: s.tcpFlagsSeen, expires: snapshot.savedAt &+ s.remaining.nanoseconds, helper: s.helper)
+        }
+        base.mappings = []
+        base.sessions = []
+    }
+
+    /// Applies one of the peer's events, made at `wallClock` (its clock). `configuration`:
+    /// this router's (the same timeouts and pools as the peer's). Returns false when it
+    /// changed nothing (a removal of what is not here, an event of another kind).
+    @discardableResult
+    public mutating func apply(_ event: NATEvent, wallClock: UInt64, configuration: NATConfiguration) -> Bool {
+        updatedAt = max(updatedAt, wallClock)
+        let mappingKey = MappingKey(protocolNumber: event.protocolNumber, internalAddress: event.internalAddress, internalPort: event.internalPort)
+        let sessionKey = SessionKey(mapping: mappingKey, remoteAddress: event.remoteAddress, remotePort: event.remotePort)
+        switch event.kind {
+        case .mappingCreated:
+            mappings[mappingKey] = MappingEntry(externalPort: event.externalPort, externalIndex: externalIndex(event, configuration),
+                                                isStatic: event.reason == .portForward)
+            return true
+        case .mappingRemoved:
+            return mappings.removeValue(forKey: mappingKey) != nil
+        case .sessionCreated:
+            if mappings[mappingKey] == nil { // its mapping's event was lost to us: the session carries it
+                mappings[mappingKey] = MappingEntry(externalPort: event.externalPort, externalIndex: externalIndex(event, configuration), isStatic: false)
+            }
+            let state: TCPSessionState = event.protocolNumber == IPProtocolNumber.tcp ? .opening : .none
+            let flags = event.reason == .inbound || event.reason == .expectation ? TCPSessionState.openedInbound : 0
+            let timeout = configuration.timeouts.timeout(protocolNumber: event.protocolNumber, tcpState: state)
+            let helper = sessions[sessionKey]?.helper
+            sessions[sessionKey] = SessionEntry(tcpState: state, tcpFlagsSeen: flags, expires: wallClock &+ timeout.nanoseconds, helper: helper)
+            return true
+        case .sessionEstablished:
+            guard var session = sessions[sessionKey] else { return false }
+            if event.protocolNumber == IPProtocolNumber.tcp { session.tcpState = .established }
+            let timeout = configuration.timeouts.timeout(protocolNumber: event.protocolNumber, tcpState: session.tcpState)
+            session.expires = max(session.expires, wallClock &+ timeout.nanoseconds)
+            sessions[sessionKey] = session
+            return true
+        case .sessionRemoved:
+            return sessions.removeValue(forKey: sessionKey) != nil
+        }
+    }
+
+    /// The event's external address as an index: 0 the WAN address, i the i-th pool address.
+    private mutating func externalIndex(_ event: NATEvent, _ configuration: NATConfiguration) -> UInt8 {
+        if let i = configuration.sourcePools.addresses.firstIndex(where: { $0.value == event.externalAddress }), i < 255 {
+            return UInt8(i + 1)
+        }
+        // The WAN address: the peer's (a changed one flushed everything made with the old one).
+        if event.externalAddress != 0 { base.externalAddress = IPv4Address(event.externalAddress) }
+        return 0
+    }
+
+    /// The copy as a snapshot saved at `savedAt` (the peer's clock: `updatedAt`, or this
+    /// router's now), each session with at least `minimumRemaining` left.
+    public func snapshot(savedAt: UInt64, minimumRemaining: NATDuration) -> NATStateSnapshot {
+        var snapshot = base
+        snapshot.savedAt = savedAt
+        snapshot.helperConnections = [] // only those of sessions still here, renumbered
+        var mappingIndex: [MappingKey: Int] = [:]
+        snapshot.sessions.reserveCapacity(sessions.count)
+        for (key, session) in sessions {
+            guard let mapping = mappings[key.mapping] else { continue } // removed: its sessions went first
+            let index: Int
+            if let known = mappingIndex[key.mapping] {
+                index = known
+            } else {
+                index = snapshot.mappings.count
+                mappingIndex[key.mapping] = index
+                snapshot.mappings.append(.init(protocolNumber: key.mapping.protocolNumber, isStatic: mapping.isStatic,
+                                               internalAddress: key.mapping.internalAddress, internalPort: key.mapping.internalPort,
+                                               externalPort: mapping.externalPort, externalIndex: mapping.externalIndex))
+            }
+            let left = session.expires > savedAt ? session.expires - savedAt : 0
+            let remaining = min(max(NATDuration(nanoseconds: left), minimumRemaining), snapshot.longestTimeout)
+            snapshot.sessions.append(.init(mapping: index, remoteAddress: key.remoteAddress, remotePort: key.remotePort,
+                                           tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen, remaining: remaining,
+                                           helper: session.helper.map { _ in snapshot.helperConnections.count }))
+            if let helper = session.helper { snapshot.helperConnections.append(base.helperConnections[helper]) }
+        }
+        return snapshot
+    }
+}
