@@ -49,7 +49,7 @@ if [ $# -eq 0 ] && [ "${MASQD_SKIP_FAST_PATH_MODE:-0}" != 1 ]; then
   # --fast-path on every engine the shared topologies start (MASQD_TEST_FAST_PATH=1,
   # IntegrationSupport). Only in a full run; MASQD_SKIP_FAST_PATH_MODE=1 leaves it out.
   MASQD_TEST_FAST_PATH=1 swift test --skip-build \
-    --filter 'MasqueradeTests|NATSemanticsTests|FTPTests|HairpinTests|TCPGuardTests|StateRestartTests'
+    --filter 'MasqueradeTests|NATSemanticsTests|FTPTests|TFTPTests|HairpinTests|FragmentTests|TCPGuardTests|StateRestartTests|ReloadAndMetricsTests'
 fi
 
 if [ "${MASQD_SKIP_BENCH_GATE:-0}" != 1 ]; then
