@@ -68,7 +68,7 @@ extension QueueWorker {
             verdict(packet, .drop, rewritten: false)
             return
         }
-        if direction == .inbound, FastPath.isTCPFinOrReset(packet.payload), let fastPath = events.fastPath {
+        if let fastPath = events.fastPath, direction == .inbound, FastPath.isTCPFinOrReset(packet.payload) {
             fastPath.resyncWindow(packet.payload, translator: translator)
         }
         let checksum = PacketChecksumState(checksumNotReady: packet.checksumNotReady, isGSO: packet.isGSO)
