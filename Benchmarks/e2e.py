@@ -9,6 +9,9 @@ side by side in one run on one namespace topology (client -> router -> server):
   masqd      masqd translating (same iptables steering rules as nfq_echo)
   masqd-Nq   with --queues N: masqd with N queues, one worker each, sharing one state; the
              two directions of the one flow hash to different queues (--queue-balance)
+  masqd-fastpath  masqd --fast-path: established flows translated by its tc-BPF program
+             (needs masqd_fastpath.bpf.o next to the binary: Deploy/build-bpf.sh); run when
+             that object exists or when named in --modes
 
 For each mode, in interleaved rounds: iperf3 TCP throughput, iperf3 UDP packet rate with
 64-byte payloads, and sockperf UDP ping-pong round-trip latency (p50/p99). Prints medians
@@ -35,6 +38,7 @@ CLIENT, ROUTER, SERVER = f"{PREFIX}-c", f"{PREFIX}-r", f"{PREFIX}-s"
 CLIENT_ADDR, ROUTER_LAN, ROUTER_WAN, SERVER_ADDR = "192.0.2.10", "192.0.2.1", "203.0.113.1", "203.0.113.2"
 QUEUE = 7
 MODES = ["plain", "masquerade", "nfq_echo", "masqd"]
+FAST_PATH_MODE = "masqd-fastpath"
 
 
 def sh(*argv, check=True, capture=True, timeout=120):
@@ -96,7 +100,7 @@ class Mode:
             time.sleep(0.5)
             steering_rules("-I")
         elif self.name.startswith("masqd"):
-            options = self.masqd_queue_options() + ["--wan", "wan0", "--lan", "192.0.2.0/24", "--control", f"/run/masqd/{PREFIX}.sock"]
+            options = self.masqd_queue_options() + self.masqd_fast_path_options() + ["--wan", "wan0", "--lan", "192.0.2.0/24", "--control", f"/run/masqd/{PREFIX}.sock"]
             self.process = subprocess.Popen(["ip", "netns", "exec", ROUTER, self.masqd, "run", *options],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             for _ in range(100):
@@ -112,6 +116,9 @@ class Mode:
             count = int(self.name[len("masqd-"):-1])
             return ["--queues", f"{QUEUE}-{QUEUE + count - 1}"]
         return ["--queue", str(QUEUE)]
+
+    def masqd_fast_path_options(self):
+        return ["--fast-path"] if self.name == FAST_PATH_MODE else []
 
     def __exit__(self, *exc):
         if self.name == "masquerade":
@@ -186,14 +193,15 @@ def main():
     parser.add_argument("--modes", help="comma-separated subset of the modes, e.g. nfq_echo,masqd (an RTT A/B)")
     parser.add_argument("--rtt-only", action="store_true", help="measure only the round-trip time (more rounds in the same time)")
     args = parser.parse_args()
-    parser_modes = MODES + ([f"masqd-{args.queues}q"] if args.queues > 1 else [])
-    modes = args.modes.split(",") if args.modes else parser_modes
+    parser_modes = MODES + ([f"masqd-{args.queues}q"] if args.queues > 1 else []) + [FAST_PATH_MODE]
+    masqd = os.path.abspath(args.masqd)
+    has_object = os.path.exists(os.path.join(os.path.dirname(masqd), "masqd_fastpath.bpf.o"))
+    modes = args.modes.split(",") if args.modes else [m for m in parser_modes if m != FAST_PATH_MODE or has_object]
     unknown = [m for m in modes if m not in parser_modes]
     if unknown:
         sys.exit(f"e2e: --modes {args.modes}: unknown mode(s) {', '.join(unknown)} (known: {', '.join(parser_modes)})")
     if os.geteuid() != 0:
         sys.exit("e2e: needs root (network namespaces, iptables)")
-    masqd = os.path.abspath(args.masqd)
     nfq_echo = "/tmp/masqd-e2e-nfq_echo"
     sh("gcc", "-O2", args.nfq_echo_source, "-o", nfq_echo, "-lnetfilter_queue", "-lmnl")
 
@@ -229,13 +237,13 @@ def main():
         # Rounds are interleaved, so a round's difference cancels most of the machine's drift.
         diffs = [m - n for m, n in zip(results["masqd"]["p50"], results["nfq_echo"]["p50"])]
         print(f"RTT p50 masqd - nfq_echo per round: {', '.join(f'{d:+.1f}' for d in diffs)} us; median {statistics.median(diffs):+.1f} us")
-    for reference in ("nfq_echo", "masquerade"):
-        if "masqd" not in modes or reference not in modes:
+    for subject, reference in (("masqd", "nfq_echo"), ("masqd", "masquerade"), (FAST_PATH_MODE, "masquerade")):
+        if subject not in modes or reference not in modes:
             continue
-        a, b = med["masqd"], med[reference]
-        print(f"masqd/{reference}: TCP {a['tcp'] / b['tcp']:.2f}  UDP {a['udp'] / b['udp']:.2f}  "
+        a, b = med[subject], med[reference]
+        print(f"{subject}/{reference}: TCP {a['tcp'] / b['tcp']:.2f}  UDP {a['udp'] / b['udp']:.2f}  "
               f"RTT p50 {a['p50'] - b['p50']:+.1f} us  p99 {a['p99'] - b['p99']:+.1f} us")
-    for m in [m for m in modes if m not in MODES and "masqd" in modes]:
+    for m in [m for m in modes if m not in MODES and m != FAST_PATH_MODE and "masqd" in modes]:
         a, b = med[m], med["masqd"]
         print(f"{m}/masqd: TCP {a['tcp'] / b['tcp']:.2f}  UDP {a['udp'] / b['udp']:.2f}  "
               f"RTT p50 {a['p50'] - b['p50']:+.1f} us  p99 {a['p99'] - b['p99']:+.1f} us")

@@ -2,6 +2,8 @@
 # Builds the Debian package masqd_VERSION_ARCH.deb (README.md, "Static binary and package"):
 #   /usr/sbin/masqd                                   the binary, with the Swift runtime and
 #                                                     Foundation linked in statically
+#   /usr/lib/masqd/masqd_fastpath.bpf.o               the kernel fast path's BPF program
+#                                                     (--fast-path; Deploy/build-bpf.sh)
 #   /lib/systemd/system/masqd.service                 Deploy/masqd.service, paths for /usr
 #   /etc/masqd/masqd.yaml                             Deploy/masqd.yaml (conffile)
 #   /etc/sysctl.d/99-masqd.conf                       Deploy/99-masqd.conf (conffile)
@@ -97,6 +99,12 @@ install -d -m 0755 "$stage/DEBIAN" "$stage/usr/sbin" "$stage/lib/systemd/system"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note -o "$stage/usr/sbin/masqd" "$binary"
 chmod 0755 "$stage/usr/sbin/masqd"
 "$stage/usr/sbin/masqd" --version >/dev/null || die "the stripped binary does not run"
+
+# The fast path's BPF program, where `masqd run --fast-path` looks when none is next to the
+# binary. Built with the Swift toolchain's clang (build-bpf.sh); not stripped: libbpf needs its BTF.
+install -d -m 0755 "$stage/usr/lib/masqd"
+"$repo/Deploy/build-bpf.sh" "$stage/usr/lib/masqd" >>"$scratch/package-deb.log" 2>&1 ||
+  { tail -n 10 "$scratch/package-deb.log" >&2; die "building the BPF object failed (needs libbpf-dev)"; }
 
 # The unit and the sysctl file are install.sh's, with the packaged paths (/usr, not /usr/local).
 sed -e 's|/usr/local/sbin/masqd|/usr/sbin/masqd|g' \

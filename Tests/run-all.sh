@@ -6,7 +6,8 @@
 # walkthrough (README's "Deploying on a router" on Debian 12 under systemd-nspawn). Needs root
 # (namespaces, iptables): run by another user, it runs itself through sudo. Installs what it
 # needs first. Arguments go to `swift test` (e.g. --filter); MASQD_SKIP_BENCH_GATE=1,
-# MASQD_SKIP_FUZZ=1 and MASQD_SKIP_WALKTHROUGH=1 leave those steps out.
+# MASQD_SKIP_FUZZ=1, MASQD_SKIP_WALKTHROUGH=1 and MASQD_SKIP_FAST_PATH_MODE=1 (the suites run
+# again with --fast-path) leave those steps out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +43,14 @@ Deploy/install-deps.sh --tests
 # The integration tests start the real masqd binary from the build folder.
 swift build
 swift test "$@"
+
+if [ $# -eq 0 ] && [ "${MASQD_SKIP_FAST_PATH_MODE:-0}" != 1 ]; then
+  # The kernel fast path as a run mode (#16): suites whose flows it takes over, again with
+  # --fast-path on every engine the shared topologies start (MASQD_TEST_FAST_PATH=1,
+  # IntegrationSupport). Only in a full run; MASQD_SKIP_FAST_PATH_MODE=1 leaves it out.
+  MASQD_TEST_FAST_PATH=1 swift test --skip-build \
+    --filter 'MasqueradeTests|NATSemanticsTests|FTPTests|TFTPTests|HairpinTests|FragmentTests|TCPGuardTests|StateRestartTests|ReloadAndMetricsTests'
+fi
 
 if [ "${MASQD_SKIP_BENCH_GATE:-0}" != 1 ]; then
   # Allocations per operation are exact, so they gate every run: a translation that starts

@@ -60,6 +60,12 @@ struct cfastpath *cfastpath_load(const char *path, uint32_t max_entries, char *e
         snprintf(error, error_size, "%s is not masqd's fast path object (no masqd_flows, masqd_inbound, masqd_outbound)", path);
         goto fail;
     }
+    /* An object from another masqd version (the map layout changed) would be misread. */
+    if (bpf_map__key_size(map) != sizeof(struct masqd_fp_key) || bpf_map__value_size(map) != sizeof(struct masqd_fp_value)) {
+        snprintf(error, error_size, "%s was built for another masqd (map entries of %u+%u bytes, this masqd's %zu+%zu): rebuild it with Deploy/build-bpf.sh",
+                 path, bpf_map__key_size(map), bpf_map__value_size(map), sizeof(struct masqd_fp_key), sizeof(struct masqd_fp_value));
+        goto fail;
+    }
     if ((rc = bpf_map__set_max_entries(map, max_entries)) != 0) {
         snprintf(error, error_size, "cannot size the flow map: %s", strerror(-rc));
         goto fail;

@@ -2,9 +2,10 @@ import Glibc
 import Logging
 import NATCore
 
-// --fast-path in the engine (FastPath.swift): made and attached at start, before any packet
-// or restored state (so the translator records what it needs from the first session on),
-// fed by NATEventSinks, serviced each main-loop round, read back and detached at stop.
+// --fast-path in the engine (FastPath.swift): made at start, before any packet or restored
+// state (so the translator records what it needs from the first session on), attached last
+// (once the queues are bound: a start that fails must not replace a running engine's
+// programs), fed by NATEventSinks, serviced each main-loop round, read back and detached at stop.
 
 extension Engine {
     static func makeFastPath(_ settings: EngineSettings, translator: NATTranslator, logger: Logger) throws(MasqdError) -> FastPath? {

@@ -87,6 +87,7 @@ public final class Engine {
         } catch {
             throw .option("--wan", settings.wanInterface, "cannot watch its addresses: \(error)")
         }
+        try fastPath?.attach()
     }
 
     /// Runs until SIGINT or SIGTERM. Every packet received gets its verdict before this returns.

@@ -65,7 +65,7 @@ final class FastPath {
     private var lastSync = NATTime(nanoseconds: 0)
     private var loggedMapError = false
 
-    /// Loads the program and attaches it: the WAN's on `wanIndex`, the LAN one on each of `lanIndexes`.
+    /// Loads the program; `attach` puts it on the interfaces.
     init(settings: FastPathSettings, wanIndex: UInt32, lanIndexes: [UInt32], logger: Logger) throws(MasqdError) {
         self.settings = settings
         self.wanIndex = wanIndex
@@ -74,6 +74,12 @@ final class FastPath {
         program = try FastPathProgram(settings: settings, mapEntries: UInt32(settings.maxFlows * 2))
         queue.allocate(capacity: Self.queueCapacity)
         events.reserveCapacity(Self.queueCapacity)
+    }
+
+    /// Attaches the program: the WAN's on `wanIndex`, the LAN one on each of `lanIndexes`. The
+    /// engine's last step at start: one that fails earlier (its queue in use by a running
+    /// engine) must not have replaced that engine's programs.
+    func attach() throws(MasqdError) {
         do throws(MasqdError) {
             for (index, inbound) in [(wanIndex, true)] + lanIndexes.map({ ($0, false) }) {
                 if try program.attach(ifindex: index, inbound: inbound) {

@@ -42,8 +42,10 @@ struct FastPathEntries {
                                   sport: flow.remotePort.bigEndian, dport: externalPort.bigEndian,
                                   protocol: flow.protocolNumber, direction: UInt8(MASQD_FP_INBOUND), pad: 0)
         outboundValue = masqd_fp_value(reverse: inboundKey, address: externalAddress.bigEndian, port: externalPort.bigEndian, closed: 0,
-                                       wan_ifindex: wanIndex, pad2: 0, last_seen_ns: 0, packets: 0, bytes: 0)
+                                       wan_ifindex: wanIndex, pad2: 0, last_seen_ns: 0, packets: 0, bytes: 0,
+                                       tcp_ack: 0, tcp_seq_end: 0, tcp_window: 0, tcp_known: 0, pad3: 0)
         inboundValue = masqd_fp_value(reverse: outboundKey, address: flow.internalAddress.bigEndian, port: flow.internalPort.bigEndian, closed: 0,
-                                      wan_ifindex: wanIndex, pad2: 0, last_seen_ns: 0, packets: 0, bytes: 0)
+                                      wan_ifindex: wanIndex, pad2: 0, last_seen_ns: 0, packets: 0, bytes: 0,
+                                      tcp_ack: 0, tcp_seq_end: 0, tcp_window: 0, tcp_known: 0, pad3: 0)
     }
 }

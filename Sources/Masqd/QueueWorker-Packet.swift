@@ -68,6 +68,9 @@ extension QueueWorker {
             verdict(packet, .drop, rewritten: false)
             return
         }
+        if let fastPath = events.fastPath, direction == .inbound, FastPath.isTCPFinOrReset(packet.payload) {
+            fastPath.resyncWindow(packet.payload, translator: translator)
+        }
         let checksum = PacketChecksumState(checksumNotReady: packet.checksumNotReady, isGSO: packet.isGSO)
         let disposition = PacketPath.process(
             packet.payload, token: packet.id, direction: direction, checksum: checksum, now: now,

@@ -76,3 +76,37 @@ extension NATTranslator {
         return .live(externalAddress: external.value, externalPort: session.pointee.externalPort)
     }
 }
+
+extension NATTranslator {
+    /// A FIN or RST from the remote of a TCP flow the fast path carried: the engine saw none of
+    /// the offloaded segments, so its window data are stale and the packet would be judged out
+    /// of window. The kernel's record of the flow's last segments (the internal host's highest
+    /// ACK and its window, the end of the remote's latest segment) replaces them first.
+    public func fastPathResyncTCPWindow(internalAddress: UInt32, internalPort: UInt16, remoteAddress: UInt32, remotePort: UInt16,
+                                        internalAcknowledged: UInt32, internalWindow: UInt16, remoteEnd: UInt32?) {
+        let tcp = IPProtocolNumber.tcp
+        let hash = sessions.tupleHash(protocolNumber: tcp, internalAddress: internalAddress, internalPort: internalPort,
+                                      remoteAddress: remoteAddress, remotePort: remotePort)
+        let row = sessions.find(protocolNumber: tcp, internalAddress: internalAddress, internalPort: internalPort,
+                                remoteAddress: remoteAddress, remotePort: remotePort, tupleHash: hash)
+        guard row >= 0 else { return }
+        sessions.pointer(row).pointee.tcpWindow.resync(internalAcknowledged: internalAcknowledged, internalWindow: internalWindow, remoteEnd: remoteEnd)
+    }
+}
+
+extension TCPWindowTracking {
+    /// What the kernel saw of an offloaded stretch. Only ever moves forward; the scale the SYNs
+    /// agreed stays (the window field is a scaled one now).
+    mutating func resync(internalAcknowledged ack: UInt32, internalWindow window: UInt16, remoteEnd end: UInt32?) {
+        if flags & Self.internalAckKnown == 0 || Int32(bitPattern: ack &- internalAcknowledged) >= 0 {
+            internalAcknowledged = ack
+            internalWindow = window
+            flags &= ~(Self.windowFromSYN | Self.restored)
+            flags |= Self.internalAckKnown
+        }
+        if let end, flags & Self.remoteEndKnown == 0 || Int32(bitPattern: end &- remoteEnd) > 0 {
+            remoteEnd = end
+            flags |= Self.remoteEndKnown
+        }
+    }
+}

@@ -13,7 +13,7 @@ struct FastPathUnitTests {
     @Test("Key and value: Swift's layout is the C header's and the compiled BPF object's (BTF)")
     func layoutMatchesObject() throws {
         #expect(MemoryLayout<masqd_fp_key>.size == 16)
-        #expect(MemoryLayout<masqd_fp_value>.size == 56)
+        #expect(MemoryLayout<masqd_fp_value>.size == 72)
         #expect(MemoryLayout<masqd_fp_key>.offset(of: \.sport) == 8)
         #expect(MemoryLayout<masqd_fp_key>.offset(of: \.protocol) == 12)
         #expect(MemoryLayout<masqd_fp_key>.offset(of: \.direction) == 13)
@@ -21,6 +21,10 @@ struct FastPathUnitTests {
         #expect(MemoryLayout<masqd_fp_value>.offset(of: \.wan_ifindex) == 24)
         #expect(MemoryLayout<masqd_fp_value>.offset(of: \.last_seen_ns) == 32)
         #expect(MemoryLayout<masqd_fp_value>.offset(of: \.bytes) == 48)
+        #expect(MemoryLayout<masqd_fp_value>.offset(of: \.tcp_ack) == 56)
+        #expect(MemoryLayout<masqd_fp_value>.offset(of: \.tcp_seq_end) == 60)
+        #expect(MemoryLayout<masqd_fp_value>.offset(of: \.tcp_window) == 64)
+        #expect(MemoryLayout<masqd_fp_value>.offset(of: \.tcp_known) == 66)
         // The object the daemon loads, built from the same header: its BTF says the same sizes.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fp-btf-\(getpid())").path
@@ -28,9 +32,10 @@ struct FastPathUnitTests {
         try Shell.check([root + "/Deploy/build-bpf.sh", dir])
         let btf = try Shell.check(["bpftool", "btf", "dump", "file", dir + "/masqd_fastpath.bpf.o"]).stdout
         #expect(btf.contains("STRUCT 'masqd_fp_key' size=16 vlen=7"), "\(btf)")
-        #expect(btf.contains("STRUCT 'masqd_fp_value' size=56 vlen=9"), "\(btf)")
+        #expect(btf.contains("STRUCT 'masqd_fp_value' size=72 vlen=14"), "\(btf)")
         for (field, bitOffset) in [("'sport'", 64), ("'protocol'", 96), ("'direction'", 104), ("'address'", 128), ("'wan_ifindex'", 192),
-                                   ("'last_seen_ns'", 256), ("'packets'", 320), ("'bytes'", 384)] {
+                                   ("'last_seen_ns'", 256), ("'packets'", 320), ("'bytes'", 384),
+                                   ("'tcp_ack'", 448), ("'tcp_seq_end'", 480), ("'tcp_window'", 512), ("'tcp_known'", 528)] {
             #expect(btf.contains("\(field) type_id=") && btf.split(separator: "\n").contains { $0.contains(field) && $0.contains("bits_offset=\(bitOffset)") },
                     "\(field) not at bit \(bitOffset):\n\(btf)")
         }
@@ -45,10 +50,10 @@ struct FastPathUnitTests {
         let inboundKey: [UInt8] = [198, 18, 0, 7, 203, 0, 113, 1, 0x01, 0xBB, 0x04, 0x01, 6, 1, 0, 0]
         #expect(Self.bytes(entries.outboundKey) == outboundKey)
         #expect(Self.bytes(entries.inboundKey) == inboundKey)
-        let zeros = [UInt8](repeating: 0, count: 32)
+        let zeros = [UInt8](repeating: 0, count: 40)
         // Outbound: the source becomes 203.0.113.1:1025; inbound: the destination becomes 192.0.2.10:40000.
-        #expect(Self.bytes(entries.outboundValue) == inboundKey + [203, 0, 113, 1, 0x04, 0x01, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0] + zeros[..<24])
-        #expect(Self.bytes(entries.inboundValue) == outboundKey + [192, 0, 2, 10, 0x9C, 0x40, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0] + zeros[..<24])
+        #expect(Self.bytes(entries.outboundValue) == inboundKey + [203, 0, 113, 1, 0x04, 0x01, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0] + zeros[..<40])
+        #expect(Self.bytes(entries.inboundValue) == outboundKey + [192, 0, 2, 10, 0x9C, 0x40, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0] + zeros[..<40])
     }
 
     @Test("A NAT event's tuple is the flow's")

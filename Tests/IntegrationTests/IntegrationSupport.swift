@@ -17,6 +17,27 @@ enum Integration {
     /// directory, which is where the test bundle itself lives.
     static func masqdExecutable() throws -> String {
         try requireEnvironment()
+        let masqd = try locatedMasqd()
+        if !modeOptions.isEmpty { try fastPathObjectBuilt.get() }
+        return masqd
+    }
+
+    /// The fast-path run mode (`MASQD_TEST_FAST_PATH=1`): every engine the shared topologies
+    /// start gets `--fast-path`, so the suites run with established flows in the kernel.
+    static let modeOptions: [String] = ProcessInfo.processInfo.environment["MASQD_TEST_FAST_PATH"] == "1" ? ["--fast-path"] : []
+
+    /// Builds the BPF object next to the masqd binary under test (where --fast-path looks).
+    static func buildFastPathObject(_ masqd: String) throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        try Shell.check([root + "/Deploy/build-bpf.sh", URL(fileURLWithPath: masqd).resolvingSymlinksInPath().deletingLastPathComponent().path])
+    }
+
+    /// Built once per test process in the fast-path run mode (the tests run in parallel).
+    private static let fastPathObjectBuilt: Result<Void, IntegrationFailure> = Result {
+        try buildFastPathObject(try locatedMasqd())
+    }.mapError { IntegrationFailure("MASQD_TEST_FAST_PATH=1: could not build the BPF object: \($0)") }
+
+    private static func locatedMasqd() throws -> String {
         if let path = ProcessInfo.processInfo.environment["MASQD_EXECUTABLE"], !path.isEmpty {
             guard FileManager.default.isExecutableFile(atPath: path) else {
                 throw IntegrationFailure("MASQD_EXECUTABLE=\(path) is not an executable file")
@@ -56,7 +77,7 @@ enum Integration {
     /// Builds a topology, runs `body` with it and always tears it down.
     static func withTopology<T>(_ tag: String, firewall: FirewallChoice? = nil, _ body: (LabTopology) throws -> T) throws -> T {
         try requireEnvironment(firewall)
-        let topology = try LabTopology(prefix: prefix(tag), firewall: firewall)
+        let topology = try LabTopology(prefix: prefix(tag), firewall: firewall, modeOptions: modeOptions)
         defer { topology.destroy() }
         try topology.create()
         return try body(topology)

@@ -23,7 +23,7 @@ struct MultiQueueTests {
         let lab = try LabTopology(prefix: Integration.prefix("mq"), farHost: true)
         defer { lab.destroy() }
         try lab.create()
-        let options = ["--queues", "\(first)-\(last)", "--wan", LabTopology.wanInterface, "--lan", LabTopology.lanCIDR]
+        let options = ["--queues", "\(first)-\(last)", "--wan", LabTopology.wanInterface, "--lan", LabTopology.lanCIDR] + Integration.modeOptions
 
         let printed = try lab.masqd(masqd, ["rules", "print"] + options)
         #expect(printed.succeeded && printed.stdout.contains("--queue-balance \(first):\(last)"), "rules print:\n\(printed.summary)")
@@ -81,7 +81,9 @@ struct MultiQueueTests {
         let perQueue = [first, last].map { stats["queue_\($0)_packets_received"] ?? 0 }
         #expect(perQueue.allSatisfy { $0 > 0 }, "each worker should have had packets: \(perQueue)")
         #expect(perQueue.reduce(0, +) == stats["packets_received"], "per-queue counts \(perQueue) must add up to packets_received \(stats["packets_received"] ?? -1)")
-        #expect(stats["translated_inbound", default: 0] > 100 && stats["translated_outbound", default: 0] > 100,
+        // In the fast-path run mode the downloads' bulk is the kernel's, their opening the engine's.
+        let least = Integration.modeOptions.isEmpty ? 100 : 20
+        #expect(stats["translated_inbound", default: 0] > least && stats["translated_outbound", default: 0] > least,
                 "inbound \(stats["translated_inbound"] ?? -1), outbound \(stats["translated_outbound"] ?? -1)")
         #expect(stats["fragments_datagrams_reassembled", default: 0] >= 6, "fragmented pings both ways: \(stats["fragments_datagrams_reassembled"] ?? -1)")
         #expect(engine.isRunning, "masqd died:\n\(engine.output)")

@@ -17,7 +17,7 @@ enum Semantics {
     ) throws -> T {
         try Integration.requireEnvironment(firewall)
         let masqd = try Integration.masqdExecutable()
-        let lab = try LabTopology(prefix: Integration.prefix(tag), farHost: farHost, farLinkMTU: farLinkMTU, firewall: firewall)
+        let lab = try LabTopology(prefix: Integration.prefix(tag), farHost: farHost, farLinkMTU: farLinkMTU, firewall: firewall, modeOptions: Integration.modeOptions)
         defer { lab.destroy() }
         try lab.create()
         let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)

@@ -117,7 +117,7 @@ struct RedirectTests {
     func redirectedConnectionSurvivesRestart() throws {
         let masqd = try Integration.masqdExecutable()
         try Integration.requireEnvironment()
-        let lab = try LabTopology(prefix: Integration.prefix("rdd"))
+        let lab = try LabTopology(prefix: Integration.prefix("rdd"), modeOptions: Integration.modeOptions)
         defer { lab.destroy() }
         try lab.create()
         let queue = Integration.queue(143)

@@ -20,7 +20,7 @@ enum Robust {
               (try? Shell.run([LabTopology.python, "-c", "import scapy.all"], timeout: 60))?.succeeded == true
         else { throw IntegrationFailure("these tests need scapy for \(LabTopology.python) (Deploy/install-deps.sh --tests)") }
         let masqd = try Integration.masqdExecutable()
-        let lab = try LabTopology(prefix: Integration.prefix(tag), firewall: firewall)
+        let lab = try LabTopology(prefix: Integration.prefix(tag), firewall: firewall, modeOptions: Integration.modeOptions)
         defer { lab.destroy() }
         try lab.create()
         let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)

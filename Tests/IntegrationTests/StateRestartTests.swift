@@ -85,7 +85,7 @@ struct StateRestartTests {
     /// restored when the address comes back.
     func idleConnection(tag: String, queue: Int, withState: Bool, addressLate: Bool = false) throws -> (client: String, server: String, stats: [String: Int], logs: String) {
         let masqd = try Integration.masqdExecutable()
-        let lab = try LabTopology(prefix: Self.prefix(tag))
+        let lab = try LabTopology(prefix: Self.prefix(tag), modeOptions: Integration.modeOptions)
         defer { lab.destroy() }
         try lab.create()
         try lab.installRules(masqd: masqd, queue: queue)
@@ -179,7 +179,7 @@ struct StateRestartTests {
     func unusableStateFilesAreRefused() throws {
         let masqd = try Integration.masqdExecutable()
         let queue = 43
-        let lab = try LabTopology(prefix: Self.prefix("c"))
+        let lab = try LabTopology(prefix: Self.prefix("c"), modeOptions: Integration.modeOptions)
         defer { lab.destroy() }
         try lab.create()
         try lab.installRules(masqd: masqd, queue: queue)

@@ -207,4 +207,46 @@ import Testing
         #expect(offer([1, 1, 3, 4]) == nil) // a length running past the options
         #expect(MemoryLayout<Session>.stride == 56)
     }
+
+    /// What the fast path's BPF program recorded of an offloaded stretch (#16), handed to the
+    /// core when a remote FIN or RST comes back to the engine: hostA:40000 with the remote:443.
+    static func resync(_ nat: NATTranslator, ack: UInt32, remoteEnd: UInt32?) {
+        nat.fastPathResyncTCPWindow(internalAddress: 0xC000_020A, internalPort: 40000, remoteAddress: 0xCB00_7102, remotePort: 443,
+                                    internalAcknowledged: ack, internalWindow: 502, remoteEnd: remoteEnd)
+    }
+
+    /// 10 MB went through the kernel: the engine's window is 10 MB behind the remote's FIN,
+    /// which alone is out of window; after the kernel's record (the inside host acknowledged it
+    /// all) it closes. An older record never moves the window back.
+    @Test func aFINAfterAnOffloadedStretchIsJudgedOnTheKernelsRecord() {
+        let nat = Self.established()
+        let far = Self.expected &+ 10_000_000
+        Self.deliver(nat, Self.inb(TCPFlag.fin | TCPFlag.ack, seq: far))
+        #expect(Self.state(nat) == .established && nat.counters.ignoredFINOutOfWindow == 1)
+        Self.resync(nat, ack: far, remoteEnd: far)
+        Self.resync(nat, ack: Self.expected, remoteEnd: Self.expected)
+        Self.deliver(nat, Self.inb(TCPFlag.fin | TCPFlag.ack, seq: far))
+        #expect(Self.state(nat) == .closing && nat.counters.ignoredFINOutOfWindow == 1)
+    }
+
+    /// An RST right behind the remote's last offloaded segment (not yet acknowledged) is
+    /// exact; one a byte further, inside the window, is left to the host (RFC 5961).
+    @Test func anRSTAfterAnOffloadedStretchIsExactAtTheRecordedEnd() {
+        let nat = Self.established()
+        let acked = Self.expected &+ 5_000_000, end = acked &+ 1448
+        Self.resync(nat, ack: acked, remoteEnd: end)
+        Self.deliver(nat, Self.inb(TCPFlag.rst, seq: end &+ 1))
+        #expect(Self.state(nat) == .established && nat.counters.ignoredRSTInWindow == 1 && nat.counters.ignoredRSTOutOfWindow == 0)
+        Self.deliver(nat, Self.inb(TCPFlag.rst, seq: end))
+        #expect(Self.state(nat) == .reset && nat.counters.ignoredRSTInWindow == 1)
+    }
+
+    /// A record for a session the core does not have changes nothing (and does not crash).
+    @Test func aRecordForNoSessionIsIgnored() {
+        let nat = Self.established()
+        nat.fastPathResyncTCPWindow(internalAddress: 0xC000_020B, internalPort: 40000, remoteAddress: 0xCB00_7102, remotePort: 443,
+                                    internalAcknowledged: 1, internalWindow: 1, remoteEnd: nil)
+        Self.deliver(nat, Self.inb(TCPFlag.rst, seq: Self.expected &+ 5_000_000))
+        #expect(Self.state(nat) == .established && nat.counters.ignoredRSTOutOfWindow == 1)
+    }
 }

@@ -36,6 +36,22 @@ struct {
     __type(value, struct masqd_fp_value);
 } masqd_flows SEC(".maps");
 
+/* The sender's highest ACK (with its window) and the end of its latest segment: what the
+   engine's window tracking needs when the flow comes back to it. Reordered older segments
+   do not move them back; two CPUs racing on one flow leave one of two current values. */
+static __always_inline void record_tcp(struct masqd_fp_value *value, const struct iphdr *ip, const struct tcphdr *tcp)
+{
+    const __u32 ack = bpf_ntohl(tcp->ack_seq);
+    const __u32 seq_end = bpf_ntohl(tcp->seq) + (__u32)bpf_ntohs(ip->tot_len) - sizeof(struct iphdr) - tcp->doff * 4u;
+    if (!value->tcp_known || (__s32)(ack - value->tcp_ack) >= 0) {
+        value->tcp_ack = ack;
+        value->tcp_window = bpf_ntohs(tcp->window);
+    }
+    if (!value->tcp_known || (__s32)(seq_end - value->tcp_seq_end) > 0)
+        value->tcp_seq_end = seq_end;
+    value->tcp_known = 1;
+}
+
 static __always_inline int translate(struct __sk_buff *skb, __u8 direction)
 {
     void *data = (void *)(long)skb->data;
@@ -57,8 +73,9 @@ static __always_inline int translate(struct __sk_buff *skb, __u8 direction)
     __u32 check_offset;
     __u64 mangled_zero = 0;
     int control = 0;
+    struct tcphdr *tcp = NULL;
     if (ip->protocol == IPPROTO_TCP) {
-        struct tcphdr *tcp = (void *)(ip + 1);
+        tcp = (void *)(ip + 1);
         if ((void *)(tcp + 1) > data_end)
             return TC_ACT_OK;
         key.sport = tcp->source;
@@ -122,6 +139,8 @@ static __always_inline int translate(struct __sk_buff *skb, __u8 direction)
     ((__u8 *)&ttl_word_new)[0] -= 1;
 
     /* Counted before the rewrite (the packet pointers are invalid after it). */
+    if (tcp)
+        record_tcp(value, ip, tcp);
     value->last_seen_ns = bpf_ktime_get_ns();
     __sync_fetch_and_add(&value->packets, skb->gso_segs ? skb->gso_segs : 1);
     __sync_fetch_and_add(&value->bytes, skb->len - ETH_HLEN);

@@ -40,9 +40,19 @@ struct masqd_fp_value {
     __u64 last_seen_ns;
     __u64 packets;
     __u64 bytes;
+    /* TCP, written by the BPF program from the segments it translates, about their sender
+       (outbound entry: the internal host; inbound: the remote): its highest acknowledgement
+       number with the window field it announced there, and the sequence number after its
+       latest segment. The engine reads them when a FIN or RST of the flow comes to it: its
+       window tracking saw nothing of the offloaded stretch (TCPWindowTracking). */
+    __u32 tcp_ack;
+    __u32 tcp_seq_end;
+    __u16 tcp_window;
+    __u16 tcp_known; /* 1 once the fields above were written */
+    __u32 pad3;
 };
 
 _Static_assert(sizeof(struct masqd_fp_key) == 16, "masqd_fp_key is 16 bytes");
-_Static_assert(sizeof(struct masqd_fp_value) == 56, "masqd_fp_value is 56 bytes");
+_Static_assert(sizeof(struct masqd_fp_value) == 72, "masqd_fp_value is 72 bytes");
 
 #endif

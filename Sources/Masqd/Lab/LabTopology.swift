@@ -44,6 +44,9 @@ public final class LabTopology: @unchecked Sendable {
     public let farLinkMTU: Int
     /// `--firewall` for the rules and the engine; nil: the system's choice.
     public let firewall: FirewallChoice?
+    /// Options added to every engine command line of this topology (a test run mode, e.g.
+    /// `--fast-path`; a flag the test gives too may be given twice).
+    public let modeOptions: [String]
     /// The namespaces this topology builds.
     public var nodes: [Node] { farHost ? Node.allCases : Node.allCases.filter { $0 != .far } }
     /// Scratch directory for the helper script, logs and served files; removed by `destroy`.
@@ -57,7 +60,7 @@ public final class LabTopology: @unchecked Sendable {
     private var closed = false
 
     /// `prefix`: lower-case letters and digits, at most 12 characters.
-    public init(prefix: String, farHost: Bool = false, farLinkMTU: Int = 1500, firewall: FirewallChoice? = nil) throws {
+    public init(prefix: String, farHost: Bool = false, farLinkMTU: Int = 1500, firewall: FirewallChoice? = nil, modeOptions: [String] = []) throws {
         guard !prefix.isEmpty, prefix.count <= 12,
               prefix.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber) })
         else { throw ShellError("bad topology prefix '\(prefix)': use 1-12 lower-case letters and digits") }
@@ -66,6 +69,7 @@ public final class LabTopology: @unchecked Sendable {
         self.farHost = farHost
         self.farLinkMTU = farLinkMTU
         self.firewall = firewall
+        self.modeOptions = modeOptions
         self.workDir = "/tmp/masqd-lab-\(prefix)"
     }
 
@@ -213,7 +217,7 @@ public final class LabTopology: @unchecked Sendable {
 
     /// The ENGINE OPTIONS for this topology.
     public func engineOptions(queue: Int) -> [String] {
-        ["--queue", String(queue), "--wan", Self.wanInterface, "--lan", Self.lanCIDR] + (firewall.map { ["--firewall", $0.rawValue] } ?? [])
+        ["--queue", String(queue), "--wan", Self.wanInterface, "--lan", Self.lanCIDR] + (firewall.map { ["--firewall", $0.rawValue] } ?? []) + modeOptions
     }
 
     /// Runs `masqd ARGS` in the router namespace.
