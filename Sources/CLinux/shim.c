@@ -13,6 +13,9 @@
 #include <linux/rtnetlink.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
 
 /* ---- rtnetlink ---- */
 
@@ -132,6 +135,66 @@ int clinux_rtnl_primary_ipv4(uint32_t ifindex, uint32_t *address_out) {
   mnl_socket_close(nl);
   if (s.found) { *address_out = s.address; return 1; }
   return result;
+}
+
+/* ---- sock_diag ---- */
+
+struct listener_dump {
+  clinux_listener *out;
+  int capacity;
+  int count;
+};
+
+static int listener_cb(const struct nlmsghdr *nlh, void *data) {
+  struct listener_dump *d = data;
+  if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct inet_diag_msg)) return MNL_CB_OK;
+  const struct inet_diag_msg *m = mnl_nlmsg_get_payload(nlh);
+  if (d->count < d->capacity) {
+    clinux_listener *l = &d->out[d->count];
+    memset(l, 0, sizeof *l);
+    l->is_ipv6 = m->idiag_family == AF_INET6;
+    memcpy(l->address, m->id.idiag_src, l->is_ipv6 ? 16 : 4);
+    l->port = ntohs(m->id.idiag_sport);
+  }
+  d->count++;
+  return MNL_CB_OK;
+}
+
+int clinux_tcp_listeners(int family, clinux_listener *out, int capacity) {
+  struct mnl_socket *nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
+  if (!nl) return -errno;
+  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+    int e = errno;
+    mnl_socket_close(nl);
+    return -e;
+  }
+  char buf[32768];
+  struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  uint32_t seq = (uint32_t)time(NULL);
+  nlh->nlmsg_seq = seq;
+  struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof *req);
+  req->sdiag_family = (uint8_t)family;
+  req->sdiag_protocol = IPPROTO_TCP;
+  req->idiag_states = 1u << 10; /* TCP_LISTEN only: no walk of the established hash */
+  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+    int e = errno;
+    mnl_socket_close(nl);
+    return -e;
+  }
+  unsigned portid = mnl_socket_get_portid(nl);
+  struct listener_dump d = {out, capacity, 0};
+  int result = 0;
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof buf);
+    if (n < 0) { result = -errno; break; }
+    int r = mnl_cb_run(buf, (size_t)n, seq, portid, listener_cb, &d);
+    if (r < 0) { result = -errno; break; }
+    if (r == MNL_CB_STOP) break; /* NLMSG_DONE */
+  }
+  mnl_socket_close(nl);
+  return result < 0 ? result : d.count;
 }
 
 /* pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module does not define. */
