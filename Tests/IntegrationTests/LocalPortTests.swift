@@ -84,6 +84,33 @@ struct LocalPortTests {
         #expect(engine.isRunning, "masqd run died (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
     }
 
+    @Test("a TCP connection of the router's own, seen by the full read at start, stays kept from mappings through the 2 s refreshes that read only listeners")
+    func routerConnectionKeptBetweenFullReads() throws {
+        try Integration.requireEnvironment(nil)
+        let masqd = try Integration.masqdExecutable()
+        let lab = try LabTopology(prefix: Integration.prefix("lpc"))
+        defer { lab.destroy() }
+        try lab.create()
+        let sink = try lab.spawnHelper(.server, ["tcpsink", "5001"], name: "server-sink")
+        defer { sink.stop(grace: 1) }
+        #expect(sink.waitForOutput(containing: "ready", timeout: 10), "the sink did not start:\n\(sink.output)")
+        // The router's own connection from its WAN address, open for 10 s.
+        let client = try lab.spawn(.router, [LabTopology.python, "-u", "-c", """
+            import socket, time
+            s = socket.create_connection(("\(server)", 5001), source_address=("\(wan)", 0)); print("connected", flush=True)
+            time.sleep(10)
+            """], name: "router-client")
+        defer { client.stop(grace: 1) }
+        #expect(client.waitForOutput(containing: "connected", timeout: 10), "the router did not connect:\n\(client.output)")
+        let engine = try lab.startEngine(masqd: masqd, queue: Integration.queue(198))
+        defer { engine.stop(grace: 5) }
+        #expect(engine.waitForOutput(containing: "kept from mappings: 1 TCP", timeout: 10), "the start's full read missed the connection:\n\(engine.output)")
+        usleep(4_500_000) // two refreshes that read listeners only
+        #expect(!engine.output.contains("kept from mappings: 0 TCP"),
+                "a refresh between full reads dropped the router's connection:\n\(engine.output)")
+        #expect(engine.isRunning, "masqd run died (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
+    }
+
     /// The port the server's udpecho saw a LAN host's datagram from ("… seen-from WAN:PORT'").
     static func seenPort(_ reply: CommandResult) -> Int? {
         guard let range = reply.stdout.range(of: "seen-from \(LabTopology.routerWANAddress):") else { return nil }
