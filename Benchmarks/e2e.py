@@ -6,20 +6,34 @@ side by side in one run on one namespace topology (client -> router -> server):
   masquerade kernel MASQUERADE (iptables nat table, conntrack)
   nfq_echo   the reference NFQUEUE consumer (../shared/bench/nfq_echo.c): every packet
              returned in its verdict with a completed checksum - the limit of this design
-  masqd      masqd translating (same iptables steering rules as nfq_echo)
+  masqd      masqd translating: `masqd run --queue 7 --wan wan0 --lan 192.0.2.0/24 --control
+             PATH`, its rules from `masqd rules install` with the same options
+  masqd-plain  masqd exactly as INTERFACE.md deploys it: `masqd run --queue 0 --wan wan0 --lan
+             192.0.2.0/24`, then `masqd rules install` with the same (no other option)
   masqd-Nq   with --queues N: masqd with N queues, one worker each, sharing one state; the
              two directions of the one flow hash to different queues (--queue-balance)
   masqd-fastpath  masqd --fast-path: established flows translated by its tc-BPF program
              (needs masqd_fastpath.bpf.o next to the binary: Deploy/build-bpf.sh); run when
              that object exists or when named in --modes
+  nfq_echo-rules  (only with --modes) nfq_echo behind masqd's own rule set instead of the two
+             bare NFQUEUE rules: what masqd's rules cost, apart from the engine
 
-For each mode, in interleaved rounds: iperf3 TCP throughput, iperf3 UDP packet rate with
-64-byte payloads, and sockperf UDP ping-pong round-trip latency (p50/p99). Prints medians
-and the ratios masqd/nfq_echo and masqd/kernel MASQUERADE.
+nfq_echo gets two rules (raw PREROUTING from the WAN, mangle POSTROUTING from the LAN to the
+WAN); masqd installs its own, which also drop spoofed sources (addrtype), check the LAN
+side's reverse path (rpfilter) and queue hairpin candidates: each a match on every packet.
+Nothing is pinned to a CPU and no priority is changed, as in a plain deployment.
+
+For each mode, in interleaved rounds (the order reversed every other round, so drift in the
+machine's speed does not favour one mode): iperf3 TCP throughput, iperf3 UDP packet rate with
+64-byte payloads, and sockperf UDP ping-pong latency with 64-byte messages (p50/p99;
+sockperf's "latency" is half the round trip, its own convention, and so are these columns).
+Prints medians, the ratios masqd/nfq_echo and masqd/kernel MASQUERADE, each round's latency
+difference to nfq_echo, and draws every message's latency as a CDF (SVG, --plot).
 
 usage: sudo Benchmarks/e2e.py --masqd .build/release/masqd [--rounds 3] [--seconds 5] [--queues 2]
-       sudo Benchmarks/e2e.py --masqd .build/release/masqd --modes nfq_echo,masqd --rtt-only --rounds 8
-       (the RTT A/B: interleaved rounds, the per-round differences and their median)
+                                [--plot Benchmarks/e2e-latency.svg]
+       sudo Benchmarks/e2e.py --masqd .build/release/masqd --modes nfq_echo,masqd,masqd-plain --rtt-only --rounds 8
+       (the latency A/B: interleaved rounds, the per-round differences and their median)
 Needs: iproute2, iptables, iperf3, sockperf, gcc, libnetfilter-queue-dev (Deploy/install-deps.sh
 installs all but iperf3 and sockperf: apt-get install iperf3 sockperf).
 Traffic stays inside the namespaces this script creates (TEST-NET addresses only).
@@ -33,12 +47,18 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e_plot  # noqa: E402
+
 PREFIX = "mqe2e"
 CLIENT, ROUTER, SERVER = f"{PREFIX}-c", f"{PREFIX}-r", f"{PREFIX}-s"
 CLIENT_ADDR, ROUTER_LAN, ROUTER_WAN, SERVER_ADDR = "192.0.2.10", "192.0.2.1", "203.0.113.1", "203.0.113.2"
 QUEUE = 7
-MODES = ["plain", "masquerade", "nfq_echo", "masqd"]
+LAN = "192.0.2.0/24"
+MODES = ["plain", "masquerade", "nfq_echo", "masqd", "masqd-plain"]
 FAST_PATH_MODE = "masqd-fastpath"
+# Diagnostic modes, run only when --modes names them.
+EXTRA_MODES = ["nfq_echo-rules"]
 
 
 def sh(*argv, check=True, capture=True, timeout=120):
@@ -94,28 +114,43 @@ class Mode:
     def __enter__(self):
         if self.name == "masquerade":
             ns(ROUTER, "iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-o", "wan0", "-j", "MASQUERADE")
-        elif self.name == "nfq_echo":
-            self.process = subprocess.Popen(["ip", "netns", "exec", ROUTER, self.nfq_echo, str(QUEUE)],
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            time.sleep(0.5)
-            steering_rules("-I")
+        elif self.name.startswith("nfq_echo"):
+            self.start(self.nfq_echo, str(QUEUE))
+            if self.name == "nfq_echo-rules":
+                ns(ROUTER, self.masqd, "rules", "install", *self.masqd_options())
+            else:
+                steering_rules("-I")
         elif self.name.startswith("masqd"):
-            options = self.masqd_queue_options() + self.masqd_fast_path_options() + ["--wan", "wan0", "--lan", "192.0.2.0/24", "--control", f"/run/masqd/{PREFIX}.sock"]
-            self.process = subprocess.Popen(["ip", "netns", "exec", ROUTER, self.masqd, "run", *options],
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            for _ in range(100):
-                if subprocess.run([self.masqd, "stats", "--control", f"/run/masqd/{PREFIX}.sock"], capture_output=True).returncode == 0:
-                    break
-                time.sleep(0.1)
+            options = self.masqd_options()
+            self.start(self.masqd, "run", *options)
             ns(ROUTER, self.masqd, "rules", "install", *options)
         return self
+
+    def start(self, *argv):
+        """Starts the consumer in the router and waits until its queue is bound (the kernel's
+        queue list, not a control socket: the same wait for every consumer)."""
+        self.process = subprocess.Popen(["ip", "netns", "exec", ROUTER, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        queue = int(self.masqd_queue_options()[1].split("-")[0])
+        for _ in range(100):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{' '.join(argv)} ended ({self.process.returncode}): {self.process.stderr.read().decode().strip()}")
+            if queue in bound_queues():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{' '.join(argv)}: queue {queue} not bound after 5 s")
+
+    def masqd_options(self):
+        # The plain deployment: INTERFACE.md's command line and nothing else.
+        if self.name == "masqd-plain":
+            return ["--queue", "0", "--wan", "wan0", "--lan", LAN]
+        return self.masqd_queue_options() + self.masqd_fast_path_options() + ["--wan", "wan0", "--lan", LAN, "--control", f"/run/masqd/{PREFIX}.sock"]
 
     def masqd_queue_options(self):
         # "masqd-2q": two queues, two workers sharing one state (--queues).
         if self.name.endswith("q"):
             count = int(self.name[len("masqd-"):-1])
             return ["--queues", f"{QUEUE}-{QUEUE + count - 1}"]
-        return ["--queue", str(QUEUE)]
+        return ["--queue", "0" if self.name == "masqd-plain" else str(QUEUE)]
 
     def masqd_fast_path_options(self):
         return ["--fast-path"] if self.name == FAST_PATH_MODE else []
@@ -126,14 +161,20 @@ class Mode:
             subprocess.run(["ip", "netns", "exec", ROUTER, "conntrack", "-F"], capture_output=True)
         elif self.name == "nfq_echo":
             steering_rules("-D")
-        elif self.name.startswith("masqd"):
-            ns(ROUTER, self.masqd, "rules", "remove", *self.masqd_queue_options(), "--wan", "wan0", "--lan", "192.0.2.0/24")
+        elif self.name.startswith("masqd") or self.name == "nfq_echo-rules":
+            ns(ROUTER, self.masqd, "rules", "remove", *self.masqd_options())
         if self.process:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+def bound_queues():
+    """The queue numbers bound in the router (/proc/net/netfilter/nfnetlink_queue, first column)."""
+    r = ns(ROUTER, "cat", "/proc/net/netfilter/nfnetlink_queue", check=False)
+    return {int(line.split()[0]) for line in r.stdout.splitlines() if line.split()}
 
 
 def background(namespace, *argv):
@@ -166,11 +207,25 @@ def udp_packet_rate(seconds):
         server.wait()
 
 
-def rtt(seconds):
+def rtt(seconds, full_log, attempts=2):
+    """sockperf ping-pong: p50 and p99 of its summary (half the round trip, µs); every
+    message's latency goes to `full_log` for the plot. A client that fails (sockperf now and
+    then exits 7 on a loaded machine) is run once more with a new server."""
+    for attempt in range(attempts):
+        try:
+            return rtt_once(seconds, full_log)
+        except RuntimeError as failure:
+            if attempt == attempts - 1:
+                raise
+            print(f"  sockperf failed, once more: {failure}", flush=True)
+
+
+def rtt_once(seconds, full_log):
     server = background(SERVER, "sockperf", "server", "-i", SERVER_ADDR, "-p", "11111")
     time.sleep(0.3)
     try:
-        r = ns(CLIENT, "sockperf", "ping-pong", "-i", SERVER_ADDR, "-p", "11111", "-t", str(seconds), "-m", "64", timeout=seconds + 30)
+        r = ns(CLIENT, "sockperf", "ping-pong", "-i", SERVER_ADDR, "-p", "11111", "-t", str(seconds), "-m", "64",
+               "--full-log", full_log, timeout=seconds + 30)
         percentiles = {}
         for line in r.stdout.splitlines():
             if "percentile" in line and "=" in line:
@@ -192,61 +247,81 @@ def main():
                         help="also run masqd with this many queues/workers (mode masqd-Nq), for the scaling numbers")
     parser.add_argument("--modes", help="comma-separated subset of the modes, e.g. nfq_echo,masqd (an RTT A/B)")
     parser.add_argument("--rtt-only", action="store_true", help="measure only the round-trip time (more rounds in the same time)")
+    parser.add_argument("--plot", default="/tmp/masqd-e2e-latency.svg",
+                        help="the latency CDF of every mode, all rounds' messages (SVG); 'none' for no plot")
     args = parser.parse_args()
     parser_modes = MODES + ([f"masqd-{args.queues}q"] if args.queues > 1 else []) + [FAST_PATH_MODE]
     masqd = os.path.abspath(args.masqd)
     has_object = os.path.exists(os.path.join(os.path.dirname(masqd), "masqd_fastpath.bpf.o"))
     modes = args.modes.split(",") if args.modes else [m for m in parser_modes if m != FAST_PATH_MODE or has_object]
-    unknown = [m for m in modes if m not in parser_modes]
+    unknown = [m for m in modes if m not in parser_modes + EXTRA_MODES]
     if unknown:
-        sys.exit(f"e2e: --modes {args.modes}: unknown mode(s) {', '.join(unknown)} (known: {', '.join(parser_modes)})")
+        sys.exit(f"e2e: --modes {args.modes}: unknown mode(s) {', '.join(unknown)} (known: {', '.join(parser_modes + EXTRA_MODES)})")
     if os.geteuid() != 0:
         sys.exit("e2e: needs root (network namespaces, iptables)")
     nfq_echo = "/tmp/masqd-e2e-nfq_echo"
     sh("gcc", "-O2", args.nfq_echo_source, "-o", nfq_echo, "-lnetfilter_queue", "-lmnl")
+    full_log = f"/tmp/masqd-e2e-{os.getpid()}.csv"
 
     results = {m: {"tcp": [], "udp": [], "p50": [], "p99": []} for m in modes}
+    samples = {m: [] for m in modes}
+    loads = []
     try:
         for round_number in range(args.rounds):
-            for mode in modes:
+            loads.append(os.getloadavg()[0])
+            print(f"round {round_number + 1}: load average {loads[-1]:.2f} over {os.cpu_count()} CPUs", flush=True)
+            # Every other round in reverse order: a mode is not always the one after a flood.
+            for mode in (modes if round_number % 2 == 0 else modes[::-1]):
                 # A fresh topology per mode: once the nat table has loaded conntrack into the
                 # router namespace it would stay, and tax (and defragment for) the other modes.
                 build_topology()
                 with Mode(mode, masqd, nfq_echo):
                     tcp = float("nan") if args.rtt_only else tcp_throughput(args.seconds)
                     udp = float("nan") if args.rtt_only else udp_packet_rate(args.seconds)
-                    p50, p99 = rtt(args.seconds)
+                    p50, p99 = rtt(args.seconds, full_log)
+                samples[mode] += e2e_plot.read_sockperf_full_log(full_log)
                 results[mode]["tcp"].append(tcp)
                 results[mode]["udp"].append(udp)
-                if p50 is not None:
-                    results[mode]["p50"].append(p50)
-                    results[mode]["p99"].append(p99)
-                print(f"round {round_number + 1} {mode:10s} tcp {tcp:6.2f} Gbit/s  udp {udp:7.1f} kpps  rtt p50 {p50} us p99 {p99} us", flush=True)
+                results[mode]["p50"].append(p50 if p50 is not None else float("nan"))
+                results[mode]["p99"].append(p99 if p99 is not None else float("nan"))
+                print(f"round {round_number + 1} {mode:14s} tcp {tcp:6.2f} Gbit/s  udp {udp:7.1f} kpps  latency p50 {p50} us p99 {p99} us", flush=True)
     finally:
         teardown()
+        if os.path.exists(full_log):
+            os.unlink(full_log)
 
-    med = {m: {k: (statistics.median(v) if v else float("nan")) for k, v in r.items()} for m, r in results.items()}
+    med = {m: {k: statistics.median(v) if v else float("nan") for k, v in r.items()} for m, r in results.items()}
     print()
-    print(f"medians of {args.rounds} rounds, {args.seconds} s each")
-    print(f"{'path':12s} {'TCP Gbit/s':>11s} {'UDP 64B kpps':>13s} {'RTT p50 us':>11s} {'RTT p99 us':>11s}")
+    print(f"medians of {args.rounds} rounds, {args.seconds} s each; load average {', '.join(f'{x:.2f}' for x in loads)} at the rounds' starts")
+    print("latency: sockperf ping-pong, 64-byte messages, half the round trip (sockperf's convention)")
+    print(f"{'path':14s} {'TCP Gbit/s':>11s} {'UDP 64B kpps':>13s} {'lat p50 us':>11s} {'lat p99 us':>11s}")
     for m in modes:
         r = med[m]
-        print(f"{m:12s} {r['tcp']:11.2f} {r['udp']:13.1f} {r['p50']:11.1f} {r['p99']:11.1f}")
+        print(f"{m:14s} {r['tcp']:11.2f} {r['udp']:13.1f} {r['p50']:11.1f} {r['p99']:11.1f}")
     print()
-    if "masqd" in modes and "nfq_echo" in modes and len(results["masqd"]["p50"]) == len(results["nfq_echo"]["p50"]):
+    engines = [m for m in modes if m.startswith("masqd") or m == "nfq_echo-rules"]
+    if "nfq_echo" in modes:
         # Rounds are interleaved, so a round's difference cancels most of the machine's drift.
-        diffs = [m - n for m, n in zip(results["masqd"]["p50"], results["nfq_echo"]["p50"])]
-        print(f"RTT p50 masqd - nfq_echo per round: {', '.join(f'{d:+.1f}' for d in diffs)} us; median {statistics.median(diffs):+.1f} us")
-    for subject, reference in (("masqd", "nfq_echo"), ("masqd", "masquerade"), (FAST_PATH_MODE, "masquerade")):
-        if subject not in modes or reference not in modes:
-            continue
-        a, b = med[subject], med[reference]
-        print(f"{subject}/{reference}: TCP {a['tcp'] / b['tcp']:.2f}  UDP {a['udp'] / b['udp']:.2f}  "
-              f"RTT p50 {a['p50'] - b['p50']:+.1f} us  p99 {a['p99'] - b['p99']:+.1f} us")
-    for m in [m for m in modes if m not in MODES and m != FAST_PATH_MODE and "masqd" in modes]:
+        for m in engines:
+            for q in ("p50", "p99"):
+                diffs = [a - b for a, b in zip(results[m][q], results["nfq_echo"][q])]
+                print(f"latency {q} {m} - nfq_echo per round: {', '.join(f'{d:+.1f}' for d in diffs)} us; "
+                      f"median {statistics.median(diffs):+.1f} us")
+    for m in engines:
+        for reference in ("nfq_echo", "masquerade"):
+            if reference not in modes:
+                continue
+            a, b = med[m], med[reference]
+            print(f"{m}/{reference}: TCP {a['tcp'] / b['tcp']:.2f}  UDP {a['udp'] / b['udp']:.2f}  "
+                  f"latency p50 {a['p50'] - b['p50']:+.1f} us  p99 {a['p99'] - b['p99']:+.1f} us")
+    for m in [m for m in modes if m.endswith("q") and "masqd" in modes]:
         a, b = med[m], med["masqd"]
         print(f"{m}/masqd: TCP {a['tcp'] / b['tcp']:.2f}  UDP {a['udp'] / b['udp']:.2f}  "
-              f"RTT p50 {a['p50'] - b['p50']:+.1f} us  p99 {a['p99'] - b['p99']:+.1f} us")
+              f"latency p50 {a['p50'] - b['p50']:+.1f} us  p99 {a['p99'] - b['p99']:+.1f} us")
+    if args.plot != "none" and any(samples.values()):
+        e2e_plot.write_cdf_svg(args.plot, samples,
+                               f"sockperf ping-pong, 64 B, through the router: {args.rounds} rounds × {args.seconds} s per path")
+        print(f"latency CDF: {args.plot}")
 
 
 if __name__ == "__main__":

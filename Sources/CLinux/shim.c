@@ -13,6 +13,9 @@
 #include <linux/rtnetlink.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
 
 /* ---- rtnetlink ---- */
 
@@ -98,40 +101,83 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data) {
   return MNL_CB_OK;
 }
 
-int clinux_rtnl_primary_ipv4(uint32_t ifindex, uint32_t *address_out) {
-  struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
-  if (!nl) return -errno;
-  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-    int e = errno;
-    mnl_socket_close(nl);
-    return -e;
-  }
-  char buf[32768];
+/* A dump request's header in `buf`: its type, NLM_F_DUMP, a sequence number. */
+static struct nlmsghdr *dump_request(char *buf, uint16_t type) {
   struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = RTM_GETADDR;
+  nlh->nlmsg_type = type;
   nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  uint32_t seq = (uint32_t)time(NULL);
-  nlh->nlmsg_seq = seq;
-  struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof *ifa);
-  ifa->ifa_family = AF_INET;
-  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-    int e = errno;
-    mnl_socket_close(nl);
-    return -e;
-  }
-  unsigned portid = mnl_socket_get_portid(nl);
-  struct addr_search s = {ifindex, 0, 0};
+  nlh->nlmsg_seq = (uint32_t)time(NULL);
+  return nlh;
+}
+
+/* Sends the dump request built in `buf` on a fresh socket of netlink family `bus` and runs
+   `cb` on every answer until NLMSG_DONE (the answers reuse `buf`). 0 or -errno. */
+static int netlink_dump(int bus, char *buf, size_t size, mnl_cb_t cb, void *data) {
+  struct mnl_socket *nl = mnl_socket_open2(bus, SOCK_CLOEXEC);
+  if (!nl) return -errno;
+  struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
+  uint32_t seq = nlh->nlmsg_seq;
   int result = 0;
-  for (;;) {
-    ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof buf);
-    if (n < 0) { result = -errno; break; }
-    int r = mnl_cb_run(buf, (size_t)n, seq, portid, addr_cb, &s);
-    if (r < 0) { result = -errno; break; }
-    if (r == MNL_CB_STOP) break; /* NLMSG_DONE */
+  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 || mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+    result = -errno;
+  } else {
+    unsigned portid = mnl_socket_get_portid(nl);
+    for (;;) {
+      ssize_t n = mnl_socket_recvfrom(nl, buf, size);
+      if (n < 0) { result = -errno; break; }
+      int r = mnl_cb_run(buf, (size_t)n, seq, portid, cb, data);
+      if (r < 0) { result = -errno; break; }
+      if (r == MNL_CB_STOP) break; /* NLMSG_DONE */
+    }
   }
   mnl_socket_close(nl);
+  return result;
+}
+
+int clinux_rtnl_primary_ipv4(uint32_t ifindex, uint32_t *address_out) {
+  char buf[32768];
+  struct nlmsghdr *nlh = dump_request(buf, RTM_GETADDR);
+  struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof *ifa);
+  ifa->ifa_family = AF_INET;
+  struct addr_search s = {ifindex, 0, 0};
+  int result = netlink_dump(NETLINK_ROUTE, buf, sizeof buf, addr_cb, &s);
   if (s.found) { *address_out = s.address; return 1; }
   return result;
+}
+
+/* ---- sock_diag ---- */
+
+struct listener_dump {
+  clinux_listener *out;
+  int capacity;
+  int count;
+};
+
+static int listener_cb(const struct nlmsghdr *nlh, void *data) {
+  struct listener_dump *d = data;
+  if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct inet_diag_msg)) return MNL_CB_OK;
+  const struct inet_diag_msg *m = mnl_nlmsg_get_payload(nlh);
+  if (d->count < d->capacity) {
+    clinux_listener *l = &d->out[d->count];
+    memset(l, 0, sizeof *l);
+    l->is_ipv6 = m->idiag_family == AF_INET6;
+    memcpy(l->address, m->id.idiag_src, l->is_ipv6 ? 16 : 4);
+    l->port = ntohs(m->id.idiag_sport);
+  }
+  d->count++;
+  return MNL_CB_OK;
+}
+
+int clinux_tcp_listeners(int family, clinux_listener *out, int capacity) {
+  char buf[32768];
+  struct nlmsghdr *nlh = dump_request(buf, SOCK_DIAG_BY_FAMILY);
+  struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof *req);
+  req->sdiag_family = (uint8_t)family;
+  req->sdiag_protocol = IPPROTO_TCP;
+  req->idiag_states = 1u << 10; /* TCP_LISTEN only: no walk of the established hash */
+  struct listener_dump d = {out, capacity, 0};
+  int result = netlink_dump(NETLINK_SOCK_DIAG, buf, sizeof buf, listener_cb, &d);
+  return result < 0 ? result : d.count;
 }
 
 /* pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module does not define. */

@@ -13,12 +13,17 @@ struct LocalPortsState {
     var lastReserved: ClosedRange<UInt16>? = nil
     var lastForwardsOnLocalPorts = 0
     var unreadableLogged = false
+    /// The last full read (TCP connections included: LocalPortsReader) and when it was made;
+    /// the refreshes in between take the router's TCP connections from it.
+    var lastFullRead = NATTime(nanoseconds: 0)
+    var fullReadPorts: LocalPortSet? = nil
 }
 
 extension Engine {
     /// The ports to hand over now: the held ones on `address`, and the reserved range if asked for.
-    static func readLocalPorts(address: IPv4Address?, reserve: Bool) -> (reading: LocalPortsReader.Reading, reserved: ClosedRange<UInt16>?) {
-        (LocalPortsReader.readHeld(address: address), reserve ? LocalPortsReader.readPortRange() : nil)
+    static func readLocalPorts(address: IPv4Address?, reserve: Bool, tcpConnections: LocalPortSet? = nil)
+        -> (reading: LocalPortsReader.Reading, reserved: ClosedRange<UInt16>?) {
+        (LocalPortsReader.readHeld(address: address, tcpConnections: tcpConnections), reserve ? LocalPortsReader.readPortRange() : nil)
     }
 
     /// Why `settings` cannot work with the router's range `reserved`: an explicit --port-range
@@ -31,18 +36,26 @@ extension Engine {
                        "lies inside the router's ip_local_port_range \(reserved.lowerBound)-\(reserved.upperBound): no port left for mappings (choose ports outside it, or --reserve-local-port-range no)")
     }
 
-    /// Main loop: every refresh interval (or at once when `force`), reads and hands over the ports.
+    /// Main loop: every refresh interval (or at once when `force`), reads and hands over the
+    /// ports; a full read (the router's TCP connections too) when forced or once a
+    /// `connectionsRefreshInterval`.
     func refreshLocalPorts(now: NATTime, force: Bool = false) {
         guard force || now.duration(since: localPortsState.lastRefresh) >= LocalPortsReader.refreshInterval else { return }
         localPortsState.lastRefresh = now
         let reserve = (reloading.current ?? settings).reserveLocalPortRange
         let address = withTranslator { $0.configuration.externalAddress }
-        let (reading, reserved) = Engine.readLocalPorts(address: address, reserve: reserve)
+        let full = force || localPortsState.fullReadPorts == nil
+            || now.duration(since: localPortsState.lastFullRead) >= LocalPortsReader.connectionsRefreshInterval
+        let (reading, reserved) = Engine.readLocalPorts(address: address, reserve: reserve, tcpConnections: full ? nil : localPortsState.fullReadPorts)
         let update = withTranslator { translator in
             // The address may have changed while the files were read: the next round reads again.
             translator.configuration.externalAddress == address ? translator.setLocalPorts(reading.held, reserved: reserved, now: now) : nil
         }
         guard let update else { return }
+        if full {
+            localPortsState.lastFullRead = now
+            localPortsState.fullReadPorts = reading.held
+        }
         logLocalPorts(reading, reserved: reserved, reserve: reserve, update: update)
     }
 

@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 import NATCore
 
@@ -7,6 +8,13 @@ import NATCore
 // the WAN address changes and every `refreshInterval`, outside the translator lock; the
 // packet threads never do. Bounded: at most `maximumBytes` of each file (the router's own
 // sockets; forwarded connections are not in these files), the rest counted as cut.
+//
+// /proc/net/tcp and tcp6 cost: the kernel walks every bucket of its established hash for
+// each (262144 here: ~9 ms each, in one stretch without a reschedule point on this
+// non-preemptible kernel, which holds one of two CPUs — every 2 s, that was the packet
+// path's worst stall). So between full reads, every `connectionsRefreshInterval`, the TCP
+// listeners come from sock_diag (their own small hash), the router's TCP connections from the
+// last full read; UDP files are read every time (a small hash: tens of µs).
 
 struct LocalPortsReader {
     static let socketFiles: [(path: String, family: LocalSocketTable.Family, protocolNumber: UInt8)] = [
@@ -17,6 +25,7 @@ struct LocalPortsReader {
     /// 16 MiB: some 100 000 sockets of the router's own.
     static let maximumBytes = 16 << 20
     static let refreshInterval = NATDuration.seconds(2)
+    static let connectionsRefreshInterval = NATDuration.seconds(60)
 
     struct Reading {
         var held = LocalPortSet()
@@ -26,10 +35,24 @@ struct LocalPortsReader {
         var cut: [String] = []
     }
 
-    /// The ports held on `address` or the wildcard, from every socket file there is.
-    static func readHeld(address: IPv4Address?) -> Reading {
+    /// The ports held on `address` or the wildcard, from every socket file there is; or, with
+    /// `tcpConnections` (the TCP ports of an earlier full read), TCP from the listeners now
+    /// plus those (a full read when the listeners cannot be read).
+    static func readHeld(address: IPv4Address?, tcpConnections: LocalPortSet? = nil) -> Reading {
         var reading = Reading()
-        for file in socketFiles {
+        var skipTCPFiles = false
+        if let tcpConnections, let listeners = readTCPListeners(address: address) {
+            skipTCPFiles = true
+            reading.outcome.sockets += listeners.sockets
+            for port in listeners.held {
+                reading.outcome.held += 1
+                reading.held.insert(protocolNumber: IPProtocolNumber.tcp, port: port)
+            }
+            for port in 0...UInt16.max where tcpConnections.contains(protocolNumber: IPProtocolNumber.tcp, port: port) {
+                reading.held.insert(protocolNumber: IPProtocolNumber.tcp, port: port)
+            }
+        }
+        for file in socketFiles where !(skipTCPFiles && file.protocolNumber == IPProtocolNumber.tcp) {
             guard let (bytes, complete) = readFile(file.path, limit: maximumBytes) else {
                 reading.unreadable.append(file.path)
                 continue
@@ -43,6 +66,39 @@ struct LocalPortsReader {
             reading.outcome.malformed += outcome.malformed
         }
         return reading
+    }
+
+    /// The ports of TCP listeners bound to `address` or the wildcard (`::` and `::ffff:address`
+    /// too, as in LocalSocketTable), by sock_diag; nil when it cannot be read.
+    static func readTCPListeners(address: IPv4Address?) -> (held: [UInt16], sockets: Int)? {
+        var held: [UInt16] = []
+        var sockets = 0
+        for family in [AF_INET, AF_INET6] {
+            var capacity = 1024
+            var listeners: [clinux_listener] = []
+            while true {
+                listeners = [clinux_listener](repeating: clinux_listener(), count: capacity)
+                let count = Int(clinux_tcp_listeners(family, &listeners, Int32(capacity)))
+                guard count >= 0 else { return nil }
+                if count <= capacity { listeners.removeSubrange(count...); break }
+                guard capacity < 1 << 20 else { return nil } // beyond any router: read the files
+                capacity = count + 1024
+            }
+            sockets += listeners.count
+            for listener in listeners {
+                let bytes = listener.address
+                let word = { (at: Int) -> UInt32 in
+                    withUnsafeBytes(of: bytes) { UInt32($0[at]) << 24 | UInt32($0[at + 1]) << 16 | UInt32($0[at + 2]) << 8 | UInt32($0[at + 3]) }
+                }
+                let local: UInt32?
+                if listener.is_ipv6 == 0 { local = word(0) }
+                else if word(0) == 0, word(4) == 0, word(8) == 0, word(12) == 0 { local = 0 } // ::
+                else if word(0) == 0, word(4) == 0, word(8) == 0x0000_ffff { local = word(12) } // ::ffff:a.b.c.d
+                else { local = nil }
+                if let local, local == 0 || local == address?.value { held.append(listener.port) }
+            }
+        }
+        return (held, sockets)
     }
 
     /// The router's ephemeral port range, or nil when it cannot be read.

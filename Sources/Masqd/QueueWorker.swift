@@ -60,8 +60,9 @@ final class QueueWorker: @unchecked Sendable {
     func run() {
         do throws(MasqdError) {
             while !StopSignal.isRequested {
-                try processBatches(waitMilliseconds: 100)
-                sweepFragments(now: MonotonicClock.now())
+                // The last batch's clock read serves the sweep: one clock read less per wake-up.
+                let last = try processBatches(waitMilliseconds: 100)
+                sweepFragments(now: last ?? MonotonicClock.now())
             }
             try processBatches(waitMilliseconds: 0)
         } catch {
@@ -73,9 +74,12 @@ final class QueueWorker: @unchecked Sendable {
     }
 
     /// Waits for a batch, then takes batches until the queue is empty (at most 64 in a row,
-    /// so the fragment sweep and the stop flag are seen).
-    func processBatches(waitMilliseconds: Int32) throws(MasqdError) {
+    /// so the fragment sweep and the stop flag are seen). Returns the time the last batch's
+    /// verdicts were sent, nil when there was none.
+    @discardableResult
+    func processBatches(waitMilliseconds: Int32) throws(MasqdError) -> NATTime? {
         var wait = waitMilliseconds
+        var last: NATTime? = nil
         for _ in 0..<64 {
             let count: Int
             do {
@@ -84,7 +88,7 @@ final class QueueWorker: @unchecked Sendable {
                 throw MasqdError(error.description)
             }
             wait = 0
-            if count == 0 { return }
+            if count == 0 { return last }
             let started = MonotonicClock.now()
             lock.withLock {
                 counters.batches &+= 1
@@ -102,6 +106,7 @@ final class QueueWorker: @unchecked Sendable {
                 throw MasqdError(error.description)
             }
             let sent = MonotonicClock.now()
+            last = sent
             lock.withLock {
                 residence.record(sent.duration(since: started).nanoseconds, count: UInt64(count))
                 costPerPacket.record(translated.duration(since: started).nanoseconds / UInt64(count), count: UInt64(count))
@@ -114,8 +119,9 @@ final class QueueWorker: @unchecked Sendable {
                 }
                 queueStatistics = queue.statistics
             }
-            if count < queue.configuration.batchSize { return }
+            if count < queue.configuration.batchSize { return last }
         }
+        return last
     }
 
     /// Drops the fragments of datagrams that timed out (on a clock, not per batch).
