@@ -29,7 +29,13 @@ public struct PortAllocator: Sendable {
     /// free-port bitmap in a few word reads, so an exhausted range is refused at once.
     func allocate(in table: ExternalPortTable, local: LocalPortMap = LocalPortMap.none, slot: Int, internalPort: UInt16,
                   startHash: UInt32, address: Int = 0) -> UInt16? {
-        let range = range(for: internalPort, slot: slot)
+        allocate(in: table, local: local, slot: slot, range: range(for: internalPort, slot: slot), internalPort: internalPort,
+                 startHash: startHash, address: address)
+    }
+
+    /// `allocate` in the given range (a port block's, PortBlocks.swift).
+    func allocate(in table: ExternalPortTable, local: LocalPortMap, slot: Int, range: ClosedRange<UInt16>, internalPort: UInt16,
+                  startHash: UInt32, address: Int) -> UInt16? {
         if range.contains(internalPort), table.owner(slot: slot, port: internalPort, address: address) < 0, !local.contains(slot: slot, port: internalPort) {
             return internalPort
         }
@@ -75,7 +81,13 @@ public struct PortAllocator: Sendable {
     /// The router's ports are skipped as in `allocate`.
     func allocatePair(in table: ExternalPortTable, local: LocalPortMap = LocalPortMap.none, slot: Int, internalPort: UInt16,
                       startHash: UInt32, address: Int = 0) -> UInt16? {
-        let range = range(for: internalPort, slot: slot)
+        allocatePair(in: table, local: local, slot: slot, range: range(for: internalPort, slot: slot), internalPort: internalPort,
+                     startHash: startHash, address: address)
+    }
+
+    /// `allocatePair` in the given range (a port block's).
+    func allocatePair(in table: ExternalPortTable, local: LocalPortMap, slot: Int, range: ClosedRange<UInt16>, internalPort: UInt16,
+                      startHash: UInt32, address: Int) -> UInt16? {
         func free(_ port: UInt16) -> Bool {
             table.owner(slot: slot, port: port, address: address) < 0 && table.owner(slot: slot, port: port + 1, address: address) < 0
                 && !local.contains(slot: slot, port: port) && !local.contains(slot: slot, port: port + 1)

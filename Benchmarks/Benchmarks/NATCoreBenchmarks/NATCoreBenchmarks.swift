@@ -134,6 +134,35 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     }
 
+    // Every port of the WAN address taken: each new flow is refused after a few words of the
+    // free-port bitmap (it was a 64512-row scan under the engine lock, issue #20).
+    Benchmark("New flow refused, ports exhausted", configuration: .init(scalingFactor: .kilo, maxIterations: 50)) { benchmark in
+        var configuration = NATConfiguration(externalAddress: external)
+        configuration.maxSessions = 131_072
+        configuration.maxMappings = 131_072
+        configuration.maxSessionsPerHost = Int.max
+        let translator = NATTranslator(configuration: configuration)
+        for m in 0..<64_512 {
+            var packet = PacketTemplates.udp(source: IPv4Address(UInt32(0x0A00_0000) | UInt32(m / 32_000)), sourcePort: UInt16(2000 + m % 32_000),
+                                             destination: server, destinationPort: 53)
+            let verdict = packet.withUnsafeMutableBytes { translator.translate($0, direction: .outbound, checksum: PacketChecksumState(), now: start) }
+            precondition(verdict == .acceptRewritten, "setup failed at mapping \(m): \(verdict)")
+        }
+        var packets: [[UInt8]] = []
+        for i in 0..<1000 {
+            packets.append(PacketTemplates.udp(source: IPv4Address(192, 0, 2, UInt8(1 + i % 250)), sourcePort: UInt16(40000 + i),
+                                               destination: server, destinationPort: 53))
+        }
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations {
+            packets[i % packets.count].withUnsafeMutableBytes {
+                blackHole(translator.translate($0, direction: .outbound, checksum: PacketChecksumState(), now: start))
+            }
+        }
+        benchmark.stopMeasurement()
+        precondition(translator.counters.drops(.portsExhausted) > 0)
+    }
+
     fragmentBenchmarks()
     ftpBenchmarks()
     datagramHelperBenchmarks()
