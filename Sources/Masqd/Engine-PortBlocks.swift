@@ -15,7 +15,7 @@ extension Engine {
             .counter("port_blocks_allocated", core.portBlocksAllocated, "Port blocks given to hosts (restored ones included): one audit line each."),
             .counter("port_blocks_released", core.portBlocksReleased, "Port blocks given back with their last mapping."),
             .counter("port_block_restore_conflicts", core.portBlockRestoreConflicts,
-                     "Restored mappings left out because another host already held their block (the block size changed since the save)."),
+                     "Restored mappings left out because another host already held their block (the block size changed since the save) or their port is in no block."),
         ]
     }
 }

@@ -158,7 +158,8 @@ public struct NATCounters: Sendable {
     public var reclaimSteps: UInt64 = 0
     public var reclaimStepsSkipped: UInt64 = 0
     /// Port blocks (PortBlocks.swift) given to hosts (restored ones included) and given back;
-    /// restored mappings left out because another host already had their block (a changed block size).
+    /// restored mappings left out because another host already had their block (a changed block
+    /// size) or their port is in no block (a state saved without port blocks).
     public var portBlocksAllocated: UInt64 = 0
     public var portBlocksReleased: UInt64 = 0
     public var portBlockRestoreConflicts: UInt64 = 0

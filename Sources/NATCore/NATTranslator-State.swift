@@ -212,7 +212,7 @@ extension NATTranslator {
               !localPorts.contains(slot: slot, port: m.externalPort) else { return (-1, false) } // the router's now
         guard mappings.count < mappings.capacity else { return (-1, true) }
         // Port blocks: the mapping's block becomes (or is) its host's; a block another host
-        // has already (the block size changed since the save) leaves the mapping out.
+        // has already (the block size changed since the save), or a port in no block, leaves it out.
         if portBlocks != nil, !adoptBlock(port: m.externalPort, address: address, host: m.internalAddress) {
             counters.portBlockRestoreConflicts &+= 1
             return (-1, false)
