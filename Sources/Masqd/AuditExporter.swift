@@ -128,7 +128,7 @@ final class AuditExporter: @unchecked Sendable {
             wallMilliseconds &- now.nanoseconds.subtractingReportingOverflow(event.timeNanoseconds).partialValue / 1_000_000
         }
         if let level = settings.journal {
-            for event in events where level.logs(event.kind) {
+            for event in events where level.logs(event.kind, portBlocks: settings.portBlocks) {
                 logger.info("\(AuditLine.text(event, milliseconds: milliseconds(event)))")
                 done.journalLines &+= 1
             }
@@ -137,7 +137,9 @@ final class AuditExporter: @unchecked Sendable {
             let templates = lastTemplates.map { now.duration(since: $0) >= Self.templateInterval } ?? true
             guard templates || !events.isEmpty else { return done }
             if templates { lastTemplates = now }
-            let records = events.lazy.map { IPFIXEncoder.Record(event: $0, milliseconds: milliseconds($0)) }
+            // With port blocks the collector gets the blocks only: the point is fewer records.
+            let records = events.lazy.filter { !self.settings.portBlocks || $0.kind.isPortBlock }
+                .map { IPFIXEncoder.Record(event: $0, milliseconds: milliseconds($0)) }
             let messages = encoder!.messages(records, exportTime: UInt32(truncatingIfNeeded: wall.tv_sec), templates: templates)
             if templates { done.ipfixTemplates &+= 1 }
             for message in messages {

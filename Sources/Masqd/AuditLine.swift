@@ -9,9 +9,19 @@ import NATCore
 //
 // `remote=` only on session lines; ICMP echo shows its identifiers as the ports; `time` is
 // UTC with milliseconds (when the translator made the event, not when the line was written).
+// A port block (--port-block-size) has no protocol and no internal port; `external=` is the
+// block's address and its first and last ports:
+//
+//   nat-event port-block-allocated internal=192.0.2.10 external=203.0.113.1:1024-1087 reason=outbound time=…
 
 enum AuditLine {
     static func text(_ event: NATEvent, milliseconds: UInt64) -> String {
+        if event.kind.isPortBlock {
+            let ports = event.blockPorts
+            return "nat-event \(event.kind) internal=\(IPv4Address(event.internalAddress))"
+                + " external=\(IPv4Address(event.externalAddress)):\(ports.lowerBound)-\(ports.upperBound)"
+                + " reason=\(event.reason) time=\(utcTimestamp(milliseconds: milliseconds))"
+        }
         var line = "nat-event \(event.kind) proto=\(protocolName(event.protocolNumber))"
         line += " internal=\(IPv4Address(event.internalAddress)):\(event.internalPort)"
         line += " external=\(IPv4Address(event.externalAddress)):\(event.externalPort)"

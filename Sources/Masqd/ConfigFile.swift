@@ -154,6 +154,8 @@ extension ConfigFile {
             ("max-redirect-flows", .single(\.maxRedirectFlows)),
             ("reverse-path-check", .single(\.reversePathCheck)),
             ("max-redirect-flows-per-host", .single(\.maxRedirectFlowsPerHost)),
+            ("port-block-size", .single(\.portBlockSize)),
+            ("max-port-blocks-per-host", .single(\.maxPortBlocksPerHost)),
         ]
     }
 

@@ -115,6 +115,7 @@ extension Engine {
             ("max-redirect-flows", { "\($0.nat.maxRedirectSessions)" }),
             ("reverse-path-check", { "\($0.reversePathCheck)" }),
             ("max-redirect-flows-per-host", { "\($0.nat.maxRedirectSessionsPerHost)" }),
+            ("port-block-size", { $0.nat.portBlocks.map { "\($0.size)" } ?? "off" }),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))
@@ -143,7 +144,8 @@ extension Engine {
             parts.append("helpers now \(helpers.isEmpty ? "none" : helpers.joined(separator: " ")) (live helper connections keep theirs)")
         }
         if summary.limitsChanged {
-            parts.append("max-flows-per-host now \(settings.nat.maxSessionsPerHost), max-helper-flows-per-host \(settings.nat.helperLimits.connectionsPerHost), max-new-flows-per-host \(settings.nat.newFlowsPerHost?.description ?? "none")")
+            parts.append("max-flows-per-host now \(settings.nat.maxSessionsPerHost), max-helper-flows-per-host \(settings.nat.helperLimits.connectionsPerHost), max-new-flows-per-host \(settings.nat.newFlowsPerHost?.description ?? "none")"
+                + (settings.nat.portBlocks.map { ", max-port-blocks-per-host \($0.maxPerHost)" } ?? ""))
         }
         if old.reserveLocalPortRange != settings.reserveLocalPortRange {
             parts.append("reserve-local-port-range now \(settings.reserveLocalPortRange ? "yes" : "no")")

@@ -147,6 +147,7 @@ extension Engine {
         list += fastPath?.metrics() ?? []
         list += redirectMetrics()
         list += reclaimMetrics()
+        list += portBlockMetrics()
         return list
     }
 

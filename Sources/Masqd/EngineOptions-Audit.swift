@@ -11,7 +11,10 @@ public enum AuditLogLevel: String, Sendable, Equatable {
     /// Every session (mapping × remote endpoint) as well.
     case sessions
 
-    func logs(_ kind: NATEventKind) -> Bool { self == .sessions || !kind.isSession }
+    /// With port blocks, `mappings` means the blocks: one line per block, none per mapping.
+    func logs(_ kind: NATEventKind, portBlocks: Bool = false) -> Bool {
+        self == .sessions || (portBlocks ? kind.isPortBlock : !kind.isSession)
+    }
 }
 
 public struct IPFIXSettings: Sendable, Equatable {
@@ -25,6 +28,8 @@ public struct AuditSettings: Sendable, Equatable {
     public var journal: AuditLogLevel? = nil
     /// nil: no IPFIX export.
     public var ipfix: IPFIXSettings? = nil
+    /// Port blocks are on (--port-block-size): block events replace mapping events.
+    public var portBlocks = false
 
     public init() {}
 
@@ -33,8 +38,9 @@ public struct AuditSettings: Sendable, Equatable {
 }
 
 extension EngineOptions {
-    func checkedAudit(queue: UInt16) throws(MasqdError) -> AuditSettings {
+    func checkedAudit(queue: UInt16, portBlocks: Bool) throws(MasqdError) -> AuditSettings {
         var audit = AuditSettings()
+        audit.portBlocks = portBlocks
         if let auditLog {
             guard let level = AuditLogLevel(rawValue: auditLog) else {
                 throw .option("--audit-log", auditLog, "expected mappings or sessions")

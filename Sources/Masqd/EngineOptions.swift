@@ -99,6 +99,12 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Cap on address-only translations (protocols without ports: ESP, GRE, SCTP...), one per protocol and remote address. Default 16384.")
     public var maxOtherFlows: String?
 
+    @Option(name: .long, help: "Port block allocation (RFC 7422 style): each internal host takes its mappings' ports from blocks of N consecutive ports (16-16384) on its external address, logged once per block. Fixed while running. Default: off.")
+    public var portBlockSize: String?
+
+    @Option(name: .long, help: "With --port-block-size: blocks one internal host may hold (1-1024); a new flow that needs one more is dropped and counted. Default: 8.")
+    public var maxPortBlocksPerHost: String?
+
     @Option(name: .long, help: "High availability: this router's sync channel address, ADDR:PORT (UDP). With --sync-peer and --sync-key.")
     public var syncListen: String?
 
@@ -177,7 +183,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
             controlPath: control ?? EngineSettings.defaultControlPath(queue: queueRange.lowerBound),
             metrics: try checkedMetricsEndpoint(), state: try checkedStateFile(), failOpen: failOpen,
             firewall: try checkedFirewall(), reserveLocalPortRange: try checkedReserveLocalPortRange(),
-            audit: try checkedAudit(queue: queueRange.lowerBound),
+            audit: try checkedAudit(queue: queueRange.lowerBound, portBlocks: nat.portBlocks != nil),
             noNATDestinations: try checkedExclusions(lan: nat.internalPrefixes),
             ha: try checkedHA(), role: try checkedRole(), virtualAddress: try checkedVirtualAddress(),
             fastPath: try checkedFastPath(nat: nat),
@@ -226,6 +232,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
         (helperNames, nat.helpers) = try checkedHelpers()
         nat.forwards = forwards
         nat.ports = ports
+        nat.portBlocks = try checkedPortBlocks(ports: ports)
         nat.redirects = try checkedRedirects()
         nat.maxRedirectSessions = try checkedMaxRedirectFlows()
         nat.maxRedirectSessionsPerHost = try checkedMaxRedirectFlowsPerHost()

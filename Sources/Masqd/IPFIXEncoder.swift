@@ -11,6 +11,10 @@ import NATCore
 // address and port, observationTimeMilliseconds; sessions also carry the post-NAT
 // destination (unchanged: masqd translates sources only). ICMP echo puts its identifiers in
 // the port fields, as nfdump reads them.
+//
+// Port blocks (--port-block-size) have a third template: RFC 8158's port block allocation
+// and de-allocation (natEvent 16/17 in IANA's natEvent registry) with portRangeStart/End,
+// portRangeStepSize (1) and portRangeNumPorts; no protocol and no pre-NAT port.
 
 struct IPFIXEncoder {
     /// An information element of a template: its IANA number and the length we send.
@@ -23,6 +27,7 @@ struct IPFIXEncoder {
     static let templateSetID: UInt16 = 2
     static let sessionTemplateID: UInt16 = 256
     static let mappingTemplateID: UInt16 = 257
+    static let blockTemplateID: UInt16 = 258
     static let headerBytes = 16
     static let setHeaderBytes = 4
     /// Messages stay below a 1500-byte path MTU with IPv4 and UDP headers: no fragments.
@@ -43,7 +48,18 @@ struct IPFIXEncoder {
         Field(id: 226, length: 4), // postNATDestinationIPv4Address
         Field(id: 228, length: 2), // postNAPTDestinationTransportPort
     ]
+    static let blockFields: [Field] = [
+        Field(id: 323, length: 8), // observationTimeMilliseconds
+        Field(id: 230, length: 1), // natEvent
+        Field(id: 8, length: 4),   // sourceIPv4Address
+        Field(id: 225, length: 4), // postNATSourceIPv4Address
+        Field(id: 361, length: 2), // portRangeStart
+        Field(id: 362, length: 2), // portRangeEnd
+        Field(id: 363, length: 2), // portRangeStepSize
+        Field(id: 364, length: 2), // portRangeNumPorts
+    ]
     static let mappingRecordBytes = mappingFields.reduce(0) { $0 + Int($1.length) } // 22
+    static let blockRecordBytes = blockFields.reduce(0) { $0 + Int($1.length) } // 25
     static let sessionRecordBytes = sessionFields.reduce(0) { $0 + Int($1.length) } // 34
 
     /// RFC 8158's natEvent for a NAT event.
@@ -53,6 +69,8 @@ struct IPFIXEncoder {
         case .sessionRemoved: 5
         case .mappingCreated: 8
         case .mappingRemoved: 9
+        case .portBlockAllocated: 16
+        case .portBlockReleased: 17
         case .sessionEstablished: 0 // no RFC 8158 event; AuditExporter never passes one here
         }
     }
@@ -108,8 +126,9 @@ struct IPFIXEncoder {
         begin()
         if templates { Self.appendTemplateSet(to: &message) }
         for record in records {
-            let id = record.event.kind.isSession ? Self.sessionTemplateID : Self.mappingTemplateID
-            let size = id == Self.sessionTemplateID ? Self.sessionRecordBytes : Self.mappingRecordBytes
+            let kind = record.event.kind
+            let id = kind.isSession ? Self.sessionTemplateID : kind.isPortBlock ? Self.blockTemplateID : Self.mappingTemplateID
+            let size = id == Self.sessionTemplateID ? Self.sessionRecordBytes : id == Self.blockTemplateID ? Self.blockRecordBytes : Self.mappingRecordBytes
             let needed = size + (openSet?.id == id ? 0 : Self.setHeaderBytes)
             if message.count + needed > Self.maxMessageBytes {
                 finish()
@@ -121,7 +140,11 @@ struct IPFIXEncoder {
                 Self.append16(id, to: &message)
                 Self.append16(0, to: &message) // length, at closeSet
             }
-            Self.appendRecord(record, session: id == Self.sessionTemplateID, to: &message)
+            if id == Self.blockTemplateID {
+                Self.appendBlockRecord(record, to: &message)
+            } else {
+                Self.appendRecord(record, session: id == Self.sessionTemplateID, to: &message)
+            }
             recordsInMessage += 1
         }
         if recordsInMessage > 0 || templates { finish() }
@@ -132,7 +155,7 @@ struct IPFIXEncoder {
         let start = message.count
         append16(templateSetID, to: &message)
         append16(0, to: &message)
-        for (id, fields) in [(sessionTemplateID, sessionFields), (mappingTemplateID, mappingFields)] {
+        for (id, fields) in [(sessionTemplateID, sessionFields), (mappingTemplateID, mappingFields), (blockTemplateID, blockFields)] {
             append16(id, to: &message)
             append16(UInt16(fields.count), to: &message)
             for field in fields {
@@ -157,6 +180,18 @@ struct IPFIXEncoder {
         append16(event.remotePort, to: &message)
         append32(event.remoteAddress, to: &message)
         append16(event.remotePort, to: &message)
+    }
+
+    static func appendBlockRecord(_ record: Record, to message: inout [UInt8]) {
+        let event = record.event, ports = event.blockPorts
+        append64(record.milliseconds, to: &message)
+        message.append(natEvent(event.kind))
+        append32(event.internalAddress, to: &message)
+        append32(event.externalAddress, to: &message)
+        append16(ports.lowerBound, to: &message)
+        append16(ports.upperBound, to: &message)
+        append16(1, to: &message)
+        append16(UInt16(truncatingIfNeeded: ports.count), to: &message)
     }
 
     // Network byte order.

@@ -8,6 +8,8 @@ public struct NATConfiguration: Sendable {
     /// Sources that are translated. Empty: every source but the external address.
     public var internalPrefixes: [IPv4Prefix] = []
     public var ports = PortAllocator()
+    /// Port block allocation (PortBlocks.swift); nil: off, each mapping takes any free port.
+    public var portBlocks: PortBlockSettings? = nil
     /// Caps on live sessions (mapping × remote endpoint) and mappings (internal endpoints).
     public var maxSessions: Int = 262_144
     public var maxMappings: Int = 262_144

@@ -51,6 +51,8 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case redirectNoLocalAddress
     /// Transparent redirect: the client address already has its share of redirected connections.
     case redirectHostLimit
+    /// Port blocks: the host's blocks are full and it holds its cap of them (`PortBlockSettings.maxPerHost`).
+    case hostPortBlockLimit
 
     public var description: String {
         switch self {
@@ -80,6 +82,7 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .redirectClash: "redirect_clash"
         case .redirectNoLocalAddress: "redirect_no_local_address"
         case .redirectHostLimit: "redirect_host_limit"
+        case .hostPortBlockLimit: "host_port_block_limit"
         }
     }
 }
@@ -154,6 +157,12 @@ public struct NATCounters: Sendable {
     /// step within `reclaimQuietInterval` found nothing (NATTranslator-Reclaim.swift).
     public var reclaimSteps: UInt64 = 0
     public var reclaimStepsSkipped: UInt64 = 0
+    /// Port blocks (PortBlocks.swift) given to hosts (restored ones included) and given back;
+    /// restored mappings left out because another host already had their block (a changed block
+    /// size) or their port is in no block (a state saved without port blocks).
+    public var portBlocksAllocated: UInt64 = 0
+    public var portBlocksReleased: UInt64 = 0
+    public var portBlockRestoreConflicts: UInt64 = 0
 
     public init() {}
 

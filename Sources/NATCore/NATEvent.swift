@@ -15,6 +15,10 @@ public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConverti
     /// both ways. Only with `recordsEstablishedSessions` (the kernel fast path's cue to
     /// offload it); audit consumers skip it.
     case sessionEstablished = 5
+    /// Port blocks (PortBlocks.swift): a host got a block, or gave it back with its last
+    /// mapping. `externalPort`...`remotePort` are the block's first and last ports; no protocol.
+    case portBlockAllocated = 6
+    case portBlockReleased = 7
 
     public var description: String {
         switch self {
@@ -23,10 +27,13 @@ public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConverti
         case .sessionCreated: "session-created"
         case .sessionRemoved: "session-removed"
         case .sessionEstablished: "session-established"
+        case .portBlockAllocated: "port-block-allocated"
+        case .portBlockReleased: "port-block-released"
         }
     }
 
-    public var isCreation: Bool { self == .mappingCreated || self == .sessionCreated }
+    public var isCreation: Bool { self == .mappingCreated || self == .sessionCreated || self == .portBlockAllocated }
+    public var isPortBlock: Bool { self == .portBlockAllocated || self == .portBlockReleased }
     public var isSession: Bool { self == .sessionCreated || self == .sessionRemoved || self == .sessionEstablished }
 }
 
@@ -78,7 +85,9 @@ public enum NATEventReason: UInt8, Sendable, BitwiseCopyable, CustomStringConver
 
 /// One event, 32 bytes, no references: copied out of the ring as plain memory.
 /// Addresses are host-order integers (as `IPv4Address.value`); a mapping event has no remote
-/// (0.0.0.0, port 0). ICMP echo: the ports are the echo identifiers.
+/// (0.0.0.0, port 0). ICMP echo: the ports are the echo identifiers. A port block event has
+/// the host as internal address (port 0), the block's first port as `externalPort` and its
+/// last as `remotePort` (`blockPorts`), protocol 0.
 public struct NATEvent: Sendable, BitwiseCopyable, Equatable {
     /// `now` of the call that made the event (the daemon's monotonic clock).
     public var timeNanoseconds: UInt64
@@ -106,4 +115,9 @@ public struct NATEvent: Sendable, BitwiseCopyable, Equatable {
         self.reason = reason
         self.protocolNumber = protocolNumber
     }
+}
+
+extension NATEvent {
+    /// A port block event's ports (first...last).
+    public var blockPorts: ClosedRange<UInt16> { externalPort...max(externalPort, remotePort) }
 }

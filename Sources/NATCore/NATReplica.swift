@@ -103,6 +103,10 @@ public struct NATReplica: Sendable {
             return true
         case .sessionRemoved:
             return sessions.removeValue(forKey: sessionKey) != nil
+        case .portBlockAllocated, .portBlockReleased:
+            // Not replicated: at takeover the restore rebuilds each host's blocks from the
+            // mappings it holds, as it does from a state file.
+            return false
         }
     }
 

@@ -66,8 +66,8 @@ extension NATTranslator {
         let paired = pairedIndex(for: internalAddress.value)
         guard expectationRoom(master: master, needed: 2, host: internalAddress.value), mappings.count + 2 <= mappings.capacity,
               paired != 0 || configuration.externalAddress != nil,
-              let port = configuration.ports.allocatePair(in: externalPorts, local: localPorts, slot: slot, internalPort: internalPort,
-                                                          startHash: hashes.0, address: Int(paired))
+              let port = allocateExpectedPair(slot: slot, internalPort: internalPort, hash: hashes.0, address: Int(paired),
+                                              host: internalAddress.value)
         else { return nil }
         rows.0 = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
                                        internalPort: internalPort, externalPort: port, hash: hashes.0, externalIndex: paired)
@@ -77,6 +77,17 @@ extension NATTranslator {
         _ = addExpectation(mapping: rows.0, remote: remote, remotePort: remotePort, master: master)
         _ = addExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master)
         return (port, 2)
+    }
+
+    /// Two consecutive free ports for an expected pair: from the host's blocks with port blocks on.
+    private func allocateExpectedPair(slot: Int, internalPort: UInt16, hash: UInt32, address: Int, host: UInt32) -> UInt16? {
+        guard portBlocks != nil else {
+            return configuration.ports.allocatePair(in: externalPorts, local: localPorts, slot: slot, internalPort: internalPort,
+                                                    startHash: hash, address: address)
+        }
+        let fromBlock = allocateBlockPort(slot: slot, internalPort: internalPort, hash: hash, address: address, host: host, pair: true,
+                                          reason: .expectation)
+        return fromBlock.reason == nil ? fromBlock.port : nil
     }
 
     private func expectationRoom(master: Int32, needed: Int, host: UInt32) -> Bool {
@@ -102,6 +113,7 @@ extension NATTranslator {
             internalAddress: internalAddress.value, hash: hash, sessionCount: 0,
             internalPort: internalPort, externalPort: externalPort, protocolNumber: protocolNumber, externalIndex: externalIndex))
         externalPorts.claim(slot: slot, port: externalPort, row: row, address: Int(externalIndex))
+        if portBlocks != nil { addBlockMapping(port: externalPort, address: Int(externalIndex)) }
         counters.mappingsCreated &+= 1
         recordMapping(.mappingCreated, row, reason: .expectation)
         return row

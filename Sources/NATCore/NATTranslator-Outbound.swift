@@ -108,15 +108,25 @@ extension NATTranslator {
             _ = reclaimExpired(now: now)
             guard mappings.count < mappings.capacity else { return (-1, .mappingTableFull) }
         }
-        guard let port = allocatePort(slot: slot, internalPort: internalPort, hash: hash, address: Int(externalIndex)) else {
-            // Paired pooling: no spill-over to another address of the pool (the host would
-            // show two addresses), so a pool address out of ports is a drop of its own.
-            return (-1, externalIndex == 0 ? .portsExhausted : .poolAddressPortsExhausted)
+        let port: UInt16
+        if portBlocks == nil {
+            guard let free = allocatePort(slot: slot, internalPort: internalPort, hash: hash, address: Int(externalIndex)) else {
+                // Paired pooling: no spill-over to another address of the pool (the host would
+                // show two addresses), so a pool address out of ports is a drop of its own.
+                return (-1, externalIndex == 0 ? .portsExhausted : .poolAddressPortsExhausted)
+            }
+            port = free
+        } else {
+            let fromBlock = allocateBlockPort(slot: slot, internalPort: internalPort, hash: hash, address: Int(externalIndex),
+                                              host: address, pair: false, reason: .outbound)
+            if let reason = fromBlock.reason { return (-1, reason) }
+            port = fromBlock.port
         }
         let row = mappings.insert(Mapping(
             internalAddress: address, hash: hash, sessionCount: 0,
             internalPort: internalPort, externalPort: port, protocolNumber: protocolNumber, externalIndex: externalIndex))
         externalPorts.claim(slot: slot, port: port, row: row, address: Int(externalIndex))
+        if portBlocks != nil { addBlockMapping(port: port, address: Int(externalIndex)) }
         counters.mappingsCreated &+= 1
         recordMapping(.mappingCreated, row, reason: .outbound)
         return (row, nil)

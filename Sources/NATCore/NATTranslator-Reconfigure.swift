@@ -37,6 +37,7 @@ public enum NATSetting: String, Sendable, CaseIterable {
     case helperLimits = "helper table sizes"
     case sourcePools = "source address pools"
     case maxAddressOnlyFlows = "address-only table size"
+    case portBlocks = "port block size"
 }
 
 /// Why a reconfiguration was refused; nothing was changed.
@@ -109,6 +110,8 @@ extension NATTranslator {
         // Each pool address has a port table of its own, made at start.
         if new.sourcePools != old.sourcePools { throw .unchangeable(.sourcePools) }
         if new.maxAddressOnlyFlows != old.maxAddressOnlyFlows { throw .unchangeable(.maxAddressOnlyFlows) }
+        // The blocks are cut at start; only the per-host cap may change.
+        if new.portBlocks?.size != old.portBlocks?.size { throw .unchangeable(.portBlocks) }
         let limits = old.helperLimits
         if new.helperLimits.connections != limits.connections || new.helperLimits.heldBytes != limits.heldBytes
             || new.helperLimits.expectations != limits.expectations {
@@ -149,6 +152,7 @@ extension NATTranslator {
             || new.helperLimits.connectionsPerHost != limits.connectionsPerHost
             || new.helperLimits.expectationsPerHost != limits.expectationsPerHost
             || new.newFlowsPerHost != old.newFlowsPerHost
+            || new.portBlocks != old.portBlocks
         configuration.timeouts = new.timeouts
         configuration.filtering = new.filtering
         configuration.maxSessionsPerHost = new.maxSessionsPerHost
@@ -159,6 +163,8 @@ extension NATTranslator {
         configuration.helperLimits.expectationsPerHost = new.helperLimits.expectationsPerHost
         // Hosts keep their arrival times: a changed rate applies from each one's next new flow.
         configuration.newFlowsPerHost = new.newFlowsPerHost
+        // A host over a lowered block cap keeps its blocks; it gets no new one.
+        configuration.portBlocks = new.portBlocks
         return summary
     }
 }

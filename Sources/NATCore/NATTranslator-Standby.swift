@@ -13,6 +13,7 @@ extension NATTranslator {
         mappings.removeAll()
         hosts.removeAll()
         externalPorts.removeAll()
+        if portBlocks != nil { portBlocks!.removeAll() }
         helperConnections.removeAll()
         expectations.removeAll()
         installForwards()

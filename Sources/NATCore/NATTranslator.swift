@@ -16,6 +16,8 @@ public final class NATTranslator {
     @exclusivity(unchecked) var hosts: HostTable
     /// Owners of external ports, per external address (the WAN address, then the pool's).
     let externalPorts: ExternalPortTable
+    /// Port blocks per host (PortBlocks.swift); nil when they are off.
+    @exclusivity(unchecked) var portBlocks: PortBlockTable?
     /// Round-robin placement: the next address of each source pool (SourceAddressPools.swift).
     @exclusivity(unchecked) var poolCursors: [Int]
     /// Address-only translations of the protocols without ports (NATTranslator-AddressOnly.swift).
@@ -71,6 +73,9 @@ public final class NATTranslator {
         sessions = SessionTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 31 &+ 7)
         hosts = HostTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 17 &+ 3)
         externalPorts = ExternalPortTable(addresses: 1 + configuration.sourcePools.addresses.count)
+        portBlocks = configuration.portBlocks.map {
+            PortBlockTable(settings: $0, portRange: configuration.ports.portRange, addresses: 1 + configuration.sourcePools.addresses.count)
+        }
         poolCursors = [Int](repeating: 0, count: configuration.sourcePools.pools.count)
         addressOnly = AddressOnlyTable(capacity: configuration.maxAddressOnlyFlows, seed: configuration.hashSeed &* 13 &+ 5)
         greCalls = GRECallTable(capacity: max(1, configuration.helperLimits.greCalls), seed: configuration.hashSeed &* 11 &+ 9)
@@ -93,6 +98,7 @@ public final class NATTranslator {
 
     deinit {
         externalPorts.deallocate()
+        if let portBlocks { portBlocks.deallocate() }
         localPorts.deallocate()
         helperInput.deallocate()
         helperOutputPayload.deallocate()
@@ -144,6 +150,7 @@ public final class NATTranslator {
         counters.externalAddressChanges &+= 1
         counters.sessionsFlushed &+= UInt64(sessions.count + addressOnly.count)
         recordFlushOfAll(reason: .addressChanged)
+        releaseAllBlocks(reason: .addressChanged)
         sessions.removeAll()
         addressOnly.removeAll()
         greCalls.removeAll()
@@ -271,6 +278,7 @@ public final class NATTranslator {
         if let slot = ExternalPortTable.slot(mapping.protocolNumber) {
             externalPorts.release(slot: slot, port: mapping.externalPort, address: Int(mapping.externalIndex))
         }
+        if portBlocks != nil, !mapping.isStatic { removeBlockMapping(mapping, reason: reason) }
         mappings.remove(row)
     }
 

@@ -23,11 +23,19 @@ public struct PortAllocator: Sendable {
     }
 
     /// A free external port for `internalPort`, or nil when its range is exhausted. Ports the
-    /// router holds or reserves (`local`) are never handed out: the scan steps over the
+    /// router holds or reserves (`local`) are never handed out: the search steps over the
     /// reserved range in one jump, so a range mostly reserved costs no more than a small one.
+    /// The port is the one a scan from the hash point would find, found in the table's
+    /// free-port bitmap in a few word reads, so an exhausted range is refused at once.
     func allocate(in table: ExternalPortTable, local: LocalPortMap = LocalPortMap.none, slot: Int, internalPort: UInt16,
                   startHash: UInt32, address: Int = 0) -> UInt16? {
-        let range = range(for: internalPort, slot: slot)
+        allocate(in: table, local: local, slot: slot, range: range(for: internalPort, slot: slot), internalPort: internalPort,
+                 startHash: startHash, address: address)
+    }
+
+    /// `allocate` in the given range (a port block's, PortBlocks.swift).
+    func allocate(in table: ExternalPortTable, local: LocalPortMap, slot: Int, range: ClosedRange<UInt16>, internalPort: UInt16,
+                  startHash: UInt32, address: Int) -> UInt16? {
         if range.contains(internalPort), table.owner(slot: slot, port: internalPort, address: address) < 0, !local.contains(slot: slot, port: internalPort) {
             return internalPort
         }
@@ -43,12 +51,26 @@ public struct PortAllocator: Sendable {
         }
         let lowSize = low.count
         let size = lowSize + (high?.count ?? 0)
-        var offset = Int(startHash) % size
-        for _ in 0..<size {
-            let port = UInt16(offset < lowSize ? low.lowerBound + offset : high!.lowerBound + offset - lowSize)
-            if table.owner(slot: slot, port: port, address: address) < 0, !local.contains(slot: slot, port: port) { return port }
-            offset += 1
-            if offset == size { offset = 0 }
+        let offset = Int(startHash) % size
+        let start = offset < lowSize ? low.lowerBound + offset : high!.lowerBound + offset - lowSize
+        // The order of a scan from the hash point: the rest of its piece, the other piece,
+        // then its piece's start — each piece searched in the free-port bitmap, not port by port.
+        let (first, second) = offset < lowSize ? (low, high) : (high!, Optional(low))
+        func search(_ from: Int, _ through: Int) -> Int? {
+            firstAllocatable(in: table, local: local, slot: slot, address: address, from: from, through: through)
+        }
+        let found = search(start, first.upperBound) ?? second.flatMap { search($0.lowerBound, $0.upperBound) }
+            ?? search(first.lowerBound, start - 1)
+        return found.map { UInt16($0) }
+    }
+
+    /// The lowest port of `from...through` (empty when `from > through`) free in the table and
+    /// not the router's (its held ports are few and stepped over; its reserved range is never inside).
+    func firstAllocatable(in table: ExternalPortTable, local: LocalPortMap, slot: Int, address: Int, from: Int, through: Int) -> Int? {
+        var from = from
+        while let port = table.firstFree(slot: slot, address: address, from: from, through: through) {
+            if !local.contains(slot: slot, port: UInt16(port)) { return port }
+            from = port + 1
         }
         return nil
     }
@@ -56,10 +78,16 @@ public struct PortAllocator: Sendable {
     /// Two free consecutive external ports, the first even (RTP and RTCP), for the internal
     /// pair starting at `internalPort`: the same ports when they are free, else a pair from
     /// the range searched from the hash point. Nil when no pair is free.
-    /// The router's ports are skipped as in `allocate` (pairs are rare: no jump over the reserved range).
+    /// The router's ports are skipped as in `allocate`.
     func allocatePair(in table: ExternalPortTable, local: LocalPortMap = LocalPortMap.none, slot: Int, internalPort: UInt16,
                       startHash: UInt32, address: Int = 0) -> UInt16? {
-        let range = range(for: internalPort, slot: slot)
+        allocatePair(in: table, local: local, slot: slot, range: range(for: internalPort, slot: slot), internalPort: internalPort,
+                     startHash: startHash, address: address)
+    }
+
+    /// `allocatePair` in the given range (a port block's).
+    func allocatePair(in table: ExternalPortTable, local: LocalPortMap, slot: Int, range: ClosedRange<UInt16>, internalPort: UInt16,
+                      startHash: UInt32, address: Int) -> UInt16? {
         func free(_ port: UInt16) -> Bool {
             table.owner(slot: slot, port: port, address: address) < 0 && table.owner(slot: slot, port: port + 1, address: address) < 0
                 && !local.contains(slot: slot, port: port) && !local.contains(slot: slot, port: port + 1)
@@ -70,13 +98,19 @@ public struct PortAllocator: Sendable {
         let first = Int(range.lowerBound) + Int(range.lowerBound & 1) // even (in Int: 65535 + 1 must not trap)
         let pairs = (Int(range.upperBound) - first + 1) / 2
         guard pairs > 0 else { return nil }
-        var offset = Int(startHash) % pairs
-        for _ in 0..<pairs {
-            let port = UInt16(first + 2 * offset)
-            if free(port) { return port }
-            offset += 1
-            if offset == pairs { offset = 0 }
+        let start = first + 2 * (Int(startHash) % pairs)
+        // From the hash point to the last pair, then from the first pair: a word of the bitmap at a time.
+        func firstPair(_ from: Int, _ through: Int) -> Int? {
+            var from = from
+            while let port = table.firstFreePair(slot: slot, address: address, from: from, through: through) {
+                if !local.contains(slot: slot, port: UInt16(port)) && !local.contains(slot: slot, port: UInt16(port + 1)) { return port }
+                from = port + 2
+                if let reserved = local.reserved, reserved.contains(UInt16(port)) || reserved.contains(UInt16(port + 1)) {
+                    from = max(from, (Int(reserved.upperBound) + 2) & ~1)
+                }
+            }
+            return nil
         }
-        return nil
+        return (firstPair(start, first + 2 * pairs - 1) ?? firstPair(first, start - 1)).map { UInt16($0) }
     }
 }

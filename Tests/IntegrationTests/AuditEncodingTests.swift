@@ -28,18 +28,19 @@ struct AuditEncodingTests {
     }
 
     static let templateSet = hex("""
-        0002 0054
+        0002 0078
         0100 000b  0143 0008  00e6 0001  0004 0001  0008 0004  0007 0002  00e1 0004  00e3 0002
                    000c 0004  000b 0002  00e2 0004  00e4 0002
         0101 0007  0143 0008  00e6 0001  0004 0001  0008 0004  0007 0002  00e1 0004  00e3 0002
+        0102 0008  0143 0008  00e6 0001  0008 0004  00e1 0004  0169 0002  016a 0002  016b 0002  016c 0002
         """)
 
-    @Test("the template message: header, set 2, templates 256 (11 fields) and 257 (7 fields)")
+    @Test("the template message: header, set 2, templates 256 (11 fields), 257 (7 fields) and 258 (port blocks, 8 fields)")
     func templateMessage() {
         var encoder = IPFIXEncoder(domainID: 7)
         let messages = encoder.messages([IPFIXEncoder.Record](), exportTime: 0x5F00_0102, templates: true)
         #expect(messages.count == 1)
-        #expect(messages.first?.bytes == Self.hex("000a 0064 5f000102 00000000 00000007") + Self.templateSet)
+        #expect(messages.first?.bytes == Self.hex("000a 0088 5f000102 00000000 00000007") + Self.templateSet)
         #expect(messages.first?.records == 0)
         #expect(encoder.sequenceNumber == 0) // templates do not count
         // Nothing to send and no templates due: no message at all.
@@ -59,7 +60,7 @@ struct AuditEncodingTests {
         #expect(encoder.sequenceNumber == 2)
         let second = encoder.messages([Self.record(.sessionRemoved, proto: 17, ms: 1), Self.record(.mappingRemoved, proto: 17, ms: 2)],
                                       exportTime: 0x6000_0001, templates: true)
-        #expect(second.first?.bytes == Self.hex("000a 00a4 60000001 00000002 01020304") + Self.templateSet + Self.hex("""
+        #expect(second.first?.bytes == Self.hex("000a 00c8 60000001 00000002 01020304") + Self.templateSet + Self.hex("""
             0100 0026  0000000000000001 05 11 c000020a 9c40 cb007101 9c41 c6336405 0050 c6336405 0050
             0101 001a  0000000000000002 09 11 c000020a 9c40 cb007101 9c41
             """))
@@ -83,9 +84,39 @@ struct AuditEncodingTests {
         // The last record of the second message is record 79: its time is 79 ms.
         #expect(Array(messages[1].bytes[(1380 - 34)..<(1380 - 26)]) == [0, 0, 0, 0, 0, 0, 0, 79])
         #expect(encoder.sequenceNumber == 100)
-        // With the templates in front, the first message holds 38: 16 + 84 + 4 + 38 × 34 = 1396.
+        // With the templates in front, the first message holds 37: 16 + 120 + 4 + 37 × 34 = 1398.
         var fresh = IPFIXEncoder(domainID: 1)
-        #expect(fresh.messages(records, exportTime: 5, templates: true).map(\.records) == [38, 40, 22])
+        #expect(fresh.messages(records, exportTime: 5, templates: true).map(\.records) == [37, 40, 23])
+    }
+
+    static func block(_ kind: NATEventKind, first: UInt16, last: UInt16, ms: UInt64) -> IPFIXEncoder.Record {
+        .init(event: NATEvent(timeNanoseconds: 1, kind: kind, reason: .outbound, protocolNumber: 0, internalAddress: inside, internalPort: 0,
+                              externalAddress: wan, externalPort: first, remotePort: last),
+              milliseconds: ms)
+    }
+
+    @Test("port blocks: RFC 8158 natEvent 16 and 17 with portRangeStart, End, StepSize 1 and NumPorts, in template 258")
+    func portBlockRecords() {
+        var encoder = IPFIXEncoder(domainID: 9)
+        let messages = encoder.messages([Self.block(.portBlockAllocated, first: 1088, last: 1151, ms: 3),
+                                         Self.block(.portBlockReleased, first: 1088, last: 1151, ms: 4)],
+                                        exportTime: 0x6000_0002, templates: false)
+        // 16 + 4 + 2 × 25 = 70.
+        #expect(messages.first?.bytes == Self.hex("""
+            000a 0046 60000002 00000000 00000009
+            0102 0036  0000000000000003 10 c000020a cb007101 0440 047f 0001 0040
+                       0000000000000004 11 c000020a cb007101 0440 047f 0001 0040
+            """))
+        #expect(encoder.sequenceNumber == 2)
+        let ms: UInt64 = 1_700_000_000_123
+        var released = Self.block(.portBlockReleased, first: 1088, last: 1151, ms: 0).event
+        released.reason = .expired
+        #expect(AuditLine.text(released, milliseconds: ms)
+            == "nat-event port-block-released internal=192.0.2.10 external=203.0.113.1:1088-1151 reason=expired time=2023-11-14T22:13:20.123Z")
+        // With port blocks, `mappings` logs the blocks only; `sessions` logs everything.
+        #expect(AuditLogLevel.mappings.logs(.portBlockAllocated, portBlocks: true))
+        #expect(!AuditLogLevel.mappings.logs(.mappingCreated, portBlocks: true) && !AuditLogLevel.mappings.logs(.sessionCreated, portBlocks: true))
+        #expect(AuditLogLevel.sessions.logs(.mappingCreated, portBlocks: true) && AuditLogLevel.sessions.logs(.portBlockReleased, portBlocks: true))
     }
 
     @Test("the journal line of a mapping and of a session")

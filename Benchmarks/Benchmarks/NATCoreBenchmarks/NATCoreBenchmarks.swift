@@ -42,6 +42,23 @@ func populatedTranslator(flows: Int) -> (NATTranslator, [[UInt8]]) {
     return (translator, samples)
 }
 
+/// Measures outbound UDP packets of 1000 internal endpoints (250 hosts, ports from
+/// `firstPort`), round and round: new flows the first time, unless refused.
+func translateNewFlows(_ benchmark: Benchmark, _ translator: NATTranslator, firstPort: Int) {
+    var packets: [[UInt8]] = []
+    for i in 0..<1000 {
+        packets.append(PacketTemplates.udp(source: IPv4Address(192, 0, 2, UInt8(1 + i % 250)), sourcePort: UInt16(firstPort + i),
+                                           destination: server, destinationPort: 53))
+    }
+    benchmark.startMeasurement()
+    for i in benchmark.scaledIterations {
+        packets[i % packets.count].withUnsafeMutableBytes {
+            blackHole(translator.translate($0, direction: .outbound, checksum: PacketChecksumState(), now: start))
+        }
+    }
+    benchmark.stopMeasurement()
+}
+
 /// A translator with 1000 TCP connections open, and a server reply for each.
 func tcpRepliesTranslator() -> (NATTranslator, [[UInt8]]) {
     var configuration = NATConfiguration(externalAddress: external)
@@ -120,18 +137,25 @@ let benchmarks: @Sendable () -> Void = {
         configuration.maxMappings = 4096
         configuration.maxSessionsPerHost = Int.max
         let translator = NATTranslator(configuration: configuration)
-        var packets: [[UInt8]] = []
-        for i in 0..<1000 {
-            packets.append(PacketTemplates.udp(source: IPv4Address(192, 0, 2, UInt8(1 + i % 250)), sourcePort: UInt16(10000 + i),
-                                               destination: server, destinationPort: 53))
+        translateNewFlows(benchmark, translator, firstPort: 10000)
+    }
+
+    // Every port of the WAN address taken: each new flow is refused after a few words of the
+    // free-port bitmap (it was a 64512-row scan under the engine lock, issue #20).
+    Benchmark("New flow refused, ports exhausted", configuration: .init(scalingFactor: .kilo, maxIterations: 50)) { benchmark in
+        var configuration = NATConfiguration(externalAddress: external)
+        configuration.maxSessions = 131_072
+        configuration.maxMappings = 131_072
+        configuration.maxSessionsPerHost = Int.max
+        let translator = NATTranslator(configuration: configuration)
+        for m in 0..<64_512 {
+            var packet = PacketTemplates.udp(source: IPv4Address(UInt32(0x0A00_0000) | UInt32(m / 32_000)), sourcePort: UInt16(2000 + m % 32_000),
+                                             destination: server, destinationPort: 53)
+            let verdict = packet.withUnsafeMutableBytes { translator.translate($0, direction: .outbound, checksum: PacketChecksumState(), now: start) }
+            precondition(verdict == .acceptRewritten, "setup failed at mapping \(m): \(verdict)")
         }
-        benchmark.startMeasurement()
-        for i in benchmark.scaledIterations {
-            packets[i % packets.count].withUnsafeMutableBytes {
-                blackHole(translator.translate($0, direction: .outbound, checksum: PacketChecksumState(), now: start))
-            }
-        }
-        benchmark.stopMeasurement()
+        translateNewFlows(benchmark, translator, firstPort: 40000)
+        precondition(translator.counters.drops(.portsExhausted) > 0)
     }
 
     fragmentBenchmarks()

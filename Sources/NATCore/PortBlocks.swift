@@ -1,0 +1,232 @@
+// Port block allocation (RFC 7422 style, `--port-block-size`): each internal host gets blocks
+// of `size` consecutive ports on its external address and takes every mapping's port (TCP,
+// UDP and ICMP identifiers alike) from them, so one "block allocated" line tells an auditor
+// which host used any port of the block over its whole life, instead of one line per flow.
+
+/// Port blocks: off (nil in NATConfiguration) by default.
+public struct PortBlockSettings: Sendable, Equatable {
+    /// Ports per block. Blocks are cut from the port range from its start; the ports left over
+    /// at its top (when the range is not a multiple of `size`) are not used.
+    public var size: Int
+    /// Blocks one host may hold on its address; a new flow that would need one more is refused.
+    public var maxPerHost: Int
+
+    public static let sizes = 16...16384
+
+    public init(size: Int, maxPerHost: Int = 8) {
+        self.size = size
+        self.maxPerHost = maxPerHost
+    }
+}
+
+/// Which host owns each block of each external address, the host's blocks (a list through
+/// the blocks), and the mappings in each block. Allocated once; no allocation after `init`.
+/// A host's entry is found in an open-addressing table keyed by (address index, host).
+struct PortBlockTable {
+    let size: Int
+    let firstPort: Int
+    let blocksPerAddress: Int
+    private let addresses: Int
+    private let owner: UnsafeMutablePointer<UInt32>
+    /// Mappings in each owned block; -1 for a free block.
+    private let mappingCounts: UnsafeMutablePointer<Int32>
+    /// The next block of the same host, or -1.
+    private let next: UnsafeMutablePointer<Int32>
+    /// Free blocks, a bit each, `wordsPerAddress` words per address.
+    private let freeWords: UnsafeMutablePointer<UInt64>
+    private let wordsPerAddress: Int
+    // Hosts: key (address index << 32 | host) + 1, 0 = empty; first block; blocks held.
+    private let hostKeys: UnsafeMutablePointer<UInt64>
+    private let hostFirst: UnsafeMutablePointer<Int32>
+    private let hostBlocks: UnsafeMutablePointer<Int32>
+    private let hostMask: Int
+    /// Blocks owned, all addresses.
+    private(set) var ownedCount = 0
+
+    init(settings: PortBlockSettings, portRange: ClosedRange<UInt16>, addresses: Int) {
+        size = settings.size
+        firstPort = Int(portRange.lowerBound)
+        blocksPerAddress = max(0, portRange.count / settings.size)
+        self.addresses = addresses
+        let blocks = max(1, addresses * blocksPerAddress)
+        owner = .allocate(capacity: blocks)
+        owner.initialize(repeating: 0, count: blocks)
+        mappingCounts = .allocate(capacity: blocks)
+        next = .allocate(capacity: blocks)
+        wordsPerAddress = (blocksPerAddress + 63) / 64
+        freeWords = .allocate(capacity: max(1, addresses * wordsPerAddress))
+        var hosts = 2
+        while hosts < 2 * blocks { hosts <<= 1 }
+        hostMask = hosts - 1
+        hostKeys = .allocate(capacity: hosts)
+        hostFirst = .allocate(capacity: hosts)
+        hostBlocks = .allocate(capacity: hosts)
+        removeAll()
+    }
+
+    func deallocate() {
+        owner.deallocate()
+        mappingCounts.deallocate()
+        next.deallocate()
+        freeWords.deallocate()
+        hostKeys.deallocate()
+        hostFirst.deallocate()
+        hostBlocks.deallocate()
+    }
+
+    mutating func removeAll() {
+        let blocks = addresses * blocksPerAddress
+        mappingCounts.initialize(repeating: -1, count: max(1, blocks))
+        next.initialize(repeating: -1, count: max(1, blocks))
+        for a in 0..<addresses {
+            for w in 0..<wordsPerAddress {
+                let left = blocksPerAddress - w * 64
+                freeWords[a * wordsPerAddress + w] = left >= 64 ? ~0 : (1 << UInt64(left)) - 1
+            }
+        }
+        hostKeys.initialize(repeating: 0, count: hostMask + 1)
+        ownedCount = 0
+    }
+
+    /// The block (global index) holding `port` on external address `address`, or -1 when the
+    /// port is outside every block.
+    @inline(__always)
+    func block(of port: UInt16, address: Int) -> Int {
+        let offset = Int(port) - firstPort
+        guard offset >= 0, offset < blocksPerAddress * size else { return -1 }
+        return address * blocksPerAddress + offset / size
+    }
+
+    /// The ports of a block.
+    func ports(of block: Int) -> ClosedRange<Int> {
+        let first = firstPort + (block % blocksPerAddress) * size
+        return first...first + size - 1
+    }
+
+    func address(of block: Int) -> Int { block / blocksPerAddress }
+    func owner(of block: Int) -> UInt32? { mappingCounts[block] < 0 ? nil : owner[block] }
+    func mappings(in block: Int) -> Int { Int(max(0, mappingCounts[block])) }
+
+    /// The first block of the host on `address`, or -1; then `nextBlock` until -1.
+    func firstBlock(host: UInt32, address: Int) -> Int {
+        let slot = findHost(host: host, address: address)
+        return slot < 0 ? -1 : Int(hostFirst[slot])
+    }
+
+    func nextBlock(_ block: Int) -> Int { Int(next[block]) }
+
+    func blockCount(host: UInt32, address: Int) -> Int {
+        let slot = findHost(host: host, address: address)
+        return slot < 0 ? 0 : Int(hostBlocks[slot])
+    }
+
+    /// A free block on `address` for `host`, searched from `hash` (choices are not
+    /// predictable from outside); nil when every block is owned.
+    mutating func allocate(host: UInt32, address: Int, hash: UInt32) -> Int? {
+        guard blocksPerAddress > 0 else { return nil }
+        let words = freeWords + address * wordsPerAddress
+        let startWord = Int(hash % UInt32(wordsPerAddress))
+        for i in 0...wordsPerAddress {
+            let w = (startWord + i) % wordsPerAddress
+            var bits = words[w]
+            // The start word: from the hash's bit first, the rest of it on the last round.
+            if i == 0 { bits &= ~0 << UInt64(hash >> 16 & 63) }
+            guard bits != 0 else { continue }
+            let block = address * blocksPerAddress + w * 64 + bits.trailingZeroBitCount
+            take(block, host: host)
+            return block
+        }
+        return nil
+    }
+
+    /// Gives `block` (free) to `host`.
+    mutating func take(_ block: Int, host: UInt32) {
+        let address = address(of: block), local = block % blocksPerAddress
+        freeWords[address * wordsPerAddress + local / 64] &= ~(1 << UInt64(local % 64))
+        owner[block] = host
+        mappingCounts[block] = 0
+        let slot = insertHost(host: host, address: address)
+        next[block] = hostFirst[slot]
+        hostFirst[slot] = Int32(block)
+        hostBlocks[slot] += 1
+        ownedCount += 1
+    }
+
+    @inline(__always)
+    func addMapping(_ block: Int) { mappingCounts[block] += 1 }
+
+    /// One mapping fewer in `block`; true when that was its last (the caller releases it).
+    @inline(__always)
+    func removeMapping(_ block: Int) -> Bool {
+        mappingCounts[block] -= 1
+        return mappingCounts[block] == 0
+    }
+
+    /// Frees an owned block.
+    mutating func release(_ block: Int) {
+        let host = owner[block], address = address(of: block), local = block % blocksPerAddress
+        let slot = findHost(host: host, address: address)
+        precondition(slot >= 0, "an owned block's host is in the table")
+        // Unlink: the host's list is at most its cap long.
+        if Int(hostFirst[slot]) == block {
+            hostFirst[slot] = next[block]
+        } else {
+            var b = Int(hostFirst[slot])
+            while next[b] != Int32(block) { b = Int(next[b]) }
+            next[b] = next[block]
+        }
+        next[block] = -1
+        mappingCounts[block] = -1
+        freeWords[address * wordsPerAddress + local / 64] |= 1 << UInt64(local % 64)
+        ownedCount -= 1
+        hostBlocks[slot] -= 1
+        if hostBlocks[slot] == 0 { removeHost(at: slot) }
+    }
+
+    // MARK: the host table (linear probing, backward-shift deletion)
+
+    private func key(_ host: UInt32, _ address: Int) -> UInt64 { (UInt64(address) << 32 | UInt64(host)) &+ 1 }
+
+    private func home(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 40) & hostMask }
+
+    private func findHost(host: UInt32, address: Int) -> Int {
+        let k = key(host, address)
+        var slot = home(k)
+        while hostKeys[slot] != 0 {
+            if hostKeys[slot] == k { return slot }
+            slot = (slot + 1) & hostMask
+        }
+        return -1
+    }
+
+    private func insertHost(host: UInt32, address: Int) -> Int {
+        let k = key(host, address)
+        var slot = home(k)
+        while hostKeys[slot] != 0 {
+            if hostKeys[slot] == k { return slot }
+            slot = (slot + 1) & hostMask
+        }
+        hostKeys[slot] = k
+        hostFirst[slot] = -1
+        hostBlocks[slot] = 0
+        return slot
+    }
+
+    private func removeHost(at removed: Int) {
+        var hole = removed
+        var slot = (hole + 1) & hostMask
+        while hostKeys[slot] != 0 {
+            let wanted = home(hostKeys[slot])
+            // Move the entry back into the hole unless its home lies cyclically in (hole, slot].
+            let stays = hole <= slot ? (hole < wanted && wanted <= slot) : (hole < wanted || wanted <= slot)
+            if !stays {
+                hostKeys[hole] = hostKeys[slot]
+                hostFirst[hole] = hostFirst[slot]
+                hostBlocks[hole] = hostBlocks[slot]
+                hole = slot
+            }
+            slot = (slot + 1) & hostMask
+        }
+        hostKeys[hole] = 0
+    }
+}
