@@ -88,7 +88,7 @@ struct LocalPortTests {
     func routerConnectionKeptBetweenFullReads() throws {
         try Integration.requireEnvironment(nil)
         let masqd = try Integration.masqdExecutable()
-        let lab = try LabTopology(prefix: Integration.prefix("lpc"))
+        let lab = try LabTopology(prefix: Integration.prefix("lpk"))
         defer { lab.destroy() }
         try lab.create()
         let sink = try lab.spawnHelper(.server, ["tcpsink", "5001"], name: "server-sink")

@@ -73,7 +73,12 @@ struct SIPTests {
                         "the answerer saw:\n\(seen)")
                 #expect(audioIn >= SIPLab.audioPackets * 9 / 10, "RTP from the answerer reaching h1: \(audioIn)")
                 #expect((audioOut[6000] ?? 0) >= SIPLab.audioPackets * 9 / 10, "RTP from \(wan) at the answerer: \(audioOut)")
-                #expect((stats["helper_sip_rewrites"] ?? 0) >= 3 && (stats["helper_expectations_fulfilled"] ?? 0) >= 1
+                // Not helper_expectations_fulfilled: when the phone's first RTP leaves before the
+                // answerer's arrives, it opens the session itself and the expectation is never
+                // the one that admits the audio (a race the test does not control). The audio
+                // reaching h1 at all is the proof: without the rewrite it goes to h1's private
+                // address and is lost (the no-helper case below).
+                #expect((stats["helper_sip_rewrites"] ?? 0) >= 3
                         && stats["helper_sip_malformed"] == 0 && stats["helper_sip_limit"] == 0,
                         "\(stats.filter { $0.key.hasPrefix("helper") })")
             } else {
