@@ -113,7 +113,7 @@ extension NATTranslator {
             internalAddress: internalAddress.value, hash: hash, sessionCount: 0,
             internalPort: internalPort, externalPort: externalPort, protocolNumber: protocolNumber, externalIndex: externalIndex))
         externalPorts.claim(slot: slot, port: externalPort, row: row, address: Int(externalIndex))
-        if portBlocks != nil { addBlockMapping(port: externalPort, address: Int(externalIndex)) }
+        if portBlocks != nil { addBlockMapping(port: externalPort, address: Int(externalIndex), host: internalAddress.value) }
         counters.mappingsCreated &+= 1
         recordMapping(.mappingCreated, row, reason: .expectation)
         return row

@@ -126,7 +126,7 @@ extension NATTranslator {
             internalAddress: address, hash: hash, sessionCount: 0,
             internalPort: internalPort, externalPort: port, protocolNumber: protocolNumber, externalIndex: externalIndex))
         externalPorts.claim(slot: slot, port: port, row: row, address: Int(externalIndex))
-        if portBlocks != nil { addBlockMapping(port: port, address: Int(externalIndex)) }
+        if portBlocks != nil { addBlockMapping(port: port, address: Int(externalIndex), host: address) }
         counters.mappingsCreated &+= 1
         recordMapping(.mappingCreated, row, reason: .outbound)
         return (row, nil)

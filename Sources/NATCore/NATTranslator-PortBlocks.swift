@@ -37,10 +37,13 @@ extension NATTranslator {
                                            startHash: hash, address: address)
     }
 
-    /// A new dynamic mapping on `port` (allocated from its host's block).
-    func addBlockMapping(port: UInt16, address: Int) {
+    /// A new dynamic mapping of `host` on `port` (allocated from its host's block). Counted
+    /// only in a block `host` owns: counting one into a free block would make it look owned
+    /// (its count no longer -1) with no allocation behind it, and the next flush would release
+    /// it again — a release event without its allocation.
+    func addBlockMapping(port: UInt16, address: Int, host: UInt32) {
         let block = portBlocks!.block(of: port, address: address)
-        if block >= 0 { portBlocks!.addMapping(block) }
+        if block >= 0, portBlocks!.owner(of: block) == host { portBlocks!.addMapping(block) }
     }
 
     /// A dynamic mapping removed: its block goes back when it was the last.
