@@ -44,9 +44,11 @@ struct PortBlockIntegrationTests {
     static let clientScript = """
         import socket, sys
         server, count = sys.argv[1], int(sys.argv[2])
+        # 15 s: room for the SYN's retransmissions (1, 3, 7 s) on a loaded machine; CI's second
+        # full run once saw a first connection time out at 5 s.
         for i in range(count):
-            t = socket.create_connection((server, 8080), timeout=5); t.close()
-            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5)
+            t = socket.create_connection((server, 8080), timeout=15); t.close()
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(15)
             u.bind(("0.0.0.0", 40000 + i)); u.sendto(b"block", (server, 9999)); u.recvfrom(2048); u.close()
         print("done")
         """
