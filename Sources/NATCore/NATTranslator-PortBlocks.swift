@@ -15,15 +15,30 @@ extension NATTranslator {
         }
         let exhausted: DropReason = address == 0 ? .portsExhausted : .poolAddressPortsExhausted
         if portBlocks!.blockCount(host: host, address: address) >= configuration.portBlocks!.maxPerHost { return (0, .hostPortBlockLimit) }
-        guard let fresh = portBlocks!.allocate(host: host, address: address, hash: hash) else { return (0, exhausted) }
-        guard let port = port(inBlock: fresh, slot: slot, internalPort: internalPort, hash: hash, pair: pair) else {
-            // Every port of it the router's or a forward's: not this host's block after all.
-            portBlocks!.release(fresh)
-            return (0, exhausted)
+        // A free block may have no port to give: all of it in the router's reserved ephemeral
+        // range (by default 32768-60999, about 43 % of the blocks) or held by forwards and the
+        // router's sockets. Such blocks are taken while the search goes on (so the next
+        // `allocate` finds another) and given back at the end, without events: at most one
+        // pass over the address's blocks, only when a host needs a new block.
+        var found: (block: Int, port: UInt16)? = nil
+        var taken = 0
+        while found == nil, taken < portBlocks!.blocksPerAddress,
+              let fresh = portBlocks!.allocate(host: host, address: address, hash: hash) {
+            taken += 1
+            if let port = port(inBlock: fresh, slot: slot, internalPort: internalPort, hash: hash, pair: pair) { found = (fresh, port) }
         }
+        // Give back the blocks taken without a port: this host's only blocks with no mapping
+        // (an owned block with none is released at once) other than the one found.
+        var held = portBlocks!.firstBlock(host: host, address: address)
+        while held >= 0 {
+            let next = portBlocks!.nextBlock(held)
+            if held != found?.block, portBlocks!.mappings(in: held) == 0 { portBlocks!.release(held) }
+            held = next
+        }
+        guard let found else { return (0, exhausted) }
         counters.portBlocksAllocated &+= 1
-        recordBlock(.portBlockAllocated, fresh, reason: reason)
-        return (port, nil)
+        recordBlock(.portBlockAllocated, found.block, reason: reason)
+        return (found.port, nil)
     }
 
     private func port(inBlock block: Int, slot: Int, internalPort: UInt16, hash: UInt32, pair: Bool) -> UInt16? {

@@ -42,6 +42,22 @@ import Testing
         #expect(nat.portBlockCount == 2 && nat.counters.portBlocksAllocated == 2)
     }
 
+    @Test("with the router's ephemeral range reserved (the default), every host still gets a block: the free blocks inside it are passed over, not handed out and refused")
+    func blocksInTheReservedRangeArePassedOver() {
+        let nat = blocksTranslator()
+        nat.setLocalPorts(LocalPortSet(), reserved: 32768...60999)
+        // 40 hosts: before, a host whose search landed in the reserved range (~43 % of the
+        // blocks) was refused with the ports "exhausted".
+        for host in 0..<40 {
+            let address = IPv4Bytes(192, 0, 2, UInt8(20 + host))
+            let opened = open(nat, address, 40000)
+            #expect(opened.port != nil, "host .\(20 + host): \(opened.verdict)")
+            if let port = opened.port { #expect(!(32768...60999).contains(port), "host .\(20 + host) got reserved port \(port)") }
+        }
+        #expect(nat.portBlockCount == 40 && nat.counters.portBlocksAllocated == 40)
+        #expect(nat.counters.drops(.portsExhausted) == 0)
+    }
+
     @Test func aFullBlockBringsANewOneUpToTheCapThenRefusals() {
         let nat = blocksTranslator(size: 16, cap: 2)
         var ports: [UInt16] = []
