@@ -17,25 +17,14 @@ extension NATTranslator {
         if portBlocks!.blockCount(host: host, address: address) >= configuration.portBlocks!.maxPerHost { return (0, .hostPortBlockLimit) }
         // A free block may have no port to give: all of it in the router's reserved ephemeral
         // range (by default 32768-60999, about 43 % of the blocks) or held by forwards and the
-        // router's sockets. Such blocks are taken while the search goes on (so the next
-        // `allocate` finds another) and given back at the end, without events: at most one
-        // pass over the address's blocks, only when a host needs a new block.
+        // router's sockets. The search passes such blocks over and takes the first that has one.
         var found: (block: Int, port: UInt16)? = nil
-        var taken = 0
-        while found == nil, taken < portBlocks!.blocksPerAddress,
-              let fresh = portBlocks!.allocate(host: host, address: address, hash: hash) {
-            taken += 1
-            if let port = port(inBlock: fresh, slot: slot, internalPort: internalPort, hash: hash, pair: pair) { found = (fresh, port) }
-        }
-        // Give back the blocks taken without a port: this host's only blocks with no mapping
-        // (an owned block with none is released at once) other than the one found.
-        var held = portBlocks!.firstBlock(host: host, address: address)
-        while held >= 0 {
-            let next = portBlocks!.nextBlock(held)
-            if held != found?.block, portBlocks!.mappings(in: held) == 0 { portBlocks!.release(held) }
-            held = next
+        _ = portBlocks!.freeBlock(address: address, hash: hash) { block in
+            found = port(inBlock: block, slot: slot, internalPort: internalPort, hash: hash, pair: pair).map { (block, $0) }
+            return found != nil
         }
         guard let found else { return (0, exhausted) }
+        portBlocks!.take(found.block, host: host)
         counters.portBlocksAllocated &+= 1
         recordBlock(.portBlockAllocated, found.block, reason: reason)
         return (found.port, nil)

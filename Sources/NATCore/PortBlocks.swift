@@ -120,23 +120,33 @@ struct PortBlockTable {
         return slot < 0 ? 0 : Int(hostBlocks[slot])
     }
 
-    /// A free block on `address` for `host`, searched from `hash` (choices are not
-    /// predictable from outside); nil when every block is owned.
-    mutating func allocate(host: UInt32, address: Int, hash: UInt32) -> Int? {
+    /// The first free block on `address`, in the order of a search from `hash` (choices are
+    /// not predictable from outside), for which `fits` says yes; nil when none does. Nothing
+    /// is taken: the caller `take`s the one returned.
+    func freeBlock(address: Int, hash: UInt32, where fits: (Int) -> Bool) -> Int? {
         guard blocksPerAddress > 0 else { return nil }
         let words = freeWords + address * wordsPerAddress
         let startWord = Int(hash % UInt32(wordsPerAddress))
+        let startBit = UInt64(hash >> 16 & 63)
         for i in 0...wordsPerAddress {
             let w = (startWord + i) % wordsPerAddress
             var bits = words[w]
             // The start word: from the hash's bit first, the rest of it on the last round.
-            if i == 0 { bits &= ~0 << UInt64(hash >> 16 & 63) }
-            guard bits != 0 else { continue }
-            let block = address * blocksPerAddress + w * 64 + bits.trailingZeroBitCount
-            take(block, host: host)
-            return block
+            if i == 0 { bits &= ~0 << startBit } else if i == wordsPerAddress { bits &= ~(~0 << startBit) }
+            while bits != 0 {
+                let block = address * blocksPerAddress + w * 64 + bits.trailingZeroBitCount
+                if fits(block) { return block }
+                bits &= bits - 1
+            }
         }
         return nil
+    }
+
+    /// A free block on `address` for `host`, searched from `hash`, taken; nil when every block is owned.
+    mutating func allocate(host: UInt32, address: Int, hash: UInt32) -> Int? {
+        guard let block = freeBlock(address: address, hash: hash, where: { _ in true }) else { return nil }
+        take(block, host: host)
+        return block
     }
 
     /// Gives `block` (free) to `host`.
