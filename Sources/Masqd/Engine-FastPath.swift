@@ -16,10 +16,7 @@ extension Engine {
         }
         let lanIndexes = try lanInterfaceIndexes(settings, fastPath: fastPathSettings, wanIndex: wanIndex)
         let fastPath = try FastPath(settings: fastPathSettings, wanIndex: wanIndex, lanIndexes: lanIndexes, logger: logger)
-        if !translator.eventsEnabled {
-            translator.enableEvents(capacity: AuditExporter.translatorRingCapacity, now: MonotonicClock.now())
-        }
-        translator.recordsEstablishedSessions = true
+        enableTwoWayEvents(translator)
         return fastPath
     }
 

@@ -263,10 +263,18 @@ extension Engine {
     /// sessions becoming two-way recorded: a TCP session's ESTABLISHED reaches the standby).
     static func makeSyncEvents(_ settings: EngineSettings, translator: NATTranslator) -> SyncEventQueue? {
         guard settings.ha != nil else { return nil }
+        enableTwoWayEvents(translator)
+        return SyncEventQueue()
+    }
+}
+
+extension Engine {
+    /// The translator's events on (if audit has not turned them on already), with sessions
+    /// becoming two-way recorded: what the fast path and the HA increments both consume.
+    static func enableTwoWayEvents(_ translator: NATTranslator) {
         if !translator.eventsEnabled {
             translator.enableEvents(capacity: AuditExporter.translatorRingCapacity, now: MonotonicClock.now())
         }
         translator.recordsEstablishedSessions = true
-        return SyncEventQueue()
     }
 }
