@@ -39,12 +39,7 @@ extension NATTranslator {
         var outputCount = headerLength
         var cursor = 0
         for i in 0..<stagedEditCount {
-            let edit = stagedEdits[i]
-            (out + outputCount).copyMemory(from: payload + cursor, byteCount: edit.start - cursor)
-            outputCount += edit.start - cursor
-            (out + outputCount).copyMemory(from: stagedReplacements + i * HelperLimits.maxReplacement, byteCount: edit.length)
-            outputCount += edit.length
-            cursor = edit.end
+            appendStagedEdit(i, from: payload, cursor: &cursor, to: out, count: &outputCount)
         }
         (out + outputCount).copyMemory(from: payload + cursor, byteCount: payloadCount - cursor)
         outputCount += payloadCount - cursor

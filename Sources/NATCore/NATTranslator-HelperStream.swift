@@ -128,16 +128,12 @@ extension NATTranslator {
             guard edit.end <= holdFrom else { break }
             let start = dataStart &+ UInt32(edit.start)
             guard logEdit(connectionRow, sendIndex, start: start, end: dataStart &+ UInt32(edit.end),
-                          replacement: stagedReplacements + i * HelperLimits.maxReplacement, length: edit.length)
+                          replacement: stagedReplacement(i), length: edit.length)
             else {
                 countHelperEvent(helperIndex, .limit)
                 continue
             }
-            (output + outputCount).copyMemory(from: helperInput + cursor, byteCount: edit.start - cursor)
-            outputCount += edit.start - cursor
-            (output + outputCount).copyMemory(from: stagedReplacements + i * HelperLimits.maxReplacement, byteCount: edit.length)
-            outputCount += edit.length
-            cursor = edit.end
+            appendStagedEdit(i, from: helperInput, cursor: &cursor, to: output, count: &outputCount)
         }
         (output + outputCount).copyMemory(from: helperInput + cursor, byteCount: holdFrom - cursor)
         outputCount += holdFrom - cursor
