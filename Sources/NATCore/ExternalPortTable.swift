@@ -6,9 +6,10 @@
 // protocol): one bit per port, and one summary bit per 64-port word ("this word has a free
 // port"). Finding the first free port in a range reads at most 16 summary words and two
 // port words, so a range whose ports are all taken is refused at once instead of after a
-// scan of 64512 rows (issue #20).
+// scan of 64512 rows (issue #20). The table is its buffers' one owner: not copyable, freed
+// by its deinit.
 
-struct ExternalPortTable {
+struct ExternalPortTable: ~Copyable {
     private let owners: UnsafeMutablePointer<Int32>
     /// Free ports: 1024 words per (address, slot), bit set = no owner.
     private let freeWords: UnsafeMutablePointer<UInt64>
@@ -33,7 +34,7 @@ struct ExternalPortTable {
         summary.initialize(repeating: ~0, count: addresses * ExternalPortTable.protocolSlots * ExternalPortTable.summaryWordsPerSlot)
     }
 
-    func deallocate() {
+    deinit {
         owners.deallocate()
         freeWords.deallocate()
         summary.deallocate()

@@ -22,11 +22,12 @@ extension NATTranslator {
         guard expectationRoom(master: master, needed: 1, host: internalAddress.value) else { return nil }
         if row < 0 {
             let paired = pairedIndex(for: internalAddress.value)
-            guard mappings.count < mappings.capacity, paired != 0 || configuration.externalAddress != nil,
-                  let port = allocatePort(slot: slot, internalPort: internalPort, hash: hash, address: Int(paired))
-            else { return nil }
-            row = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
-                                        internalPort: internalPort, externalPort: port, hash: hash, externalIndex: paired)
+            guard mappings.count < mappings.capacity, paired != 0 || configuration.externalAddress != nil else { return nil }
+            let port = allocatePort(slot: slot, internalPort: internalPort, hash: hash, address: Int(paired), host: internalAddress.value,
+                                    reason: .expectation)
+            guard port.reason == nil else { return nil }
+            row = insertMapping(protocolNumber: protocolNumber, slot: slot, address: internalAddress.value, port: internalPort,
+                                externalPort: port.port, hash: hash, externalIndex: paired, reason: .expectation)
         }
         guard addExpectation(mapping: row, remote: remote, remotePort: remotePort, master: master) else { return nil }
         return (mappings[row].externalPort, 1)
@@ -65,29 +66,19 @@ extension NATTranslator {
         }
         let paired = pairedIndex(for: internalAddress.value)
         guard expectationRoom(master: master, needed: 2, host: internalAddress.value), mappings.count + 2 <= mappings.capacity,
-              paired != 0 || configuration.externalAddress != nil,
-              let port = allocateExpectedPair(slot: slot, internalPort: internalPort, hash: hashes.0, address: Int(paired),
-                                              host: internalAddress.value)
-        else { return nil }
-        rows.0 = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
-                                       internalPort: internalPort, externalPort: port, hash: hashes.0, externalIndex: paired)
-        rows.1 = insertExpectedMapping(protocolNumber: protocolNumber, slot: slot, internalAddress: internalAddress,
-                                       internalPort: internalPort + 1, externalPort: port + 1, hash: hashes.1, externalIndex: paired)
+              paired != 0 || configuration.externalAddress != nil else { return nil }
+        let allocated = allocatePort(slot: slot, internalPort: internalPort, hash: hashes.0, address: Int(paired), host: internalAddress.value,
+                                     pair: true, reason: .expectation)
+        guard allocated.reason == nil else { return nil }
+        let port = allocated.port
+        rows.0 = insertMapping(protocolNumber: protocolNumber, slot: slot, address: internalAddress.value, port: internalPort,
+                               externalPort: port, hash: hashes.0, externalIndex: paired, reason: .expectation)
+        rows.1 = insertMapping(protocolNumber: protocolNumber, slot: slot, address: internalAddress.value, port: internalPort + 1,
+                               externalPort: port + 1, hash: hashes.1, externalIndex: paired, reason: .expectation)
         // Fresh mappings have no expectation yet: both adds succeed.
         _ = addExpectation(mapping: rows.0, remote: remote, remotePort: remotePort, master: master)
         _ = addExpectation(mapping: rows.1, remote: remote, remotePort: secondRemotePort, master: master)
         return (port, 2)
-    }
-
-    /// Two consecutive free ports for an expected pair: from the host's blocks with port blocks on.
-    private func allocateExpectedPair(slot: Int, internalPort: UInt16, hash: UInt32, address: Int, host: UInt32) -> UInt16? {
-        guard portBlocks != nil else {
-            return configuration.ports.allocatePair(in: externalPorts, local: localPorts, slot: slot, internalPort: internalPort,
-                                                    startHash: hash, address: address)
-        }
-        let fromBlock = allocateBlockPort(slot: slot, internalPort: internalPort, hash: hash, address: address, host: host, pair: true,
-                                          reason: .expectation)
-        return fromBlock.reason == nil ? fromBlock.port : nil
     }
 
     private func expectationRoom(master: Int32, needed: Int, host: UInt32) -> Bool {
@@ -105,18 +96,6 @@ extension NATTranslator {
             return false
         }
         return true
-    }
-
-    private func insertExpectedMapping(protocolNumber: UInt8, slot: Int, internalAddress: IPv4Address, internalPort: UInt16,
-                                       externalPort: UInt16, hash: UInt32, externalIndex: UInt8) -> Int32 {
-        let row = mappings.insert(Mapping(
-            internalAddress: internalAddress.value, hash: hash, sessionCount: 0,
-            internalPort: internalPort, externalPort: externalPort, protocolNumber: protocolNumber, externalIndex: externalIndex))
-        externalPorts.claim(slot: slot, port: externalPort, row: row, address: Int(externalIndex))
-        if portBlocks != nil { addBlockMapping(port: externalPort, address: Int(externalIndex), host: internalAddress.value) }
-        counters.mappingsCreated &+= 1
-        recordMapping(.mappingCreated, row, reason: .expectation)
-        return row
     }
 
     private func addExpectation(mapping row: Int32, remote: IPv4Address?, remotePort: UInt16, master: Int32) -> Bool {

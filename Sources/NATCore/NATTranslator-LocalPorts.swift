@@ -57,17 +57,38 @@ extension NATTranslator {
         return update
     }
 
-    /// A free external port for a new mapping, never one of the router's (counted when the
-    /// internal port itself was the router's, so preservation had to give way).
+    /// The external port of a new dynamic mapping of `host`'s endpoint on external address
+    /// `address` (the first of two consecutive ones when `pair`), or why there is none: from
+    /// the host's port blocks when they are on (NATTranslator-PortBlocks.swift), else from the
+    /// configured range. Never one of the router's ports (counted when the internal port itself
+    /// was the router's, so preservation had to give way). Every new mapping's port comes from here.
     @inline(__always)
-    func allocatePort(slot: Int, internalPort: UInt16, hash: UInt32, address: Int = 0) -> UInt16? {
-        let port = configuration.ports.allocate(in: externalPorts, local: localPorts, slot: slot, internalPort: internalPort, startHash: hash,
-                                                address: address)
-        if port != internalPort, localPorts.contains(slot: slot, port: internalPort),
+    func allocatePort(slot: Int, internalPort: UInt16, hash: UInt32, address: Int, host: UInt32, pair: Bool = false,
+                      reason: NATEventReason) -> (port: UInt16, reason: DropReason?) {
+        if hasPortBlocks {
+            return allocateBlockPort(slot: slot, internalPort: internalPort, hash: hash, address: address, host: host, pair: pair,
+                                     reason: reason)
+        }
+        // Paired pooling: no spill-over to another address of the pool (the host would show
+        // two addresses), so a pool address out of ports is a drop of its own.
+        let exhausted: DropReason = address == 0 ? .portsExhausted : .poolAddressPortsExhausted
+        let port = freePort(slot: slot, range: nil, internalPort: internalPort, hash: hash, address: address, pair: pair)
+        if !pair, port != internalPort, localPorts.contains(slot: slot, port: internalPort),
            configuration.ports.range(for: internalPort, slot: slot).contains(internalPort) {
             counters.localPortSkips &+= 1
         }
-        return port
+        return port.map { ($0, nil) } ?? (0, exhausted)
+    }
+
+    /// A free port (the first of two consecutive ones when `pair`) in `range` (a port block's;
+    /// nil: the configured range for `internalPort`), never one of the router's.
+    @inline(__always)
+    func freePort(slot: Int, range: ClosedRange<UInt16>?, internalPort: UInt16, hash: UInt32, address: Int, pair: Bool) -> UInt16? {
+        pair
+            ? configuration.ports.allocatePair(in: externalPorts, local: localPorts, slot: slot, range: range, internalPort: internalPort,
+                                               startHash: hash, address: address)
+            : configuration.ports.allocate(in: externalPorts, local: localPorts, slot: slot, range: range, internalPort: internalPort,
+                                           startHash: hash, address: address)
     }
 
     /// True (and counted) when an inbound or hairpinned packet to `port` belongs to the router:

@@ -108,28 +108,25 @@ extension NATTranslator {
             _ = reclaimExpired(now: now)
             guard mappings.count < mappings.capacity else { return (-1, .mappingTableFull) }
         }
-        let port: UInt16
-        if portBlocks == nil {
-            guard let free = allocatePort(slot: slot, internalPort: internalPort, hash: hash, address: Int(externalIndex)) else {
-                // Paired pooling: no spill-over to another address of the pool (the host would
-                // show two addresses), so a pool address out of ports is a drop of its own.
-                return (-1, externalIndex == 0 ? .portsExhausted : .poolAddressPortsExhausted)
-            }
-            port = free
-        } else {
-            let fromBlock = allocateBlockPort(slot: slot, internalPort: internalPort, hash: hash, address: Int(externalIndex),
-                                              host: address, pair: false, reason: .outbound)
-            if let reason = fromBlock.reason { return (-1, reason) }
-            port = fromBlock.port
-        }
+        let port = allocatePort(slot: slot, internalPort: internalPort, hash: hash, address: Int(externalIndex), host: address,
+                                reason: .outbound)
+        if let reason = port.reason { return (-1, reason) }
+        let row = insertMapping(protocolNumber: protocolNumber, slot: slot, address: address, port: internalPort, externalPort: port.port,
+                                hash: hash, externalIndex: externalIndex, reason: .outbound)
+        return (row, nil)
+    }
+
+    /// Files a new dynamic mapping on `externalPort` (from `allocatePort`; the table has room).
+    func insertMapping(protocolNumber: UInt8, slot: Int, address: UInt32, port internalPort: UInt16, externalPort: UInt16,
+                       hash: UInt32, externalIndex: UInt8, reason: NATEventReason) -> Int32 {
         let row = mappings.insert(Mapping(
             internalAddress: address, hash: hash, sessionCount: 0,
-            internalPort: internalPort, externalPort: port, protocolNumber: protocolNumber, externalIndex: externalIndex))
-        externalPorts.claim(slot: slot, port: port, row: row, address: Int(externalIndex))
-        if portBlocks != nil { addBlockMapping(port: port, address: Int(externalIndex), host: address) }
+            internalPort: internalPort, externalPort: externalPort, protocolNumber: protocolNumber, externalIndex: externalIndex))
+        externalPorts.claim(slot: slot, port: externalPort, row: row, address: Int(externalIndex))
+        if hasPortBlocks { addBlockMapping(port: externalPort, address: Int(externalIndex), host: address) }
         counters.mappingsCreated &+= 1
-        recordMapping(.mappingCreated, row, reason: .outbound)
-        return (row, nil)
+        recordMapping(.mappingCreated, row, reason: reason)
+        return row
     }
 
     /// Removes a dynamic mapping that nothing uses (after a refused session).

@@ -2,9 +2,18 @@
 // new mapping's port comes from its host's blocks on the host's external address, a new
 // block when they are full (up to the host's cap), and a block goes back when its last
 // mapping is removed. Each allocation and release is one NAT event. Without port blocks
-// none of this runs: the mapping paths test `portBlocks == nil` once.
+// none of this runs: `allocatePort` tests `!hasPortBlocks` once for every new mapping.
 
 extension NATTranslator {
+    /// Port blocks are on: `portBlocks` holds the table (fixed at init; a reload cannot turn them on or off).
+    @inline(__always)
+    var hasPortBlocks: Bool {
+        switch portBlocks {
+        case .some: true
+        case .none: false
+        }
+    }
+
     /// A port for a new mapping (or the first of a pair) of `host` from its blocks, or why none.
     func allocateBlockPort(slot: Int, internalPort: UInt16, hash: UInt32, address: Int, host: UInt32, pair: Bool,
                            reason: NATEventReason) -> (port: UInt16, reason: DropReason?) {
@@ -33,12 +42,7 @@ extension NATTranslator {
     private func port(inBlock block: Int, slot: Int, internalPort: UInt16, hash: UInt32, pair: Bool) -> UInt16? {
         let ports = portBlocks!.ports(of: block)
         let range = UInt16(ports.lowerBound)...UInt16(ports.upperBound)
-        let address = portBlocks!.address(of: block)
-        return pair
-            ? configuration.ports.allocatePair(in: externalPorts, local: localPorts, slot: slot, range: range, internalPort: internalPort,
-                                               startHash: hash, address: address)
-            : configuration.ports.allocate(in: externalPorts, local: localPorts, slot: slot, range: range, internalPort: internalPort,
-                                           startHash: hash, address: address)
+        return freePort(slot: slot, range: range, internalPort: internalPort, hash: hash, address: portBlocks!.address(of: block), pair: pair)
     }
 
     /// A new dynamic mapping of `host` on `port` (allocated from its host's block). Counted
@@ -77,8 +81,8 @@ extension NATTranslator {
 
     /// Every block released (the tables are emptied at once), each with its event.
     func releaseAllBlocks(reason: NATEventReason) {
-        guard portBlocks != nil else { return }
-        let blocks = portBlocks!.blocksPerAddress * (1 + configuration.sourcePools.addresses.count)
+        guard hasPortBlocks else { return }
+        let blocks = (portBlocks?.blocksPerAddress ?? 0) * (1 + configuration.sourcePools.addresses.count)
         for block in 0..<blocks where portBlocks!.owner(of: block) != nil {
             recordBlock(.portBlockReleased, block, reason: reason)
             counters.portBlocksReleased &+= 1
@@ -101,13 +105,13 @@ extension NATTranslator {
     /// The blocks `host` holds on external address `address` (0 the WAN address), as port
     /// ranges, for `flows`-style reports and tests.
     public func portBlocks(of host: IPv4Address, address: Int = 0) -> [ClosedRange<UInt16>] {
-        guard let table = portBlocks else { return [] }
+        guard hasPortBlocks else { return [] }
         var result: [ClosedRange<UInt16>] = []
-        var block = table.firstBlock(host: host.value, address: address)
+        var block = portBlocks!.firstBlock(host: host.value, address: address)
         while block >= 0 {
-            let ports = table.ports(of: block)
+            let ports = portBlocks!.ports(of: block)
             result.append(UInt16(ports.lowerBound)...UInt16(ports.upperBound))
-            block = table.nextBlock(block)
+            block = portBlocks!.nextBlock(block)
         }
         return result.sorted { $0.lowerBound < $1.lowerBound }
     }

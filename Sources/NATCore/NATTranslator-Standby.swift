@@ -13,7 +13,7 @@ extension NATTranslator {
         mappings.removeAll()
         hosts.removeAll()
         externalPorts.removeAll()
-        if portBlocks != nil { portBlocks!.removeAll() }
+        if hasPortBlocks { portBlocks!.removeAll() }
         helperConnections.removeAll()
         expectations.removeAll()
         installForwards()

@@ -207,13 +207,13 @@ extension NATTranslator {
             return (existing, false)
         }
         guard existing < 0, isInternal(IPv4Address(m.internalAddress)),
-              portBlocks != nil || configuration.ports.range(for: m.internalPort, slot: slot).contains(m.externalPort),
+              hasPortBlocks || configuration.ports.range(for: m.internalPort, slot: slot).contains(m.externalPort),
               externalPorts.owner(slot: slot, port: m.externalPort, address: address) < 0,
               !localPorts.contains(slot: slot, port: m.externalPort) else { return (-1, false) } // the router's now
         guard mappings.count < mappings.capacity else { return (-1, true) }
         // Port blocks: the mapping's block becomes (or is) its host's; a block another host
         // has already (the block size changed since the save), or a port in no block, leaves it out.
-        if portBlocks != nil, !adoptBlock(port: m.externalPort, address: address, host: m.internalAddress) {
+        if hasPortBlocks, !adoptBlock(port: m.externalPort, address: address, host: m.internalAddress) {
             counters.portBlockRestoreConflicts &+= 1
             return (-1, false)
         }

@@ -73,8 +73,11 @@ public final class NATTranslator {
         sessions = SessionTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 31 &+ 7)
         hosts = HostTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 17 &+ 3)
         externalPorts = ExternalPortTable(addresses: 1 + configuration.sourcePools.addresses.count)
-        portBlocks = configuration.portBlocks.map {
-            PortBlockTable(settings: $0, portRange: configuration.ports.portRange, addresses: 1 + configuration.sourcePools.addresses.count)
+        if let settings = configuration.portBlocks {
+            portBlocks = PortBlockTable(settings: settings, portRange: configuration.ports.portRange,
+                                        addresses: 1 + configuration.sourcePools.addresses.count, seed: configuration.hashSeed &* 23 &+ 13)
+        } else {
+            portBlocks = nil
         }
         poolCursors = [Int](repeating: 0, count: configuration.sourcePools.pools.count)
         addressOnly = AddressOnlyTable(capacity: configuration.maxAddressOnlyFlows, seed: configuration.hashSeed &* 13 &+ 5)
@@ -97,8 +100,6 @@ public final class NATTranslator {
     }
 
     deinit {
-        externalPorts.deallocate()
-        if let portBlocks { portBlocks.deallocate() }
         localPorts.deallocate()
         helperInput.deallocate()
         helperOutputPayload.deallocate()
@@ -278,7 +279,7 @@ public final class NATTranslator {
         if let slot = ExternalPortTable.slot(mapping.protocolNumber) {
             externalPorts.release(slot: slot, port: mapping.externalPort, address: Int(mapping.externalIndex))
         }
-        if portBlocks != nil, !mapping.isStatic { removeBlockMapping(mapping, reason: reason) }
+        if hasPortBlocks, !mapping.isStatic { removeBlockMapping(mapping, reason: reason) }
         mappings.remove(row)
     }
 

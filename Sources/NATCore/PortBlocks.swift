@@ -19,10 +19,25 @@ public struct PortBlockSettings: Sendable, Equatable {
     }
 }
 
+/// A host's entry in the port block table: its blocks on one external address.
+struct PortBlockHost: TableRow {
+    /// The address index << 32 | the host.
+    var key: UInt64
+    var hash: UInt32
+    /// The host's first block (then `PortBlockTable.nextBlock`), or -1.
+    var first: Int32
+    /// Blocks held; 0 marks a free row (a host is removed with its last block).
+    var blocks: Int32
+
+    static let empty = PortBlockHost(key: 0, hash: 0, first: -1, blocks: 0)
+    var isFree: Bool { blocks == 0 }
+}
+
 /// Which host owns each block of each external address, the host's blocks (a list through
 /// the blocks), and the mappings in each block. Allocated once; no allocation after `init`.
-/// A host's entry is found in an open-addressing table keyed by (address index, host).
-struct PortBlockTable {
+/// A host's entry is a row of an `IndexedTable` keyed by (address index, host). The table is
+/// its buffers' one owner: not copyable, freed by its deinit.
+struct PortBlockTable: ~Copyable {
     let size: Int
     let firstPort: Int
     let blocksPerAddress: Int
@@ -35,15 +50,12 @@ struct PortBlockTable {
     /// Free blocks, a bit each, `wordsPerAddress` words per address.
     private let freeWords: UnsafeMutablePointer<UInt64>
     private let wordsPerAddress: Int
-    // Hosts: key (address index << 32 | host) + 1, 0 = empty; first block; blocks held.
-    private let hostKeys: UnsafeMutablePointer<UInt64>
-    private let hostFirst: UnsafeMutablePointer<Int32>
-    private let hostBlocks: UnsafeMutablePointer<Int32>
-    private let hostMask: Int
+    /// The hosts holding blocks: at most one per block.
+    private var hosts: IndexedTable<PortBlockHost>
     /// Blocks owned, all addresses.
     private(set) var ownedCount = 0
 
-    init(settings: PortBlockSettings, portRange: ClosedRange<UInt16>, addresses: Int) {
+    init(settings: PortBlockSettings, portRange: ClosedRange<UInt16>, addresses: Int, seed: UInt64 = 0) {
         size = settings.size
         firstPort = Int(portRange.lowerBound)
         blocksPerAddress = max(0, portRange.count / settings.size)
@@ -55,23 +67,15 @@ struct PortBlockTable {
         next = .allocate(capacity: blocks)
         wordsPerAddress = (blocksPerAddress + 63) / 64
         freeWords = .allocate(capacity: max(1, addresses * wordsPerAddress))
-        var hosts = 2
-        while hosts < 2 * blocks { hosts <<= 1 }
-        hostMask = hosts - 1
-        hostKeys = .allocate(capacity: hosts)
-        hostFirst = .allocate(capacity: hosts)
-        hostBlocks = .allocate(capacity: hosts)
+        hosts = IndexedTable(capacity: blocks, seed: seed)
         removeAll()
     }
 
-    func deallocate() {
+    deinit {
         owner.deallocate()
         mappingCounts.deallocate()
         next.deallocate()
         freeWords.deallocate()
-        hostKeys.deallocate()
-        hostFirst.deallocate()
-        hostBlocks.deallocate()
     }
 
     mutating func removeAll() {
@@ -84,7 +88,7 @@ struct PortBlockTable {
                 freeWords[a * wordsPerAddress + w] = left >= 64 ? ~0 : (1 << UInt64(left)) - 1
             }
         }
-        hostKeys.initialize(repeating: 0, count: hostMask + 1)
+        hosts.removeAll()
         ownedCount = 0
     }
 
@@ -109,15 +113,15 @@ struct PortBlockTable {
 
     /// The first block of the host on `address`, or -1; then `nextBlock` until -1.
     func firstBlock(host: UInt32, address: Int) -> Int {
-        let slot = findHost(host: host, address: address)
-        return slot < 0 ? -1 : Int(hostFirst[slot])
+        let row = hostRow(host: host, address: address)
+        return row < 0 ? -1 : Int(hosts[row].first)
     }
 
     func nextBlock(_ block: Int) -> Int { Int(next[block]) }
 
     func blockCount(host: UInt32, address: Int) -> Int {
-        let slot = findHost(host: host, address: address)
-        return slot < 0 ? 0 : Int(hostBlocks[slot])
+        let row = hostRow(host: host, address: address)
+        return row < 0 ? 0 : Int(hosts[row].blocks)
     }
 
     /// The first free block on `address`, in the order of a search from `hash` (choices are
@@ -155,10 +159,15 @@ struct PortBlockTable {
         freeWords[address * wordsPerAddress + local / 64] &= ~(1 << UInt64(local % 64))
         owner[block] = host
         mappingCounts[block] = 0
-        let slot = insertHost(host: host, address: address)
-        next[block] = hostFirst[slot]
-        hostFirst[slot] = Int32(block)
-        hostBlocks[slot] += 1
+        var row = hostRow(host: host, address: address)
+        if row < 0 {
+            let key = Self.key(host, address)
+            row = hosts.insert(PortBlockHost(key: key, hash: flowHash(key, 0, seed: hosts.seed), first: -1, blocks: 0))
+            precondition(row >= 0, "the host table has a row per block")
+        }
+        next[block] = hosts[row].first
+        hosts.pointer(row).pointee.first = Int32(block)
+        hosts.pointer(row).pointee.blocks += 1
         ownedCount += 1
     }
 
@@ -175,13 +184,14 @@ struct PortBlockTable {
     /// Frees an owned block.
     mutating func release(_ block: Int) {
         let host = owner[block], address = address(of: block), local = block % blocksPerAddress
-        let slot = findHost(host: host, address: address)
-        precondition(slot >= 0, "an owned block's host is in the table")
+        let row = hostRow(host: host, address: address)
+        precondition(row >= 0, "an owned block's host is in the table")
+        let entry = hosts.pointer(row)
         // Unlink: the host's list is at most its cap long.
-        if Int(hostFirst[slot]) == block {
-            hostFirst[slot] = next[block]
+        if Int(entry.pointee.first) == block {
+            entry.pointee.first = next[block]
         } else {
-            var b = Int(hostFirst[slot])
+            var b = Int(entry.pointee.first)
             while next[b] != Int32(block) { b = Int(next[b]) }
             next[b] = next[block]
         }
@@ -189,54 +199,15 @@ struct PortBlockTable {
         mappingCounts[block] = -1
         freeWords[address * wordsPerAddress + local / 64] |= 1 << UInt64(local % 64)
         ownedCount -= 1
-        hostBlocks[slot] -= 1
-        if hostBlocks[slot] == 0 { removeHost(at: slot) }
+        entry.pointee.blocks -= 1
+        if entry.pointee.blocks == 0 { hosts.remove(row) }
     }
 
-    // MARK: the host table (linear probing, backward-shift deletion)
+    private static func key(_ host: UInt32, _ address: Int) -> UInt64 { UInt64(address) << 32 | UInt64(host) }
 
-    private func key(_ host: UInt32, _ address: Int) -> UInt64 { (UInt64(address) << 32 | UInt64(host)) &+ 1 }
-
-    private func home(_ key: UInt64) -> Int { Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 40) & hostMask }
-
-    private func findHost(host: UInt32, address: Int) -> Int {
-        let k = key(host, address)
-        var slot = home(k)
-        while hostKeys[slot] != 0 {
-            if hostKeys[slot] == k { return slot }
-            slot = (slot + 1) & hostMask
-        }
-        return -1
-    }
-
-    private func insertHost(host: UInt32, address: Int) -> Int {
-        let k = key(host, address)
-        var slot = home(k)
-        while hostKeys[slot] != 0 {
-            if hostKeys[slot] == k { return slot }
-            slot = (slot + 1) & hostMask
-        }
-        hostKeys[slot] = k
-        hostFirst[slot] = -1
-        hostBlocks[slot] = 0
-        return slot
-    }
-
-    private func removeHost(at removed: Int) {
-        var hole = removed
-        var slot = (hole + 1) & hostMask
-        while hostKeys[slot] != 0 {
-            let wanted = home(hostKeys[slot])
-            // Move the entry back into the hole unless its home lies cyclically in (hole, slot].
-            let stays = hole <= slot ? (hole < wanted && wanted <= slot) : (hole < wanted || wanted <= slot)
-            if !stays {
-                hostKeys[hole] = hostKeys[slot]
-                hostFirst[hole] = hostFirst[slot]
-                hostBlocks[hole] = hostBlocks[slot]
-                hole = slot
-            }
-            slot = (slot + 1) & hostMask
-        }
-        hostKeys[hole] = 0
+    /// The host's row on `address`, or -1.
+    private func hostRow(host: UInt32, address: Int) -> Int32 {
+        let key = Self.key(host, address)
+        return hosts.find(hash: flowHash(key, 0, seed: hosts.seed)) { $0.key == key }
     }
 }

@@ -199,7 +199,6 @@ struct DatagramHelperTests {
     @Test("port pairs from a two-port range: one pair fits, the next is refused")
     func pairAllocation() {
         let table = ExternalPortTable()
-        defer { table.deallocate() }
         let small = PortAllocator(portRange: 20001...20003, lowPortRange: nil)
         #expect(small.allocatePair(in: table, slot: 1, internalPort: 4000, startHash: 12345) == 20002)
         table.claim(slot: 1, port: 20002, row: 0)

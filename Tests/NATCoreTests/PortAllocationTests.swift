@@ -82,7 +82,6 @@ import Testing
 
     @Test func allocatorUnit() {
         let table = ExternalPortTable()
-        defer { table.deallocate() }
         let allocator = PortAllocator(portRange: 20000...20002, lowPortRange: 600...601)
         #expect(allocator.range(for: 80, slot: 0) == 600...601)
         #expect(allocator.range(for: 1024, slot: 1) == 20000...20002)

@@ -77,6 +77,46 @@ import Testing
         #expect(open(nat, Net.hostA, 30000).port == ports[0])
     }
 
+    /// Asks, for every datagram from inside that reads "DATA <port>", for one expected flow to
+    /// that internal port (an FTP PORT command's shape), and writes the external port it got.
+    final class DataOfferHelper: ApplicationHelper {
+        let name = "data-offer"
+        func inspect(_ data: HelperData, _ context: inout HelperContext) -> HelperVerdict {
+            let bytes = data.bytes
+            guard context.senderIsInternal, bytes.count > 5, Array(bytes[0..<5]) == Array("DATA ".utf8),
+                  let port = UInt16(String(decoding: bytes[5...], as: UTF8.self)),
+                  let external = context.expectConnection(protocolNumber: IPProtocolNumber.udp, from: context.remoteAddress, port: nil,
+                                                          to: context.internalAddress, port: port)
+            else { return .pass }
+            context.replace(5..<bytes.count) { $0.write(decimal: UInt32(external)) }
+            return .pass
+        }
+    }
+
+    @Test func anExpectedFlowsMappingTakesItsPortFromTheHostsBlocksLikeAPair() {
+        let nat = blocksTranslator {
+            $0.helpers = [HelperRegistration(helper: DataOfferHelper(), ports: [.udp(5000), .udp(5001)]),
+                          HelperRegistration(helper: MediaOfferHelper(), ports: [.udp(5002)])]
+        }
+        var offers: [UInt16] = []
+        for (dport, text) in [(5000, "DATA 7000"), (5001, "DATA 7001"), (5002, "MEDIA 7002")] {
+            var p = PacketBuilder.udp(Net.hostA, 40000, Net.remote, UInt16(dport), payload: Array(text.utf8))
+            let verdict = nat.run(&p, .outbound, now: t0)
+            guard case .acceptReplaced(let bytes) = verdict else { Issue.record("\(text): \(verdict)"); return }
+            let out = Array(bytes)
+            #expect(Verify.ipHeaderChecksumValid(out) && Verify.transportChecksumValid(out))
+            let payload = String(decoding: out[28...], as: UTF8.self).split(separator: " ")
+            guard payload.count == 2, let port = UInt16(payload[1]) else { Issue.record("\(text) became \(payload)"); return }
+            offers.append(port)
+        }
+        // The three flows' mapping and every expected one (7000, 7001, the pair 7002-7003) in
+        // host A's one block: an auditor's block line covers the data connections too.
+        let blocks = nat.portBlocks(of: IPv4Address(192, 0, 2, 10))
+        #expect(blocks.count == 1 && nat.portBlockCount == 1)
+        #expect((offers + [offers[2] + 1]).allSatisfy { port in blocks.contains { $0.contains(port) } }, "\(offers) outside \(blocks)")
+        #expect(nat.mappingCount == 5 && nat.pendingExpectationCount == 4)
+    }
+
     @Test func aBlockIsReleasedWithItsLastMappingAndEventsCarryItsRange() {
         let nat = blocksTranslator(size: 64)
         nat.enableEvents(capacity: 256, now: t0)
@@ -177,7 +217,6 @@ import Testing
     @Test func blockTableHostEntriesSurviveChurn() {
         // Many hosts taking and releasing blocks: the host table's deletions keep every other host findable.
         var table = PortBlockTable(settings: PortBlockSettings(size: 64, maxPerHost: 4), portRange: 1024...65535, addresses: 1)
-        defer { table.deallocate() }
         var rng = SeededRNG(seed: 15)
         var owned: [UInt32: [Int]] = [:]
         for _ in 0..<5000 {

@@ -6,7 +6,7 @@ import Testing
 /// word reads, and every choice is the one the old port-by-port scan from the hash point made.
 @Suite struct PortSearchTests {
     /// The scan the bitmap replaced, kept here as the reference for what must be chosen.
-    private func referenceScan(_ table: ExternalPortTable, _ local: LocalPortMap, _ allocator: PortAllocator,
+    private func referenceScan(_ table: borrowing ExternalPortTable, _ local: LocalPortMap, _ allocator: PortAllocator,
                                slot: Int, internalPort: UInt16, startHash: UInt32) -> UInt16? {
         let range = allocator.range(for: internalPort, slot: slot)
         func free(_ p: Int) -> Bool { table.owner(slot: slot, port: UInt16(p)) < 0 && !local.contains(slot: slot, port: UInt16(p)) }
@@ -19,13 +19,12 @@ import Testing
         return nil
     }
 
-    private func claimAll(_ table: ExternalPortTable, slot: Int, _ ports: ClosedRange<Int>, except: Set<Int> = []) {
+    private func claimAll(_ table: borrowing ExternalPortTable, slot: Int, _ ports: ClosedRange<Int>, except: Set<Int> = []) {
         for p in ports where !except.contains(p) { table.claim(slot: slot, port: UInt16(p), row: 7) }
     }
 
     @Test func exhaustedRangeIsRefusedWithoutAScan() {
         let table = ExternalPortTable()
-        defer { table.deallocate() }
         let allocator = PortAllocator()
         claimAll(table, slot: 1, 1024...65535)
         let before = table.probeCount
@@ -39,7 +38,6 @@ import Testing
 
     @Test func freedPortIsFoundAgain() {
         let table = ExternalPortTable()
-        defer { table.deallocate() }
         let allocator = PortAllocator()
         claimAll(table, slot: 1, 1024...65535)
         table.release(slot: 1, port: 50001)
@@ -52,7 +50,6 @@ import Testing
 
     @Test func searchWrapsToTheRangeStart() {
         let table = ExternalPortTable()
-        defer { table.deallocate() }
         let allocator = PortAllocator()
         claimAll(table, slot: 0, 1024...65535, except: [1030])
         // The hash point is past 1030: the search runs to 65535 and starts again at 1024.
@@ -72,7 +69,7 @@ import Testing
         for round in 0..<12 { // every combination of range, density and reserved range once
             let table = ExternalPortTable()
             var local = LocalPortMap()
-            defer { table.deallocate(); local.deallocate() }
+            defer { local.deallocate() }
             let allocator = round % 3 == 0 ? PortAllocator(portRange: 20000...20700, lowPortRange: nil) : PortAllocator()
             // Dense or sparse owners, some held ports, sometimes a reserved range.
             let density = [0.5, 0.99, 0.9999, 1.0][round % 4]
