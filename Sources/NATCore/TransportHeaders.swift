@@ -7,14 +7,33 @@ public enum IPProtocolNumber {
     public static let udp: UInt8 = 17
 }
 
-public struct TCPHeader {
+/// TCP and UDP alike: the source port at byte 0, the destination port at byte 2.
+public protocol TransportPortHeader {
+    var bytes: UnsafeMutableRawPointer { get }
+}
+
+extension TransportPortHeader {
+    @inlinable public var sourcePort: UInt16 { bytes.loadBE16(at: 0) }
+    @inlinable public var destinationPort: UInt16 { bytes.loadBE16(at: 2) }
+
+    @inlinable public func setSourcePort(_ port: UInt16) { bytes.storeBE16(port, at: 0) }
+    @inlinable public func setDestinationPort(_ port: UInt16) { bytes.storeBE16(port, at: 2) }
+
+    /// Writes `port` as the source (or destination) port and returns the port it replaced.
+    @inlinable public func replacePort(source: Bool, with port: UInt16) -> UInt16 {
+        let offset = source ? 0 : 2
+        let old = bytes.loadBE16(at: offset)
+        bytes.storeBE16(port, at: offset)
+        return old
+    }
+}
+
+public struct TCPHeader: TransportPortHeader {
     public static let minimumLength = 20
     public let bytes: UnsafeMutableRawPointer
 
     @inlinable public init(unchecked bytes: UnsafeMutableRawPointer) { self.bytes = bytes }
 
-    @inlinable public var sourcePort: UInt16 { bytes.loadBE16(at: 0) }
-    @inlinable public var destinationPort: UInt16 { bytes.loadBE16(at: 2) }
     @inlinable public var sequenceNumber: UInt32 { bytes.loadBE32(at: 4) }
     @inlinable public var acknowledgementNumber: UInt32 { bytes.loadBE32(at: 8) }
     @inlinable public var dataOffset: Int { Int(bytes.loadBE8(at: 12) >> 4) &* 4 }
@@ -22,9 +41,6 @@ public struct TCPHeader {
     @inlinable public var window: UInt16 { bytes.loadBE16(at: 14) }
     @inlinable public var checksum: UInt16 { bytes.loadBE16(at: 16) }
     public static let checksumOffset = 16
-
-    @inlinable public func setSourcePort(_ port: UInt16) { bytes.storeBE16(port, at: 0) }
-    @inlinable public func setDestinationPort(_ port: UInt16) { bytes.storeBE16(port, at: 2) }
 }
 
 public struct TCPFlags: OptionSet, Sendable {
@@ -37,20 +53,15 @@ public struct TCPFlags: OptionSet, Sendable {
     public static let ack = TCPFlags(rawValue: 0x10)
 }
 
-public struct UDPHeader {
+public struct UDPHeader: TransportPortHeader {
     public static let length = 8
     public let bytes: UnsafeMutableRawPointer
 
     @inlinable public init(unchecked bytes: UnsafeMutableRawPointer) { self.bytes = bytes }
 
-    @inlinable public var sourcePort: UInt16 { bytes.loadBE16(at: 0) }
-    @inlinable public var destinationPort: UInt16 { bytes.loadBE16(at: 2) }
     @inlinable public var datagramLength: Int { Int(bytes.loadBE16(at: 4)) }
     @inlinable public var checksum: UInt16 { bytes.loadBE16(at: 6) }
     public static let checksumOffset = 6
-
-    @inlinable public func setSourcePort(_ port: UInt16) { bytes.storeBE16(port, at: 0) }
-    @inlinable public func setDestinationPort(_ port: UInt16) { bytes.storeBE16(port, at: 2) }
 }
 
 public struct ICMPHeader {

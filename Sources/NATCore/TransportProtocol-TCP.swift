@@ -19,8 +19,7 @@ enum TCPTransport {
     static func rewrite(_ ip: IPv4Packet, rewriteSource: Bool, oldAddress: UInt32, newAddress: UInt32, port: UInt16,
                         checksum: PacketChecksumState) {
         let tcp = TCPHeader(unchecked: ip.transport)
-        let oldPort = rewriteSource ? tcp.sourcePort : tcp.destinationPort
-        if rewriteSource { tcp.setSourcePort(port) } else { tcp.setDestinationPort(port) }
+        let oldPort = tcp.replacePort(source: rewriteSource, with: port)
         if checksum.checksumNotReady && !checksum.isGSO {
             ip.completeTransportChecksum(checksumOffset: TCPHeader.checksumOffset, length: ip.transportLength, zeroMeansNone: false)
         } else {
@@ -42,9 +41,7 @@ enum TCPTransport {
     /// The checksum lies beyond the 8 bytes an error must quote: fixed only if it was quoted.
     static func rewriteQuoted(_ l4: UnsafeMutableRawPointer, available: Int, source: Bool, oldAddress: UInt32, newAddress: UInt32,
                               port: UInt16) {
-        let portOffset = source ? 0 : 2
-        let oldPort = l4.loadBE16(at: portOffset)
-        l4.storeBE16(port, at: portOffset)
+        let oldPort = TCPHeader(unchecked: l4).replacePort(source: source, with: port)
         guard available >= TCPHeader.checksumOffset + 2 else { return }
         let sum = adjustedTransportChecksum(l4.loadBE16(at: TCPHeader.checksumOffset), oldAddress: oldAddress, newAddress: newAddress,
                                             oldPort: oldPort, newPort: port)

@@ -17,8 +17,7 @@ enum UDPTransport {
     static func rewrite(_ ip: IPv4Packet, rewriteSource: Bool, oldAddress: UInt32, newAddress: UInt32, port: UInt16,
                         checksum: PacketChecksumState) {
         let udp = UDPHeader(unchecked: ip.transport)
-        let oldPort = rewriteSource ? udp.sourcePort : udp.destinationPort
-        if rewriteSource { udp.setSourcePort(port) } else { udp.setDestinationPort(port) }
+        let oldPort = udp.replacePort(source: rewriteSource, with: port)
         if checksum.checksumNotReady {
             ip.completeTransportChecksum(checksumOffset: UDPHeader.checksumOffset, length: udp.datagramLength, zeroMeansNone: true)
         } else if udp.checksum != 0 { // 0: sender sent no checksum; keep it that way
@@ -30,9 +29,7 @@ enum UDPTransport {
     /// The checksum is within the 8 quoted bytes; a quoted 0 (none sent) stays 0.
     static func rewriteQuoted(_ l4: UnsafeMutableRawPointer, available: Int, source: Bool, oldAddress: UInt32, newAddress: UInt32,
                               port: UInt16) {
-        let portOffset = source ? 0 : 2
-        let oldPort = l4.loadBE16(at: portOffset)
-        l4.storeBE16(port, at: portOffset)
+        let oldPort = UDPHeader(unchecked: l4).replacePort(source: source, with: port)
         let old = l4.loadBE16(at: UDPHeader.checksumOffset)
         guard available >= UDPHeader.checksumOffset + 2, old != 0 else { return }
         let sum = adjustedTransportChecksum(old, oldAddress: oldAddress, newAddress: newAddress, oldPort: oldPort, newPort: port)
