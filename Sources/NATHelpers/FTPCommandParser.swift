@@ -147,31 +147,28 @@ enum FTPCommandParser {
     /// "n,n,n,n,n,n" at `i`: an address and a port (n5 * 256 + n6).
     private static func sixNumbers(_ bytes: UnsafeRawBufferPointer, _ i: inout Int, _ end: Int) -> FTPEndpoint? {
         let first = i
-        var address: UInt32 = 0
-        var port: UInt32 = 0
-        for k in 0..<6 {
-            if k > 0 {
-                guard i < end, bytes[i] == UInt8(ascii: ",") else { return nil }
-                i += 1
-            }
-            guard let n = number(bytes, &i, end, maxDigits: 3), n <= 255 else { return nil }
-            if k < 4 { address = address << 8 | n } else { port = port << 8 | n }
-        }
-        return FTPEndpoint(address: IPv4Address(address), port: UInt16(port), range: first..<i)
+        guard let value = byteList(bytes, &i, end, count: 6, separator: UInt8(ascii: ",")) else { return nil }
+        return FTPEndpoint(address: IPv4Address(UInt32(value >> 16)), port: UInt16(value & 0xffff), range: first..<i)
     }
 
     /// "a.b.c.d" at `i`, each 0–255 in at most 3 digits.
     private static func dottedQuad(_ bytes: UnsafeRawBufferPointer, _ i: inout Int, _ end: Int) -> IPv4Address? {
-        var value: UInt32 = 0
-        for k in 0..<4 {
+        byteList(bytes, &i, end, count: 4, separator: UInt8(ascii: ".")).map { IPv4Address(UInt32($0)) }
+    }
+
+    /// `count` (at most 8) numbers at `i`, each 0–255 in at most 3 digits, apart by `separator`:
+    /// one big-endian value, a byte each.
+    private static func byteList(_ bytes: UnsafeRawBufferPointer, _ i: inout Int, _ end: Int, count: Int, separator: UInt8) -> UInt64? {
+        var value: UInt64 = 0
+        for k in 0..<count {
             if k > 0 {
-                guard i < end, bytes[i] == UInt8(ascii: ".") else { return nil }
+                guard i < end, bytes[i] == separator else { return nil }
                 i += 1
             }
             guard let n = number(bytes, &i, end, maxDigits: 3), n <= 255 else { return nil }
-            value = value << 8 | n
+            value = value << 8 | UInt64(n)
         }
-        return IPv4Address(value)
+        return value
     }
 
     /// 1…maxDigits decimal digits at `i` (not followed by another digit).
