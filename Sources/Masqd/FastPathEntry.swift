@@ -11,15 +11,9 @@ struct FastPathFlow: Hashable, Sendable {
     var internalPort: UInt16
     var remoteAddress: UInt32
     var remotePort: UInt16
+}
 
-    init(protocolNumber: UInt8, internalAddress: UInt32, internalPort: UInt16, remoteAddress: UInt32, remotePort: UInt16) {
-        self.protocolNumber = protocolNumber
-        self.internalAddress = internalAddress
-        self.internalPort = internalPort
-        self.remoteAddress = remoteAddress
-        self.remotePort = remotePort
-    }
-
+extension FastPathFlow {
     init(_ event: NATEvent) {
         self.init(protocolNumber: event.protocolNumber, internalAddress: event.internalAddress, internalPort: event.internalPort,
                   remoteAddress: event.remoteAddress, remotePort: event.remotePort)
