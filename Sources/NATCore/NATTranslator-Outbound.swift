@@ -117,6 +117,7 @@ extension NATTranslator {
     }
 
     /// Files a new dynamic mapping on `externalPort` (from `allocatePort`; the table has room).
+    @inline(__always)
     func insertMapping(protocolNumber: UInt8, slot: Int, address: UInt32, port internalPort: UInt16, externalPort: UInt16,
                        hash: UInt32, externalIndex: UInt8, reason: NATEventReason) -> Int32 {
         let row = mappings.insert(Mapping(

@@ -5,15 +5,6 @@
 // none of this runs: `allocatePort` tests `!hasPortBlocks` once for every new mapping.
 
 extension NATTranslator {
-    /// Port blocks are on: `portBlocks` holds the table (fixed at init; a reload cannot turn them on or off).
-    @inline(__always)
-    var hasPortBlocks: Bool {
-        switch portBlocks {
-        case .some: true
-        case .none: false
-        }
-    }
-
     /// A port for a new mapping (or the first of a pair) of `host` from its blocks, or why none.
     func allocateBlockPort(slot: Int, internalPort: UInt16, hash: UInt32, address: Int, host: UInt32, pair: Bool,
                            reason: NATEventReason) -> (port: UInt16, reason: DropReason?) {

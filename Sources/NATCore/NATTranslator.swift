@@ -18,6 +18,9 @@ public final class NATTranslator {
     let externalPorts: ExternalPortTable
     /// Port blocks per host (PortBlocks.swift); nil when they are off.
     @exclusivity(unchecked) var portBlocks: PortBlockTable?
+    /// `portBlocks != nil`, kept as a plain flag: testing the noncopyable optional itself
+    /// borrows it, and a reload cannot turn port blocks on or off.
+    let hasPortBlocks: Bool
     /// Round-robin placement: the next address of each source pool (SourceAddressPools.swift).
     @exclusivity(unchecked) var poolCursors: [Int]
     /// Address-only translations of the protocols without ports (NATTranslator-AddressOnly.swift).
@@ -73,6 +76,7 @@ public final class NATTranslator {
         sessions = SessionTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 31 &+ 7)
         hosts = HostTable(capacity: configuration.maxSessions, seed: configuration.hashSeed &* 17 &+ 3)
         externalPorts = ExternalPortTable(addresses: 1 + configuration.sourcePools.addresses.count)
+        hasPortBlocks = configuration.portBlocks != nil
         if let settings = configuration.portBlocks {
             portBlocks = PortBlockTable(settings: settings, portRange: configuration.ports.portRange,
                                         addresses: 1 + configuration.sourcePools.addresses.count, seed: configuration.hashSeed &* 23 &+ 13)
