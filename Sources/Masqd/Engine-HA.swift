@@ -241,9 +241,10 @@ extension Engine {
 }
 
 extension SyncIncrement {
-    /// The record of an event the increments carry (mappings and sessions), or nil.
+    /// The record of an event the increments carry, or nil. Port blocks are left out: the
+    /// standby rebuilds them from the mappings at takeover (NATReplica).
     init?(event: NATEvent) {
-        guard SyncIncrement.kinds.contains(event.kind.rawValue) else { return nil }
+        guard SyncIncrement.kinds.contains(event.kind.rawValue), !event.kind.isPortBlock else { return nil }
         self.init(kind: event.kind.rawValue, reason: event.reason.rawValue, protocolNumber: event.protocolNumber,
                   internalAddress: event.internalAddress, internalPort: event.internalPort, externalPort: event.externalPort,
                   externalAddress: event.externalAddress, remoteAddress: event.remoteAddress, remotePort: event.remotePort)
