@@ -134,7 +134,7 @@ extension Engine {
         case .standby:
             let removed = withTranslator { translator in
                 for worker in workers { worker.standby = true }
-                return translator.removeAllFlows()
+                return translator.removeAllFlows(now: MonotonicClock.now())
             }
             logger.notice("role standby: translating nothing; \(removed) flows of this router dropped (the peer translates them)")
             return "role standby: \(removed) flows dropped\n"
@@ -156,7 +156,7 @@ extension Engine {
             return "no replicated state from the peer: starting empty"
         }
         ha.replica = nil // installed once: a later takeover needs a newer resync
-        translator.removeAllFlows()
+        translator.removeAllFlows(now: MonotonicClock.now())
         do throws(NATStateError) {
             let age = try snapshot.downtime(wallClockNow: WallClock.now())
             let summary = try translator.importState(snapshot, downtime: age, now: MonotonicClock.now())

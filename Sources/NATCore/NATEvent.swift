@@ -87,6 +87,8 @@ public enum NATEventReason: UInt8, Sendable, BitwiseCopyable, CustomStringConver
     case reload = 21
     /// Made for a packet that was then refused (a cap on sessions, a helper's room): never used.
     case refused = 22
+    /// The router became the HA standby: its flows are the peer's to translate now.
+    case standby = 23
 
     public var description: String {
         switch self {
@@ -102,6 +104,7 @@ public enum NATEventReason: UInt8, Sendable, BitwiseCopyable, CustomStringConver
         case .addressChanged: "address-changed"
         case .reload: "reload"
         case .refused: "refused"
+        case .standby: "standby"
         }
     }
 }

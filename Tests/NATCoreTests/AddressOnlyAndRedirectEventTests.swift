@@ -198,3 +198,36 @@ struct AddressOnlyAndRedirectEventTests {
         #expect(kinds.allSatisfy { $0.hasRemote && !$0.isSession && !$0.isPortBlock })
     }
 }
+
+@Suite("NAT events: the standby drops its flows")
+struct StandbyFlushEventTests {
+    let redirects = RedirectTranslationTests()
+
+    @Test("becoming the standby removes every flow with its event (reason standby), address-only rows and redirects too, so a takeover's restore is not refused")
+    func standbyRemovesEverything() throws {
+        let nat = redirects.makeRedirecting { $0.forwards = [PortForward("udp:5000=192.0.2.12:5001")!] }
+        nat.enableEvents(capacity: 64, now: t0)
+        _ = InboundTranslationTests.open(nat, PacketBuilder.udp(Net.hostA, 40000, Net.remote, 53))
+        var esp = AddressOnlyTranslationTests().packet(Net.hostB, Net.remote, AddressOnlyTranslationTests.esp, AddressOnlyTranslationTests.espPayload)
+        #expect(nat.run(&esp, .outbound) == .acceptRewritten)
+        var syn = PacketBuilder.tcp(Net.hostA, 40000, Net.remote, 80, flags: TCPFlag.syn)
+        #expect(redirects.fromClient(nat, &syn) == .acceptRewritten)
+        let saved = nat.exportState(now: at(1), savedAt: 1_700_000_000)
+        _ = NATEventTests.drain(nat)
+
+        #expect(nat.removeAllFlows(now: at(2)) == 3)
+        #expect(NATEventTests.drain(nat) == [
+            NATEventTests.event(.sessionRemoved, .standby, 17, at: at(2), inside: Net.hostA, 40000, 40000, remote: Net.remote, 53),
+            NATEventTests.event(.mappingRemoved, .standby, 17, at: at(2), inside: Net.hostC, 5001, 5000),
+            NATEventTests.event(.mappingRemoved, .standby, 17, at: at(2), inside: Net.hostA, 40000, 40000),
+            AddressOnlyAndRedirectEventTests.addressOnly(.addressOnlyRemoved, .standby, 50, at: at(2), inside: Net.hostB, remote: Net.remote),
+            AddressOnlyAndRedirectEventTests.redirect(.redirectRemoved, .standby, at: at(2)),
+            NATEventTests.event(.mappingCreated, .portForward, 17, at: at(2), inside: Net.hostC, 5001, 5000),
+        ])
+        #expect(nat.sessionCount == 0 && nat.addressOnlyFlowCount == 0 && nat.redirectSessionCount == 0 && nat.mappingCount == 1)
+        #expect(NATEventReason.standby.rawValue == 23 && NATEventReason.standby.description == "standby")
+        // A takeover restores into it: the address-only row no longer stands in the way.
+        let summary = try nat.importState(saved, downtime: .seconds(1), now: at(3))
+        #expect(summary.sessionsRestored == 1 && summary.addressOnlyFlowsRestored == 1 && summary.redirectsRestored == 1)
+    }
+}
