@@ -232,6 +232,8 @@ extension Engine {
             .gauge("sync_lag_chunks", outgoing?.outstanding ?? 0, "Active: chunks of the resync under way the standby has not acknowledged."),
             .gauge("sync_lag_ms", age, "Standby: how old the copy of the peer's state may be, in milliseconds: since the peer was last heard, or since the copy last changed while increments wait for a gap (0: no copy)."),
             .gauge("sync_replicated_flows", ha.replica?.sessionCount ?? 0, "Standby: flows in the copy of the peer's state, ready for a takeover."),
+            .gauge("sync_replicated_other_flows", ha.replica?.addressOnlyFlowCount ?? 0, "Standby: address-only translations (ESP, GRE, ...) in the copy of the peer's state."),
+            .gauge("sync_replicated_redirects", ha.replica?.redirectCount ?? 0, "Standby: redirected connections in the copy of the peer's state."),
             .gauge("takeover_installed_flows", ha.lastTakeover.sessionsRestored, "Flows installed from the replicated state at the last `role active`."),
             .counter("takeovers_without_state", ha.takeoversWithoutState, "Takeovers (`role active`) with no replicated state: started empty."),
             .counter("takeovers_refused", ha.takeoverRefused, "Takeovers whose replicated state was refused (another WAN address, too old)."),
