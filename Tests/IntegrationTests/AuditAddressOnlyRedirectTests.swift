@@ -20,32 +20,6 @@ struct AuditAddressOnlyRedirectTests {
     let h1 = LabTopology.host1Address           // 192.0.2.10
     let routerLAN = LabTopology.routerLANAddress
 
-    /// One `nfdump -o json` record with the destination's translation too.
-    struct Record: CustomStringConvertible {
-        var event: Int, proto: Int
-        var source: String, sourcePort: Int
-        var destination: String, destinationPort: Int
-        var sourceXlate: String, sourceXlatePort: Int
-        var destinationXlate: String, destinationXlatePort: Int
-        var description: String {
-            "natEvent \(event) proto \(proto) \(source):\(sourcePort) -> \(destination):\(destinationPort) src-xlate \(sourceXlate):\(sourceXlatePort) dst-xlate \(destinationXlate):\(destinationXlatePort)"
-        }
-    }
-
-    static func records(json text: String) throws -> [Record] {
-        guard let array = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] else {
-            throw IntegrationFailure("nfdump -o json printed no list:\n\(text)")
-        }
-        func int(_ value: Any?) -> Int { (value as? Int) ?? (value as? String).flatMap { Int($0) } ?? -1 }
-        return array.map { r in
-            Record(event: int(r["nat_event_id"]), proto: int(r["proto"]),
-                   source: r["src4_addr"] as? String ?? "", sourcePort: int(r["src_port"]),
-                   destination: r["dst4_addr"] as? String ?? "", destinationPort: int(r["dst_port"]),
-                   sourceXlate: r["src4_xlt_ip"] as? String ?? "", sourceXlatePort: int(r["src_xlt_port"]),
-                   destinationXlate: r["dst4_xlt_ip"] as? String ?? "", destinationXlatePort: int(r["dst_xlt_port"]))
-        }
-    }
-
     @Test("ESP, GRE and a redirected HTTP request: journal lines and nfcapd's natEvent 4/5 records for each, created and removed")
     func addressOnlyAndRedirectAudited() throws {
         guard Shell.which("nfcapd") != nil, Shell.which("nfdump") != nil else {
@@ -128,24 +102,25 @@ struct AuditAddressOnlyRedirectTests {
             collector.stop(grace: 5) // nfcapd writes its file out when it ends
             let files = try FileManager.default.contentsOfDirectory(atPath: flowDir).filter { $0.hasPrefix("nfcapd.") }.sorted()
             #expect(!files.isEmpty, "nfcapd wrote no file:\n\(collector.output)")
-            var records: [Record] = []
+            var records: [AuditExportTests.Record] = []
             for file in files {
                 let dump = try Shell.run(["nfdump", "-r", flowDir + "/" + file, "-o", "json"], timeout: 20)
                 #expect(dump.succeeded, "\(dump.summary)")
-                records += try Self.records(json: dump.stdout)
+                records += try AuditExportTests.records(json: dump.stdout)
             }
             let seen = records.map(\.description).joined(separator: "\n")
             for event in [4, 5] {
                 for proto in [50, 47] {
                     let found = records.filter {
                         $0.event == event && $0.proto == proto && $0.source == h1 && $0.sourcePort == 0 && $0.destination == server
-                            && $0.destinationPort == 0 && $0.sourceXlate == wan && $0.sourceXlatePort == 0
+                            && $0.destinationPort == 0 && $0.translated == wan && $0.translatedPort == 0
                     }
                     #expect(found.count == 1, "natEvent \(event) for protocol \(proto): \(found.count) records; nfdump has:\n\(seen)")
                 }
                 let found = records.filter {
                     $0.event == event && $0.proto == 6 && $0.source == h1 && String($0.sourcePort) == clientPort && $0.destination == server
-                        && $0.destinationPort == 80 && $0.destinationXlate == routerLAN && $0.destinationXlatePort == 3128
+                        && $0.destinationPort == 80 && $0.destinationTranslated == routerLAN && $0.destinationTranslatedPort == 3128
+                        && $0.translated == h1 && String($0.translatedPort) == clientPort // the source is not translated
                 }
                 #expect(found.count == 1, "natEvent \(event) for the redirect: \(found.count) records; nfdump has:\n\(seen)")
             }

@@ -52,8 +52,10 @@ struct AuditExportTests {
         var source: String, sourcePort: Int
         var destination: String, destinationPort: Int
         var translated: String, translatedPort: Int
+        /// The post-NAT destination (a redirect's proxy; the destination itself for the rest).
+        var destinationTranslated: String, destinationTranslatedPort: Int
         var description: String {
-            "natEvent \(event) proto \(proto) \(source):\(sourcePort) -> \(destination):\(destinationPort) xlate \(translated):\(translatedPort)"
+            "natEvent \(event) proto \(proto) \(source):\(sourcePort) -> \(destination):\(destinationPort) xlate \(translated):\(translatedPort) dst-xlate \(destinationTranslated):\(destinationTranslatedPort)"
         }
 
         func matches(_ flow: Flow, session: Bool) -> Bool {
@@ -72,7 +74,8 @@ struct AuditExportTests {
             Record(event: int(r["nat_event_id"]), proto: int(r["proto"]),
                    source: r["src4_addr"] as? String ?? "", sourcePort: int(r["src_port"]),
                    destination: r["dst4_addr"] as? String ?? "", destinationPort: int(r["dst_port"]),
-                   translated: r["src4_xlt_ip"] as? String ?? "", translatedPort: int(r["src_xlt_port"]))
+                   translated: r["src4_xlt_ip"] as? String ?? "", translatedPort: int(r["src_xlt_port"]),
+                   destinationTranslated: r["dst4_xlt_ip"] as? String ?? "", destinationTranslatedPort: int(r["dst_xlt_port"]))
         }
     }
 
