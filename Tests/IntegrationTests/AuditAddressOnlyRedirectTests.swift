@@ -22,19 +22,10 @@ struct AuditAddressOnlyRedirectTests {
 
     @Test("ESP, GRE and a redirected HTTP request: journal lines and nfcapd's natEvent 4/5 records for each, created and removed")
     func addressOnlyAndRedirectAudited() throws {
-        guard Shell.which("nfcapd") != nil, Shell.which("nfdump") != nil else {
-            throw IntegrationFailure("nfcapd and nfdump are needed (Deploy/install-deps.sh --tests installs nfdump)")
-        }
         let masqd = try Integration.masqdExecutable()
         let queue = Integration.queue(138)
         try Integration.withTopology("aev") { lab in
-            let flowDir = lab.workDir + "/nfcapd"
-            try FileManager.default.createDirectory(atPath: flowDir, withIntermediateDirectories: true)
-            // The collector first: the templates go out at start (then only every 60 s).
-            let collector = try lab.spawn(.server, ["nfcapd", "-w", flowDir, "-b", server, "-p", "4739", "-t", "3600"], name: "nfcapd")
-            #expect(Semantics.waitUntil(timeout: 5) {
-                (try? lab.run(.server, ["ss", "-Huln", "sport = :4739"]))?.stdout.contains(":4739") == true
-            }, "nfcapd did not listen on \(server):4739:\n\(collector.output)")
+            let collector = try AuditExportTests.startCollector(lab)
 
             let options = ["--redirect", "tcp:80=3128"]
             let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)
@@ -99,15 +90,7 @@ struct AuditAddressOnlyRedirectTests {
             // Nothing was masqueraded (the proxy's own connection leaves from the router): these six only.
             #expect(lines.count == 6 && stats["audit_lines"] == 6, "\(lines)")
 
-            collector.stop(grace: 5) // nfcapd writes its file out when it ends
-            let files = try FileManager.default.contentsOfDirectory(atPath: flowDir).filter { $0.hasPrefix("nfcapd.") }.sorted()
-            #expect(!files.isEmpty, "nfcapd wrote no file:\n\(collector.output)")
-            var records: [AuditExportTests.Record] = []
-            for file in files {
-                let dump = try Shell.run(["nfdump", "-r", flowDir + "/" + file, "-o", "json"], timeout: 20)
-                #expect(dump.succeeded, "\(dump.summary)")
-                records += try AuditExportTests.records(json: dump.stdout)
-            }
+            let records = try AuditExportTests.collected(collector)
             let seen = records.map(\.description).joined(separator: "\n")
             for event in [4, 5] {
                 for proto in [50, 47] {
