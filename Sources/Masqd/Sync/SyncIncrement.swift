@@ -1,7 +1,8 @@
 // Increments: what the active's translator made or removed since the last full resync, one
 // record per NAT event (NATCore's NATEvent; mappings, sessions, address-only rows and
-// redirected connections created, established, removed; port blocks, which the standby ignores), streamed in numbered batches between resyncs so that a takeover continues the
-// flows made since the last one. A batch's number is per sender epoch, from 1, one per batch
+// redirected connections created, established, removed; port block kinds decode but are not
+// sent), streamed in numbered batches between resyncs so that a takeover continues the flows
+// made since the last one. A batch's number is per sender epoch, from 1, one per batch
 // (not per message): the standby applies batches in that order, acks the last it applied and
 // nacks a gap; the active resends (SyncIncrementQueue). Record, 22 bytes, big-endian:
 //
