@@ -1,7 +1,8 @@
-// NAT events: one fixed-size record per mapping or session created or removed, the full
-// tuple and the time as passed in. The one event mechanism of the core: the audit log and
-// IPFIX export (Masqd) drain it today; state sync and a kernel fast path can drain the same
-// records later (new kinds go at the end of NATEventKind, new reasons in their group).
+// NAT events: one fixed-size record per mapping, session, address-only row, redirected
+// connection or port block created or removed, the full tuple and the time as passed in. The
+// one event mechanism of the core: the audit log and IPFIX export, the HA increments and the
+// kernel fast path (Masqd) drain the same records (new kinds go at the end of NATEventKind,
+// new reasons in their group).
 
 /// What happened. Raw values are stable (they leave the process in logs and exports).
 public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConvertible {
@@ -29,7 +30,7 @@ public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConverti
     /// remote, and the router's local address and LOCALPORT it was delivered to as external.
     case redirectCreated = 10
     case redirectRemoved = 11
-    // 12 on: taken by the HA sync's own records; new kinds start after those.
+    // 12 and up: reserved for the HA sync's kinds; other new kinds start after those.
 
     public var description: String {
         switch self {
