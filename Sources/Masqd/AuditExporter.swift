@@ -107,8 +107,7 @@ final class AuditExporter: @unchecked Sendable {
             pending.removeAll(keepingCapacity: true)
             lock.withLock {
                 counters.add(published)
-                // The fast path's cue (a session became two-way) is no audit record.
-                queue.drain { if $0.kind != .sessionEstablished { pending.append($0) } }
+                queue.drain { if settings.journals($0.kind) || settings.exports($0.kind) { pending.append($0) } }
                 done = finishing
             }
             published = write(pending)
@@ -127,8 +126,8 @@ final class AuditExporter: @unchecked Sendable {
         func milliseconds(_ event: NATEvent) -> UInt64 {
             wallMilliseconds &- now.nanoseconds.subtractingReportingOverflow(event.timeNanoseconds).partialValue / 1_000_000
         }
-        if let level = settings.journal {
-            for event in events where level.logs(event.kind, portBlocks: settings.portBlocks) {
+        if settings.journal != nil {
+            for event in events where settings.journals(event.kind) {
                 logger.info("\(AuditLine.text(event, milliseconds: milliseconds(event)))")
                 done.journalLines &+= 1
             }
@@ -137,8 +136,7 @@ final class AuditExporter: @unchecked Sendable {
             let templates = lastTemplates.map { now.duration(since: $0) >= Self.templateInterval } ?? true
             guard templates || !events.isEmpty else { return done }
             if templates { lastTemplates = now }
-            // With port blocks the collector gets the blocks only: the point is fewer records.
-            let records = events.lazy.filter { !self.settings.portBlocks || $0.kind.isPortBlock }
+            let records = events.lazy.filter { self.settings.exports($0.kind) }
                 .map { IPFIXEncoder.Record(event: $0, milliseconds: milliseconds($0)) }
             let messages = encoder!.messages(records, exportTime: UInt32(truncatingIfNeeded: wall.tv_sec), templates: templates)
             if templates { done.ipfixTemplates &+= 1 }

@@ -134,7 +134,7 @@ extension Engine {
         case .standby:
             let removed = withTranslator { translator in
                 for worker in workers { worker.standby = true }
-                return translator.removeAllFlows()
+                return translator.removeAllFlows(now: MonotonicClock.now())
             }
             logger.notice("role standby: translating nothing; \(removed) flows of this router dropped (the peer translates them)")
             return "role standby: \(removed) flows dropped\n"
@@ -156,7 +156,7 @@ extension Engine {
             return "no replicated state from the peer: starting empty"
         }
         ha.replica = nil // installed once: a later takeover needs a newer resync
-        translator.removeAllFlows()
+        translator.removeAllFlows(now: MonotonicClock.now())
         do throws(NATStateError) {
             let age = try snapshot.downtime(wallClockNow: WallClock.now())
             let summary = try translator.importState(snapshot, downtime: age, now: MonotonicClock.now())
@@ -232,6 +232,8 @@ extension Engine {
             .gauge("sync_lag_chunks", outgoing?.outstanding ?? 0, "Active: chunks of the resync under way the standby has not acknowledged."),
             .gauge("sync_lag_ms", age, "Standby: how old the copy of the peer's state may be, in milliseconds: since the peer was last heard, or since the copy last changed while increments wait for a gap (0: no copy)."),
             .gauge("sync_replicated_flows", ha.replica?.sessionCount ?? 0, "Standby: flows in the copy of the peer's state, ready for a takeover."),
+            .gauge("sync_replicated_other_flows", ha.replica?.addressOnlyFlowCount ?? 0, "Standby: address-only translations (ESP, GRE, ...) in the copy of the peer's state."),
+            .gauge("sync_replicated_redirects", ha.replica?.redirectCount ?? 0, "Standby: redirected connections in the copy of the peer's state."),
             .gauge("takeover_installed_flows", ha.lastTakeover.sessionsRestored, "Flows installed from the replicated state at the last `role active`."),
             .counter("takeovers_without_state", ha.takeoversWithoutState, "Takeovers (`role active`) with no replicated state: started empty."),
             .counter("takeovers_refused", ha.takeoverRefused, "Takeovers whose replicated state was refused (another WAN address, too old)."),
@@ -241,9 +243,10 @@ extension Engine {
 }
 
 extension SyncIncrement {
-    /// The record of an event the increments carry (mappings and sessions), or nil.
+    /// The record of an event the increments carry, or nil. Port blocks are left out: the
+    /// standby rebuilds them from the mappings at takeover (NATReplica).
     init?(event: NATEvent) {
-        guard SyncIncrement.kinds.contains(event.kind.rawValue) else { return nil }
+        guard SyncIncrement.kinds.contains(event.kind.rawValue), !event.kind.isPortBlock else { return nil }
         self.init(kind: event.kind.rawValue, reason: event.reason.rawValue, protocolNumber: event.protocolNumber,
                   internalAddress: event.internalAddress, internalPort: event.internalPort, externalPort: event.externalPort,
                   externalAddress: event.externalAddress, remoteAddress: event.remoteAddress, remotePort: event.remotePort)

@@ -81,11 +81,12 @@ public final class Engine {
             // A standby translates nothing: flows from a state file are the active's to translate
             // now. They are its copy of the peer's state until the peer's first resync (a
             // standby's file is that copy, saved), so a takeover before one still has them.
-            if translator.sessionCount > 0 {
+            let saved = translator.sessionCount + translator.addressOnlyFlowCount + translator.redirectSessionCount
+            if saved > 0 {
                 ha.replica = NATReplica(translator.exportState(now: MonotonicClock.now(), savedAt: WallClock.now()))
-                logger.notice("standby: the \(translator.sessionCount) flows of the state file are the copy of the peer's state until its first resync")
+                logger.notice("standby: the \(saved) flows of the state file are the copy of the peer's state until its first resync")
             }
-            translator.removeAllFlows()
+            translator.removeAllFlows(now: MonotonicClock.now())
             for worker in workers { worker.standby = true }
         }
         control = try ControlServer(path: settings.controlPath)

@@ -6,14 +6,23 @@ import NATCore
 
 /// Which events become journal lines.
 public enum AuditLogLevel: String, Sendable, Equatable {
-    /// Every mapping created and removed (internal endpoint ↔ external port): the audit minimum.
+    /// Every mapping created and removed (internal endpoint ↔ external port): the audit
+    /// minimum. Address-only rows too: each is mapping and session in one (the host's use of
+    /// the WAN address with that remote), and the only record of it.
     case mappings
-    /// Every session (mapping × remote endpoint) as well.
+    /// Every session (mapping × remote endpoint) and redirected connection as well.
     case sessions
 
-    /// With port blocks, `mappings` means the blocks: one line per block, none per mapping.
+    /// The one rule of which events are audited, for the journal at its level and for IPFIX
+    /// (`AuditSettings.exports`). With port blocks, `mappings` means the blocks: one line per
+    /// block, none per mapping; address-only rows stay (a block covers ports, they have none).
     func logs(_ kind: NATEventKind, portBlocks: Bool = false) -> Bool {
-        self == .sessions || (portBlocks ? kind.isPortBlock : !kind.isSession)
+        switch kind {
+        case .sessionEstablished: false // the fast path's cue, no audit record
+        case .mappingCreated, .mappingRemoved: self == .sessions || !portBlocks
+        case .portBlockAllocated, .portBlockReleased, .addressOnlyCreated, .addressOnlyRemoved: true
+        case .sessionCreated, .sessionRemoved, .redirectCreated, .redirectRemoved: self == .sessions
+        }
     }
 }
 
@@ -35,6 +44,15 @@ public struct AuditSettings: Sendable, Equatable {
 
     /// Any consumer at all: without one the translator records nothing.
     public var isEnabled: Bool { journal != nil || ipfix != nil }
+
+    /// Whether an event of `kind` becomes a journal line.
+    func journals(_ kind: NATEventKind) -> Bool { journal?.logs(kind, portBlocks: portBlocks) ?? false }
+
+    /// Whether it becomes an IPFIX record. IPFIX has no level: everything `sessions` logs, but
+    /// with port blocks only what `mappings` does — the point of blocks is fewer records.
+    func exports(_ kind: NATEventKind) -> Bool {
+        ipfix != nil && (portBlocks ? AuditLogLevel.mappings : .sessions).logs(kind, portBlocks: portBlocks)
+    }
 }
 
 extension EngineOptions {

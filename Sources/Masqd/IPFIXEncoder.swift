@@ -12,6 +12,12 @@ import NATCore
 // destination (unchanged: masqd translates sources only). ICMP echo puts its identifiers in
 // the port fields, as nfdump reads them.
 //
+// Address-only rows (ESP, GRE without keys, SCTP, …) and redirected connections are NAT44
+// sessions too (natEvent 4/5, the session template): an address-only record has its protocol
+// and every port 0; a redirect's source is not translated (its post-NAT source is the
+// client's) and its post-NAT destination is where it was delivered, the router's own address
+// and LOCALPORT (postNATDestinationIPv4Address, postNAPTDestinationTransportPort).
+//
 // Port blocks (--port-block-size) have a third template: RFC 8158's port block allocation
 // and de-allocation (natEvent 16/17 in IANA's natEvent registry) with portRangeStart/End,
 // portRangeStepSize (1) and portRangeNumPorts; no protocol and no pre-NAT port.
@@ -65,8 +71,8 @@ struct IPFIXEncoder {
     /// RFC 8158's natEvent for a NAT event.
     static func natEvent(_ kind: NATEventKind) -> UInt8 {
         switch kind {
-        case .sessionCreated: 4
-        case .sessionRemoved: 5
+        case .sessionCreated, .addressOnlyCreated, .redirectCreated: 4
+        case .sessionRemoved, .addressOnlyRemoved, .redirectRemoved: 5
         case .mappingCreated: 8
         case .mappingRemoved: 9
         case .portBlockAllocated: 16
@@ -127,7 +133,7 @@ struct IPFIXEncoder {
         if templates { Self.appendTemplateSet(to: &message) }
         for record in records {
             let kind = record.event.kind
-            let id = kind.isSession ? Self.sessionTemplateID : kind.isPortBlock ? Self.blockTemplateID : Self.mappingTemplateID
+            let id = kind.hasRemote ? Self.sessionTemplateID : kind.isPortBlock ? Self.blockTemplateID : Self.mappingTemplateID
             let size = id == Self.sessionTemplateID ? Self.sessionRecordBytes : id == Self.blockTemplateID ? Self.blockRecordBytes : Self.mappingRecordBytes
             let needed = size + (openSet?.id == id ? 0 : Self.setHeaderBytes)
             if message.count + needed > Self.maxMessageBytes {
@@ -168,18 +174,20 @@ struct IPFIXEncoder {
 
     static func appendRecord(_ record: Record, session: Bool, to message: inout [UInt8]) {
         let event = record.event
+        // A redirect translates the destination, everything else the source.
+        let redirect = event.kind.isRedirect
         append64(record.milliseconds, to: &message)
         message.append(natEvent(event.kind))
         message.append(event.protocolNumber)
         append32(event.internalAddress, to: &message)
         append16(event.internalPort, to: &message)
-        append32(event.externalAddress, to: &message)
-        append16(event.externalPort, to: &message)
+        append32(redirect ? event.internalAddress : event.externalAddress, to: &message)
+        append16(redirect ? event.internalPort : event.externalPort, to: &message)
         guard session else { return }
         append32(event.remoteAddress, to: &message)
         append16(event.remotePort, to: &message)
-        append32(event.remoteAddress, to: &message)
-        append16(event.remotePort, to: &message)
+        append32(redirect ? event.externalAddress : event.remoteAddress, to: &message)
+        append16(redirect ? event.externalPort : event.remotePort, to: &message)
     }
 
     static func appendBlockRecord(_ record: Record, to message: inout [UInt8]) {

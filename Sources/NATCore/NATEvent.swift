@@ -1,7 +1,8 @@
-// NAT events: one fixed-size record per mapping or session created or removed, the full
-// tuple and the time as passed in. The one event mechanism of the core: the audit log and
-// IPFIX export (Masqd) drain it today; state sync and a kernel fast path can drain the same
-// records later (new kinds go at the end of NATEventKind, new reasons in their group).
+// NAT events: one fixed-size record per mapping, session, address-only row, redirected
+// connection or port block created or removed, the full tuple and the time as passed in. The
+// one event mechanism of the core: the audit log and IPFIX export, the HA increments and the
+// kernel fast path (Masqd) drain the same records (new kinds go at the end of NATEventKind,
+// new reasons in their group).
 
 /// What happened. Raw values are stable (they leave the process in logs and exports).
 public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConvertible {
@@ -19,6 +20,17 @@ public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConverti
     /// mapping. `externalPort`...`remotePort` are the block's first and last ports; no protocol.
     case portBlockAllocated = 6
     case portBlockReleased = 7
+    /// An address-only row (AddressOnlyTable.swift: ESP, AH, GRE without keys, SCTP, UDP-Lite,
+    /// DCCP, any protocol without ports) made or removed: mapping and session in one. The IP
+    /// protocol, the internal host, the WAN address it leaves from as external, the remote; every port 0.
+    case addressOnlyCreated = 8
+    case addressOnlyRemoved = 9
+    /// A transparently redirected TCP connection (RedirectTable.swift, `--redirect`) made or
+    /// removed: protocol 6, the LAN client's endpoint as internal, the original destination as
+    /// remote, and the router's local address and LOCALPORT it was delivered to as external.
+    case redirectCreated = 10
+    case redirectRemoved = 11
+    // 12 and up: reserved for the HA sync's kinds; other new kinds start after those.
 
     public var description: String {
         switch self {
@@ -29,12 +41,24 @@ public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConverti
         case .sessionEstablished: "session-established"
         case .portBlockAllocated: "port-block-allocated"
         case .portBlockReleased: "port-block-released"
+        case .addressOnlyCreated: "address-only-created"
+        case .addressOnlyRemoved: "address-only-removed"
+        case .redirectCreated: "redirect-created"
+        case .redirectRemoved: "redirect-removed"
         }
     }
 
-    public var isCreation: Bool { self == .mappingCreated || self == .sessionCreated || self == .portBlockAllocated }
+    public var isCreation: Bool {
+        self == .mappingCreated || self == .sessionCreated || self == .portBlockAllocated || self == .addressOnlyCreated
+            || self == .redirectCreated
+    }
     public var isPortBlock: Bool { self == .portBlockAllocated || self == .portBlockReleased }
+    /// Plain sessions (a mapping with a remote endpoint), not address-only rows or redirects.
     public var isSession: Bool { self == .sessionCreated || self == .sessionRemoved || self == .sessionEstablished }
+    /// The event names a remote endpoint: sessions, address-only rows and redirects.
+    public var hasRemote: Bool { isSession || self == .addressOnlyCreated || self == .addressOnlyRemoved || isRedirect }
+    public var isAddressOnly: Bool { self == .addressOnlyCreated || self == .addressOnlyRemoved }
+    public var isRedirect: Bool { self == .redirectCreated || self == .redirectRemoved }
 }
 
 /// Why it happened: what made a mapping or session (1-15) or ended it (16 on).
@@ -64,6 +88,8 @@ public enum NATEventReason: UInt8, Sendable, BitwiseCopyable, CustomStringConver
     case reload = 21
     /// Made for a packet that was then refused (a cap on sessions, a helper's room): never used.
     case refused = 22
+    /// The router became the HA standby: its flows are the peer's to translate now.
+    case standby = 23
 
     public var description: String {
         switch self {
@@ -79,6 +105,7 @@ public enum NATEventReason: UInt8, Sendable, BitwiseCopyable, CustomStringConver
         case .addressChanged: "address-changed"
         case .reload: "reload"
         case .refused: "refused"
+        case .standby: "standby"
         }
     }
 }
@@ -87,7 +114,9 @@ public enum NATEventReason: UInt8, Sendable, BitwiseCopyable, CustomStringConver
 /// Addresses are host-order integers (as `IPv4Address.value`); a mapping event has no remote
 /// (0.0.0.0, port 0). ICMP echo: the ports are the echo identifiers. A port block event has
 /// the host as internal address (port 0), the block's first port as `externalPort` and its
-/// last as `remotePort` (`blockPorts`), protocol 0.
+/// last as `remotePort` (`blockPorts`), protocol 0. An address-only event has all three
+/// addresses and no port (all 0). A redirect event's external endpoint is the router's own
+/// (where the proxy got the connection), its remote the destination the client dialled.
 public struct NATEvent: Sendable, BitwiseCopyable, Equatable {
     /// `now` of the call that made the event (the daemon's monotonic clock).
     public var timeNanoseconds: UInt64

@@ -8,8 +8,9 @@
 // left; an increment's batch time plus the timeout of the session's state). The events do
 // not say when a session last saw a packet, so a deadline can pass on a flow still in use;
 // such a flow is still live on the peer (its removal would have come as an event), so the
-// snapshot gives it at least `minimumRemaining`. Helper connection state, address-only flows
-// and redirected connections come only with full resyncs.
+// snapshot gives it at least `minimumRemaining`. Address-only rows and redirected connections
+// are kept from their events as sessions are (a redirect as just opened: its events do not
+// carry its TCP state); helper connection state comes only with full resyncs.
 
 public struct NATReplica: Sendable {
     struct MappingKey: Hashable, Sendable {
@@ -30,6 +31,33 @@ public struct NATReplica: Sendable {
         var isStatic: Bool
     }
 
+    struct AddressOnlyKey: Hashable, Sendable {
+        var protocolNumber: UInt8
+        var remoteAddress: UInt32
+    }
+
+    struct AddressOnlyEntry: Sendable {
+        var internalAddress: UInt32
+        /// Peer wall clock, ns since 1970.
+        var expires: UInt64
+    }
+
+    struct RedirectKey: Hashable, Sendable {
+        var clientAddress: UInt32
+        var clientPort: UInt16
+        var localPort: UInt16
+    }
+
+    struct RedirectEntry: Sendable {
+        var originalAddress: UInt32
+        var originalPort: UInt16
+        var localAddress: UInt32
+        var tcpState: TCPSessionState
+        var tcpFlagsSeen: UInt8
+        /// Peer wall clock, ns since 1970.
+        var expires: UInt64
+    }
+
     struct SessionEntry: Sendable {
         var tcpState: TCPSessionState
         var tcpFlagsSeen: UInt8
@@ -39,15 +67,19 @@ public struct NATReplica: Sendable {
         var helper: Int?
     }
 
-    /// The resync: its header fields, helper records, address-only flows and redirects.
+    /// The resync: its header fields and helper records.
     private var base: NATStateSnapshot
     private var mappings: [MappingKey: MappingEntry] = [:]
     private var sessions: [SessionKey: SessionEntry] = [:]
+    private var addressOnly: [AddressOnlyKey: AddressOnlyEntry] = [:]
+    private var redirects: [RedirectKey: RedirectEntry] = [:]
     /// The peer's wall clock at the resync's save or the latest increment.
     public private(set) var updatedAt: UInt64
 
     public var sessionCount: Int { sessions.count }
     public var mappingCount: Int { mappings.count }
+    public var addressOnlyFlowCount: Int { addressOnly.count }
+    public var redirectCount: Int { redirects.count }
 
     public init(_ snapshot: NATStateSnapshot) {
         base = snapshot
@@ -65,8 +97,19 @@ public struct NATReplica: Sendable {
             sessions[SessionKey(mapping: keys[s.mapping], remoteAddress: s.remoteAddress, remotePort: s.remotePort)] =
                 SessionEntry(tcpState: s.tcpState, tcpFlagsSeen: s.tcpFlagsSeen, expires: snapshot.savedAt &+ s.remaining.nanoseconds, helper: s.helper)
         }
+        for f in snapshot.addressOnlyFlows {
+            addressOnly[AddressOnlyKey(protocolNumber: f.protocolNumber, remoteAddress: f.remoteAddress)] =
+                AddressOnlyEntry(internalAddress: f.internalAddress, expires: snapshot.savedAt &+ f.remaining.nanoseconds)
+        }
+        for r in snapshot.redirects {
+            redirects[RedirectKey(clientAddress: r.clientAddress, clientPort: r.clientPort, localPort: r.localPort)] =
+                RedirectEntry(originalAddress: r.originalAddress, originalPort: r.originalPort, localAddress: r.localAddress,
+                              tcpState: r.tcpState, tcpFlagsSeen: r.tcpFlagsSeen, expires: snapshot.savedAt &+ r.remaining.nanoseconds)
+        }
         base.mappings = []
         base.sessions = []
+        base.addressOnlyFlows = []
+        base.redirects = []
     }
 
     /// Applies one of the peer's events, made at `wallClock` (its clock). `configuration`:
@@ -107,7 +150,31 @@ public struct NATReplica: Sendable {
             // Not replicated: at takeover the restore rebuilds each host's blocks from the
             // mappings it holds, as it does from a state file.
             return false
+        case .addressOnlyCreated:
+            noteWANAddress(event)
+            addressOnly[AddressOnlyKey(protocolNumber: event.protocolNumber, remoteAddress: event.remoteAddress)] =
+                AddressOnlyEntry(internalAddress: event.internalAddress, expires: wallClock &+ configuration.timeouts.other.nanoseconds)
+            return true
+        case .addressOnlyRemoved:
+            let key = AddressOnlyKey(protocolNumber: event.protocolNumber, remoteAddress: event.remoteAddress)
+            guard addressOnly[key]?.internalAddress == event.internalAddress else { return false }
+            addressOnly[key] = nil
+            return true
+        case .redirectCreated:
+            let timeout = configuration.timeouts.timeout(protocolNumber: IPProtocolNumber.tcp, tcpState: .opening)
+            redirects[RedirectKey(clientAddress: event.internalAddress, clientPort: event.internalPort, localPort: event.externalPort)] =
+                RedirectEntry(originalAddress: event.remoteAddress, originalPort: event.remotePort, localAddress: event.externalAddress,
+                              tcpState: .opening, tcpFlagsSeen: 0, expires: wallClock &+ timeout.nanoseconds)
+            return true
+        case .redirectRemoved:
+            let key = RedirectKey(clientAddress: event.internalAddress, clientPort: event.internalPort, localPort: event.externalPort)
+            return redirects.removeValue(forKey: key) != nil
         }
+    }
+
+    /// An address-only event's external address is the peer's WAN address.
+    private mutating func noteWANAddress(_ event: NATEvent) {
+        if event.externalAddress != 0 { base.externalAddress = IPv4Address(event.externalAddress) }
     }
 
     /// The event's external address as an index: 0 the WAN address, i the i-th pool address.
@@ -116,7 +183,7 @@ public struct NATReplica: Sendable {
             return UInt8(i + 1)
         }
         // The WAN address: the peer's (a changed one flushed everything made with the old one).
-        if event.externalAddress != 0 { base.externalAddress = IPv4Address(event.externalAddress) }
+        noteWANAddress(event)
         return 0
     }
 
@@ -125,6 +192,10 @@ public struct NATReplica: Sendable {
     public func snapshot(savedAt: UInt64, minimumRemaining: NATDuration) -> NATStateSnapshot {
         var snapshot = base
         snapshot.savedAt = savedAt
+        let longest = snapshot.longestTimeout
+        func remaining(_ expires: UInt64) -> NATDuration {
+            min(max(NATDuration(nanoseconds: expires > savedAt ? expires - savedAt : 0), minimumRemaining), longest)
+        }
         snapshot.helperConnections = [] // only those of sessions still here, renumbered
         var mappingIndex: [MappingKey: Int] = [:]
         snapshot.sessions.reserveCapacity(sessions.count)
@@ -140,12 +211,19 @@ public struct NATReplica: Sendable {
                                                internalAddress: key.mapping.internalAddress, internalPort: key.mapping.internalPort,
                                                externalPort: mapping.externalPort, externalIndex: mapping.externalIndex))
             }
-            let left = session.expires > savedAt ? session.expires - savedAt : 0
-            let remaining = min(max(NATDuration(nanoseconds: left), minimumRemaining), snapshot.longestTimeout)
             snapshot.sessions.append(.init(mapping: index, remoteAddress: key.remoteAddress, remotePort: key.remotePort,
-                                           tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen, remaining: remaining,
+                                           tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen, remaining: remaining(session.expires),
                                            helper: session.helper.map { _ in snapshot.helperConnections.count }))
             if let helper = session.helper { snapshot.helperConnections.append(base.helperConnections[helper]) }
+        }
+        snapshot.addressOnlyFlows = addressOnly.map { key, flow in
+            .init(protocolNumber: key.protocolNumber, internalAddress: flow.internalAddress, remoteAddress: key.remoteAddress,
+                  remaining: remaining(flow.expires))
+        }
+        snapshot.redirects = redirects.map { key, r in
+            .init(clientAddress: key.clientAddress, originalAddress: r.originalAddress, localAddress: r.localAddress,
+                  remaining: remaining(r.expires), clientPort: key.clientPort, originalPort: r.originalPort, localPort: key.localPort,
+                  tcpState: r.tcpState, tcpFlagsSeen: r.tcpFlagsSeen)
         }
         return snapshot
     }

@@ -72,9 +72,10 @@ extension NATTranslator {
                   hosts.add(record.internalAddress)
             else { summary.sessionsNoRoom += 1; continue }
             let remaining = min(record.remaining.nanoseconds - downtime.nanoseconds, configuration.timeouts.other.nanoseconds)
-            _ = addressOnly.insert(AddressOnlyFlow(expires: now.nanoseconds &+ remaining, remoteAddress: record.remoteAddress,
-                                                   internalAddress: record.internalAddress, hash: hash,
-                                                   protocolNumber: record.protocolNumber))
+            let row = addressOnly.insert(AddressOnlyFlow(expires: now.nanoseconds &+ remaining, remoteAddress: record.remoteAddress,
+                                                         internalAddress: record.internalAddress, hash: hash,
+                                                         protocolNumber: record.protocolNumber))
+            if row >= 0 { recordAddressOnly(.addressOnlyCreated, row, reason: .restored) }
             summary.addressOnlyFlowsRestored += 1
         }
     }

@@ -110,11 +110,12 @@ extension NATTranslator {
             let hash = redirectSessions.hash(clientAddress: record.clientAddress, clientPort: record.clientPort, localPort: record.localPort)
             let timeout = configuration.timeouts.timeout(protocolNumber: IPProtocolNumber.tcp, tcpState: record.tcpState)
             let remaining = min(NATDuration(nanoseconds: record.remaining.nanoseconds - downtime.nanoseconds), timeout)
-            _ = redirectSessions.insert(RedirectSession(
+            let row = redirectSessions.insert(RedirectSession(
                 expires: now.nanoseconds &+ remaining.nanoseconds, clientAddress: record.clientAddress,
                 originalAddress: record.originalAddress, localAddress: record.localAddress, hash: hash,
                 clientPort: record.clientPort, originalPort: record.originalPort, localPort: record.localPort,
                 tcpState: record.tcpState, tcpFlagsSeen: record.tcpFlagsSeen))
+            if row >= 0 { recordRedirect(.redirectCreated, row, reason: .restored) }
             summary.redirectsRestored += 1
         }
     }

@@ -14,7 +14,7 @@ extension NATTranslator {
         let hash = addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remote)
         var row = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remote, hash: hash)
         if row >= 0, addressOnly[row].expires <= now.nanoseconds {
-            removeAddressOnlyFlow(row)
+            removeAddressOnlyFlow(row, reason: .expired)
             counters.addressOnlyFlowsExpired &+= 1
             row = -1
         }
@@ -31,6 +31,7 @@ extension NATTranslator {
             row = addressOnly.insert(AddressOnlyFlow(expires: 0, remoteAddress: remote, internalAddress: source, hash: hash,
                                                      protocolNumber: protocolNumber))
             counters.addressOnlyFlowsCreated &+= 1
+            recordAddressOnly(.addressOnlyCreated, row, reason: .outbound)
         }
         addressOnly[row].expires = now.nanoseconds &+ configuration.timeouts.other.nanoseconds
         header.rewriteSource(external)
@@ -92,14 +93,15 @@ extension NATTranslator {
                                    hash: addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remoteAddress))
         guard row >= 0 else { return -1 }
         if addressOnly[row].expires <= now.nanoseconds {
-            removeAddressOnlyFlow(row)
+            removeAddressOnlyFlow(row, reason: .expired)
             counters.addressOnlyFlowsExpired &+= 1
             return -1
         }
         return row
     }
 
-    func removeAddressOnlyFlow(_ row: Int32) {
+    func removeAddressOnlyFlow(_ row: Int32, reason: NATEventReason) {
+        recordAddressOnly(.addressOnlyRemoved, row, reason: reason)
         hosts.remove(addressOnly[row].internalAddress)
         addressOnly.remove(row)
     }
@@ -123,7 +125,7 @@ extension NATTranslator {
             let flow = addressOnly[row]
             guard flow.internalAddress != 0 else { continue }
             if flow.expires <= now.nanoseconds {
-                removeAddressOnlyFlow(row)
+                removeAddressOnlyFlow(row, reason: .expired)
                 removed += 1
             } else {
                 addressOnlySweep.highestLive = row

@@ -72,6 +72,30 @@ extension NATTranslator {
                         remoteAddress: session.remoteAddress, remotePort: session.remotePort))
     }
 
+    /// An address-only row's event: the row's protocol, host and remote, the WAN address it
+    /// leaves from (the rows are made with it only, and flushed when it changes), no ports.
+    @inline(__always)
+    func recordAddressOnly(_ kind: NATEventKind, _ row: Int32, reason: NATEventReason) {
+        guard events.capacity != 0 else { return }
+        let flow = addressOnly[row]
+        record(NATEvent(timeNanoseconds: currentTime.nanoseconds, kind: kind, reason: reason, protocolNumber: flow.protocolNumber,
+                        internalAddress: flow.internalAddress, internalPort: 0,
+                        externalAddress: configuration.externalAddress?.value ?? 0, externalPort: 0,
+                        remoteAddress: flow.remoteAddress, remotePort: 0))
+    }
+
+    /// A redirected connection's event: the client as internal, the original destination as
+    /// remote, the router's local address and port it was delivered to as external.
+    @inline(__always)
+    func recordRedirect(_ kind: NATEventKind, _ row: Int32, reason: NATEventReason) {
+        guard events.capacity != 0 else { return }
+        let redirect = redirectSessions[row]
+        record(NATEvent(timeNanoseconds: currentTime.nanoseconds, kind: kind, reason: reason, protocolNumber: IPProtocolNumber.tcp,
+                        internalAddress: redirect.clientAddress, internalPort: redirect.clientPort,
+                        externalAddress: redirect.localAddress, externalPort: redirect.localPort,
+                        remoteAddress: redirect.originalAddress, remotePort: redirect.originalPort))
+    }
+
     /// What ended an idle session: its TCP state says whether it was closed or reset first.
     @inline(__always)
     static func idleReason(_ state: TCPSessionState) -> NATEventReason {
@@ -83,7 +107,8 @@ extension NATTranslator {
     }
 
     /// Before the tables are emptied at once (a WAN address change): one removal event per
-    /// session, then per mapping, with the address they were made with.
+    /// session, then per mapping, then per address-only row, with the address they were made
+    /// with. Redirected connections stay (they use the router's LAN-side address, not the WAN's).
     func recordFlushOfAll(reason: NATEventReason) {
         guard events.capacity != 0 else { return }
         for i in 0..<sessions.highWater where sessions[Int32(i)].mapping >= 0 {
@@ -91,6 +116,9 @@ extension NATTranslator {
         }
         for i in 0..<mappings.store.highWater where mappings[Int32(i)].protocolNumber != 0 {
             recordMapping(.mappingRemoved, Int32(i), reason: reason)
+        }
+        for i in 0..<addressOnly.highWater where addressOnly[Int32(i)].internalAddress != 0 {
+            recordAddressOnly(.addressOnlyRemoved, Int32(i), reason: reason)
         }
     }
 

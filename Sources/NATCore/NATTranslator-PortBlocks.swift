@@ -10,7 +10,10 @@ extension NATTranslator {
                            reason: NATEventReason) -> (port: UInt16, reason: DropReason?) {
         var block = portBlocks!.firstBlock(host: host, address: address)
         while block >= 0 {
-            if let port = port(inBlock: block, slot: slot, internalPort: internalPort, hash: hash, pair: pair) { return (port, nil) }
+            if let port = port(inBlock: block, slot: slot, internalPort: internalPort, hash: hash, pair: pair) {
+                countLocalPortSkip(port, internalPort: internalPort, slot: slot, block: block)
+                return (port, nil)
+            }
             block = portBlocks!.nextBlock(block)
         }
         let exhausted: DropReason = address == 0 ? .portsExhausted : .poolAddressPortsExhausted
@@ -27,7 +30,17 @@ extension NATTranslator {
         portBlocks!.take(found.block, host: host)
         counters.portBlocksAllocated &+= 1
         recordBlock(.portBlockAllocated, found.block, reason: reason)
+        countLocalPortSkip(found.port, internalPort: internalPort, slot: slot, block: found.block)
         return (found.port, nil)
+    }
+
+    /// `localPortSkips` as without blocks (allocatePort): the internal port lay in the block
+    /// the port came from, so it would have been kept, but the router holds or reserves it.
+    @inline(__always)
+    private func countLocalPortSkip(_ port: UInt16, internalPort: UInt16, slot: Int, block: Int) {
+        if port != internalPort, portBlocks!.ports(of: block).contains(Int(internalPort)), localPorts.contains(slot: slot, port: internalPort) {
+            counters.localPortSkips &+= 1
+        }
     }
 
     private func port(inBlock block: Int, slot: Int, internalPort: UInt16, hash: UInt32, pair: Bool) -> UInt16? {

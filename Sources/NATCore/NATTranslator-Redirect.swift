@@ -108,7 +108,7 @@ extension NATTranslator {
             examined += 1
             guard redirectSessions[row].localPort != 0 else { continue }
             if redirectSessions[row].expires <= now.nanoseconds {
-                removeRedirect(row)
+                removeRedirect(row, reason: .expired)
                 removed += 1
             } else {
                 redirectSweepHighestLive = row
@@ -157,6 +157,7 @@ extension NATTranslator {
                 return drop(.redirectTableFull)
             }
             counters.redirectSessionsCreated &+= 1
+            recordRedirect(.redirectCreated, row, reason: .outbound)
         }
         // Delivered locally, a GSO packet is not segmented again, so nothing would finish its
         // checksum: a not-ready one gets the full sum even then (unlike forwarded packets).
@@ -192,14 +193,17 @@ extension NATTranslator {
         let row = redirectSessions.find(clientAddress: clientAddress, clientPort: clientPort, localPort: localPort, hash: hash)
         guard row >= 0 else { return -1 }
         if redirectSessions[row].expires <= now.nanoseconds {
-            removeRedirect(row)
+            removeRedirect(row, reason: .expired)
             counters.redirectSessionsExpired &+= 1
             return -1
         }
         return row
     }
 
-    func removeRedirect(_ row: Int32) {
+    /// `.expired` is refined by the TCP state, as for sessions.
+    func removeRedirect(_ row: Int32, reason given: NATEventReason) {
+        recordRedirect(.redirectRemoved, row,
+                       reason: given == .expired ? Self.idleReason(redirectSessions[row].tcpState) : given)
         redirectHosts.remove(redirectSessions[row].clientAddress)
         redirectSessions.remove(row)
     }

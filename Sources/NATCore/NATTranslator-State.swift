@@ -123,11 +123,11 @@ extension NATTranslator {
         guard let saved = snapshot.externalAddress, saved == configuration.externalAddress else {
             throw .externalAddressChanged(saved: snapshot.externalAddress ?? IPv4Address(0), now: configuration.externalAddress)
         }
-        restoreRedirects(snapshot.redirects, downtime: downtime, now: now, summary: &summary)
         let before = counters
-        currentTime = now
+        currentTime = now // the time the restored rows' creation events carry
         restoring = true
         defer { restoring = false }
+        restoreRedirects(snapshot.redirects, downtime: downtime, now: now, summary: &summary)
         importAddressOnly(snapshot, downtime: downtime, now: now, summary: &summary)
 
         // Mappings first: a row for each, or the count a failure goes to.

@@ -14,20 +14,7 @@ public struct SessionSnapshot: Sendable, CustomStringConvertible {
     /// A protocol without ports, translated by address only.
     public var isAddressOnly: Bool { TransportProtocol(protocolNumber: protocolNumber) == nil }
 
-    public var protocolName: String {
-        switch protocolNumber {
-        case IPProtocolNumber.tcp: "tcp"
-        case IPProtocolNumber.udp: "udp"
-        case IPProtocolNumber.icmp: "icmp"
-        case 33: "dccp"
-        case 47: "gre"
-        case 50: "esp"
-        case 51: "ah"
-        case 132: "sctp"
-        case 136: "udplite"
-        default: "proto-\(protocolNumber)"
-        }
-    }
+    public var protocolName: String { IPProtocolNumber.name(protocolNumber) ?? "proto-\(protocolNumber)" }
 
     /// One line, conntrack-like: `tcp ESTABLISHED 192.0.2.10:40000 -> 203.0.113.2:80 via 203.0.113.1:40000 expires 7439s`.
     /// Address-only (a protocol without ports): `gre 192.168.1.2 -> 198.51.100.1 via 203.0.113.1 expires 599s`.

@@ -5,6 +5,22 @@ public enum IPProtocolNumber {
     public static let icmp: UInt8 = 1
     public static let tcp: UInt8 = 6
     public static let udp: UInt8 = 17
+
+    /// The lower-case IANA keyword of the protocols masqd names in listings and audit lines, or nil.
+    public static func name(_ number: UInt8) -> String? {
+        switch number {
+        case icmp: "icmp"
+        case tcp: "tcp"
+        case udp: "udp"
+        case 33: "dccp"
+        case 47: "gre"
+        case 50: "esp"
+        case 51: "ah"
+        case 132: "sctp"
+        case 136: "udplite"
+        default: nil
+        }
+    }
 }
 
 /// TCP and UDP alike: the source port at byte 0, the destination port at byte 2.

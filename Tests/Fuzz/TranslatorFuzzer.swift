@@ -651,6 +651,8 @@ final class Harness {
     var eventSessions = 0
     /// Port blocks held by the events drained so far (allocated minus released).
     var eventBlocks = 0
+    /// Address-only rows alive by the events (created minus removed).
+    var eventAddressOnly = 0
 
     /// `portBlocks`: every other harness (chosen by the first input after a reset, so a
     /// replay of the same inputs picks the same) cuts the 128-port range into blocks of 16,
@@ -990,12 +992,24 @@ final class Harness {
                       "a port block event of protocol \(e.protocolNumber), internal \(e.internalAddress):\(e.internalPort)")
                 return
             }
+            if e.kind.isAddressOnly {
+                eventAddressOnly += e.kind == .addressOnlyCreated ? 1 : -1
+                check(e.kind.isCreation == (e.reason.rawValue < 16), "event \(e.kind) with reason \(e.reason)")
+                check(![IPProtocolNumber.tcp, IPProtocolNumber.udp, IPProtocolNumber.icmp].contains(e.protocolNumber),
+                      "an address-only event of protocol \(e.protocolNumber)")
+                check(e.internalPort == 0 && e.externalPort == 0 && e.remotePort == 0, "an address-only event with a port")
+                check(isInternal(e.internalAddress), "an address-only event of \(e.internalAddress)")
+                check(e.externalAddress == Setup.external || e.externalAddress == Setup.otherExternal,
+                      "an address-only event via \(e.externalAddress)")
+                return
+            }
             switch e.kind {
             case .mappingCreated: eventMappings += 1
             case .mappingRemoved: eventMappings -= 1
             case .sessionCreated: eventSessions += 1
             case .sessionRemoved: eventSessions -= 1
-            case .sessionEstablished, .portBlockAllocated, .portBlockReleased: break
+            case .sessionEstablished, .portBlockAllocated, .portBlockReleased, .addressOnlyCreated, .addressOnlyRemoved: break
+            case .redirectCreated, .redirectRemoved: fail("a redirect event from a translator without --redirect")
             }
             check((e.kind.isCreation || e.kind == .sessionEstablished) == (e.reason.rawValue < 16), "event \(e.kind) with reason \(e.reason)")
             // The fast path's cue: only plain TCP/UDP sessions, never ICMP.
@@ -1007,6 +1021,8 @@ final class Harness {
         guard translator.counters.natEventsLost == 0 else { return }
         check(eventMappings == translator.mappingCount, "events say \(eventMappings) mappings, the table has \(translator.mappingCount)")
         check(eventSessions == translator.sessionCount, "events say \(eventSessions) sessions, the table has \(translator.sessionCount)")
+        check(eventAddressOnly == translator.addressOnlyFlowCount,
+              "events say \(eventAddressOnly) address-only rows, the table has \(translator.addressOnlyFlowCount)")
         check(eventBlocks == translator.portBlockCount,
               "events say \(eventBlocks) port blocks, the table has \(translator.portBlockCount)")
     }
@@ -1625,6 +1641,8 @@ final class Harness {
 
 /// Redirects tcp:80 and tcp:8080 to 3128 on 192.0.2.1 (interface 1); at most 8 connections.
 nonisolated(unsafe) var redirectTranslator: NATTranslator? = nil
+/// Redirected connections alive by its events (created minus removed).
+nonisolated(unsafe) var redirectEvents = 0
 
 extension Harness {
     /// A client packet (before routing, from interface 1 or an unknown one) or a proxy reply
@@ -1642,6 +1660,7 @@ extension Harness {
             redirectTranslator = NATTranslator(configuration: c)
             redirectTranslator!.setInterfaceAddresses([InterfaceAddress(interfaceIndex: 1, address: IPv4Address(ip(192, 0, 2, 1))),
                                                       InterfaceAddress(interfaceIndex: 2, address: IPv4Address(Setup.external))])
+            redirectTranslator!.enableEvents(capacity: 256, now: time)
         }
         let nat = redirectTranslator!
         let fromClient = mods & 8 == 0
@@ -1711,6 +1730,16 @@ extension Harness {
         }
         check(nat.redirectSessionCount <= 8, "the redirect table went past its cap")
         if mods & 1 != 0 { nat.expire(now: time, budget: 4) }
+        // Every redirected connection made or removed has its event, with the row's fields.
+        nat.drainEvents { e in
+            guard e.kind.isRedirect else { return }
+            redirectEvents += e.kind == .redirectCreated ? 1 : -1
+            check(e.kind.isCreation == (e.reason.rawValue < 16), "event \(e.kind) with reason \(e.reason)")
+            check(e.protocolNumber == 6 && e.externalAddress == routerLAN && e.externalPort == 3128 && isInternal(e.internalAddress)
+                  && (e.remotePort == 80 || e.remotePort == 8080), "a redirect event \(e)")
+        }
+        check(nat.counters.natEventsLost > 0 || redirectEvents == nat.redirectSessionCount,
+              "events say \(redirectEvents) redirected connections, the table has \(nat.redirectSessionCount)")
     }
 }
 

@@ -119,6 +119,73 @@ struct AuditEncodingTests {
         #expect(AuditLogLevel.sessions.logs(.mappingCreated, portBlocks: true) && AuditLogLevel.sessions.logs(.portBlockReleased, portBlocks: true))
     }
 
+    static let routerLAN = IPv4Address(192, 0, 2, 1).value    // c0 00 02 01
+
+    /// An ESP row (no ports) and a redirect of 192.0.2.10:40000 to 198.51.100.5:80, delivered to 192.0.2.1:3128.
+    static let espRow = NATEvent(timeNanoseconds: 1, kind: .addressOnlyCreated, reason: .outbound, protocolNumber: 50,
+                                 internalAddress: inside, internalPort: 0, externalAddress: wan, externalPort: 0,
+                                 remoteAddress: remote, remotePort: 0)
+    static let redirect = NATEvent(timeNanoseconds: 1, kind: .redirectCreated, reason: .outbound, protocolNumber: 6,
+                                   internalAddress: inside, internalPort: 40000, externalAddress: routerLAN, externalPort: 3128,
+                                   remoteAddress: remote, remotePort: 80)
+
+    @Test("address-only rows and redirects: NAT44 sessions (natEvent 4/5, template 256); ports 0 for ESP, the redirect's post-NAT destination is the proxy")
+    func addressOnlyAndRedirectRecords() {
+        var removedRow = Self.espRow, removedRedirect = Self.redirect
+        removedRow.kind = .addressOnlyRemoved
+        removedRedirect.kind = .redirectRemoved
+        var encoder = IPFIXEncoder(domainID: 3)
+        let messages = encoder.messages([Self.espRow, removedRow, Self.redirect, removedRedirect].enumerated().map {
+            IPFIXEncoder.Record(event: $0.element, milliseconds: UInt64($0.offset))
+        }, exportTime: 0x6000_0003, templates: false)
+        // 16 + 4 + 4 × 34 = 156. The redirect's source is not translated (post-NAT source = the client).
+        #expect(messages.first?.bytes == Self.hex("""
+            000a 009c 60000003 00000000 00000003
+            0100 008c  0000000000000000 04 32 c000020a 0000 cb007101 0000 c6336405 0000 c6336405 0000
+                       0000000000000001 05 32 c000020a 0000 cb007101 0000 c6336405 0000 c6336405 0000
+                       0000000000000002 04 06 c000020a 9c40 c000020a 9c40 c6336405 0050 c0000201 0c38
+                       0000000000000003 05 06 c000020a 9c40 c000020a 9c40 c6336405 0050 c0000201 0c38
+            """))
+        let ms: UInt64 = 1_700_000_000_123
+        removedRow.reason = .addressChanged
+        #expect(AuditLine.text(removedRow, milliseconds: ms)
+            == "nat-event address-only-removed proto=esp internal=192.0.2.10 external=203.0.113.1 remote=198.51.100.5 reason=address-changed time=2023-11-14T22:13:20.123Z")
+        var unnamed = Self.espRow
+        unnamed.protocolNumber = 253
+        #expect(AuditLine.text(unnamed, milliseconds: ms)
+            == "nat-event address-only-created proto=253 internal=192.0.2.10 external=203.0.113.1 remote=198.51.100.5 reason=outbound time=2023-11-14T22:13:20.123Z")
+        removedRedirect.reason = .tcpClosed
+        #expect(AuditLine.text(removedRedirect, milliseconds: ms)
+            == "nat-event redirect-removed proto=tcp internal=192.0.2.10:40000 external=192.0.2.1:3128 remote=198.51.100.5:80 reason=tcp-closed time=2023-11-14T22:13:20.123Z")
+    }
+
+    @Test("which events are audited: one rule for the journal's two levels and IPFIX, with and without port blocks")
+    func auditedKinds() {
+        let all: [NATEventKind] = [.mappingCreated, .mappingRemoved, .sessionCreated, .sessionRemoved, .sessionEstablished,
+                                   .portBlockAllocated, .portBlockReleased, .addressOnlyCreated, .addressOnlyRemoved,
+                                   .redirectCreated, .redirectRemoved]
+        func settings(_ level: AuditLogLevel?, ipfix: Bool, portBlocks: Bool) -> AuditSettings {
+            var s = AuditSettings()
+            s.journal = level
+            s.ipfix = ipfix ? IPFIXSettings(collector: MetricsEndpoint("192.0.2.50:4739")!, domainID: 1) : nil
+            s.portBlocks = portBlocks
+            return s
+        }
+        func journaled(_ s: AuditSettings) -> [NATEventKind] { all.filter { s.journals($0) } }
+        func exported(_ s: AuditSettings) -> [NATEventKind] { all.filter { s.exports($0) } }
+        // Address-only rows at the mapping level, with or without blocks; redirects with the sessions.
+        #expect(journaled(settings(.mappings, ipfix: false, portBlocks: false))
+            == [.mappingCreated, .mappingRemoved, .portBlockAllocated, .portBlockReleased, .addressOnlyCreated, .addressOnlyRemoved])
+        #expect(journaled(settings(.mappings, ipfix: false, portBlocks: true))
+            == [.portBlockAllocated, .portBlockReleased, .addressOnlyCreated, .addressOnlyRemoved])
+        #expect(journaled(settings(.sessions, ipfix: false, portBlocks: true)) == all.filter { $0 != .sessionEstablished })
+        #expect(exported(settings(.sessions, ipfix: false, portBlocks: false)).isEmpty)
+        #expect(journaled(settings(nil, ipfix: true, portBlocks: false)).isEmpty)
+        #expect(exported(settings(nil, ipfix: true, portBlocks: false)) == all.filter { $0 != .sessionEstablished })
+        #expect(exported(settings(.sessions, ipfix: true, portBlocks: true))
+            == [.portBlockAllocated, .portBlockReleased, .addressOnlyCreated, .addressOnlyRemoved])
+    }
+
     @Test("the journal line of a mapping and of a session")
     func journalLines() {
         let ms: UInt64 = 1_700_000_000_123

@@ -52,8 +52,10 @@ struct AuditExportTests {
         var source: String, sourcePort: Int
         var destination: String, destinationPort: Int
         var translated: String, translatedPort: Int
+        /// The post-NAT destination (a redirect's proxy; the destination itself for the rest).
+        var destinationTranslated: String, destinationTranslatedPort: Int
         var description: String {
-            "natEvent \(event) proto \(proto) \(source):\(sourcePort) -> \(destination):\(destinationPort) xlate \(translated):\(translatedPort)"
+            "natEvent \(event) proto \(proto) \(source):\(sourcePort) -> \(destination):\(destinationPort) xlate \(translated):\(translatedPort) dst-xlate \(destinationTranslated):\(destinationTranslatedPort)"
         }
 
         func matches(_ flow: Flow, session: Bool) -> Bool {
@@ -72,28 +74,48 @@ struct AuditExportTests {
             Record(event: int(r["nat_event_id"]), proto: int(r["proto"]),
                    source: r["src4_addr"] as? String ?? "", sourcePort: int(r["src_port"]),
                    destination: r["dst4_addr"] as? String ?? "", destinationPort: int(r["dst_port"]),
-                   translated: r["src4_xlt_ip"] as? String ?? "", translatedPort: int(r["src_xlt_port"]))
+                   translated: r["src4_xlt_ip"] as? String ?? "", translatedPort: int(r["src_xlt_port"]),
+                   destinationTranslated: r["dst4_xlt_ip"] as? String ?? "", destinationTranslatedPort: int(r["dst_xlt_port"]))
         }
+    }
+
+    /// nfdump's nfcapd in the server namespace on SERVER:4739, writing under the lab's work
+    /// directory. Started before masqd: the templates go out at its start (then every 60 s).
+    static func startCollector(_ lab: LabTopology) throws -> (process: BackgroundProcess, directory: String) {
+        guard Shell.which("nfcapd") != nil, Shell.which("nfdump") != nil else {
+            throw IntegrationFailure("nfcapd and nfdump are needed (Deploy/install-deps.sh --tests installs nfdump)")
+        }
+        let server = LabTopology.serverAddress
+        let directory = lab.workDir + "/nfcapd"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let collector = try lab.spawn(.server, ["nfcapd", "-w", directory, "-b", server, "-p", "4739", "-t", "3600"], name: "nfcapd")
+        let listening = Semantics.waitUntil(timeout: 5) {
+            (try? lab.run(.server, ["ss", "-Huln", "sport = :4739"]))?.stdout.contains(":4739") == true
+        }
+        #expect(listening, "nfcapd did not listen on \(server):4739:\n\(collector.output)")
+        return (collector, directory)
+    }
+
+    /// Stops the collector (nfcapd writes its file out when it ends) and reads back every record.
+    static func collected(_ collector: (process: BackgroundProcess, directory: String)) throws -> [Record] {
+        collector.process.stop(grace: 5)
+        let files = try FileManager.default.contentsOfDirectory(atPath: collector.directory).filter { $0.hasPrefix("nfcapd.") }.sorted()
+        #expect(!files.isEmpty, "nfcapd wrote no file:\n\(collector.process.output)")
+        var records: [Record] = []
+        for file in files {
+            let dump = try Shell.run(["nfdump", "-r", collector.directory + "/" + file, "-o", "json"], timeout: 20)
+            #expect(dump.succeeded, "\(dump.summary)")
+            records += try Self.records(json: dump.stdout)
+        }
+        return records
     }
 
     @Test("TCP and UDP flows: nfcapd's records match `masqd flows`, deletes follow expiry; the journal has a line per mapping")
     func ipfixToNfcapd() throws {
-        guard Shell.which("nfcapd") != nil, Shell.which("nfdump") != nil else {
-            throw IntegrationFailure("nfcapd and nfdump are needed (Deploy/install-deps.sh --tests installs nfdump)")
-        }
         let masqd = try Integration.masqdExecutable()
         let queue = Integration.queue(137)
         try Integration.withTopology("aud") { lab in
-            let flowDir = lab.workDir + "/nfcapd"
-            try FileManager.default.createDirectory(atPath: flowDir, withIntermediateDirectories: true)
-            // The collector first: the templates go out at start (then only every 60 s).
-            let collector = try lab.spawn(.server, ["nfcapd", "-w", flowDir, "-b", server, "-p", "4739", "-t", "3600"], name: "nfcapd")
-            var listening = false
-            for _ in 0..<100 where !listening {
-                listening = (try? lab.run(.server, ["ss", "-Huln", "sport = :4739"]))?.stdout.contains(":4739") == true
-                if !listening { usleep(50_000) }
-            }
-            #expect(listening, "nfcapd did not listen on \(server):4739:\n\(collector.output)")
+            let collector = try Self.startCollector(lab)
 
             try lab.installRules(masqd: masqd, queue: queue)
             let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: [
@@ -134,15 +156,7 @@ struct AuditExportTests {
                 return p.count == 2 ? (String(p[0]), UInt64(p[1])).1.map { (String(p[0]), $0) } : nil
             }, uniquingKeysWith: { a, _ in a })
 
-            collector.stop(grace: 5) // nfcapd writes its file out when it ends
-            let files = try FileManager.default.contentsOfDirectory(atPath: flowDir).filter { $0.hasPrefix("nfcapd.") }.sorted()
-            #expect(!files.isEmpty, "nfcapd wrote no file:\n\(collector.output)")
-            var records: [Record] = []
-            for file in files {
-                let dump = try Shell.run(["nfdump", "-r", flowDir + "/" + file, "-o", "json"], timeout: 20)
-                #expect(dump.succeeded, "\(dump.summary)")
-                records += try Self.records(json: dump.stdout)
-            }
+            let records = try Self.collected(collector)
             let seen = records.map(\.description).joined(separator: "\n")
             for flow in tcp + udpFlows {
                 for (event, session) in [(4, true), (5, true), (8, false), (9, false)] {

@@ -15,7 +15,9 @@ import Glibc
 /// stay at the first, so increments, not resyncs, carried the flows. Bytes on the sync link:
 /// A's increments for the 1000 flows, and the full resync B sends the returning A. The
 /// returning A, a standby with --state-file, checkpoints its copy of B's flows, and restarted
-/// with that file keeps them as its copy. Namespaces mq<pid>hi-*.
+/// with that file keeps them as its copy. An ESP packet (scapy) makes an address-only row on
+/// A, which reaches B as an increment too and is translated by B after the takeover.
+/// Namespaces mq<pid>hi-*.
 @Suite(.integrationLimit, .serialized)
 struct HAIncrementTests {
     /// 8001: an idle connection that gets a line each time TRIGGER-N appears and prints the
@@ -111,12 +113,26 @@ struct HAIncrementTests {
         #expect((standby["sync_increments_applied"] ?? 0) >= 2 * Self.udpFlows + 4, "\(standby)")
         #expect(afterUDP["sync_resyncs_events_lost"] == 0 && afterUDP["nat_events_lost"] == 0, "\(afterUDP)")
 
+        // An ESP row on A (address-only: no ports) reaches B as an increment, not a resync.
+        let esp = try lab.run(.host, [LabTopology.python, "-c", """
+            from scapy.all import *
+            conf.verb = 0
+            send(IP(dst="\(HATopology.server)", proto=50)/Raw(b"\\x00\\x00\\x10\\x01\\x00\\x00\\x00\\x01ha"))
+            """])
+        #expect(esp.succeeded, "\(esp.summary)")
+        let espThere = Semantics.waitUntil(timeout: 5) { (try? lab.stats(.b, masqd: masqd))?["sync_replicated_other_flows"] == 1 }
+        #expect(espThere, "B never held A's ESP row: \((try? lab.stats(.b, masqd: masqd)) ?? [:])")
+        #expect(try lab.stats(.b, masqd: masqd)["sync_resyncs_received"] == startB["sync_resyncs_received"], "a full resync carried it")
+
         // A dies; B takes over with the flows the increments brought.
         let (failover, after) = try lab.killAndTakeOver(.a, keepalived: keepalivedA, keepalivedName: "keepalived-a", engine: masqdA, masqd: masqd) {
             "\(keepalivedB.output)\n\(masqdB.output)"
         }
         print("HA increments: B active \(String(format: "%.2f", failover)) s after SIGKILL of A; installed \(after["takeover_installed_flows"] ?? -1) flows")
         #expect(after["takeover_installed_flows"] == Self.udpFlows + 1, "\(after)\n\(masqdB.output)")
+        let otherFlows = try lab.run(.b, [masqd, "flows", "other", "--control", lab.controlPath(.b)])
+        #expect(otherFlows.stdout.contains("esp \(HATopology.host) -> \(HATopology.server) via \(HATopology.wanVIP) expires "),
+                "B after the takeover:\n\(otherFlows.stdout)")
         try Shell.check(["touch", trigger + "-1"])
         #expect(server.waitForOutput(containing: "idle reply echo line-1 from \(idlePeer)", timeout: 10),
                 "the connection made after the resync did not answer from \(idlePeer) after the failover:\nserver:\n\(server.output)\nclient:\n\(client.output)\nB:\n\(masqdB.output)")
@@ -148,6 +164,7 @@ struct HAIncrementTests {
         let status = masqdA2.stop(grace: 5)
         #expect(status == 0 && masqdA2.output.contains("saved \(Self.udpFlows + 1) flows to \(stateFile)"), "\(masqdA2.output)")
         let masqdA3 = try lab.startMasqd(.a, masqd: masqd, name: "masqd-a3", extra: slow + ["--state-file", stateFile])
-        #expect(masqdA3.waitForOutput(containing: "standby: the \(Self.udpFlows + 1) flows of the state file are the copy", timeout: 5), "\(masqdA3.output)")
+        // The file's flows: the sessions and the ESP row.
+        #expect(masqdA3.waitForOutput(containing: "standby: the \(Self.udpFlows + 2) flows of the state file are the copy", timeout: 5), "\(masqdA3.output)")
     }
 }

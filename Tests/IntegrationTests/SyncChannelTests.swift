@@ -379,6 +379,26 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         Self.record(5).encode(into: &bytes)
         #expect(bytes == [3, 1, 17, 0, 0xC0, 0, 2, 5, 0x03, 0xED, 0x07, 0xD5, 0xCB, 0, 0x71, 1, 0xC6, 0x33, 0x64, 2, 0, 53])
         #expect(SyncIncrement.decode(bytes, at: 0) == Self.record(5))
+        // Address-only rows and redirects (kinds 8-11) travel as records of their own, fields as in the event.
+        let redirect = NATEvent(timeNanoseconds: 7, kind: .redirectRemoved, reason: .tcpClosed, protocolNumber: 6,
+                                internalAddress: 0xC000_020A, internalPort: 40000, externalAddress: 0xC000_0201, externalPort: 3128,
+                                remoteAddress: 0xC633_6405, remotePort: 80)
+        var esp = redirect
+        esp.kind = .addressOnlyCreated; esp.reason = .outbound; esp.protocolNumber = 50
+        esp.internalPort = 0; esp.externalPort = 0; esp.remotePort = 0
+        for event in [redirect, esp] {
+            var encoded: [UInt8] = []
+            SyncIncrement(event: event)!.encode(into: &encoded)
+            var back = SyncIncrement.decode(encoded, at: 0)?.event
+            back?.timeNanoseconds = 7
+            #expect(back == event)
+        }
+        var redirectBytes: [UInt8] = []
+        SyncIncrement(event: redirect)!.encode(into: &redirectBytes)
+        #expect(redirectBytes == [11, 17, 6, 0, 0xC0, 0, 2, 0x0A, 0x9C, 0x40, 0x0C, 0x38, 0xC0, 0, 2, 1, 0xC6, 0x33, 0x64, 5, 0, 80])
+        // Port blocks are not sent: the standby rebuilds them from the mappings.
+        esp.kind = .portBlockAllocated
+        #expect(SyncIncrement(event: esp) == nil)
         let full = SyncMessage(epoch: 5, sequence: 1, body: .increments(SyncIncrementBatch(number: 1, wallClock: 2,
                                                                                            records: (0..<SyncMessage.maxIncrements).map { Self.record($0) })))
         let encoded = full.encoded(with: mac)
@@ -389,7 +409,7 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
             change(&signed)
             return SyncMessage.decode(signed + mac.authenticate(signed), mac: mac)
         }
-        #expect(resigned { $0[24 + 16] = 9 } == .failure(.malformed)) // kind 9
+        #expect(resigned { $0[24 + 16] = 200 } == .failure(.malformed)) // kind 200
         #expect(resigned { $0[24 + 16] = 0 } == .failure(.malformed)) // kind 0
         #expect(resigned { $0[24 + 16 + 3] = 1 } == .failure(.malformed)) // reserved byte
         #expect(resigned { $0[24 + 7] = 0 } == .failure(.malformed)) // batch number 0

@@ -25,6 +25,28 @@ import Testing
     /// The block (first port) a port is in, for blocks of `size` cut from 1024.
     private func blockStart(_ port: UInt16, size: Int = 64) -> Int { 1024 + (Int(port) - 1024) / size * size }
 
+    @Test("an internal port in the host's block that the router holds is not kept: another port of the block, counted (ports_skipped_local)")
+    func localPortSkipsCountedWithBlocks() throws {
+        let nat = blocksTranslator()
+        let first = try #require(open(nat, Net.hostA, 40000).port)
+        let block = try #require(nat.portBlocks(of: Net.hostA.address).first)
+        // Three more ports of A's block: one free, one the router holds, one outside the block held too.
+        let candidates = block.filter { $0 != first }
+        let free = candidates[0], held = candidates[1]
+        let outside = block.upperBound < 65535 ? block.upperBound + 1 : block.lowerBound - 1
+        nat.setLocalPorts(LocalPortTranslationTests.held(udp: [held, outside]), reserved: nil)
+        // A free internal port of the block is kept: no skip.
+        #expect(open(nat, Net.hostA, free).port == free)
+        #expect(nat.counters.localPortSkips == 0)
+        let moved = try #require(open(nat, Net.hostA, held).port)
+        #expect(moved != held && block.contains(moved))
+        #expect(nat.counters.localPortSkips == 1)
+        // A router port outside the host's blocks could not have been kept anyway: no skip.
+        let other = try #require(open(nat, Net.hostA, outside).port)
+        #expect(other != outside && block.contains(other))
+        #expect(nat.counters.localPortSkips == 1)
+    }
+
     @Test func aHostsMappingsShareOneBlockAndHostsGetDisjointBlocks() {
         let nat = blocksTranslator()
         let aPorts = [40000, 40001, 80, 5353, 65535].compactMap { open(nat, Net.hostA, UInt16($0)).port }

@@ -1,7 +1,8 @@
 // Increments: what the active's translator made or removed since the last full resync, one
-// record per NAT event (NATCore's NATEvent; mappings and sessions created, established,
-// removed), streamed in numbered batches between resyncs so that a takeover continues the
-// flows made since the last one. A batch's number is per sender epoch, from 1, one per batch
+// record per NAT event (NATCore's NATEvent; mappings, sessions, address-only rows and
+// redirected connections created, established, removed; port block kinds decode but are not
+// sent), streamed in numbered batches between resyncs so that a takeover continues the flows
+// made since the last one. A batch's number is per sender epoch, from 1, one per batch
 // (not per message): the standby applies batches in that order, acks the last it applied and
 // nacks a gap; the active resends (SyncIncrementQueue). Record, 22 bytes, big-endian:
 //
@@ -23,8 +24,9 @@ struct SyncIncrement: Equatable, Sendable {
     var remotePort: UInt16 = 0
 
     static let size = 22
-    /// Kinds 1-5 (NATEventKind's mapping and session kinds); any other record is malformed.
-    static let kinds: ClosedRange<UInt8> = 1...5
+    /// Kinds 1-11 (NATEventKind's raw values: mappings, sessions, port blocks, address-only
+    /// rows, redirects); any other record is malformed.
+    static let kinds: ClosedRange<UInt8> = 1...11
 
     func encode(into out: inout [UInt8]) {
         out += [kind, reason, protocolNumber, 0]
