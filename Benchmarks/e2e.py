@@ -253,7 +253,7 @@ def main():
     parser.add_argument("--queues", type=int, default=1,
                         help="also run masqd with this many queues/workers (mode masqd-Nq), for the scaling numbers")
     parser.add_argument("--modes", help="comma-separated subset of the modes, e.g. nfq_echo,masqd (an RTT A/B)")
-    parser.add_argument("--pin-cpu", type=int, default=PIN_CPU, help="the CPU of the -pinned modes' packet thread (default 1)")
+    parser.add_argument("--pin-cpu", type=int, default=1, help="the CPU of the -pinned modes' packet thread (default 1)")
     parser.add_argument("--rtt-only", action="store_true", help="measure only the round-trip time (more rounds in the same time)")
     parser.add_argument("--plot", default="/tmp/masqd-e2e-latency.svg",
                         help="the latency CDF of every mode, all rounds' messages (SVG); 'none' for no plot")
