@@ -17,11 +17,15 @@ side by side in one run on one namespace topology (client -> router -> server):
              that object exists or when named in --modes
   nfq_echo-rules  (only with --modes) nfq_echo behind masqd's own rule set instead of the two
              bare NFQUEUE rules: what masqd's rules cost, apart from the engine
+  masqd-pinned, nfq_echo-pinned  (only with --modes) the packet thread pinned to CPU
+             --pin-cpu (masqd --worker-cpus N; nfq_echo under taskset -c N): the same
+             placement every round, against the scheduler's choice in the other modes
 
 nfq_echo gets two rules (raw PREROUTING from the WAN, mangle POSTROUTING from the LAN to the
 WAN); masqd installs its own, which also drop spoofed sources (addrtype), check the LAN
 side's reverse path (rpfilter) and queue hairpin candidates: each a match on every packet.
-Nothing is pinned to a CPU and no priority is changed, as in a plain deployment.
+Nothing is pinned to a CPU (but in the -pinned modes) and no priority is changed, as in a plain
+deployment.
 
 For each mode, in interleaved rounds (the order reversed every other round, so drift in the
 machine's speed does not favour one mode): iperf3 TCP throughput, iperf3 UDP packet rate with
@@ -58,7 +62,8 @@ LAN = "192.0.2.0/24"
 MODES = ["plain", "masquerade", "nfq_echo", "masqd", "masqd-plain"]
 FAST_PATH_MODE = "masqd-fastpath"
 # Diagnostic modes, run only when --modes names them.
-EXTRA_MODES = ["nfq_echo-rules"]
+EXTRA_MODES = ["nfq_echo-rules", "nfq_echo-pinned", "masqd-pinned"]
+PIN_CPU = 1  # --pin-cpu
 
 
 def sh(*argv, check=True, capture=True, timeout=120):
@@ -115,7 +120,8 @@ class Mode:
         if self.name == "masquerade":
             ns(ROUTER, "iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-o", "wan0", "-j", "MASQUERADE")
         elif self.name.startswith("nfq_echo"):
-            self.start(self.nfq_echo, str(QUEUE))
+            pin = ["taskset", "-c", str(PIN_CPU)] if self.name == "nfq_echo-pinned" else []
+            self.start(*pin, self.nfq_echo, str(QUEUE))
             if self.name == "nfq_echo-rules":
                 ns(ROUTER, self.masqd, "rules", "install", *self.masqd_options())
             else:
@@ -143,7 +149,8 @@ class Mode:
         # The plain deployment: INTERFACE.md's command line and nothing else.
         if self.name == "masqd-plain":
             return ["--queue", "0", "--wan", "wan0", "--lan", LAN]
-        return self.masqd_queue_options() + self.masqd_fast_path_options() + ["--wan", "wan0", "--lan", LAN, "--control", f"/run/masqd/{PREFIX}.sock"]
+        pin = ["--worker-cpus", str(PIN_CPU)] if self.name == "masqd-pinned" else []
+        return self.masqd_queue_options() + self.masqd_fast_path_options() + pin + ["--wan", "wan0", "--lan", LAN, "--control", f"/run/masqd/{PREFIX}.sock"]
 
     def masqd_queue_options(self):
         # "masqd-2q": two queues, two workers sharing one state (--queues).
@@ -159,7 +166,7 @@ class Mode:
         if self.name == "masquerade":
             ns(ROUTER, "iptables", "-w", "-t", "nat", "-F", "POSTROUTING")
             subprocess.run(["ip", "netns", "exec", ROUTER, "conntrack", "-F"], capture_output=True)
-        elif self.name == "nfq_echo":
+        elif self.name in ("nfq_echo", "nfq_echo-pinned"):
             steering_rules("-D")
         elif self.name.startswith("masqd") or self.name == "nfq_echo-rules":
             ns(ROUTER, self.masqd, "rules", "remove", *self.masqd_options())
@@ -246,10 +253,13 @@ def main():
     parser.add_argument("--queues", type=int, default=1,
                         help="also run masqd with this many queues/workers (mode masqd-Nq), for the scaling numbers")
     parser.add_argument("--modes", help="comma-separated subset of the modes, e.g. nfq_echo,masqd (an RTT A/B)")
+    parser.add_argument("--pin-cpu", type=int, default=1, help="the CPU of the -pinned modes' packet thread (default 1)")
     parser.add_argument("--rtt-only", action="store_true", help="measure only the round-trip time (more rounds in the same time)")
     parser.add_argument("--plot", default="/tmp/masqd-e2e-latency.svg",
                         help="the latency CDF of every mode, all rounds' messages (SVG); 'none' for no plot")
     args = parser.parse_args()
+    global PIN_CPU
+    PIN_CPU = args.pin_cpu
     parser_modes = MODES + ([f"masqd-{args.queues}q"] if args.queues > 1 else []) + [FAST_PATH_MODE]
     masqd = os.path.abspath(args.masqd)
     has_object = os.path.exists(os.path.join(os.path.dirname(masqd), "masqd_fastpath.bpf.o"))
@@ -303,9 +313,11 @@ def main():
     if "nfq_echo" in modes:
         # Rounds are interleaved, so a round's difference cancels most of the machine's drift.
         for m in engines:
+            # A pinned engine is compared with the pinned reference when both ran.
+            reference = "nfq_echo-pinned" if m == "masqd-pinned" and "nfq_echo-pinned" in modes else "nfq_echo"
             for q in ("p50", "p99"):
-                diffs = [a - b for a, b in zip(results[m][q], results["nfq_echo"][q])]
-                print(f"latency {q} {m} - nfq_echo per round: {', '.join(f'{d:+.1f}' for d in diffs)} us; "
+                diffs = [a - b for a, b in zip(results[m][q], results[reference][q])]
+                print(f"latency {q} {m} - {reference} per round: {', '.join(f'{d:+.1f}' for d in diffs)} us; "
                       f"median {statistics.median(diffs):+.1f} us")
     for m in engines:
         for reference in ("nfq_echo", "masquerade"):

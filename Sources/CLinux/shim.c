@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -183,4 +184,12 @@ int clinux_tcp_listeners(int family, clinux_listener *out, int capacity) {
 /* pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module does not define. */
 int clinux_name_current_thread(const char *name) {
     return pthread_setname_np(pthread_self(), name);
+}
+
+int clinux_pin_thread(unsigned long thread, int cpu) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return EINVAL;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np((pthread_t)thread, sizeof set, &set);
 }

@@ -156,6 +156,7 @@ extension ConfigFile {
             ("max-redirect-flows-per-host", .single(\.maxRedirectFlowsPerHost)),
             ("port-block-size", .single(\.portBlockSize)),
             ("max-port-blocks-per-host", .single(\.maxPortBlocksPerHost)),
+            ("worker-cpus", .single(\.workerCpus)),
         ]
     }
 

@@ -121,9 +121,15 @@ public final class Engine {
         if let audit { auditThread = try WorkerThread(name: "masqd-audit") { audit.run() } }
 
         var threads: [WorkerThread] = []
-        for worker in workers {
+        for (index, worker) in workers.enumerated() {
             do {
-                threads.append(try WorkerThread(name: "masqd-q\(worker.queue.configuration.queueNumber)") { worker.run() })
+                let name = "masqd-q\(worker.queue.configuration.queueNumber)"
+                threads.append(try WorkerThread(name: name) { worker.run() })
+                if !settings.workerCPUs.isEmpty {
+                    let cpu = settings.workerCPUs[index % settings.workerCPUs.count]
+                    try threads[index].pin(to: cpu, name: name)
+                    logger.info("\(name) pinned to CPU \(cpu)")
+                }
             } catch {
                 StopSignal.request()
                 threads.forEach { $0.join() }

@@ -150,6 +150,9 @@ public struct EngineOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "Cap on live redirected connections of one client address. Default 256.")
     public var maxRedirectFlowsPerHost: String?
 
+    @Option(name: .long, help: "Pin the packet workers to CPUs: a comma-separated list of CPU numbers, the i-th worker on the i-th (wrapping). Default: not pinned (the scheduler places them).")
+    public var workerCpus: String?
+
     public init() {}
 
     /// Checks every value and returns the deployment it describes: these options, over the
@@ -187,7 +190,7 @@ public struct EngineOptions: ParsableArguments, Sendable {
             noNATDestinations: try checkedExclusions(lan: nat.internalPrefixes),
             ha: try checkedHA(), role: try checkedRole(), virtualAddress: try checkedVirtualAddress(),
             fastPath: try checkedFastPath(nat: nat),
-            reversePathCheck: try checkedReversePathCheck())
+            reversePathCheck: try checkedReversePathCheck(), workerCPUs: try checkedWorkerCPUs())
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
@@ -345,6 +348,8 @@ public struct EngineSettings: Sendable {
     /// `--reverse-path-check`: the rules drop LAN-side packets whose source does not route back
     /// through their input interface (FirewallPlan).
     public var reversePathCheck: Bool = true
+    /// `--worker-cpus`: the CPU of each packet worker, in queue order (wrapping); empty: not pinned.
+    public var workerCPUs: [Int] = []
 
     /// Every queue bound, in order.
     public var queueNumbers: [UInt16] { (0..<queueCount).map { queue + $0 } }

@@ -30,6 +30,14 @@ struct WorkerThread {
         self.thread = thread
     }
 
+    /// Lets the thread run on `cpu` alone (`--worker-cpus`).
+    func pin(to cpu: Int, name: String) throws(MasqdError) {
+        let result = clinux_pin_thread(UInt(thread), Int32(cpu))
+        guard result == 0 else {
+            throw MasqdError("--worker-cpus: cannot pin \(name) to CPU \(cpu): \(String(cString: strerror(result)))")
+        }
+    }
+
     func join() {
         pthread_join(thread, nil)
     }

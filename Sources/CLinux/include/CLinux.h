@@ -1,6 +1,6 @@
 /* C shim for the daemon's Linux plumbing that Swift's Glibc module cannot reach cleanly:
-   rtnetlink (the WAN interface's address and its changes, over libmnl) and thread naming
-   (pthread_setname_np needs _GNU_SOURCE). Only clinux_-prefixed names are exported; the
+   rtnetlink (the WAN interface's address and its changes, over libmnl), thread naming and
+   CPU pinning (pthread_setname_np and CPU_SET need _GNU_SOURCE). Only clinux_-prefixed names are exported; the
    netlink headers stay inside shim.c so this header imports cleanly into Swift. */
 #ifndef CLINUX_H
 #define CLINUX_H
@@ -42,5 +42,9 @@ int clinux_tcp_listeners(int family, clinux_listener *out, int capacity);
 
 /* Names the calling thread (at most 15 bytes show), for top -H and /proc. 0 or an errno. */
 int clinux_name_current_thread(const char *name);
+
+/* Lets `thread` run on `cpu` alone (pthread_setaffinity_np; CPU_SET needs _GNU_SOURCE
+   macros Swift cannot call). 0 or an errno value (EINVAL: no such CPU online). */
+int clinux_pin_thread(unsigned long thread, int cpu);
 
 #endif
