@@ -107,8 +107,8 @@ final class AuditExporter: @unchecked Sendable {
             pending.removeAll(keepingCapacity: true)
             lock.withLock {
                 counters.add(published)
-                // The fast path's cue (a session became two-way) is no audit record.
-                queue.drain { if $0.kind != .sessionEstablished { pending.append($0) } }
+                // The fast path's cue (a session became two-way) and the HA sync's (a helper's state changed) are no audit records.
+                queue.drain { if $0.kind != .sessionEstablished, $0.kind != .helperStateChanged { pending.append($0) } }
                 done = finishing
             }
             published = write(pending)

@@ -19,6 +19,11 @@ public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConverti
     /// mapping. `externalPort`...`remotePort` are the block's first and last ports; no protocol.
     case portBlockAllocated = 6
     case portBlockReleased = 7
+    /// A helper connection's stream state changed (an edit logged, held bytes, the helper's
+    /// own state: NATTranslator-HelperStream.swift): the session's tuple; the state itself is
+    /// read from the translator (`helperState`). Only with `recordsHelperStateChanges` (the
+    /// HA increments'); audit consumers skip it.
+    case helperStateChanged = 12
 
     public var description: String {
         switch self {
@@ -29,6 +34,7 @@ public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConverti
         case .sessionEstablished: "session-established"
         case .portBlockAllocated: "port-block-allocated"
         case .portBlockReleased: "port-block-released"
+        case .helperStateChanged: "helper-state-changed"
         }
     }
 

@@ -8,8 +8,10 @@
 // left; an increment's batch time plus the timeout of the session's state). The events do
 // not say when a session last saw a packet, so a deadline can pass on a flow still in use;
 // such a flow is still live on the peer (its removal would have come as an event), so the
-// snapshot gives it at least `minimumRemaining`. Helper connection state, address-only flows
-// and redirected connections come only with full resyncs.
+// snapshot gives it at least `minimumRemaining`. A helper connection's state comes with the
+// resync and as its own increment when it changes (`applyHelperState`); its streams resume at
+// the next segment after a takeover (HelperRecord.resumed). Address-only flows and
+// redirected connections come only with full resyncs.
 
 public struct NATReplica: Sendable {
     struct MappingKey: Hashable, Sendable {
@@ -35,11 +37,11 @@ public struct NATReplica: Sendable {
         var tcpFlagsSeen: UInt8
         /// Peer wall clock, ns since 1970.
         var expires: UInt64
-        /// Index into `base.helperConnections` (from the resync), or nil.
-        var helper: Int?
+        /// The helper connection's state (from the resync or a later increment), or nil.
+        var helper: NATStateSnapshot.HelperRecord?
     }
 
-    /// The resync: its header fields, helper records, address-only flows and redirects.
+    /// The resync: its header fields, address-only flows and redirects.
     private var base: NATStateSnapshot
     private var mappings: [MappingKey: MappingEntry] = [:]
     private var sessions: [SessionKey: SessionEntry] = [:]
@@ -63,10 +65,12 @@ public struct NATReplica: Sendable {
         }
         for s in snapshot.sessions where s.mapping >= 0 && s.mapping < keys.count {
             sessions[SessionKey(mapping: keys[s.mapping], remoteAddress: s.remoteAddress, remotePort: s.remotePort)] =
-                SessionEntry(tcpState: s.tcpState, tcpFlagsSeen: s.tcpFlagsSeen, expires: snapshot.savedAt &+ s.remaining.nanoseconds, helper: s.helper)
+                SessionEntry(tcpState: s.tcpState, tcpFlagsSeen: s.tcpFlagsSeen, expires: snapshot.savedAt &+ s.remaining.nanoseconds,
+                             helper: s.helper.flatMap { $0 >= 0 && $0 < snapshot.helperConnections.count ? snapshot.helperConnections[$0] : nil })
         }
         base.mappings = []
         base.sessions = []
+        base.helperConnections = []
     }
 
     /// Applies one of the peer's events, made at `wallClock` (its clock). `configuration`:
@@ -107,7 +111,23 @@ public struct NATReplica: Sendable {
             // Not replicated: at takeover the restore rebuilds each host's blocks from the
             // mappings it holds, as it does from a state file.
             return false
+        case .helperStateChanged:
+            return false // comes with its state: applyHelperState
         }
+    }
+
+    /// The peer's helper connection state (`NATTranslator.helperState`) for the session `event`
+    /// names (protocol, internal and remote endpoints). False when it does not decode or the
+    /// session is not here.
+    @discardableResult
+    public mutating func applyHelperState(_ event: NATEvent, state: [UInt8], wallClock: UInt64) -> Bool {
+        updatedAt = max(updatedAt, wallClock)
+        let key = SessionKey(mapping: MappingKey(protocolNumber: event.protocolNumber, internalAddress: event.internalAddress,
+                                                 internalPort: event.internalPort),
+                             remoteAddress: event.remoteAddress, remotePort: event.remotePort)
+        guard sessions[key] != nil, let record = NATStateSnapshot.HelperRecord(syncEncoded: state) else { return false }
+        sessions[key]!.helper = record
+        return true
     }
 
     /// The event's external address as an index: 0 the WAN address, i the i-th pool address.
@@ -125,7 +145,6 @@ public struct NATReplica: Sendable {
     public func snapshot(savedAt: UInt64, minimumRemaining: NATDuration) -> NATStateSnapshot {
         var snapshot = base
         snapshot.savedAt = savedAt
-        snapshot.helperConnections = [] // only those of sessions still here, renumbered
         var mappingIndex: [MappingKey: Int] = [:]
         snapshot.sessions.reserveCapacity(sessions.count)
         for (key, session) in sessions {
@@ -145,7 +164,7 @@ public struct NATReplica: Sendable {
             snapshot.sessions.append(.init(mapping: index, remoteAddress: key.remoteAddress, remotePort: key.remotePort,
                                            tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen, remaining: remaining,
                                            helper: session.helper.map { _ in snapshot.helperConnections.count }))
-            if let helper = session.helper { snapshot.helperConnections.append(base.helperConnections[helper]) }
+            if let helper = session.helper { snapshot.helperConnections.append(helper.resumed) }
         }
         return snapshot
     }
