@@ -93,7 +93,7 @@ extension Engine {
                     records.append(record)
                 }
             }
-            helperStates = Engine.latestHelperStates(helperEvents, translator)
+            if active { helperStates = Engine.latestHelperStates(helperEvents, translator) }
             // Copied under the lock (the state file's benchmark: about 20 ms for 262144 flows), encoded outside it.
             if due { snapshot = translator.exportState(now: now, savedAt: WallClock.now()) }
             return lost
@@ -261,7 +261,7 @@ extension Engine {
             .counter("sync_increments_applied", c.incrementsApplied, "Standby: increments applied to the copy of the peer's state (in batch order, after the resync they follow)."),
             .gauge("sync_increment_lag_batches", ha.session?.outgoingIncrements.outstanding ?? 0, "Active: increment batches the standby has not acknowledged."),
             .gauge("sync_increments_waiting", ha.session?.inbox.waitingCount ?? 0, "Standby: increment batches waiting for a gap before them to be filled."),
-            .counter("sync_resyncs_events_lost", c.resyncsForLostEvents, "Full resyncs because NAT events were lost (nat_events_lost, or the sync's own queue full): increments alone would diverge."),
+            .counter("sync_resyncs_events_lost", c.resyncsForLostEvents, "Full resyncs because NAT events were lost (nat_events_lost, or the sync's own queue full) or a helper connection's state did not fit an increment: increments alone would diverge."),
             .counter("sync_resyncs_increments_lost", c.resyncsForIncrementsLost, "Full resyncs because the standby missed increment batches no longer held."),
             .counter("sync_increment_queue_overflows", c.incrementQueueOverflows, "Times the active's increment queue (8192 batches) filled with batches the standby had not acknowledged: a full resync followed."),
             .counter("sync_resyncs_requested", c.resyncsRequested, "Full resyncs the standby asked for (none yet, or its copy could not be brought up to date)."),
