@@ -16,8 +16,10 @@ extension Engine {
     }
 
     /// Main loop: the events of housekeeping (the sweep, address changes, reloads) to the queue.
+    /// With only the HA sync consuming them, its own round takes them (Engine-HA.swift): no
+    /// second hold of the lock.
     func takeAuditEvents() {
-        guard audit != nil || fastPath != nil || eventSinks.sync != nil else { return }
+        guard audit != nil || fastPath != nil else { return }
         withTranslator { eventSinks.take(from: $0) }
     }
 

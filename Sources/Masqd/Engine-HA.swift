@@ -23,8 +23,8 @@ struct HAState {
     var replica: NATReplica?
     /// The translator's events for the increments (nil without --sync-*).
     var events: SyncEventQueue?
-    /// The events taken this round (kept: its capacity is reused).
-    var taken: [NATEvent] = []
+    /// The increments of the events taken this round (kept: its capacity is reused).
+    var taken: [SyncIncrement] = []
     var roleChanges: UInt64 = 0
     /// Flows installed from the replicated state at the last `role active`.
     var lastTakeover = NATStateRestoreSummary()
@@ -72,51 +72,99 @@ extension Engine {
 
     /// The events since the last round become increments (the active), and a full resync is
     /// exported when due: both under one hold of the lock, so the resync includes exactly the
-    /// increments queued before it. A standby's own events are dropped.
+    /// increments queued before it, and each helper connection whose state changed is read
+    /// as it is now (once per round, at its last event). A standby's own events are dropped.
     private func streamIncrements(_ session: inout SyncSession, active: Bool, now: NATTime) {
         guard let queue = ha.events else { return }
         let due = session.resyncDue(now: now.nanoseconds, active: active)
-        var taken = ha.taken
+        var records = ha.taken
         ha.taken = []
-        taken.removeAll(keepingCapacity: true)
-        defer { ha.taken = taken }
+        records.removeAll(keepingCapacity: true)
+        defer { ha.taken = records }
+        var helperEvents: [(position: Int, event: NATEvent)] = []
+        var helperStates: [(position: Int, state: SyncHelperState?)] = []
         var snapshot: NATStateSnapshot?
         let lost = withTranslator { translator in
             eventSinks.take(from: translator)
-            let lost = queue.takeAll(into: &taken)
+            let lost = queue.takeAll { event in
+                if event.kind == .helperStateChanged {
+                    helperEvents.append((records.count, event))
+                } else if let record = SyncIncrement(event: event) {
+                    records.append(record)
+                }
+            }
+            if active { helperStates = Engine.latestHelperStates(helperEvents, translator) }
             // Copied under the lock (the state file's benchmark: about 20 ms for 262144 flows), encoded outside it.
             if due { snapshot = translator.exportState(now: now, savedAt: WallClock.now()) }
             return lost
         }
         guard active else { return }
-        if lost, snapshot == nil { session.eventsLost() } // (a resync exported now already holds what was lost)
-        session.queueIncrements(taken.compactMap(SyncIncrement.init(event:)), wallClock: WallClock.now(), now: now.nanoseconds)
+        var eventsLost = lost
+        let wallClock = WallClock.now()
+        var start = 0
+        for (position, state) in helperStates {
+            session.queueIncrements(records[start..<position], wallClock: wallClock, now: now.nanoseconds)
+            start = position
+            if let state { session.queueHelperState(state, wallClock: wallClock, now: now.nanoseconds) } else { eventsLost = true }
+        }
+        if eventsLost, snapshot == nil { session.eventsLost() } // (a resync exported now already holds what was lost)
+        session.queueIncrements(records[start...], wallClock: wallClock, now: now.nanoseconds)
         if let snapshot { session.startResync(snapshot.encoded(), now: now.nanoseconds) }
     }
 
-    /// The standby: a full resync replaces the copy; increments are applied to it.
+    /// With the lock held: the state of each helper connection named by `events`, read now and
+    /// placed at its last event (after the records of every event before it). A state that
+    /// does not fit a message is nil (the increments cannot carry it: a full resync follows);
+    /// a session gone since is left out (its removal follows).
+    static func latestHelperStates(_ events: [(position: Int, event: NATEvent)],
+                                   _ translator: NATTranslator) -> [(position: Int, state: SyncHelperState?)] {
+        guard !events.isEmpty else { return [] }
+        var last: [SyncHelperState.Key: Int] = [:]
+        for (i, e) in events.enumerated() { last[SyncHelperState.Key(e.event)] = i }
+        var out: [(position: Int, state: SyncHelperState?)] = []
+        for (i, e) in events.enumerated() where last[SyncHelperState.Key(e.event)] == i {
+            switch translator.helperState(of: e.event, maxBytes: SyncHelperState.maxStateBytes) {
+            case .found(let bytes):
+                out.append((e.position, SyncHelperState(event: e.event, state: bytes)))
+            case .tooLarge:
+                out.append((e.position, nil))
+            case .none:
+                continue
+            }
+        }
+        return out
+    }
+
+    /// The standby: a full resync replaces the copy (if it decodes; the increments after it
+    /// are applied then); increments are applied to it.
     private func keepReplicated(_ deliveries: [SyncDelivery], session: inout SyncSession) {
         var configuration: NATConfiguration?
+        func apply(_ batch: SyncIncrementBatch) {
+            guard ha.replica != nil else { return }
+            if configuration == nil { configuration = withTranslator { $0.configuration } } // its timeouts and pools
+            var applied = 0
+            for record in batch.records {
+                guard let event = record.event,
+                      ha.replica?.apply(event, wallClock: batch.wallClock, configuration: configuration!) == true else { continue }
+                applied += 1
+            }
+            for helper in batch.helperStates where ha.replica?.applyHelperState(helper.event, state: helper.state, wallClock: batch.wallClock) == true {
+                applied += 1
+            }
+            session.noteIncrementsApplied(applied)
+        }
         for delivery in deliveries {
             switch delivery {
-            case .snapshot(let encoded):
+            case .snapshot(let encoded, let base):
                 do throws(NATStateError) {
                     ha.replica = NATReplica(try NATStateSnapshot(decoding: encoded))
-                    session.noteSnapshotReceived()
+                    for batch in session.snapshotAccepted(base: base) { apply(batch) }
                 } catch {
                     session.noteSnapshotRefused()
                     logger.warning("a full resync from the sync peer did not decode: \(error); keeping the previous copy and asking for another")
                 }
             case .increments(let batch):
-                guard ha.replica != nil else { continue }
-                if configuration == nil { configuration = withTranslator { $0.configuration } } // its timeouts and pools
-                var applied = 0
-                for record in batch.records {
-                    guard let event = record.event,
-                          ha.replica?.apply(event, wallClock: batch.wallClock, configuration: configuration!) == true else { continue }
-                    applied += 1
-                }
-                session.noteIncrementsApplied(applied)
+                apply(batch)
             }
         }
     }
@@ -172,18 +220,24 @@ extension Engine {
     /// standby's state file): the peer still had it, and its next packet refreshes it.
     static let replicatedMinimumLifetime = NATDuration.seconds(60)
 
-    /// The standby's copy as a snapshot, saved when it was last known current: the last time
-    /// the peer was heard (its increments come within a round of each event). Nil: none.
+    /// The standby's copy as a snapshot, saved when it was last known current
+    /// (`replicaCurrentAt`). Nil: none.
     func replicatedSnapshot() -> NATStateSnapshot? {
+        guard let replica = ha.replica, let current = replicaCurrentAt() else { return nil }
+        return replica.snapshot(savedAt: current, minimumRemaining: Self.replicatedMinimumLifetime)
+    }
+
+    /// Until when (wall clock, ns, never after now) the standby's copy is known current: the
+    /// last time the peer was heard (its increments come within a round of each event),
+    /// unless batches wait for a gap (then its last change), or it was never heard (a copy
+    /// from the state file: when that was saved). Nil: no copy. The one measure of the copy's
+    /// age: the takeover's snapshot and sync_lag_ms both use it.
+    func replicaCurrentAt() -> UInt64? {
         guard let replica = ha.replica else { return nil }
         let now = WallClock.now()
-        // Never heard (a copy from the state file): current when it was saved.
-        guard let heard = ha.session?.lastHeardFromPeer else {
-            return replica.snapshot(savedAt: min(replica.updatedAt, now), minimumRemaining: Self.replicatedMinimumLifetime)
-        }
+        guard let heard = ha.session?.lastHeardFromPeer, ha.session?.inbox.gap == nil else { return min(replica.updatedAt, now) }
         let heardAgo = MonotonicClock.now().nanoseconds &- heard
-        let current = max(replica.updatedAt, now &- min(heardAgo, now))
-        return replica.snapshot(savedAt: min(current, now), minimumRemaining: Self.replicatedMinimumLifetime)
+        return min(max(replica.updatedAt, now &- min(heardAgo, now)), now)
     }
 
     /// For `masqd stats` and the metrics page.
@@ -200,14 +254,14 @@ extension Engine {
             .counter("sync_messages_resent", c.messagesResent, "Resync chunks sent again (a nack, or no ack in 300 ms)."),
             .counter("sync_resync_bytes_sent", c.resyncBytesSent, "Bytes of full resync messages sent (resends included)."),
             .counter("sync_increment_bytes_sent", c.incrementBytesSent, "Bytes of increment messages sent (resends included)."),
-            .counter("sync_increments_sent", c.incrementRecordsSent, "Increments (mappings and sessions created, established, removed) sent, first sends."),
+            .counter("sync_increments_sent", c.incrementRecordsSent, "Increments (mappings and sessions created, established, removed; helper connection states) sent, first sends."),
             .counter("sync_increment_batches_sent", c.incrementBatchesSent, "Increment batches (one message each) sent the first time."),
             .counter("sync_increment_batches_resent", c.incrementBatchesResent, "Increment batches sent again (a nack, or no ack in 300 ms)."),
             .counter("sync_increments_received", c.incrementsReceived, "Standby: increments received in accepted batches."),
             .counter("sync_increments_applied", c.incrementsApplied, "Standby: increments applied to the copy of the peer's state (in batch order, after the resync they follow)."),
             .gauge("sync_increment_lag_batches", ha.session?.outgoingIncrements.outstanding ?? 0, "Active: increment batches the standby has not acknowledged."),
             .gauge("sync_increments_waiting", ha.session?.inbox.waitingCount ?? 0, "Standby: increment batches waiting for a gap before them to be filled."),
-            .counter("sync_resyncs_events_lost", c.resyncsForLostEvents, "Full resyncs because NAT events were lost (nat_events_lost, or the sync's own queue full): increments alone would diverge."),
+            .counter("sync_resyncs_events_lost", c.resyncsForLostEvents, "Full resyncs because NAT events were lost (nat_events_lost, or the sync's own queue full) or a helper connection's state did not fit an increment: increments alone would diverge."),
             .counter("sync_resyncs_increments_lost", c.resyncsForIncrementsLost, "Full resyncs because the standby missed increment batches no longer held."),
             .counter("sync_increment_queue_overflows", c.incrementQueueOverflows, "Times the active's increment queue (8192 batches) filled with batches the standby had not acknowledged: a full resync followed."),
             .counter("sync_resyncs_requested", c.resyncsRequested, "Full resyncs the standby asked for (none yet, or its copy could not be brought up to date)."),
@@ -218,11 +272,7 @@ extension Engine {
             list.append(.counter("sync_dropped_\(reason.rawValue)", c.drops(reason), "Sync datagrams dropped, by reason.",
                                  family: "sync_dropped", labels: [("reason", reason.rawValue)]))
         }
-        // The copy is current up to the last message heard (increments follow events within a
-        // round), unless batches wait for a gap: then up to its last change.
-        let heard = ha.session?.lastHeardFromPeer.map { (MonotonicClock.now().nanoseconds &- $0) / 1_000_000 } ?? 0
-        let changed = ha.replica.map { WallClock.now() > $0.updatedAt ? (WallClock.now() - $0.updatedAt) / 1_000_000 : 0 } ?? 0
-        let age = ha.replica == nil ? 0 : (ha.session?.inbox.gap == nil ? heard : max(heard, changed))
+        let age = replicaCurrentAt().map { (WallClock.now() &- $0) / 1_000_000 } ?? 0
         list += [
             .counter("sync_resyncs_sent", c.resyncsSent, "Full resyncs the active started (the standby (re)connected, the interval, a nack it could not serve)."),
             .counter("sync_resyncs_too_large", c.resyncsTooLarge, "Full resyncs not sent: more chunks than the table caps allow."),
@@ -230,7 +280,7 @@ extension Engine {
             .counter("sync_resyncs_refused", c.snapshotsRefused, "Full resyncs refused by the standby (over its caps, or not decodable)."),
             .counter("sync_peer_connects", c.peerConnects, "Times the sync peer appeared or restarted (a new epoch)."),
             .gauge("sync_lag_chunks", outgoing?.outstanding ?? 0, "Active: chunks of the resync under way the standby has not acknowledged."),
-            .gauge("sync_lag_ms", age, "Standby: how old the copy of the peer's state may be, in milliseconds: since the peer was last heard, or since the copy last changed while increments wait for a gap (0: no copy)."),
+            .gauge("sync_lag_ms", age, "Standby: how old the copy of the peer's state may be, in milliseconds: since the peer was last heard, or since the copy last changed while increments wait for a gap or the peer was never heard (0: no copy)."),
             .gauge("sync_replicated_flows", ha.replica?.sessionCount ?? 0, "Standby: flows in the copy of the peer's state, ready for a takeover."),
             .gauge("sync_replicated_other_flows", ha.replica?.addressOnlyFlowCount ?? 0, "Standby: address-only translations (ESP, GRE, ...) in the copy of the peer's state."),
             .gauge("sync_replicated_redirects", ha.replica?.redirectCount ?? 0, "Standby: redirected connections in the copy of the peer's state."),
@@ -239,6 +289,29 @@ extension Engine {
             .counter("takeovers_refused", ha.takeoverRefused, "Takeovers whose replicated state was refused (another WAN address, too old)."),
         ]
         return list
+    }
+}
+
+extension SyncHelperState {
+    /// A session's key, for the latest state per session in a round.
+    struct Key: Hashable {
+        var protocolNumber: UInt8, internalAddress: UInt32, internalPort: UInt16, remoteAddress: UInt32, remotePort: UInt16
+        init(_ e: NATEvent) {
+            (protocolNumber, internalAddress, internalPort, remoteAddress, remotePort) =
+                (e.protocolNumber, e.internalAddress, e.internalPort, e.remoteAddress, e.remotePort)
+        }
+    }
+
+    init(event: NATEvent, state: [UInt8]) {
+        self.init(protocolNumber: event.protocolNumber, internalAddress: event.internalAddress, internalPort: event.internalPort,
+                  remoteAddress: event.remoteAddress, remotePort: event.remotePort, state: state)
+    }
+
+    /// The session it names, as an event (for NATReplica.applyHelperState).
+    var event: NATEvent {
+        NATEvent(timeNanoseconds: 0, kind: .helperStateChanged, reason: .outbound, protocolNumber: protocolNumber,
+                 internalAddress: internalAddress, internalPort: internalPort, externalAddress: 0, externalPort: 0,
+                 remoteAddress: remoteAddress, remotePort: remotePort)
     }
 }
 
@@ -263,10 +336,12 @@ extension SyncIncrement {
 
 extension Engine {
     /// With --sync-*: the increments' event queue, the translator's events switched on (and
-    /// sessions becoming two-way recorded: a TCP session's ESTABLISHED reaches the standby).
+    /// sessions becoming two-way and helper state changes recorded: a TCP session's
+    /// ESTABLISHED and an FTP control connection's edits reach the standby).
     static func makeSyncEvents(_ settings: EngineSettings, translator: NATTranslator) -> SyncEventQueue? {
         guard settings.ha != nil else { return nil }
         enableTwoWayEvents(translator)
+        translator.recordsHelperStateChanges = true // a helper connection's edits and state (NATTranslator-HelperState.swift)
         return SyncEventQueue()
     }
 }

@@ -28,6 +28,9 @@ struct StateKeeping {
     /// before DHCP or PPP is up): restored when the address appears. Until then no
     /// checkpoint or stop overwrites the file they came from.
     var pending: PendingRestore?
+    /// An HA standby's file, decoded, not imported: its copy of the peer's state (Engine.init
+    /// makes it the NATReplica and clears this).
+    var standbyCopy: NATStateSnapshot?
 }
 
 struct PendingRestore {
@@ -65,6 +68,10 @@ extension Engine {
         }
         guard snapshot.sessionCount + snapshot.redirectCount > 0 else {
             logger.info("no flows saved in \(path): starting empty")
+            return keeping
+        }
+        if settings.role == .standby { // translates nothing: the file is its copy of the peer's state
+            keeping.standbyCopy = snapshot
             return keeping
         }
         guard translator.configuration.externalAddress != nil else {

@@ -78,15 +78,16 @@ public final class Engine {
         self.workers = workers
         ha = try Engine.startHA(settings, events: eventSinks.sync)
         if settings.role == .standby {
-            // A standby translates nothing: flows from a state file are the active's to translate
-            // now. They are its copy of the peer's state until the peer's first resync (a
-            // standby's file is that copy, saved), so a takeover before one still has them.
-            let saved = translator.sessionCount + translator.addressOnlyFlowCount + translator.redirectSessionCount
-            if saved > 0 {
-                ha.replica = NATReplica(translator.exportState(now: MonotonicClock.now(), savedAt: WallClock.now()))
+            // A standby translates nothing: flows from a state file (decoded, not imported) are
+            // the active's to translate now. They are its copy of the peer's state until the
+            // peer's first resync (a standby's file is that copy, saved), so a takeover before
+            // one still has them.
+            if let copy = stateKeeping.standbyCopy {
+                ha.replica = NATReplica(copy)
+                stateKeeping.standbyCopy = nil
+                let saved = copy.sessionCount + copy.addressOnlyFlowCount + copy.redirectCount
                 logger.notice("standby: the \(saved) flows of the state file are the copy of the peer's state until its first resync")
             }
-            translator.removeAllFlows(now: MonotonicClock.now())
             for worker in workers { worker.standby = true }
         }
         control = try ControlServer(path: settings.controlPath)

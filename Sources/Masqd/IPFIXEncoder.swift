@@ -78,6 +78,7 @@ struct IPFIXEncoder {
         case .portBlockAllocated: 16
         case .portBlockReleased: 17
         case .sessionEstablished: 0 // no RFC 8158 event; AuditExporter never passes one here
+        case .helperStateChanged: 0 // HA only; AuditExporter never passes one here
         }
     }
 

@@ -32,10 +32,10 @@ final class SyncEventQueue {
         }
     }
 
-    /// Main loop, under the lock: appends the events since the last call to `events`; true
-    /// when some were lost since then.
-    func takeAll(into events: inout [NATEvent]) -> Bool {
-        ring.drain { events.append($0) }
+    /// Main loop, under the lock: hands `body` the events since the last call, oldest first;
+    /// true when some were lost since then.
+    func takeAll(_ body: (NATEvent) -> Void) -> Bool {
+        ring.drain(body)
         defer { lost = false }
         return lost
     }

@@ -30,7 +30,11 @@ public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConverti
     /// remote, and the router's local address and LOCALPORT it was delivered to as external.
     case redirectCreated = 10
     case redirectRemoved = 11
-    // 12 and up: reserved for the HA sync's kinds; other new kinds start after those.
+    /// A helper connection's stream state changed (an edit logged, held bytes, the helper's
+    /// own state: NATTranslator-HelperStream.swift): the session's tuple; the state itself is
+    /// read from the translator (`helperState`). Only with `recordsHelperStateChanges` (the
+    /// HA increments'); audit consumers skip it.
+    case helperStateChanged = 12
 
     public var description: String {
         switch self {
@@ -45,6 +49,7 @@ public enum NATEventKind: UInt8, Sendable, BitwiseCopyable, CustomStringConverti
         case .addressOnlyRemoved: "address-only-removed"
         case .redirectCreated: "redirect-created"
         case .redirectRemoved: "redirect-removed"
+        case .helperStateChanged: "helper-state-changed"
         }
     }
 

@@ -10,7 +10,9 @@
 // such a flow is still live on the peer (its removal would have come as an event), so the
 // snapshot gives it at least `minimumRemaining`. Address-only rows and redirected connections
 // are kept from their events as sessions are (a redirect as just opened: its events do not
-// carry its TCP state); helper connection state comes only with full resyncs.
+// carry its TCP state). A helper connection's state comes with the resync and as its own
+// increment when it changes (`applyHelperState`); its streams resume at the next segment after
+// a takeover (HelperRecord.resumed).
 
 public struct NATReplica: Sendable {
     struct MappingKey: Hashable, Sendable {
@@ -63,11 +65,11 @@ public struct NATReplica: Sendable {
         var tcpFlagsSeen: UInt8
         /// Peer wall clock, ns since 1970.
         var expires: UInt64
-        /// Index into `base.helperConnections` (from the resync), or nil.
-        var helper: Int?
+        /// The helper connection's state (from the resync or a later increment), or nil.
+        var helper: NATStateSnapshot.HelperRecord?
     }
 
-    /// The resync: its header fields and helper records.
+    /// The resync: its header fields.
     private var base: NATStateSnapshot
     private var mappings: [MappingKey: MappingEntry] = [:]
     private var sessions: [SessionKey: SessionEntry] = [:]
@@ -95,7 +97,8 @@ public struct NATReplica: Sendable {
         }
         for s in snapshot.sessions where s.mapping >= 0 && s.mapping < keys.count {
             sessions[SessionKey(mapping: keys[s.mapping], remoteAddress: s.remoteAddress, remotePort: s.remotePort)] =
-                SessionEntry(tcpState: s.tcpState, tcpFlagsSeen: s.tcpFlagsSeen, expires: snapshot.savedAt &+ s.remaining.nanoseconds, helper: s.helper)
+                SessionEntry(tcpState: s.tcpState, tcpFlagsSeen: s.tcpFlagsSeen, expires: snapshot.savedAt &+ s.remaining.nanoseconds,
+                             helper: s.helper.flatMap { $0 >= 0 && $0 < snapshot.helperConnections.count ? snapshot.helperConnections[$0] : nil })
         }
         for f in snapshot.addressOnlyFlows {
             addressOnly[AddressOnlyKey(protocolNumber: f.protocolNumber, remoteAddress: f.remoteAddress)] =
@@ -110,6 +113,7 @@ public struct NATReplica: Sendable {
         base.sessions = []
         base.addressOnlyFlows = []
         base.redirects = []
+        base.helperConnections = []
     }
 
     /// Applies one of the peer's events, made at `wallClock` (its clock). `configuration`:
@@ -169,12 +173,28 @@ public struct NATReplica: Sendable {
         case .redirectRemoved:
             let key = RedirectKey(clientAddress: event.internalAddress, clientPort: event.internalPort, localPort: event.externalPort)
             return redirects.removeValue(forKey: key) != nil
+        case .helperStateChanged:
+            return false // comes with its state: applyHelperState
         }
     }
 
     /// An address-only event's external address is the peer's WAN address.
     private mutating func noteWANAddress(_ event: NATEvent) {
         if event.externalAddress != 0 { base.externalAddress = IPv4Address(event.externalAddress) }
+    }
+
+    /// The peer's helper connection state (`NATTranslator.helperState`) for the session `event`
+    /// names (protocol, internal and remote endpoints). False when it does not decode or the
+    /// session is not here.
+    @discardableResult
+    public mutating func applyHelperState(_ event: NATEvent, state: [UInt8], wallClock: UInt64) -> Bool {
+        updatedAt = max(updatedAt, wallClock)
+        let key = SessionKey(mapping: MappingKey(protocolNumber: event.protocolNumber, internalAddress: event.internalAddress,
+                                                 internalPort: event.internalPort),
+                             remoteAddress: event.remoteAddress, remotePort: event.remotePort)
+        guard sessions[key] != nil, let record = NATStateSnapshot.HelperRecord(syncEncoded: state) else { return false }
+        sessions[key]!.helper = record
+        return true
     }
 
     /// The event's external address as an index: 0 the WAN address, i the i-th pool address.
@@ -214,7 +234,7 @@ public struct NATReplica: Sendable {
             snapshot.sessions.append(.init(mapping: index, remoteAddress: key.remoteAddress, remotePort: key.remotePort,
                                            tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen, remaining: remaining(session.expires),
                                            helper: session.helper.map { _ in snapshot.helperConnections.count }))
-            if let helper = session.helper { snapshot.helperConnections.append(base.helperConnections[helper]) }
+            if let helper = session.helper { snapshot.helperConnections.append(helper.resumed) }
         }
         snapshot.addressOnlyFlows = addressOnly.map { key, flow in
             .init(protocolNumber: key.protocolNumber, internalAddress: flow.internalAddress, remoteAddress: key.remoteAddress,

@@ -32,11 +32,19 @@ extension NATTranslator {
             // connection on this session) leaves the edits, held bytes and acknowledgement of
             // the old numbers behind: kept, they would no longer be in stream order, and
             // rebuilding a retransmission from them would copy a negative length.
-            if send.pointee.started, send.pointee.nextSequence != sequence &+ 1 { send.pointee = .initial }
+            if send.pointee.started, send.pointee.nextSequence != sequence &+ 1 {
+                if send.pointee.editCount > 0 || send.pointee.baseDelta != 0 { recordHelperState(sessionRow, outbound: outbound) }
+                send.pointee = .initial
+            }
             send.pointee.nextSequence = sequence &+ 1
             send.pointee.started = true
         } else if !send.pointee.started {
-            send.pointee.nextSequence = sequence
+            // A stream resumed from replicated state (edits, no position; NATReplica) goes on at
+            // this segment, or after its last edit when this one is older (a retransmission, to
+            // be rebuilt from the log rather than edited twice). A new stream has no edits.
+            let count = Int(send.pointee.editCount)
+            let lastEnd = count > 0 ? helperConnections.edits(connectionRow, sendIndex)[count - 1].end : sequence
+            send.pointee.nextSequence = seqLT(sequence, lastEnd) ? lastEnd : sequence
             send.pointee.started = true
         }
         if payloadLength == 0 || flags.contains(.syn) {
@@ -101,6 +109,7 @@ extension NATTranslator {
         }
         stagedEditRoom = min(HelperLimits.editsPerInspect, HelperLimits.editLog - Int(send.pointee.editCount) + prunable)
         stagedEditCount = 0
+        let stateBefore = recordsHelperStateChanges ? HelperStateWords(helperConnections.state(connectionRow)) : nil
         let verdict = configuration.helpers[helperIndex].helper.inspect(
             HelperData(bytes: UnsafeRawBufferPointer(start: helperInput, count: dataCount), direction: direction), &context)
         var holdFrom = dataCount
@@ -122,7 +131,7 @@ extension NATTranslator {
             output.copyMemory(from: payload, byteCount: seen)
             outputCount = seen
         }
-        var cursor = 0
+        var cursor = 0, logged = 0
         for i in 0..<stagedEditCount {
             let edit = stagedEdits[i]
             guard edit.end <= holdFrom else { break }
@@ -133,6 +142,7 @@ extension NATTranslator {
                 countHelperEvent(helperIndex, .limit)
                 continue
             }
+            logged += 1
             appendStagedEdit(i, from: helperInput, cursor: &cursor, to: output, count: &outputCount)
         }
         (output + outputCount).copyMemory(from: helperInput + cursor, byteCount: holdFrom - cursor)
@@ -141,6 +151,11 @@ extension NATTranslator {
         heldBytes.copyMemory(from: helperInput + holdFrom, byteCount: dataCount - holdFrom)
         send.pointee.heldLength = UInt16(dataCount - holdFrom)
         send.pointee.heldRetransmissions = 0
+        // The standby needs the edits (its numbers cannot be mapped without them) and the
+        // helper's state (an FTP helper that saw no greeting abandons the stream).
+        if let stateBefore, logged > 0 || stateBefore != HelperStateWords(helperConnections.state(connectionRow)) {
+            recordHelperState(sessionRow, outbound: sendIndex == 0)
+        }
 
         // The output starts at `outputStart` in the original stream; its sequence number is
         // mapped with the edits before it (the ones just logged all lie after it).

@@ -87,7 +87,7 @@ extension NATTranslator {
 
     /// A helper connection as a record, or nil when it would not read back (a name longer
     /// than the field, a stream the decoder refuses).
-    private func helperRecord(_ row: Int32) -> NATStateSnapshot.HelperRecord? {
+    func helperRecord(_ row: Int32) -> NATStateSnapshot.HelperRecord? {
         let connection = helperConnections.pointer(row)
         let name = Array(configuration.helpers[Int(connection.pointee.helperIndex)].helper.name.utf8)
         guard !name.isEmpty, name.count <= StateFormat.nameBytes, name.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return nil }

@@ -53,6 +53,8 @@ public final class NATTranslator {
     @exclusivity(unchecked) var restoring = false
     /// Record `.sessionEstablished` events too (the kernel fast path's; NATTranslator-FastPath.swift).
     @exclusivity(unchecked) public var recordsEstablishedSessions = false
+    /// Record `.helperStateChanged` events too (the HA increments'; NATTranslator-HelperState.swift).
+    @exclusivity(unchecked) public var recordsHelperStateChanges = false
 
     // Transparent redirect (NATTranslator-Redirect.swift): its connections, the sweep's
     // place in them, and the router's addresses by interface.

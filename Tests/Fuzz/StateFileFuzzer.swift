@@ -8,7 +8,10 @@
 //
 // Input: [flags][state length, 2 bytes][state file][packet ops, 8 bytes each + payload].
 // Flag bit 0: reseal — the trailing FNV-1a checksum is recomputed first, so mutations reach
-// the field checks behind it. FUZZ_WRITE_SEEDS=DIR writes seeds (a file saved from a real
+// the field checks behind it. Flag bit 1: the "file" is a helper connection's state as the HA
+// increments carry it (NATStateSnapshot-HelperState.swift): applied by a NATReplica of the
+// seed file to its FTP control connection (refused by name, or then the copy's snapshot is
+// the file, and its resumed streams get the packets). FUZZ_WRITE_SEEDS=DIR writes seeds (a file saved from a real
 // FTP session with a rewritten PORT and a held unfinished line, with replays) and exits.
 //
 // Built by Tests/Fuzz/run-fuzz.sh (swiftc -sanitize=fuzzer,address -parse-as-library).
@@ -191,12 +194,33 @@ extension String {
 
 // MARK: - one input
 
+/// The seed file's copy on a standby (NATReplica) with `helperState` applied to its FTP
+/// control connection, as a file; nil (counted) when the replica refuses the state.
+func replicatedFile(helperState: [UInt8]) -> [UInt8]? {
+    guard let base = try? NATStateSnapshot(decoding: StateSeeds.savedFile()) else { fail("the seed file does not decode") }
+    var replica = NATReplica(base)
+    let event = NATEvent(timeNanoseconds: 0, kind: .helperStateChanged, reason: .outbound, protocolNumber: 6,
+                         internalAddress: StateSeeds.client.value, internalPort: 40000, externalAddress: 0, externalPort: 0,
+                         remoteAddress: StateSeeds.server.value, remotePort: 21)
+    guard replica.applyHelperState(event, state: helperState, wallClock: base.savedAt) else {
+        stats.refused["helper_state", default: 0] += 1
+        return nil
+    }
+    let copy = replica.snapshot(savedAt: base.savedAt, minimumRemaining: .seconds(60))
+    check(copy.sessionCount == base.sessionCount && copy.helperConnectionCount == 1, "the replica lost a flow or the helper connection")
+    return copy.encoded()
+}
+
 func run(_ input: [UInt8]) {
     guard input.count >= 3 else { return }
     let flags = input[0]
     let length = min(Int(input[1]) << 8 | Int(input[2]), input.count - 3)
     var file = Array(input[3..<(3 + length)])
     if flags & 1 != 0 { file = resealed(file) }
+    if flags & 2 != 0 {
+        guard let replicated = replicatedFile(helperState: file) else { return }
+        file = replicated
+    }
     let snapshot: NATStateSnapshot
     do {
         snapshot = try NATStateSnapshot(decoding: file)
@@ -330,6 +354,23 @@ enum StateSeeds {
         return file
     }
 
+    /// The state `helperState(of:)` reads from the seed's FTP control connection after its PORT.
+    static func helperStateAfterPORT() -> [UInt8]? {
+        let nat = NATTranslator(configuration: configuration())
+        func send(_ bytes: [UInt8], _ direction: PacketDirection) { translate(nat, bytes, direction, now: t0) }
+        send(packet(tcp: true, from: client, 40000, to: server, 21, seq: 1000, ack: 0, flags: 0x02, payload: []), .outbound)
+        send(packet(tcp: true, from: server, 21, to: external, 40000, seq: 5000, ack: 1001, flags: 0x12, payload: []), .inbound)
+        send(packet(tcp: true, from: server, 21, to: external, 40000, seq: 5001, ack: 1001, flags: 0x18,
+                    payload: Array("220 ready\r\n".utf8)), .inbound) // the greeting: else the helper abandons the stream
+        send(packet(tcp: true, from: client, 40000, to: server, 21, seq: 1001, ack: 5012, flags: 0x18,
+                    payload: Array("PORT 192,0,2,10,156,65\r\n".utf8)), .outbound)
+        let event = NATEvent(timeNanoseconds: 0, kind: .helperStateChanged, reason: .outbound, protocolNumber: 6,
+                             internalAddress: client.value, internalPort: 40000, externalAddress: 0, externalPort: 0,
+                             remoteAddress: server.value, remotePort: 21)
+        guard case .found(let bytes)? = nat.helperState(of: event, maxBytes: 4096) else { return nil }
+        return bytes
+    }
+
     static func input(_ file: [UInt8], flags: UInt8, ops: [[UInt8]]) -> [UInt8] {
         [flags, UInt8(file.count >> 8), UInt8(file.count & 0xff)] + file + ops.flatMap { $0 }
     }
@@ -355,6 +396,9 @@ enum StateSeeds {
             seeds.append(input(crafted, flags: 1, ops: [retransmit, ack]))
         }
         seeds.append(input(savedFileWithAddressOnly(), flags: 0, ops: [ack]))
+        // The FTP connection's helper state as an increment carries it (read after the PORT
+        // was rewritten), replayed onto the seed's copy.
+        if let state = helperStateAfterPORT() { seeds.append(input(state, flags: 2, ops: [retransmit, rest, ack])) }
         // A redirected connection (format version 4) beside a UDP flow.
         seeds.append(input(savedRedirectFile(), flags: 0, ops: [ack]))
         for (i, seed) in seeds.enumerated() {

@@ -1,5 +1,8 @@
 // libFuzzer harness for the HA sync channel (Sources/Masqd/Sync/, compiled in with this
-// file: those files import nothing): any bytes are a run of datagrams from the peer. Each is
+// file: those files import nothing). First, the input's bytes also make random increment
+// batches (records of any field values with a valid kind, or one helper state of any bytes):
+// each must encode to a message that decodes back to the same batch. Then any bytes are a
+// run of datagrams from the peer. Each is
 // decoded (never a trap; a message that decodes encodes back to the same bytes), then fed to
 // a standby and an active SyncSession, which must count each one exactly once (accepted or
 // dropped by reason) and stay within their caps; the standby hands on increment batches only
@@ -47,9 +50,52 @@ func signed(_ bytes: [UInt8]) -> [UInt8] {
     return body + mac.authenticate(body)
 }
 
+/// Reads the input as a stream of field values for `randomBatches` (zeros past its end).
+struct FieldReader {
+    let bytes: [UInt8]
+    var at = 0
+    mutating func u8() -> UInt8 { defer { at += 1 }; return at < bytes.count ? bytes[at] : 0 }
+    mutating func u16() -> UInt16 { UInt16(u8()) << 8 | UInt16(u8()) }
+    mutating func u32() -> UInt32 { UInt32(u16()) << 16 | UInt32(u16()) }
+    mutating func u64() -> UInt64 { UInt64(u32()) << 32 | UInt64(u32()) }
+}
+
+/// Batches made from the input's bytes, as the active makes them: 1 to maxIncrements records
+/// of a valid kind, or no records and one helper state of 1 to maxStateBytes bytes.
+func randomBatches(_ input: [UInt8]) -> [SyncIncrementBatch] {
+    var r = FieldReader(bytes: input)
+    var out: [SyncIncrementBatch] = []
+    while r.at < input.count, out.count < 8 {
+        var batch = SyncIncrementBatch(number: max(1, r.u64()), wallClock: r.u64(), records: [])
+        let shape = r.u8()
+        if shape & 1 == 0 {
+            for _ in 0..<(1 + Int(shape >> 1) % SyncMessage.maxIncrements) {
+                let kinds = SyncIncrement.kinds
+                batch.records.append(SyncIncrement(kind: kinds.lowerBound + r.u8() % UInt8(kinds.count), reason: r.u8(), protocolNumber: r.u8(),
+                                                   internalAddress: r.u32(), internalPort: r.u16(), externalPort: r.u16(),
+                                                   externalAddress: r.u32(), remoteAddress: r.u32(), remotePort: r.u16()))
+            }
+        } else {
+            let length = 1 + Int(r.u16()) % SyncHelperState.maxStateBytes
+            var state: [UInt8] = []
+            for _ in 0..<length { state.append(r.u8()) }
+            batch.helperStates = [SyncHelperState(protocolNumber: r.u8(), internalAddress: r.u32(), internalPort: r.u16(),
+                                                  remoteAddress: r.u32(), remotePort: r.u16(), state: state)]
+        }
+        out.append(batch)
+    }
+    return out
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
+    for (n, batch) in randomBatches(input).enumerated() {
+        let message = SyncMessage(epoch: 9, sequence: UInt64(n + 1), body: .increments(batch))
+        let bytes = message.encoded(with: mac)
+        check(bytes.count <= SyncMessage.maxSize, "a batch of \(batch.records.count) records, \(batch.helperStates.count) helper states encodes to \(bytes.count) bytes")
+        check(SyncMessage.decode(bytes, mac: mac) == .success(message), "a batch does not decode back to itself: \(batch)")
+    }
     var standby = SyncSession(key: key, epoch: 1, resyncInterval: 1_000_000_000, maxChunks: maxChunks)
     var active = SyncSession(key: key, epoch: 2, resyncInterval: 1_000_000_000, maxChunks: maxChunks)
     active.startResync([UInt8](repeating: 7, count: 5000), now: 1)
@@ -64,12 +110,18 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         now += 7_000_000
         for delivery in standby.receive(bytes, fromPeer: true, now: now, active: false) {
             switch delivery {
-            case .snapshot(let snapshot):
+            case .snapshot(let snapshot, let base):
+                lastApplied = nil // the replay onto the new copy starts after its base
+                for batch in standby.snapshotAccepted(base: base) { // (as the engine does with one that decodes)
+                    if let last = lastApplied { check(batch.number == last &+ 1, "batch \(batch.number) handed on after \(last)") }
+                    lastApplied = batch.number
+                }
                 check(snapshot.count <= maxChunks * SyncMessage.maxChunkData, "a resync larger than the cap completed")
-                lastApplied = nil
             case .increments(let batch):
                 if let last = lastApplied { check(batch.number == last &+ 1, "batch \(batch.number) handed on after \(last)") }
-                check(!batch.records.isEmpty && batch.records.count <= SyncMessage.maxIncrements, "a batch of \(batch.records.count) records")
+                let shaped = batch.helperStates.isEmpty ? (1...SyncMessage.maxIncrements).contains(batch.records.count)
+                    : batch.records.isEmpty && batch.helperStates.count == 1 && (1...SyncHelperState.maxStateBytes).contains(batch.helperStates[0].state.count)
+                check(shaped, "a batch of \(batch.records.count) records and \(batch.helperStates.count) helper states")
                 lastApplied = batch.number
             }
         }
@@ -106,6 +158,8 @@ public func initialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutabl
                                                                                        internalPort: 2, externalPort: 3, externalAddress: 4,
                                                                                        remoteAddress: 5, remotePort: 6)])),
         .incrementAck(epoch: 2, through: 1, missingTo: 3), .hello(active: false, wantsResync: true),
+        .increments(SyncIncrementBatch(number: 1, wallClock: 9, records: [], helperStates: [
+            SyncHelperState(protocolNumber: 6, internalAddress: 1, internalPort: 2, remoteAddress: 5, remotePort: 21, state: [4, 0x66, 0x74, 0x70])])),
     ]
     for (n, body) in bodies.enumerated() {
         let bytes = SyncMessage(epoch: 3, sequence: UInt64(n + 1), body: body).encoded(with: mac)

@@ -1008,10 +1008,10 @@ final class Harness {
             case .mappingRemoved: eventMappings -= 1
             case .sessionCreated: eventSessions += 1
             case .sessionRemoved: eventSessions -= 1
-            case .sessionEstablished, .portBlockAllocated, .portBlockReleased, .addressOnlyCreated, .addressOnlyRemoved: break
+            case .sessionEstablished, .portBlockAllocated, .portBlockReleased, .addressOnlyCreated, .addressOnlyRemoved, .helperStateChanged: break
             case .redirectCreated, .redirectRemoved: fail("a redirect event from a translator without --redirect")
             }
-            check((e.kind.isCreation || e.kind == .sessionEstablished) == (e.reason.rawValue < 16), "event \(e.kind) with reason \(e.reason)")
+            check((e.kind.isCreation || e.kind == .sessionEstablished || e.kind == .helperStateChanged) == (e.reason.rawValue < 16), "event \(e.kind) with reason \(e.reason)")
             // The fast path's cue: only plain TCP/UDP sessions, never ICMP.
             check(e.kind != .sessionEstablished || e.protocolNumber != IPProtocolNumber.icmp, "an established event for ICMP")
             check([IPProtocolNumber.tcp, IPProtocolNumber.udp, IPProtocolNumber.icmp].contains(e.protocolNumber),

@@ -41,7 +41,7 @@ SWIFTC=${SWIFTC:-swiftc}
 SCRIPT=$ROOT/Tests/Fuzz/run-fuzz.sh
 FLAGS=(-O -g -sanitize=fuzzer,address -parse-as-library -swift-version 6)
 QUARTER=$(( DURATION / 4 > 10 ? DURATION / 4 : 10 ))
-SYNC_SOURCES=("$ROOT"/Sources/Masqd/Sync/{SHA256,HMACSHA256,SyncMessage,SyncReceiveWindow,SyncSnapshotAssembly,SyncResendQueue,SyncIncrement,SyncIncrementQueue,SyncIncrementInbox,SyncCounters,SyncSession}.swift)
+SYNC_SOURCES=("$ROOT"/Sources/Masqd/Sync/{SHA256,HMACSHA256,SyncMessage,SyncReceiveWindow,SyncSnapshotAssembly,SyncResendQueue,SyncIncrement,SyncHelperState,SyncIncrementQueue,SyncIncrementInbox,SyncCounters,SyncSession}.swift)
 # shellcheck disable=SC2206
 EXTRA=(${FUZZ_ARGS:-})
 

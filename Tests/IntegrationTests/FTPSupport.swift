@@ -90,10 +90,20 @@ enum FTPLab {
     /// connections leave from port 20 (connect_from_port_20). `passivePorts`: pasv_min/max_port.
     static func startVsftpd(_ lab: LabTopology, on node: LabTopology.Node, bind: String, port: Int, root: String,
                             fromPort20: Bool = true, passivePorts: ClosedRange<Int>? = nil, name: String) throws -> Vsftpd {
-        let empty = lab.workDir + "/\(name)-empty"
+        try startVsftpd(workDir: lab.workDir, where: lab.namespace(node), bind: bind, port: port, root: root, fromPort20: fromPort20,
+                        passivePorts: passivePorts, name: name, spawn: { try lab.spawn(node, $0, name: name) },
+                        run: { try lab.run(node, $0, timeout: 5) })
+    }
+
+    /// The same in any lab: `spawn` starts a process in the server's namespace (`where`, for
+    /// messages), `run` runs a command there.
+    static func startVsftpd(workDir: String, where namespace: String, bind: String, port: Int, root: String, fromPort20: Bool = true,
+                            passivePorts: ClosedRange<Int>? = nil, name: String, spawn: ([String]) throws -> BackgroundProcess,
+                            run: ([String]) throws -> CommandResult) throws -> Vsftpd {
+        let empty = workDir + "/\(name)-empty"
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o755])
-        let logPath = lab.workDir + "/\(name)-protocol.log"
+        let logPath = workDir + "/\(name)-protocol.log"
         var config = [
             "listen=YES", "listen_ipv6=NO", "listen_address=\(bind)", "listen_port=\(port)", "background=NO",
             "anonymous_enable=YES", "local_enable=NO", "write_enable=NO", "no_anon_password=YES",
@@ -104,22 +114,33 @@ enum FTPLab {
             "syslog_enable=NO", "vsftpd_log_file=\(logPath)", "use_localtime=NO",
         ]
         if let passivePorts { config += ["pasv_min_port=\(passivePorts.lowerBound)", "pasv_max_port=\(passivePorts.upperBound)"] }
-        let configPath = lab.workDir + "/\(name).conf"
+        let configPath = workDir + "/\(name).conf"
         try (config.joined(separator: "\n") + "\n").write(toFile: configPath, atomically: true, encoding: .utf8)
         guard let vsftpd = Shell.which("vsftpd") else { throw IntegrationFailure("vsftpd not found (apt-get install -y vsftpd)") }
-        let process = try lab.spawn(node, [vsftpd, configPath], name: name)
+        let process = try spawn([vsftpd, configPath])
         let listening = try Semantics.waitUntil(timeout: 10) {
             guard process.isRunning else { return false }
-            return try lab.run(node, ["ss", "-Hltn"], timeout: 5).stdout.contains("\(bind):\(port) ")
+            return try run(["ss", "-Hltn"]).stdout.contains("\(bind):\(port) ")
         }
         guard listening else {
             process.stop()
-            throw IntegrationFailure("vsftpd did not listen on \(bind):\(port) in \(lab.namespace(node)) (status \(process.exitStatus.map(String.init) ?? "running")):\n\(process.output)")
+            throw IntegrationFailure("vsftpd did not listen on \(bind):\(port) in \(namespace) (status \(process.exitStatus.map(String.init) ?? "running")):\n\(process.output)")
         }
         return Vsftpd(process: process, logPath: logPath)
     }
 
     // MARK: clients
+
+    /// lftp settings for active mode only (no fallback to passive), one try, a 20 s timeout,
+    /// stop at the first failing command.
+    static let lftpActiveOnly = """
+        set ftp:passive-mode off
+        set ftp:auto-passive-mode off
+        set ftp:ssl-allow no
+        set net:max-retries 1
+        set net:timeout 20
+        set cmd:fail-exit yes
+        """
 
     /// `curl -v` in `node`'s namespace downloading `url` to `output`; `extra` selects the
     /// mode (`-P -`, `--disable-eprt`, `--disable-epsv`, …). The verbose trace (stderr) shows

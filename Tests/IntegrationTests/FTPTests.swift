@@ -105,12 +105,7 @@ struct FTPTests {
 
             let script = lab.workDir + "/mget.lftp"
             try """
-            set ftp:passive-mode off
-            set ftp:auto-passive-mode off
-            set ftp:ssl-allow no
-            set net:max-retries 1
-            set net:timeout 20
-            set cmd:fail-exit yes
+            \(FTPLab.lftpActiveOnly)
             open ftp://\(server)
             mget -O \(downloads) f*.bin
             bye

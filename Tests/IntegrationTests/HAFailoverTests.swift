@@ -68,7 +68,7 @@ struct HAFailoverTests {
     static let forgeScript = """
         import hashlib, hmac, socket, struct, sys
         src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-        body = b"MQSY" + bytes([2, 1]) + struct.pack(">HQQ", 4, 2**62, 1) + bytes([1, 0, 0, 0])
+        body = b"MQSY" + bytes([\(SyncMessage.version), 1]) + struct.pack(">HQQ", 4, 2**62, 1) + bytes([1, 0, 0, 0])
         mac = hmac.new(b"not the routers' shared secret", body, hashlib.sha256).digest()
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((src, 0))
         s.sendto(body + mac, (dst, port)); print("sent", flush=True)

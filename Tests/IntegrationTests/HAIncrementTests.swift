@@ -68,16 +68,9 @@ struct HAIncrementTests {
         let trigger = lab.workDir + "/line"
         let slow = ["--sync-interval", "60"]
 
-        let masqdA = try lab.startMasqd(.a, masqd: masqd, name: "masqd-a", extra: slow)
-        let masqdB = try lab.startMasqd(.b, masqd: masqd, name: "masqd-b", extra: slow)
-        let keepalivedA = try lab.startKeepalived(.a, masqd: masqd, repository: HAFailoverTests.repository, name: "keepalived-a")
-        let aActive = Semantics.waitUntil(timeout: 15) { (try? lab.stats(.a, masqd: masqd))?["role_active"] == 1 }
-        try #require(aActive, "A never became active:\n\(keepalivedA.output)\n\(masqdA.output)")
-        let keepalivedB = try lab.startKeepalived(.b, masqd: masqd, repository: HAFailoverTests.repository, name: "keepalived-b")
-        try #require(keepalivedB.waitForOutput(containing: "Entering BACKUP STATE", timeout: 10), "B:\n\(keepalivedB.output)")
         // B holds A's state (empty) from a full resync before any flow exists.
-        let synced = Semantics.waitUntil(timeout: 10) { ((try? lab.stats(.b, masqd: masqd))?["sync_resyncs_received"] ?? 0) >= 1 }
-        try #require(synced, "B never received a resync: \((try? lab.stats(.b, masqd: masqd)) ?? [:])\n\(masqdB.output)")
+        let pair = try lab.startPair(masqd: masqd, repository: HAFailoverTests.repository, extra: slow)
+        let (masqdA, masqdB, keepalivedA, keepalivedB) = (pair.masqdA, pair.masqdB, pair.keepalivedA, pair.keepalivedB)
         usleep(500_000)
         let startA = try lab.stats(.a, masqd: masqd), startB = try lab.stats(.b, masqd: masqd)
         #expect(startB["sync_replicated_flows"] == 0 && startA["flows_active"] == 0, "A: \(startA)\nB: \(startB)")

@@ -216,6 +216,26 @@ final class HATopology: @unchecked Sendable {
                                   "-p", "\(workDir)/\(name).pid", "-r", "\(workDir)/\(name)-vrrp.pid"], name: name)
     }
 
+    /// The two routers' processes of a test.
+    struct Pair {
+        let masqdA, masqdB, keepalivedA, keepalivedB: BackgroundProcess
+    }
+
+    /// masqd on both routers (with `extra`), keepalived on A until A is active, then on B
+    /// until it is backup and its masqd holds A's first full resync.
+    func startPair(masqd: String, repository: String, extra: [String] = []) throws -> Pair {
+        let masqdA = try startMasqd(.a, masqd: masqd, name: "masqd-a", extra: extra)
+        let masqdB = try startMasqd(.b, masqd: masqd, name: "masqd-b", extra: extra)
+        let keepalivedA = try startKeepalived(.a, masqd: masqd, repository: repository, name: "keepalived-a")
+        let aActive = Semantics.waitUntil(timeout: 15) { (try? stats(.a, masqd: masqd))?["role_active"] == 1 }
+        guard aActive else { throw IntegrationFailure("A never became active:\n\(keepalivedA.output)\n\(masqdA.output)") }
+        let keepalivedB = try startKeepalived(.b, masqd: masqd, repository: repository, name: "keepalived-b")
+        guard keepalivedB.waitForOutput(containing: "Entering BACKUP STATE", timeout: 10) else { throw IntegrationFailure("B:\n\(keepalivedB.output)") }
+        let synced = Semantics.waitUntil(timeout: 10) { ((try? stats(.b, masqd: masqd))?["sync_resyncs_received"] ?? 0) >= 1 }
+        guard synced else { throw IntegrationFailure("B never received a resync: \((try? stats(.b, masqd: masqd)) ?? [:])\n\(masqdB.output)") }
+        return Pair(masqdA: masqdA, masqdB: masqdB, keepalivedA: keepalivedA, keepalivedB: keepalivedB)
+    }
+
     /// SIGKILL of keepalived (the parent and its VRRP child) and masqd, then the router's links
     /// cut: a router that died, not one that stopped politely.
     func killRouter(_ router: Node, keepalived: BackgroundProcess, keepalivedName: String, masqd: BackgroundProcess) throws {

@@ -81,6 +81,9 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
                 SyncIncrement(kind: 3, reason: 1, protocolNumber: 6, internalAddress: 0xC000_020A, internalPort: 40000,
                               externalPort: 1024, externalAddress: 0xCB00_7101, remoteAddress: 0xC633_6402, remotePort: 80)])),
             .incrementAck(epoch: 99, through: 4, missingTo: 9),
+            .increments(SyncIncrementBatch(number: 4, wallClock: 78, records: [], helperStates: [
+                SyncHelperState(protocolNumber: 6, internalAddress: 0xC000_020A, internalPort: 40000, remoteAddress: 0xC633_6402,
+                                remotePort: 21, state: [1, 2, 3])])),
             .chunk(resync: 7, index: 2, count: 3, data: [1, 2, 3]),
             .ack(epoch: 99, resync: 7, received: 3),
             .nack(epoch: 99, resync: 7, from: 1, to: 2),
@@ -88,7 +91,7 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         for body in bodies {
             let message = SyncMessage(epoch: 0x0102030405060708, sequence: 0x1112131415161718, body: body)
             let bytes = message.encoded(with: mac)
-            #expect(Array(bytes[0..<5]) == Array("MQSY".utf8) + [2])
+            #expect(Array(bytes[0..<5]) == Array("MQSY".utf8) + [3])
             #expect(Array(bytes[8..<24]) == [1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18])
             #expect(Int(bytes[6]) << 8 | Int(bytes[7]) == bytes.count - 24 - 32)
             // The MAC is HMAC-SHA256 of everything before it, checked with the reference MAC above.
@@ -120,6 +123,20 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         var short = Array(good.dropLast(32)) + [0, 0, 0, 0]
         short[7] = 20
         #expect(SyncMessage.decode(short + mac.authenticate(short), mac: mac) == .failure(.wrongLength))
+        // A helper state: its record laid out as SyncHelperState.swift says; one whose length
+        // is not the rest of the message, or whose reserved byte is set, signed: malformed.
+        let helper = SyncHelperState(protocolNumber: 6, internalAddress: 0x0102_0304, internalPort: 0x0506, remoteAddress: 0x0708_090A,
+                                     remotePort: 0x0B0C, state: [0xAA, 0xBB])
+        let helperMessage = SyncMessage(epoch: 5, sequence: 3, body: .increments(SyncIncrementBatch(number: 1, wallClock: 2, records: [],
+                                                                                                    helperStates: [helper])))
+        let helperBytes = helperMessage.encoded(with: mac)
+        #expect(helperBytes[5] == 7)
+        #expect(Array(helperBytes[40..<58]) == [6, 0, 5, 6, 1, 2, 3, 4, 7, 8, 9, 10, 11, 12, 0, 2, 0xAA, 0xBB])
+        for (offset, value) in [(41, UInt8(1)), (55, 3), (55, 1)] {
+            var bad = Array(helperBytes.dropLast(32))
+            bad[offset] = value
+            #expect(SyncMessage.decode(bad + mac.authenticate(bad), mac: mac) == .failure(.malformed), "byte \(offset) = \(value)")
+        }
         // A chunk whose index is beyond its count, signed.
         let chunk = SyncMessage(epoch: 5, sequence: 2, body: .chunk(resync: 1, index: 3, count: 3, data: [0])).encoded(with: mac)
         #expect(SyncMessage.decode(chunk, mac: mac) == .failure(.malformed))
@@ -254,7 +271,10 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
             }
             standby.poll(now: now, active: false) { link.toActive.append($0); return true }
             for datagram in link.toStandby {
-                for case .snapshot(let done) in standby.receive(datagram, fromPeer: true, now: now, active: false) { received = done }
+                for case .snapshot(let done, let base) in standby.receive(datagram, fromPeer: true, now: now, active: false) {
+                    received = done
+                    _ = standby.snapshotAccepted(base: base)
+                }
             }
             for datagram in link.toActive { _ = active.receive(datagram, fromPeer: true, now: now, active: true) }
             link = Link()
@@ -499,9 +519,21 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
             active.poll(now: now, active: true) { d in sent += 1; if lose == 0 || sent % lose != 0 { toStandby.append(d) }; return true }
             sentToStandby = sent
             standby.poll(now: now, active: false) { toActive.append($0); return true }
-            for d in toStandby { delivered += standby.receive(d, fromPeer: true, now: now, active: false) }
+            for d in toStandby {
+                for delivery in standby.receive(d, fromPeer: true, now: now, active: false) {
+                    delivered.append(delivery)
+                    // As the engine does: a resync that decodes (here: one not starting with 0xff) is accepted.
+                    guard case .snapshot(let data, let base) = delivery else { continue }
+                    if data.first == 0xff { standby.noteSnapshotRefused() } else { delivered += standby.snapshotAccepted(base: base).map { .increments($0) } }
+                }
+            }
             for d in toActive { _ = active.receive(d, fromPeer: true, now: now, active: true) }
         }
+
+        /// The resyncs' data delivered, in order.
+        var snapshots: [[UInt8]] { delivered.compactMap { if case .snapshot(let data, _) = $0 { data } else { nil } } }
+        /// The increment batches handed on to be applied, by number, in order.
+        var batchNumbers: [UInt64] { delivered.compactMap { if case .increments(let b) = $0 { b.number } else { nil } } }
     }
 
     @Test("after a resync, increments stream in order over a lossy link; acks empty the active's queue; the resync came once")
@@ -509,7 +541,7 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         var pair = Pair()
         pair.loseEvery = 4
         for _ in 0..<100 { pair.step() } // the standby asks, the resync crosses
-        #expect(pair.delivered.first == .snapshot([1, 2, 3]) && !pair.standby.wantsResync)
+        #expect(pair.snapshots.first == [1, 2, 3] && !pair.standby.wantsResync)
         // 500 increments over 50 rounds, 10 a round.
         for i in 0..<50 {
             pair.step { active, now in active.queueIncrements((0..<10).map { Self.record(i * 10 + $0) }, wallClock: 7, now: now) }
@@ -522,6 +554,27 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         #expect(pair.active.counters.resyncsSent == 1 && pair.active.counters.incrementRecordsSent == 500)
         #expect(pair.standby.counters.incrementsReceived >= 500)
         #expect(pair.standby.inbox.applied == pair.active.outgoingIncrements.lastNumber)
+    }
+
+    @Test("a full resync that does not decode leaves the copy and its increments as they were: batches missing before its base still come and apply in order")
+    func refusedResyncKeepsTheInbox() {
+        var pair = Pair()
+        for _ in 0..<100 { pair.step() }
+        #expect(pair.snapshots == [[1, 2, 3]])
+        pair.step { active, now in active.queueIncrements([Self.record(1)], wallClock: 7, now: now) }
+        // Batch 2 is lost on the way; batch 3 arrives and waits for it.
+        pair.loseEvery = 1
+        pair.step { active, now in active.queueIncrements([Self.record(2)], wallClock: 7, now: now) }
+        pair.loseEvery = 0
+        pair.step { active, now in active.queueIncrements([Self.record(3)], wallClock: 7, now: now) }
+        #expect(pair.batchNumbers == [1] && pair.standby.inbox.gap == 2...2)
+        // A resync that includes batches up to 3 and does not decode: the standby keeps its copy,
+        // so it still needs batch 2 (then 3) on top of it, not a jump to the resync's base.
+        pair.step(state: [0xff]) { active, _ in active.eventsLost() }
+        for _ in 0..<100 { pair.step(state: [0xff]) }
+        #expect(pair.snapshots.first { $0 == [0xff] } != nil && pair.standby.counters.snapshotsRefused >= 1)
+        #expect(Array(pair.batchNumbers.prefix(3)) == [1, 2, 3], "batches handed on: \(pair.batchNumbers)")
+        #expect(pair.standby.wantsResync) // and it asks for another
     }
 
     @Test("a role change starts the copy again: the standby asks for a resync, a new active sends one")
@@ -555,7 +608,7 @@ private func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: 
         pair.delivered = []
         for _ in 0..<300 { pair.step(state: [9]) }
         #expect(pair.active.counters.resyncsSent == 3)
-        #expect(pair.delivered.contains(.snapshot([9])))
+        #expect(pair.snapshots.contains([9]))
         #expect(pair.standby.inbox.applied == pair.active.outgoingIncrements.lastNumber)
         #expect(pair.active.outgoingIncrements.outstanding == 0)
     }

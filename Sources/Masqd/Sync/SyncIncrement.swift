@@ -49,9 +49,16 @@ struct SyncIncrement: Equatable, Sendable {
 }
 
 /// One batch of increments: its number, the active's wall clock when it was made (ns since
-/// 1970: the lifetimes the standby keeps are deadlines on that clock), the records.
+/// 1970: the lifetimes the standby keeps are deadlines on that clock), the records, or (a
+/// batch of its own, no records) one helper connection's state (SyncHelperState.swift).
 struct SyncIncrementBatch: Equatable, Sendable {
     var number: UInt64
     var wallClock: UInt64
     var records: [SyncIncrement]
+    var helperStates: [SyncHelperState] = []
+
+    /// What it weighs against the standby's bounds, in records (a helper state by its bytes).
+    var weight: Int { records.count + helperStates.reduce(0) { $0 + 1 + $1.state.count / SyncIncrement.size } }
+    /// Increments it carries (records and helper states).
+    var itemCount: Int { records.count + helperStates.count }
 }

@@ -5,7 +5,8 @@
 // arrives after them). Batches after a gap wait for it (the gap is nacked). Before the first
 // resync nothing is applied (there is nothing to apply to): batches wait.
 //
-// Bounded: `maxRecords` increments waiting and as many kept for replay. Past that, a batch
+// Bounded: `maxRecords` increments waiting and as many kept for replay (a helper state
+// weighs its bytes in records: SyncIncrementBatch.weight). Past that, a batch
 // that would wait is dropped (a gap, nacked: the active sends it again or resyncs), and kept
 // ones are forgotten from the oldest; a resync older than one forgotten cannot be brought up
 // to date, and `needsResync` says so (the standby asks for another). No imports (fuzz target).
@@ -35,12 +36,12 @@ struct SyncIncrementInbox {
     mutating func add(_ batch: SyncIncrementBatch) -> [SyncIncrementBatch] {
         if let applied, batch.number <= applied { return [] }
         guard waiting[batch.number] == nil else { return [] }
-        guard waitingRecords + batch.records.count <= maxRecords else {
+        guard waitingRecords + batch.weight <= maxRecords else {
             droppedBatches &+= 1
             return []
         }
         waiting[batch.number] = batch
-        waitingRecords += batch.records.count
+        waitingRecords += batch.weight
         return releaseInOrder()
     }
 
@@ -50,10 +51,10 @@ struct SyncIncrementInbox {
         kept.removeAll { $0.number <= base }
         needsResync = forgottenThrough > base // batches after the base were forgotten: this copy lacks them
         let replay = kept
-        keptRecords = kept.reduce(0) { $0 + $1.records.count }
+        keptRecords = kept.reduce(0) { $0 + $1.weight }
         applied = kept.last?.number ?? base
         for number in Array(waiting.keys) where number <= applied! {
-            waitingRecords -= waiting.removeValue(forKey: number)!.records.count
+            waitingRecords -= waiting.removeValue(forKey: number)!.weight
         }
         return replay + releaseInOrder()
     }
@@ -73,16 +74,16 @@ struct SyncIncrementInbox {
         guard var next = applied.map({ $0 &+ 1 }) else { return [] }
         var out: [SyncIncrementBatch] = []
         while let batch = waiting.removeValue(forKey: next) {
-            waitingRecords -= batch.records.count
+            waitingRecords -= batch.weight
             out.append(batch)
             kept.append(batch)
-            keptRecords += batch.records.count
+            keptRecords += batch.weight
             applied = next
             next &+= 1
         }
         while keptRecords > maxRecords, !kept.isEmpty {
             let forgotten = kept.removeFirst()
-            keptRecords -= forgotten.records.count
+            keptRecords -= forgotten.weight
             forgottenThrough = forgotten.number
         }
         return out

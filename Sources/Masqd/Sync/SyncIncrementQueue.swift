@@ -1,6 +1,7 @@
 // The active's increment batches not yet acknowledged by the standby, each with when it was
 // last sent: sent once in order, again on a nack or when no ack covered it within the resend
-// delay (FTFW's resend queue, by batch number). Bounded: `capacity` batches. When it is full
+// delay (FTFW's resend queue, by batch number; the timing is SyncResendQueue.swift's
+// SyncResendTiming). Bounded: `capacity` batches. When it is full
 // the oldest batch goes if the full resync under way already contains it; otherwise the
 // standby is too far behind to be served from here, and the caller falls back to a full
 // resync. No imports (compiled into the fuzz target).
@@ -8,9 +9,8 @@
 struct SyncIncrementQueue {
     let capacity: Int
     private var batches: [SyncIncrementBatch] = []
-    /// Per batch (same index): when it was last sent; 0: never; `dueNow`: a nack asked.
+    /// Per batch (same index): when it was last sent (SyncResendTiming).
     private var lastSent: [UInt64] = []
-    private static let dueNow = UInt64.max
     /// The last batch number given out (batches are numbered from 1 in the sender's epoch).
     private(set) var lastNumber: UInt64 = 0
 
@@ -30,7 +30,7 @@ struct SyncIncrementQueue {
 
     /// Numbers `records` as the next batch and holds it. `coveredThrough`: the base of the
     /// full resync being delivered (its batches up to that are in it), or 0.
-    mutating func append(_ records: [SyncIncrement], wallClock: UInt64, coveredThrough: UInt64) -> Appended {
+    mutating func append(_ records: [SyncIncrement], helperStates: [SyncHelperState] = [], wallClock: UInt64, coveredThrough: UInt64) -> Appended {
         lastNumber &+= 1
         var outcome = Appended.queued
         if batches.count >= capacity {
@@ -44,7 +44,7 @@ struct SyncIncrementQueue {
                 outcome = .overflowed
             }
         }
-        batches.append(SyncIncrementBatch(number: lastNumber, wallClock: wallClock, records: records))
+        batches.append(SyncIncrementBatch(number: lastNumber, wallClock: wallClock, records: records, helperStates: helperStates))
         lastSent.append(0)
         return outcome
     }
@@ -57,13 +57,12 @@ struct SyncIncrementQueue {
     }
 
     /// The standby misses batches `from...to`: those held go again next (but those sent within
-    /// SyncResendQueue.nackHoldoff before `now`). Returns false when some of them are no
+    /// SyncResendTiming.nackHoldoff before `now`). Returns false when some of them are no
     /// longer held (only a full resync can bring the standby up to date).
     mutating func resendRequested(from: UInt64, to: UInt64, now: UInt64) -> Bool {
         guard from <= to else { return true }
-        for i in batches.indices where batches[i].number >= from && batches[i].number <= to && lastSent[i] != 0
-            && (lastSent[i] == Self.dueNow || now &- lastSent[i] >= SyncResendQueue.nackHoldoff) {
-            lastSent[i] = Self.dueNow
+        for i in batches.indices where batches[i].number >= from && batches[i].number <= to {
+            lastSent[i] = SyncResendTiming.nacked(lastSent[i], now: now)
         }
         guard let first = batches.first?.number else { return to > lastNumber } // nothing held: only future numbers are fine
         return from >= first || from > lastNumber
@@ -76,10 +75,10 @@ struct SyncIncrementQueue {
         var fresh = 0, again = 0
         for i in batches.indices where fresh + again < budget {
             let last = lastSent[i]
-            guard last == 0 || last == Self.dueNow || now &- last >= after else { continue }
-            guard send(batches[i], last != 0) else { break }
-            if last == 0 { fresh += 1 } else { again += 1 }
-            lastSent[i] = min(max(now, 1), Self.dueNow - 1)
+            guard SyncResendTiming.isDue(last, now: now, after: after) else { continue }
+            guard send(batches[i], last != SyncResendTiming.never) else { break }
+            if last == SyncResendTiming.never { fresh += 1 } else { again += 1 }
+            lastSent[i] = SyncResendTiming.sent(at: now)
         }
         return (fresh, again)
     }

@@ -1,7 +1,7 @@
 // One message of the sync channel between two routers (UDP, one message per datagram).
 // Big-endian:
 //
-//   0  magic "MQSY"   4  version (2)   5  kind   6  payload length
+//   0  magic "MQSY"   4  version (3)   5  kind   6  payload length
 //   8  sender epoch: the sender's start time (wall clock, ns), so a restarted peer's sequence
 //      numbers are told from a replay of its old ones (an older epoch is stale)
 //   16 sequence number (from 1, per epoch, every message): replays are refused by it
@@ -13,14 +13,17 @@
 // acknowledged, and how many of its chunks from the first arrived without a gap), nack (20:
 // the epoch and resync, first and last missing chunk), increments (16 + 22 × n, n 1-54: the
 // batch number, the sender's wall clock, the records; SyncIncrement.swift), increment ack
-// (24: the sender epoch, the last batch applied, the last batch of a gap after it or 0).
+// (24: the sender epoch, the last batch applied, the last batch of a gap after it or 0),
+// helper state (16 + 17-1196: a batch of its own, number and wall clock as increments', then
+// one SyncHelperState record; SyncHelperState.swift).
 // What must arrive (chunks, increment batches) is made reliable by number, as FTFW does by
 // sequence: acks, nacks, resends. Version 2 added the increments, the hello's flag and the
-// resync's base: a version 1 peer's messages are refused as malformed. No imports: the fuzz
+// resync's base; version 3 the helper state: an older peer's messages are refused as
+// malformed (both routers run the same version to sync). No imports: the fuzz
 // target compiles this file with SHA256.swift and HMACSHA256.swift.
 
 enum SyncMessageKind: UInt8, Sendable {
-    case hello = 1, chunk = 2, ack = 3, nack = 4, increments = 5, incrementAck = 6
+    case hello = 1, chunk = 2, ack = 3, nack = 4, increments = 5, incrementAck = 6, helperState = 7
 }
 
 /// Why a received datagram was dropped (each has a counter).
@@ -47,6 +50,7 @@ struct SyncMessage: Equatable, Sendable {
         case chunk(resync: UInt32, index: UInt32, count: UInt32, data: [UInt8])
         case ack(epoch: UInt64, resync: UInt32, received: UInt32)
         case nack(epoch: UInt64, resync: UInt32, from: UInt32, to: UInt32)
+        /// A batch of records, or (kind 7) of one helper state.
         case increments(SyncIncrementBatch)
         /// Batches up to `through` applied; `missingTo` > 0: through+1...missingTo did not arrive.
         case incrementAck(epoch: UInt64, through: UInt64, missingTo: UInt64)
@@ -64,7 +68,7 @@ struct SyncMessage: Equatable, Sendable {
     /// No resync has more chunks than this (about 5 GB); the receiver's own cap is lower.
     static let maxChunkCount: UInt32 = 1 << 22
     static let magic: [UInt8] = Array("MQSY".utf8)
-    static let version: UInt8 = 2
+    static let version: UInt8 = 3
     /// Increment records per message: a message stays within the chunk's size.
     static let maxIncrements = (maxChunkData + 12 - 16) / SyncIncrement.size
 
@@ -74,7 +78,7 @@ struct SyncMessage: Equatable, Sendable {
         case .chunk: .chunk
         case .ack: .ack
         case .nack: .nack
-        case .increments: .increments
+        case .increments(let batch): batch.helperStates.isEmpty ? .increments : .helperState
         case .incrementAck: .incrementAck
         }
     }
@@ -94,6 +98,7 @@ struct SyncMessage: Equatable, Sendable {
         case .increments(let batch):
             Self.put64(batch.number, &payload); Self.put64(batch.wallClock, &payload)
             for record in batch.records { record.encode(into: &payload) }
+            for state in batch.helperStates { state.encode(into: &payload) }
         case .incrementAck(let epoch, let through, let missingTo):
             Self.put64(epoch, &payload); Self.put64(through, &payload); Self.put64(missingTo, &payload)
         }
@@ -146,6 +151,11 @@ struct SyncMessage: Equatable, Sendable {
             let number = get64(bytes, p)
             guard number >= 1 else { return .failure(.malformed) }
             body = .increments(SyncIncrementBatch(number: number, wallClock: get64(bytes, p + 8), records: records))
+        case .helperState:
+            guard length > 16, let state = SyncHelperState.decode(Array(bytes[(p + 16)..<signedEnd]), at: 0) else { return .failure(.malformed) }
+            let number = get64(bytes, p)
+            guard number >= 1 else { return .failure(.malformed) }
+            body = .increments(SyncIncrementBatch(number: number, wallClock: get64(bytes, p + 8), records: [], helperStates: [state]))
         case .incrementAck:
             guard length == 24 else { return .failure(.wrongLength) }
             let through = get64(bytes, p + 8), missingTo = get64(bytes, p + 16)

@@ -5,13 +5,33 @@
 // (a newer one replaces it: it carries the whole state), of at most `capacity` chunks,
 // which the table caps bound; a larger snapshot is refused and counted.
 
+/// When an item of a resend queue (resync chunks here, increment batches in
+/// SyncIncrementQueue) was last sent, and when it goes again: the timing both share.
+enum SyncResendTiming {
+    /// Never sent.
+    static let never: UInt64 = 0
+    /// Asked for again by a nack: goes at the next send.
+    static let dueNow = UInt64.max
+    /// A nack within this long of an item's last send is taken to be about the send before
+    /// (the standby nacks a gap at each later item of a burst): not sent yet again.
+    static let nackHoldoff: UInt64 = 50_000_000
+
+    /// Whether an item last sent at `last` goes now (`after`: the resend delay).
+    static func isDue(_ last: UInt64, now: UInt64, after: UInt64) -> Bool { last == never || last == dueNow || now &- last >= after }
+    /// The stamp of an item sent at `now` (never `never` or `dueNow`).
+    static func sent(at now: UInt64) -> UInt64 { min(max(now, 1), dueNow - 1) }
+    /// The stamp after a nack asked for an item last sent at `last`.
+    static func nacked(_ last: UInt64, now: UInt64) -> UInt64 {
+        last != never && (last == dueNow || now &- last >= nackHoldoff) ? dueNow : last
+    }
+}
+
 struct SyncResendQueue {
     let capacity: Int
     private(set) var resync: UInt32 = 0
     private var snapshot: [UInt8] = []
-    /// Per chunk: when it was last sent; 0: never, `dueNow`: a nack asked for it again.
+    /// Per chunk: when it was last sent (SyncResendTiming).
     private var lastSent: [UInt64] = []
-    private static let dueNow = UInt64.max
     /// Chunks 0..<acknowledged are known to have arrived.
     private(set) var acknowledged = 0
 
@@ -39,18 +59,12 @@ struct SyncResendQueue {
         acknowledged = max(acknowledged, min(Int(received), chunkCount))
     }
 
-    /// A nack within this long of a chunk's last send is taken to be about the send before
-    /// (the standby nacks a gap at each later chunk of a burst): not sent yet again.
-    static let nackHoldoff: UInt64 = 50_000_000
-
     /// The standby misses chunks from...to of `resync`: they are sent again next (those sent
-    /// within `nackHoldoff` before `now` excepted).
+    /// within SyncResendTiming.nackHoldoff before `now` excepted).
     mutating func resendRequested(resync: UInt32, from: UInt32, to: UInt32, now: UInt64) {
         let first = max(Int(from), acknowledged), last = min(Int(to), chunkCount - 1)
         guard resync == self.resync, first <= last else { return } // nothing asked that is still owed
-        for i in first...last where lastSent[i] != 0 && (lastSent[i] == Self.dueNow || now &- lastSent[i] >= Self.nackHoldoff) {
-            lastSent[i] = Self.dueNow
-        }
+        for i in first...last { lastSent[i] = SyncResendTiming.nacked(lastSent[i], now: now) }
     }
 
     func chunk(_ index: Int) -> [UInt8] {
@@ -66,10 +80,10 @@ struct SyncResendQueue {
         var i = acknowledged
         while i < chunkCount, fresh + again < budget {
             let last = lastSent[i]
-            if last == 0 || last == Self.dueNow || now &- last >= after {
+            if SyncResendTiming.isDue(last, now: now, after: after) {
                 guard send(UInt32(i), chunk(i)) else { break }
-                if last == 0 { fresh += 1 } else { again += 1 }
-                lastSent[i] = min(max(now, 1), Self.dueNow - 1)
+                if last == SyncResendTiming.never { fresh += 1 } else { again += 1 }
+                lastSent[i] = SyncResendTiming.sent(at: now)
             }
             i += 1
         }

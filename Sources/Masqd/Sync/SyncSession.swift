@@ -7,15 +7,18 @@
 // saying it is a standby that wants one: it has none yet, or could not bring the last up to
 // date), every `resyncInterval`, when its events were lost (`eventsLost`), when the standby
 // is too far behind for the increments it still holds, and when asked by a nack for a
-// resync it no longer has. Between resyncs it streams increments (`queueIncrements`). The
+// resync it no longer has. Between resyncs it streams increments (`queueIncrements`, and a
+// helper connection's state as a batch of its own: `queueHelperState`). The
 // standby says hello every `helloInterval` (so the active knows it is there), acks the
 // chunks it holds from the first without a gap and nacks the first gap it sees, and acks
 // the last increment batch it applied, with the gap after it. Times are monotonic nanoseconds.
 
 /// What the standby's session hands the engine, in the order to apply it.
 enum SyncDelivery: Equatable {
-    /// A full resync's encoded state (the state file's format): replaces the copy.
-    case snapshot([UInt8])
+    /// A full resync's encoded state (the state file's format) and the last increment batch
+    /// it includes: replaces the copy if it decodes (then `snapshotAccepted`), else the copy
+    /// and the increments after it stay as they were (`noteSnapshotRefused`).
+    case snapshot([UInt8], base: UInt64)
     /// Increments to apply to the copy.
     case increments(SyncIncrementBatch)
 }
@@ -85,7 +88,8 @@ struct SyncSession {
         case .success(let m): message = m
         case .failure(let reason): counters.drop(reason); return []
         }
-        switch window.admit(epoch: message.epoch, sequence: message.sequence, currentSilent: !peerPresent(now: now)) {
+        let present = peerPresent(now: now)
+        switch window.admit(epoch: message.epoch, sequence: message.sequence, currentSilent: !present) {
         case .drop(let reason): counters.drop(reason); return []
         case .accept(let newEpoch):
             if newEpoch {
@@ -97,7 +101,7 @@ struct SyncSession {
             }
         }
         counters.messagesReceived &+= 1
-        if !peerPresent(now: now) { // back after a silence: it may have missed anything
+        if !present { // back after a silence: it may have missed anything
             resyncWanted = true
             peerReturned = true
         }
@@ -130,15 +134,12 @@ struct SyncSession {
             case .complete(let resyncData):
                 pendingReply = .ack(epoch: message.epoch, resync: resync, received: count)
                 guard resyncData.count >= 8 else { counters.snapshotsRefused &+= 1; snapshotRefused = true; return [] }
-                snapshotRefused = false
-                let base = SyncMessage.get64(resyncData, 0)
-                incrementAckDue = true
-                return [.snapshot(Array(resyncData[8...]))] + inbox.rebase(base).map { .increments($0) }
+                return [.snapshot(Array(resyncData[8...]), base: SyncMessage.get64(resyncData, 0))]
             }
         case .increments(let batch):
             peerIsActive = true
             guard !active else { return [] }
-            counters.incrementsReceived &+= UInt64(batch.records.count)
+            counters.incrementsReceived &+= UInt64(batch.itemCount)
             incrementAckDue = true
             return inbox.add(batch).map { .increments($0) }
         case .ack(let ackedEpoch, let resync, let received):
@@ -174,11 +175,15 @@ struct SyncSession {
     /// The active: `records` (the events taken from the translator this round) as increment
     /// batches to stream. Nothing is queued while the peer is away (its return brings a resync).
     mutating func queueIncrements(_ records: [SyncIncrement], wallClock: UInt64, now: UInt64) {
+        queueIncrements(records[...], wallClock: wallClock, now: now)
+    }
+
+    mutating func queueIncrements(_ records: ArraySlice<SyncIncrement>, wallClock: UInt64, now: UInt64) {
         guard !records.isEmpty, peerPresent(now: now) else { return }
         let covered = outgoing.outstanding > 0 ? resyncBase : 0
-        var start = 0
-        while start < records.count {
-            let end = min(start + SyncMessage.maxIncrements, records.count)
+        var start = records.startIndex
+        while start < records.endIndex {
+            let end = min(start + SyncMessage.maxIncrements, records.endIndex)
             switch outgoingIncrements.append(Array(records[start..<end]), wallClock: wallClock, coveredThrough: covered) {
             case .queued, .droppedCovered: break
             case .overflowed:
@@ -186,6 +191,17 @@ struct SyncSession {
                 resyncWanted = true
             }
             start = end
+        }
+    }
+
+    /// The active: one helper connection's state (read when its event was taken, after the
+    /// records of the events before it were queued) as a batch of its own.
+    mutating func queueHelperState(_ state: SyncHelperState, wallClock: UInt64, now: UInt64) {
+        guard peerPresent(now: now) else { return }
+        let covered = outgoing.outstanding > 0 ? resyncBase : 0
+        if outgoingIncrements.append([], helperStates: [state], wallClock: wallClock, coveredThrough: covered) == .overflowed {
+            counters.incrementQueueOverflows &+= 1
+            resyncWanted = true
         }
     }
 
@@ -217,7 +233,17 @@ struct SyncSession {
         return .ack(epoch: window.epoch, resync: resync, received: prefix)
     }
 
-    mutating func noteSnapshotReceived() { counters.snapshotsReceived &+= 1 }
+    /// The standby decoded the resync that includes every batch up to `base` and made it its
+    /// copy: the batches to apply to it now, in order (SyncIncrementInbox.rebase).
+    mutating func snapshotAccepted(base: UInt64) -> [SyncIncrementBatch] {
+        counters.snapshotsReceived &+= 1
+        snapshotRefused = false
+        incrementAckDue = true
+        return inbox.rebase(base)
+    }
+
+    /// The resync did not decode: the copy stays, and so does the inbox (the increments after
+    /// the copy's base go on applying to it); the standby asks for another.
     mutating func noteSnapshotRefused() {
         counters.snapshotsRefused &+= 1
         snapshotRefused = true
@@ -308,7 +334,7 @@ struct SyncSession {
             let encoded = SyncMessage(epoch: epoch, sequence: sequence, body: .increments(batch)).encoded(with: mac)
             guard send(encoded) else { deferred += 1; return false }
             sequence &+= 1
-            if !again { records += UInt64(batch.records.count) }
+            if !again { records += UInt64(batch.itemCount) }
             bytes += UInt64(encoded.count)
             return true
         }
