@@ -18,7 +18,7 @@ public enum AuditLogLevel: String, Sendable, Equatable {
     /// block, none per mapping; address-only rows stay (a block covers ports, they have none).
     func logs(_ kind: NATEventKind, portBlocks: Bool = false) -> Bool {
         switch kind {
-        case .sessionEstablished: false // the fast path's cue, no audit record
+        case .sessionEstablished, .helperStateChanged: false // the fast path's and the HA sync's cues, no audit records
         case .mappingCreated, .mappingRemoved: self == .sessions || !portBlocks
         case .portBlockAllocated, .portBlockReleased, .addressOnlyCreated, .addressOnlyRemoved: true
         case .sessionCreated, .sessionRemoved, .redirectCreated, .redirectRemoved: self == .sessions
