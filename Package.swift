@@ -31,10 +31,12 @@ let package = Package(
         // C shim over libbpf for the kernel fast path (--fast-path): load, tc attach, flow map.
         // bpf/ holds the BPF program itself, built by Deploy/build-bpf.sh (clang -target bpf).
         .target(name: "CFastPath", exclude: ["bpf"], linkerSettings: [.linkedLibrary("bpf")]),
+        // The one shape of counters: an enum of names indexing a fixed inline array.
+        .target(name: "CounterSet"),
         // Swift binding of one NFQUEUE: nothing NAT-specific.
-        .target(name: "NetfilterQueue", dependencies: ["CNetfilterQueue"]),
+        .target(name: "NetfilterQueue", dependencies: ["CNetfilterQueue", "CounterSet"]),
         // Pure translation core: no syscalls, no clock reads, no Foundation.
-        .target(name: "NATCore"),
+        .target(name: "NATCore", dependencies: ["CounterSet"]),
         // Application helpers (FTP, IRC), written only against NATCore's public helper API.
         .target(name: "NATHelpers", dependencies: ["NATCore"]),
         // pcap/pcapng reading and pcap writing, bytes in, bytes out: no syscalls, no Foundation (fuzzed).
@@ -43,7 +45,7 @@ let package = Package(
         .target(
             name: "Masqd",
             dependencies: [
-                "NATCore", "NATHelpers", "NetfilterQueue", "PacketCapture", "CLinux", "CFastPath",
+                "NATCore", "NATHelpers", "NetfilterQueue", "PacketCapture", "CLinux", "CFastPath", "CounterSet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -115,7 +115,7 @@ public final class FragmentReassembler {
         now: NATTime,
         dropToken: (UInt32) -> Void
     ) -> FragmentOutcome {
-        stats.fragmentsOffered &+= 1
+        stats[.fragmentsOffered] &+= 1
         expire(now: now, budget: 2, dropToken)
 
         guard let base = fragment.baseAddress,
@@ -372,11 +372,11 @@ public final class FragmentReassembler {
     /// `reason` is counted (timeouts); other reasons are counted by `refuse`.
     private func discard(_ row: Int32, reason: FragmentDropReason?, _ dropToken: (UInt32) -> Void, counted: Bool = true) {
         if let reason { stats[reason] &+= 1 }
-        if counted { stats.datagramsDiscarded &+= 1 }
+        if counted { stats[.datagramsDiscarded] &+= 1 }
         var current = datagrams.rows[Int(row)].firstFragment
         while current >= 0 {
             dropToken(records.rows[Int(current)].token)
-            if counted { stats.heldFragmentsDropped &+= 1 }
+            if counted { stats[.heldFragmentsDropped] &+= 1 }
             current = records.rows[Int(current)].next
         }
         free(row)
@@ -403,7 +403,7 @@ public final class FragmentReassembler {
             if r.offset == 0 { acceptToken = r.token } else { dropToken(r.token) }
             current = r.next
         }
-        stats.datagramsCompleted &+= 1
+        stats[.datagramsCompleted] &+= 1
         free(row)
         return .complete(datagram: UnsafeMutableRawBufferPointer(start: output, count: total), acceptToken: acceptToken)
     }

@@ -101,7 +101,7 @@ extension NATTranslator {
             if mapping >= 0, mappings[mapping].internalAddress == host { held += 1 }
         }
         guard held + needed <= configuration.helperLimits.expectationsPerHost else {
-            counters.expectationsRefusedHostShare &+= 1
+            counters[.expectationsRefusedHostShare] &+= 1
             return false
         }
         return true
@@ -114,7 +114,7 @@ extension NATTranslator {
             internalPort: internalPort, externalPort: externalPort, protocolNumber: protocolNumber, externalIndex: externalIndex))
         externalPorts.claim(slot: slot, port: externalPort, row: row, address: Int(externalIndex))
         if portBlocks != nil { addBlockMapping(port: externalPort, address: Int(externalIndex), host: internalAddress.value) }
-        counters.mappingsCreated &+= 1
+        counters[.mappingsCreated] &+= 1
         recordMapping(.mappingCreated, row, reason: .expectation)
         return row
     }
@@ -148,7 +148,7 @@ extension NATTranslator {
         guard row >= 0 else { return false }
         expectations.remove(row)
         mappings[mappingRow].pendingExpectations -= 1
-        counters.expectationsFulfilled &+= 1
+        counters[.expectationsFulfilled] &+= 1
         return true
     }
 
@@ -159,7 +159,7 @@ extension NATTranslator {
             let e = expectations[Int32(i)]
             guard e.mapping >= 0, e.expires <= now.nanoseconds else { continue }
             expectations.remove(Int32(i))
-            counters.expectationsExpired &+= 1
+            counters[.expectationsExpired] &+= 1
             var mapping = mappings[e.mapping]
             mapping.pendingExpectations -= 1
             mappings[e.mapping] = mapping

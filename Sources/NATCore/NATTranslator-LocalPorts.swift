@@ -52,8 +52,8 @@ extension NATTranslator {
                 if row >= 0, !mappings[row].isStatic { _ = flushMapping(row, reason: .evicted) }
             }
         }
-        counters.mappingsEvictedLocalPort &+= UInt64(victims)
-        counters.sessionsFlushed &+= UInt64(update.sessionsCut)
+        counters[.mappingsEvictedLocalPort] &+= UInt64(victims)
+        counters[.sessionsFlushed] &+= UInt64(update.sessionsCut)
         return update
     }
 
@@ -65,7 +65,7 @@ extension NATTranslator {
                                                 address: address)
         if port != internalPort, localPorts.contains(slot: slot, port: internalPort),
            configuration.ports.range(for: internalPort, slot: slot).contains(internalPort) {
-            counters.localPortSkips &+= 1
+            counters[.localPortSkips] &+= 1
         }
         return port
     }
@@ -82,7 +82,7 @@ extension NATTranslator {
         } else if !localPorts.containsHeld(slot: slot, port: port) {
             return false
         }
-        counters.inboundLocalPort &+= 1
+        counters[.inboundLocalPort] &+= 1
         return true
     }
 }

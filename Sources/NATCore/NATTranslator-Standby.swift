@@ -8,7 +8,7 @@ extension NATTranslator {
     @discardableResult
     public func removeAllFlows() -> Int {
         let removed = sessions.count
-        counters.sessionsFlushed &+= UInt64(removed)
+        counters[.sessionsFlushed] &+= UInt64(removed)
         sessions.removeAll()
         mappings.removeAll()
         hosts.removeAll()
