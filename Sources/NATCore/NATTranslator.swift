@@ -238,7 +238,7 @@ public final class NATTranslator {
         guard hosts.add(internalAddress, externalIndex: paired) else { return (-1, .sessionTableFull) }
         if let rate { hosts.chargeNewFlow(internalAddress, rate: rate, now: now) }
         let mapping = mappings[mappingRow]
-        let row = sessions.insert(Session(
+        let row = sessions.insertSession(Session(
             expires: now.nanoseconds, remoteAddress: remoteAddress, internalAddress: mapping.internalAddress,
             mapping: mappingRow, hash: hash, remotePort: remotePort,
             internalPort: mapping.internalPort, externalPort: mapping.externalPort,
