@@ -103,7 +103,16 @@ public final class FragmentReassembler {
 
     // MARK: offer
 
-    /// Offers one IPv4 fragment (the caller has checked MF is set or the offset is not 0).
+    /// True for what `offer` takes: an IPv4 packet with MF set or a non-zero offset. Only the
+    /// version and the flags are read; a malformed packet is left to the translator to count.
+    @inlinable
+    public static func isFragment(_ packet: UnsafeRawBufferPointer) -> Bool {
+        guard packet.count >= 20, let base = packet.baseAddress else { return false }
+        let header = IPv4Header(unchecked: UnsafeMutableRawPointer(mutating: base))
+        return header.version == 4 && header.isFragment
+    }
+
+    /// Offers one IPv4 fragment (the caller has checked `isFragment`).
     /// `token` is the caller's handle for the packet (the NFQUEUE packet id). Tokens the caller
     /// must DROP now are passed to `dropToken` before this returns; see `FragmentOutcome`.
     /// Also discards up to two timed-out datagrams, so a caller that rarely calls `expire`
