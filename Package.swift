@@ -41,20 +41,24 @@ let package = Package(
         .target(name: "NATHelpers", dependencies: ["NATCore"]),
         // pcap/pcapng reading and pcap writing, bytes in, bytes out: no syscalls, no Foundation (fuzzed).
         .target(name: "PacketCapture"),
-        // The daemon: options, rules, engine loop, control socket, lab.
+        // Running commands (iptables, nft, ip) and background processes: Foundation's Process.
+        .target(name: "MasqdShell"),
+        // The daemon: options, rules, engine loop, control socket.
         .target(
             name: "Masqd",
             dependencies: [
-                "NATCore", "NATHelpers", "NetfilterQueue", "PacketCapture", "CLinux", "CFastPath", "CounterSet",
+                "NATCore", "NATHelpers", "NetfilterQueue", "PacketCapture", "CLinux", "CFastPath", "CounterSet", "MasqdShell",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // `masqd lab`: the demo network in namespaces, its Python helper script, the engine in it.
+        .target(name: "MasqdLab", dependencies: ["Masqd", "MasqdShell"]),
         // The command tree: argument parsing only. `MasqdMain.main(helpers:)` runs it.
         .target(
             name: "MasqdCLI",
-            dependencies: ["Masqd", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Masqd", "MasqdLab", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The `masqd` executable: the command tree with the built-in helpers only.
         .executableTarget(name: "MasqdExecutable", dependencies: ["MasqdCLI"]),
@@ -67,7 +71,7 @@ let package = Package(
         .testTarget(name: "NATTestKitTests", dependencies: ["NATTestKit", "NATCore", "NATHelpers"]),
         .testTarget(name: "PacketCaptureTests", dependencies: ["PacketCapture"]),
         // Real namespaces, real iptables, the real masqd binary (hence the MasqdExecutable dependency).
-        .testTarget(name: "IntegrationTests", dependencies: ["MasqdExecutable", "Masqd", "PacketCapture", "NATTestKit"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["MasqdExecutable", "Masqd", "MasqdLab", "MasqdShell", "PacketCapture", "NATTestKit"]),
     ],
     swiftLanguageModes: [.v6]
 )

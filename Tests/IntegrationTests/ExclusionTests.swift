@@ -1,5 +1,6 @@
 import Foundation
 @testable import Masqd
+@testable import MasqdLab
 import Testing
 
 /// `--no-nat-to CIDR` (issue #15 item 2): the rules of both backends exactly, the option's

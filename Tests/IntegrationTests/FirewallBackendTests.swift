@@ -1,5 +1,7 @@
 import Foundation
 @testable import Masqd
+@testable import MasqdLab
+@testable import MasqdShell
 import Testing
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import Testing
 
 /// A LAN host fills the translation table with flows from spoofed sources of its own prefix

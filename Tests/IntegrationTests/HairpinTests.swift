@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 /// Hairpinning end to end (RFC 4787 REQ-9): a LAN host reaches another LAN host through the

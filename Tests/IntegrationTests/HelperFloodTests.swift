@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import Testing
 
 /// Issue #20 item 6: the helper tables (1024 connections, 1024 expectations) are shared by

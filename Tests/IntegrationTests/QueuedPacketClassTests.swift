@@ -3,6 +3,7 @@ import NATCore
 import NetfilterQueue
 import Testing
 @testable import Masqd
+@testable import MasqdLab
 
 /// Issue #20 item 11: what the queue worker does with a packet by its hook and hardware
 /// protocol alone (QueueWorker-Packet.swift). Only the hooks and protocol our rules queue are

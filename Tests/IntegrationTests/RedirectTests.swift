@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 /// Transparent redirect end to end (issue #15 item 3): a LAN client's `curl http://server/` is

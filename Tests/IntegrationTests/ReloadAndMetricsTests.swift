@@ -2,6 +2,8 @@ import Foundation
 import NATCore
 import Testing
 @testable import Masqd
+@testable import MasqdLab
+@testable import MasqdShell
 
 #if canImport(Glibc)
 import Glibc
