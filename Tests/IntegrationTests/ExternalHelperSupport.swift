@@ -23,22 +23,6 @@ enum ExternalHelper {
         return path
     }
 
-    /// The example's masqd running in a fresh topology: rules installed, `masqd run` started
-    /// with `options`, checked alive at the end and stopped.
-    static func withEngine<T>(_ tag: String, queue: Int, options: [String],
-                              _ body: (LabTopology, String, BackgroundProcess) throws -> T) throws -> T {
-        try Integration.requireEnvironment()
-        let masqd = try executable()
-        return try Integration.withTopology(tag) { lab in
-            try lab.installRules(masqd: masqd, queue: queue)
-            let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: options)
-            let result = try body(lab, masqd, engine)
-            #expect(engine.isRunning, "masqd-rendezvous run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
-            engine.stop(grace: 5)
-            return result
-        }
-    }
-
     /// A rendezvous server on the lab's server, UDP `port`: it logs each datagram as
     /// `register 'TEXT' from ADDR:PORT` and answers a REGISTER from a port it never used
     /// before (port + 1, + 2, …), as a server introducing a peer would. Only the helper's
