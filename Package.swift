@@ -31,28 +31,34 @@ let package = Package(
         // C shim over libbpf for the kernel fast path (--fast-path): load, tc attach, flow map.
         // bpf/ holds the BPF program itself, built by Deploy/build-bpf.sh (clang -target bpf).
         .target(name: "CFastPath", exclude: ["bpf"], linkerSettings: [.linkedLibrary("bpf")]),
+        // The one shape of counters: an enum of names indexing a fixed inline array.
+        .target(name: "CounterSet"),
         // Swift binding of one NFQUEUE: nothing NAT-specific.
-        .target(name: "NetfilterQueue", dependencies: ["CNetfilterQueue"]),
+        .target(name: "NetfilterQueue", dependencies: ["CNetfilterQueue", "CounterSet"]),
         // Pure translation core: no syscalls, no clock reads, no Foundation.
-        .target(name: "NATCore"),
+        .target(name: "NATCore", dependencies: ["CounterSet"]),
         // Application helpers (FTP, IRC), written only against NATCore's public helper API.
         .target(name: "NATHelpers", dependencies: ["NATCore"]),
         // pcap/pcapng reading and pcap writing, bytes in, bytes out: no syscalls, no Foundation (fuzzed).
         .target(name: "PacketCapture"),
-        // The daemon: options, rules, engine loop, control socket, lab.
+        // Running commands (iptables, nft, ip) and background processes: Foundation's Process.
+        .target(name: "MasqdShell"),
+        // The daemon: options, rules, engine loop, control socket.
         .target(
             name: "Masqd",
             dependencies: [
-                "NATCore", "NATHelpers", "NetfilterQueue", "PacketCapture", "CLinux", "CFastPath",
+                "NATCore", "NATHelpers", "NetfilterQueue", "PacketCapture", "CLinux", "CFastPath", "CounterSet", "MasqdShell",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // `masqd lab`: the demo network in namespaces, its Python helper script, the engine in it.
+        .target(name: "MasqdLab", dependencies: ["Masqd", "MasqdShell"]),
         // The command tree: argument parsing only. `MasqdMain.main(helpers:)` runs it.
         .target(
             name: "MasqdCLI",
-            dependencies: ["Masqd", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Masqd", "MasqdLab", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The `masqd` executable: the command tree with the built-in helpers only.
         .executableTarget(name: "MasqdExecutable", dependencies: ["MasqdCLI"]),
@@ -65,7 +71,7 @@ let package = Package(
         .testTarget(name: "NATTestKitTests", dependencies: ["NATTestKit", "NATCore", "NATHelpers"]),
         .testTarget(name: "PacketCaptureTests", dependencies: ["PacketCapture"]),
         // Real namespaces, real iptables, the real masqd binary (hence the MasqdExecutable dependency).
-        .testTarget(name: "IntegrationTests", dependencies: ["MasqdExecutable", "Masqd", "PacketCapture", "NATTestKit"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["MasqdExecutable", "Masqd", "MasqdLab", "MasqdShell", "PacketCapture", "NATTestKit"]),
     ],
     swiftLanguageModes: [.v6]
 )

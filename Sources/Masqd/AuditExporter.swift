@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import NATCore
+import CounterSet
 
 // Where NAT events go after the translator: journal lines (--audit-log) and IPFIX messages
 // (--ipfix-collector), written by a thread of their own so that a slow journal or network
@@ -11,25 +12,18 @@ import NATCore
 // and counted (`audit_queue_dropped`), as are the translator's own losses (`nat_events_lost`).
 
 final class AuditExporter: @unchecked Sendable {
-    struct Counters {
-        /// Events that found the queue full: neither logged nor exported.
-        var queueDropped: UInt64 = 0
-        var journalLines: UInt64 = 0
-        var ipfixMessages: UInt64 = 0
-        var ipfixRecords: UInt64 = 0
-        /// Messages with the template set (the first, then one every `templateInterval`).
-        var ipfixTemplates: UInt64 = 0
-        /// Messages the kernel would not send (the collector unreachable, a full socket buffer): lost.
-        var ipfixSendErrors: UInt64 = 0
+    typealias Counters = CounterSet<Counter>
 
-        mutating func add(_ other: Counters) {
-            queueDropped &+= other.queueDropped
-            journalLines &+= other.journalLines
-            ipfixMessages &+= other.ipfixMessages
-            ipfixRecords &+= other.ipfixRecords
-            ipfixTemplates &+= other.ipfixTemplates
-            ipfixSendErrors &+= other.ipfixSendErrors
-        }
+    enum Counter: Int, CounterName {
+        /// Events that found the queue full: neither logged nor exported.
+        case queueDropped
+        case journalLines
+        case ipfixMessages
+        case ipfixRecords
+        /// Messages with the template set (the first, then one every `templateInterval`).
+        case ipfixTemplates
+        /// Messages the kernel would not send (the collector unreachable, a full socket buffer): lost.
+        case ipfixSendErrors
     }
 
     /// 2 MiB of events: about a second of new flows at 30000 per second with both kinds.
@@ -86,7 +80,7 @@ final class AuditExporter: @unchecked Sendable {
     @inline(__always)
     func take(from translator: NATTranslator) {
         guard translator.eventsWaiting > 0 else { return }
-        counters.queueDropped &+= UInt64(translator.moveEvents(into: &queue))
+        counters[.queueDropped] &+= UInt64(translator.moveEvents(into: &queue))
     }
 
     /// Events still waiting in the queue (with `lock` held).
@@ -129,7 +123,7 @@ final class AuditExporter: @unchecked Sendable {
         if settings.journal != nil {
             for event in events where settings.journals(event.kind) {
                 logger.info("\(AuditLine.text(event, milliseconds: milliseconds(event)))")
-                done.journalLines &+= 1
+                done[.journalLines] &+= 1
             }
         }
         if encoder != nil {
@@ -139,7 +133,7 @@ final class AuditExporter: @unchecked Sendable {
             let records = events.lazy.filter { self.settings.exports($0.kind) }
                 .map { IPFIXEncoder.Record(event: $0, milliseconds: milliseconds($0)) }
             let messages = encoder!.messages(records, exportTime: UInt32(truncatingIfNeeded: wall.tv_sec), templates: templates)
-            if templates { done.ipfixTemplates &+= 1 }
+            if templates { done[.ipfixTemplates] &+= 1 }
             for message in messages {
                 let sent = message.bytes.withUnsafeBytes { bytes in
                     withUnsafePointer(to: &collectorAddress) {
@@ -149,10 +143,10 @@ final class AuditExporter: @unchecked Sendable {
                     }
                 }
                 if sent == message.bytes.count {
-                    done.ipfixMessages &+= 1
-                    done.ipfixRecords &+= UInt64(message.records)
+                    done[.ipfixMessages] &+= 1
+                    done[.ipfixRecords] &+= UInt64(message.records)
                 } else {
-                    done.ipfixSendErrors &+= 1
+                    done[.ipfixSendErrors] &+= 1
                     if !loggedSendError {
                         loggedSendError = true
                         logger.warning("IPFIX: cannot send to \(settings.ipfix!.collector): \(String(cString: strerror(errno))); further failures are only counted (ipfix_send_errors)")

@@ -35,15 +35,15 @@ extension Engine {
         let core = translator.counters
         let audit = self.audit?.counters ?? AuditExporter.Counters()
         return [
-            .counter("nat_events_recorded", core.natEventsRecorded, "NAT events (mappings and sessions created and removed) recorded for --audit-log and --ipfix-collector."),
-            .counter("nat_events_lost", core.natEventsLost, "NAT events lost because the translator's ring was full (a burst larger than it, such as a WAN address change flushing more translations)."),
+            .counter("nat_events_recorded", core[.natEventsRecorded], "NAT events (mappings and sessions created and removed) recorded for --audit-log and --ipfix-collector."),
+            .counter("nat_events_lost", core[.natEventsLost], "NAT events lost because the translator's ring was full (a burst larger than it, such as a WAN address change flushing more translations)."),
             .gauge("audit_queue_waiting", self.audit?.waiting ?? 0, "NAT events waiting for the exporter thread."),
-            .counter("audit_queue_dropped", audit.queueDropped, "NAT events dropped because the exporter's queue was full: neither logged nor exported."),
-            .counter("audit_lines", audit.journalLines, "NAT event lines written to the log (--audit-log)."),
-            .counter("ipfix_messages_sent", audit.ipfixMessages, "IPFIX messages sent to the collector."),
-            .counter("ipfix_records_sent", audit.ipfixRecords, "IPFIX data records (NAT events) in messages sent."),
-            .counter("ipfix_templates_sent", audit.ipfixTemplates, "IPFIX messages with the template set (at start, then every 60 s)."),
-            .counter("ipfix_send_errors", audit.ipfixSendErrors, "IPFIX messages the kernel would not send (collector unreachable, socket buffer full): lost."),
+            .counter("audit_queue_dropped", audit[.queueDropped], "NAT events dropped because the exporter's queue was full: neither logged nor exported."),
+            .counter("audit_lines", audit[.journalLines], "NAT event lines written to the log (--audit-log)."),
+            .counter("ipfix_messages_sent", audit[.ipfixMessages], "IPFIX messages sent to the collector."),
+            .counter("ipfix_records_sent", audit[.ipfixRecords], "IPFIX data records (NAT events) in messages sent."),
+            .counter("ipfix_templates_sent", audit[.ipfixTemplates], "IPFIX messages with the template set (at start, then every 60 s)."),
+            .counter("ipfix_send_errors", audit[.ipfixSendErrors], "IPFIX messages the kernel would not send (collector unreachable, socket buffer full): lost."),
         ]
     }
 }

@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import NATCore
+import MasqdShell
 
 // --fast-path in the engine (FastPath.swift): made at start, before any packet or restored
 // state (so the translator records what it needs from the first session on), attached last

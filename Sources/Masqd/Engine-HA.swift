@@ -247,8 +247,8 @@ extension Engine {
         var list: [EngineMetric] = [
             .gauge("role_active", ha.role == .active ? 1 : 0, "1 while this router translates (HA role active), 0 as standby."),
             .counter("role_changes", ha.roleChanges, "Changes of the HA role (`masqd role`)."),
-            .counter("standby_dropped", counters.standbyDropped, "Packets dropped as standby: outbound ones, and inbound ones to the WAN address (the active translates them)."),
-            .counter("standby_passed", counters.standbyPassed, "Packets passed unchanged to the router's own stack as standby (VRRP, the sync channel, management)."),
+            .counter("standby_dropped", counters[.standbyDropped], "Packets dropped as standby: outbound ones, and inbound ones to the WAN address (the active translates them)."),
+            .counter("standby_passed", counters[.standbyPassed], "Packets passed unchanged to the router's own stack as standby (VRRP, the sync channel, management)."),
             .counter("sync_messages_sent", c.messagesSent, "Sync channel messages sent (hellos, acks, nacks, resync chunks), resends included."),
             .counter("sync_messages_received", c.messagesReceived, "Sync channel messages received and accepted (authenticated, not replayed)."),
             .counter("sync_messages_resent", c.messagesResent, "Resync chunks sent again (a nack, or no ack in 300 ms)."),

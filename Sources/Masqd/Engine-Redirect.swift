@@ -76,11 +76,11 @@ extension Engine {
         return [
             .gauge("redirect_flows_active", translator.redirectSessionCount, "Live redirected connections (--redirect)."),
             .gauge("redirect_flows_max", translator.configuration.maxRedirectSessions, "Cap on live redirected connections (--max-redirect-flows)."),
-            .counter("redirect_flows_created", core.redirectSessionsCreated, "Redirected connections created."),
-            .counter("redirect_flows_expired", core.redirectSessionsExpired, "Redirected connections ended by their idle timeout."),
-            .counter("redirected_to_proxy", core.redirectedToProxy, "Client packets sent to the local proxy (--redirect)."),
-            .counter("redirected_from_proxy", core.redirectedFromProxy, "Proxy packets sent back to the client as from the original destination."),
-            .counter("redirect_replies_unmatched", core.redirectRepliesUnmatched, "Router packets from a redirect's local port belonging to no redirected connection: passed unchanged."),
+            .counter("redirect_flows_created", core[.redirectSessionsCreated], "Redirected connections created."),
+            .counter("redirect_flows_expired", core[.redirectSessionsExpired], "Redirected connections ended by their idle timeout."),
+            .counter("redirected_to_proxy", core[.redirectedToProxy], "Client packets sent to the local proxy (--redirect)."),
+            .counter("redirected_from_proxy", core[.redirectedFromProxy], "Proxy packets sent back to the client as from the original destination."),
+            .counter("redirect_replies_unmatched", core[.redirectRepliesUnmatched], "Router packets from a redirect's local port belonging to no redirected connection: passed unchanged."),
         ]
     }
 }

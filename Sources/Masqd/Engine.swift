@@ -178,7 +178,7 @@ public final class Engine {
             withTranslator { audit.take(from: $0); audit.finish() }
             auditThread?.join()
         }
-        let total = withTranslator { _ in counters.packetsReceived }
+        let total = withTranslator { _ in counters[.packetsReceived] }
         logger.info("masqd stopping: \(total) packets handled")
         if let failure = withTranslator({ _ in workers.lazy.compactMap(\.failure).first }) { throw failure }
     }

@@ -1,6 +1,7 @@
 import NATCore
 
-// `--helpers` and `--helper-ports`: which helpers run, on which ports of which protocol.
+// `--helpers` and `--helper-ports`: which helpers run, on which ports of which protocol;
+// `--max-helper-flows-per-host`: one internal host's share of the helpers' tables.
 
 extension EngineOptions {
     /// The helper names in order, and their registrations.
@@ -57,5 +58,14 @@ extension EngineOptions {
         }
         guard let port = PortForward.parsePort(number) else { return nil }
         return HelperPort(protocolNumber: protocolNumber, port: port)
+    }
+
+    func checkHelperShare(into limits: inout HelperLimits) throws(MasqdError) {
+        guard let maxHelperFlowsPerHost else { return }
+        guard let value = Int(maxHelperFlowsPerHost), (1...limits.connections).contains(value) else {
+            throw .option("--max-helper-flows-per-host", maxHelperFlowsPerHost, "expected a number from 1 to \(limits.connections)")
+        }
+        limits.connectionsPerHost = value
+        limits.expectationsPerHost = value
     }
 }

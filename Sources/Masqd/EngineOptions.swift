@@ -194,41 +194,12 @@ public struct EngineOptions: ParsableArguments, Sendable {
     }
 
     /// Checks the options the translator itself takes (`--lan`, `--forward`, `--port-range`,
-    /// `--helpers`, `--helper-ports`, `--filtering`, the caps and `--timeout`), in that order;
-    /// shared by `run` and `replay`. The external address is left unset.
+    /// `--helpers`, `--helper-ports`, `--filtering`, the caps and `--timeout`), in that order,
+    /// each group in its own file; shared by `run` and `replay`. The external address is left unset.
     func checkedTranslation() throws(MasqdError) -> (nat: NATConfiguration, helperNames: [String]) {
-        var prefixes: [IPv4Prefix] = []
-        for text in lan {
-            guard let prefix = IPv4Prefix(Self.lanPrefixText(text)) else {
-                throw .option("--lan", text, "not an IPv4 prefix (A.B.C.D/N with host bits zero)")
-            }
-            if let other = prefixes.first(where: { $0.overlaps(prefix) }) {
-                throw .option("--lan", text, "overlaps --lan \(other)")
-            }
-            prefixes.append(prefix)
-        }
-        var forwards: [PortForward] = []
-        for text in forward {
-            guard let parsed = PortForward(text) else {
-                throw .option("--forward", text, "expected PROTO:PORT[-PORT]=ADDR[:PORT] with PROTO tcp or udp")
-            }
-            if let other = forwards.first(where: {
-                $0.protocolNumber == parsed.protocolNumber && $0.externalPorts.overlaps(parsed.externalPorts)
-            }) {
-                throw .option("--forward", text, "overlaps --forward \(other)")
-            }
-            if !prefixes.isEmpty, !prefixes.contains(where: { $0.contains(parsed.internalAddress) }) {
-                throw .option("--forward", text, "\(parsed.internalAddress) is not inside any --lan prefix")
-            }
-            forwards.append(parsed)
-        }
-        var ports = PortAllocator()
-        if let portRange {
-            guard let range = PortForward.parsePortRange(Substring(portRange)) else {
-                throw .option("--port-range", portRange, "expected A-B with 1 <= A <= B <= 65535")
-            }
-            ports = PortAllocator(portRange: range, lowPortRange: nil)
-        }
+        let prefixes = try checkedLANPrefixes()
+        let forwards = try checkedForwards(prefixes: prefixes)
+        let ports = try checkedPortRange()
         var nat = NATConfiguration(internalPrefixes: prefixes)
         nat.sourcePools = try checkedSourcePools(prefixes: prefixes)
         let helperNames: [String]
@@ -239,61 +210,13 @@ public struct EngineOptions: ParsableArguments, Sendable {
         nat.redirects = try checkedRedirects()
         nat.maxRedirectSessions = try checkedMaxRedirectFlows()
         nat.maxRedirectSessionsPerHost = try checkedMaxRedirectFlowsPerHost()
-        if let filtering {
-            guard let value = NATFiltering(rawValue: filtering) else {
-                throw .option("--filtering", filtering, "expected address-and-port-dependent or endpoint-independent")
-            }
-            nat.filtering = value
-        }
-        if let maxFlows {
-            guard let value = Int(maxFlows), (1...16_777_216).contains(value) else {
-                throw .option("--max-flows", maxFlows, "expected a number from 1 to 16777216")
-            }
-            nat.maxSessions = value
-            nat.maxMappings = value
-        }
-        if let maxFlowsPerHost {
-            guard let value = Int(maxFlowsPerHost), value >= 1 else {
-                throw .option("--max-flows-per-host", maxFlowsPerHost, "expected a positive number")
-            }
-            nat.maxSessionsPerHost = value
-        }
+        if let filtering = try checkedFiltering() { nat.filtering = filtering }
+        try checkCaps(into: &nat)
         nat.newFlowsPerHost = try checkedNewFlowRate()
-        if let maxHelperFlowsPerHost {
-            guard let value = Int(maxHelperFlowsPerHost), (1...nat.helperLimits.connections).contains(value) else {
-                throw .option("--max-helper-flows-per-host", maxHelperFlowsPerHost, "expected a number from 1 to \(nat.helperLimits.connections)")
-            }
-            nat.helperLimits.connectionsPerHost = value
-            nat.helperLimits.expectationsPerHost = value
-        }
+        try checkHelperShare(into: &nat.helperLimits)
         if let maxOtherFlows = try checkedMaxOtherFlows() { nat.maxAddressOnlyFlows = maxOtherFlows }
-        for text in timeout {
-            let pieces = text.split(separator: "=", omittingEmptySubsequences: false)
-            guard pieces.count == 2, let seconds = UInt64(pieces[1]), (1...86_400 * 7).contains(seconds) else {
-                throw .option("--timeout", text, "expected NAME=SECONDS with 1 <= SECONDS <= 604800")
-            }
-            let duration = NATDuration.seconds(seconds)
-            switch pieces[0] {
-            case "udp": nat.timeouts.udp = duration
-            case "tcp-established": nat.timeouts.tcpEstablished = duration
-            case "tcp-transitory": nat.timeouts.tcpTransitory = duration
-            case "tcp-opening": nat.timeouts.tcpOpening = duration
-            case "tcp-closed": nat.timeouts.tcpClosed = duration
-            case "icmp": nat.timeouts.icmp = duration
-            case "other": nat.timeouts.other = duration
-            default: throw .option("--timeout", text, "unknown timeout '\(pieces[0])' (udp, tcp-established, tcp-transitory, tcp-opening, tcp-closed, icmp, other)")
-            }
-        }
-        do {
-            try nat.validate()
-        } catch {
-            switch error {
-            case .forwardTargetsSameEndpoint(let a, let b):
-                throw .option("--forward", b.description, "forwards to the same internal endpoint as --forward \(a)")
-            case .forwardsExceedMappings:
-                throw MasqdError("--forward: too many forwarded ports")
-            }
-        }
+        try checkTimeouts(into: &nat.timeouts)
+        try checkForwardsTogether(nat)
         return (nat, helperNames)
     }
 }

@@ -2,6 +2,7 @@ import CFastPath
 import Glibc
 import Logging
 import NATCore
+import CounterSet
 
 // The kernel fast path's daemon side (--fast-path). The core says when a plain session has
 // become two-way (a `.sessionEstablished` NAT event, NATTranslator-FastPath.swift); after
@@ -16,21 +17,23 @@ import NATCore
 // rest runs on the main loop, the map syscalls outside the lock.
 
 final class FastPath {
-    struct Counters {
-        var offloaded: UInt64 = 0
-        var removed: UInt64 = 0
+    typealias Counters = CounterSet<Counter>
+
+    enum Counter: Int, CounterName {
+        case offloaded
+        case removed
         /// Flows not offloaded because the map (--fast-path-max-flows) was full.
-        var mapFull: UInt64 = 0
+        case mapFull
         /// Map updates the kernel refused otherwise (logged once).
-        var mapErrors: UInt64 = 0
+        case mapErrors
         /// Events that found the fast path's queue full: those flows stay on the engine's path
         /// (or, for removals, are taken out at the next reading).
-        var eventsDropped: UInt64 = 0
+        case eventsDropped
         /// Flows waiting out --fast-path-delay beyond --fast-path-max-flows: left on the engine's path.
-        var pendingFull: UInt64 = 0
+        case pendingFull
         /// Packets and bytes the BPF program translated, of flows gone and (as of the last reading) live.
-        var packets: UInt64 = 0
-        var bytes: UInt64 = 0
+        case packets
+        case bytes
     }
 
     /// An offloaded flow as of the last reading of its entries.
@@ -105,7 +108,7 @@ final class FastPath {
     func service(_ translator: NATTranslator, lock: EngineLock, now: NATTime) {
         events.removeAll(keepingCapacity: true)
         lock.withLock {
-            counters.eventsDropped &+= queueDropped
+            counters[.eventsDropped] &+= queueDropped
             queueDropped = 0
             queue.drain { if $0.kind == .sessionEstablished || $0.kind == .sessionRemoved { events.append($0) } }
         }
@@ -113,7 +116,7 @@ final class FastPath {
             let flow = FastPathFlow(event)
             if event.kind == .sessionEstablished {
                 guard pending.count < settings.maxFlows else {
-                    counters.pendingFull &+= 1
+                    counters[.pendingFull] &+= 1
                     continue
                 }
                 pending.append((flow, NATTime(nanoseconds: event.timeNanoseconds &+ settings.delay.nanoseconds)))
@@ -147,7 +150,7 @@ final class FastPath {
         for (flow, check) in due {
             guard case .live(let external, let port) = check, offloaded[flow] == nil else { continue }
             guard offloaded.count < settings.maxFlows else {
-                counters.mapFull &+= 1
+                counters[.mapFull] &+= 1
                 continue
             }
             let entries = FastPathEntries(flow, externalAddress: external, externalPort: port, wanIndex: wanIndex)
@@ -161,11 +164,11 @@ final class FastPath {
             switch rc {
             case 0:
                 offloaded[flow] = Offload(entries: entries)
-                counters.offloaded &+= 1
+                counters[.offloaded] &+= 1
             case -E2BIG:
-                counters.mapFull &+= 1
+                counters[.mapFull] &+= 1
             default:
-                counters.mapErrors &+= 1
+                counters[.mapErrors] &+= 1
                 if !loggedMapError {
                     loggedMapError = true
                     logger.warning("fast path: the kernel refused a map entry: \(String(cString: strerror(-rc))); further refusals are only counted (fast_path_map_errors)")
@@ -186,8 +189,8 @@ final class FastPath {
                 continue
             }
             let packets = outbound.packets &+ inbound.packets, bytes = outbound.bytes &+ inbound.bytes
-            counters.packets &+= packets &- offload.packets
-            counters.bytes &+= bytes &- offload.bytes
+            counters[.packets] &+= packets &- offload.packets
+            counters[.bytes] &+= bytes &- offload.bytes
             offload.packets = packets
             offload.bytes = bytes
             let lastSeen = max(outbound.last_seen_ns, inbound.last_seen_ns)
@@ -222,9 +225,9 @@ final class FastPath {
                 program.delete(key)
             }
         }
-        if packets > offload.packets { counters.packets &+= packets &- offload.packets }
-        if bytes > offload.bytes { counters.bytes &+= bytes &- offload.bytes }
-        counters.removed &+= 1
+        if packets > offload.packets { counters[.packets] &+= packets &- offload.packets }
+        if bytes > offload.bytes { counters[.bytes] &+= bytes &- offload.bytes }
+        counters[.removed] &+= 1
     }
 
     /// At stop: a last reading (so the saved state has the flows' times), then detach.
@@ -247,14 +250,14 @@ final class FastPath {
         [
             .gauge("fast_path_flows_active", offloaded.count, "Flows the kernel fast path translates now (--fast-path)."),
             .gauge("fast_path_flows_max", settings.maxFlows, "Cap on flows in the fast path (--fast-path-max-flows)."),
-            .counter("fast_path_flows_offloaded", counters.offloaded, "Flows handed to the kernel fast path."),
-            .counter("fast_path_flows_removed", counters.removed, "Flows taken back from the fast path (FIN/RST/SYN seen by the BPF program, expired, flushed, ended otherwise)."),
-            .counter("fast_path_map_full", counters.mapFull, "Flows left on the engine's path because the fast path's map was full."),
-            .counter("fast_path_map_errors", counters.mapErrors, "Map entries the kernel refused for another reason: those flows stay on the engine's path."),
-            .counter("fast_path_events_dropped", counters.eventsDropped, "NAT events the fast path's queue had no room for."),
-            .counter("fast_path_pending_full", counters.pendingFull, "Flows not offloaded because more than --fast-path-max-flows were waiting out --fast-path-delay."),
-            .counter("fast_path_packets", counters.packets, "Packets the fast path translated (GSO segments one by one; live flows as of the last reading, every second)."),
-            .counter("fast_path_bytes", counters.bytes, "IP bytes the fast path translated (as fast_path_packets)."),
+            .counter("fast_path_flows_offloaded", counters[.offloaded], "Flows handed to the kernel fast path."),
+            .counter("fast_path_flows_removed", counters[.removed], "Flows taken back from the fast path (FIN/RST/SYN seen by the BPF program, expired, flushed, ended otherwise)."),
+            .counter("fast_path_map_full", counters[.mapFull], "Flows left on the engine's path because the fast path's map was full."),
+            .counter("fast_path_map_errors", counters[.mapErrors], "Map entries the kernel refused for another reason: those flows stay on the engine's path."),
+            .counter("fast_path_events_dropped", counters[.eventsDropped], "NAT events the fast path's queue had no room for."),
+            .counter("fast_path_pending_full", counters[.pendingFull], "Flows not offloaded because more than --fast-path-max-flows were waiting out --fast-path-delay."),
+            .counter("fast_path_packets", counters[.packets], "Packets the fast path translated (GSO segments one by one; live flows as of the last reading, every second)."),
+            .counter("fast_path_bytes", counters[.bytes], "IP bytes the fast path translated (as fast_path_packets)."),
         ]
     }
 }

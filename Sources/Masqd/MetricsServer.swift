@@ -1,5 +1,6 @@
 import Glibc
 import NATCore
+import CounterSet
 
 // `--metrics ADDR:PORT`: a tiny HTTP/1.x server for Prometheus, run by the engine's main loop.
 // It never blocks that loop: the listening socket and every client are non-blocking, and the
@@ -12,17 +13,19 @@ import NATCore
 // milliseconds; idle connections must not be able to keep it out).
 
 final class MetricsServer {
-    struct Counters {
+    typealias Counters = CounterSet<Counter>
+
+    enum Counter: Int, CounterName {
         /// Answers with the metrics page.
-        var scrapes: UInt64 = 0
+        case scrapes
         /// Requests answered with an error: not /metrics (404), not GET or HEAD (405), not
         /// HTTP/1.x (400), headers too long (431).
-        var badRequests: UInt64 = 0
+        case badRequests
         /// Connections closed to make room for a new one (`maxClients` were open): the oldest
         /// goes, so idle connections cannot keep a scrape out.
-        var clientsEvicted: UInt64 = 0
+        case clientsEvicted
         /// Connections closed when `clientTimeout` ran out before the answer was sent.
-        var clientsTimedOut: UInt64 = 0
+        case clientsTimedOut
     }
 
     static let maxClients = 16
@@ -34,8 +37,8 @@ final class MetricsServer {
     private var requestCounters = Counters()
     var counters: Counters {
         var all = requestCounters
-        all.clientsEvicted = connections.counters.clientsEvicted
-        all.clientsTimedOut = connections.counters.clientsTimedOut
+        all[.clientsEvicted] = connections.counters[.clientsEvicted]
+        all[.clientsTimedOut] = connections.counters[.clientsTimedOut]
         return all
     }
 
@@ -98,25 +101,25 @@ final class MetricsServer {
     func answer(_ request: [UInt8], page: () -> String) -> [UInt8]? {
         guard let end = Self.headersEnd(request) else {
             guard request.count > Self.maxRequestBytes else { return nil }
-            requestCounters.badRequests &+= 1
+            requestCounters[.badRequests] &+= 1
             return Self.response(431, "Request Header Fields Too Large", "request headers longer than \(Self.maxRequestBytes) bytes\n")
         }
         let line = request[..<end].split(separator: 0x0A, maxSplits: 1).first.map { String(decoding: $0, as: UTF8.self) } ?? ""
         let words = line.split(separator: " ", omittingEmptySubsequences: true).map { $0.trimmingSuffix("\r") }
         guard words.count == 3, words[2].hasPrefix("HTTP/1.") else {
-            requestCounters.badRequests &+= 1
+            requestCounters[.badRequests] &+= 1
             return Self.response(400, "Bad Request", "expected an HTTP/1.x request line\n")
         }
         let path = words[1].split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         guard path == "/metrics" else {
-            requestCounters.badRequests &+= 1
+            requestCounters[.badRequests] &+= 1
             return Self.response(404, "Not Found", "not found: only /metrics is served here\n")
         }
         guard words[0] == "GET" || words[0] == "HEAD" else {
-            requestCounters.badRequests &+= 1
+            requestCounters[.badRequests] &+= 1
             return Self.response(405, "Method Not Allowed", "only GET and HEAD\n", extraHeaders: "Allow: GET, HEAD\r\n")
         }
-        requestCounters.scrapes &+= 1
+        requestCounters[.scrapes] &+= 1
         return Self.response(200, "OK", page(), contentType: "text/plain; version=0.0.4; charset=utf-8", bodyIncluded: words[0] == "GET")
     }
 

@@ -35,7 +35,7 @@ enum PacketPath {
         now: NATTime, translator: NATTranslator, reassembler: FragmentReassembler, inputInterface: UInt32 = 0,
         dropHeld: (UInt32) -> Void
     ) -> PacketDisposition {
-        if isFragment(packet) {
+        if FragmentReassembler.isFragment(UnsafeRawBufferPointer(packet)) {
             return processFragment(packet, token: token, direction: direction, now: now,
                                    translator: translator, reassembler: reassembler, inputInterface: inputInterface, dropHeld: dropHeld)
         }
@@ -72,12 +72,5 @@ enum PacketPath {
         case .drop(let reason):
             return .drop(token: token, .fragment(reason))
         }
-    }
-
-    /// True for an IPv4 packet with MF set or a non-zero offset (malformed ones go to the translator).
-    @inline(__always)
-    static func isFragment(_ bytes: UnsafeMutableRawBufferPointer) -> Bool {
-        guard bytes.count >= 20, bytes[0] >> 4 == 4 else { return false }
-        return (UInt16(bytes[6]) << 8 | UInt16(bytes[7])) & 0x3fff != 0
     }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import NATCore
+import CounterSet
 
 // The part the control socket and the metrics endpoint share: a non-blocking listener and its
 // clients, polled by the engine's main loop with its own descriptors. Each wake-up does what
@@ -14,11 +15,13 @@ import NATCore
 // holding exclusively.
 
 final class PolledConnections {
-    struct Counters {
+    typealias Counters = CounterSet<Counter>
+
+    enum Counter: Int, CounterName {
         /// Clients closed because their request or their taking of the answer ran out of time.
-        var clientsTimedOut: UInt64 = 0
+        case clientsTimedOut
         /// Clients closed to make room for a new one (`maxClients` were open).
-        var clientsEvicted: UInt64 = 0
+        case clientsEvicted
     }
 
     private struct Client {
@@ -81,7 +84,7 @@ final class PolledConnections {
         if let paused = acceptPausedUntil, now >= paused { acceptPausedUntil = nil }
         if !clients.isEmpty {
             for (fd, client) in clients where client.deadline <= now {
-                counters.clientsTimedOut &+= 1
+                counters[.clientsTimedOut] &+= 1
                 closeClient(fd)
             }
         }
@@ -98,7 +101,7 @@ final class PolledConnections {
                 return // EAGAIN: nobody else is waiting
             }
             if clients.count >= maxClients, let oldest = clients.min(by: { $0.value.deadline < $1.value.deadline })?.key {
-                counters.clientsEvicted &+= 1
+                counters[.clientsEvicted] &+= 1
                 closeClient(oldest)
             }
             guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0, fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 else {

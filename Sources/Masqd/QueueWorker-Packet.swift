@@ -36,9 +36,9 @@ enum QueuedPacketClass: Equatable {
 extension QueueWorker {
     @inline(__always)
     func handle(_ packet: QueuedPacket, now: NATTime) {
-        counters.packetsReceived &+= 1
+        counters[.packetsReceived] &+= 1
         if packet.isTruncated {
-            counters.truncatedDropped &+= 1
+            counters[.truncatedDropped] &+= 1
             verdict(packet, .drop, rewritten: false)
             return
         }
@@ -60,11 +60,11 @@ extension QueueWorker {
             verdict(packet, .accept, rewritten: rewritten)
             return
         case .notIPv4:
-            counters.notIPv4Dropped &+= 1
+            counters[.notIPv4Dropped] &+= 1
             verdict(packet, .drop, rewritten: false)
             return
         case .unexpectedHook:
-            counters.unexpectedHookDropped &+= 1
+            counters[.unexpectedHookDropped] &+= 1
             verdict(packet, .drop, rewritten: false)
             return
         }
@@ -78,7 +78,7 @@ extension QueueWorker {
         switch disposition {
         case .accept(let rewritten): verdict(packet, .accept, rewritten: rewritten)
         case .send(let bytes, let token):
-            counters.verdictAcceptRewritten &+= 1
+            counters[.verdictAcceptRewritten] &+= 1
             queue.setVerdict(packetID: token, .accept, payload: bytes)
         case .held: break
         case .drop(let token, _): dropHeld(token)
@@ -87,15 +87,15 @@ extension QueueWorker {
 
     @inline(__always)
     func dropHeld(_ token: UInt32) {
-        counters.verdictDrop &+= 1
+        counters[.verdictDrop] &+= 1
         queue.setVerdict(packetID: token, .drop, payload: nil)
     }
 
     @inline(__always)
     func verdict(_ packet: QueuedPacket, _ verdict: PacketVerdict, rewritten: Bool) {
         switch verdict {
-        case .drop: counters.verdictDrop &+= 1
-        default: if rewritten { counters.verdictAcceptRewritten &+= 1 } else { counters.verdictAccept &+= 1 }
+        case .drop: counters[.verdictDrop] &+= 1
+        default: if rewritten { counters[.verdictAcceptRewritten] &+= 1 } else { counters[.verdictAccept] &+= 1 }
         }
         queue.setVerdict(packetID: packet.id, verdict, payload: rewritten ? UnsafeRawBufferPointer(packet.payload) : nil)
     }

@@ -17,10 +17,10 @@ extension QueueWorker {
             (UInt32(bytes[16]) << 24 | UInt32(bytes[17]) << 16 | UInt32(bytes[18]) << 8 | UInt32(bytes[19])) == $0.value
         } == true
         if direction == .outbound || (direction == .inbound && toWANAddress) {
-            counters.standbyDropped &+= 1
+            counters[.standbyDropped] &+= 1
             verdict(packet, .drop, rewritten: false)
         } else {
-            counters.standbyPassed &+= 1
+            counters[.standbyPassed] &+= 1
             verdict(packet, .accept, rewritten: false)
         }
     }

@@ -91,7 +91,7 @@ final class QueueWorker: @unchecked Sendable {
             if count == 0 { return last }
             let started = MonotonicClock.now()
             lock.withLock {
-                counters.batches &+= 1
+                counters[.batches] &+= 1
                 for index in 0..<count {
                     handle(queue.packet(at: index), now: started)
                 }
@@ -111,7 +111,7 @@ final class QueueWorker: @unchecked Sendable {
                 residence.record(sent.duration(since: started).nanoseconds, count: UInt64(count))
                 costPerPacket.record(translated.duration(since: started).nanoseconds / UInt64(count), count: UInt64(count))
                 queue.drainRefusedVerdicts { packetID, error in
-                    counters.refusedVerdicts &+= 1
+                    counters[.refusedVerdicts] &+= 1
                     if !loggedRefusal {
                         loggedRefusal = true
                         logger.error("the kernel refused a verdict (queue \(queue.configuration.queueNumber), packet \(packetID)): \(String(cString: strerror(error))); further refusals are only counted")

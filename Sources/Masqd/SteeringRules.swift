@@ -1,4 +1,6 @@
 import Glibc
+import MasqdShell
+
 // The rules that steer traffic into the queue: the settings make one FirewallPlan, a backend
 // writes it (Firewall/). Every rule carries a comment naming the queue: `remove` deletes
 // exactly those.

@@ -25,7 +25,7 @@ final class SyncEventQueue {
             dropped &+= UInt64(missed)
             lost = true
         }
-        let translatorLost = translator.counters.natEventsLost
+        let translatorLost = translator.counters[.natEventsLost]
         if translatorLost != translatorLostSeen {
             translatorLostSeen = translatorLost
             lost = true

@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import Logging
 import Masqd
+import MasqdLab
 
 // The masqd command tree: argument parsing only. Everything it runs lives in the Masqd module;
 // `MasqdMain.main(helpers:)` is how an executable starts it. Errors end the command with one

@@ -1,3 +1,4 @@
+import CounterSet
 // The helper API: how an application-level gateway (FTP, IRC, TFTP, SIP, …) plugs into the
 // translator without touching its internals. A helper is attached to TCP connections and
 // UDP flows by the port the client dialled (`HelperPort`). On TCP it sees each direction's
@@ -59,7 +60,7 @@ public enum HelperVerdict: Equatable, Sendable {
 }
 
 /// Events a helper reports; each is counted per helper in `masqd stats`.
-public enum HelperEvent: Int, CaseIterable, Sendable, CustomStringConvertible {
+public enum HelperEvent: Int, CounterName, CustomStringConvertible {
     /// A command or reply was rewritten.
     case rewrite
     /// An expected connection was registered.

@@ -1,3 +1,5 @@
+import CounterSet
+
 // What the fragment reassembler tells its caller about one offered fragment, and the
 // counters that explain every fragment it refused.
 
@@ -20,7 +22,7 @@ public enum FragmentOutcome {
 }
 
 /// Why a fragment (and, for most reasons, its whole datagram) was refused.
-public enum FragmentDropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
+public enum FragmentDropReason: Int, CounterName, CustomStringConvertible {
     /// Fragment bytes overlap bytes already held (not an exact duplicate): the whole datagram
     /// is discarded (RFC 5722's rule, which Linux applies to IPv4 too).
     case overlap
@@ -76,82 +78,52 @@ public enum FragmentDropReason: Int, CaseIterable, Sendable, CustomStringConvert
     }
 }
 
-/// What the reassembler did. Drop counts are events: offered fragments refused for that
-/// reason, except `timeout`, which counts datagrams that timed out.
-public struct FragmentCounters: Sendable {
-    public var fragmentsOffered: UInt64 = 0
-    public var datagramsCompleted: UInt64 = 0
+/// The reassembler's counters other than drops.
+public enum FragmentCounter: Int, CounterName {
+    case fragmentsOffered
+    case datagramsCompleted
     /// Datagrams thrown away with fragments still held (timeouts, overlaps, caps, …).
-    public var datagramsDiscarded: UInt64 = 0
+    case datagramsDiscarded
     /// Held tokens reported for dropping because their datagram was thrown away (not
     /// counting the dropped tokens of completed datagrams).
-    public var heldFragmentsDropped: UInt64 = 0
+    case heldFragmentsDropped
+}
+
+/// What the reassembler did, read as `counters[.fragmentsOffered]`, `counters[.overlap]`. Drop
+/// counts are events: offered fragments refused for that reason, except `timeout`, which
+/// counts datagrams that timed out.
+public struct FragmentCounters: Sendable {
+    public var events = CounterSet<FragmentCounter>()
+    public var drops = CounterSet<FragmentDropReason>()
 
     /// Live values at the time the counters were read.
     public var fragmentsHeld = 0
     public var bytesHeld = 0
     public var datagramsInProgress = 0
 
-    public var overlap: UInt64 = 0
-    public var duplicate: UInt64 = 0
-    public var tooShortFirstFragment: UInt64 = 0
-    public var tcpOffsetEight: UInt64 = 0
-    public var oversize: UInt64 = 0
-    public var inconsistentEnd: UInt64 = 0
-    public var tooManyFragments: UInt64 = 0
-    public var malformed: UInt64 = 0
-    public var timeout: UInt64 = 0
-    public var capBytes: UInt64 = 0
-    public var evicted: UInt64 = 0
-    public var capFragmentsHeld: UInt64 = 0
-    public var capDatagrams: UInt64 = 0
-    public var capPerSource: UInt64 = 0
-
     public init() {}
 
-    public subscript(reason: FragmentDropReason) -> UInt64 {
-        get {
-            switch reason {
-            case .overlap: overlap
-            case .duplicate: duplicate
-            case .tooShortFirstFragment: tooShortFirstFragment
-            case .tcpOffsetEight: tcpOffsetEight
-            case .oversize: oversize
-            case .inconsistentEnd: inconsistentEnd
-            case .tooManyFragments: tooManyFragments
-            case .malformed: malformed
-            case .timeout: timeout
-            case .capBytes: capBytes
-            case .evicted: evicted
-            case .capFragmentsHeld: capFragmentsHeld
-            case .capDatagrams: capDatagrams
-            case .capPerSource: capPerSource
-            }
-        }
-        set {
-            switch reason {
-            case .overlap: overlap = newValue
-            case .duplicate: duplicate = newValue
-            case .tooShortFirstFragment: tooShortFirstFragment = newValue
-            case .tcpOffsetEight: tcpOffsetEight = newValue
-            case .oversize: oversize = newValue
-            case .inconsistentEnd: inconsistentEnd = newValue
-            case .tooManyFragments: tooManyFragments = newValue
-            case .malformed: malformed = newValue
-            case .timeout: timeout = newValue
-            case .capBytes: capBytes = newValue
-            case .evicted: evicted = newValue
-            case .capFragmentsHeld: capFragmentsHeld = newValue
-            case .capDatagrams: capDatagrams = newValue
-            case .capPerSource: capPerSource = newValue
-            }
-        }
+    public subscript(counter: FragmentCounter) -> UInt64 {
+        get { events[counter] }
+        set { events[counter] = newValue }
     }
 
-    public func drops(_ reason: FragmentDropReason) -> UInt64 { self[reason] }
+    public subscript(reason: FragmentDropReason) -> UInt64 {
+        get { drops[reason] }
+        set { drops[reason] = newValue }
+    }
+
+    public func drops(_ reason: FragmentDropReason) -> UInt64 { drops[reason] }
 
     /// All drop events except duplicates (which are not errors).
-    public var totalDrops: UInt64 {
-        FragmentDropReason.allCases.reduce(0) { $1 == .duplicate ? $0 : $0 &+ self[$1] }
+    public var totalDrops: UInt64 { drops.total &- drops[.duplicate] }
+
+    /// Adds the counts; the live values add up too (each worker reassembles on its own).
+    public mutating func add(_ other: FragmentCounters) {
+        events.add(other.events)
+        drops.add(other.drops)
+        fragmentsHeld += other.fragmentsHeld
+        bytesHeld += other.bytesHeld
+        datagramsInProgress += other.datagramsInProgress
     }
 }

@@ -103,7 +103,16 @@ public final class FragmentReassembler {
 
     // MARK: offer
 
-    /// Offers one IPv4 fragment (the caller has checked MF is set or the offset is not 0).
+    /// True for what `offer` takes: an IPv4 packet with MF set or a non-zero offset. Only the
+    /// version and the flags are read; a malformed packet is left to the translator to count.
+    @inlinable
+    public static func isFragment(_ packet: UnsafeRawBufferPointer) -> Bool {
+        guard packet.count >= 20, let base = packet.baseAddress else { return false }
+        let header = IPv4Header(unchecked: UnsafeMutableRawPointer(mutating: base))
+        return header.version == 4 && header.isFragment
+    }
+
+    /// Offers one IPv4 fragment (the caller has checked `isFragment`).
     /// `token` is the caller's handle for the packet (the NFQUEUE packet id). Tokens the caller
     /// must DROP now are passed to `dropToken` before this returns; see `FragmentOutcome`.
     /// Also discards up to two timed-out datagrams, so a caller that rarely calls `expire`
@@ -115,7 +124,7 @@ public final class FragmentReassembler {
         now: NATTime,
         dropToken: (UInt32) -> Void
     ) -> FragmentOutcome {
-        stats.fragmentsOffered &+= 1
+        stats[.fragmentsOffered] &+= 1
         expire(now: now, budget: 2, dropToken)
 
         guard let base = fragment.baseAddress,
@@ -372,11 +381,11 @@ public final class FragmentReassembler {
     /// `reason` is counted (timeouts); other reasons are counted by `refuse`.
     private func discard(_ row: Int32, reason: FragmentDropReason?, _ dropToken: (UInt32) -> Void, counted: Bool = true) {
         if let reason { stats[reason] &+= 1 }
-        if counted { stats.datagramsDiscarded &+= 1 }
+        if counted { stats[.datagramsDiscarded] &+= 1 }
         var current = datagrams.rows[Int(row)].firstFragment
         while current >= 0 {
             dropToken(records.rows[Int(current)].token)
-            if counted { stats.heldFragmentsDropped &+= 1 }
+            if counted { stats[.heldFragmentsDropped] &+= 1 }
             current = records.rows[Int(current)].next
         }
         free(row)
@@ -403,7 +412,7 @@ public final class FragmentReassembler {
             if r.offset == 0 { acceptToken = r.token } else { dropToken(r.token) }
             current = r.next
         }
-        stats.datagramsCompleted &+= 1
+        stats[.datagramsCompleted] &+= 1
         free(row)
         return .complete(datagram: UnsafeMutableRawBufferPointer(start: output, count: total), acceptToken: acceptToken)
     }

@@ -92,14 +92,11 @@ struct IndexedTable<Row: TableRow>: ~Copyable {
         return secondIndex.find(hash: hash) { matches(rows[Int($0)]) }
     }
 
-    /// Adds a row, filed under its hashes; -1 when the table is full.
+    /// Adds a row, filed under its hashes as they are; -1 when the table is full. A table whose
+    /// row cannot know a hash itself has its own insert that fills it in first (sessions:
+    /// `insertSession`, the tuple hash).
     @inline(__always)
-    mutating func insert(_ value: Row) -> Int32 { insert(filed: value) }
-
-    /// `insert`, for a table extension that fills in a hash first and then shadows `insert`
-    /// (sessions: the tuple hash).
-    @inline(__always)
-    mutating func insert(filed value: Row) -> Int32 {
+    mutating func insert(_ value: Row) -> Int32 {
         let row = store.take()
         guard row >= 0 else { return -1 }
         store.rows[Int(row)] = value

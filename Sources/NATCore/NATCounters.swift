@@ -1,9 +1,11 @@
+import CounterSet
+
 // What the translator did, packet by packet: every outcome and every drop reason has a
 // counter, so `masqd stats` explains every packet.
 
 /// Why a packet was dropped. Outbound packets that cannot be translated are always dropped,
 /// never passed: an untranslated packet on the WAN leaks an internal address.
-public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
+public enum DropReason: Int, CounterName, CustomStringConvertible {
     case malformedIPv4
     case malformedTransport
     case fragmentUnsupported
@@ -87,93 +89,105 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     }
 }
 
-public struct NATCounters: Sendable {
-    public var outboundTranslated: UInt64 = 0
-    public var inboundTranslated: UInt64 = 0
+/// The translator's counters other than drops (`DropReason`) and helper events (`HelperEvent`).
+public enum NATCounter: Int, CounterName {
+    case outboundTranslated
+    case inboundTranslated
     /// Inbound packets that match no session: handed to the router's own stack unchanged.
-    public var inboundUnmatched: UInt64 = 0
+    case inboundUnmatched
     /// Inbound packets not addressed to the external address (passed unchanged).
-    public var inboundNotForUs: UInt64 = 0
+    case inboundNotForUs
     /// Outbound packets from outside the internal prefixes (passed unchanged).
-    public var outboundNotInternal: UInt64 = 0
-    public var mappingsCreated: UInt64 = 0
-    public var sessionsCreated: UInt64 = 0
-    public var sessionsExpired: UInt64 = 0
-    public var externalAddressChanges: UInt64 = 0
+    case outboundNotInternal
+    case mappingsCreated
+    case sessionsCreated
+    case sessionsExpired
+    case externalAddressChanges
     /// ICMP errors whose embedded packet was translated, per direction.
-    public var icmpErrorsOutbound: UInt64 = 0
-    public var icmpErrorsInbound: UInt64 = 0
+    case icmpErrorsOutbound
+    case icmpErrorsInbound
     /// Packets from inside to the external address translated back inside, and ones passed
     /// to the router's stack (its own services, or a filter that did not admit them).
-    public var hairpinTranslated: UInt64 = 0
-    public var hairpinPassed: UInt64 = 0
+    case hairpinTranslated
+    case hairpinPassed
     /// Sessions opened from outside: through a forward or endpoint-independent filtering.
-    public var sessionsOpenedInbound: UInt64 = 0
-    public var sessionsFlushed: UInt64 = 0
+    case sessionsOpenedInbound
+    case sessionsFlushed
     /// TCP packets from the remote endpoint that did not touch their session (state, timer):
     /// an RST or FIN outside the internal host's window, an RST inside it but not at the
     /// expected sequence number (left to the host's challenge ACK), and a SYN, FIN or RST
     /// whose final checksum is wrong (either side). All are still forwarded.
-    public var ignoredRSTOutOfWindow: UInt64 = 0
-    public var ignoredFINOutOfWindow: UInt64 = 0
-    public var ignoredRSTInWindow: UInt64 = 0
-    public var ignoredBadChecksum: UInt64 = 0
-    public private(set) var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
-    /// Helper events, per registered helper (index as in `NATConfiguration.helpers`).
-    public internal(set) var helperEvents: [[UInt64]] = []
+    case ignoredRSTOutOfWindow
+    case ignoredFINOutOfWindow
+    case ignoredRSTInWindow
+    case ignoredBadChecksum
     /// Expected connections that arrived, and that timed out unused.
-    public var expectationsFulfilled: UInt64 = 0
-    public var expectationsExpired: UInt64 = 0
+    case expectationsFulfilled
+    case expectationsExpired
     /// Parts of a line held back until the rest arrived, and held bytes released unfinished.
-    public var helperLinesHeld: UInt64 = 0
-    public var helperHeldReleased: UInt64 = 0
+    case helperLinesHeld
+    case helperHeldReleased
     /// Inbound (and hairpinned) packets to a port the router's own sockets hold (or a reserved
     /// one a dynamic mapping still had), with no port forward on it: passed to the router's
     /// stack untranslated.
-    public var inboundLocalPort: UInt64 = 0
+    case inboundLocalPort
     /// New mappings that could not keep their internal port because the router holds or
     /// reserves it: another port was chosen.
-    public var localPortSkips: UInt64 = 0
+    case localPortSkips
     /// Dynamic mappings removed (with their sessions) because a router socket took their port.
-    public var mappingsEvictedLocalPort: UInt64 = 0
+    case mappingsEvictedLocalPort
     /// Helper expectations refused because the internal host already has its share pending.
-    public var expectationsRefusedHostShare: UInt64 = 0
+    case expectationsRefusedHostShare
     /// NAT events stored for the daemon, and ones lost because its ring was full (NATEventRing.swift).
-    public var natEventsRecorded: UInt64 = 0
-    public var natEventsLost: UInt64 = 0
+    case natEventsRecorded
+    case natEventsLost
     /// Address-only translations (protocols without ports) made, and ended by their timeout.
-    public var addressOnlyFlowsCreated: UInt64 = 0
-    public var addressOnlyFlowsExpired: UInt64 = 0
+    case addressOnlyFlowsCreated
+    case addressOnlyFlowsExpired
     /// Transparent redirect: client packets sent to the local proxy, proxy replies sent back
     /// as from the original destination, router packets from a redirect's local port that
     /// belong to no redirected connection (passed unchanged), connections made and expired.
-    public var redirectedToProxy: UInt64 = 0
-    public var redirectedFromProxy: UInt64 = 0
-    public var redirectRepliesUnmatched: UInt64 = 0
-    public var redirectSessionsCreated: UInt64 = 0
-    public var redirectSessionsExpired: UInt64 = 0
+    case redirectedToProxy
+    case redirectedFromProxy
+    case redirectRepliesUnmatched
+    case redirectSessionsCreated
+    case redirectSessionsExpired
     /// A new flow found the session or mapping table full: reclaim steps run (each examines
     /// at most `NATTranslator.reclaimBudget` session rows) and ones skipped because the last
     /// step within `reclaimQuietInterval` found nothing (NATTranslator-Reclaim.swift).
-    public var reclaimSteps: UInt64 = 0
-    public var reclaimStepsSkipped: UInt64 = 0
+    case reclaimSteps
+    case reclaimStepsSkipped
     /// Port blocks (PortBlocks.swift) given to hosts (restored ones included) and given back;
     /// restored mappings left out because another host already had their block (a changed block
     /// size) or their port is in no block (a state saved without port blocks).
-    public var portBlocksAllocated: UInt64 = 0
-    public var portBlocksReleased: UInt64 = 0
-    public var portBlockRestoreConflicts: UInt64 = 0
+    case portBlocksAllocated
+    case portBlocksReleased
+    case portBlockRestoreConflicts
+}
+
+/// Read as `counters[.outboundTranslated]`, `counters.drops(.zeroPort)`.
+public struct NATCounters: Sendable {
+    public var events = CounterSet<NATCounter>()
+    public internal(set) var drops = CounterSet<DropReason>()
+    /// Helper events, per registered helper (index as in `NATConfiguration.helpers`).
+    public internal(set) var helperEvents: [CounterSet<HelperEvent>] = []
 
     public init() {}
 
     @inline(__always)
-    mutating func countDrop(_ reason: DropReason) { drops[reason.rawValue] &+= 1 }
-
-    public func drops(_ reason: DropReason) -> UInt64 { drops[reason.rawValue] }
-
-    public func helperEvents(helper index: Int, _ event: HelperEvent) -> UInt64 {
-        index < helperEvents.count ? helperEvents[index][event.rawValue] : 0
+    public subscript(counter: NATCounter) -> UInt64 {
+        get { events[counter] }
+        set { events[counter] = newValue }
     }
 
-    public var totalDrops: UInt64 { drops.reduce(0, &+) }
+    @inline(__always)
+    mutating func countDrop(_ reason: DropReason) { drops.count(reason) }
+
+    public func drops(_ reason: DropReason) -> UInt64 { drops[reason] }
+
+    public func helperEvents(helper index: Int, _ event: HelperEvent) -> UInt64 {
+        index < helperEvents.count ? helperEvents[index][event] : 0
+    }
+
+    public var totalDrops: UInt64 { drops.total }
 }

@@ -15,7 +15,7 @@ extension NATTranslator {
         var row = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remote, hash: hash)
         if row >= 0, addressOnly[row].expires <= now.nanoseconds {
             removeAddressOnlyFlow(row, reason: .expired)
-            counters.addressOnlyFlowsExpired &+= 1
+            counters[.addressOnlyFlowsExpired] &+= 1
             row = -1
         }
         if row >= 0 {
@@ -30,13 +30,13 @@ extension NATTranslator {
             guard hosts.add(source) else { return drop(.addressOnlyTableFull) }
             row = addressOnly.insert(AddressOnlyFlow(expires: 0, remoteAddress: remote, internalAddress: source, hash: hash,
                                                      protocolNumber: protocolNumber))
-            counters.addressOnlyFlowsCreated &+= 1
+            counters[.addressOnlyFlowsCreated] &+= 1
             recordAddressOnly(.addressOnlyCreated, row, reason: .outbound)
         }
         addressOnly[row].expires = now.nanoseconds &+ configuration.timeouts.other.nanoseconds
         header.rewriteSource(external)
         AddressOnlyChecksum.adjust(ip, oldAddress: source, newAddress: external.value)
-        counters.outboundTranslated &+= 1
+        counters[.outboundTranslated] &+= 1
         return .acceptRewritten
     }
 
@@ -51,7 +51,7 @@ extension NATTranslator {
         let old = header.destination.value
         header.rewriteDestination(IPv4Address(internalAddress))
         AddressOnlyChecksum.adjust(ip, oldAddress: old, newAddress: internalAddress)
-        counters.inboundTranslated &+= 1
+        counters[.inboundTranslated] &+= 1
         return .acceptRewritten
     }
 
@@ -67,8 +67,8 @@ extension NATTranslator {
         ip.header.rewriteDestination(internalAddress)
         quoted.rewrite(source: true, address: internalAddress)
         ICMPHeader.updateChecksum(of: ip)
-        counters.icmpErrorsInbound &+= 1
-        counters.inboundTranslated &+= 1
+        counters[.icmpErrorsInbound] &+= 1
+        counters[.inboundTranslated] &+= 1
         return .acceptRewritten
     }
 
@@ -82,8 +82,8 @@ extension NATTranslator {
         if ip.header.source != external { ip.header.rewriteSource(external) }
         quoted.rewrite(source: false, address: external)
         ICMPHeader.updateChecksum(of: ip)
-        counters.icmpErrorsOutbound &+= 1
-        counters.outboundTranslated &+= 1
+        counters[.icmpErrorsOutbound] &+= 1
+        counters[.outboundTranslated] &+= 1
         return .acceptRewritten
     }
 
@@ -94,7 +94,7 @@ extension NATTranslator {
         guard row >= 0 else { return -1 }
         if addressOnly[row].expires <= now.nanoseconds {
             removeAddressOnlyFlow(row, reason: .expired)
-            counters.addressOnlyFlowsExpired &+= 1
+            counters[.addressOnlyFlowsExpired] &+= 1
             return -1
         }
         return row
@@ -131,7 +131,7 @@ extension NATTranslator {
                 addressOnlySweep.highestLive = row
             }
         }
-        counters.addressOnlyFlowsExpired &+= UInt64(removed)
+        counters[.addressOnlyFlowsExpired] &+= UInt64(removed)
         return removed
     }
 }

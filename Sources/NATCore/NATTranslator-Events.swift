@@ -45,9 +45,9 @@ extension NATTranslator {
     @inline(__always)
     func record(_ event: NATEvent) {
         if events.push(event) {
-            counters.natEventsRecorded &+= 1
+            counters[.natEventsRecorded] &+= 1
         } else {
-            counters.natEventsLost &+= 1
+            counters[.natEventsLost] &+= 1
         }
     }
 

@@ -92,7 +92,7 @@ extension NATTranslator {
             if mapping >= 0, mappings[mapping].internalAddress == host { held += 1 }
         }
         guard held + needed <= configuration.helperLimits.expectationsPerHost else {
-            counters.expectationsRefusedHostShare &+= 1
+            counters[.expectationsRefusedHostShare] &+= 1
             return false
         }
         return true
@@ -127,7 +127,7 @@ extension NATTranslator {
         guard row >= 0 else { return false }
         expectations.remove(row)
         mappings[mappingRow].pendingExpectations -= 1
-        counters.expectationsFulfilled &+= 1
+        counters[.expectationsFulfilled] &+= 1
         return true
     }
 
@@ -138,7 +138,7 @@ extension NATTranslator {
             let e = expectations[Int32(i)]
             guard e.mapping >= 0, e.expires <= now.nanoseconds else { continue }
             expectations.remove(Int32(i))
-            counters.expectationsExpired &+= 1
+            counters[.expectationsExpired] &+= 1
             var mapping = mappings[e.mapping]
             mapping.pendingExpectations -= 1
             mappings[e.mapping] = mapping

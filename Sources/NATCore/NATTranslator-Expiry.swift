@@ -13,7 +13,7 @@ extension NATTranslator {
         expireAddressOnly(now: now, budget: budget)
         if !configuration.redirects.isEmpty { expireRedirects(now: now, budget: budget) }
         let removed = sweepSessions(now: now, examining: min(budget, sessions.highWater)) // a negative budget examines nothing
-        counters.sessionsExpired &+= UInt64(removed)
+        counters[.sessionsExpired] &+= UInt64(removed)
         return removed
     }
 

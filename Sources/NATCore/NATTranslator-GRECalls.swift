@@ -26,7 +26,7 @@ extension NATTranslator {
         guard row >= 0, greCalls[row].client == ip.header.source.value else { return nil }
         greCalls[row].expires = now.nanoseconds &+ configuration.timeouts.other.nanoseconds
         ip.header.rewriteSource(external)
-        counters.outboundTranslated &+= 1
+        counters[.outboundTranslated] &+= 1
         return .acceptRewritten
     }
 
@@ -38,7 +38,7 @@ extension NATTranslator {
         greCalls[row].expires = now.nanoseconds &+ configuration.timeouts.other.nanoseconds
         ip.header.rewriteDestination(IPv4Address(greCalls[row].client))
         ip.transport.storeBE16(greCalls[row].clientCallID, at: EnhancedGRE.callIDOffset)
-        counters.inboundTranslated &+= 1
+        counters[.inboundTranslated] &+= 1
         return .acceptRewritten
     }
 

@@ -14,12 +14,12 @@ extension NATTranslator {
         let targetIndex = externalIndex(of: external)
         guard targetIndex >= 0, externalIndex(of: header.source) < 0, isInternal(header.source) else {
             // To another of the router's addresses, or not from inside: the stack's business.
-            counters.hairpinPassed &+= 1
+            counters[.hairpinPassed] &+= 1
             return .accept
         }
         if header.isFragment { return drop(.fragmentUnsupported) }
         guard case .endpoint(let endpoint) = ip.readTransport(), endpoint.transport.remoteHasPort else {
-            counters.hairpinPassed &+= 1
+            counters[.hairpinPassed] &+= 1
             return .accept // ICMP to the external address: the router answers itself
         }
         guard endpoint.sourcePort != 0, endpoint.destinationPort != 0 else { return drop(.zeroPort) }
@@ -27,11 +27,11 @@ extension NATTranslator {
         let source = header.source.value
         let target = externalPorts.owner(slot: endpoint.transport.slot, port: endpoint.destinationPort, address: targetIndex)
         if isRoutersPort(slot: endpoint.transport.slot, port: endpoint.destinationPort, owner: target) {
-            counters.hairpinPassed &+= 1
+            counters[.hairpinPassed] &+= 1
             return .accept // the router's own socket serves it
         }
         guard target >= 0, mappings[target].internalAddress != source || mappings[target].internalPort != endpoint.sourcePort else {
-            counters.hairpinPassed &+= 1
+            counters[.hairpinPassed] &+= 1
             return .accept // a service of the router itself
         }
         // Outbound half first, as for any packet leaving: the sender's mapping and its session
@@ -69,7 +69,7 @@ extension NATTranslator {
 
         // Inbound half: the target's session with external:senderPort, or its filter's consent.
         guard externalPorts.owner(slot: endpoint.transport.slot, port: endpoint.destinationPort, address: targetIndex) == target else {
-            counters.hairpinPassed &+= 1
+            counters[.hairpinPassed] &+= 1
             return .accept
         }
         let inboundHash = sessions.hash(mapping: target, remoteAddress: senderExternal.value, remotePort: senderPort)
@@ -79,7 +79,7 @@ extension NATTranslator {
                   mappings[target].isStatic || configuration.filtering == .endpointIndependent
                     || consumeExpectation(mappingRow: target, remoteAddress: senderExternal.value, remotePort: senderPort, now: now)
             else {
-                counters.hairpinPassed &+= 1
+                counters[.hairpinPassed] &+= 1
                 return .accept // filtered, as it would be from outside: the router's stack gets it
             }
             let opened = openSession(mappingRow: target, remoteAddress: senderExternal.value, remotePort: senderPort, hash: inboundHash,
@@ -94,7 +94,7 @@ extension NATTranslator {
         // The first rewrite left a valid checksum (or one the kernel redoes, for TCP GSO).
         rewrite(ip, transport: endpoint.transport, rewriteSource: false, address: IPv4Address(targetMapping.internalAddress),
                 port: targetMapping.internalPort, checksum: PacketChecksumState(checksumNotReady: false, isGSO: checksum.isGSO))
-        counters.hairpinTranslated &+= 1
+        counters[.hairpinTranslated] &+= 1
         return .acceptRewritten
     }
 }

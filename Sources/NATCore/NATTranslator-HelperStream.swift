@@ -117,7 +117,7 @@ extension NATTranslator {
         if case .holdFrom(let offset) = verdict, offset >= 0, offset < dataCount, !flags.contains(.fin) {
             if dataCount - offset <= helperConnections.heldCapacity {
                 holdFrom = offset
-                counters.helperLinesHeld &+= 1
+                counters[.helperLinesHeld] &+= 1
             } else {
                 countHelperEvent(helperIndex, .limit)
             }
@@ -179,7 +179,7 @@ extension NATTranslator {
                 // The sender keeps waiting for the held bytes (the rest of the line is not
                 // coming): let them go as they are rather than stall the connection.
                 send.pointee.heldLength = 0
-                counters.helperHeldReleased &+= 1
+                counters[.helperHeldReleased] &+= 1
             } else {
                 emitEnd = seqLT(heldStart, sequence) ? sequence : heldStart
             }

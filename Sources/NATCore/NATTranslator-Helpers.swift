@@ -1,3 +1,4 @@
+import CounterSet
 // Application helpers, the part common to both kinds: finding a flow's helper, the edits a
 // helper stages while it inspects, its event counters, and the dispatch to the stream
 // engine (NATTranslator-HelperStream.swift) or the datagram one
@@ -45,7 +46,7 @@ extension NATTranslator {
     }
 
     func countHelperEvent(_ helper: Int, _ event: HelperEvent) {
-        counters.helperEvents[helper][event.rawValue] &+= 1
+        counters.helperEvents[helper].count(event)
     }
 
     /// The helper registered for flows of `protocolNumber` dialled to `port`, if any.

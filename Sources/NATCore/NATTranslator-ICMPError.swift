@@ -20,8 +20,8 @@ extension NATTranslator {
         ip.header.rewriteDestination(internalAddress)
         quoted.rewrite(source: true, address: internalAddress, port: mapping.internalPort)
         ICMPHeader.updateChecksum(of: ip)
-        counters.icmpErrorsInbound &+= 1
-        counters.inboundTranslated &+= 1
+        counters[.icmpErrorsInbound] &+= 1
+        counters[.inboundTranslated] &+= 1
         return .acceptRewritten
     }
 
@@ -43,8 +43,8 @@ extension NATTranslator {
         if externalIndex(of: ip.header.source) < 0 { ip.header.rewriteSource(external) }
         quoted.rewrite(source: false, address: external, port: mappings[mappingRow].externalPort)
         ICMPHeader.updateChecksum(of: ip)
-        counters.icmpErrorsOutbound &+= 1
-        counters.outboundTranslated &+= 1
+        counters[.icmpErrorsOutbound] &+= 1
+        counters[.outboundTranslated] &+= 1
         return .acceptRewritten
     }
 

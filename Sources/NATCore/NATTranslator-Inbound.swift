@@ -18,7 +18,7 @@ extension NATTranslator {
             if !configuration.internalPrefixes.isEmpty, isInternal(destination) {
                 return drop(.inboundToInternalAddress)
             }
-            counters.inboundNotForUs &+= 1
+            counters[.inboundNotForUs] &+= 1
             return .accept
         }
         if header.isFragment { return drop(.fragmentUnsupported) }
@@ -76,14 +76,14 @@ extension NATTranslator {
         let session = sessions[sessionRow]
         rewrite(ip, transport: endpoint.transport, rewriteSource: false, address: IPv4Address(session.internalAddress),
                 port: session.internalPort, checksum: checksum)
-        counters.inboundTranslated &+= 1
+        counters[.inboundTranslated] &+= 1
         if sessions[sessionRow].helper >= 0 { return applyHelper(ip, sessionRow: sessionRow, outbound: false, now: now) }
         return .acceptRewritten
     }
 
     @inline(__always)
     func passInboundUnmatched() -> TranslationVerdict {
-        counters.inboundUnmatched &+= 1
+        counters[.inboundUnmatched] &+= 1
         return .accept
     }
 }

@@ -52,8 +52,8 @@ extension NATTranslator {
                 if row >= 0, !mappings[row].isStatic { _ = flushMapping(row, reason: .evicted) }
             }
         }
-        counters.mappingsEvictedLocalPort &+= UInt64(victims)
-        counters.sessionsFlushed &+= UInt64(update.sessionsCut)
+        counters[.mappingsEvictedLocalPort] &+= UInt64(victims)
+        counters[.sessionsFlushed] &+= UInt64(update.sessionsCut)
         return update
     }
 
@@ -75,7 +75,7 @@ extension NATTranslator {
         let port = freePort(slot: slot, range: nil, internalPort: internalPort, hash: hash, address: address, pair: pair)
         if !pair, port != internalPort, localPorts.contains(slot: slot, port: internalPort),
            configuration.ports.range(for: internalPort, slot: slot).contains(internalPort) {
-            counters.localPortSkips &+= 1
+            counters[.localPortSkips] &+= 1
         }
         return port.map { ($0, nil) } ?? (0, exhausted)
     }
@@ -103,7 +103,7 @@ extension NATTranslator {
         } else if !localPorts.containsHeld(slot: slot, port: port) {
             return false
         }
-        counters.inboundLocalPort &+= 1
+        counters[.inboundLocalPort] &+= 1
         return true
     }
 }

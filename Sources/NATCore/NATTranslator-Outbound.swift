@@ -59,7 +59,7 @@ extension NATTranslator {
             guard let external = externalAddress(index: sessions[established].externalIndex) else { return drop(.noExternalAddress) }
             touch(established, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, ip: ip, checksum: checksum, now: now)
             rewrite(ip, transport: endpoint.transport, rewriteSource: true, address: external, port: sessions[established].externalPort, checksum: checksum)
-            counters.outboundTranslated &+= 1
+            counters[.outboundTranslated] &+= 1
             if sessions[established].helper >= 0 { return applyHelper(ip, sessionRow: established, outbound: true, now: now) }
             return .acceptRewritten
         }
@@ -94,7 +94,7 @@ extension NATTranslator {
         touch(sessionRow, protocolNumber: protocolNumber, tcpFlags: endpoint.tcpFlags, outbound: true, ip: ip, checksum: checksum, now: now)
 
         rewrite(ip, transport: endpoint.transport, rewriteSource: true, address: external, port: mappings[mappingRow].externalPort, checksum: checksum)
-        counters.outboundTranslated &+= 1
+        counters[.outboundTranslated] &+= 1
         if sessions[sessionRow].helper >= 0 { return applyHelper(ip, sessionRow: sessionRow, outbound: true, now: now) }
         return .acceptRewritten
     }
@@ -125,7 +125,7 @@ extension NATTranslator {
             internalPort: internalPort, externalPort: externalPort, protocolNumber: protocolNumber, externalIndex: externalIndex))
         externalPorts.claim(slot: slot, port: externalPort, row: row, address: Int(externalIndex))
         if hasPortBlocks { addBlockMapping(port: externalPort, address: Int(externalIndex), host: address) }
-        counters.mappingsCreated &+= 1
+        counters[.mappingsCreated] &+= 1
         recordMapping(.mappingCreated, row, reason: reason)
         return row
     }
@@ -140,7 +140,7 @@ extension NATTranslator {
 
     @inline(__always)
     func passOutboundNotInternal() -> TranslationVerdict {
-        counters.outboundNotInternal &+= 1
+        counters[.outboundNotInternal] &+= 1
         return .accept
     }
 }

@@ -28,7 +28,7 @@ extension NATTranslator {
         }
         guard let found else { return (0, exhausted) }
         portBlocks!.take(found.block, host: host)
-        counters.portBlocksAllocated &+= 1
+        counters[.portBlocksAllocated] &+= 1
         recordBlock(.portBlockAllocated, found.block, reason: reason)
         countLocalPortSkip(found.port, internalPort: internalPort, slot: slot, block: found.block)
         return (found.port, nil)
@@ -64,7 +64,7 @@ extension NATTranslator {
         guard block >= 0, portBlocks!.owner(of: block) == mapping.internalAddress, portBlocks!.removeMapping(block) else { return }
         recordBlock(.portBlockReleased, block, reason: reason)
         portBlocks!.release(block)
-        counters.portBlocksReleased &+= 1
+        counters[.portBlocksReleased] &+= 1
     }
 
     /// A restored mapping's block: free (now its host's) or its host's already. False when
@@ -76,7 +76,7 @@ extension NATTranslator {
             guard owner == host else { return false }
         } else {
             portBlocks!.take(block, host: host)
-            counters.portBlocksAllocated &+= 1
+            counters[.portBlocksAllocated] &+= 1
             recordBlock(.portBlockAllocated, block, reason: .restored)
         }
         portBlocks!.addMapping(block)
@@ -89,7 +89,7 @@ extension NATTranslator {
         let blocks = (portBlocks?.blocksPerAddress ?? 0) * (1 + configuration.sourcePools.addresses.count)
         for block in 0..<blocks where portBlocks!.owner(of: block) != nil {
             recordBlock(.portBlockReleased, block, reason: reason)
-            counters.portBlocksReleased &+= 1
+            counters[.portBlocksReleased] &+= 1
         }
         portBlocks!.removeAll()
     }

@@ -14,12 +14,12 @@ extension NATTranslator {
     /// A table is full: look for expired sessions, within the budget and the rate. True if room was made.
     func reclaimExpired(now: NATTime) -> Bool {
         guard now.nanoseconds >= reclaimNotBefore else {
-            counters.reclaimStepsSkipped &+= 1
+            counters[.reclaimStepsSkipped] &+= 1
             return false
         }
-        counters.reclaimSteps &+= 1
+        counters[.reclaimSteps] &+= 1
         let removed = sweepSessions(now: now, examining: min(Self.reclaimBudget, sessions.highWater))
-        counters.sessionsExpired &+= UInt64(removed)
+        counters[.sessionsExpired] &+= UInt64(removed)
         if removed == 0 { reclaimNotBefore = now.nanoseconds &+ Self.reclaimQuietInterval.nanoseconds }
         return removed > 0
     }

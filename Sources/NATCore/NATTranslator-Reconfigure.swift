@@ -1,3 +1,4 @@
+import CounterSet
 // Changing the settings of a running translator (the daemon's SIGHUP reload) without
 // dropping live flows. Everything is checked before anything changes: a refused
 // reconfiguration leaves the translator exactly as it was.
@@ -139,7 +140,7 @@ extension NATTranslator {
             expectations = ExpectationTable(capacity: limits.expectations)
         }
         while counters.helperEvents.count < helpers.count {
-            counters.helperEvents.append([UInt64](repeating: 0, count: HelperEvent.allCases.count))
+            counters.helperEvents.append(CounterSet<HelperEvent>())
         }
         configuration.helpers = helpers
         summary.helpersChanged = helpersChanged
@@ -293,7 +294,7 @@ extension NATTranslator {
             removeSession(Int32(i), reason: reason)
             flushed += 1
         }
-        counters.sessionsFlushed &+= UInt64(flushed)
+        counters[.sessionsFlushed] &+= UInt64(flushed)
         return flushed
     }
 
@@ -307,7 +308,7 @@ extension NATTranslator {
                 removed += 1
             }
         }
-        counters.sessionsExpired &+= removed
+        counters[.sessionsExpired] &+= removed
         return mappings[row].protocolNumber == 0
     }
 }

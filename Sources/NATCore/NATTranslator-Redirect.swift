@@ -48,7 +48,7 @@ extension NATTranslator {
         guard let base = packet.baseAddress, case .success(let ip) = IPv4Packet.parse(base, count: packet.count),
               ip.header.protocolNumber == IPProtocolNumber.tcp, !ip.header.isFragment,
               case .endpoint(let endpoint) = ip.readTransport() else {
-            counters.redirectRepliesUnmatched &+= 1
+            counters[.redirectRepliesUnmatched] &+= 1
             return .accept // the router's own packet: not ours to judge
         }
         let client = ip.header.destination.value
@@ -56,14 +56,14 @@ extension NATTranslator {
         let row = liveRedirect(clientAddress: client, clientPort: endpoint.destinationPort, localPort: endpoint.sourcePort,
                                hash: hash, now: now)
         guard row >= 0, redirectSessions[row].localAddress == ip.header.source.value else {
-            counters.redirectRepliesUnmatched &+= 1
+            counters[.redirectRepliesUnmatched] &+= 1
             return .accept
         }
         let session = redirectSessions[row]
         rewrite(ip, transport: .tcp, rewriteSource: true, address: IPv4Address(session.originalAddress), port: session.originalPort,
                 checksum: checksum)
         touchRedirect(row, flags: endpoint.tcpFlags, fromClient: false, now: now)
-        counters.redirectedFromProxy &+= 1
+        counters[.redirectedFromProxy] &+= 1
         return .acceptRewritten
     }
 
@@ -114,7 +114,7 @@ extension NATTranslator {
                 redirectSweepHighestLive = row
             }
         }
-        counters.redirectSessionsExpired &+= UInt64(removed)
+        counters[.redirectSessionsExpired] &+= UInt64(removed)
         return removed
     }
 
@@ -156,7 +156,7 @@ extension NATTranslator {
                 redirectHosts.remove(client)
                 return drop(.redirectTableFull)
             }
-            counters.redirectSessionsCreated &+= 1
+            counters[.redirectSessionsCreated] &+= 1
             recordRedirect(.redirectCreated, row, reason: .outbound)
         }
         // Delivered locally, a GSO packet is not segmented again, so nothing would finish its
@@ -164,7 +164,7 @@ extension NATTranslator {
         rewrite(ip, transport: .tcp, rewriteSource: false, address: IPv4Address(redirectSessions[row].localAddress), port: localPort,
                 checksum: PacketChecksumState(checksumNotReady: checksum.checksumNotReady, isGSO: false))
         touchRedirect(row, flags: endpoint.tcpFlags, fromClient: true, now: now)
-        counters.redirectedToProxy &+= 1
+        counters[.redirectedToProxy] &+= 1
         return .acceptRewritten
     }
 
@@ -194,7 +194,7 @@ extension NATTranslator {
         guard row >= 0 else { return -1 }
         if redirectSessions[row].expires <= now.nanoseconds {
             removeRedirect(row, reason: .expired)
-            counters.redirectSessionsExpired &+= 1
+            counters[.redirectSessionsExpired] &+= 1
             return -1
         }
         return row

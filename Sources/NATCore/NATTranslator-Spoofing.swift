@@ -40,7 +40,7 @@ extension NATTranslator {
     /// rules `translateInbound` applies first: from the WAN side, a spoofed or martian source,
     /// or (with `--lan`) a destination inside a LAN prefix, is dropped and counted here, so it
     /// cannot hold reassembly storage under the address it claims. nil: offer it to the
-    /// reassembler. `fragment` holds at least an IPv4 header (`PacketPath.isFragment` checked).
+    /// reassembler. `fragment` holds at least an IPv4 header (`FragmentReassembler.isFragment` checked).
     public func screenFragment(_ fragment: UnsafeMutableRawBufferPointer, direction: PacketDirection) -> DropReason? {
         guard direction == .inbound, let base = fragment.baseAddress, fragment.count >= 20 else { return nil }
         let header = IPv4Header(unchecked: base)

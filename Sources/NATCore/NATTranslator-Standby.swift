@@ -11,7 +11,7 @@ extension NATTranslator {
     public func removeAllFlows(now: NATTime) -> Int {
         currentTime = now // the time the removal events carry
         let removed = sessions.count + addressOnly.count + redirectSessions.count
-        counters.sessionsFlushed &+= UInt64(sessions.count + addressOnly.count)
+        counters[.sessionsFlushed] &+= UInt64(sessions.count + addressOnly.count)
         recordFlushOfAll(reason: .standby)
         if events.capacity != 0 {
             for i in 0..<redirectSessions.highWater where redirectSessions[Int32(i)].localPort != 0 {

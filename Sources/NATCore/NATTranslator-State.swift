@@ -186,8 +186,8 @@ extension NATTranslator {
             if mappings[row].protocolNumber != 0 { summary.mappingsRestored += 1 }
         }
         // Restored sessions were not created here: the counters say what traffic did.
-        counters.sessionsCreated = before.sessionsCreated
-        counters.sessionsOpenedInbound = before.sessionsOpenedInbound
+        counters[.sessionsCreated] = before[.sessionsCreated]
+        counters[.sessionsOpenedInbound] = before[.sessionsOpenedInbound]
         return summary
     }
 
@@ -214,7 +214,7 @@ extension NATTranslator {
         // Port blocks: the mapping's block becomes (or is) its host's; a block another host
         // has already (the block size changed since the save), or a port in no block, leaves it out.
         if hasPortBlocks, !adoptBlock(port: m.externalPort, address: address, host: m.internalAddress) {
-            counters.portBlockRestoreConflicts &+= 1
+            counters[.portBlockRestoreConflicts] &+= 1
             return (-1, false)
         }
         let row = mappings.insert(Mapping(

@@ -13,7 +13,7 @@ extension NATTranslator {
         if flags.rawValue & (TCPFlags.syn.rawValue | TCPFlags.fin.rawValue | TCPFlags.rst.rawValue) != 0 {
             // A checksum the local stack has not finished yet (KERNEL-FACTS fact 3) says nothing.
             if !checksum.checksumNotReady, !checksum.isGSO, !tcpChecksumIsValid(ip) {
-                counters.ignoredBadChecksum &+= 1
+                counters[.ignoredBadChecksum] &+= 1
                 return false
             }
             if flags.contains(.syn) { scaleOffer = TCPWindowTracking.scaleOffer(tcp) }
@@ -27,10 +27,10 @@ extension NATTranslator {
         case .accept:
             return true
         case .outOfWindow:
-            if flags.contains(.rst) { counters.ignoredRSTOutOfWindow &+= 1 } else { counters.ignoredFINOutOfWindow &+= 1 }
+            if flags.contains(.rst) { counters[.ignoredRSTOutOfWindow] &+= 1 } else { counters[.ignoredFINOutOfWindow] &+= 1 }
             return false
         case .inexactReset:
-            counters.ignoredRSTInWindow &+= 1
+            counters[.ignoredRSTInWindow] &+= 1
             return false
         }
     }

@@ -1,3 +1,4 @@
+import CounterSet
 // The translation core: owns the mapping and session tables and rewrites packets in place.
 // Single-threaded: one packet loop owns it. No syscalls, no clock: `now` comes with every
 // call. Storage is allocated once in `init` at the configured caps; translating a packet
@@ -101,7 +102,7 @@ public final class NATTranslator {
         helperOutput = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
         stagedEdits = .allocate(capacity: NATTranslator.maxStagedEdits)
         stagedReplacements = .allocate(byteCount: NATTranslator.maxStagedEdits * HelperLimits.maxReplacement, alignment: 16)
-        counters.helperEvents = configuration.helpers.map { _ in [UInt64](repeating: 0, count: HelperEvent.allCases.count) }
+        counters.helperEvents = configuration.helpers.map { _ in CounterSet<HelperEvent>() }
         installForwards()
     }
 
@@ -154,8 +155,8 @@ public final class NATTranslator {
     /// Port forwards are installed again for the new address.
     public func setExternalAddress(_ address: IPv4Address?) {
         guard address != configuration.externalAddress else { return }
-        counters.externalAddressChanges &+= 1
-        counters.sessionsFlushed &+= UInt64(sessions.count + addressOnly.count)
+        counters[.externalAddressChanges] &+= 1
+        counters[.sessionsFlushed] &+= UInt64(sessions.count + addressOnly.count)
         recordFlushOfAll(reason: .addressChanged)
         releaseAllBlocks(reason: .addressChanged)
         sessions.removeAll()
@@ -244,7 +245,7 @@ public final class NATTranslator {
         guard hosts.add(internalAddress, externalIndex: paired) else { return (-1, .sessionTableFull) }
         if let rate { hosts.chargeNewFlow(internalAddress, rate: rate, now: now) }
         let mapping = mappings[mappingRow]
-        let row = sessions.insert(Session(
+        let row = sessions.insertSession(Session(
             expires: now.nanoseconds, remoteAddress: remoteAddress, internalAddress: mapping.internalAddress,
             mapping: mappingRow, hash: hash, remotePort: remotePort,
             internalPort: mapping.internalPort, externalPort: mapping.externalPort,
@@ -255,9 +256,9 @@ public final class NATTranslator {
             hosts.addHelperConnection(internalAddress)
         }
         mappings[mappingRow].sessionCount += 1
-        counters.sessionsCreated &+= 1
+        counters[.sessionsCreated] &+= 1
         recordSession(.sessionCreated, row, reason: restoring ? .restored : inbound ? .inbound : .outbound)
-        if inbound { counters.sessionsOpenedInbound &+= 1 }
+        if inbound { counters[.sessionsOpenedInbound] &+= 1 }
         return (row, nil)
     }
 
@@ -324,7 +325,7 @@ public final class NATTranslator {
         guard row >= 0 else { return -1 }
         if sessions[row].expires <= now.nanoseconds {
             removeSession(row, reason: .expired)
-            counters.sessionsExpired &+= 1
+            counters[.sessionsExpired] &+= 1
             return -1
         }
         return row

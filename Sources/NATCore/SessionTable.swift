@@ -69,12 +69,13 @@ extension IndexedTable<Session> {
         }
     }
 
-    /// Adds a session, its tuple hash filled in here (this shadows the generic `insert`); its
-    /// internal endpoint, external port and protocol must be filled in.
-    mutating func insert(_ session: Session) -> Int32 {
+    /// Adds a session, its tuple hash filled in here from the table's seed (the generic
+    /// `insert` would file the one it is given); its internal endpoint, external port and
+    /// protocol must be filled in. The only way sessions are added.
+    mutating func insertSession(_ session: Session) -> Int32 {
         var session = session
         session.tupleHash = tupleHash(protocolNumber: session.protocolNumber, internalAddress: session.internalAddress,
                                       internalPort: session.internalPort, remoteAddress: session.remoteAddress, remotePort: session.remotePort)
-        return insert(filed: session)
+        return insert(session)
     }
 }

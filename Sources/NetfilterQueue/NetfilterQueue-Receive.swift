@@ -23,7 +23,7 @@ extension NetfilterQueue {
             case EAGAIN, EINTR:
                 return 0
             case ENOBUFS:
-                statistics.receiveOverruns += 1
+                statistics[.receiveOverruns] &+= 1
                 return 0
             default:
                 throw .system(operation: "receive from queue \(configuration.queueNumber)", errno: -received)
@@ -32,12 +32,12 @@ extension NetfilterQueue {
         for index in 0..<Int(received) {
             let datagram = receiveBase + index * Self.slotSize
             if cnfq_received_truncated(receiveVector, UInt32(index)) != 0 {
-                statistics.malformedMessages += 1
+                statistics[.malformedMessages] &+= 1
                 continue
             }
             parseDatagram(datagram, length: Int(cnfq_received_length(receiveVector, UInt32(index))))
         }
-        statistics.packetsReceived += packetCount
+        statistics[.packetsReceived] &+= UInt64(packetCount)
         return packetCount
     }
 
@@ -50,7 +50,7 @@ extension NetfilterQueue {
 
     /// Calls `body(packetID, errno)` for each verdict the kernel refused since the last call,
     /// oldest first. Refusals beyond the ring's 256 entries are only counted
-    /// (`statistics.refusedVerdictOverflows`).
+    /// (`statistics[.refusedVerdictOverflows]`).
     public func drainRefusedVerdicts(_ body: (UInt32, Int32) -> Void) {
         while refusedCount > 0 {
             let entry = refused[refusedStart]
@@ -69,7 +69,7 @@ extension NetfilterQueue {
             if kind == Int32(CNFQ_MESSAGE_PACKET) {
                 var parsed = cnfq_packet()
                 guard cnfq_parse_packet(message, &parsed) == 0 else {
-                    statistics.malformedMessages += 1
+                    statistics[.malformedMessages] &+= 1
                     continue
                 }
                 store(parsed)
@@ -86,14 +86,14 @@ extension NetfilterQueue {
         guard packetCount < slotCount else {
             // More packet messages than slots (the kernel sends one per datagram, so this
             // should not happen): no room to hand it out, so it must not wait forever.
-            statistics.packetsDroppedByBinding += 1
+            statistics[.packetsDroppedByBinding] &+= 1
             setVerdict(packetID: parsed.id, .drop, payload: nil)
             return
         }
         let payload = UnsafeMutableRawBufferPointer(start: parsed.payload, count: Int(parsed.payload_length))
         let original = parsed.has_cap_length != 0 ? Int(parsed.cap_length) : payload.count
         let truncated = original > payload.count
-        if truncated { statistics.truncatedPackets += 1 }
+        if truncated { statistics[.truncatedPackets] &+= 1 }
         packets[packetCount] = QueuedPacket(
             id: parsed.id, hook: NetfilterHook(rawValue: parsed.hook), hardwareProtocol: EtherType(rawValue: parsed.hardware_protocol),
             inputInterfaceIndex: parsed.input_interface, outputInterfaceIndex: parsed.output_interface,
@@ -104,11 +104,11 @@ extension NetfilterQueue {
     }
 
     private func recordRefusal(packetID: UInt32, errno code: Int32) {
-        statistics.netlinkErrors += 1
+        statistics[.netlinkErrors] &+= 1
         statistics.lastNetlinkErrno = code
         statistics.lastErrorPacketID = packetID
         guard refusedCount < Self.refusedCapacity else {
-            statistics.refusedVerdictOverflows += 1
+            statistics[.refusedVerdictOverflows] &+= 1
             return
         }
         refused[(refusedStart + refusedCount) % Self.refusedCapacity] = RefusedVerdict(packetID: packetID, errno: code)

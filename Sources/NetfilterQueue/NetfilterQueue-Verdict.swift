@@ -13,7 +13,7 @@ extension NetfilterQueue {
         var bytes = payload?.baseAddress
         var count = UInt32(truncatingIfNeeded: payload?.count ?? 0)
         if let payload, payload.count > Int(CNFQ_MAX_COPY_RANGE) {
-            statistics.oversizedVerdictPayloads += 1
+            statistics[.oversizedVerdictPayloads] &+= 1
             code = PacketVerdict.drop.kernelValue
             bytes = nil
             count = 0
@@ -53,10 +53,10 @@ extension NetfilterQueue {
         verdictLength = 0
         pendingVerdicts = 0
         if sent < 0 {
-            statistics.verdictsLost += count
+            statistics[.verdictsLost] &+= UInt64(count)
             throw .system(operation: "send verdicts to queue \(configuration.queueNumber)", errno: Int32(-sent))
         }
-        statistics.verdictsSent += count
-        statistics.verdictMessagesSent += 1
+        statistics[.verdictsSent] &+= UInt64(count)
+        statistics[.verdictMessagesSent] &+= 1
     }
 }

@@ -174,7 +174,7 @@ public final class NetfilterQueue {
             let received = cnfq_receive_batch(fileDescriptor, receiveVector, 1, 0)
             if received < 0 {
                 if -received == EAGAIN || -received == EINTR { continue }
-                if -received == ENOBUFS { statistics.receiveOverruns += 1; continue }
+                if -received == ENOBUFS { statistics[.receiveOverruns] &+= 1; continue }
                 throw .system(operation: operation, errno: -received)
             }
             let datagramLength = Int(cnfq_received_length(receiveVector, 0))
@@ -206,7 +206,7 @@ public final class NetfilterQueue {
             let length = cnfq_put_verdict(
                 raw.baseAddress, raw.count, configuration.queueNumber, packetID, Int32(CNFQ_NF_DROP), nil, 0)
             if length > 0, cnfq_send(fileDescriptor, raw.baseAddress, length) > 0 {
-                statistics.packetsDroppedByBinding += 1
+                statistics[.packetsDroppedByBinding] &+= 1
             }
         }
     }

@@ -116,8 +116,8 @@ struct RunStats {
     var resets = 0
 
     mutating func absorb(_ t: NATTranslator) {
-        expectationsFulfilled &+= t.counters.expectationsFulfilled
-        helperLinesHeld &+= t.counters.helperLinesHeld
+        expectationsFulfilled &+= t.counters[.expectationsFulfilled]
+        helperLinesHeld &+= t.counters[.helperLinesHeld]
         for i in 0..<t.configuration.helpers.count { helperRewrites &+= t.counters.helperEvents(helper: i, .rewrite) }
     }
 
@@ -1018,7 +1018,7 @@ final class Harness {
                   "an event of protocol \(e.protocolNumber)")
             check(e.kind.isSession || (e.remoteAddress == 0 && e.remotePort == 0), "a mapping event with a remote")
         }
-        guard translator.counters.natEventsLost == 0 else { return }
+        guard translator.counters[.natEventsLost] == 0 else { return }
         check(eventMappings == translator.mappingCount, "events say \(eventMappings) mappings, the table has \(translator.mappingCount)")
         check(eventSessions == translator.sessionCount, "events say \(eventSessions) sessions, the table has \(translator.sessionCount)")
         check(eventAddressOnly == translator.addressOnlyFlowCount,
@@ -1701,7 +1701,7 @@ extension Harness {
         let packet = UnsafeMutableRawBufferPointer(start: buffer, count: n)
         let checksum = PacketChecksumState(checksumNotReady: notReady)
         // A client packet the redirect does not take goes the hairpin way, which may rewrite it too.
-        let redirectedBefore = nat.counters.redirectedToProxy
+        let redirectedBefore = nat.counters[.redirectedToProxy]
         let verdict = fromClient
             ? nat.translate(packet, direction: .hairpin, checksum: checksum, now: time, inputInterface: mods & 2 != 0 ? 9 : 1)
             : nat.translateRedirectReply(packet, checksum: checksum, now: time)
@@ -1716,7 +1716,7 @@ extension Harness {
             guard let v = View(buffer, n), let old else { fail("a rewritten redirect-path packet does not parse") }
             check(v.headerValid, "IP header checksum broken by the redirect")
             check(!(l4ValidBefore || notReady) || v.l4Valid == true, "TCP checksum broken by the redirect (notReady \(notReady))")
-            if fromClient, nat.counters.redirectedToProxy != redirectedBefore {
+            if fromClient, nat.counters[.redirectedToProxy] != redirectedBefore {
                 check(v.dst == routerLAN && v.b16(v.ihl + 2) == 3128 && v.src == old.src && v.b16(v.ihl) == old.sport,
                       "a redirected client packet not sent to 192.0.2.1:3128 from its own source")
                 let found = nat.originalDestination(clientAddress: IPv4Address(v.src), clientPort: v.b16(v.ihl), now: time)

@@ -64,7 +64,8 @@ module() { # NAME SOURCES...
 }
 
 build_translator() {
-    echo "== building the fuzzer (NATCore, NATHelpers, harness) in $OUT"
+    echo "== building the fuzzer (CounterSet, NATCore, NATHelpers, harness) in $OUT"
+    module CounterSet "$ROOT"/Sources/CounterSet/*.swift
     module NATCore "$ROOT"/Sources/NATCore/*.swift
     local defines=()
     # The IRC helper is work in progress: include it only if NATHelpers compiles with it.
@@ -78,14 +79,14 @@ build_translator() {
         done
         module NATHelpers "${files[@]}"
     fi
-    link "$1" "$2" ${defines[@]+"${defines[@]}"} "$OBJ/NATCore.o" "$OBJ/NATHelpers.o"
+    link "$1" "$2" ${defines[@]+"${defines[@]}"} "$OBJ/CounterSet.o" "$OBJ/NATCore.o" "$OBJ/NATHelpers.o"
     echo "== built $1 ${defines[*]+(${defines[*]})}"
 }
 
 # After the translator's: linked against the same NATCore and NATHelpers objects.
 build_state() {
     echo "== building the state-file fuzzer in $OUT"
-    link "$1" "$2" "$OBJ/NATCore.o" "$OBJ/NATHelpers.o"
+    link "$1" "$2" "$OBJ/CounterSet.o" "$OBJ/NATCore.o" "$OBJ/NATHelpers.o"
     echo "== built $1"
 }
 
@@ -228,9 +229,9 @@ cat >"$OUT/capture.dict" <<'CAPTURE_DICT'
 CAPTURE_DICT
 
 
-fuzz translator "" "" "$DURATION" 2048 fuzz.dict TranslatorFuzzer.swift "$ROOT/Sources/NATCore" "$ROOT/Sources/NATHelpers"
+fuzz translator "" "" "$DURATION" 2048 fuzz.dict TranslatorFuzzer.swift "$ROOT/Sources/CounterSet" "$ROOT/Sources/NATCore" "$ROOT/Sources/NATHelpers"
 fuzz state "state-file " "the state file" "${FUZZ_STATE_SECONDS:-$QUARTER}" 8192 "" StateFileFuzzer.swift \
-    "$ROOT/Sources/NATCore" "$ROOT/Sources/NATHelpers"
+    "$ROOT/Sources/CounterSet" "$ROOT/Sources/NATCore" "$ROOT/Sources/NATHelpers"
 fuzz capture "capture " "the capture reader" "${FUZZ_CAPTURE_SECONDS:-$QUARTER}" 4096 capture.dict CaptureFuzzer.swift \
     "$ROOT/Sources/PacketCapture"
 fuzz sync "sync " "the sync channel" "${FUZZ_SYNC_SECONDS:-$QUARTER}" 8192 "" SyncFuzzer.swift "${SYNC_SOURCES[@]}"

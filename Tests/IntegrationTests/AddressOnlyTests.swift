@@ -1,5 +1,6 @@
 import Foundation
 @testable import Masqd
+@testable import MasqdLab
 import Testing
 
 #if canImport(Glibc)
@@ -78,7 +79,7 @@ struct AddressOnlyTests {
 
     @Test("ESP, GRE and protocol 253: h1's packets reach the server from the WAN address and the answers reach h1; h2 to the same server is refused and counted")
     func addressOnlyBothWaysAndSecondHostRefused() throws {
-        try Robust.withEngine("aoa", queue: Integration.queue(131)) { lab, masqd, _ in
+        try Integration.withEngine(scapy: true, "aoa", queue: Integration.queue(131)) { lab, masqd, _ in
             let echo = try lab.spawn(.server, [LabTopology.python, "-c", echoScript], name: "address-only-echo")
             #expect(Semantics.waitUntil(timeout: 20) { echo.output.contains("ready") }, "the server's echo did not start:\n\(echo.output)")
             let before = try Semantics.stats(lab, masqd)

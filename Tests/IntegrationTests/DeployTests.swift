@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdShell
 import Testing
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Masqd
+@testable import MasqdLab
 import Testing
 
 /// `--no-nat-to CIDR` (issue #15 item 2): the rules of both backends exactly, the option's
@@ -94,7 +95,7 @@ struct ExclusionTests {
           arguments: Integration.firewalls)
     func traffic(firewall: FirewallChoice) throws {
         let options = ["--no-nat-to", LabTopology.farCIDR]
-        try Semantics.withEngine(Integration.tag("ex", firewall), queue: Integration.queue(131, firewall), options: options,
+        try Integration.withEngine(Integration.tag("ex", firewall), queue: Integration.queue(131, firewall), options: options,
                                  farHost: true, firewall: firewall) { lab, masqd in
             // The far host's replies to the LAN address go back through the server to the router.
             try lab.check(.server, ["ip", "route", "add", LabTopology.lanCIDR, "via", wan])

@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 #if canImport(Glibc)
@@ -88,7 +90,7 @@ struct ExhaustionTests {
 
     @Test("SYN flood from 250 outside addresses to a forwarded port: the target's cap holds at 1000, h2 is not affected")
     func synFloodToForward() throws {
-        try Robust.withEngine("rbc", queue: Integration.queue(53), options: ["--forward", "tcp:8080=\(h1):80"] + Self.caps) { lab, masqd, engine in
+        try Integration.withEngine(scapy: true, "rbc", queue: Integration.queue(53), options: ["--forward", "tcp:8080=\(h1):80"] + Self.caps) { lab, masqd, engine in
             let sha = try serveFile(lab)
             _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
             let before = try Semantics.stats(lab, masqd)
@@ -109,7 +111,7 @@ struct ExhaustionTests {
 
     @Test("SYN flood from h1 to thousands of ports: h1 stops at its cap of 1000 flows, h2 is not affected")
     func synFloodFromInside() throws {
-        try Robust.withEngine("rbd", queue: Integration.queue(54), options: Self.caps) { lab, masqd, engine in
+        try Integration.withEngine(scapy: true, "rbd", queue: Integration.queue(54), options: Self.caps) { lab, masqd, engine in
             let sha = try serveFile(lab)
             _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
             let before = try Semantics.stats(lab, masqd)
@@ -131,7 +133,7 @@ struct ExhaustionTests {
 
     @Test("UDP scan of the WAN address from outside: everything goes to the router's stack, no flow is made")
     func udpScanFromOutside() throws {
-        try Robust.withEngine("rbe", queue: Integration.queue(55), options: Self.caps) { lab, masqd, engine in
+        try Integration.withEngine(scapy: true, "rbe", queue: Integration.queue(55), options: Self.caps) { lab, masqd, engine in
             let sha = try serveFile(lab)
             _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
             let before = try Semantics.stats(lab, masqd)
@@ -156,7 +158,7 @@ struct ExhaustionTests {
 
     @Test("UDP scan from h1 over 20 000 ports with --max-flows-per-host 1000: 1000 flows, the rest dropped and counted; h2 is not affected")
     func udpScanFromInside() throws {
-        try Robust.withEngine("rbf", queue: Integration.queue(56), options: Self.caps) { lab, masqd, engine in
+        try Integration.withEngine(scapy: true, "rbf", queue: Integration.queue(56), options: Self.caps) { lab, masqd, engine in
             let sha = try serveFile(lab)
             _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
             let before = try Semantics.stats(lab, masqd)
@@ -181,7 +183,7 @@ struct ExhaustionTests {
     @Test("200 PORT commands on one FTP control connection: 8 expectations (the per-connection cap), the rest refused and counted; h2's FTP transfer works")
     func ftpExpectationFlood() throws {
         try FTPLab.requireTools()
-        try Robust.withEngine("rbg", queue: Integration.queue(57), options: ["--helper-ports", "ftp=21,2121"] + Self.caps) { lab, masqd, engine in
+        try Integration.withEngine(scapy: true, "rbg", queue: Integration.queue(57), options: ["--helper-ports", "ftp=21,2121"] + Self.caps) { lab, masqd, engine in
             // Port 21: a sink that greets as an FTP server must (the helper follows nothing
             // else) and then never answers (so no PORT is ever used up by a data connection);
             // port 2121: a real FTP server for h2.

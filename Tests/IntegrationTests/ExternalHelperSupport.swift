@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 #if canImport(Glibc)
@@ -19,22 +21,6 @@ enum ExternalHelper {
             throw IntegrationFailure("\(path) is missing: build the example first (cd Examples/RendezvousHelper && swift build); Tests/run-all.sh does")
         }
         return path
-    }
-
-    /// The example's masqd running in a fresh topology: rules installed, `masqd run` started
-    /// with `options`, checked alive at the end and stopped.
-    static func withEngine<T>(_ tag: String, queue: Int, options: [String],
-                              _ body: (LabTopology, String, BackgroundProcess) throws -> T) throws -> T {
-        try Integration.requireEnvironment()
-        let masqd = try executable()
-        return try Integration.withTopology(tag) { lab in
-            try lab.installRules(masqd: masqd, queue: queue)
-            let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: options)
-            let result = try body(lab, masqd, engine)
-            #expect(engine.isRunning, "masqd-rendezvous run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
-            engine.stop(grace: 5)
-            return result
-        }
     }
 
     /// A rendezvous server on the lab's server, UDP `port`: it logs each datagram as

@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import NATCore
 import Testing
 
@@ -25,7 +26,7 @@ struct ExternalHelperTests {
           arguments: [true, false])
     func registerThroughTheExample(helper: Bool) throws {
         let options = ["--helpers", helper ? "rendezvous" : "none"]
-        try ExternalHelper.withEngine(helper ? "xha" : "xhb", queue: Integration.queue(helper ? 70 : 71), options: options) { lab, masqd, _ in
+        try Integration.withEngine(executable: ExternalHelper.executable(), helper ? "xha" : "xhb", queue: Integration.queue(helper ? 70 : 71), options: options) { lab, masqd, _ in
             let rendezvous = try ExternalHelper.startServer(lab, port: 7000)
             let client = try ExternalHelper.register(lab, port: 7000, sourcePort: 40000)
             let seen = ExternalHelper.registrations(rendezvous)
@@ -53,7 +54,7 @@ struct ExternalHelperTests {
         let config = "/tmp/masqd-xhc-\(getpid()).yaml"
         defer { try? FileManager.default.removeItem(atPath: config) }
         try "helpers: none\nmetrics: 127.0.0.1:9469\n".write(toFile: config, atomically: true, encoding: .utf8)
-        try ExternalHelper.withEngine("xhc", queue: Integration.queue(72), options: ["--config", config]) { lab, masqd, engine in
+        try Integration.withEngine(executable: ExternalHelper.executable(), "xhc", queue: Integration.queue(72), options: ["--config", config]) { lab, masqd, engine in
             let rendezvous = try ExternalHelper.startServer(lab, port: 7100)
             let before = try ExternalHelper.register(lab, port: 7100, sourcePort: 40100)
             #expect(!before.succeeded, "answered without the helper: \(before.output)")

@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import Testing
 
 #if canImport(Glibc)
@@ -72,7 +73,7 @@ struct FTPSlipstreamTests {
     @Test("an HTTP POST from h1 full of PORT lines to a port the FTP helper follows opens no way in to h1; a real FTP session on the helper's other port still works")
     func slipstreamingPostOpensNothing() throws {
         try FTPLab.requireTools()
-        try Semantics.withEngine("fts", queue: Integration.queue(85), options: ["--helper-ports", "ftp=2121,2122"]) { lab, masqd in
+        try Integration.withEngine("fts", queue: Integration.queue(85), options: ["--helper-ports", "ftp=2121,2122"]) { lab, masqd in
             let dir = lab.workDir
             try Self.attackerScript.write(toFile: dir + "/attacker.py", atomically: true, encoding: .utf8)
             try Self.serviceScript.write(toFile: dir + "/service.py", atomically: true, encoding: .utf8)

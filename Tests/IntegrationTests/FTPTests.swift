@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import Testing
 
 #if canImport(Glibc)
@@ -33,7 +34,7 @@ struct FTPTests {
           arguments: ServerKind.allCases)
     func activeFromInside(kind: ServerKind) throws {
         try FTPLab.requireTools()
-        try Semantics.withEngine(kind.tag, queue: Integration.queue(kind.queueIndex)) { lab, masqd in
+        try Integration.withEngine(kind.tag, queue: Integration.queue(kind.queueIndex)) { lab, masqd in
             let root = lab.workDir + "/ftp"
             let sums = try FTPLab.makeFiles(in: root, [("active.bin", 300_000)])
             let sniff = try lab.spawnHelper(.server, ["sniff", "eth0", "--outgoing"], name: "sniff-s")
@@ -96,7 +97,7 @@ struct FTPTests {
     @Test("lftp in active mode fetches 12 files over one control connection; 12+ expectations, all fulfilled")
     func lftpActiveMget() throws {
         try FTPLab.requireTools()
-        try Semantics.withEngine("ftc", queue: Integration.queue(26)) { lab, masqd in
+        try Integration.withEngine("ftc", queue: Integration.queue(26)) { lab, masqd in
             let root = lab.workDir + "/ftp", downloads = lab.workDir + "/dl"
             let names = (1...12).map { String(format: "f%02d.bin", $0) }
             let sums = try FTPLab.makeFiles(in: root, names.enumerated().map { ($1, 20_000 + $0 * 12_345) })
@@ -146,7 +147,7 @@ struct FTPTests {
     @Test("passive FTP from h1 (curl EPSV, and PASV with --disable-epsv) to a server outside works; nothing to rewrite")
     func passiveFromInside() throws {
         try FTPLab.requireTools()
-        try Semantics.withEngine("ftd", queue: Integration.queue(27)) { lab, masqd in
+        try Integration.withEngine("ftd", queue: Integration.queue(27)) { lab, masqd in
             let root = lab.workDir + "/ftp"
             let sums = try FTPLab.makeFiles(in: root, [("passive.bin", 300_000)])
             let ftpd = try FTPLab.startVsftpd(lab, on: .server, bind: server, port: 21, root: root, passivePorts: 40000...40099, name: "vsftpd")
@@ -179,7 +180,7 @@ struct FTPTests {
     func serverInsideBehindForward() throws {
         try FTPLab.requireTools()
         let options = ["--forward", "tcp:21=\(h1):21"]
-        try Semantics.withEngine("fte", queue: Integration.queue(28), options: options) { lab, masqd in
+        try Integration.withEngine("fte", queue: Integration.queue(28), options: options) { lab, masqd in
             let root = lab.workDir + "/ftp"
             let sums = try FTPLab.makeFiles(in: root, [("inside.bin", 300_000)])
             let range = 50000...50099
@@ -232,7 +233,7 @@ struct FTPTests {
         let url = "ftp://\(server):2121/np.bin"
 
         // With the helper on 2121.
-        try Semantics.withEngine("ftf", queue: Integration.queue(29), options: ["--helper-ports", "ftp=2121"]) { lab, masqd in
+        try Integration.withEngine("ftf", queue: Integration.queue(29), options: ["--helper-ports", "ftp=2121"]) { lab, masqd in
             let root = lab.workDir + "/ftp"
             let sums = try FTPLab.makeFiles(in: root, [("np.bin", 300_000)])
             let ftpd = try FTPLab.startPyftpdlib(lab, on: .server, bind: server, port: 2121, root: root, name: "pyftpdlib")
@@ -251,7 +252,7 @@ struct FTPTests {
 
         // Default ports (ftp=21): nothing follows 2121, so PORT reaches the server with h1's
         // LAN address and active mode fails; passive mode to the same server still works.
-        try Semantics.withEngine("ftg", queue: Integration.queue(30)) { lab, masqd in
+        try Integration.withEngine("ftg", queue: Integration.queue(30)) { lab, masqd in
             let root = lab.workDir + "/ftp"
             let sums = try FTPLab.makeFiles(in: root, [("np.bin", 300_000)])
             let ftpd = try FTPLab.startPyftpdlib(lab, on: .server, bind: server, port: 2121, root: root, name: "pyftpdlib")

@@ -1,6 +1,7 @@
 import CFastPath
 import Foundation
 @testable import Masqd
+@testable import MasqdShell
 import NATCore
 import Testing
 

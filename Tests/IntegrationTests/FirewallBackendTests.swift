@@ -1,5 +1,7 @@
 import Foundation
 @testable import Masqd
+@testable import MasqdLab
+@testable import MasqdShell
 import Testing
 
 #if canImport(Glibc)
@@ -150,7 +152,7 @@ struct FirewallBackendTests {
     @Test("from the WAN, the router's LAN address and a second local address as source reach neither the router nor h1; the real remote and hairpinning do",
           arguments: Integration.firewalls)
     func spoofedLocalSourceFromWAN(firewall: FirewallChoice) throws {
-        try Robust.withEngine(Integration.tag("fwb", firewall), queue: Integration.queue(75, firewall),
+        try Integration.withEngine(scapy: true, Integration.tag("fwb", firewall), queue: Integration.queue(75, firewall),
                               options: ["--forward", "udp:9000=\(h1):9000"], firewall: firewall) { lab, masqd, _ in
             // A management address besides the LAN and WAN ones.
             try lab.check(.router, ["ip", "link", "add", "mgmt0", "type", "veth", "peer", "name", "mgmt1"])

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Masqd
+@testable import MasqdLab
 import NATCore
 import Testing
 
@@ -39,7 +40,7 @@ struct FlowRateLimitTests {
 
     @Test("a flood of new flows from h1 is held to 10/s; h1's established flow and h2's new flows are served meanwhile")
     func floodHeldToRate() throws {
-        try Semantics.withEngine("fr", queue: Integration.queue(133), options: ["--max-new-flows-per-host", "10/s"]) { lab, masqd in
+        try Integration.withEngine("fr", queue: Integration.queue(133), options: ["--max-new-flows-per-host", "10/s"]) { lab, masqd in
             _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
             // h1's flow, established before the flood.
             let first = try lab.run(.host1, lab.helper(["udpsend", server, "7777", "--sport", "41000", "--msg", "before"]), timeout: 15)

@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import Testing
 
 #if canImport(Glibc)
@@ -19,7 +20,7 @@ struct FragmentSpoofingTests {
 
     @Test("64 spoofed first fragments from the WAN claiming h1, then claiming the server: h1's 3000-byte UDP datagram and the server's 3000-byte echo still cross")
     func spoofedFirstFragmentsDoNotBlackholeTheVictim() throws {
-        try Semantics.withEngine("fsa", queue: Integration.queue(90)) { lab, masqd in
+        try Integration.withEngine("fsa", queue: Integration.queue(90)) { lab, masqd in
             let echo = try Frag.spawn(lab, .server, ["bigecho", "9999"], name: "bigecho-s")
 
             // 1. A LAN source claimed from the WAN: dropped as spoofed before it reaches the

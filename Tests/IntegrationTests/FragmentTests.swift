@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import Testing
 
 #if canImport(Glibc)
@@ -23,7 +24,7 @@ struct FragmentTests {
 
     @Test("ping -s 4000 and -s 20000 from h1 to the server: every reply arrives, datagrams reassembled both ways", arguments: Integration.firewalls)
     func fragmentedPing(firewall: FirewallChoice) throws {
-        try Semantics.withEngine(Integration.tag("fra", firewall), queue: Integration.queue(16, firewall), firewall: firewall) { lab, masqd in
+        try Integration.withEngine(Integration.tag("fra", firewall), queue: Integration.queue(16, firewall), firewall: firewall) { lab, masqd in
             let sniff = try lab.spawnHelper(.server, ["sniff", "eth0"], name: "sniff-s")
             for size in [4000, 20000] {
                 let ping = try Frag.ping(lab, from: .host1, to: server, size: size, count: 5)
@@ -52,7 +53,7 @@ struct FragmentTests {
     @Test("UDP datagrams of 1600, 9000, 30000 and 60000 bytes echoed h1 → server → h1, and server → port forward → h1 → server")
     func bigUDPEcho() throws {
         let sizes = "1600,9000,30000,60000"
-        try Semantics.withEngine("frb", queue: Integration.queue(17), options: ["--forward", "udp:9000=\(h1):9000"]) { lab, masqd in
+        try Integration.withEngine("frb", queue: Integration.queue(17), options: ["--forward", "udp:9000=\(h1):9000"]) { lab, masqd in
             // Outbound: h1 sends, the server echoes what it got.
             let echoS = try Frag.spawn(lab, .server, ["bigecho", "9999"], name: "bigecho-s")
             let out = try Frag.run(lab, .host1, ["bigsend", server, "9999", "--sport", "41000", "--sizes", sizes, "--seed", "11"], timeout: 60)
@@ -93,7 +94,7 @@ struct FragmentTests {
     @Test("a UDP datagram sent as reversed fragments (scapy) arrives whole and masqueraded at the server")
     func reversedFragments() throws {
         try Frag.requireScapy()
-        try Semantics.withEngine("frc", queue: Integration.queue(18)) { lab, masqd in
+        try Integration.withEngine("frc", queue: Integration.queue(18)) { lab, masqd in
             let listener = try Frag.spawn(lab, .server, ["listen", "7777", "--wait", "30"], name: "listen-s")
             let crafted = try Frag.run(lab, .host1, ["crafted", "reversed", server, "7777", "--sport", "43000", "--size", "3000", "--seed", "5"], timeout: 60)
             #expect(crafted.succeeded, "\(crafted.summary)")
@@ -117,7 +118,7 @@ struct FragmentTests {
     @Test("overlapping fragments with different data are never delivered, counted as overlap; the engine keeps translating")
     func overlappingFragments() throws {
         try Frag.requireScapy()
-        try Semantics.withEngine("frd", queue: Integration.queue(19)) { lab, masqd in
+        try Integration.withEngine("frd", queue: Integration.queue(19)) { lab, masqd in
             let sniff = try lab.spawnHelper(.server, ["sniff", "eth0"], name: "sniff-s")
             let listener = try Frag.spawn(lab, .server, ["listen", "7777", "--wait", "4"], name: "listen-s")
             let crafted = try Frag.run(lab, .host1, ["crafted", "overlap", server, "7777", "--sport", "43001", "--size", "3000", "--id", "5000"], timeout: 60)
@@ -152,7 +153,7 @@ struct FragmentTests {
 
     @Test("5000 first fragments from h1: per-source cap holds, memory within caps; h2's fragmented ping and h1's plain UDP still work")
     func firstFragmentFloodFromLANHost() throws {
-        try Semantics.withEngine("fre", queue: Integration.queue(20)) { lab, masqd in
+        try Integration.withEngine("fre", queue: Integration.queue(20)) { lab, masqd in
             let echo = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho-s")
             let flood = try Frag.spawn(lab, .host1, ["flood", server, "7777", "--count", "5000", "--src", h1, "--hold", "4"],
                                        name: "flood-h1", ready: "flood sent", timeout: 60)
@@ -176,7 +177,7 @@ struct FragmentTests {
 
     @Test("WAN flood of 8000-byte first fragments from 254 sources: bytes capped, plain traffic unaffected, LAN fragmented ping during and after the 30 s timeout")
     func firstFragmentFloodFromWAN() throws {
-        try Semantics.withEngine("frf", queue: Integration.queue(21)) { lab, masqd in
+        try Integration.withEngine("frf", queue: Integration.queue(21)) { lab, masqd in
             // Jumbo WAN link (both ends, KERNEL-FACTS fact 7) so one fragment costs 32 storage blocks.
             try lab.check(.router, ["ip", "link", "set", LabTopology.wanInterface, "mtu", "9000"])
             try lab.check(.server, ["ip", "link", "set", "eth0", "mtu", "9000"])
@@ -223,7 +224,7 @@ struct FragmentTests {
 
     @Test("WAN flood of 1100 datagrams x 3 fragments from 254 sources: datagram and fragment caps hold, the oldest are evicted")
     func fragmentFloodHitsCountCaps() throws {
-        try Semantics.withEngine("frg", queue: Integration.queue(22)) { lab, masqd in
+        try Integration.withEngine("frg", queue: Integration.queue(22)) { lab, masqd in
             let echo = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho-s")
             // Round 1: 1100 first fragments (1024 fit), round 2 and 3: further pieces of the same datagrams.
             let flood = try Frag.spawn(lab, .server, ["flood", wan, "7777", "--count", "1100", "--frags", "3",
@@ -255,7 +256,7 @@ struct FragmentTests {
 
     @Test("with a conntrack rule in the router (the kernel reassembles first) ping -s 4000 and a 30000-byte UDP echo still work")
     func withConntrack() throws {
-        try Semantics.withEngine("frh", queue: Integration.queue(23)) { lab, masqd in
+        try Integration.withEngine("frh", queue: Integration.queue(23)) { lab, masqd in
             try lab.check(.router, ["iptables", "-w", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"])
             let ping = try Frag.ping(lab, from: .host1, to: server, size: 4000, count: 5)
             #expect(ping.sent == 5 && ping.received == 5, "ping -s 4000 with conntrack:\n\(ping.result.summary)")

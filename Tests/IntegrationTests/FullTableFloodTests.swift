@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import Testing
 
 /// A LAN host fills the translation table with flows from spoofed sources of its own prefix
@@ -11,7 +12,7 @@ import Testing
 struct FullTableFloodTests {
     @Test("new flows from spoofed sources against a full table are refused cheaply; an established connection keeps flowing")
     func spoofedFloodAgainstAFullTable() throws {
-        try Semantics.withEngine("rde", queue: Integration.queue(144), options: ["--max-flows", "1024"]) { lab, masqd in
+        try Integration.withEngine("rde", queue: Integration.queue(144), options: ["--max-flows", "1024"]) { lab, masqd in
             let echo = try lab.spawn(.server, [LabTopology.python, "-u", "-c", """
                 import socket
                 t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); t.bind(("", 7001)); t.listen(1)

@@ -1,4 +1,6 @@
 @testable import Masqd
+@testable import MasqdLab
+@testable import MasqdShell
 import Foundation
 import Testing
 

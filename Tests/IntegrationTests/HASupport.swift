@@ -1,4 +1,5 @@
 @testable import Masqd
+@testable import MasqdShell
 import Foundation
 import Testing
 

@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 /// Hairpinning end to end (RFC 4787 REQ-9): a LAN host reaches another LAN host through the
@@ -13,7 +15,7 @@ struct HairpinTests {
 
     @Test("h2 fetches h1's web server through the WAN address and a forward; h1 sees the WAN address as the client", arguments: Integration.firewalls)
     func hairpinToForward(firewall: FirewallChoice) throws {
-        try Semantics.withEngine(Integration.tag("hpa", firewall), queue: Integration.queue(32, firewall), options: ["--forward", "tcp:8080=\(h1):80"],
+        try Integration.withEngine(Integration.tag("hpa", firewall), queue: Integration.queue(32, firewall), options: ["--forward", "tcp:8080=\(h1):80"],
                                  firewall: firewall) { lab, masqd in
             let www = lab.workDir + "/www"
             try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
@@ -34,7 +36,7 @@ struct HairpinTests {
 
     @Test("two LAN peers open a UDP path to each other through the WAN address, as across two NATs; a stranger stays out")
     func hairpinHolePunching() throws {
-        try Semantics.withEngine("hpb", queue: Integration.queue(33)) { lab, masqd in
+        try Integration.withEngine("hpb", queue: Integration.queue(33)) { lab, masqd in
             let server = LabTopology.serverAddress
             // Each peer: bind its port, send once to the server (its mapping keeps the port),
             // send to the other's mapped endpoint, then report what arrives for 4 s.

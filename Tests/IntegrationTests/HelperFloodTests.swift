@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import Testing
 
 /// Issue #20 item 6: the helper tables (1024 connections, 1024 expectations) are shared by
@@ -17,7 +18,7 @@ struct HelperFloodTests {
     @Test("h1's 1500 SYNs to server:21 take only h1's share of the FTP helper table; h2's FTP download works")
     func synFloodToFTPLeavesRoomForOthers() throws {
         try FTPLab.requireTools()
-        try Semantics.withEngine("lpb", queue: Integration.queue(91)) { lab, masqd in
+        try Integration.withEngine("lpb", queue: Integration.queue(91)) { lab, masqd in
             let root = lab.workDir + "/ftp"
             let sums = try FTPLab.makeFiles(in: root, [("file.bin", 256 << 10)])
             _ = try FTPLab.startPyftpdlib(lab, on: .server, bind: server, port: 21, root: root, name: "pyftpdlib")
@@ -41,7 +42,7 @@ struct HelperFloodTests {
     @Test("control: with the share as large as the whole table (masqd before issue 20), the same flood locks h2 out of FTP")
     func withoutSharesTheFloodLocksOthersOut() throws {
         try FTPLab.requireTools()
-        try Semantics.withEngine("lpd", queue: Integration.queue(93), options: ["--max-helper-flows-per-host", "1024"]) { lab, masqd in
+        try Integration.withEngine("lpd", queue: Integration.queue(93), options: ["--max-helper-flows-per-host", "1024"]) { lab, masqd in
             let root = lab.workDir + "/ftp"
             _ = try FTPLab.makeFiles(in: root, [("file.bin", 256 << 10)])
             _ = try FTPLab.startPyftpdlib(lab, on: .server, bind: server, port: 21, root: root, name: "pyftpdlib")

@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import Testing
 
 #if canImport(Glibc)
@@ -36,7 +37,7 @@ struct IRCTests {
     @Test("DCC SEND from h1 through ngircd: the far user is offered 203.0.113.1 (3405803777), connects and gets the file intact")
     func dccSend() throws {
         try IRCLab.requireTools()
-        try Semantics.withEngine("ira", queue: Integration.queue(36), options: Self.helperOptions, farHost: true) { lab, masqd in
+        try Integration.withEngine("ira", queue: Integration.queue(36), options: Self.helperOptions, farHost: true) { lab, masqd in
             let sums = try FTPLab.makeFiles(in: lab.workDir + "/files", [("file.bin", 250_000)])
             let file = lab.workDir + "/files/file.bin"
             let ircd = try IRCLab.startServer(lab)
@@ -89,7 +90,7 @@ struct IRCTests {
     @Test("DCC CHAT from h1 through ngircd: the far user connects to 203.0.113.1 and a line goes each way")
     func dccChat() throws {
         try IRCLab.requireTools()
-        try Semantics.withEngine("irb", queue: Integration.queue(37), options: Self.helperOptions, farHost: true) { lab, masqd in
+        try Integration.withEngine("irb", queue: Integration.queue(37), options: Self.helperOptions, farHost: true) { lab, masqd in
             let ircd = try IRCLab.startServer(lab)
             let listenPort = 40777
 
@@ -131,7 +132,7 @@ struct IRCTests {
     @Test("slipstreaming: an offer relayed to h1, offers not right after \" :\" and an HTTP POST carrying one open nothing; a real offer afterwards does")
     func slipstreaming() throws {
         try IRCLab.requireTools()
-        try Semantics.withEngine("irc", queue: Integration.queue(38), options: Self.helperOptions, farHost: true) { lab, masqd in
+        try Integration.withEngine("irc", queue: Integration.queue(38), options: Self.helperOptions, farHost: true) { lab, masqd in
             let ircd = try IRCLab.startServer(lab)
             let bait = 5555, control = 5556
             let gate = lab.workDir + "/gate"
@@ -233,7 +234,7 @@ struct IRCTests {
 
     func splitCase(_ pause: SplitPause) throws {
         // All cases use queue index 39, one after the other (.serialized).
-        try Semantics.withEngine(pause.tag, queue: Integration.queue(39), options: Self.helperOptions, farHost: true) { lab, masqd in
+        try Integration.withEngine(pause.tag, queue: Integration.queue(39), options: Self.helperOptions, farHost: true) { lab, masqd in
             let sums = try FTPLab.makeFiles(in: lab.workDir + "/files", [("split.bin", 100_000)])
             let ircd = try IRCLab.startServer(lab)
             let listenPort = 41234

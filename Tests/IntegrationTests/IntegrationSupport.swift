@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 #if canImport(Glibc)
@@ -83,20 +85,49 @@ enum Integration {
         return try body(topology)
     }
 
-    /// A topology with the rules installed and the engine running; checks at the end that the
-    /// engine is still alive (a crash mid-test is a failure) and that it stops on SIGTERM.
-    static func withEngine<T>(_ tag: String, queue: Int, firewall: FirewallChoice? = nil, _ body: (LabTopology, String) throws -> T) throws -> T {
-        let masqd = try masqdExecutable()
-        return try withTopology(tag, firewall: firewall) { lab in
-            try lab.installRules(masqd: masqd, queue: queue)
-            let engine = try lab.startEngine(masqd: masqd, queue: queue)
-            let result = try body(lab, masqd)
-            #expect(engine.isRunning, "masqd run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
-            let started = Date()
-            engine.stop(grace: 5)
-            #expect(Date().timeIntervalSince(started) < 4.5, "masqd run took more than 4.5 s to stop on SIGTERM")
-            return result
+    /// The one engine driver of these tests: a topology (with the far host if asked) with
+    /// `rules install` and `masqd run` both given `options` (one command line describes one
+    /// deployment); checks at the end that the engine is still alive (a crash mid-test is a
+    /// failure) and that it stops on SIGTERM. `executable`: another build of masqd (the
+    /// external helper example's); `scapy`: the test sends crafted packets with scapy.
+    static func withEngine<T>(
+        executable: String? = nil, scapy: Bool = false, _ tag: String, queue: Int, options: [String] = [],
+        farHost: Bool = false, farLinkMTU: Int = 1500, firewall: FirewallChoice? = nil,
+        _ body: (LabTopology, String, BackgroundProcess) throws -> T
+    ) throws -> T {
+        try requireEnvironment(firewall)
+        if scapy { try requireScapy() }
+        let masqd = try executable ?? masqdExecutable()
+        let lab = try LabTopology(prefix: prefix(tag), farHost: farHost, farLinkMTU: farLinkMTU, firewall: firewall, modeOptions: modeOptions)
+        defer { lab.destroy() }
+        try lab.create()
+        let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)
+        guard install.succeeded else { throw IntegrationFailure("rules install failed: \(install.summary)") }
+        let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: options)
+        let result = try body(lab, masqd, engine)
+        let name = URL(fileURLWithPath: masqd).lastPathComponent
+        #expect(engine.isRunning, "\(name) run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
+        let started = Date()
+        engine.stop(grace: 5)
+        #expect(Date().timeIntervalSince(started) < 4.5, "\(name) run took more than 4.5 s to stop on SIGTERM")
+        return result
+    }
+
+    /// `withEngine` for a body that does not need the engine's process.
+    static func withEngine<T>(
+        _ tag: String, queue: Int, options: [String] = [], farHost: Bool = false, farLinkMTU: Int = 1500,
+        firewall: FirewallChoice? = nil, _ body: (LabTopology, String) throws -> T
+    ) throws -> T {
+        try withEngine(tag, queue: queue, options: options, farHost: farHost, farLinkMTU: farLinkMTU, firewall: firewall) { lab, masqd, _ in
+            try body(lab, masqd)
         }
+    }
+
+    /// scapy for LabTopology's python (Deploy/install-deps.sh --tests installs it).
+    static func requireScapy() throws {
+        guard FileManager.default.isExecutableFile(atPath: LabTopology.python),
+              (try? Shell.run([LabTopology.python, "-c", "import scapy.all"], timeout: 60))?.succeeded == true
+        else { throw IntegrationFailure("these tests need scapy for \(LabTopology.python) (Deploy/install-deps.sh --tests)") }
     }
 
     /// The backends the traffic tests run on (`--firewall`): iptables, and nft where the kernel

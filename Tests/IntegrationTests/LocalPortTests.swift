@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 #if canImport(Glibc)
@@ -37,7 +39,7 @@ struct LocalPortTests {
 
     @Test("the router listens on UDP 4500; a LAN host sending from 4500 to server:4500 gets none of the server's packets to WAN:4500")
     func lanHostCannotTakeRoutersPort() throws {
-        try Semantics.withEngine("lpa", queue: Integration.queue(90)) { lab, masqd in
+        try Integration.withEngine("lpa", queue: Integration.queue(90)) { lab, masqd in
             // The router's socket exists before masqd's first read of the socket tables (at start
             // it read none): the periodic refresh (2 s) must find it.
             let router = try lab.spawnHelper(.router, ["udpecho", "4500"], name: "router-4500")

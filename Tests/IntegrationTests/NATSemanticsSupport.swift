@@ -1,34 +1,16 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Helpers for NATSemanticsTests: an engine started with extra ENGINE OPTIONS (port forwards,
-/// filtering, limits) in a topology that may have the far host, and `masqd stats` as numbers.
+/// Helpers for NATSemanticsTests (their engine: `Integration.withEngine` with options and the
+/// far host): `masqd stats` as numbers, file hashes, waiting for a condition.
 enum Semantics {
-    /// Like `Integration.withEngine`, but `rules install` and `run` both get `options`
-    /// (one command line describes one deployment), and the topology can have the far host.
-    static func withEngine<T>(
-        _ tag: String, queue: Int, options: [String] = [], farHost: Bool = false, farLinkMTU: Int = 1500,
-        firewall: FirewallChoice? = nil, _ body: (LabTopology, String) throws -> T
-    ) throws -> T {
-        try Integration.requireEnvironment(firewall)
-        let masqd = try Integration.masqdExecutable()
-        let lab = try LabTopology(prefix: Integration.prefix(tag), farHost: farHost, farLinkMTU: farLinkMTU, firewall: firewall, modeOptions: Integration.modeOptions)
-        defer { lab.destroy() }
-        try lab.create()
-        let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)
-        guard install.succeeded else { throw IntegrationFailure("rules install failed: \(install.summary)") }
-        let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: options)
-        let result = try body(lab, masqd)
-        #expect(engine.isRunning, "masqd run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
-        engine.stop(grace: 5)
-        return result
-    }
-
     /// `masqd stats` of the topology's engine as name → value (numeric counters only).
     static func stats(_ lab: LabTopology, _ masqd: String) throws -> [String: Int] {
         let result = try lab.masqd(masqd, ["stats", "--control", lab.controlPath])

@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 #if canImport(Glibc)
@@ -24,7 +26,7 @@ struct NATSemanticsTests {
     @Test("port forwards: tcp:8080 → h1:80 serves a WAN client that h1 sees as itself; udp:9000 → h2:9999 answers from the WAN address")
     func portForward() throws {
         let options = ["--forward", "tcp:8080=\(h1):80", "--forward", "udp:9000=\(h2):9999"]
-        try Semantics.withEngine("sa", queue: Integration.queue(8), options: options) { lab, _ in
+        try Integration.withEngine("sa", queue: Integration.queue(8), options: options) { lab, _ in
             let www = lab.workDir + "/www"
             try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
             let original = www + "/forwarded.bin", copy = lab.workDir + "/fetched.bin"
@@ -58,7 +60,7 @@ struct NATSemanticsTests {
 
     @Test("UDP to a closed port on the server: the LAN client's connected socket gets ECONNREFUSED")
     func udpClosedPort() throws {
-        try Semantics.withEngine("sb", queue: Integration.queue(9)) { lab, _ in
+        try Integration.withEngine("sb", queue: Integration.queue(9)) { lab, _ in
             let sniff = try lab.spawnHelper(.server, ["sniff", "eth0", "--outgoing"], name: "sniff-s")
             // Nothing listens on 5555 in the server namespace.
             let plain = try lab.run(.host1, lab.helper(["udpprobe", server, "5555", "--sport", "41000"]), timeout: 15)
@@ -82,7 +84,7 @@ struct NATSemanticsTests {
 
     @Test("TTL-limited probes to a host beyond the server get time exceeded from 203.0.113.2, quoted packet translated back")
     func timeExceeded() throws {
-        try Semantics.withEngine("sc", queue: Integration.queue(10), farHost: true) { lab, _ in
+        try Integration.withEngine("sc", queue: Integration.queue(10), farHost: true) { lab, _ in
             // ICMP echo with TTL 2: the router forwards it with TTL 1, the server cannot.
             // Both hosts use identifier 4242; each must get its own probe back, quoted untranslated.
             for node in [LabTopology.Node.host1, .host2] {
@@ -108,7 +110,7 @@ struct NATSemanticsTests {
 
     @Test("PMTU: an 8 MB TCP upload to a host behind a 1280-byte link completes; h1 learns path MTU 1280")
     func pathMTU() throws {
-        try Semantics.withEngine("sd", queue: Integration.queue(11), farHost: true, farLinkMTU: 1280) { lab, _ in
+        try Integration.withEngine("sd", queue: Integration.queue(11), farHost: true, farLinkMTU: 1280) { lab, _ in
             // The far host advertises MSS 1460 although its link has MTU 1280, so h1 sends
             // 1500-byte DF segments and only a translated "fragmentation needed" can save the upload.
             try lab.check(.far, ["ip", "route", "change", "default", "via", LabTopology.serverFarAddress, "advmss", "1460"])
@@ -138,7 +140,7 @@ struct NATSemanticsTests {
 
     @Test("3000 concurrent UDP flows from one LAN host are all answered; flows_active >= 3000")
     func manyFlows() throws {
-        try Semantics.withEngine("se", queue: Integration.queue(12)) { lab, masqd in
+        try Integration.withEngine("se", queue: Integration.queue(12)) { lab, masqd in
             let echo = try lab.spawnHelper(.server, ["udpecho", "9999", "--rcvbuf", "8388608"], name: "udpecho")
             let flows = try lab.run(.host1, lab.helper(["udpflows", server, "9999", "--count", "3000", "--tries", "5", "--timeout", "2"]), timeout: 120)
             #expect(flows.succeeded && flows.stdout.contains("answered 3000 of 3000, wrong 0"), "\(flows.summary)")
@@ -168,7 +170,7 @@ struct NATSemanticsTests {
         guard let stun = Shell.which("stun"), let stund = Shell.which("stund") else {
             throw IntegrationFailure("this test needs stun-client and stun-server (apt-get install -y stun-client stun-server)")
         }
-        try Semantics.withEngine("sf", queue: Integration.queue(13)) { lab, _ in
+        try Integration.withEngine("sf", queue: Integration.queue(13)) { lab, _ in
             let second = "203.0.113.3"
             try lab.check(.server, ["ip", "addr", "add", "\(second)/24", "dev", "eth0"])
             let daemon = try lab.spawn(.server, [stund, "-h", server, "-a", second], name: "stund")
@@ -196,7 +198,7 @@ struct NATSemanticsTests {
 
     @Test("--max-flows-per-host 20: of 30 UDP flows from h1 exactly 20 are answered, the rest dropped and counted; h2 still works")
     func perHostLimit() throws {
-        try Semantics.withEngine("sg", queue: Integration.queue(14), options: ["--max-flows-per-host", "20"]) { lab, masqd in
+        try Integration.withEngine("sg", queue: Integration.queue(14), options: ["--max-flows-per-host", "20"]) { lab, masqd in
             let echo = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
             let flows = try lab.run(.host1, lab.helper(["udpflows", server, "9999", "--count", "30", "--tries", "2", "--timeout", "1"]), timeout: 30)
             #expect(flows.stdout.contains("answered 20 of 30, wrong 0"), "\(flows.summary)")
@@ -224,7 +226,7 @@ struct NATSemanticsTests {
     /// h1 sends from port 40100 to the server's echo on 9999 (opening a mapping), then the
     /// server sends from port 7777 to the mapped WAN port. Returns whether h1 got that datagram.
     private func holePunchFromNewPort(_ tag: String, queue: Int, options: [String]) throws -> (delivered: Bool, log: String) {
-        try Semantics.withEngine(tag, queue: queue, options: options) { lab, _ in
+        try Integration.withEngine(tag, queue: queue, options: options) { lab, _ in
             let echo = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
             let open = try lab.spawnHelper(.host1, ["udpopen", server, "9999", "--sport", "40100", "--msg", "open", "--wait", "4"], name: "udpopen")
             var mapped: String?

@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import Testing
 
 #if canImport(Glibc)
@@ -95,7 +96,7 @@ struct PPTPTests {
 
     @Test("two LAN hosts' PPTP calls to one server at once, both with call ID 1: distinct call IDs on the WAN side, both answered over GRE")
     func twoHostsOneServer() throws {
-        try Robust.withEngine("ppa", queue: Integration.queue(132), options: ["--helpers", "ftp,pptp"]) { lab, masqd, _ in
+        try Integration.withEngine(scapy: true, "ppa", queue: Integration.queue(132), options: ["--helpers", "ftp,pptp"]) { lab, masqd, _ in
             let pptpServer = try lab.spawn(.server, [LabTopology.python, "-c", serverScript], name: "pptp-server")
             #expect(Semantics.waitUntil(timeout: 20) { pptpServer.output.contains("ready") }, "the PPTP server did not start:\n\(pptpServer.output)")
             let clients = try [(LabTopology.Node.host1, h1, "from-h1"), (.host2, h2, "from-h2")].map { node, address, tag in

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Masqd
+@testable import MasqdLab
 import NATCore
 import Testing
 

@@ -3,6 +3,7 @@ import NATCore
 import NetfilterQueue
 import Testing
 @testable import Masqd
+@testable import MasqdLab
 
 /// Issue #20 item 11: what the queue worker does with a packet by its hook and hardware
 /// protocol alone (QueueWorker-Packet.swift). Only the hooks and protocol our rules queue are
@@ -43,7 +44,7 @@ import Testing
     @Test("a foreign rule queueing h1's pings to the router at INPUT: they are dropped and counted as drop_unexpected_hook, not passed")
     func packetsFromAnUnexpectedHookAreDropped() throws {
         let queue = Integration.queue(92)
-        try Semantics.withEngine("uha", queue: queue) { lab, masqd in
+        try Integration.withEngine("uha", queue: queue) { lab, masqd in
             let router = LabTopology.routerLANAddress
             let before = try Frag.ping(lab, from: .host1, to: router, size: 56, count: 2)
             #expect(before.received == 2, "h1 → router ping before the foreign rule:\n\(before.result.summary)")

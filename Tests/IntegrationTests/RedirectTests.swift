@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 /// Transparent redirect end to end (issue #15 item 3): a LAN client's `curl http://server/` is
@@ -49,7 +51,7 @@ struct RedirectTests {
     @Test("a LAN client's HTTP request is served through the local proxy, which learns the original destination; the server sees the WAN address",
           arguments: Integration.firewalls)
     func httpThroughTransparentProxy(firewall: FirewallChoice) throws {
-        try Semantics.withEngine(Integration.tag("rda", firewall), queue: Integration.queue(140, firewall),
+        try Integration.withEngine(Integration.tag("rda", firewall), queue: Integration.queue(140, firewall),
                                  options: ["--redirect", "tcp:80=3128"], firewall: firewall) { lab, masqd in
             let www = lab.workDir + "/www"
             try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
@@ -96,7 +98,7 @@ struct RedirectTests {
 
     @Test("a 4 MB upload from a LAN client crosses the proxy whole: client segments delivered locally get full checksums (GSO included)")
     func uploadThroughTransparentProxy() throws {
-        try Semantics.withEngine("rdc", queue: Integration.queue(142), options: ["--redirect", "tcp:80=3128"]) { lab, masqd in
+        try Integration.withEngine("rdc", queue: Integration.queue(142), options: ["--redirect", "tcp:80=3128"]) { lab, masqd in
             let file = lab.workDir + "/upload.bin"
             try Shell.check(["dd", "if=/dev/urandom", "of=\(file)", "bs=1M", "count=4", "status=none"])
             let sink = try lab.spawnHelper(.server, ["tcpsink", "80"], name: "sink")
@@ -153,7 +155,7 @@ struct RedirectTests {
     @Test("a LAN host sending with a source the router routes elsewhere is dropped by the reverse-path rule and counted; its real address still works",
           arguments: Integration.firewalls)
     func reversePathCheckDropsForeignSources(firewall: FirewallChoice) throws {
-        try Semantics.withEngine(Integration.tag("rdb", firewall), queue: Integration.queue(141, firewall), firewall: firewall) { lab, masqd in
+        try Integration.withEngine(Integration.tag("rdb", firewall), queue: Integration.queue(141, firewall), firewall: firewall) { lab, masqd in
             let listener = try lab.spawn(.server, [LabTopology.python, "-u", "-c", """
                 import socket
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 9000))

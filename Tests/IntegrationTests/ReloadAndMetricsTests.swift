@@ -2,6 +2,8 @@ import Foundation
 import NATCore
 import Testing
 @testable import Masqd
+@testable import MasqdLab
+@testable import MasqdShell
 
 #if canImport(Glibc)
 import Glibc
@@ -85,7 +87,7 @@ struct ReloadAndMetricsTests {
         #expect(answer("GET /metrics?name[]=x HTTP/1.0\n\n")?.hasPrefix("HTTP/1.1 200 OK") == true)
         let head = try #require(answer("HEAD /metrics HTTP/1.1\r\n\r\n"))
         #expect(head.hasPrefix("HTTP/1.1 200 OK") && head.hasSuffix("\r\n\r\n") && head.contains("Content-Length: 11\r\n"))
-        #expect(server.counters.scrapes == 3)
+        #expect(server.counters[.scrapes] == 3)
         #expect(answer("GET / HTTP/1.1\r\n\r\n")?.hasPrefix("HTTP/1.1 404 Not Found\r\n") == true)
         #expect(answer("GET /metricsx HTTP/1.1\r\n\r\n")?.hasPrefix("HTTP/1.1 404 ") == true)
         #expect(answer("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n")?.hasPrefix("HTTP/1.1 405 ") == true)
@@ -94,7 +96,7 @@ struct ReloadAndMetricsTests {
         #expect(answer("GET /metrics HTTP/1.1\r\nHost: x\r\n") == nil) // the headers have not ended yet
         let long = "GET /metrics HTTP/1.1\r\nX-Long: " + String(repeating: "a", count: MetricsServer.maxRequestBytes)
         #expect(answer(long)?.hasPrefix("HTTP/1.1 431 ") == true)
-        #expect(server.counters.badRequests == 6 && server.counters.scrapes == 3)
+        #expect(server.counters[.badRequests] == 6 && server.counters[.scrapes] == 3)
     }
 
     @Test("--metrics and the metrics key: ADDR:PORT checked with a one-line message; not a value that can change on reload")

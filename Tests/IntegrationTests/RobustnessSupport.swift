@@ -1,37 +1,18 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Helpers for SpoofingTests and ExhaustionTests: an engine whose process the test can see
-/// (for its memory), scapy run inside a namespace, and counters compared before and after.
+/// Helpers for SpoofingTests and ExhaustionTests (their engine: `Integration.withEngine(scapy:
+/// true, …)`, whose body gets the engine's process for its memory): scapy run inside a
+/// namespace, and counters compared before and after.
 /// Queue indices 51-60, namespace tags starting with "rb".
 enum Robust {
-    /// Like `Semantics.withEngine`, but `body` also gets the running engine (its pid for VmRSS).
-    static func withEngine<T>(
-        _ tag: String, queue: Int, options: [String] = [], firewall: FirewallChoice? = nil,
-        _ body: (LabTopology, String, BackgroundProcess) throws -> T
-    ) throws -> T {
-        try Integration.requireEnvironment(firewall)
-        guard FileManager.default.isExecutableFile(atPath: LabTopology.python),
-              (try? Shell.run([LabTopology.python, "-c", "import scapy.all"], timeout: 60))?.succeeded == true
-        else { throw IntegrationFailure("these tests need scapy for \(LabTopology.python) (Deploy/install-deps.sh --tests)") }
-        let masqd = try Integration.masqdExecutable()
-        let lab = try LabTopology(prefix: Integration.prefix(tag), firewall: firewall, modeOptions: Integration.modeOptions)
-        defer { lab.destroy() }
-        try lab.create()
-        let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)
-        guard install.succeeded else { throw IntegrationFailure("rules install failed: \(install.summary)") }
-        let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: options)
-        let result = try body(lab, masqd, engine)
-        #expect(engine.isRunning, "masqd run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
-        engine.stop(grace: 5)
-        return result
-    }
-
     /// Runs a Python script with scapy in a node's namespace (`from scapy.all import *` and
     /// `conf.verb = 0` come first); throws with its output unless it exits 0.
     @discardableResult

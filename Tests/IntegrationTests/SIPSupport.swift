@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 
 // SIPp scenarios for SIPTests, written into the test's work folder. Each UA plays SIPp's own
 // G.711 capture (7 s, 236 RTP packets) to the media address the other side's SDP named, so

@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 #if canImport(Glibc)
@@ -50,7 +52,7 @@ struct SIPTests {
     func callOut(_ call: CallOut) throws {
         try SIPLab.requireTools()
         let options = call.helper ? ["--helpers", "sip"] : ["--helpers", "none"]
-        try Semantics.withEngine(call.tag, queue: Integration.queue(call.queueIndex), options: options) { lab, masqd in
+        try Integration.withEngine(call.tag, queue: Integration.queue(call.queueIndex), options: options) { lab, masqd in
             let answerer = try SIPLab.write(SIPLab.answerer, named: "answerer", in: lab)
             let caller = try SIPLab.write(SIPLab.caller, named: "caller", in: lab)
             let sniffPhone = try lab.spawnHelper(.host1, ["sniff", "eth0"], name: "sniff-h1")
@@ -93,7 +95,7 @@ struct SIPTests {
     func callThroughKamailio(helper: Bool) throws {
         try SIPLab.requireTools()
         let options = helper ? ["--helpers", "sip"] : ["--helpers", "none"]
-        try Semantics.withEngine(helper ? "sig" : "sih", queue: Integration.queue(helper ? 77 : 78), options: options) { lab, _ in
+        try Integration.withEngine(helper ? "sig" : "sih", queue: Integration.queue(helper ? 77 : 78), options: options) { lab, _ in
             let kamailio = try SIPLab.startKamailio(lab, address: server)
             defer { _ = kamailio.stop() }
             let phoneScenario = try SIPLab.write(SIPLab.registeredPhone, named: "phone", in: lab)
@@ -133,7 +135,7 @@ struct SIPTests {
     @Test("two LAN phones with the same SIP (5060) and RTP (6000) ports call at once: each gets its own WAN ports and its own audio")
     func twoPhonesAtOnce() throws {
         try SIPLab.requireTools()
-        try Semantics.withEngine("sic", queue: Integration.queue(68), options: ["--helpers", "sip"]) { lab, _ in
+        try Integration.withEngine("sic", queue: Integration.queue(68), options: ["--helpers", "sip"]) { lab, _ in
             let answerer = try SIPLab.write(SIPLab.answerer, named: "answerer", in: lab)
             let caller = try SIPLab.write(SIPLab.caller, named: "caller", in: lab)
             let sniff1 = try lab.spawnHelper(.host1, ["sniff", "eth0"], name: "sniff-h1")
@@ -175,7 +177,7 @@ struct SIPTests {
     func callIn(helper: Bool) throws {
         try SIPLab.requireTools()
         let options = helper ? ["--helpers", "sip"] : ["--helpers", "none"]
-        try Semantics.withEngine(helper ? "sid" : "sie", queue: Integration.queue(helper ? 69 : 75), options: options) { lab, _ in
+        try Integration.withEngine(helper ? "sid" : "sie", queue: Integration.queue(helper ? 69 : 75), options: options) { lab, _ in
             let registrar = try SIPLab.write(SIPLab.registrar, named: "registrar", in: lab)
             let phone = try SIPLab.write(SIPLab.registeredPhone, named: "phone", in: lab)
             let sniffPhone = try lab.spawnHelper(.host1, ["sniff", "eth0"], name: "sniff-h1")

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Masqd
+@testable import MasqdLab
 import Testing
 
 /// `--to-source` (issue #15 item 1) through the real engine: two LAN hosts placed on two pool

@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import Testing
 
 #if canImport(Glibc)
@@ -20,7 +21,7 @@ struct SpoofingTests {
 
     @Test("from the WAN: the WAN address, LAN addresses and martians as source never reach h1, and are counted; the real remote does")
     func spoofedFromWAN() throws {
-        try Robust.withEngine("rba", queue: Integration.queue(51), options: ["--forward", "udp:9000=\(h1):9000"]) { lab, masqd, _ in
+        try Integration.withEngine(scapy: true, "rba", queue: Integration.queue(51), options: ["--forward", "udp:9000=\(h1):9000"]) { lab, masqd, _ in
             let sniff = try lab.spawnHelper(.host1, ["sniff", "eth0"], name: "sniff-h1")
             let routerMAC = try Robust.mac(lab, .router, LabTopology.wanInterface)
             let before = try Semantics.stats(lab, masqd)
@@ -57,7 +58,7 @@ struct SpoofingTests {
 
     @Test("from the LAN: h2 sending with the router's addresses as source is dropped at FORWARD; h2's real traffic and hairpinning still work")
     func spoofedFromLAN() throws {
-        try Robust.withEngine("rbb", queue: Integration.queue(52), options: ["--forward", "udp:9000=\(h1):9000"]) { lab, masqd, _ in
+        try Integration.withEngine(scapy: true, "rbb", queue: Integration.queue(52), options: ["--forward", "udp:9000=\(h1):9000"]) { lab, masqd, _ in
             let echo = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
             let sniff = try lab.spawnHelper(.server, ["sniff", "eth0"], name: "sniff-server")
             let before = try Semantics.stats(lab, masqd)

@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 #if canImport(Glibc)
@@ -144,7 +146,7 @@ struct StateRestartTests {
 
     @Test("an idle TCP connection survives a restart with --state-file: the server's next line reaches the client, the answer comes from the same WAN address and port")
     func idleConnectionSurvivesRestart() throws {
-        let (client, server, stats, logs) = try idleConnection(tag: "a", queue: 41, withState: true)
+        let (client, server, stats, logs) = try idleConnection(tag: "a", queue: Integration.queue(41), withState: true)
         #expect(client.contains("received after-restart"), "client:\n\(client)\nserver:\n\(server)\n\(logs)")
         let lines = server.split(separator: "\n").map(String.init)
         let accepted = Semantics.line(lines, startingWith: "accepted ")?.dropFirst("accepted ".count) ?? "?"
@@ -157,7 +159,7 @@ struct StateRestartTests {
 
     @Test("a restart while the WAN has no address: the saved flow waits (the file untouched by checkpoints), is restored when the address comes, and the idle connection goes on")
     func savedFlowsWaitForTheWANAddress() throws {
-        let (client, server, stats, logs) = try idleConnection(tag: "d", queue: 44, withState: true, addressLate: true)
+        let (client, server, stats, logs) = try idleConnection(tag: "d", queue: Integration.queue(44), withState: true, addressLate: true)
         #expect(client.contains("received after-restart"), "client:\n\(client)\nserver:\n\(server)\n\(logs)")
         let lines = server.split(separator: "\n").map(String.init)
         let accepted = Semantics.line(lines, startingWith: "accepted ")?.dropFirst("accepted ".count) ?? "?"
@@ -168,7 +170,7 @@ struct StateRestartTests {
 
     @Test("control: the same restart without --state-file loses the connection (the server's line is unmatched and never reaches the client)")
     func withoutStateTheConnectionIsLost() throws {
-        let (client, server, stats, logs) = try idleConnection(tag: "b", queue: 42, withState: false)
+        let (client, server, stats, logs) = try idleConnection(tag: "b", queue: Integration.queue(42), withState: false)
         #expect(server.contains("sent"), "server:\n\(server)")
         #expect(client.contains("connected from") && !client.contains("received after-restart"), "client:\n\(client)\n\(logs)")
         #expect(stats["inbound_unmatched", default: 0] >= 1 && stats["state_restored_flows"] == 0,

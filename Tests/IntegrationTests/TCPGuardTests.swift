@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdLab
 import Testing
 
 #if canImport(Glibc)
@@ -95,7 +96,7 @@ struct TCPGuardTests {
 
     @Test("spoofed out-of-window, bad-checksum and inexact RSTs and an out-of-window FIN from the WAN leave an idle session ESTABLISHED; data flows after 11 s; an exact RST then closes it")
     func blindResetsDoNotEndTheSession() throws {
-        try Robust.withEngine("tg", queue: Integration.queue(84)) { lab, masqd, _ in
+        try Integration.withEngine(scapy: true, "tg", queue: Integration.queue(84)) { lab, masqd, _ in
             let dir = lab.workDir
             try Self.serverScript.write(toFile: dir + "/echo-server.py", atomically: true, encoding: .utf8)
             try Self.clientScript.write(toFile: dir + "/echo-client.py", atomically: true, encoding: .utf8)

@@ -1,5 +1,7 @@
 import Foundation
 import Masqd
+import MasqdLab
+import MasqdShell
 import Testing
 
 #if canImport(Glibc)
@@ -50,7 +52,7 @@ struct TFTPTests {
     func getAndPut(helper: Bool) throws {
         try Self.requireTools()
         let options = helper ? ["--helpers", "tftp"] : ["--helpers", "none"]
-        try Semantics.withEngine(helper ? "tfa" : "tfb", queue: Integration.queue(helper ? 64 : 65), options: options) { lab, masqd in
+        try Integration.withEngine(helper ? "tfa" : "tfb", queue: Integration.queue(helper ? 64 : 65), options: options) { lab, masqd in
             let root = lab.workDir + "/tftp"
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
             let served = root + "/boot.img"

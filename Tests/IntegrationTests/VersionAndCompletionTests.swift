@@ -1,5 +1,6 @@
 import Foundation
 import Masqd
+import MasqdShell
 import Testing
 
 /// What the package ships besides the engine: `masqd --version` prints the version the

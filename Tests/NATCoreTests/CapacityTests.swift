@@ -103,7 +103,7 @@ import Testing
         #expect(nat.run(&p, .outbound, now: at(350)) == .drop(.mappingTableFull))
         #expect(p == fromB)
         #expect(nat.mappingCount == 1 && nat.sessionCount == 1)
-        #expect(nat.counters.mappingsCreated == 1) // no mapping was made for B, not even a bogus one
+        #expect(nat.counters[.mappingsCreated] == 1) // no mapping was made for B, not even a bogus one
         #expect(nat.counters.drops(.mappingTableFull) == 1)
         // A's live session is intact.
         var reply = PacketBuilder.udp(Net.remote2, 53, Net.external, 40000)

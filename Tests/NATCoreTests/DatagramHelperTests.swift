@@ -145,7 +145,7 @@ struct DatagramHelperTests {
                 #expect(media == PacketBuilder.udp(Net.remote, 30000 + offset, host, 4000 + offset))
             }
         }
-        #expect(nat.pendingExpectationCount == 0 && nat.counters.expectationsFulfilled == 4)
+        #expect(nat.pendingExpectationCount == 0 && nat.counters[.expectationsFulfilled] == 4)
         // A stranger sending to a pair is not admitted (the expectation named the remote).
         let (stranger, _) = Self.through(nat, PacketBuilder.udp(Net.outsider, 30000, Net.external, pair), .inbound)
         #expect(stranger == .accept)
@@ -165,7 +165,7 @@ struct DatagramHelperTests {
         // They expire after the expectation timeout, and their mappings with them.
         _ = Self.through(nat, PacketBuilder.udp(Net.hostA, 5060, Net.remote, 5060, payload: Array("x".utf8)), .outbound, now: at(100))
         _ = nat.expire(now: at(121), budget: 4096)
-        #expect(nat.pendingExpectationCount == 0 && nat.mappingCount == 1 && nat.counters.expectationsExpired == 2)
+        #expect(nat.pendingExpectationCount == 0 && nat.mappingCount == 1 && nat.counters[.expectationsExpired] == 2)
     }
 
     @Test("a pair that cannot stay consecutive is refused and counted; an odd internal port is mapped to an even pair")

@@ -19,7 +19,7 @@ private let oneSecond: UInt64 = 1_000_000_000
         // At the timeout: gone, port free again.
         #expect(nat.expire(now: at(300), budget: 1024) == 1)
         #expect(nat.sessionCount == 0 && nat.mappingCount == 0)
-        #expect(nat.counters.sessionsExpired == 1)
+        #expect(nat.counters[.sessionsExpired] == 1)
         #expect(nat.snapshots(now: at(300)).isEmpty)
         var other = PacketBuilder.udp(Net.hostB, 40000, Net.remote, 53)
         #expect(nat.run(&other, .outbound, now: at(301)) == .acceptRewritten)
@@ -48,7 +48,7 @@ private let oneSecond: UInt64 = 1_000_000_000
         #expect(nat.run(&reply, .inbound, now: at(300)) == .accept)
         #expect(reply == original)
         #expect(nat.sessionCount == 0 && nat.mappingCount == 0)
-        #expect(nat.counters.sessionsExpired == 1 && nat.counters.inboundUnmatched == 1)
+        #expect(nat.counters[.sessionsExpired] == 1 && nat.counters[.inboundUnmatched] == 1)
     }
 
     @Test func staleSessionFoundOutboundStartsAfresh() {
@@ -58,7 +58,7 @@ private let oneSecond: UInt64 = 1_000_000_000
         #expect(nat.run(&again, .outbound, now: at(400)) == .acceptRewritten)
         #expect(again == PacketBuilder.udp(Net.external, 40000, Net.remote, 53))
         #expect(nat.sessionCount == 1 && nat.mappingCount == 1)
-        #expect(nat.counters.sessionsExpired == 1 && nat.counters.sessionsCreated == 2)
+        #expect(nat.counters[.sessionsExpired] == 1 && nat.counters[.sessionsCreated] == 2)
         #expect(nat.snapshots(now: at(400)).first?.expiresIn == .seconds(300))
     }
 
@@ -71,7 +71,7 @@ private let oneSecond: UInt64 = 1_000_000_000
         var again = PacketBuilder.udp(Net.hostA, 40000, Net.remote, 53)
         #expect(nat.run(&again, .outbound, now: at(400)) == .acceptRewritten)
         #expect(sourcePort(again) == port)
-        #expect(nat.counters.sessionsExpired >= 1)
+        #expect(nat.counters[.sessionsExpired] >= 1)
         var reply = PacketBuilder.udp(Net.remote2, 53, Net.external, port)
         #expect(nat.run(&reply, .inbound, now: at(401)) == .acceptRewritten)
         #expect(destinationAddress(reply) == Net.hostA)
@@ -99,7 +99,7 @@ private let oneSecond: UInt64 = 1_000_000_000
         #expect(nat.expire(now: later, budget: 100) == 0)
         #expect(nat.expire(now: later, budget: 0) == 0)
         #expect(nat.expire(now: later, budget: -5) == 0)
-        #expect(nat.counters.sessionsExpired == 6)
+        #expect(nat.counters[.sessionsExpired] == 6)
     }
 
     @Test func customTimeouts() {

@@ -14,8 +14,8 @@ import Testing
         nat.setExternalAddress(newAddress.address)
         #expect(nat.configuration.externalAddress == newAddress.address)
         #expect(nat.sessionCount == 0 && nat.mappingCount == 0)
-        #expect(nat.counters.externalAddressChanges == 1)
-        #expect(nat.counters.sessionsFlushed == 3)
+        #expect(nat.counters[.externalAddressChanges] == 1)
+        #expect(nat.counters[.sessionsFlushed] == 3)
         #expect(nat.snapshots(now: t0).isEmpty)
 
         // Replies to the old mapping, at either address, are not translated.
@@ -39,7 +39,7 @@ import Testing
         _ = InboundTranslationTests.open(nat, PacketBuilder.udp(Net.hostA, 40000, Net.remote, 53))
         nat.setExternalAddress(Net.external.address)
         #expect(nat.sessionCount == 1 && nat.mappingCount == 1)
-        #expect(nat.counters.externalAddressChanges == 0 && nat.counters.sessionsFlushed == 0)
+        #expect(nat.counters[.externalAddressChanges] == 0 && nat.counters[.sessionsFlushed] == 0)
     }
 
     @Test func losingAndRegainingTheAddress() {
@@ -51,7 +51,7 @@ import Testing
         #expect(nat.run(&p, .outbound) == .drop(.noExternalAddress))
         #expect(nat.snapshots(now: t0).isEmpty)
         nat.setExternalAddress(Net.external.address)
-        #expect(nat.counters.externalAddressChanges == 2)
+        #expect(nat.counters[.externalAddressChanges] == 2)
         var q = PacketBuilder.udp(Net.hostA, 40000, Net.remote, 53)
         #expect(nat.run(&q, .outbound) == .acceptRewritten)
         #expect(q == PacketBuilder.udp(Net.external, 40000, Net.remote, 53))

@@ -118,7 +118,7 @@ struct FastPathEventTests {
         #expect(nat.run(&toB, .hairpin, now: at(2)) == .acceptRewritten)
         var back = PacketBuilder.udp(Net.hostB, 5000, Net.external, 6000)
         #expect(nat.run(&back, .hairpin, now: at(3)) == .acceptRewritten)
-        #expect(nat.counters.hairpinTranslated == 2)
+        #expect(nat.counters[.hairpinTranslated] == 2)
         #expect(Self.established(nat).isEmpty)
     }
 }

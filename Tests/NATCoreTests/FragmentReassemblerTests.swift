@@ -220,7 +220,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         expectReassembled(run.completed[0], equals: original)
         #expect(run.accepted == [1])
         #expect(run.dropped.sorted() == [2, 3])
-        #expect(r.counters.datagramsCompleted == 1)
+        #expect(r.counters[.datagramsCompleted] == 1)
         #expect(r.counters.totalDrops == 0)
         expectEmpty(r)
     }
@@ -319,7 +319,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         #expect(run.completed.count == 1)
         if let got = run.completed.first { expectReassembled(got, equals: original) }
         #expect(run.reasons() == [FragmentDropReason](repeating: .duplicate, count: list.count - 1))
-        #expect(r.counters.duplicate == UInt64(list.count - 1))
+        #expect(r.counters[.duplicate] == UInt64(list.count - 1))
         #expect(r.counters.totalDrops == 0)
         // Each token got exactly one verdict.
         let refused = run.outcomes.enumerated().compactMap { isDrop($0.element, .duplicate) ? UInt32($0.offset + 1) : nil }
@@ -341,7 +341,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         #expect(r.expire(now: .seconds(40)) { expired.append($0) } == 0)
         #expect(r.expire(now: .seconds(41)) { expired.append($0) } == 1)
         #expect(expired == [50])
-        #expect(r.counters.timeout == 1)
+        #expect(r.counters[.timeout] == 1)
         expectEmpty(r)
     }
 
@@ -357,9 +357,9 @@ private func expectEmpty(_ r: FragmentReassembler) {
         offer(r, fragment(original, offset: 1472, length: 1488), token: 4, now: .seconds(1), into: &run)
         #expect(isDrop(run.outcomes[3], .overlap))
         #expect(run.dropped.sorted() == [1, 2, 3])
-        #expect(r.counters.overlap == 1)
-        #expect(r.counters.datagramsDiscarded == 1)
-        #expect(r.counters.heldFragmentsDropped == 3)
+        #expect(r.counters[.overlap] == 1)
+        #expect(r.counters[.datagramsDiscarded] == 1)
+        #expect(r.counters[.heldFragmentsDropped] == 3)
         expectEmpty(r)
     }
 
@@ -394,7 +394,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         #expect(isHeld(run.outcomes[0]))
         #expect(isDrop(run.outcomes[1], .tooShortFirstFragment))
         #expect(run.dropped == [1])
-        #expect(r.counters.tooShortFirstFragment == 1)
+        #expect(r.counters[.tooShortFirstFragment] == 1)
         expectEmpty(r)
 
         // TCP with 20 bytes of options: a 32-byte first fragment does not hold the header.
@@ -416,7 +416,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         offer(r, fragment(tcp, offset: 8, length: 16), token: 2, now: .seconds(1), into: &run)
         #expect(isDrop(run.outcomes[1], .tcpOffsetEight))
         #expect(run.dropped == [1])
-        #expect(r.counters.tcpOffsetEight == 1)
+        #expect(r.counters[.tcpOffsetEight] == 1)
         // The same offset is fine for UDP.
         let udp = makeDatagram(payload: 3000, id: 10, rng: &rng)
         offer(r, fragment(udp, offset: 8, length: 16), token: 3, now: .seconds(1), into: &run)
@@ -443,7 +443,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         offer(r, fragment(original, offset: 0, length: 1480), token: 4, now: .seconds(1), into: &run)
         #expect(isDrop(run.outcomes[3], .oversize))
         #expect(run.dropped == [1, 3])
-        #expect(r.counters.oversize == 2)
+        #expect(r.counters[.oversize] == 2)
         expectEmpty(r)
     }
 
@@ -466,7 +466,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         offer(r, fragment(original, offset: 1480, length: 1480, last: true), token: 6, now: .seconds(1), into: &run)
         #expect(isDrop(run.outcomes[5], .inconsistentEnd))
         #expect(run.dropped == [1, 3, 5])
-        #expect(r.counters.inconsistentEnd == 3)
+        #expect(r.counters[.inconsistentEnd] == 3)
         expectEmpty(r)
     }
 
@@ -491,7 +491,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         lying.removeLast(8)
         offer(r, lying, token: 7, now: .seconds(1), into: &run)
         #expect(run.reasons() == [FragmentDropReason](repeating: .malformed, count: 6))
-        #expect(r.counters.malformed == 6)
+        #expect(r.counters[.malformed] == 6)
         expectEmpty(r)
     }
 
@@ -505,7 +505,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         #expect(isDrop(run.outcomes[4], .tooManyFragments))
         #expect(isHeld(run.outcomes[5])) // starts over as a new datagram
         #expect(run.dropped.sorted() == [1, 2, 3, 4])
-        #expect(r.counters.tooManyFragments == 1)
+        #expect(r.counters[.tooManyFragments] == 1)
     }
 
     @Test func timeoutDropsHeldTokensWithAnInjectedClock() {
@@ -523,7 +523,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         #expect(expired.isEmpty)
         #expect(r.expire(now: .seconds(130)) { expired.append($0) } == 1)
         #expect(expired.sorted() == [1, 2])
-        #expect(r.counters.timeout == 1)
+        #expect(r.counters[.timeout] == 1)
         expectEmpty(r)
 
         // Without an expire call, the next fragment of a stale datagram discards it first.
@@ -531,7 +531,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         offer(r, list[1], token: 4, now: .seconds(231), into: &run)
         #expect(isHeld(run.outcomes[3]))
         #expect(run.dropped == [3])
-        #expect(r.counters.timeout == 2)
+        #expect(r.counters[.timeout] == 2)
         offer(r, list[0], token: 5, now: .seconds(232), into: &run)
         offer(r, list[2], token: 6, now: .seconds(232), into: &run)
         #expect(run.completed.count == 1)
@@ -570,8 +570,8 @@ private func expectEmpty(_ r: FragmentReassembler) {
         // so new datagrams are never shut out until the timeout.
         #expect(run.heldCount == 6)
         #expect(run.reasons() == [])
-        #expect(r.counters.capDatagrams == 0)
-        #expect(r.counters.evicted == 2)
+        #expect(r.counters[.capDatagrams] == 0)
+        #expect(r.counters[.evicted] == 2)
         #expect(run.dropped == [0, 1])
         #expect(r.datagramsInProgress == 4)
         // Surviving datagrams still take fragments and complete.
@@ -595,8 +595,8 @@ private func expectEmpty(_ r: FragmentReassembler) {
         #expect(run.heldCount == 3)
         #expect(run.reasons() == [])
         #expect(run.dropped == [0])
-        #expect(r.counters.capPerSource == 1)
-        #expect(r.counters.evicted == 0)
+        #expect(r.counters[.capPerSource] == 1)
+        #expect(r.counters[.evicted] == 0)
         #expect(r.datagramsInProgress == 2)
         // Another source is not touched by A's cap.
         let other = makeDatagram(payload: 3000, id: 0, source: clientB, rng: &rng)
@@ -614,7 +614,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         let a3 = makeDatagram(payload: 3000, id: 3, source: clientA, rng: &rng)
         offer(r, fragments(a3, size: 1480)[0], token: 30, now: .seconds(1), into: &run)
         #expect(isHeld(run.outcomes.last!))
-        #expect(r.counters.capPerSource == 1)
+        #expect(r.counters[.capPerSource] == 1)
     }
 
     @Test func byteCap() {
@@ -635,7 +635,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         #expect(run.reasons().isEmpty)
         #expect(firstEviction > 1)
         let held = r.datagramsInProgress
-        #expect(r.counters.evicted == UInt64(200 - held))
+        #expect(r.counters[.evicted] == UInt64(200 - held))
         // Oldest first: the evicted ones are exactly tokens 1, 2, 3, …
         #expect(run.dropped == Array(UInt32(1)...UInt32(200 - held)))
         // A second fragment of the newest datagram evicts the oldest survivor to fit.
@@ -645,7 +645,7 @@ private func expectEmpty(_ r: FragmentReassembler) {
         offer(r, fragment(newest, offset: 1480, length: 1480), token: 1000, now: .seconds(1), into: &run)
         #expect(isHeld(run.outcomes.last!))
         #expect(r.counters.bytesHeld <= limits.maxBytes)
-        #expect(r.counters.capBytes == 0)
+        #expect(r.counters[.capBytes] == 0)
     }
 
     @Test func floodOfFirstFragmentsStaysWithinTheCaps() {
@@ -678,11 +678,11 @@ private func expectEmpty(_ r: FragmentReassembler) {
             #expect(r.allocatedBytes == allocated)
             // The flood never completes anything: once full, each new datagram evicts the
             // oldest, whose held fragment is reported for dropping (one verdict each).
-            #expect(r.counters.evicted > 0)
-            #expect(dropped == Int(r.counters.evicted))
+            #expect(r.counters[.evicted] > 0)
+            #expect(dropped == Int(r.counters[.evicted]))
             var expired = 0
             while r.expire(now: .seconds(100), { _ in expired += 1 }) > 0 {}
-            #expect(expired + dropped == Int(r.counters.heldFragmentsDropped))
+            #expect(expired + dropped == Int(r.counters[.heldFragmentsDropped]))
             #expect(expired + dropped == held)
             #expect(held + outcomes.values.reduce(0, +) == 30000)
             expectEmpty(r)
@@ -819,9 +819,9 @@ private func expectWholeDatagram(_ got: [UInt8], equals original: [UInt8], sourc
         if let got = run.completed.first { expectWholeDatagram(got, equals: victim) }
         #expect(run.dropped.suffix(2) == [2, 3], "the victim's other fragments are dropped: their bytes travel in the first one's verdict")
         let c = r.counters
-        #expect(c.capPerSource == 11)
-        #expect(c.evicted == 0)
-        #expect(c.datagramsCompleted == 1)
+        #expect(c[.capPerSource] == 11)
+        #expect(c[.evicted] == 0)
+        #expect(c[.datagramsCompleted] == 1)
         #expect(c.datagramsInProgress == 63)
         #expect(c.totalDrops == 11)
     }
@@ -851,7 +851,7 @@ private func expectWholeDatagram(_ got: [UInt8], equals original: [UInt8], sourc
         #expect(run.completed.count == 2 && run.accepted == [1, 11])
         if run.completed.count == 2 { expectWholeDatagram(run.completed[1], equals: spoofed) }
         let c = r.counters
-        #expect(c.overlap == 0 && c.capPerSource == 0 && c.evicted == 0 && c.totalDrops == 0)
+        #expect(c[.overlap] == 0 && c[.capPerSource] == 0 && c[.evicted] == 0 && c.totalDrops == 0)
         expectEmpty(r)
     }
 }

@@ -47,18 +47,18 @@ struct FullTableReclaimTests {
         #expect(refused == 10_000)
         #expect(nat.counters.drops(.sessionTableFull) == 10_000)
         // One step of at most 64 rows per millisecond of the flood (5 ms, and the first), the rest skipped.
-        #expect(nat.counters.reclaimSteps <= 6, "reclaim steps: \(nat.counters.reclaimSteps)")
-        #expect(nat.counters.reclaimSteps + nat.counters.reclaimStepsSkipped == 10_000)
+        #expect(nat.counters[.reclaimSteps] <= 6, "reclaim steps: \(nat.counters[.reclaimSteps])")
+        #expect(nat.counters[.reclaimSteps] + nat.counters[.reclaimStepsSkipped] == 10_000)
         #expect(nat.sessionCount == 1024)
 
         // The established flow stays alive; once the spoofed UDP flows have expired (300 s),
         // a new flow finds a row through one reclaim step.
         var keepAlive = PacketBuilder.tcp(host, 40000, Net.remote, 443, flags: TCPFlag.ack, seq: 2, ack: 10)
         #expect(nat.run(&keepAlive, .outbound, now: at(299)) == .acceptRewritten)
-        let steps = nat.counters.reclaimSteps
+        let steps = nat.counters[.reclaimSteps]
         var fresh = PacketBuilder.udp(IPv4Bytes(10, 0, 254, 1), 7000, Net.remote, 53)
         #expect(nat.run(&fresh, .outbound, now: at(302)) == .acceptRewritten)
-        #expect(nat.counters.reclaimSteps == steps + 1)
+        #expect(nat.counters[.reclaimSteps] == steps + 1)
         #expect(nat.snapshots(now: at(302)).contains { $0.internalAddress == host.address && $0.tcpState == .established })
     }
 }

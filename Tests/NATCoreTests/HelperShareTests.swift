@@ -93,7 +93,7 @@ struct HelperShareTests {
         #expect(nat.pendingExpectationCount == 4)
         // A third flow's offer is refused: passed unchanged (the helper rewrites nothing), counted.
         #expect(offer(Net.hostA, from: 5064, media: 6004) == PacketBuilder.udp(Net.external, 5064, Net.remote, 5060, payload: Array("MEDIA 6004".utf8)))
-        #expect(nat.pendingExpectationCount == 4 && nat.counters.expectationsRefusedHostShare == 1)
+        #expect(nat.pendingExpectationCount == 4 && nat.counters[.expectationsRefusedHostShare] == 1)
         // Host B is not held back by host A.
         let b = offer(Net.hostB, from: 5060, media: 7000)
         #expect(nat.pendingExpectationCount == 6)

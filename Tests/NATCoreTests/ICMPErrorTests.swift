@@ -39,7 +39,7 @@ struct ICMPErrorTests {
         #expect(Verify.ipHeaderChecksumValid(quoted))
         #expect(Verify.transportChecksumValid(quoted))
         #expect(mapped != 0)
-        #expect(nat.counters.icmpErrorsInbound == 1)
+        #expect(nat.counters[.icmpErrorsInbound] == 1)
     }
 
     @Test("fragmentation needed for a TCP segment quoted with 8 bytes only: ports fixed, MTU kept")

@@ -29,7 +29,7 @@ import Testing
         // Only IP checksum, destination address, destination port and L4 checksum changed.
         let allowed: Set<Int> = [10, 11, 16, 17, 18, 19, 22, 23, 36, 37]
         for i in 0..<original.count where !allowed.contains(i) { #expect(packet[i] == original[i], "byte \(i)") }
-        #expect(nat.counters.inboundTranslated == 1)
+        #expect(nat.counters[.inboundTranslated] == 1)
     }
 
     @Test(arguments: [false, true])
@@ -83,7 +83,7 @@ import Testing
         var packet = original
         #expect(nat.run(&packet, .inbound) == .accept)
         #expect(packet == original)
-        #expect(nat.counters.inboundUnmatched == 1)
+        #expect(nat.counters[.inboundUnmatched] == 1)
     }
 
     /// Address-and-port-dependent filtering: only the remote endpoint of a session gets in.
@@ -100,8 +100,8 @@ import Testing
             #expect(nat.run(&packet, .inbound) == .accept)
             #expect(packet == original)
         }
-        #expect(nat.counters.inboundUnmatched == 3)
-        #expect(nat.counters.inboundTranslated == 0)
+        #expect(nat.counters[.inboundUnmatched] == 3)
+        #expect(nat.counters[.inboundTranslated] == 0)
         // The real remote still gets through.
         var reply = PacketBuilder.udp(Net.remote, 53, Net.external, port)
         #expect(nat.run(&reply, .inbound) == .acceptRewritten)
@@ -116,7 +116,7 @@ import Testing
             #expect(nat.run(&packet, .inbound) == .accept)
             #expect(packet == original)
         }
-        #expect(nat.counters.inboundUnmatched == 2)
+        #expect(nat.counters[.inboundUnmatched] == 2)
     }
 
     @Test func inboundToInternalAddressIsDropped() {
@@ -135,7 +135,7 @@ import Testing
         var packet = original
         #expect(nat.run(&packet, .inbound) == .accept)
         #expect(packet == original)
-        #expect(nat.counters.inboundNotForUs == 1)
+        #expect(nat.counters[.inboundNotForUs] == 1)
     }
 
     @Test func inboundForAnotherAddressIsPassed() {
@@ -144,7 +144,7 @@ import Testing
         var packet = original
         #expect(nat.run(&packet, .inbound) == .accept)
         #expect(packet == original)
-        #expect(nat.counters.inboundNotForUs == 1)
+        #expect(nat.counters[.inboundNotForUs] == 1)
     }
 
     @Test func inboundJunkToExternalAddressIsLeftToTheStack() {
@@ -160,7 +160,7 @@ import Testing
             #expect(nat.run(&packet, .inbound) == .accept)
             #expect(packet == original)
         }
-        #expect(nat.counters.inboundUnmatched == 3)
+        #expect(nat.counters[.inboundUnmatched] == 3)
         #expect(nat.counters.totalDrops == 0)
     }
 

@@ -158,12 +158,12 @@ enum Corpus {
     /// Every counter that explains a packet, by its `masqd stats` name.
     static func tally(_ c: NATCounters) -> [String: UInt64] {
         var t: [String: UInt64] = [
-            "translated_outbound": c.outboundTranslated, "translated_inbound": c.inboundTranslated,
-            "hairpin_translated": c.hairpinTranslated,
-            CorpusPassCounter.inboundUnmatched.rawValue: c.inboundUnmatched,
-            CorpusPassCounter.inboundNotForUs.rawValue: c.inboundNotForUs,
-            CorpusPassCounter.hairpinPassed.rawValue: c.hairpinPassed,
-            CorpusPassCounter.outboundNotInternal.rawValue: c.outboundNotInternal,
+            "translated_outbound": c[.outboundTranslated], "translated_inbound": c[.inboundTranslated],
+            "hairpin_translated": c[.hairpinTranslated],
+            CorpusPassCounter.inboundUnmatched.rawValue: c[.inboundUnmatched],
+            CorpusPassCounter.inboundNotForUs.rawValue: c[.inboundNotForUs],
+            CorpusPassCounter.hairpinPassed.rawValue: c[.hairpinPassed],
+            CorpusPassCounter.outboundNotInternal.rawValue: c[.outboundNotInternal],
         ]
         for reason in DropReason.allCases { t["drop_\(reason)"] = c.drops(reason) }
         return t

@@ -125,7 +125,7 @@ import Testing
             #expect(nat.counters.drops(reason) == UInt64(packets.filter { $0.1 == reason }.count), "\(reason)")
         }
         #expect(nat.counters.totalDrops == 5)
-        #expect(nat.counters.outboundTranslated == 0)
+        #expect(nat.counters[.outboundTranslated] == 0)
     }
 
     /// Random garbage and mutated packets in both directions: no crash, untouched bytes unless

@@ -90,8 +90,8 @@ import Testing
             #expect(sourcePort(p) == 40000)
         }
         #expect(nat.sessionCount == 1 && nat.mappingCount == 1)
-        #expect(nat.counters.sessionsCreated == 1 && nat.counters.mappingsCreated == 1)
-        #expect(nat.counters.outboundTranslated == 10)
+        #expect(nat.counters[.sessionsCreated] == 1 && nat.counters[.mappingsCreated] == 1)
+        #expect(nat.counters[.outboundTranslated] == 10)
     }
 
     /// Many hosts, many flows: every reply reaches the host that opened the flow.

@@ -62,7 +62,7 @@ struct NewFlowRateTests {
             #expect(Self.open(nat, Net.hostA, port, now: later) == .acceptRewritten)
         }
         #expect(Self.open(nat, Net.hostA, 40014, now: later) == .drop(.hostNewFlowRate))
-        #expect(nat.counters.drops(.hostNewFlowRate) == 4 && nat.counters.sessionsCreated == 9)
+        #expect(nat.counters.drops(.hostNewFlowRate) == 4 && nat.counters[.sessionsCreated] == 9)
     }
 
     @Test("a steady flood is held to the rate: 1000 attempts over 10 s at 20/s admit the burst plus 20 a second")

@@ -41,8 +41,8 @@ private func expectOutbound(original: [UInt8], translated: [UInt8], expected: [U
         let expected = PacketBuilder.tcp(Net.external, 40000, Net.remote, 80, flags: TCPFlag.syn, seq: 0xdead_beef, options: Self.mss)
         expectOutbound(original: original, translated: packet, expected: expected)
         #expect(sourcePort(packet) == 40000)
-        #expect(nat.counters.outboundTranslated == 1)
-        #expect(nat.counters.mappingsCreated == 1 && nat.counters.sessionsCreated == 1)
+        #expect(nat.counters[.outboundTranslated] == 1)
+        #expect(nat.counters[.mappingsCreated] == 1 && nat.counters[.sessionsCreated] == 1)
         #expect(nat.sessionCount == 1 && nat.mappingCount == 1)
     }
 
@@ -181,7 +181,7 @@ private func expectOutbound(original: [UInt8], translated: [UInt8], expected: [U
             #expect(nat.run(&packet, .outbound) == .accept)
             #expect(packet == original)
         }
-        #expect(nat.counters.outboundNotInternal == 2)
+        #expect(nat.counters[.outboundNotInternal] == 2)
         #expect(nat.mappingCount == 0 && nat.sessionCount == 0)
     }
 

@@ -61,7 +61,7 @@ import Testing
         let a = nat.portBlocks(of: IPv4Address(192, 0, 2, 10)), b = nat.portBlocks(of: IPv4Address(192, 0, 2, 11))
         #expect(a == [UInt16(blockStart(aPorts[0]))...UInt16(blockStart(aPorts[0]) + 63)])
         #expect(b == [UInt16(blockStart(bPorts[0]))...UInt16(blockStart(bPorts[0]) + 63)])
-        #expect(nat.portBlockCount == 2 && nat.counters.portBlocksAllocated == 2)
+        #expect(nat.portBlockCount == 2 && nat.counters[.portBlocksAllocated] == 2)
     }
 
     @Test("with the router's ephemeral range reserved (the default), every host still gets a block: the free blocks inside it are passed over, not handed out and refused")
@@ -76,7 +76,7 @@ import Testing
             #expect(opened.port != nil, "host .\(20 + host): \(opened.verdict)")
             if let port = opened.port { #expect(!(32768...60999).contains(port), "host .\(20 + host) got reserved port \(port)") }
         }
-        #expect(nat.portBlockCount == 40 && nat.counters.portBlocksAllocated == 40)
+        #expect(nat.portBlockCount == 40 && nat.counters[.portBlocksAllocated] == 40)
         #expect(nat.counters.drops(.portsExhausted) == 0)
     }
 
@@ -164,7 +164,7 @@ import Testing
         // The last one expires: the block goes back, one event with the same range.
         _ = nat.expire(now: at(udp + 21), budget: 1000)
         #expect(nat.mappingCount == 0 && nat.portBlockCount == 0)
-        #expect(nat.counters.portBlocksReleased == 1)
+        #expect(nat.counters[.portBlocksReleased] == 1)
         nat.drainEvents { events.append($0) }
         let released = events.filter { $0.kind.isPortBlock }
         #expect(released.count == 1)
@@ -201,7 +201,7 @@ import Testing
         let larger = blocksTranslator(size: 1024)
         _ = try larger.importState(saved, downtime: .seconds(1), now: at(2))
         let shared = blockStart(aPorts[0], size: 1024) == blockStart(bPorts[0], size: 1024)
-        #expect(larger.counters.portBlockRestoreConflicts == (shared ? 3 : 0))
+        #expect(larger.counters[.portBlockRestoreConflicts] == (shared ? 3 : 0))
         #expect(larger.mappingCount == (shared ? 3 : 6))
         #expect(larger.portBlockCount == (shared ? 1 : 2))
     }

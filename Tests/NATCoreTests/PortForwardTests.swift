@@ -32,7 +32,7 @@ struct PortForwardTests {
         #expect(sourcePort(synAck) == 8080)
         #expect(Verify.ipHeaderChecksumValid(synAck))
         #expect(Verify.transportChecksumValid(synAck))
-        #expect(nat.counters.sessionsOpenedInbound == 1)
+        #expect(nat.counters[.sessionsOpenedInbound] == 1)
     }
 
     @Test("a session opened from outside is transitory until the inside answers, then established")

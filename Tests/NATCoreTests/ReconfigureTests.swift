@@ -105,7 +105,7 @@ struct ReconfigureTests {
         #expect(nat.sessionCount == 1)
         let summary = try nat.reconfigure(Self.changed(nat) { $0.forwards = Self.forwards(["tcp:8080=192.0.2.11:8000"]) }, now: at(1))
         #expect(summary.sessionsFlushed == 1 && summary.forwardsAdded.count == 1 && summary.forwardsRemoved.count == 1)
-        #expect(nat.sessionCount == 0 && nat.mappingCount == 1 && nat.counters.sessionsFlushed == 1)
+        #expect(nat.sessionCount == 0 && nat.mappingCount == 1 && nat.counters[.sessionsFlushed] == 1)
         let syn = Self.inboundSYN(nat, to: 8080, now: at(2))
         #expect(syn.verdict == .acceptRewritten && destinationAddress(syn.packet) == Net.hostB && destinationPort(syn.packet) == 8000)
     }

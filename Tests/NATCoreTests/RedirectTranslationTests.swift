@@ -55,8 +55,8 @@ struct RedirectTranslationTests {
         #expect(fromClient(nat, &ack) == .acceptRewritten)
         #expect(ack == PacketBuilder.tcp(Net.hostA, 40000, Self.routerLAN, 3128, flags: TCPFlag.ack, seq: 1001, ack: 5001,
                                          payload: Array("GET / HTTP/1.0\r\n\r\n".utf8)))
-        #expect(nat.counters.redirectedToProxy == 2 && nat.counters.redirectedFromProxy == 1)
-        #expect(nat.counters.redirectSessionsCreated == 1 && nat.redirectSessionCount == 1)
+        #expect(nat.counters[.redirectedToProxy] == 2 && nat.counters[.redirectedFromProxy] == 1)
+        #expect(nat.counters[.redirectSessionsCreated] == 1 && nat.redirectSessionCount == 1)
         // Nothing was masqueraded: no mapping, no session of the NAT tables.
         #expect(nat.mappingCount == 0 && nat.sessionCount == 0)
 
@@ -92,7 +92,7 @@ struct RedirectTranslationTests {
         let directBefore = direct
         #expect(fromProxy(nat, &direct) == .accept)
         #expect(direct == directBefore)
-        #expect(nat.counters.redirectRepliesUnmatched == 1 && nat.redirectSessionCount == 0)
+        #expect(nat.counters[.redirectRepliesUnmatched] == 1 && nat.redirectSessionCount == 0)
         #expect(nat.originalDestination(clientAddress: Net.hostA.address, clientPort: 40000, now: t0) == nil)
     }
 
@@ -138,7 +138,7 @@ struct RedirectTranslationTests {
         nat.expire(now: at(119), budget: 16)
         #expect(nat.redirectSessionCount == 1)
         nat.expire(now: at(121), budget: 16)
-        #expect(nat.redirectSessionCount == 0 && nat.counters.redirectSessionsExpired == 1)
+        #expect(nat.redirectSessionCount == 0 && nat.counters[.redirectSessionsExpired] == 1)
         var next = PacketBuilder.tcp(Net.hostB, 40000, Net.remote, 80)
         #expect(fromClient(nat, &next, now: at(122)) == .acceptRewritten)
         // A late reply to the expired connection is no longer rewritten.

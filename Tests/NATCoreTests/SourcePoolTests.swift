@@ -67,7 +67,7 @@ struct SourcePoolTests {
             #expect(nat.run(&packet, .inbound) == .accept)
             #expect(packet == original)
         }
-        #expect(nat.counters.inboundUnmatched == 2)
+        #expect(nat.counters[.inboundUnmatched] == 2)
         // A pool address as a source from outside is ours: spoofed.
         var spoofed = PacketBuilder.udp(Self.p2, 53, Self.p1, 40000, payload: [3])
         #expect(nat.run(&spoofed, .inbound) == .drop(.spoofedSource))
@@ -132,7 +132,7 @@ struct SourcePoolTests {
         let original = PacketBuilder.icmp(Self.p1, Net.remote, type: 0, identifier: 9)
         var reply = original
         #expect(nat.run(&reply, .outbound) == .accept)
-        #expect(reply == original && nat.counters.outboundNotInternal == 1)
+        #expect(reply == original && nat.counters[.outboundNotInternal] == 1)
         // The router's own "port unreachable" (from p1) about a datagram it forwarded to hostA.
         var out = PacketBuilder.udp(Net.hostA, 5000, Net.remote, 53, payload: [1])
         #expect(nat.run(&out, .outbound) == .acceptRewritten)
@@ -183,7 +183,7 @@ struct SourcePoolTests {
         var packet = PacketBuilder.udp(Net.hostB, 40000, Self.p1, 40000, payload: [5])
         #expect(nat.run(&packet, .hairpin) == .acceptRewritten)
         #expect(packet == PacketBuilder.udp(Self.p2, 40000, Net.hostA, 40000, payload: [5]))
-        #expect(nat.counters.hairpinTranslated == 1)
+        #expect(nat.counters[.hairpinTranslated] == 1)
     }
 
     @Test("port forwards stay on the WAN address; a forwarded host's own flows still go out on its pool address")

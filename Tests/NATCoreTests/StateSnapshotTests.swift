@@ -89,7 +89,7 @@ final class CountingDatagramHelper: ApplicationHelper {
         let summary = try new.importState(read, downtime: .seconds(5), now: later)
         #expect(summary.sessionsRestored == 4 && summary.mappingsRestored == 4 && summary.sessionsNotRestored == 0)
         #expect(new.sessionCount == 4 && new.mappingCount == 4)
-        #expect(new.counters.sessionsCreated == 0 && new.counters.mappingsCreated == 0)
+        #expect(new.counters[.sessionsCreated] == 0 && new.counters[.mappingsCreated] == 0)
         // As saved at 10 s, less the 5 s down: TCP established, UDP, ICMP.
         let restored = new.snapshots(now: later)
         #expect(restored.filter { $0.protocolNumber == IPProtocolNumber.tcp }.map(\.tcpState) == [.established, .established])
@@ -135,7 +135,7 @@ final class CountingDatagramHelper: ApplicationHelper {
         let fresh = makeTranslator()
         let reply = PacketBuilder.tcp(Net.remote, 80, Net.external, 40000, flags: TCPFlag.ack, seq: 901, ack: 108)
         #expect(Self.through(fresh, reply, .inbound, now: t0, expect: .accept) == reply)
-        #expect(fresh.counters.inboundUnmatched == 1)
+        #expect(fresh.counters[.inboundUnmatched] == 1)
     }
 
     @Test func lifetimesLoseTheDowntimeAndExpiredSessionsStayOut() throws {
@@ -158,7 +158,7 @@ final class CountingDatagramHelper: ApplicationHelper {
         #expect(long.sessionCount == 2 && long.mappingCount == 2) // no mapping left behind for the expired one
         // The expired flow's port is free again and the host starts afresh.
         let syn = Self.through(long, PacketBuilder.tcp(Net.hostC, 41000, Net.remote, 80), .outbound, now: now)
-        #expect(sourcePort(syn) == 41000 && long.counters.sessionsCreated == 1)
+        #expect(sourcePort(syn) == 41000 && long.counters[.sessionsCreated] == 1)
 
         let longer = makeTranslator()
         let s3 = try longer.importState(saved, downtime: .seconds(7340), now: now)
@@ -285,7 +285,7 @@ final class CountingDatagramHelper: ApplicationHelper {
         let summary = try same.importState(saved, downtime: .seconds(1), now: t0)
         #expect(summary.sessionsRestored == 1 && summary.mappingsRestored == 0 && same.mappingCount == 1)
         #expect(same.snapshots(now: t0).map(\.tcpState) == [.established])
-        #expect(same.counters.sessionsOpenedInbound == 0)
+        #expect(same.counters[.sessionsOpenedInbound] == 0)
 
         let moved = makeTranslator { $0.forwards = [PortForward(protocolNumber: IPProtocolNumber.tcp, externalPorts: 8081...8081,
                                                                  internalAddress: Net.hostA.address, internalPort: 80)] }

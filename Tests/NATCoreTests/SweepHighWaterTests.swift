@@ -85,7 +85,7 @@ import Testing
         #expect(nat.sessions.highWater >= 1 && nat.sessionCount == 1)
         #expect(nat.expire(now: at(1299), budget: 4096) == 0)
         #expect(nat.expire(now: at(1300), budget: 4096) == 1) // 300 s later the sweep finds it
-        #expect(nat.counters.sessionsExpired == 1001)
+        #expect(nat.counters[.sessionsExpired] == 1001)
     }
 
     @Test func listingsAndCheckpointsSeeEveryLiveSessionAfterChurn() {

@@ -3,17 +3,20 @@ import NATTestKit
 
 @testable import NATCore
 
-enum Net {
-    static let external = IPv4Bytes(203, 0, 113, 1)
+/// The addresses of these tests: the kit's `TestNet` (one set of test addresses), with the
+/// names these tests use.
+typealias Net = TestNet
+
+extension TestNet {
+    static var hostA: IPv4Bytes { insideHost }
+    static var hostB: IPv4Bytes { otherInsideHost }
+    static let hostC = IPv4Bytes(192, 0, 2, 12)
     static let remote = IPv4Bytes(203, 0, 113, 2)
     static let remote2 = IPv4Bytes(203, 0, 113, 3)
-    static let hostA = IPv4Bytes(192, 0, 2, 10)
-    static let hostB = IPv4Bytes(192, 0, 2, 11)
-    static let hostC = IPv4Bytes(192, 0, 2, 12)
     static let outsider = IPv4Bytes(198, 51, 100, 7)
 }
 
-let t0 = NATTime.seconds(1000)
+let t0 = TestNet.start
 
 func at(_ seconds: UInt64, plusNanoseconds extra: UInt64 = 0) -> NATTime {
     NATTime(nanoseconds: t0.nanoseconds + seconds * 1_000_000_000 + extra)

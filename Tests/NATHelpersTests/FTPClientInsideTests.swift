@@ -36,7 +36,7 @@ import Testing
         #expect(TCPView.destinationPort(dataSYN.packet) == 19 * 256 + 137)
         #expect(TCPView.sourceAddress(dataSYN.packet) == Net.server)
         #expect(nat.pendingExpectationCount == 0)
-        #expect(nat.counters.expectationsFulfilled == 1)
+        #expect(nat.counters[.expectationsFulfilled] == 1)
 
         // Another host trying the same port is not let in: the expectation was used, and
         // it admitted the server only.

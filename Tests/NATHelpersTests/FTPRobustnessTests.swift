@@ -42,7 +42,7 @@ import Testing
         #expect(link.fromInside(tail, seq: seq, ack: outsideISN + 1).text == tail)
         #expect(nat.events(.rewrite) == 0)
         #expect(nat.events(.malformed) == 0)
-        #expect(nat.counters.helperLinesHeld == 0)
+        #expect(nat.counters[.helperLinesHeld] == 0)
     }
 
     @Test func aHoldTheCoreRefusesIsNotMistakenForALineStartLater() {
@@ -74,7 +74,7 @@ import Testing
         var last = first
         for _ in 0..<4 { last = link.fromInside(part, seq: insideISN + 1, ack: outsideISN + 1) }
         #expect(last.text == part)
-        #expect(nat.counters.helperHeldReleased == 1)
+        #expect(nat.counters[.helperHeldReleased] == 1)
         // The stream continues mid-line: the rest is not a command; the next line is.
         let rest = ",19,137\r\nPORT 192,0,2,10,19,138\r\n"
         let restSent = link.fromInside(rest, seq: insideISN + 1 + UInt32(part.utf8.count), ack: outsideISN + 1)
@@ -184,7 +184,7 @@ import Testing
         #expect(nat.helperConnectionCount == 2 + Int(fresh - 41000))
         #expect(nat.events(.rewrite) > 0)
         #expect(nat.events(.malformed) > 0)
-        #expect(nat.counters.helperLinesHeld > 0)
+        #expect(nat.counters[.helperLinesHeld] > 0)
     }
 
     @Test(arguments: [UInt64(11), 12, 13])

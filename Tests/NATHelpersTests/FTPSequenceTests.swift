@@ -176,7 +176,7 @@ import Testing
         #expect(out1.text == "TYPE I\r\n")
         #expect(out1.seq == c)
         expectWellFormed(out1)
-        #expect(nat.counters.helperLinesHeld == 1)
+        #expect(nat.counters[.helperLinesHeld] == 1)
         #expect(nat.pendingExpectationCount == 0)
 
         // A retransmission of the first part (the server has not acknowledged the held

@@ -7,15 +7,18 @@ import NATHelpers
 import NATTestKit
 import Testing
 
-enum Net {
-    static let external = IPv4Bytes(203, 0, 113, 1)
-    static let client = IPv4Bytes(192, 0, 2, 10)
+/// The addresses of these tests: the kit's `TestNet` (one set of test addresses), with the
+/// names these tests use.
+typealias Net = TestNet
+
+extension TestNet {
+    static var client: IPv4Bytes { insideHost }
     static let otherHost = IPv4Bytes(192, 0, 2, 99)
-    static let server = IPv4Bytes(198, 51, 100, 5)
-    static let stranger = IPv4Bytes(198, 51, 100, 6)
+    static var server: IPv4Bytes { outsideHost }
+    static var stranger: IPv4Bytes { otherOutsideHost }
 }
 
-let t0 = NATTime.seconds(1000)
+let t0 = TestNet.start
 
 func makeFTPTranslator(
     helper: FTPHelper = FTPHelper(),

@@ -30,7 +30,7 @@ import Testing
         // The peer is another IRC user, at an address the NAT has never seen.
         expectAdmitted(nat, from: IRCNet.otherPeer, port: x, to: IRCNet.client, toPort: 5000)
         #expect(nat.pendingExpectationCount == 0)
-        #expect(nat.counters.expectationsFulfilled == 1)
+        #expect(nat.counters[.expectationsFulfilled] == 1)
         // Once: neither another host nor the same one from another port gets in after it.
         expectNotAdmitted(nat, from: IRCNet.peer, port: x)
         let again = nat.send(PacketBuilder.tcp(IRCNet.otherPeer, 44444, Net.external, x, flags: TCPFlag.syn, seq: 5), .inbound)

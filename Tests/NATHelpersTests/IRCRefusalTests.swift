@@ -192,7 +192,7 @@ func sendUnchanged(_ link: Link, _ lines: [String], seq start: UInt32 = insideIS
         let x = try #require(portAfter("3405803777", in: next.text))
         #expect(nat.events(.rewrite) == 2)
         #expect(nat.events(.malformed) == 0)
-        #expect(nat.counters.helperLinesHeld == 0)
+        #expect(nat.counters[.helperLinesHeld] == 0)
         expectAdmitted(nat, from: IRCNet.peer, port: x, to: IRCNet.client, toPort: 5002)
         expectNotAdmitted(nat, from: IRCNet.peer, port: 5001)
     }

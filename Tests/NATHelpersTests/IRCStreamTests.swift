@@ -19,7 +19,7 @@ import Testing
         #expect(out1.text == "NICK alice\r\n")
         #expect(out1.seq == c)
         expectWellFormed(out1)
-        #expect(nat.counters.helperLinesHeld == 1)
+        #expect(nat.counters[.helperLinesHeld] == 1)
         #expect(nat.pendingExpectationCount == 0)
 
         let out2 = link.fromInside(second, seq: c + UInt32(first.utf8.count), ack: outsideISN + 1)
@@ -118,7 +118,7 @@ import Testing
         let sent = link.fromInside(part, seq: insideISN + 1, ack: outsideISN + 1)
         expectWellFormed(sent)
         #expect(sent.text == (held ? "" : part))
-        #expect(nat.counters.helperLinesHeld == (held ? 1 : 0))
+        #expect(nat.counters[.helperLinesHeld] == (held ? 1 : 0))
         // Either way, the rest of the line arrives and the stream is whole.
         let rest = "\r\n"
         let restSent = link.fromInside(rest, seq: insideISN + 1 + UInt32(part.utf8.count), ack: outsideISN + 1)
@@ -134,7 +134,7 @@ import Testing
         var last = first
         for _ in 0..<4 { last = link.fromInside(part, seq: insideISN + 1, ack: outsideISN + 1) }
         #expect(last.text == part)
-        #expect(nat.counters.helperHeldReleased == 1)
+        #expect(nat.counters[.helperHeldReleased] == 1)
         // The stream continues mid-line: the rest is not an offer; the next line is.
         let rest = "00 1\u{01}\r\n" + dccLine("SEND y 3221226010 5001 1")
         let restSent = link.fromInside(rest, seq: insideISN + 1 + UInt32(part.utf8.count), ack: outsideISN + 1)

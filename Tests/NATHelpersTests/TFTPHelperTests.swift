@@ -51,7 +51,7 @@ struct TFTPHelperTests {
         let reply = nat.send(PacketBuilder.udp(Net.server, 50123, Net.external, 40000, payload: answer), .inbound)
         #expect(reply.kind == .rewritten)
         #expect(reply.packet == PacketBuilder.udp(Net.server, 50123, Net.client, 40000, payload: answer))
-        #expect(nat.pendingExpectationCount == 0 && nat.counters.expectationsFulfilled == 1)
+        #expect(nat.pendingExpectationCount == 0 && nat.counters[.expectationsFulfilled] == 1)
         let ack = nat.send(PacketBuilder.udp(Net.client, 40000, Net.server, 50123, payload: [0, 4, 0, 1]), .outbound)
         #expect(ack.packet == PacketBuilder.udp(Net.external, 40000, Net.server, 50123, payload: [0, 4, 0, 1]))
         let more = nat.send(PacketBuilder.udp(Net.server, 50123, Net.external, 40000, payload: [0, 3, 0, 2]), .inbound)
@@ -88,7 +88,7 @@ struct TFTPHelperTests {
         _ = nat.expire(now: .seconds(1419), budget: 4096)
         #expect(nat.pendingExpectationCount == 1)
         _ = nat.expire(now: .seconds(1421), budget: 4096)
-        #expect(nat.pendingExpectationCount == 0 && nat.counters.expectationsExpired == 1)
+        #expect(nat.pendingExpectationCount == 0 && nat.counters[.expectationsExpired] == 1)
     }
 
     @Test("malformed requests are counted and pass unchanged; other messages and the server's side are not looked at",

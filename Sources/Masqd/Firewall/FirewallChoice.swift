@@ -1,4 +1,5 @@
 import Foundation
+import MasqdShell
 
 // `--firewall nft|iptables`: which tool writes the steering rules. Unset, the system decides
 // (`systemDefault`), once per `rules` command; `run` installs no rules and only keeps the

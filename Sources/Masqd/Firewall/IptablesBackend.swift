@@ -1,3 +1,5 @@
+import MasqdShell
+
 // The plan as iptables rules: raw PREROUTING, mangle FORWARD and POSTROUTING, each rule
 // inserted at the top of its chain with the plan's comment, so `remove` deletes exactly those.
 

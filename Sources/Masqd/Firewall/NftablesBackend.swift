@@ -1,4 +1,5 @@
 import Foundation
+import MasqdShell
 
 // The plan as one nftables table, `table ip masqd` (`masqd_N` for a first queue N other than
 // 0, so instances on different queues each own a table): chains at the hooks and priorities

@@ -117,7 +117,7 @@ final class ReplayRun {
             direction = .inbound
         }
         let token = UInt32(index)
-        let isFragment = PacketPath.isFragment(buffer)
+        let isFragment = FragmentReassembler.isFragment(UnsafeRawBufferPointer(buffer))
         var reported: [UInt32] = []
         let disposition = PacketPath.process(
             buffer, token: token, direction: direction, checksum: PacketChecksumState(), now: clock.now,

@@ -1,5 +1,7 @@
 import Dispatch
 import Foundation
+import Masqd
+import MasqdShell
 
 #if canImport(Glibc)
 import Glibc

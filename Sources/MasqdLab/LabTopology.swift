@@ -1,4 +1,6 @@
 import Foundation
+import Masqd
+import MasqdShell
 
 #if canImport(Glibc)
 import Glibc

@@ -171,7 +171,7 @@ public final class BackgroundProcess: @unchecked Sendable {
     public let logPath: String
     private let process: Child
 
-    init(name: String, argv: [String], logPath: String) throws {
+    public init(name: String, argv: [String], logPath: String) throws {
         self.name = name
         self.argv = argv
         self.logPath = logPath
