@@ -39,7 +39,7 @@ extension NATTranslator {
     @inline(__always)
     private func countLocalPortSkip(_ port: UInt16, internalPort: UInt16, slot: Int, block: Int) {
         if port != internalPort, portBlocks!.ports(of: block).contains(Int(internalPort)), localPorts.contains(slot: slot, port: internalPort) {
-            counters.localPortSkips &+= 1
+            counters[.localPortSkips] &+= 1
         }
     }
 

@@ -1738,7 +1738,7 @@ extension Harness {
             check(e.protocolNumber == 6 && e.externalAddress == routerLAN && e.externalPort == 3128 && isInternal(e.internalAddress)
                   && (e.remotePort == 80 || e.remotePort == 8080), "a redirect event \(e)")
         }
-        check(nat.counters.natEventsLost > 0 || redirectEvents == nat.redirectSessionCount,
+        check(nat.counters[.natEventsLost] > 0 || redirectEvents == nat.redirectSessionCount,
               "events say \(redirectEvents) redirected connections, the table has \(nat.redirectSessionCount)")
     }
 }

@@ -1,5 +1,6 @@
 @testable import Masqd
 import Foundation
+import MasqdShell
 import Testing
 
 #if canImport(Glibc)

@@ -37,14 +37,14 @@ import Testing
         nat.setLocalPorts(LocalPortTranslationTests.held(udp: [held, outside]), reserved: nil)
         // A free internal port of the block is kept: no skip.
         #expect(open(nat, Net.hostA, free).port == free)
-        #expect(nat.counters.localPortSkips == 0)
+        #expect(nat.counters[.localPortSkips] == 0)
         let moved = try #require(open(nat, Net.hostA, held).port)
         #expect(moved != held && block.contains(moved))
-        #expect(nat.counters.localPortSkips == 1)
+        #expect(nat.counters[.localPortSkips] == 1)
         // A router port outside the host's blocks could not have been kept anyway: no skip.
         let other = try #require(open(nat, Net.hostA, outside).port)
         #expect(other != outside && block.contains(other))
-        #expect(nat.counters.localPortSkips == 1)
+        #expect(nat.counters[.localPortSkips] == 1)
     }
 
     @Test func aHostsMappingsShareOneBlockAndHostsGetDisjointBlocks() {
