@@ -27,6 +27,12 @@ public struct NATReplica: Sendable {
         var remotePort: UInt16
     }
 
+    /// The mapping and session an event names (protocol, internal and remote endpoints).
+    static func keys(_ event: NATEvent) -> (mapping: MappingKey, session: SessionKey) {
+        let mapping = MappingKey(protocolNumber: event.protocolNumber, internalAddress: event.internalAddress, internalPort: event.internalPort)
+        return (mapping, SessionKey(mapping: mapping, remoteAddress: event.remoteAddress, remotePort: event.remotePort))
+    }
+
     struct MappingEntry: Sendable {
         var externalPort: UInt16
         var externalIndex: UInt8
@@ -122,8 +128,7 @@ public struct NATReplica: Sendable {
     @discardableResult
     public mutating func apply(_ event: NATEvent, wallClock: UInt64, configuration: NATConfiguration) -> Bool {
         updatedAt = max(updatedAt, wallClock)
-        let mappingKey = MappingKey(protocolNumber: event.protocolNumber, internalAddress: event.internalAddress, internalPort: event.internalPort)
-        let sessionKey = SessionKey(mapping: mappingKey, remoteAddress: event.remoteAddress, remotePort: event.remotePort)
+        let (mappingKey, sessionKey) = Self.keys(event)
         switch event.kind {
         case .mappingCreated:
             mappings[mappingKey] = MappingEntry(externalPort: event.externalPort, externalIndex: externalIndex(event, configuration),
@@ -189,9 +194,7 @@ public struct NATReplica: Sendable {
     @discardableResult
     public mutating func applyHelperState(_ event: NATEvent, state: [UInt8], wallClock: UInt64) -> Bool {
         updatedAt = max(updatedAt, wallClock)
-        let key = SessionKey(mapping: MappingKey(protocolNumber: event.protocolNumber, internalAddress: event.internalAddress,
-                                                 internalPort: event.internalPort),
-                             remoteAddress: event.remoteAddress, remotePort: event.remotePort)
+        let key = Self.keys(event).session
         guard sessions[key] != nil, let record = NATStateSnapshot.HelperRecord(syncEncoded: state) else { return false }
         sessions[key]!.helper = record
         return true

@@ -35,8 +35,4 @@ extension NATTranslator {
         installForwards()
         return removed
     }
-
-    /// `removeAllFlows(now:)` with the time of the last call (its events carry that).
-    @discardableResult
-    public func removeAllFlows() -> Int { removeAllFlows(now: currentTime) }
 }
