@@ -20,6 +20,13 @@ side by side in one run on one namespace topology (client -> router -> server):
   masqd-pinned, nfq_echo-pinned  (only with --modes) the packet thread pinned to CPU
              --pin-cpu (masqd --worker-cpus N; nfq_echo under taskset -c N): the same
              placement every round, against the scheduler's choice in the other modes
+  masqd-busypoll  (only with --modes) masqd --busy-poll --busy-poll-us: the worker polls
+             the queue for that long after each batch instead of sleeping at once
+
+--halt-poll-ns N sets the guest's cpuidle halt polling (/sys/module/haltpoll/parameters/
+guest_halt_poll_ns) for the run and puts the old value back at the end: an idle vCPU then
+polls up to N ns before it halts, so a packet that wakes it finds it running. A machine
+setting for every mode alike, to test whether halted vCPUs are what makes a round slow.
 
 nfq_echo gets two rules (raw PREROUTING from the WAN, mangle POSTROUTING from the LAN to the
 WAN); masqd installs its own, which also drop spoofed sources (addrtype), check the LAN
@@ -62,8 +69,8 @@ LAN = "192.0.2.0/24"
 MODES = ["plain", "masquerade", "nfq_echo", "masqd", "masqd-plain"]
 FAST_PATH_MODE = "masqd-fastpath"
 # Diagnostic modes, run only when --modes names them.
-EXTRA_MODES = ["nfq_echo-rules", "nfq_echo-pinned", "masqd-pinned"]
-PIN_CPU = 1  # --pin-cpu
+EXTRA_MODES = ["nfq_echo-rules", "nfq_echo-pinned", "masqd-pinned", "masqd-busypoll"]
+HALT_POLL = "/sys/module/haltpoll/parameters/guest_halt_poll_ns"
 
 
 def sh(*argv, check=True, capture=True, timeout=120):
@@ -113,14 +120,15 @@ def steering_rules(action):
 class Mode:
     """Sets a forwarding mode up in the router namespace and takes it down again."""
 
-    def __init__(self, name, masqd, nfq_echo):
+    def __init__(self, name, masqd, nfq_echo, args):
         self.name, self.masqd, self.nfq_echo, self.process = name, masqd, nfq_echo, None
+        self.pin_cpu, self.busy_poll_us = args.pin_cpu, args.busy_poll_us
 
     def __enter__(self):
         if self.name == "masquerade":
             ns(ROUTER, "iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-o", "wan0", "-j", "MASQUERADE")
         elif self.name.startswith("nfq_echo"):
-            pin = ["taskset", "-c", str(PIN_CPU)] if self.name == "nfq_echo-pinned" else []
+            pin = ["taskset", "-c", str(self.pin_cpu)] if self.name == "nfq_echo-pinned" else []
             self.start(*pin, self.nfq_echo, str(QUEUE))
             if self.name == "nfq_echo-rules":
                 ns(ROUTER, self.masqd, "rules", "install", *self.masqd_options())
@@ -149,8 +157,9 @@ class Mode:
         # The plain deployment: INTERFACE.md's command line and nothing else.
         if self.name == "masqd-plain":
             return ["--queue", "0", "--wan", "wan0", "--lan", LAN]
-        pin = ["--worker-cpus", str(PIN_CPU)] if self.name == "masqd-pinned" else []
-        return self.masqd_queue_options() + self.masqd_fast_path_options() + pin + ["--wan", "wan0", "--lan", LAN, "--control", f"/run/masqd/{PREFIX}.sock"]
+        pin = ["--worker-cpus", str(self.pin_cpu)] if self.name == "masqd-pinned" else []
+        poll = ["--busy-poll", str(self.busy_poll_us)] if self.name == "masqd-busypoll" else []
+        return self.masqd_queue_options() + self.masqd_fast_path_options() + pin + poll + ["--wan", "wan0", "--lan", LAN, "--control", f"/run/masqd/{PREFIX}.sock"]
 
     def masqd_queue_options(self):
         # "masqd-2q": two queues, two workers sharing one state (--queues).
@@ -254,12 +263,13 @@ def main():
                         help="also run masqd with this many queues/workers (mode masqd-Nq), for the scaling numbers")
     parser.add_argument("--modes", help="comma-separated subset of the modes, e.g. nfq_echo,masqd (an RTT A/B)")
     parser.add_argument("--pin-cpu", type=int, default=1, help="the CPU of the -pinned modes' packet thread (default 1)")
+    parser.add_argument("--busy-poll-us", type=int, default=200, help="masqd-busypoll's --busy-poll (default 200)")
+    parser.add_argument("--halt-poll-ns", type=int,
+                        help="set the guest's halt polling (guest_halt_poll_ns) for the run, every mode alike")
     parser.add_argument("--rtt-only", action="store_true", help="measure only the round-trip time (more rounds in the same time)")
     parser.add_argument("--plot", default="/tmp/masqd-e2e-latency.svg",
                         help="the latency CDF of every mode, all rounds' messages (SVG); 'none' for no plot")
     args = parser.parse_args()
-    global PIN_CPU
-    PIN_CPU = args.pin_cpu
     parser_modes = MODES + ([f"masqd-{args.queues}q"] if args.queues > 1 else []) + [FAST_PATH_MODE]
     masqd = os.path.abspath(args.masqd)
     has_object = os.path.exists(os.path.join(os.path.dirname(masqd), "masqd_fastpath.bpf.o"))
@@ -276,6 +286,14 @@ def main():
     results = {m: {"tcp": [], "udp": [], "p50": [], "p99": []} for m in modes}
     samples = {m: [] for m in modes}
     loads = []
+    halt_poll_before = None
+    if args.halt_poll_ns is not None:
+        if not os.path.exists(HALT_POLL):
+            sys.exit(f"e2e: --halt-poll-ns: {HALT_POLL} does not exist (no haltpoll cpuidle driver)")
+        halt_poll_before = open(HALT_POLL).read().strip()
+        with open(HALT_POLL, "w") as f:
+            f.write(str(args.halt_poll_ns))
+        print(f"guest_halt_poll_ns {halt_poll_before} -> {args.halt_poll_ns} for this run", flush=True)
     try:
         for round_number in range(args.rounds):
             loads.append(os.getloadavg()[0])
@@ -285,7 +303,7 @@ def main():
                 # A fresh topology per mode: once the nat table has loaded conntrack into the
                 # router namespace it would stay, and tax (and defragment for) the other modes.
                 build_topology()
-                with Mode(mode, masqd, nfq_echo):
+                with Mode(mode, masqd, nfq_echo, args):
                     tcp = float("nan") if args.rtt_only else tcp_throughput(args.seconds)
                     udp = float("nan") if args.rtt_only else udp_packet_rate(args.seconds)
                     p50, p99 = rtt(args.seconds, full_log)
@@ -297,6 +315,9 @@ def main():
                 print(f"round {round_number + 1} {mode:14s} tcp {tcp:6.2f} Gbit/s  udp {udp:7.1f} kpps  latency p50 {p50} us p99 {p99} us", flush=True)
     finally:
         teardown()
+        if halt_poll_before is not None:
+            with open(HALT_POLL, "w") as f:
+                f.write(halt_poll_before)
         if os.path.exists(full_log):
             os.unlink(full_log)
 

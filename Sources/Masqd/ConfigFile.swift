@@ -157,6 +157,7 @@ extension ConfigFile {
             ("port-block-size", .single(\.portBlockSize)),
             ("max-port-blocks-per-host", .single(\.maxPortBlocksPerHost)),
             ("worker-cpus", .single(\.workerCpus)),
+            ("busy-poll", .single(\.busyPoll)),
         ]
     }
 

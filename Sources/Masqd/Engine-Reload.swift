@@ -117,6 +117,7 @@ extension Engine {
             ("max-redirect-flows-per-host", { "\($0.nat.maxRedirectSessionsPerHost)" }),
             ("port-block-size", { $0.nat.portBlocks.map { "\($0.size)" } ?? "off" }),
             ("worker-cpus", { $0.workerCPUs.isEmpty ? "not pinned" : $0.workerCPUs.map(String.init).joined(separator: ",") }),
+            ("busy-poll", { "\($0.busyPollMicroseconds) us" }),
         ]
         return pairs.compactMap { key, value in
             value(old) == value(new) ? nil : (key, value(old), value(new))

@@ -118,6 +118,7 @@ extension Engine {
         let metrics = metricsServer?.counters ?? MetricsServer.Counters()
         list += [
             .counter("queue_batches", counters[.batches], "Batches taken from the queues."),
+            .counter("queue_busy_polled_batches", counters[.busyPolledBatches], "Batches found by polling the queue after the last one (--busy-poll), without sleeping."),
             .counter("queue_verdict_messages", q[.verdictMessagesSent], "Verdict messages sent to the kernel."),
             .counter("queue_netlink_errors", q[.netlinkErrors], "Netlink errors from the queues."),
             .counter("queue_refused_verdicts", counters[.refusedVerdicts], "Verdicts the kernel refused."),

@@ -72,7 +72,8 @@ public final class Engine {
         var workers: [QueueWorker] = []
         for queueNumber in settings.queueNumbers {
             workers.append(try QueueWorker(queueNumber: queueNumber, failOpen: settings.failOpen, translator: translator, lock: translatorLock,
-                                           wanIndex: wanIndex, hashSeed: random.next(), logger: logger))
+                                           wanIndex: wanIndex, hashSeed: random.next(),
+                                           busyPoll: NATDuration(nanoseconds: UInt64(settings.busyPollMicroseconds) * 1000), logger: logger))
             workers.last!.events = eventSinks
         }
         self.workers = workers

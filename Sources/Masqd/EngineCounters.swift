@@ -20,6 +20,8 @@ enum EngineCounter: Int, CounterName {
     /// Verdicts the kernel answered with NLMSG_ERROR.
     case refusedVerdicts
     case batches
+    /// `--busy-poll`: batches found by polling after the last one, without sleeping.
+    case busyPolledBatches
     /// HA standby (Engine-HA.swift): outbound packets and inbound ones to the WAN address
     /// dropped (the active translates them), others passed to the router's own stack.
     case standbyDropped

@@ -37,10 +37,15 @@ final class QueueWorker: @unchecked Sendable {
     var events = NATEventSinks()
     /// Why the worker stopped early (a receive or send the kernel refused outright).
     var failure: MasqdError?
+    /// `--busy-poll`: how long to keep polling the queue after a batch before sleeping.
+    let busyPoll: NATDuration
+    /// When the last batch's verdicts left: where a busy poll's time starts.
+    @exclusivity(unchecked) private var lastVerdictsSent = NATTime(nanoseconds: 0)
     @exclusivity(unchecked) private var lastFragmentSweep = NATTime(nanoseconds: 0)
     static let fragmentSweepInterval = NATDuration(nanoseconds: 10_000_000)
 
-    init(queueNumber: UInt16, failOpen: Bool, translator: NATTranslator, lock: EngineLock, wanIndex: UInt32, hashSeed: UInt64, logger: Logger) throws(MasqdError) {
+    init(queueNumber: UInt16, failOpen: Bool, translator: NATTranslator, lock: EngineLock, wanIndex: UInt32, hashSeed: UInt64,
+         busyPoll: NATDuration = NATDuration(nanoseconds: 0), logger: Logger) throws(MasqdError) {
         var configuration = NetfilterQueueConfiguration(queueNumber: queueNumber)
         configuration.failOpen = failOpen
         do {
@@ -51,6 +56,7 @@ final class QueueWorker: @unchecked Sendable {
         self.translator = translator
         self.lock = lock
         self.wanIndex = wanIndex
+        self.busyPoll = busyPoll
         self.logger = logger
         reassembler = FragmentReassembler(hashSeed: hashSeed)
     }
@@ -81,9 +87,14 @@ final class QueueWorker: @unchecked Sendable {
         var wait = waitMilliseconds
         var last: NATTime? = nil
         for _ in 0..<64 {
+            var polled = false
             let count: Int
             do {
-                count = try queue.receive(timeoutMilliseconds: wait)
+                if wait != 0, busyPoll.nanoseconds > 0 {
+                    count = try pollThenWait(waitMilliseconds: wait, polled: &polled)
+                } else {
+                    count = try queue.receive(timeoutMilliseconds: wait)
+                }
             } catch {
                 throw MasqdError(error.description)
             }
@@ -92,6 +103,7 @@ final class QueueWorker: @unchecked Sendable {
             let started = MonotonicClock.now()
             lock.withLock {
                 counters[.batches] &+= 1
+                if polled { counters[.busyPolledBatches] &+= 1 }
                 for index in 0..<count {
                     handle(queue.packet(at: index), now: started)
                 }
@@ -107,6 +119,7 @@ final class QueueWorker: @unchecked Sendable {
             }
             let sent = MonotonicClock.now()
             last = sent
+            lastVerdictsSent = sent
             lock.withLock {
                 residence.record(sent.duration(since: started).nanoseconds, count: UInt64(count))
                 costPerPacket.record(translated.duration(since: started).nanoseconds / UInt64(count), count: UInt64(count))
@@ -119,9 +132,27 @@ final class QueueWorker: @unchecked Sendable {
                 }
                 queueStatistics = queue.statistics
             }
-            if count < queue.configuration.batchSize { return last }
+            if count < queue.configuration.batchSize {
+                guard busyPoll.nanoseconds > 0 else { return last }
+                // --busy-poll: the next batch is looked for by polling first (next turn).
+                wait = waitMilliseconds
+            }
         }
         return last
+    }
+
+    /// `--busy-poll`: asks the queue without sleeping until `busyPoll` has passed since the
+    /// last batch's verdicts left, then waits as usual. `polled` says the batch came from a poll.
+    private func pollThenWait(waitMilliseconds: Int32, polled: inout Bool) throws(NetfilterQueueError) -> Int {
+        let deadline = lastVerdictsSent + busyPoll
+        while MonotonicClock.now() < deadline, !StopSignal.isRequested {
+            let count = try queue.receive(timeoutMilliseconds: 0)
+            if count > 0 {
+                polled = true
+                return count
+            }
+        }
+        return try queue.receive(timeoutMilliseconds: waitMilliseconds)
     }
 
     /// Drops the fragments of datagrams that timed out (on a clock, not per batch).

@@ -155,7 +155,7 @@ struct ConfigFileTests {
 
     // MARK: errors: one line, file, line, key
 
-    static let known = "queue, queues, wan, lan, forward, port-range, helpers, helper-ports, filtering, max-flows, max-flows-per-host, timeout, reserve-local-port-range, max-helper-flows-per-host, no-hairpin, fail-open, firewall, control, metrics, state-file, checkpoint-interval, audit-log, ipfix-collector, ipfix-domain-id, no-nat-to, max-new-flows-per-host, to-source, pool-placement, max-other-flows, sync-listen, sync-peer, sync-key, sync-interval, role, virtual-address, fast-path, fast-path-lan-interface, fast-path-max-flows, fast-path-delay, fast-path-object, redirect, max-redirect-flows, reverse-path-check, max-redirect-flows-per-host, port-block-size, max-port-blocks-per-host, worker-cpus"
+    static let known = "queue, queues, wan, lan, forward, port-range, helpers, helper-ports, filtering, max-flows, max-flows-per-host, timeout, reserve-local-port-range, max-helper-flows-per-host, no-hairpin, fail-open, firewall, control, metrics, state-file, checkpoint-interval, audit-log, ipfix-collector, ipfix-domain-id, no-nat-to, max-new-flows-per-host, to-source, pool-placement, max-other-flows, sync-listen, sync-peer, sync-key, sync-interval, role, virtual-address, fast-path, fast-path-lan-interface, fast-path-max-flows, fast-path-delay, fast-path-object, redirect, max-redirect-flows, reverse-path-check, max-redirect-flows-per-host, port-block-size, max-port-blocks-per-host, worker-cpus, busy-poll"
 
     @Test("an unreadable file: FILE: cannot read: reason")
     func unreadable() throws {
