@@ -40,6 +40,10 @@ machine's speed does not favour one mode): iperf3 TCP throughput, iperf3 UDP pac
 sockperf's "latency" is half the round trip, its own convention, and so are these columns).
 Prints medians, the ratios masqd/nfq_echo and masqd/kernel MASQUERADE, each round's latency
 difference to nfq_echo, and draws every message's latency as a CDF (SVG, --plot).
+For each masqd mode it also prints masqd's own view from `masqd stats` (its latency
+histograms' sums and counts): the mean time per packet of the engine's own work, and of
+receive to verdict sent (the verdict's send carries the packet through the rest of the
+router's kernel path inline, so that one is mostly kernel).
 
 usage: sudo Benchmarks/e2e.py --masqd .build/release/masqd [--rounds 3] [--seconds 5] [--queues 2]
                                 [--plot Benchmarks/e2e-latency.svg]
@@ -123,6 +127,9 @@ class Mode:
     def __init__(self, name, masqd, nfq_echo, args):
         self.name, self.masqd, self.nfq_echo, self.process = name, masqd, nfq_echo, None
         self.pin_cpu, self.busy_poll_us = args.pin_cpu, args.busy_poll_us
+        # masqd's own view of the mode's packets (`masqd stats`): mean ns per packet of its
+        # own work and of receive to verdict sent; None for the other consumers.
+        self.engine_means = None
 
     def __enter__(self):
         if self.name == "masquerade":
@@ -179,12 +186,26 @@ class Mode:
             steering_rules("-D")
         elif self.name.startswith("masqd") or self.name == "nfq_echo-rules":
             ns(ROUTER, self.masqd, "rules", "remove", *self.masqd_options())
+        if self.name.startswith("masqd"):
+            self.engine_means = self.read_engine_means()
         if self.process:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+    def read_engine_means(self):
+        """Mean ns per packet from masqd's histograms: (own work, receive to verdict sent)."""
+        control = [o for i, o in enumerate(self.masqd_options()[1:]) if self.masqd_options()[i] == "--control"]
+        path = control[0] if control else f"/run/masqd/queue-{self.masqd_queue_options()[1].split('-')[0]}.sock"
+        r = ns(ROUTER, self.masqd, "stats", "--control", path, check=False)
+        values = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
+        def mean(name):
+            count = int(values.get(f"{name}_count", "0"))
+            return int(values[f"{name}_sum"]) / count if count else float("nan")
+        return mean("latency_per_packet_ns"), mean("latency_receive_to_verdict_ns")
 
 
 def bound_queues():
@@ -285,6 +306,7 @@ def main():
 
     results = {m: {"tcp": [], "udp": [], "p50": [], "p99": []} for m in modes}
     samples = {m: [] for m in modes}
+    engine_means = {m: [] for m in modes}
     loads = []
     halt_poll_before = None
     if args.halt_poll_ns is not None:
@@ -303,7 +325,7 @@ def main():
                 # A fresh topology per mode: once the nat table has loaded conntrack into the
                 # router namespace it would stay, and tax (and defragment for) the other modes.
                 build_topology()
-                with Mode(mode, masqd, nfq_echo, args):
+                with Mode(mode, masqd, nfq_echo, args) as running:
                     tcp = float("nan") if args.rtt_only else tcp_throughput(args.seconds)
                     udp = float("nan") if args.rtt_only else udp_packet_rate(args.seconds)
                     p50, p99 = rtt(args.seconds, full_log)
@@ -313,6 +335,10 @@ def main():
                 results[mode]["p50"].append(p50 if p50 is not None else float("nan"))
                 results[mode]["p99"].append(p99 if p99 is not None else float("nan"))
                 print(f"round {round_number + 1} {mode:14s} tcp {tcp:6.2f} Gbit/s  udp {udp:7.1f} kpps  latency p50 {p50} us p99 {p99} us", flush=True)
+                if running.engine_means:
+                    own, residence = running.engine_means
+                    engine_means[mode].append(running.engine_means)
+                    print(f"round {round_number + 1} {mode:14s} masqd's own mean per packet: work {own:.0f} ns, receive to verdict sent {residence:.0f} ns", flush=True)
     finally:
         teardown()
         if halt_poll_before is not None:
@@ -340,6 +366,11 @@ def main():
                 diffs = [a - b for a, b in zip(results[m][q], results[reference][q])]
                 print(f"latency {q} {m} - {reference} per round: {', '.join(f'{d:+.1f}' for d in diffs)} us; "
                       f"median {statistics.median(diffs):+.1f} us")
+    for m in engines:
+        if engine_means[m]:
+            own = statistics.median(x[0] for x in engine_means[m])
+            residence = statistics.median(x[1] for x in engine_means[m])
+            print(f"{m}: masqd's own mean per packet (median of rounds): work {own:.0f} ns, receive to verdict sent {residence:.0f} ns")
     for m in engines:
         for reference in ("nfq_echo", "masquerade"):
             if reference not in modes:
