@@ -70,18 +70,16 @@ public struct NATStateSnapshot: Sendable, Equatable {
 
     struct MappingRecord: Sendable, Equatable {
         var protocolNumber: UInt8
-        var isStatic: Bool
-        var internalAddress: UInt32
-        var internalPort: UInt16
+        var internalEndpoint: IPv4Endpoint
         var externalPort: UInt16
+        var isStatic: Bool
         /// Version 3: the external address index (0: the WAN address; SourceAddressPools.swift).
         var externalIndex: UInt8 = 0
     }
 
     struct SessionRecord: Sendable, Equatable {
         var mapping: Int
-        var remoteAddress: UInt32
-        var remotePort: UInt16
+        var remoteEndpoint: IPv4Endpoint
         var tcpState: TCPSessionState
         var tcpFlagsSeen: UInt8
         var remaining: NATDuration
@@ -254,8 +252,8 @@ extension NATStateSnapshot {
         out.u32(UInt32(helperConnections.count))
         out.u32(UInt32(addressOnlyFlows.count))
         for m in mappings {
-            out.u32(m.internalAddress)
-            out.u16(m.internalPort)
+            out.u32(m.internalEndpoint.address.value)
+            out.u16(m.internalEndpoint.port)
             out.u16(m.externalPort)
             out.u8(m.protocolNumber)
             out.u8(m.isStatic ? StateFormat.staticFlag : 0)
@@ -263,9 +261,9 @@ extension NATStateSnapshot {
         }
         for s in sessions {
             out.u32(UInt32(s.mapping))
-            out.u32(s.remoteAddress)
+            out.u32(s.remoteEndpoint.address.value)
             out.u64(s.remaining.nanoseconds)
-            out.u16(s.remotePort)
+            out.u16(s.remoteEndpoint.port)
             out.u8(s.tcpState.rawValue)
             out.u8(s.tcpFlagsSeen)
             out.u32(s.helper.map { UInt32($0) } ?? StateFormat.noHelper)

@@ -18,7 +18,7 @@ struct NATReplicaTests {
     static func flows(_ s: NATStateSnapshot) -> [String] {
         s.sessions.map { r in
             let m = s.mappings[r.mapping]
-            return "\(m.protocolNumber) \(m.internalAddress):\(m.internalPort) -> \(r.remoteAddress):\(r.remotePort) via \(m.externalIndex):\(m.externalPort) \(r.tcpState)"
+            return "\(m.protocolNumber) \(m.internalEndpoint.address.value):\(m.internalEndpoint.port) -> \(r.remoteEndpoint.address.value):\(r.remoteEndpoint.port) via \(m.externalIndex):\(m.externalPort) \(r.tcpState)"
         }.sorted()
     }
 
