@@ -6,6 +6,9 @@ public struct IPv4Endpoint: Hashable, Sendable, CustomStringConvertible {
     public var address: IPv4Address
     public var port: UInt16
 
+    /// "A.B.C.D:PORT".
+    public var description: String { "\(address):\(port)" }
+
     @inlinable
     public init(address: IPv4Address, port: UInt16) {
         self.address = address
@@ -24,6 +27,4 @@ public struct IPv4Endpoint: Hashable, Sendable, CustomStringConvertible {
         guard pieces.count == 2, let address = IPv4Address(pieces[0]), let port = PortForward.parsePort(Substring(pieces[1])) else { return nil }
         self.init(address: address, port: port)
     }
-
-    public var description: String { "\(address):\(port)" }
 }

@@ -3,10 +3,13 @@
 // by outside the translator: the HA standby's copy and its increments, the kernel fast path.
 // ICMP echo: the ports are the echo identifiers.
 
-public struct NATFlow: Hashable, Sendable {
+public struct NATFlow: Hashable, Sendable, CustomStringConvertible {
     public var protocolNumber: UInt8
     public var internalEndpoint: IPv4Endpoint
     public var remoteEndpoint: IPv4Endpoint
+
+    /// "6 192.0.2.10:40000 -> 198.51.100.1:80" (the IP protocol number, then the endpoints).
+    public var description: String { "\(protocolNumber) \(internalEndpoint) -> \(remoteEndpoint)" }
 
     @inlinable
     public init(protocolNumber: UInt8, internalEndpoint: IPv4Endpoint, remoteEndpoint: IPv4Endpoint) {

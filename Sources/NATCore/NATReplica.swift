@@ -97,7 +97,8 @@ public struct NATReplica: Sendable {
         for s in snapshot.sessions where s.mapping >= 0 && s.mapping < keys.count {
             sessions[SessionKey(protocolNumber: keys[s.mapping].protocolNumber, internalEndpoint: keys[s.mapping].internalEndpoint,
                                 remoteEndpoint: s.remoteEndpoint)] =
-                SessionEntry(tcpState: s.tcpState, tcpFlagsSeen: s.tcpFlagsSeen, expires: snapshot.savedAt &+ s.remaining.nanoseconds,
+                SessionEntry(tcpState: s.lifetime.tcpState, tcpFlagsSeen: s.lifetime.tcpFlagsSeen,
+                             expires: snapshot.savedAt &+ s.lifetime.remaining.nanoseconds,
                              helper: s.helper.flatMap { $0 >= 0 && $0 < snapshot.helperConnections.count ? snapshot.helperConnections[$0] : nil })
         }
         for f in snapshot.addressOnlyFlows {
@@ -107,7 +108,8 @@ public struct NATReplica: Sendable {
         for r in snapshot.redirects {
             redirects[RedirectKey(client: r.client, localPort: r.local.port)] =
                 RedirectEntry(original: r.original, localAddress: r.local.address,
-                              tcpState: r.tcpState, tcpFlagsSeen: r.tcpFlagsSeen, expires: snapshot.savedAt &+ r.remaining.nanoseconds)
+                              tcpState: r.lifetime.tcpState, tcpFlagsSeen: r.lifetime.tcpFlagsSeen,
+                              expires: snapshot.savedAt &+ r.lifetime.remaining.nanoseconds)
         }
         base.mappings = []
         base.sessions = []
@@ -229,7 +231,8 @@ public struct NATReplica: Sendable {
                                                externalPort: mapping.externalPort, isStatic: mapping.isStatic, externalIndex: mapping.externalIndex))
             }
             snapshot.sessions.append(.init(mapping: index, remoteEndpoint: key.remoteEndpoint,
-                                           tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen, remaining: remaining(session.expires),
+                                           lifetime: .init(tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen,
+                                                           remaining: remaining(session.expires)),
                                            helper: session.helper.map { _ in snapshot.helperConnections.count }))
             if let helper = session.helper { snapshot.helperConnections.append(helper.resumed) }
         }
@@ -239,7 +242,7 @@ public struct NATReplica: Sendable {
         }
         snapshot.redirects = redirects.map { key, r in
             .init(client: key.client, original: r.original, local: IPv4Endpoint(address: r.localAddress, port: key.localPort),
-                  remaining: remaining(r.expires), tcpState: r.tcpState, tcpFlagsSeen: r.tcpFlagsSeen)
+                  lifetime: .init(tcpState: r.tcpState, tcpFlagsSeen: r.tcpFlagsSeen, remaining: remaining(r.expires)))
         }
         return snapshot
     }

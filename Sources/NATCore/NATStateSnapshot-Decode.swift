@@ -134,8 +134,9 @@ extension NATStateSnapshot {
             }
             helperIndex = Int(helper)
         }
-        return SessionRecord(mapping: mapping, remoteEndpoint: IPv4Endpoint(remoteAddress, remotePort), tcpState: tcpState,
-                             tcpFlagsSeen: flagsSeen, remaining: NATDuration(nanoseconds: remaining), helper: helperIndex)
+        return SessionRecord(mapping: mapping, remoteEndpoint: IPv4Endpoint(remoteAddress, remotePort),
+                             lifetime: LifetimeRecord(tcpState: tcpState, tcpFlagsSeen: flagsSeen, remaining: NATDuration(nanoseconds: remaining)),
+                             helper: helperIndex)
     }
 
     private static func readHelper(_ r: inout ByteReader, index: Int, heldCapacity: Int) throws(NATStateError) -> HelperRecord {

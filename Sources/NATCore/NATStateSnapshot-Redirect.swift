@@ -9,9 +9,7 @@ extension NATStateSnapshot {
         var client: IPv4Endpoint
         var original: IPv4Endpoint
         var local: IPv4Endpoint
-        var remaining: NATDuration
-        var tcpState: TCPSessionState
-        var tcpFlagsSeen: UInt8
+        var lifetime: LifetimeRecord
     }
 
     public var redirectCount: Int { redirects.count }
@@ -23,12 +21,12 @@ extension NATStateSnapshot {
             out.u32(r.client.address.value)
             out.u32(r.original.address.value)
             out.u32(r.local.address.value)
-            out.u64(r.remaining.nanoseconds)
+            out.u64(r.lifetime.remaining.nanoseconds)
             out.u16(r.client.port)
             out.u16(r.original.port)
             out.u16(r.local.port)
-            out.u8(r.tcpState.rawValue)
-            out.u8(r.tcpFlagsSeen)
+            out.u8(r.lifetime.tcpState.rawValue)
+            out.u8(r.lifetime.tcpFlagsSeen)
         }
     }
 
@@ -71,7 +69,8 @@ extension NATStateSnapshot {
             guard keys.insert(key).inserted else { throw bad("a second record of its client endpoint and local port") }
             records.append(RedirectRecord(
                 client: IPv4Endpoint(clientAddress, clientPort), original: IPv4Endpoint(originalAddress, originalPort),
-                local: IPv4Endpoint(localAddress, localPort), remaining: NATDuration(nanoseconds: remaining), tcpState: state, tcpFlagsSeen: flags))
+                local: IPv4Endpoint(localAddress, localPort),
+                lifetime: LifetimeRecord(tcpState: state, tcpFlagsSeen: flags, remaining: NATDuration(nanoseconds: remaining))))
         }
         return records
     }
@@ -85,8 +84,9 @@ extension NATTranslator {
             guard s.localPort != 0, s.expires > now.nanoseconds else { continue }
             records.append(.init(
                 client: IPv4Endpoint(s.clientAddress, s.clientPort), original: IPv4Endpoint(s.originalAddress, s.originalPort),
-                local: IPv4Endpoint(s.localAddress, s.localPort), remaining: min(NATDuration(nanoseconds: s.expires - now.nanoseconds), longest),
-                tcpState: s.tcpState, tcpFlagsSeen: s.tcpFlagsSeen))
+                local: IPv4Endpoint(s.localAddress, s.localPort),
+                lifetime: .init(tcpState: s.tcpState, tcpFlagsSeen: s.tcpFlagsSeen,
+                                remaining: min(NATDuration(nanoseconds: s.expires - now.nanoseconds), longest))))
         }
         return records
     }
@@ -97,7 +97,7 @@ extension NATTranslator {
                           summary: inout NATStateRestoreSummary) {
         for record in records {
             let client = record.client.address.value
-            guard record.remaining > downtime, configuration.redirects.contains(where: { $0.localPort == record.local.port }),
+            guard record.lifetime.remaining > downtime, configuration.redirects.contains(where: { $0.localPort == record.local.port }),
                   redirectSessions.count < redirectSessions.capacity,
                   redirectHosts.sessions(of: client) < UInt32(clamping: configuration.maxRedirectSessionsPerHost),
                   redirectHosts.add(client) else {
@@ -105,13 +105,12 @@ extension NATTranslator {
                 continue
             }
             let hash = redirectSessions.hash(clientAddress: client, clientPort: record.client.port, localPort: record.local.port)
-            let timeout = configuration.timeouts.timeout(protocolNumber: IPProtocolNumber.tcp, tcpState: record.tcpState)
-            let remaining = min(NATDuration(nanoseconds: record.remaining.nanoseconds - downtime.nanoseconds), timeout)
+            let remaining = record.lifetime.remaining(after: downtime, protocolNumber: IPProtocolNumber.tcp, timeouts: configuration.timeouts)
             let row = redirectSessions.insert(RedirectSession(
                 expires: now.nanoseconds &+ remaining.nanoseconds, clientAddress: client,
                 originalAddress: record.original.address.value, localAddress: record.local.address.value, hash: hash,
                 clientPort: record.client.port, originalPort: record.original.port, localPort: record.local.port,
-                tcpState: record.tcpState, tcpFlagsSeen: record.tcpFlagsSeen))
+                tcpState: record.lifetime.tcpState, tcpFlagsSeen: record.lifetime.tcpFlagsSeen))
             if row >= 0 { recordRedirect(.redirectCreated, row, reason: .restored) }
             summary.redirectsRestored += 1
         }

@@ -80,10 +80,23 @@ public struct NATStateSnapshot: Sendable, Equatable {
     struct SessionRecord: Sendable, Equatable {
         var mapping: Int
         var remoteEndpoint: IPv4Endpoint
+        var lifetime: LifetimeRecord
+        var helper: Int?
+    }
+
+    /// What a saved flow's timer goes on from (sessions and redirected connections): its TCP
+    /// state (`none` but for TCP), the TCP flags seen, and what was left of its lifetime.
+    struct LifetimeRecord: Sendable, Equatable {
         var tcpState: TCPSessionState
         var tcpFlagsSeen: UInt8
         var remaining: NATDuration
-        var helper: Int?
+
+        /// What is left after `downtime`, no longer than the state's timeout now (a reload may
+        /// have shortened it since the save).
+        func remaining(after downtime: NATDuration, protocolNumber: UInt8, timeouts: NATTimeouts) -> NATDuration {
+            min(NATDuration(nanoseconds: remaining.nanoseconds - downtime.nanoseconds),
+                timeouts.timeout(protocolNumber: protocolNumber, tcpState: tcpState))
+        }
     }
 
     struct EditRecord: Sendable, Equatable {
@@ -262,10 +275,10 @@ extension NATStateSnapshot {
         for s in sessions {
             out.u32(UInt32(s.mapping))
             out.u32(s.remoteEndpoint.address.value)
-            out.u64(s.remaining.nanoseconds)
+            out.u64(s.lifetime.remaining.nanoseconds)
             out.u16(s.remoteEndpoint.port)
-            out.u8(s.tcpState.rawValue)
-            out.u8(s.tcpFlagsSeen)
+            out.u8(s.lifetime.tcpState.rawValue)
+            out.u8(s.lifetime.tcpFlagsSeen)
             out.u32(s.helper.map { UInt32($0) } ?? StateFormat.noHelper)
         }
         for h in helperConnections {

@@ -77,8 +77,9 @@ extension NATTranslator {
             // A timeout shortened by a reload leaves longer timers running: they end at the longest.
             let remaining = min(NATDuration(nanoseconds: session.expires - now.nanoseconds), longest)
             snapshot.sessions.append(.init(mapping: index, remoteEndpoint: IPv4Endpoint(session.remoteAddress, session.remotePort),
-                                           tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen & ~TCPSessionState.udpSeenBoth,
-                                           remaining: remaining, helper: helper))
+                                           lifetime: .init(tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen & ~TCPSessionState.udpSeenBoth,
+                                                           remaining: remaining),
+                                           helper: helper))
         }
         exportAddressOnly(into: &snapshot, now: now)
         snapshot.redirects = exportRedirects(now: now, longest: longest)
@@ -142,7 +143,8 @@ extension NATTranslator {
         }
 
         for record in snapshot.sessions {
-            guard record.remaining > downtime else { summary.sessionsExpired += 1; continue }
+            let lifetime = record.lifetime
+            guard lifetime.remaining > downtime else { summary.sessionsExpired += 1; continue }
             let mappingRow = rows[record.mapping]
             guard mappingRow >= 0 else {
                 if refusedForRoom[record.mapping] { summary.sessionsNoRoom += 1 } else { summary.sessionsNotInConfiguration += 1 }
@@ -155,16 +157,15 @@ extension NATTranslator {
             let hash = sessions.hash(mapping: mappingRow, remoteAddress: remote.address.value, remotePort: remote.port)
             let opened = openSession(mappingRow: mappingRow, remoteAddress: remote.address.value, remotePort: remote.port,
                                      hash: hash, protocolNumber: m.protocolNumber,
-                                     inbound: record.tcpFlagsSeen & TCPSessionState.openedInbound != 0, now: now)
+                                     inbound: lifetime.tcpFlagsSeen & TCPSessionState.openedInbound != 0, now: now)
             guard opened.reason == nil else { summary.sessionsNoRoom += 1; continue }
             let session = sessions.pointer(opened.row)
-            session.pointee.tcpState = record.tcpState
-            session.pointee.tcpFlagsSeen = record.tcpFlagsSeen
+            session.pointee.tcpState = lifetime.tcpState
+            session.pointee.tcpFlagsSeen = lifetime.tcpFlagsSeen
             // The window is not saved: relearned from the internal endpoint's next packet, and
             // until then a remote RST or FIN cannot end the session (TCPWindowTracking.swift).
             session.pointee.tcpWindow.flags = TCPWindowTracking.restored
-            let timeout = configuration.timeouts.timeout(protocolNumber: m.protocolNumber, tcpState: record.tcpState)
-            let remaining = min(NATDuration(nanoseconds: record.remaining.nanoseconds - downtime.nanoseconds), timeout)
+            let remaining = lifetime.remaining(after: downtime, protocolNumber: m.protocolNumber, timeouts: configuration.timeouts)
             session.pointee.expires = now.nanoseconds &+ remaining.nanoseconds
             if let helper = record.helper {
                 switch restoreHelperConnection(snapshot.helperConnections[helper], sessionRow: opened.row) {

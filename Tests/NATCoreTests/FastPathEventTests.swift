@@ -103,7 +103,7 @@ struct FastPathEventTests {
         _ = try new.importState(saved, downtime: .seconds(5), now: at(20))
         #expect(Self.established(new).map { "\($0.protocolNumber) \($0.internalPort) \($0.reason)" } == ["6 41000 restored"])
         // The UDP direction bits are not in the file (its checks refuse unknown flags on UDP).
-        #expect(saved.sessions.allSatisfy { $0.tcpFlagsSeen & ~TCPSessionState.openedInbound & ~TCPSessionState.finBoth == 0 })
+        #expect(saved.sessions.allSatisfy { $0.lifetime.tcpFlagsSeen & ~TCPSessionState.openedInbound & ~TCPSessionState.finBoth == 0 })
         _ = InboundTranslationTests.open(new, PacketBuilder.udp(Net.hostA, 40000, Net.remote, 53), now: at(21))
         var again = PacketBuilder.udp(Net.remote, 53, Net.external, udpPort)
         #expect(new.run(&again, .inbound, now: at(22)) == .acceptRewritten)

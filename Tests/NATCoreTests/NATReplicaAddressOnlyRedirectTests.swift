@@ -49,7 +49,7 @@ struct NATReplicaAddressOnlyRedirectTests {
         #expect(snapshot.redirects == [.init(client: IPv4Endpoint(address: Net.hostB.address, port: 41000),
                                              original: IPv4Endpoint(address: Net.remote2.address, port: 80),
                                              local: IPv4Endpoint(address: RedirectTranslationTests.routerLAN.address, port: 3128),
-                                             remaining: .seconds(60), tcpState: .opening, tcpFlagsSeen: 0)])
+                                             lifetime: .init(tcpState: .opening, tcpFlagsSeen: 0, remaining: .seconds(60)))])
         #expect(snapshot.externalAddress == Net.external.address)
 
         // Through the wire format and into the standby's fresh translator.
