@@ -119,13 +119,13 @@ extension Engine {
     static func latestHelperStates(_ events: [(position: Int, event: NATEvent)],
                                    _ translator: NATTranslator) -> [(position: Int, state: SyncHelperState?)] {
         guard !events.isEmpty else { return [] }
-        var last: [SyncHelperState.Key: Int] = [:]
-        for (i, e) in events.enumerated() { last[SyncHelperState.Key(e.event)] = i }
+        var last: [NATFlow: Int] = [:]
+        for (i, e) in events.enumerated() { last[e.event.flow] = i }
         var out: [(position: Int, state: SyncHelperState?)] = []
-        for (i, e) in events.enumerated() where last[SyncHelperState.Key(e.event)] == i {
+        for (i, e) in events.enumerated() where last[e.event.flow] == i {
             switch translator.helperState(of: e.event, maxBytes: SyncHelperState.maxStateBytes) {
             case .found(let bytes):
-                out.append((e.position, SyncHelperState(event: e.event, state: bytes)))
+                out.append((e.position, SyncHelperState(flow: e.event.flow, state: bytes)))
             case .tooLarge:
                 out.append((e.position, nil))
             case .none:
@@ -249,36 +249,36 @@ extension Engine {
             .counter("role_changes", ha.roleChanges, "Changes of the HA role (`masqd role`)."),
             .counter("standby_dropped", counters[.standbyDropped], "Packets dropped as standby: outbound ones, and inbound ones to the WAN address (the active translates them)."),
             .counter("standby_passed", counters[.standbyPassed], "Packets passed unchanged to the router's own stack as standby (VRRP, the sync channel, management)."),
-            .counter("sync_messages_sent", c.messagesSent, "Sync channel messages sent (hellos, acks, nacks, resync chunks), resends included."),
-            .counter("sync_messages_received", c.messagesReceived, "Sync channel messages received and accepted (authenticated, not replayed)."),
-            .counter("sync_messages_resent", c.messagesResent, "Resync chunks sent again (a nack, or no ack in 300 ms)."),
-            .counter("sync_resync_bytes_sent", c.resyncBytesSent, "Bytes of full resync messages sent (resends included)."),
-            .counter("sync_increment_bytes_sent", c.incrementBytesSent, "Bytes of increment messages sent (resends included)."),
-            .counter("sync_increments_sent", c.incrementRecordsSent, "Increments (mappings and sessions created, established, removed; helper connection states) sent, first sends."),
-            .counter("sync_increment_batches_sent", c.incrementBatchesSent, "Increment batches (one message each) sent the first time."),
-            .counter("sync_increment_batches_resent", c.incrementBatchesResent, "Increment batches sent again (a nack, or no ack in 300 ms)."),
-            .counter("sync_increments_received", c.incrementsReceived, "Standby: increments received in accepted batches."),
-            .counter("sync_increments_applied", c.incrementsApplied, "Standby: increments applied to the copy of the peer's state (in batch order, after the resync they follow)."),
+            .counter("sync_messages_sent", c[.messagesSent], "Sync channel messages sent (hellos, acks, nacks, resync chunks), resends included."),
+            .counter("sync_messages_received", c[.messagesReceived], "Sync channel messages received and accepted (authenticated, not replayed)."),
+            .counter("sync_messages_resent", c[.messagesResent], "Resync chunks sent again (a nack, or no ack in 300 ms)."),
+            .counter("sync_resync_bytes_sent", c[.resyncBytesSent], "Bytes of full resync messages sent (resends included)."),
+            .counter("sync_increment_bytes_sent", c[.incrementBytesSent], "Bytes of increment messages sent (resends included)."),
+            .counter("sync_increments_sent", c[.incrementRecordsSent], "Increments (mappings and sessions created, established, removed; helper connection states) sent, first sends."),
+            .counter("sync_increment_batches_sent", c[.incrementBatchesSent], "Increment batches (one message each) sent the first time."),
+            .counter("sync_increment_batches_resent", c[.incrementBatchesResent], "Increment batches sent again (a nack, or no ack in 300 ms)."),
+            .counter("sync_increments_received", c[.incrementsReceived], "Standby: increments received in accepted batches."),
+            .counter("sync_increments_applied", c[.incrementsApplied], "Standby: increments applied to the copy of the peer's state (in batch order, after the resync they follow)."),
             .gauge("sync_increment_lag_batches", ha.session?.outgoingIncrements.outstanding ?? 0, "Active: increment batches the standby has not acknowledged."),
             .gauge("sync_increments_waiting", ha.session?.inbox.waitingCount ?? 0, "Standby: increment batches waiting for a gap before them to be filled."),
-            .counter("sync_resyncs_events_lost", c.resyncsForLostEvents, "Full resyncs because NAT events were lost (nat_events_lost, or the sync's own queue full) or a helper connection's state did not fit an increment: increments alone would diverge."),
-            .counter("sync_resyncs_increments_lost", c.resyncsForIncrementsLost, "Full resyncs because the standby missed increment batches no longer held."),
-            .counter("sync_increment_queue_overflows", c.incrementQueueOverflows, "Times the active's increment queue (8192 batches) filled with batches the standby had not acknowledged: a full resync followed."),
-            .counter("sync_resyncs_requested", c.resyncsRequested, "Full resyncs the standby asked for (none yet, or its copy could not be brought up to date)."),
+            .counter("sync_resyncs_events_lost", c[.resyncsForLostEvents], "Full resyncs because NAT events were lost (nat_events_lost, or the sync's own queue full) or a helper connection's state did not fit an increment: increments alone would diverge."),
+            .counter("sync_resyncs_increments_lost", c[.resyncsForIncrementsLost], "Full resyncs because the standby missed increment batches no longer held."),
+            .counter("sync_increment_queue_overflows", c[.incrementQueueOverflows], "Times the active's increment queue (8192 batches) filled with batches the standby had not acknowledged: a full resync followed."),
+            .counter("sync_resyncs_requested", c[.resyncsRequested], "Full resyncs the standby asked for (none yet, or its copy could not be brought up to date)."),
             .counter("sync_events_dropped", ha.events?.dropped ?? 0, "NAT events that did not fit the sync's queue (a full resync followed)."),
-            .counter("sync_sends_deferred", c.sendsDeferred, "Sync messages the socket would not take at once (sent in a later round)."),
+            .counter("sync_sends_deferred", c[.sendsDeferred], "Sync messages the socket would not take at once (sent in a later round)."),
         ]
         for reason in SyncDropReason.allCases {
-            list.append(.counter("sync_dropped_\(reason.rawValue)", c.drops(reason), "Sync datagrams dropped, by reason.",
-                                 family: "sync_dropped", labels: [("reason", reason.rawValue)]))
+            list.append(.counter("sync_dropped_\(reason)", c.drops(reason), "Sync datagrams dropped, by reason.",
+                                 family: "sync_dropped", labels: [("reason", "\(reason)")]))
         }
         let age = replicaCurrentAt().map { (WallClock.now() &- $0) / 1_000_000 } ?? 0
         list += [
-            .counter("sync_resyncs_sent", c.resyncsSent, "Full resyncs the active started (the standby (re)connected, the interval, a nack it could not serve)."),
-            .counter("sync_resyncs_too_large", c.resyncsTooLarge, "Full resyncs not sent: more chunks than the table caps allow."),
-            .counter("sync_resyncs_received", c.snapshotsReceived, "Full resyncs the standby received whole and decoded."),
-            .counter("sync_resyncs_refused", c.snapshotsRefused, "Full resyncs refused by the standby (over its caps, or not decodable)."),
-            .counter("sync_peer_connects", c.peerConnects, "Times the sync peer appeared or restarted (a new epoch)."),
+            .counter("sync_resyncs_sent", c[.resyncsSent], "Full resyncs the active started (the standby (re)connected, the interval, a nack it could not serve)."),
+            .counter("sync_resyncs_too_large", c[.resyncsTooLarge], "Full resyncs not sent: more chunks than the table caps allow."),
+            .counter("sync_resyncs_received", c[.snapshotsReceived], "Full resyncs the standby received whole and decoded."),
+            .counter("sync_resyncs_refused", c[.snapshotsRefused], "Full resyncs refused by the standby (over its caps, or not decodable)."),
+            .counter("sync_peer_connects", c[.peerConnects], "Times the sync peer appeared or restarted (a new epoch)."),
             .gauge("sync_lag_chunks", outgoing?.outstanding ?? 0, "Active: chunks of the resync under way the standby has not acknowledged."),
             .gauge("sync_lag_ms", age, "Standby: how old the copy of the peer's state may be, in milliseconds: since the peer was last heard, or since the copy last changed while increments wait for a gap or the peer was never heard (0: no copy)."),
             .gauge("sync_replicated_flows", ha.replica?.sessionCount ?? 0, "Standby: flows in the copy of the peer's state, ready for a takeover."),
@@ -293,25 +293,9 @@ extension Engine {
 }
 
 extension SyncHelperState {
-    /// A session's key, for the latest state per session in a round.
-    struct Key: Hashable {
-        var protocolNumber: UInt8, internalAddress: UInt32, internalPort: UInt16, remoteAddress: UInt32, remotePort: UInt16
-        init(_ e: NATEvent) {
-            (protocolNumber, internalAddress, internalPort, remoteAddress, remotePort) =
-                (e.protocolNumber, e.internalAddress, e.internalPort, e.remoteAddress, e.remotePort)
-        }
-    }
-
-    init(event: NATEvent, state: [UInt8]) {
-        self.init(protocolNumber: event.protocolNumber, internalAddress: event.internalAddress, internalPort: event.internalPort,
-                  remoteAddress: event.remoteAddress, remotePort: event.remotePort, state: state)
-    }
-
     /// The session it names, as an event (for NATReplica.applyHelperState).
     var event: NATEvent {
-        NATEvent(timeNanoseconds: 0, kind: .helperStateChanged, reason: .outbound, protocolNumber: protocolNumber,
-                 internalAddress: internalAddress, internalPort: internalPort, externalAddress: 0, externalPort: 0,
-                 remoteAddress: remoteAddress, remotePort: remotePort)
+        NATEvent(timeNanoseconds: 0, kind: .helperStateChanged, reason: .outbound, flow: flow, external: IPv4Endpoint(0, 0))
     }
 }
 
@@ -320,17 +304,13 @@ extension SyncIncrement {
     /// standby rebuilds them from the mappings at takeover (NATReplica).
     init?(event: NATEvent) {
         guard SyncIncrement.kinds.contains(event.kind.rawValue), !event.kind.isPortBlock else { return nil }
-        self.init(kind: event.kind.rawValue, reason: event.reason.rawValue, protocolNumber: event.protocolNumber,
-                  internalAddress: event.internalAddress, internalPort: event.internalPort, externalPort: event.externalPort,
-                  externalAddress: event.externalAddress, remoteAddress: event.remoteAddress, remotePort: event.remotePort)
+        self.init(kind: event.kind.rawValue, reason: event.reason.rawValue, flow: event.flow, externalEndpoint: event.externalEndpoint)
     }
 
     /// The event this record carries (its time is the batch's, on the peer's wall clock).
     var event: NATEvent? {
         guard let kind = NATEventKind(rawValue: kind) else { return nil }
-        return NATEvent(timeNanoseconds: 0, kind: kind, reason: NATEventReason(rawValue: reason) ?? .outbound, protocolNumber: protocolNumber,
-                        internalAddress: internalAddress, internalPort: internalPort, externalAddress: externalAddress,
-                        externalPort: externalPort, remoteAddress: remoteAddress, remotePort: remotePort)
+        return NATEvent(timeNanoseconds: 0, kind: kind, reason: NATEventReason(rawValue: reason) ?? .outbound, flow: flow, external: externalEndpoint)
     }
 }
 

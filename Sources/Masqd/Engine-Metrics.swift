@@ -148,24 +148,18 @@ extension EngineMetric {
         return "{" + labels.map { "\($0.0)=\"\(escapeLabel($0.1))\"" }.joined(separator: ",") + "}"
     }
 
-    static func escapeLabel(_ value: String) -> String {
-        var out = ""
-        for c in value {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
+    /// A label value as the exposition format wants it: backslash, double quote and line feed escaped.
+    static func escapeLabel(_ value: String) -> String { escape(value, quotes: true) }
 
-    static func escapeHelp(_ help: String) -> String {
+    /// HELP text: backslash and line feed escaped (a double quote stays as it is).
+    static func escapeHelp(_ help: String) -> String { escape(help, quotes: false) }
+
+    private static func escape(_ text: String, quotes: Bool) -> String {
         var out = ""
-        for c in help {
+        for c in text {
             switch c {
             case "\\": out += "\\\\"
+            case "\"" where quotes: out += "\\\""
             case "\n": out += "\\n"
             default: out.append(c)
             }

@@ -28,7 +28,7 @@ public enum AuditLogLevel: String, Sendable, Equatable {
 
 public struct IPFIXSettings: Sendable, Equatable {
     /// Where the messages go (UDP; the same ADDR:PORT shape as --metrics).
-    public var collector: MetricsEndpoint
+    public var collector: IPv4Endpoint
     public var domainID: UInt32
 }
 
@@ -69,7 +69,7 @@ extension EngineOptions {
             if let ipfixDomainId { throw .option("--ipfix-domain-id", ipfixDomainId, "needs --ipfix-collector") }
             return audit
         }
-        guard let collector = MetricsEndpoint(ipfixCollector) else {
+        guard let collector = IPv4Endpoint(ipfixCollector) else {
             throw .option("--ipfix-collector", ipfixCollector, "expected ADDR:PORT with an IPv4 address and a UDP port 1-65535, e.g. 192.0.2.50:4739")
         }
         var domainID = UInt32(queue)

@@ -8,8 +8,8 @@ import NATCore
 
 /// The sync channel's and the role's settings; absent without --sync-peer (one router).
 public struct HASettings: Sendable, Equatable {
-    public var listen: MetricsEndpoint
-    public var peer: MetricsEndpoint
+    public var listen: IPv4Endpoint
+    public var peer: IPv4Endpoint
     /// The shared secret, read from --sync-key (never logged).
     public var key: [UInt8]
     /// Seconds between the active's full resyncs.
@@ -40,11 +40,11 @@ extension EngineOptions {
             if let syncInterval { throw .option("--sync-interval", syncInterval, "needs --sync-peer (whom to sync with)") }
             return nil
         }
-        guard let peer = MetricsEndpoint(syncPeer) else {
+        guard let peer = IPv4Endpoint(syncPeer) else {
             throw .option("--sync-peer", syncPeer, "expected ADDR:PORT with an IPv4 address and a port 1-65535")
         }
         guard let syncListen else { throw MasqdError("--sync-listen: required with --sync-peer (this router's sync address, ADDR:PORT)") }
-        guard let listen = MetricsEndpoint(syncListen) else {
+        guard let listen = IPv4Endpoint(syncListen) else {
             throw .option("--sync-listen", syncListen, "expected ADDR:PORT with an IPv4 address and a port 1-65535")
         }
         guard let syncKey else { throw MasqdError("--sync-key: required with --sync-peer (a file holding the shared secret, mode 0600)") }

@@ -62,8 +62,8 @@ final class FastPath {
 
     // Main loop only.
     private var events: [NATEvent] = []
-    private var pending: [(flow: FastPathFlow, due: NATTime)] = []
-    private(set) var offloaded: [FastPathFlow: Offload] = [:]
+    private var pending: [(flow: NATFlow, due: NATTime)] = []
+    private(set) var offloaded: [NATFlow: Offload] = [:]
     private(set) var counters = Counters()
     private var lastSync = NATTime(nanoseconds: 0)
     private var loggedMapError = false
@@ -113,7 +113,7 @@ final class FastPath {
             queue.drain { if $0.kind == .sessionEstablished || $0.kind == .sessionRemoved { events.append($0) } }
         }
         for event in events {
-            let flow = FastPathFlow(event)
+            let flow = event.flow
             if event.kind == .sessionEstablished {
                 guard pending.count < settings.maxFlows else {
                     counters[.pendingFull] &+= 1
@@ -137,13 +137,11 @@ final class FastPath {
     private func offloadDue(_ translator: NATTranslator, lock: EngineLock, now: NATTime) {
         let dueCount = pending.prefix { $0.due <= now }.count
         guard dueCount > 0 else { return }
-        var due: [(FastPathFlow, FastPathSessionCheck)] = []
+        var due: [(NATFlow, FastPathSessionCheck)] = []
         due.reserveCapacity(dueCount)
         lock.withLock {
             for (flow, _) in pending[..<dueCount] {
-                due.append((flow, translator.fastPathCheck(protocolNumber: flow.protocolNumber, internalAddress: flow.internalAddress,
-                                                           internalPort: flow.internalPort, remoteAddress: flow.remoteAddress,
-                                                           remotePort: flow.remotePort, lastSeen: nil, now: now)))
+                due.append((flow, translator.fastPathCheck(flow, lastSeen: nil, now: now)))
             }
         }
         pending.removeFirst(dueCount)
@@ -181,7 +179,7 @@ final class FastPath {
     /// answer (or an entry the BPF program removed) takes the flow back to the engine.
     func sync(_ translator: NATTranslator, lock: EngineLock, now: NATTime) {
         guard !offloaded.isEmpty else { return }
-        var readings: [(FastPathFlow, lastSeen: UInt64?)] = []
+        var readings: [(NATFlow, lastSeen: UInt64?)] = []
         readings.reserveCapacity(offloaded.count)
         for (flow, var offload) in offloaded {
             guard let outbound = program.lookup(offload.entries.outboundKey), let inbound = program.lookup(offload.entries.inboundKey) else {
@@ -200,13 +198,11 @@ final class FastPath {
             // Closed by the BPF program (a FIN, RST or SYN): the counts are read, now out.
             readings.append((flow, outbound.closed != 0 || inbound.closed != 0 ? nil : changed ? lastSeen : 0))
         }
-        var ending: [FastPathFlow] = []
+        var ending: [NATFlow] = []
         lock.withLock {
             for (flow, lastSeen) in readings {
                 guard let lastSeen else { ending.append(flow); continue }
-                let check = translator.fastPathCheck(protocolNumber: flow.protocolNumber, internalAddress: flow.internalAddress,
-                                                     internalPort: flow.internalPort, remoteAddress: flow.remoteAddress, remotePort: flow.remotePort,
-                                                     lastSeen: lastSeen == 0 ? nil : NATTime(nanoseconds: lastSeen), now: now)
+                let check = translator.fastPathCheck(flow, lastSeen: lastSeen == 0 ? nil : NATTime(nanoseconds: lastSeen), now: now)
                 if case .live = check { continue }
                 ending.append(flow)
             }
@@ -215,7 +211,7 @@ final class FastPath {
     }
 
     /// Takes a flow's entries out (whichever are still there), its last counts kept.
-    private func remove(_ flow: FastPathFlow) {
+    private func remove(_ flow: NATFlow) {
         guard let offload = offloaded.removeValue(forKey: flow) else { return }
         var packets: UInt64 = 0, bytes: UInt64 = 0
         for key in [offload.entries.outboundKey, offload.entries.inboundKey] {
@@ -242,8 +238,7 @@ final class FastPath {
 
     /// For `masqd flows`: whether a session is offloaded.
     func isOffloaded(_ flow: SessionSnapshot) -> Bool {
-        offloaded[FastPathFlow(protocolNumber: flow.protocolNumber, internalAddress: flow.internalAddress.value, internalPort: flow.internalPort,
-                               remoteAddress: flow.remoteAddress.value, remotePort: flow.remotePort)] != nil
+        offloaded[flow.flow] != nil
     }
 
     func metrics() -> [EngineMetric] {

@@ -27,6 +27,23 @@ struct IPFIXEncoder {
     struct Field: Equatable {
         var id: UInt16
         var length: UInt16
+
+        // The information elements we send (IANA's names), each with the length we send it in.
+        static let observationTimeMilliseconds = Field(id: 323, length: 8)
+        static let natEvent = Field(id: 230, length: 1)
+        static let protocolIdentifier = Field(id: 4, length: 1)
+        static let sourceIPv4Address = Field(id: 8, length: 4)
+        static let sourceTransportPort = Field(id: 7, length: 2)
+        static let postNATSourceIPv4Address = Field(id: 225, length: 4)
+        static let postNAPTSourceTransportPort = Field(id: 227, length: 2)
+        static let destinationIPv4Address = Field(id: 12, length: 4)
+        static let destinationTransportPort = Field(id: 11, length: 2)
+        static let postNATDestinationIPv4Address = Field(id: 226, length: 4)
+        static let postNAPTDestinationTransportPort = Field(id: 228, length: 2)
+        static let portRangeStart = Field(id: 361, length: 2)
+        static let portRangeEnd = Field(id: 362, length: 2)
+        static let portRangeStepSize = Field(id: 363, length: 2)
+        static let portRangeNumPorts = Field(id: 364, length: 2)
     }
 
     static let version: UInt16 = 10
@@ -40,29 +57,15 @@ struct IPFIXEncoder {
     static let maxMessageBytes = 1400
 
     static let mappingFields: [Field] = [
-        Field(id: 323, length: 8), // observationTimeMilliseconds
-        Field(id: 230, length: 1), // natEvent
-        Field(id: 4, length: 1),   // protocolIdentifier
-        Field(id: 8, length: 4),   // sourceIPv4Address
-        Field(id: 7, length: 2),   // sourceTransportPort
-        Field(id: 225, length: 4), // postNATSourceIPv4Address
-        Field(id: 227, length: 2), // postNAPTSourceTransportPort
+        .observationTimeMilliseconds, .natEvent, .protocolIdentifier,
+        .sourceIPv4Address, .sourceTransportPort, .postNATSourceIPv4Address, .postNAPTSourceTransportPort,
     ]
     static let sessionFields: [Field] = mappingFields + [
-        Field(id: 12, length: 4),  // destinationIPv4Address
-        Field(id: 11, length: 2),  // destinationTransportPort
-        Field(id: 226, length: 4), // postNATDestinationIPv4Address
-        Field(id: 228, length: 2), // postNAPTDestinationTransportPort
+        .destinationIPv4Address, .destinationTransportPort, .postNATDestinationIPv4Address, .postNAPTDestinationTransportPort,
     ]
     static let blockFields: [Field] = [
-        Field(id: 323, length: 8), // observationTimeMilliseconds
-        Field(id: 230, length: 1), // natEvent
-        Field(id: 8, length: 4),   // sourceIPv4Address
-        Field(id: 225, length: 4), // postNATSourceIPv4Address
-        Field(id: 361, length: 2), // portRangeStart
-        Field(id: 362, length: 2), // portRangeEnd
-        Field(id: 363, length: 2), // portRangeStepSize
-        Field(id: 364, length: 2), // portRangeNumPorts
+        .observationTimeMilliseconds, .natEvent, .sourceIPv4Address, .postNATSourceIPv4Address,
+        .portRangeStart, .portRangeEnd, .portRangeStepSize, .portRangeNumPorts,
     ]
     static let mappingRecordBytes = mappingFields.reduce(0) { $0 + Int($1.length) } // 22
     static let blockRecordBytes = blockFields.reduce(0) { $0 + Int($1.length) } // 25

@@ -17,20 +17,15 @@
 public struct NATReplica: Sendable {
     struct MappingKey: Hashable, Sendable {
         var protocolNumber: UInt8
-        var internalAddress: UInt32
-        var internalPort: UInt16
+        var internalEndpoint: IPv4Endpoint
     }
 
-    struct SessionKey: Hashable, Sendable {
-        var mapping: MappingKey
-        var remoteAddress: UInt32
-        var remotePort: UInt16
-    }
+    /// A session by its flow (protocol, internal and remote endpoints).
+    typealias SessionKey = NATFlow
 
     /// The mapping and session an event names (protocol, internal and remote endpoints).
     static func keys(_ event: NATEvent) -> (mapping: MappingKey, session: SessionKey) {
-        let mapping = MappingKey(protocolNumber: event.protocolNumber, internalAddress: event.internalAddress, internalPort: event.internalPort)
-        return (mapping, SessionKey(mapping: mapping, remoteAddress: event.remoteAddress, remotePort: event.remotePort))
+        (MappingKey(protocolNumber: event.protocolNumber, internalEndpoint: event.internalEndpoint), event.flow)
     }
 
     struct MappingEntry: Sendable {
@@ -51,15 +46,13 @@ public struct NATReplica: Sendable {
     }
 
     struct RedirectKey: Hashable, Sendable {
-        var clientAddress: UInt32
-        var clientPort: UInt16
+        var client: IPv4Endpoint
         var localPort: UInt16
     }
 
     struct RedirectEntry: Sendable {
-        var originalAddress: UInt32
-        var originalPort: UInt16
-        var localAddress: UInt32
+        var original: IPv4Endpoint
+        var localAddress: IPv4Address
         var tcpState: TCPSessionState
         var tcpFlagsSeen: UInt8
         /// Peer wall clock, ns since 1970.
@@ -97,13 +90,15 @@ public struct NATReplica: Sendable {
         var keys: [MappingKey] = []
         keys.reserveCapacity(snapshot.mappings.count)
         for m in snapshot.mappings {
-            let key = MappingKey(protocolNumber: m.protocolNumber, internalAddress: m.internalAddress, internalPort: m.internalPort)
+            let key = MappingKey(protocolNumber: m.protocolNumber, internalEndpoint: m.internalEndpoint)
             keys.append(key)
             mappings[key] = MappingEntry(externalPort: m.externalPort, externalIndex: m.externalIndex, isStatic: m.isStatic)
         }
         for s in snapshot.sessions where s.mapping >= 0 && s.mapping < keys.count {
-            sessions[SessionKey(mapping: keys[s.mapping], remoteAddress: s.remoteAddress, remotePort: s.remotePort)] =
-                SessionEntry(tcpState: s.tcpState, tcpFlagsSeen: s.tcpFlagsSeen, expires: snapshot.savedAt &+ s.remaining.nanoseconds,
+            sessions[SessionKey(protocolNumber: keys[s.mapping].protocolNumber, internalEndpoint: keys[s.mapping].internalEndpoint,
+                                remoteEndpoint: s.remoteEndpoint)] =
+                SessionEntry(tcpState: s.lifetime.tcpState, tcpFlagsSeen: s.lifetime.tcpFlagsSeen,
+                             expires: snapshot.savedAt &+ s.lifetime.remaining.nanoseconds,
                              helper: s.helper.flatMap { $0 >= 0 && $0 < snapshot.helperConnections.count ? snapshot.helperConnections[$0] : nil })
         }
         for f in snapshot.addressOnlyFlows {
@@ -111,9 +106,10 @@ public struct NATReplica: Sendable {
                 AddressOnlyEntry(internalAddress: f.internalAddress, expires: snapshot.savedAt &+ f.remaining.nanoseconds)
         }
         for r in snapshot.redirects {
-            redirects[RedirectKey(clientAddress: r.clientAddress, clientPort: r.clientPort, localPort: r.localPort)] =
-                RedirectEntry(originalAddress: r.originalAddress, originalPort: r.originalPort, localAddress: r.localAddress,
-                              tcpState: r.tcpState, tcpFlagsSeen: r.tcpFlagsSeen, expires: snapshot.savedAt &+ r.remaining.nanoseconds)
+            redirects[RedirectKey(client: r.client, localPort: r.local.port)] =
+                RedirectEntry(original: r.original, localAddress: r.local.address,
+                              tcpState: r.lifetime.tcpState, tcpFlagsSeen: r.lifetime.tcpFlagsSeen,
+                              expires: snapshot.savedAt &+ r.lifetime.remaining.nanoseconds)
         }
         base.mappings = []
         base.sessions = []
@@ -171,12 +167,12 @@ public struct NATReplica: Sendable {
             return true
         case .redirectCreated:
             let timeout = configuration.timeouts.timeout(protocolNumber: IPProtocolNumber.tcp, tcpState: .opening)
-            redirects[RedirectKey(clientAddress: event.internalAddress, clientPort: event.internalPort, localPort: event.externalPort)] =
-                RedirectEntry(originalAddress: event.remoteAddress, originalPort: event.remotePort, localAddress: event.externalAddress,
+            redirects[RedirectKey(client: event.internalEndpoint, localPort: event.externalPort)] =
+                RedirectEntry(original: event.remoteEndpoint, localAddress: IPv4Address(event.externalAddress),
                               tcpState: .opening, tcpFlagsSeen: 0, expires: wallClock &+ timeout.nanoseconds)
             return true
         case .redirectRemoved:
-            let key = RedirectKey(clientAddress: event.internalAddress, clientPort: event.internalPort, localPort: event.externalPort)
+            let key = RedirectKey(client: event.internalEndpoint, localPort: event.externalPort)
             return redirects.removeValue(forKey: key) != nil
         case .helperStateChanged:
             return false // comes with its state: applyHelperState
@@ -223,19 +219,20 @@ public struct NATReplica: Sendable {
         var mappingIndex: [MappingKey: Int] = [:]
         snapshot.sessions.reserveCapacity(sessions.count)
         for (key, session) in sessions {
-            guard let mapping = mappings[key.mapping] else { continue } // removed: its sessions went first
+            let mappingKey = MappingKey(protocolNumber: key.protocolNumber, internalEndpoint: key.internalEndpoint)
+            guard let mapping = mappings[mappingKey] else { continue } // removed: its sessions went first
             let index: Int
-            if let known = mappingIndex[key.mapping] {
+            if let known = mappingIndex[mappingKey] {
                 index = known
             } else {
                 index = snapshot.mappings.count
-                mappingIndex[key.mapping] = index
-                snapshot.mappings.append(.init(protocolNumber: key.mapping.protocolNumber, isStatic: mapping.isStatic,
-                                               internalAddress: key.mapping.internalAddress, internalPort: key.mapping.internalPort,
-                                               externalPort: mapping.externalPort, externalIndex: mapping.externalIndex))
+                mappingIndex[mappingKey] = index
+                snapshot.mappings.append(.init(protocolNumber: key.protocolNumber, internalEndpoint: key.internalEndpoint,
+                                               externalPort: mapping.externalPort, isStatic: mapping.isStatic, externalIndex: mapping.externalIndex))
             }
-            snapshot.sessions.append(.init(mapping: index, remoteAddress: key.remoteAddress, remotePort: key.remotePort,
-                                           tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen, remaining: remaining(session.expires),
+            snapshot.sessions.append(.init(mapping: index, remoteEndpoint: key.remoteEndpoint,
+                                           lifetime: .init(tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen,
+                                                           remaining: remaining(session.expires)),
                                            helper: session.helper.map { _ in snapshot.helperConnections.count }))
             if let helper = session.helper { snapshot.helperConnections.append(helper.resumed) }
         }
@@ -244,9 +241,8 @@ public struct NATReplica: Sendable {
                   remaining: remaining(flow.expires))
         }
         snapshot.redirects = redirects.map { key, r in
-            .init(clientAddress: key.clientAddress, originalAddress: r.originalAddress, localAddress: r.localAddress,
-                  remaining: remaining(r.expires), clientPort: key.clientPort, originalPort: r.originalPort, localPort: key.localPort,
-                  tcpState: r.tcpState, tcpFlagsSeen: r.tcpFlagsSeen)
+            .init(client: key.client, original: r.original, local: IPv4Endpoint(address: r.localAddress, port: key.localPort),
+                  lifetime: .init(tcpState: r.tcpState, tcpFlagsSeen: r.tcpFlagsSeen, remaining: remaining(r.expires)))
         }
         return snapshot
     }

@@ -100,8 +100,8 @@ extension NATStateSnapshot {
         } else {
             guard !isStatic else { throw bad("a static ICMP mapping") }
         }
-        return MappingRecord(protocolNumber: protocolNumber, isStatic: isStatic, internalAddress: address,
-                             internalPort: internalPort, externalPort: externalPort, externalIndex: UInt8(externalIndex))
+        return MappingRecord(protocolNumber: protocolNumber, internalEndpoint: IPv4Endpoint(address, internalPort),
+                             externalPort: externalPort, isStatic: isStatic, externalIndex: UInt8(externalIndex))
     }
 
     private static func readSession(_ r: inout ByteReader, index: Int, version: UInt16, mappings: [MappingRecord], helperCount: Int,
@@ -134,8 +134,9 @@ extension NATStateSnapshot {
             }
             helperIndex = Int(helper)
         }
-        return SessionRecord(mapping: mapping, remoteAddress: remoteAddress, remotePort: remotePort, tcpState: tcpState,
-                             tcpFlagsSeen: flagsSeen, remaining: NATDuration(nanoseconds: remaining), helper: helperIndex)
+        return SessionRecord(mapping: mapping, remoteEndpoint: IPv4Endpoint(remoteAddress, remotePort),
+                             lifetime: LifetimeRecord(tcpState: tcpState, tcpFlagsSeen: flagsSeen, remaining: NATDuration(nanoseconds: remaining)),
+                             helper: helperIndex)
     }
 
     private static func readHelper(_ r: inout ByteReader, index: Int, heldCapacity: Int) throws(NATStateError) -> HelperRecord {
@@ -196,7 +197,7 @@ extension NATStateSnapshot {
     private func checkConsistency() throws(NATStateError) {
         var internalEndpoints = Set<UInt64>(), externalPorts = Set<UInt32>()
         for (index, m) in mappings.enumerated() {
-            let key = UInt64(m.protocolNumber) << 48 | UInt64(m.internalAddress) << 16 | UInt64(m.internalPort)
+            let key = UInt64(m.protocolNumber) << 48 | UInt64(m.internalEndpoint.address.value) << 16 | UInt64(m.internalEndpoint.port)
             let external = UInt32(m.externalIndex) << 24 | UInt32(m.protocolNumber) << 16 | UInt32(m.externalPort)
             guard internalEndpoints.insert(key).inserted, externalPorts.insert(external).inserted
             else { throw .invalidRecord(kind: "mapping", index: index, reason: "a second mapping of its internal endpoint or external port") }
@@ -206,7 +207,7 @@ extension NATStateSnapshot {
         var remotes = Set<SessionKey>()
         for (index, s) in sessions.enumerated() {
             used[s.mapping] = true
-            guard remotes.insert(SessionKey(mapping: s.mapping, address: s.remoteAddress, port: s.remotePort)).inserted else {
+            guard remotes.insert(SessionKey(mapping: s.mapping, remote: s.remoteEndpoint)).inserted else {
                 throw .invalidRecord(kind: "session", index: index, reason: "a second session of its mapping with the same remote endpoint")
             }
             if let helper = s.helper {
@@ -224,8 +225,7 @@ extension NATStateSnapshot {
 
     private struct SessionKey: Hashable {
         var mapping: Int
-        var address: UInt32
-        var port: UInt16
+        var remote: IPv4Endpoint
     }
 }
 

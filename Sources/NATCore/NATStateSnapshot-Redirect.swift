@@ -5,15 +5,11 @@
 
 extension NATStateSnapshot {
     struct RedirectRecord: Sendable, Equatable {
-        var clientAddress: UInt32
-        var originalAddress: UInt32
-        var localAddress: UInt32
-        var remaining: NATDuration
-        var clientPort: UInt16
-        var originalPort: UInt16
-        var localPort: UInt16
-        var tcpState: TCPSessionState
-        var tcpFlagsSeen: UInt8
+        /// The LAN client's endpoint, the destination it dialled, the router's where the proxy got it.
+        var client: IPv4Endpoint
+        var original: IPv4Endpoint
+        var local: IPv4Endpoint
+        var lifetime: LifetimeRecord
     }
 
     public var redirectCount: Int { redirects.count }
@@ -22,15 +18,15 @@ extension NATStateSnapshot {
         guard !redirects.isEmpty else { return } // version 1 or 2: no section
         out.u32(UInt32(redirects.count))
         for r in redirects {
-            out.u32(r.clientAddress)
-            out.u32(r.originalAddress)
-            out.u32(r.localAddress)
-            out.u64(r.remaining.nanoseconds)
-            out.u16(r.clientPort)
-            out.u16(r.originalPort)
-            out.u16(r.localPort)
-            out.u8(r.tcpState.rawValue)
-            out.u8(r.tcpFlagsSeen)
+            out.u32(r.client.address.value)
+            out.u32(r.original.address.value)
+            out.u32(r.local.address.value)
+            out.u64(r.lifetime.remaining.nanoseconds)
+            out.u16(r.client.port)
+            out.u16(r.original.port)
+            out.u16(r.local.port)
+            out.u8(r.lifetime.tcpState.rawValue)
+            out.u8(r.lifetime.tcpFlagsSeen)
         }
     }
 
@@ -72,9 +68,9 @@ extension NATStateSnapshot {
             let key = UInt64(clientAddress) << 32 | UInt64(clientPort) << 16 | UInt64(localPort)
             guard keys.insert(key).inserted else { throw bad("a second record of its client endpoint and local port") }
             records.append(RedirectRecord(
-                clientAddress: clientAddress, originalAddress: originalAddress, localAddress: localAddress,
-                remaining: NATDuration(nanoseconds: remaining), clientPort: clientPort, originalPort: originalPort,
-                localPort: localPort, tcpState: state, tcpFlagsSeen: flags))
+                client: IPv4Endpoint(clientAddress, clientPort), original: IPv4Endpoint(originalAddress, originalPort),
+                local: IPv4Endpoint(localAddress, localPort),
+                lifetime: LifetimeRecord(tcpState: state, tcpFlagsSeen: flags, remaining: NATDuration(nanoseconds: remaining))))
         }
         return records
     }
@@ -87,10 +83,10 @@ extension NATTranslator {
             let s = redirectSessions[Int32(i)]
             guard s.localPort != 0, s.expires > now.nanoseconds else { continue }
             records.append(.init(
-                clientAddress: s.clientAddress, originalAddress: s.originalAddress, localAddress: s.localAddress,
-                remaining: min(NATDuration(nanoseconds: s.expires - now.nanoseconds), longest),
-                clientPort: s.clientPort, originalPort: s.originalPort, localPort: s.localPort,
-                tcpState: s.tcpState, tcpFlagsSeen: s.tcpFlagsSeen))
+                client: IPv4Endpoint(s.clientAddress, s.clientPort), original: IPv4Endpoint(s.originalAddress, s.originalPort),
+                local: IPv4Endpoint(s.localAddress, s.localPort),
+                lifetime: .init(tcpState: s.tcpState, tcpFlagsSeen: s.tcpFlagsSeen,
+                                remaining: min(NATDuration(nanoseconds: s.expires - now.nanoseconds), longest))))
         }
         return records
     }
@@ -100,21 +96,21 @@ extension NATTranslator {
     func restoreRedirects(_ records: [NATStateSnapshot.RedirectRecord], downtime: NATDuration, now: NATTime,
                           summary: inout NATStateRestoreSummary) {
         for record in records {
-            guard record.remaining > downtime, configuration.redirects.contains(where: { $0.localPort == record.localPort }),
+            let client = record.client.address.value
+            guard record.lifetime.remaining > downtime, configuration.redirects.contains(where: { $0.localPort == record.local.port }),
                   redirectSessions.count < redirectSessions.capacity,
-                  redirectHosts.sessions(of: record.clientAddress) < UInt32(clamping: configuration.maxRedirectSessionsPerHost),
-                  redirectHosts.add(record.clientAddress) else {
+                  redirectHosts.sessions(of: client) < UInt32(clamping: configuration.maxRedirectSessionsPerHost),
+                  redirectHosts.add(client) else {
                 summary.redirectsNotRestored += 1
                 continue
             }
-            let hash = redirectSessions.hash(clientAddress: record.clientAddress, clientPort: record.clientPort, localPort: record.localPort)
-            let timeout = configuration.timeouts.timeout(protocolNumber: IPProtocolNumber.tcp, tcpState: record.tcpState)
-            let remaining = min(NATDuration(nanoseconds: record.remaining.nanoseconds - downtime.nanoseconds), timeout)
+            let hash = redirectSessions.hash(clientAddress: client, clientPort: record.client.port, localPort: record.local.port)
+            let remaining = record.lifetime.remaining(after: downtime, protocolNumber: IPProtocolNumber.tcp, timeouts: configuration.timeouts)
             let row = redirectSessions.insert(RedirectSession(
-                expires: now.nanoseconds &+ remaining.nanoseconds, clientAddress: record.clientAddress,
-                originalAddress: record.originalAddress, localAddress: record.localAddress, hash: hash,
-                clientPort: record.clientPort, originalPort: record.originalPort, localPort: record.localPort,
-                tcpState: record.tcpState, tcpFlagsSeen: record.tcpFlagsSeen))
+                expires: now.nanoseconds &+ remaining.nanoseconds, clientAddress: client,
+                originalAddress: record.original.address.value, localAddress: record.local.address.value, hash: hash,
+                clientPort: record.client.port, originalPort: record.original.port, localPort: record.local.port,
+                tcpState: record.lifetime.tcpState, tcpFlagsSeen: record.lifetime.tcpFlagsSeen))
             if row >= 0 { recordRedirect(.redirectCreated, row, reason: .restored) }
             summary.redirectsRestored += 1
         }

@@ -70,22 +70,33 @@ public struct NATStateSnapshot: Sendable, Equatable {
 
     struct MappingRecord: Sendable, Equatable {
         var protocolNumber: UInt8
-        var isStatic: Bool
-        var internalAddress: UInt32
-        var internalPort: UInt16
+        var internalEndpoint: IPv4Endpoint
         var externalPort: UInt16
+        var isStatic: Bool
         /// Version 3: the external address index (0: the WAN address; SourceAddressPools.swift).
         var externalIndex: UInt8 = 0
     }
 
     struct SessionRecord: Sendable, Equatable {
         var mapping: Int
-        var remoteAddress: UInt32
-        var remotePort: UInt16
+        var remoteEndpoint: IPv4Endpoint
+        var lifetime: LifetimeRecord
+        var helper: Int?
+    }
+
+    /// What a saved flow's timer goes on from (sessions and redirected connections): its TCP
+    /// state (`none` but for TCP), the TCP flags seen, and what was left of its lifetime.
+    struct LifetimeRecord: Sendable, Equatable {
         var tcpState: TCPSessionState
         var tcpFlagsSeen: UInt8
         var remaining: NATDuration
-        var helper: Int?
+
+        /// What is left after `downtime`, no longer than the state's timeout now (a reload may
+        /// have shortened it since the save).
+        func remaining(after downtime: NATDuration, protocolNumber: UInt8, timeouts: NATTimeouts) -> NATDuration {
+            min(NATDuration(nanoseconds: remaining.nanoseconds - downtime.nanoseconds),
+                timeouts.timeout(protocolNumber: protocolNumber, tcpState: tcpState))
+        }
     }
 
     struct EditRecord: Sendable, Equatable {
@@ -254,8 +265,8 @@ extension NATStateSnapshot {
         out.u32(UInt32(helperConnections.count))
         out.u32(UInt32(addressOnlyFlows.count))
         for m in mappings {
-            out.u32(m.internalAddress)
-            out.u16(m.internalPort)
+            out.u32(m.internalEndpoint.address.value)
+            out.u16(m.internalEndpoint.port)
             out.u16(m.externalPort)
             out.u8(m.protocolNumber)
             out.u8(m.isStatic ? StateFormat.staticFlag : 0)
@@ -263,11 +274,11 @@ extension NATStateSnapshot {
         }
         for s in sessions {
             out.u32(UInt32(s.mapping))
-            out.u32(s.remoteAddress)
-            out.u64(s.remaining.nanoseconds)
-            out.u16(s.remotePort)
-            out.u8(s.tcpState.rawValue)
-            out.u8(s.tcpFlagsSeen)
+            out.u32(s.remoteEndpoint.address.value)
+            out.u64(s.lifetime.remaining.nanoseconds)
+            out.u16(s.remoteEndpoint.port)
+            out.u8(s.lifetime.tcpState.rawValue)
+            out.u8(s.lifetime.tcpFlagsSeen)
             out.u32(s.helper.map { UInt32($0) } ?? StateFormat.noHelper)
         }
         for h in helperConnections {

@@ -56,11 +56,12 @@ extension NATTranslator {
         if session.pointee.tcpFlagsSeen & TCPSessionState.udpSeenBoth == TCPSessionState.udpSeenBoth { recordEstablished(row) }
     }
 
-    /// The session of an internal endpoint with a remote endpoint (host-order addresses), for
-    /// the fast path. `lastSeen`, the kernel's time of the flow's last packet, first renews
+    /// The session of `flow`, for the fast path. `lastSeen`, the kernel's time of the flow's last packet, first renews
     /// the session's timer as a packet at that time would have (never shortens it).
-    public func fastPathCheck(protocolNumber: UInt8, internalAddress: UInt32, internalPort: UInt16,
-                              remoteAddress: UInt32, remotePort: UInt16, lastSeen: NATTime?, now: NATTime) -> FastPathSessionCheck {
+    public func fastPathCheck(_ flow: NATFlow, lastSeen: NATTime?, now: NATTime) -> FastPathSessionCheck {
+        let protocolNumber = flow.protocolNumber
+        let internalAddress = flow.internalEndpoint.address.value, internalPort = flow.internalEndpoint.port
+        let remoteAddress = flow.remoteEndpoint.address.value, remotePort = flow.remoteEndpoint.port
         let hash = sessions.tupleHash(protocolNumber: protocolNumber, internalAddress: internalAddress, internalPort: internalPort,
                                       remoteAddress: remoteAddress, remotePort: remotePort)
         let row = sessions.find(protocolNumber: protocolNumber, internalAddress: internalAddress, internalPort: internalPort,

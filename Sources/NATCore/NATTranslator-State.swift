@@ -71,14 +71,15 @@ extension NATTranslator {
                 let m = mappings[session.mapping]
                 index = snapshot.mappings.count
                 mappingIndex[Int(session.mapping)] = Int32(index)
-                snapshot.mappings.append(.init(protocolNumber: m.protocolNumber, isStatic: m.isStatic, internalAddress: m.internalAddress,
-                                               internalPort: m.internalPort, externalPort: m.externalPort, externalIndex: m.externalIndex))
+                snapshot.mappings.append(.init(protocolNumber: m.protocolNumber, internalEndpoint: IPv4Endpoint(m.internalAddress, m.internalPort),
+                                               externalPort: m.externalPort, isStatic: m.isStatic, externalIndex: m.externalIndex))
             }
             // A timeout shortened by a reload leaves longer timers running: they end at the longest.
             let remaining = min(NATDuration(nanoseconds: session.expires - now.nanoseconds), longest)
-            snapshot.sessions.append(.init(mapping: index, remoteAddress: session.remoteAddress, remotePort: session.remotePort,
-                                           tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen & ~TCPSessionState.udpSeenBoth,
-                                           remaining: remaining, helper: helper))
+            snapshot.sessions.append(.init(mapping: index, remoteEndpoint: IPv4Endpoint(session.remoteAddress, session.remotePort),
+                                           lifetime: .init(tcpState: session.tcpState, tcpFlagsSeen: session.tcpFlagsSeen & ~TCPSessionState.udpSeenBoth,
+                                                           remaining: remaining),
+                                           helper: helper))
         }
         exportAddressOnly(into: &snapshot, now: now)
         snapshot.redirects = exportRedirects(now: now, longest: longest)
@@ -142,7 +143,8 @@ extension NATTranslator {
         }
 
         for record in snapshot.sessions {
-            guard record.remaining > downtime else { summary.sessionsExpired += 1; continue }
+            let lifetime = record.lifetime
+            guard lifetime.remaining > downtime else { summary.sessionsExpired += 1; continue }
             let mappingRow = rows[record.mapping]
             guard mappingRow >= 0 else {
                 if refusedForRoom[record.mapping] { summary.sessionsNoRoom += 1 } else { summary.sessionsNotInConfiguration += 1 }
@@ -151,19 +153,19 @@ extension NATTranslator {
             // Checked here: a full table would make openSession sweep for expired rows each time.
             guard sessions.count < sessions.capacity else { summary.sessionsNoRoom += 1; continue }
             let m = snapshot.mappings[record.mapping]
-            let hash = sessions.hash(mapping: mappingRow, remoteAddress: record.remoteAddress, remotePort: record.remotePort)
-            let opened = openSession(mappingRow: mappingRow, remoteAddress: record.remoteAddress, remotePort: record.remotePort,
+            let remote = record.remoteEndpoint
+            let hash = sessions.hash(mapping: mappingRow, remoteAddress: remote.address.value, remotePort: remote.port)
+            let opened = openSession(mappingRow: mappingRow, remoteAddress: remote.address.value, remotePort: remote.port,
                                      hash: hash, protocolNumber: m.protocolNumber,
-                                     inbound: record.tcpFlagsSeen & TCPSessionState.openedInbound != 0, now: now)
+                                     inbound: lifetime.tcpFlagsSeen & TCPSessionState.openedInbound != 0, now: now)
             guard opened.reason == nil else { summary.sessionsNoRoom += 1; continue }
             let session = sessions.pointer(opened.row)
-            session.pointee.tcpState = record.tcpState
-            session.pointee.tcpFlagsSeen = record.tcpFlagsSeen
+            session.pointee.tcpState = lifetime.tcpState
+            session.pointee.tcpFlagsSeen = lifetime.tcpFlagsSeen
             // The window is not saved: relearned from the internal endpoint's next packet, and
             // until then a remote RST or FIN cannot end the session (TCPWindowTracking.swift).
             session.pointee.tcpWindow.flags = TCPWindowTracking.restored
-            let timeout = configuration.timeouts.timeout(protocolNumber: m.protocolNumber, tcpState: record.tcpState)
-            let remaining = min(NATDuration(nanoseconds: record.remaining.nanoseconds - downtime.nanoseconds), timeout)
+            let remaining = lifetime.remaining(after: downtime, protocolNumber: m.protocolNumber, timeouts: configuration.timeouts)
             session.pointee.expires = now.nanoseconds &+ remaining.nanoseconds
             if let helper = record.helper {
                 switch restoreHelperConnection(snapshot.helperConnections[helper], sessionRow: opened.row) {
@@ -200,26 +202,27 @@ extension NATTranslator {
         guard m.externalIndex == 0 || (poolsFingerprint == pools.fingerprint && Int(m.externalIndex) <= pools.addresses.count)
         else { return (-1, false) }
         let address = Int(m.externalIndex)
-        let hash = mappings.hash(protocolNumber: m.protocolNumber, address: m.internalAddress, port: m.internalPort)
-        let existing = mappings.find(protocolNumber: m.protocolNumber, address: m.internalAddress, port: m.internalPort, hash: hash)
+        let internalAddress = m.internalEndpoint.address.value, internalPort = m.internalEndpoint.port
+        let hash = mappings.hash(protocolNumber: m.protocolNumber, address: internalAddress, port: internalPort)
+        let existing = mappings.find(protocolNumber: m.protocolNumber, address: internalAddress, port: internalPort, hash: hash)
         if m.isStatic {
             guard existing >= 0, mappings[existing].isStatic, mappings[existing].externalPort == m.externalPort else { return (-1, false) }
             return (existing, false)
         }
-        guard existing < 0, isInternal(IPv4Address(m.internalAddress)),
-              hasPortBlocks || configuration.ports.range(for: m.internalPort, slot: slot).contains(m.externalPort),
+        guard existing < 0, isInternal(IPv4Address(internalAddress)),
+              hasPortBlocks || configuration.ports.range(for: internalPort, slot: slot).contains(m.externalPort),
               externalPorts.owner(slot: slot, port: m.externalPort, address: address) < 0,
               !localPorts.contains(slot: slot, port: m.externalPort) else { return (-1, false) } // the router's now
         guard mappings.count < mappings.capacity else { return (-1, true) }
         // Port blocks: the mapping's block becomes (or is) its host's; a block another host
         // has already (the block size changed since the save), or a port in no block, leaves it out.
-        if hasPortBlocks, !adoptBlock(port: m.externalPort, address: address, host: m.internalAddress) {
+        if hasPortBlocks, !adoptBlock(port: m.externalPort, address: address, host: internalAddress) {
             counters[.portBlockRestoreConflicts] &+= 1
             return (-1, false)
         }
         let row = mappings.insert(Mapping(
-            internalAddress: m.internalAddress, hash: hash, sessionCount: 0,
-            internalPort: m.internalPort, externalPort: m.externalPort, protocolNumber: m.protocolNumber, externalIndex: m.externalIndex))
+            internalAddress: internalAddress, hash: hash, sessionCount: 0,
+            internalPort: internalPort, externalPort: m.externalPort, protocolNumber: m.protocolNumber, externalIndex: m.externalIndex))
         externalPorts.claim(slot: slot, port: m.externalPort, row: row, address: address)
         recordMapping(.mappingCreated, row, reason: .restored)
         return (row, false)

@@ -1,5 +1,5 @@
 // libFuzzer harness for the HA sync channel (Sources/Masqd/Sync/, compiled in with this
-// file: those files import nothing). First, the input's bytes also make random increment
+// file: those files import only CounterSet and NATCore, linked in). First, the input's bytes also make random increment
 // batches (records of any field values with a valid kind, or one helper state of any bytes):
 // each must encode to a message that decodes back to the same batch. Then any bytes are a
 // run of datagrams from the peer. Each is
@@ -17,6 +17,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NATCore
 
 func fail(_ message: String) -> Never {
     var line = Array("sync-fuzz: INVARIANT BROKEN: \(message)\n".utf8)
@@ -60,6 +61,12 @@ struct FieldReader {
     mutating func u64() -> UInt64 { UInt64(u32()) << 32 | UInt64(u32()) }
 }
 
+/// A flow: protocol, internal address and port, remote address and port.
+func flow(_ protocolNumber: UInt8, _ internalAddress: UInt32, _ internalPort: UInt16, _ remoteAddress: UInt32, _ remotePort: UInt16) -> NATFlow {
+    NATFlow(protocolNumber: protocolNumber, internalEndpoint: IPv4Endpoint(internalAddress, internalPort),
+            remoteEndpoint: IPv4Endpoint(remoteAddress, remotePort))
+}
+
 /// Batches made from the input's bytes, as the active makes them: 1 to maxIncrements records
 /// of a valid kind, or no records and one helper state of 1 to maxStateBytes bytes.
 func randomBatches(_ input: [UInt8]) -> [SyncIncrementBatch] {
@@ -71,16 +78,19 @@ func randomBatches(_ input: [UInt8]) -> [SyncIncrementBatch] {
         if shape & 1 == 0 {
             for _ in 0..<(1 + Int(shape >> 1) % SyncMessage.maxIncrements) {
                 let kinds = SyncIncrement.kinds
-                batch.records.append(SyncIncrement(kind: kinds.lowerBound + r.u8() % UInt8(kinds.count), reason: r.u8(), protocolNumber: r.u8(),
-                                                   internalAddress: r.u32(), internalPort: r.u16(), externalPort: r.u16(),
-                                                   externalAddress: r.u32(), remoteAddress: r.u32(), remotePort: r.u16()))
+                let kind = kinds.lowerBound + r.u8() % UInt8(kinds.count), reason = r.u8(), protocolNumber = r.u8()
+                let internalAddress = r.u32(), internalPort = r.u16(), externalPort = r.u16(), externalAddress = r.u32()
+                let flow = NATFlow(protocolNumber: protocolNumber, internalEndpoint: IPv4Endpoint(internalAddress, internalPort),
+                                   remoteEndpoint: IPv4Endpoint(r.u32(), r.u16()))
+                batch.records.append(SyncIncrement(kind: kind, reason: reason, flow: flow, externalEndpoint: IPv4Endpoint(externalAddress, externalPort)))
             }
         } else {
             let length = 1 + Int(r.u16()) % SyncHelperState.maxStateBytes
             var state: [UInt8] = []
             for _ in 0..<length { state.append(r.u8()) }
-            batch.helperStates = [SyncHelperState(protocolNumber: r.u8(), internalAddress: r.u32(), internalPort: r.u16(),
-                                                  remoteAddress: r.u32(), remotePort: r.u16(), state: state)]
+            let protocolNumber = r.u8(), internalEndpoint = IPv4Endpoint(r.u32(), r.u16())
+            let flow = NATFlow(protocolNumber: protocolNumber, internalEndpoint: internalEndpoint, remoteEndpoint: IPv4Endpoint(r.u32(), r.u16()))
+            batch.helperStates = [SyncHelperState(flow: flow, state: state)]
         }
         out.append(batch)
     }
@@ -126,8 +136,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             }
         }
         _ = active.receive(bytes, fromPeer: true, now: now, active: true)
-        active.queueIncrements([SyncIncrement(kind: 3, reason: 1, protocolNumber: 17, internalAddress: 1, internalPort: 2, externalPort: 3,
-                                              externalAddress: 4)], wallClock: now, now: now)
+        active.queueIncrements([SyncIncrement(kind: 3, reason: 1, flow: flow(17, 1, 2, 0, 0), externalEndpoint: IPv4Endpoint(4, 3))],
+                               wallClock: now, now: now)
         fed += 1
         var sent = 0
         standby.poll(now: now, active: false) { _ in sent += 1; return true }
@@ -143,7 +153,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     for session in [standby, active] {
         let dropped = SyncDropReason.allCases.reduce(UInt64(0)) { $0 + session.counters.drops($1) }
-        check(session.counters.messagesReceived + dropped == fed, "\(fed) datagrams fed, \(session.counters.messagesReceived) accepted + \(dropped) dropped")
+        check(session.counters[.messagesReceived] + dropped == fed, "\(fed) datagrams fed, \(session.counters[.messagesReceived]) accepted + \(dropped) dropped")
     }
     return 0
 }
@@ -154,12 +164,11 @@ public func initialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutabl
     let bodies: [SyncMessage.Body] = [
         .hello(active: true, wantsResync: false), .chunk(resync: 1, index: 0, count: 2, data: [UInt8](repeating: 1, count: SyncMessage.maxChunkData)),
         .chunk(resync: 1, index: 1, count: 2, data: [2, 3]), .ack(epoch: 2, resync: 1, received: 1), .nack(epoch: 2, resync: 1, from: 0, to: 2),
-        .increments(SyncIncrementBatch(number: 2, wallClock: 9, records: [SyncIncrement(kind: 3, reason: 1, protocolNumber: 6, internalAddress: 1,
-                                                                                       internalPort: 2, externalPort: 3, externalAddress: 4,
-                                                                                       remoteAddress: 5, remotePort: 6)])),
+        .increments(SyncIncrementBatch(number: 2, wallClock: 9, records: [SyncIncrement(kind: 3, reason: 1, flow: flow(6, 1, 2, 5, 6),
+                                                                                       externalEndpoint: IPv4Endpoint(4, 3))])),
         .incrementAck(epoch: 2, through: 1, missingTo: 3), .hello(active: false, wantsResync: true),
         .increments(SyncIncrementBatch(number: 1, wallClock: 9, records: [], helperStates: [
-            SyncHelperState(protocolNumber: 6, internalAddress: 1, internalPort: 2, remoteAddress: 5, remotePort: 21, state: [4, 0x66, 0x74, 0x70])])),
+            SyncHelperState(flow: flow(6, 1, 2, 5, 21), state: [4, 0x66, 0x74, 0x70])])),
     ]
     for (n, body) in bodies.enumerated() {
         let bytes = SyncMessage(epoch: 3, sequence: UInt64(n + 1), body: body).encoded(with: mac)

@@ -27,7 +27,8 @@
 # corpus (capture-corpus/) and seeds; its crashes go to artifacts/capture-*, its log to
 # capture-fuzz.log. Reproduce: .build-fuzz/capture-fuzzer CRASH-FILE
 #
-# Last, the HA sync channel fuzzer (Tests/Fuzz/SyncFuzzer.swift, with Sources/Masqd/Sync/):
+# Last, the HA sync channel fuzzer (Tests/Fuzz/SyncFuzzer.swift, with Sources/Masqd/Sync/,
+# linked against CounterSet and NATCore):
 # a quarter of SECONDS, at least 10 s (FUZZ_SYNC_SECONDS), corpus sync-corpus/, crashes
 # artifacts/sync-*, log sync-fuzz.log. Reproduce: .build-fuzz/sync-fuzzer CRASH-FILE
 set -euo pipefail
@@ -97,10 +98,11 @@ build_capture() {
     echo "== built $1"
 }
 
-# The import-free files of Sources/Masqd/Sync/ compiled with the harness into one module.
+# The files of Sources/Masqd/Sync/ that need no socket compiled with the harness into one
+# module, linked against the translator's CounterSet and NATCore objects (built before it).
 build_sync() {
     echo "== building the sync fuzzer (Sources/Masqd/Sync, harness) in $OUT"
-    link "$1" "$2" -wmo -module-name SyncFuzzer "${SYNC_SOURCES[@]}"
+    link "$1" "$2" -wmo -module-name SyncFuzzer "${SYNC_SOURCES[@]}" "$OBJ/CounterSet.o" "$OBJ/NATCore.o"
     echo "== built $1"
 }
 
@@ -234,4 +236,5 @@ fuzz state "state-file " "the state file" "${FUZZ_STATE_SECONDS:-$QUARTER}" 8192
     "$ROOT/Sources/CounterSet" "$ROOT/Sources/NATCore" "$ROOT/Sources/NATHelpers"
 fuzz capture "capture " "the capture reader" "${FUZZ_CAPTURE_SECONDS:-$QUARTER}" 4096 capture.dict CaptureFuzzer.swift \
     "$ROOT/Sources/PacketCapture"
-fuzz sync "sync " "the sync channel" "${FUZZ_SYNC_SECONDS:-$QUARTER}" 8192 "" SyncFuzzer.swift "${SYNC_SOURCES[@]}"
+fuzz sync "sync " "the sync channel" "${FUZZ_SYNC_SECONDS:-$QUARTER}" 8192 "" SyncFuzzer.swift "${SYNC_SOURCES[@]}" \
+    "$ROOT/Sources/CounterSet" "$ROOT/Sources/NATCore"

@@ -45,7 +45,7 @@ struct FastPathUnitTests {
     @Test("A flow's two entries: keys per direction, rewrite targets and reverse keys, byte for byte in network order")
     func entriesOfAFlow() {
         // tcp 192.0.2.10:40000 -> 198.18.0.7:443 via 203.0.113.1:1025, WAN ifindex 7.
-        let flow = FastPathFlow(protocolNumber: 6, internalAddress: 0xC000_020A, internalPort: 40000, remoteAddress: 0xC612_0007, remotePort: 443)
+        let flow = NATFlow(protocolNumber: 6, internalEndpoint: IPv4Endpoint(0xC000_020A, 40000), remoteEndpoint: IPv4Endpoint(0xC612_0007, 443))
         let entries = FastPathEntries(flow, externalAddress: 0xCB00_7101, externalPort: 1025, wanIndex: 7)
         let outboundKey: [UInt8] = [192, 0, 2, 10, 198, 18, 0, 7, 0x9C, 0x40, 0x01, 0xBB, 6, 0, 0, 0]
         let inboundKey: [UInt8] = [198, 18, 0, 7, 203, 0, 113, 1, 0x01, 0xBB, 0x04, 0x01, 6, 1, 0, 0]
@@ -62,8 +62,7 @@ struct FastPathUnitTests {
         let event = NATEvent(timeNanoseconds: 5, kind: .sessionEstablished, reason: .outbound, protocolNumber: 17,
                              internalAddress: 0xC000_020B, internalPort: 5000, externalAddress: 0xCB00_7101, externalPort: 6000,
                              remoteAddress: 0xC612_0001, remotePort: 53)
-        #expect(FastPathFlow(event) == FastPathFlow(protocolNumber: 17, internalAddress: 0xC000_020B, internalPort: 5000,
-                                                    remoteAddress: 0xC612_0001, remotePort: 53))
+        #expect(event.flow == NATFlow(protocolNumber: 17, internalEndpoint: IPv4Endpoint(0xC000_020B, 5000), remoteEndpoint: IPv4Endpoint(0xC612_0001, 53)))
     }
 
     static func failure(_ args: [String]) -> String {

@@ -61,8 +61,8 @@ struct FastPathEventTests {
         let nat = Self.translator()
         let port = InboundTranslationTests.open(nat, PacketBuilder.udp(Net.hostA, 40000, Net.remote, 53), now: at(1))
         func check(lastSeen: UInt64?, now: UInt64) -> FastPathSessionCheck {
-            nat.fastPathCheck(protocolNumber: 17, internalAddress: Net.hostA.address.value, internalPort: 40000,
-                              remoteAddress: Net.remote.address.value, remotePort: 53, lastSeen: lastSeen.map { at($0) }, now: at(now))
+            nat.fastPathCheck(NATFlow(protocolNumber: 17, internalEndpoint: IPv4Endpoint(address: Net.hostA.address, port: 40000), remoteEndpoint: IPv4Endpoint(address: Net.remote.address, port: 53)),
+                              lastSeen: lastSeen.map { at($0) }, now: at(now))
         }
         #expect(check(lastSeen: nil, now: 2) == .live(externalAddress: Net.external.address.value, externalPort: port))
         // Packets the engine never saw until second 250: the 300 s timeout runs from there.
@@ -72,15 +72,15 @@ struct FastPathEventTests {
         #expect(nat.expire(now: at(549), budget: 100) == 0)
         #expect(nat.expire(now: at(550), budget: 100) == 1)
         #expect(check(lastSeen: nil, now: 551) == .gone)
-        #expect(nat.fastPathCheck(protocolNumber: 6, internalAddress: Net.hostA.address.value, internalPort: 40000,
-                                  remoteAddress: Net.remote.address.value, remotePort: 53, lastSeen: nil, now: at(2)) == .gone)
+        #expect(nat.fastPathCheck(NATFlow(protocolNumber: 6, internalEndpoint: IPv4Endpoint(address: Net.hostA.address, port: 40000), remoteEndpoint: IPv4Endpoint(address: Net.remote.address, port: 53)),
+                              lastSeen: nil, now: at(2)) == .gone)
 
         _ = InboundTranslationTests.open(nat, PacketBuilder.tcp(Net.hostA, 41000, Net.remote, 80, flags: TCPFlag.syn, seq: 100), now: at(600))
         var synAck = PacketBuilder.tcp(Net.remote, 80, Net.external, 41000, flags: TCPFlag.syn | TCPFlag.ack, seq: 500, ack: 101)
         #expect(nat.run(&synAck, .inbound, now: at(600)) == .acceptRewritten)
         func tcpCheck() -> FastPathSessionCheck {
-            nat.fastPathCheck(protocolNumber: 6, internalAddress: Net.hostA.address.value, internalPort: 41000,
-                              remoteAddress: Net.remote.address.value, remotePort: 80, lastSeen: nil, now: at(601))
+            nat.fastPathCheck(NATFlow(protocolNumber: 6, internalEndpoint: IPv4Endpoint(address: Net.hostA.address, port: 41000), remoteEndpoint: IPv4Endpoint(address: Net.remote.address, port: 80)),
+                              lastSeen: nil, now: at(601))
         }
         #expect(tcpCheck() == .live(externalAddress: Net.external.address.value, externalPort: 41000))
         var fin = PacketBuilder.tcp(Net.hostA, 41000, Net.remote, 80, flags: TCPFlag.fin | TCPFlag.ack, seq: 101, ack: 501)
@@ -103,7 +103,7 @@ struct FastPathEventTests {
         _ = try new.importState(saved, downtime: .seconds(5), now: at(20))
         #expect(Self.established(new).map { "\($0.protocolNumber) \($0.internalPort) \($0.reason)" } == ["6 41000 restored"])
         // The UDP direction bits are not in the file (its checks refuse unknown flags on UDP).
-        #expect(saved.sessions.allSatisfy { $0.tcpFlagsSeen & ~TCPSessionState.openedInbound & ~TCPSessionState.finBoth == 0 })
+        #expect(saved.sessions.allSatisfy { $0.lifetime.tcpFlagsSeen & ~TCPSessionState.openedInbound & ~TCPSessionState.finBoth == 0 })
         _ = InboundTranslationTests.open(new, PacketBuilder.udp(Net.hostA, 40000, Net.remote, 53), now: at(21))
         var again = PacketBuilder.udp(Net.remote, 53, Net.external, udpPort)
         #expect(new.run(&again, .inbound, now: at(22)) == .acceptRewritten)

@@ -46,9 +46,10 @@ struct NATReplicaAddressOnlyRedirectTests {
                                                     remoteAddress: Net.remote2.address.value, remaining: .seconds(500))])
         // Just opened as far as the events say: an unanswered SYN's lifetime (tcp-opening) from
         // 500 is over by 600, so it gets the minimum (the active still had it: no removal came).
-        #expect(snapshot.redirects == [.init(clientAddress: Net.hostB.address.value, originalAddress: Net.remote2.address.value,
-                                             localAddress: RedirectTranslationTests.routerLAN.address.value, remaining: .seconds(60),
-                                             clientPort: 41000, originalPort: 80, localPort: 3128, tcpState: .opening, tcpFlagsSeen: 0)])
+        #expect(snapshot.redirects == [.init(client: IPv4Endpoint(address: Net.hostB.address, port: 41000),
+                                             original: IPv4Endpoint(address: Net.remote2.address, port: 80),
+                                             local: IPv4Endpoint(address: RedirectTranslationTests.routerLAN.address, port: 3128),
+                                             lifetime: .init(tcpState: .opening, tcpFlagsSeen: 0, remaining: .seconds(60)))])
         #expect(snapshot.externalAddress == Net.external.address)
 
         // Through the wire format and into the standby's fresh translator.

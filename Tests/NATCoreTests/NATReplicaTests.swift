@@ -18,7 +18,7 @@ struct NATReplicaTests {
     static func flows(_ s: NATStateSnapshot) -> [String] {
         s.sessions.map { r in
             let m = s.mappings[r.mapping]
-            return "\(m.protocolNumber) \(m.internalAddress):\(m.internalPort) -> \(r.remoteAddress):\(r.remotePort) via \(m.externalIndex):\(m.externalPort) \(r.tcpState)"
+            return "\(m.protocolNumber) \(m.internalEndpoint.address.value):\(m.internalEndpoint.port) -> \(r.remoteEndpoint.address.value):\(r.remoteEndpoint.port) via \(m.externalIndex):\(m.externalPort) \(r.lifetime.tcpState)"
         }.sorted()
     }
 
@@ -132,7 +132,7 @@ struct NATReplicaTests {
         #expect(replica.mappingCount == 1 && replica.sessionCount == 1)
         // Long after its UDP timeout, with no removal seen: still the peer's, so it gets the minimum.
         let copy = replica.snapshot(savedAt: Self.wall(at(3600)), minimumRemaining: .seconds(60))
-        #expect(copy.sessions.map(\.remaining) == [.seconds(60)])
+        #expect(copy.sessions.map(\.lifetime.remaining) == [.seconds(60)])
         #expect(copy.mappings.map(\.externalPort) == [2345])
         var removed = created
         removed.kind = .sessionRemoved

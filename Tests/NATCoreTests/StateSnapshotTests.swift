@@ -144,7 +144,7 @@ final class CountingDatagramHelper: ApplicationHelper {
         _ = Self.through(old, PacketBuilder.udp(Net.hostB, 5353, Net.remote, 53), .outbound, now: t0) // 300 s
         _ = Self.through(old, PacketBuilder.tcp(Net.hostC, 41000, Net.remote, 80), .outbound, now: t0) // SYN only: 120 s
         let saved = old.exportState(now: at(100), savedAt: wallClock)
-        #expect(Set(saved.sessions.map(\.remaining)) == [.seconds(7340), .seconds(200), .seconds(20)])
+        #expect(Set(saved.sessions.map(\.lifetime.remaining)) == [.seconds(7340), .seconds(200), .seconds(20)])
 
         let now = NATTime.seconds(5)
         let short = makeTranslator()

@@ -1,40 +1,81 @@
-// The sync channel's counters (in `masqd stats` and the metrics page, Engine-Sync.swift).
+import CounterSet
 
-struct SyncCounters {
-    var messagesSent: UInt64 = 0
-    var messagesReceived: UInt64 = 0
+// The sync channel's counters (in `masqd stats` and the metrics page, Engine-HA.swift), kept
+// as every counter set is (CounterSet): read as `counters[.messagesSent]`, `counters.drops(.stale)`.
+
+enum SyncCounter: Int, CounterName {
+    case messagesSent
+    case messagesReceived
     /// Chunks sent again (a nack, or no ack within the resend delay).
-    var messagesResent: UInt64 = 0
-    var dropped: [SyncDropReason: UInt64] = [:]
+    case messagesResent
     /// Full resyncs started by the active (on the standby's (re)connect, periodically, on a nack it cannot serve).
-    var resyncsSent: UInt64 = 0
+    case resyncsSent
     /// Full resyncs received whole by the standby and decoded.
-    var snapshotsReceived: UInt64 = 0
+    case snapshotsReceived
     /// Resyncs received whole that did not decode as a state snapshot, or were larger than the cap.
-    var snapshotsRefused: UInt64 = 0
+    case snapshotsRefused
     /// Resyncs the active could not send: more chunks than the resend queue holds.
-    var resyncsTooLarge: UInt64 = 0
+    case resyncsTooLarge
     /// Times the standby's peer restarted (a new epoch) or first appeared.
-    var peerConnects: UInt64 = 0
+    case peerConnects
     /// Datagrams the socket would not take (its buffer full): sent in a later round.
-    var sendsDeferred: UInt64 = 0
+    case sendsDeferred
     /// Bytes of full resync chunks sent (resends included), and of increment messages.
-    var resyncBytesSent: UInt64 = 0
-    var incrementBytesSent: UInt64 = 0
+    case resyncBytesSent
+    case incrementBytesSent
     /// Increment records sent the first time (in batches), batches sent and sent again.
-    var incrementRecordsSent: UInt64 = 0
-    var incrementBatchesSent: UInt64 = 0
-    var incrementBatchesResent: UInt64 = 0
+    case incrementRecordsSent
+    case incrementBatchesSent
+    case incrementBatchesResent
     /// Increment records the standby received (in accepted batches), and applied to its copy.
-    var incrementsReceived: UInt64 = 0
-    var incrementsApplied: UInt64 = 0
+    case incrementsReceived
+    case incrementsApplied
     /// Full resyncs wanted because: the translator lost events; the increment queue was full
     /// of batches no resync held; the standby missed batches no longer held; it asked.
-    var resyncsForLostEvents: UInt64 = 0
-    var incrementQueueOverflows: UInt64 = 0
-    var resyncsForIncrementsLost: UInt64 = 0
-    var resyncsRequested: UInt64 = 0
+    case resyncsForLostEvents
+    case incrementQueueOverflows
+    case resyncsForIncrementsLost
+    case resyncsRequested
+}
 
-    func drops(_ reason: SyncDropReason) -> UInt64 { dropped[reason] ?? 0 }
-    mutating func drop(_ reason: SyncDropReason) { dropped[reason, default: 0] &+= 1 }
+/// Why a received datagram was dropped (each has a counter; its description is the name in
+/// `sync_dropped_NAME` and the metric's reason label).
+enum SyncDropReason: Int, CounterName, CustomStringConvertible, Error {
+    /// Shorter than a header and a MAC, longer than the largest message, or a payload length
+    /// that does not match the datagram or the kind.
+    case wrongLength
+    /// Not our magic, version or kind, or a payload whose fields make no sense.
+    case malformed
+    /// The MAC does not match: not made with our key, or changed on the way.
+    case badHMAC
+    /// A sequence number already received in this epoch.
+    case replayed
+    /// An epoch older than the peer's current one, or a sequence too far behind to check.
+    case stale
+    /// From an address other than --sync-peer's.
+    case notPeer
+
+    var description: String {
+        switch self {
+        case .wrongLength: "wrong_length"
+        case .malformed: "malformed"
+        case .badHMAC: "bad_hmac"
+        case .replayed: "replayed"
+        case .stale: "stale"
+        case .notPeer: "not_peer"
+        }
+    }
+}
+
+struct SyncCounters: Sendable, Equatable {
+    var events = CounterSet<SyncCounter>()
+    private(set) var drops = CounterSet<SyncDropReason>()
+
+    subscript(counter: SyncCounter) -> UInt64 {
+        get { events[counter] }
+        set { events[counter] = newValue }
+    }
+
+    func drops(_ reason: SyncDropReason) -> UInt64 { drops[reason] }
+    mutating func drop(_ reason: SyncDropReason) { drops.count(reason) }
 }

@@ -10,14 +10,13 @@
 //   0 protocol   1 reserved 0   2 internal port   4 internal address   8 remote address
 //   12 remote port   14 state length n (1-maxStateBytes)   16 state (n bytes)
 //
-// No imports (compiled into the fuzz target): the standby's NATReplica decodes the state.
+// The standby's NATReplica decodes the state.
+
+import NATCore
 
 struct SyncHelperState: Equatable, Sendable {
-    var protocolNumber: UInt8
-    var internalAddress: UInt32
-    var internalPort: UInt16
-    var remoteAddress: UInt32
-    var remotePort: UInt16
+    /// The session's flow (protocol, internal and remote endpoints).
+    var flow: NATFlow
     var state: [UInt8]
 
     static let headerSize = 16
@@ -25,10 +24,12 @@ struct SyncHelperState: Equatable, Sendable {
     static let maxStateBytes = SyncMessage.maxChunkData + 12 - 16 - headerSize
 
     func encode(into out: inout [UInt8]) {
-        out += [protocolNumber, 0, UInt8(internalPort >> 8), UInt8(truncatingIfNeeded: internalPort)]
-        SyncMessage.put32(internalAddress, &out)
-        SyncMessage.put32(remoteAddress, &out)
-        out += [UInt8(remotePort >> 8), UInt8(truncatingIfNeeded: remotePort), UInt8(state.count >> 8), UInt8(truncatingIfNeeded: state.count)]
+        out += [flow.protocolNumber, 0]
+        SyncMessage.put16(flow.internalEndpoint.port, &out)
+        SyncMessage.put32(flow.internalEndpoint.address.value, &out)
+        SyncMessage.put32(flow.remoteEndpoint.address.value, &out)
+        SyncMessage.put16(flow.remoteEndpoint.port, &out)
+        SyncMessage.put16(UInt16(truncatingIfNeeded: state.count), &out)
         out += state
     }
 
@@ -38,10 +39,9 @@ struct SyncHelperState: Equatable, Sendable {
         guard b.count - offset > headerSize, b[offset + 1] == 0 else { return nil }
         let length = Int(b[offset + 14]) << 8 | Int(b[offset + 15])
         guard length >= 1, length <= maxStateBytes, b.count - offset - headerSize == length else { return nil }
-        return SyncHelperState(protocolNumber: b[offset], internalAddress: SyncMessage.get32(b, offset + 4),
-                               internalPort: UInt16(b[offset + 2]) << 8 | UInt16(b[offset + 3]),
-                               remoteAddress: SyncMessage.get32(b, offset + 8),
-                               remotePort: UInt16(b[offset + 12]) << 8 | UInt16(b[offset + 13]),
-                               state: Array(b[(offset + headerSize)...]))
+        let flow = NATFlow(protocolNumber: b[offset],
+                           internalEndpoint: IPv4Endpoint(SyncMessage.get32(b, offset + 4), SyncMessage.get16(b, offset + 2)),
+                           remoteEndpoint: IPv4Endpoint(SyncMessage.get32(b, offset + 8), SyncMessage.get16(b, offset + 12)))
+        return SyncHelperState(flow: flow, state: Array(b[(offset + headerSize)...]))
     }
 }

@@ -10,18 +10,16 @@
 //   4 internal address   8 internal port   10 external port   12 external address
 //   16 remote address   20 remote port   (a mapping's remote is 0.0.0.0:0)
 //
-// No imports (compiled into the fuzz target): the engine converts to and from NATEvent.
+// The engine converts to and from NATEvent.
+
+import NATCore
 
 struct SyncIncrement: Equatable, Sendable {
     var kind: UInt8
     var reason: UInt8
-    var protocolNumber: UInt8
-    var internalAddress: UInt32
-    var internalPort: UInt16
-    var externalPort: UInt16
-    var externalAddress: UInt32
-    var remoteAddress: UInt32 = 0
-    var remotePort: UInt16 = 0
+    /// A mapping's remote endpoint is 0.0.0.0:0.
+    var flow: NATFlow
+    var externalEndpoint: IPv4Endpoint
 
     static let size = 22
     /// Kinds 1-11 (NATEventKind's raw values: mappings, sessions, port blocks, address-only
@@ -29,22 +27,24 @@ struct SyncIncrement: Equatable, Sendable {
     static let kinds: ClosedRange<UInt8> = 1...11
 
     func encode(into out: inout [UInt8]) {
-        out += [kind, reason, protocolNumber, 0]
-        SyncMessage.put32(internalAddress, &out)
-        out += [UInt8(internalPort >> 8), UInt8(truncatingIfNeeded: internalPort), UInt8(externalPort >> 8), UInt8(truncatingIfNeeded: externalPort)]
-        SyncMessage.put32(externalAddress, &out)
-        SyncMessage.put32(remoteAddress, &out)
-        out += [UInt8(remotePort >> 8), UInt8(truncatingIfNeeded: remotePort)]
+        out += [kind, reason, flow.protocolNumber, 0]
+        SyncMessage.put32(flow.internalEndpoint.address.value, &out)
+        SyncMessage.put16(flow.internalEndpoint.port, &out)
+        SyncMessage.put16(externalEndpoint.port, &out)
+        SyncMessage.put32(externalEndpoint.address.value, &out)
+        SyncMessage.put32(flow.remoteEndpoint.address.value, &out)
+        SyncMessage.put16(flow.remoteEndpoint.port, &out)
     }
 
     /// The record at `offset` (`size` bytes there), or nil when its kind or reserved byte is wrong.
     static func decode(_ b: [UInt8], at offset: Int) -> SyncIncrement? {
         guard kinds.contains(b[offset]), b[offset + 3] == 0 else { return nil }
-        func get16(_ i: Int) -> UInt16 { UInt16(b[offset + i]) << 8 | UInt16(b[offset + i + 1]) }
-        return SyncIncrement(kind: b[offset], reason: b[offset + 1], protocolNumber: b[offset + 2],
-                             internalAddress: SyncMessage.get32(b, offset + 4), internalPort: get16(8), externalPort: get16(10),
-                             externalAddress: SyncMessage.get32(b, offset + 12), remoteAddress: SyncMessage.get32(b, offset + 16),
-                             remotePort: get16(20))
+        func endpoint(address: Int, port: Int) -> IPv4Endpoint {
+            IPv4Endpoint(SyncMessage.get32(b, offset + address), SyncMessage.get16(b, offset + port))
+        }
+        let flow = NATFlow(protocolNumber: b[offset + 2], internalEndpoint: endpoint(address: 4, port: 8),
+                           remoteEndpoint: endpoint(address: 16, port: 20))
+        return SyncIncrement(kind: b[offset], reason: b[offset + 1], flow: flow, externalEndpoint: endpoint(address: 12, port: 10))
     }
 }
 

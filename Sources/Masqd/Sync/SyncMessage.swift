@@ -26,23 +26,6 @@ enum SyncMessageKind: UInt8, Sendable {
     case hello = 1, chunk = 2, ack = 3, nack = 4, increments = 5, incrementAck = 6, helperState = 7
 }
 
-/// Why a received datagram was dropped (each has a counter).
-enum SyncDropReason: String, CaseIterable, Sendable, Error {
-    /// Shorter than a header and a MAC, longer than the largest message, or a payload length
-    /// that does not match the datagram or the kind.
-    case wrongLength = "wrong_length"
-    /// Not our magic, version or kind, or a payload whose fields make no sense.
-    case malformed
-    /// The MAC does not match: not made with our key, or changed on the way.
-    case badHMAC = "bad_hmac"
-    /// A sequence number already received in this epoch.
-    case replayed
-    /// An epoch older than the peer's current one, or a sequence too far behind to check.
-    case stale
-    /// From an address other than --sync-peer's.
-    case notPeer = "not_peer"
-}
-
 struct SyncMessage: Equatable, Sendable {
     enum Body: Equatable, Sendable {
         /// `wantsResync`: a standby whose copy is missing or cannot be brought up to date.
@@ -167,6 +150,10 @@ struct SyncMessage: Equatable, Sendable {
         return .success(SyncMessage(epoch: get64(bytes, 8), sequence: sequence, body: body))
     }
 
+    static func put16(_ v: UInt16, _ out: inout [UInt8]) {
+        out += [UInt8(v >> 8), UInt8(truncatingIfNeeded: v)]
+    }
+
     static func put32(_ v: UInt32, _ out: inout [UInt8]) {
         out += [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
     }
@@ -174,6 +161,8 @@ struct SyncMessage: Equatable, Sendable {
     static func put64(_ v: UInt64, _ out: inout [UInt8]) {
         put32(UInt32(v >> 32), &out); put32(UInt32(truncatingIfNeeded: v), &out)
     }
+
+    static func get16(_ b: [UInt8], _ i: Int) -> UInt16 { UInt16(b[i]) << 8 | UInt16(b[i + 1]) }
 
     static func get32(_ b: [UInt8], _ i: Int) -> UInt32 {
         UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3])

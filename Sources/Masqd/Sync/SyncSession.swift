@@ -93,14 +93,14 @@ struct SyncSession {
         case .drop(let reason): counters.drop(reason); return []
         case .accept(let newEpoch):
             if newEpoch {
-                counters.peerConnects &+= 1
+                counters[.peerConnects] &+= 1
                 assembly = SyncSnapshotAssembly(maxChunks: assembly.maxChunks) // its resync ids start again
                 inbox.reset() // and its batch numbers
                 resyncWanted = true // a (re)connected peer gets the whole state
                 peerReturned = true
             }
         }
-        counters.messagesReceived &+= 1
+        counters[.messagesReceived] &+= 1
         if !present { // back after a silence: it may have missed anything
             resyncWanted = true
             peerReturned = true
@@ -110,7 +110,7 @@ struct SyncSession {
         case .hello(let peerActive, let wantsResync):
             peerIsActive = peerActive
             if active, !peerActive, wantsResync, !resyncWanted, outgoing.outstanding == 0 { // (one under way is the answer)
-                counters.resyncsRequested &+= 1
+                counters[.resyncsRequested] &+= 1
                 resyncWanted = true
             }
             return []
@@ -129,17 +129,17 @@ struct SyncSession {
                 pendingReply = nackOrAck(resync: resync, received: progress.received, index: index)
                 return []
             case .refused:
-                counters.snapshotsRefused &+= 1
+                counters[.snapshotsRefused] &+= 1
                 return []
             case .complete(let resyncData):
                 pendingReply = .ack(epoch: message.epoch, resync: resync, received: count)
-                guard resyncData.count >= 8 else { counters.snapshotsRefused &+= 1; snapshotRefused = true; return [] }
+                guard resyncData.count >= 8 else { counters[.snapshotsRefused] &+= 1; snapshotRefused = true; return [] }
                 return [.snapshot(Array(resyncData[8...]), base: SyncMessage.get64(resyncData, 0))]
             }
         case .increments(let batch):
             peerIsActive = true
             guard !active else { return [] }
-            counters.incrementsReceived &+= UInt64(batch.itemCount)
+            counters[.incrementsReceived] &+= UInt64(batch.itemCount)
             incrementAckDue = true
             return inbox.add(batch).map { .increments($0) }
         case .ack(let ackedEpoch, let resync, let received):
@@ -160,7 +160,7 @@ struct SyncSession {
                 // Batches no longer held: only a full resync that includes them helps.
                 let underWay = outgoing.outstanding > 0 && resyncBase >= missingTo
                 if !underWay, !resyncWanted {
-                    counters.resyncsForIncrementsLost &+= 1
+                    counters[.resyncsForIncrementsLost] &+= 1
                     resyncWanted = true
                 }
             }
@@ -187,7 +187,7 @@ struct SyncSession {
             switch outgoingIncrements.append(Array(records[start..<end]), wallClock: wallClock, coveredThrough: covered) {
             case .queued, .droppedCovered: break
             case .overflowed:
-                counters.incrementQueueOverflows &+= 1
+                counters[.incrementQueueOverflows] &+= 1
                 resyncWanted = true
             }
             start = end
@@ -200,7 +200,7 @@ struct SyncSession {
         guard peerPresent(now: now) else { return }
         let covered = outgoing.outstanding > 0 ? resyncBase : 0
         if outgoingIncrements.append([], helperStates: [state], wallClock: wallClock, coveredThrough: covered) == .overflowed {
-            counters.incrementQueueOverflows &+= 1
+            counters[.incrementQueueOverflows] &+= 1
             resyncWanted = true
         }
     }
@@ -208,7 +208,7 @@ struct SyncSession {
     /// The active's translator lost events (its ring overflowed): increments alone would
     /// leave the standby's copy diverged, so a full resync follows.
     mutating func eventsLost() {
-        counters.resyncsForLostEvents &+= 1
+        counters[.resyncsForLostEvents] &+= 1
         resyncWanted = true
     }
 
@@ -224,7 +224,7 @@ struct SyncSession {
     }
 
     /// The standby applied `records` increments.
-    mutating func noteIncrementsApplied(_ records: Int) { counters.incrementsApplied &+= UInt64(records) }
+    mutating func noteIncrementsApplied(_ records: Int) { counters[.incrementsApplied] &+= UInt64(records) }
 
     /// The ack of the chunks held without a gap from the first, or a nack for the first gap.
     private func nackOrAck(resync: UInt32, received: Int, index: UInt32) -> SyncMessage.Body {
@@ -236,7 +236,7 @@ struct SyncSession {
     /// The standby decoded the resync that includes every batch up to `base` and made it its
     /// copy: the batches to apply to it now, in order (SyncIncrementInbox.rebase).
     mutating func snapshotAccepted(base: UInt64) -> [SyncIncrementBatch] {
-        counters.snapshotsReceived &+= 1
+        counters[.snapshotsReceived] &+= 1
         snapshotRefused = false
         incrementAckDue = true
         return inbox.rebase(base)
@@ -245,7 +245,7 @@ struct SyncSession {
     /// The resync did not decode: the copy stays, and so does the inbox (the increments after
     /// the copy's base go on applying to it); the standby asks for another.
     mutating func noteSnapshotRefused() {
-        counters.snapshotsRefused &+= 1
+        counters[.snapshotsRefused] &+= 1
         snapshotRefused = true
     }
 
@@ -263,9 +263,9 @@ struct SyncSession {
         data += encoded
         if outgoing.start(resync: nextResync, encoded: data) {
             nextResync &+= 1
-            counters.resyncsSent &+= 1
+            counters[.resyncsSent] &+= 1
         } else {
-            counters.resyncsTooLarge &+= 1
+            counters[.resyncsTooLarge] &+= 1
         }
     }
 
@@ -318,10 +318,10 @@ struct SyncSession {
         }
         swap(&queue, &outgoing)
         nextSequence = sequence
-        counters.messagesSent &+= sentCount
-        counters.sendsDeferred &+= deferred
-        counters.messagesResent &+= UInt64(sent.again)
-        counters.resyncBytesSent &+= bytes
+        counters[.messagesSent] &+= sentCount
+        counters[.sendsDeferred] &+= deferred
+        counters[.messagesResent] &+= UInt64(sent.again)
+        counters[.resyncBytesSent] &+= bytes
     }
 
     private mutating func sendIncrements(now: UInt64, _ send: ([UInt8]) -> Bool) {
@@ -340,20 +340,20 @@ struct SyncSession {
         }
         swap(&queue, &outgoingIncrements)
         nextSequence = sequence
-        counters.messagesSent &+= UInt64(sent.fresh + sent.again)
-        counters.incrementBatchesSent &+= UInt64(sent.fresh)
-        counters.incrementBatchesResent &+= UInt64(sent.again)
-        counters.incrementRecordsSent &+= records
-        counters.incrementBytesSent &+= bytes
-        counters.sendsDeferred &+= deferred
+        counters[.messagesSent] &+= UInt64(sent.fresh + sent.again)
+        counters[.incrementBatchesSent] &+= UInt64(sent.fresh)
+        counters[.incrementBatchesResent] &+= UInt64(sent.again)
+        counters[.incrementRecordsSent] &+= records
+        counters[.incrementBytesSent] &+= bytes
+        counters[.sendsDeferred] &+= deferred
     }
 
     @discardableResult
     private mutating func transmit(_ body: SyncMessage.Body, _ send: ([UInt8]) -> Bool) -> Bool {
         let message = SyncMessage(epoch: epoch, sequence: nextSequence, body: body)
-        guard send(message.encoded(with: mac)) else { counters.sendsDeferred &+= 1; return false }
+        guard send(message.encoded(with: mac)) else { counters[.sendsDeferred] &+= 1; return false }
         nextSequence &+= 1
-        counters.messagesSent &+= 1
+        counters[.messagesSent] &+= 1
         return true
     }
 }

@@ -7,10 +7,10 @@ import NATCore
 
 final class SyncSocket {
     let fileDescriptor: Int32
-    let peer: MetricsEndpoint
+    let peer: IPv4Endpoint
     private var buffer = [UInt8](repeating: 0, count: 2048)
 
-    init(listen: MetricsEndpoint, peer: MetricsEndpoint) throws(MasqdError) {
+    init(listen: IPv4Endpoint, peer: IPv4Endpoint) throws(MasqdError) {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw .option("--sync-listen", listen.description, String(cString: strerror(errno))) }
         var one: Int32 = 1
@@ -33,7 +33,7 @@ final class SyncSocket {
 
     deinit { close(fileDescriptor) }
 
-    static func socketAddress(_ endpoint: MetricsEndpoint) -> sockaddr_in {
+    static func socketAddress(_ endpoint: IPv4Endpoint) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = endpoint.port.bigEndian
