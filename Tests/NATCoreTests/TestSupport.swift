@@ -22,18 +22,18 @@ func at(_ seconds: UInt64, plusNanoseconds extra: UInt64 = 0) -> NATTime {
     NATTime(nanoseconds: t0.nanoseconds + seconds * 1_000_000_000 + extra)
 }
 
+/// The kit's test translator (tables of 1024) with another external address (or none) and
+/// other inside prefixes.
 func makeTranslator(
     external: IPv4Bytes? = Net.external,
     internalPrefixes: [String] = ["192.0.2.0/24"],
     _ configure: (inout NATConfiguration) -> Void = { _ in }
 ) -> NATTranslator {
-    var configuration = NATConfiguration(
-        externalAddress: external?.address,
-        internalPrefixes: internalPrefixes.map { IPv4Prefix($0)! })
-    configuration.maxSessions = 1024
-    configuration.maxMappings = 1024
-    configure(&configuration)
-    return NATTranslator(configuration: configuration)
+    TestNet.translator {
+        $0.externalAddress = external?.address
+        $0.internalPrefixes = internalPrefixes.map { IPv4Prefix($0)! }
+        configure(&$0)
+    }
 }
 
 extension NATTranslator {
