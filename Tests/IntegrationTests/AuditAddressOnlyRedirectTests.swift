@@ -16,10 +16,7 @@ import Glibc
 /// deletes (natEvent 4/5): ports 0 and the protocol for ESP and GRE, the proxy's address and
 /// port as the redirect's post-NAT destination — matching what `masqd flows` listed. Queue 138.
 @Suite(.integrationLimit)
-struct AuditAddressOnlyRedirectTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
+struct AuditAddressOnlyRedirectTests: LabAddresses {
     let routerLAN = LabTopology.routerLANAddress
 
     @Test("ESP, GRE and a redirected HTTP request: journal lines and nfcapd's natEvent 4/5 records for each, created and removed")

@@ -14,10 +14,7 @@ import Glibc
 /// listed, a session create with the same addresses and ports — and a delete once the flow
 /// has expired — and the mapping (BIB) create and delete.
 @Suite(.integrationLimit)
-struct AuditExportTests {
-    let server = LabTopology.serverAddress
-    let wan = LabTopology.routerWANAddress
-
+struct AuditExportTests: LabAddresses {
     /// One `masqd flows` line: `udp 192.0.2.11:40000 -> 203.0.113.2:9999 via 203.0.113.1:40000 expires 3s`.
     struct Flow: Equatable, CustomStringConvertible {
         var proto: Int

@@ -16,10 +16,7 @@ import Glibc
 /// reaches h1's service. The control: a real FTP session on 2121 (curl active mode to
 /// pyftpdlib) is still rewritten and its data connection arrives. Queue index 85, tag "fts".
 @Suite(.integrationLimit)
-struct FTPSlipstreamTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-
+struct FTPSlipstreamTests: LabAddresses {
     /// The attacker: greets with 220, reads the request, then dials what it learned.
     static let attackerScript = """
         import re, socket, sys

@@ -16,11 +16,7 @@ import Glibc
 /// (pyftpdlib, vsftpd) and clients (curl, lftp); every test has its own namespace prefix
 /// (mq<pid>ft?) and NFQUEUE number (indices 24-31).
 @Suite(.integrationLimit)
-struct FTPTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-
+struct FTPTests: LabAddresses {
     enum ServerKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case vsftpd, pyftpdlib
         var testDescription: String { rawValue }

@@ -8,11 +8,7 @@ import Testing
 /// WAN address — to a forwarded port, and to the mapping a UDP peer holds open — and each
 /// side sees the other as the WAN address, as an outside host would. Queue indices 32-35.
 @Suite(.integrationLimit)
-struct HairpinTests {
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-    let h2 = LabTopology.host2Address           // 192.0.2.11
-
+struct HairpinTests: LabAddresses {
     @Test("h2 fetches h1's web server through the WAN address and a forward; h1 sees the WAN address as the client", arguments: Integration.firewalls)
     func hairpinToForward(firewall: FirewallChoice) throws {
         try Integration.withEngine(Integration.tag("hpa", firewall), queue: Integration.queue(32, firewall), options: ["--forward", "tcp:8080=\(h1):80"],

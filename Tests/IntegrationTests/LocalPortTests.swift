@@ -14,10 +14,7 @@ import Glibc
 /// its mapping would be WAN:4500, and the server's packets would go to it instead of the
 /// router. Real sockets in every namespace (python3), the real masqd and rules. Queue index 90.
 @Suite(.integrationLimit)
-struct LocalPortTests {
-    let wan = LabTopology.routerWANAddress          // 203.0.113.1
-    let server = LabTopology.serverAddress
-
+struct LocalPortTests: LabAddresses {
     /// The server's socket on 4500: sends "tick N" to WAN:4500 every 0.3 s for `seconds`,
     /// printing what arrives (the router's echoes and the LAN host's datagram).
     func ticker(seconds: Double) -> [String] {

@@ -12,10 +12,7 @@ import Glibc
 /// Every test has its own namespaces (prefix mq<pid><letter>) and its own NFQUEUE number,
 /// so they run in parallel.
 @Suite(.integrationLimit)
-struct MasqueradeTests {
-    let server = LabTopology.serverAddress
-    let wan = LabTopology.routerWANAddress
-
+struct MasqueradeTests: LabAddresses {
     @Test("two LAN hosts ping the server at once with the same ICMP identifier", arguments: Integration.firewalls)
     func pingSameIdentifier(firewall: FirewallChoice) throws {
         try Integration.withEngine(Integration.tag("a", firewall), queue: Integration.queue(1, firewall), firewall: firewall) { lab, _ in

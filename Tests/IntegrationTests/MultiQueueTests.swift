@@ -13,10 +13,7 @@ import Glibc
 /// (LAN host ↔ server) and its replies (server ↔ WAN address) usually land on different
 /// workers — every translation here only works if the workers really share their state.
 @Suite(.integrationLimit)
-struct MultiQueueTests {
-    let server = LabTopology.serverAddress
-    let wan = LabTopology.routerWANAddress
-
+struct MultiQueueTests: LabAddresses {
     @Test("--queues with two workers: HTTP from two hosts at once, UDP, ping and fragmented ping through the far host all translate; both workers get traffic")
     func twoWorkersShareOneState() throws {
         try Integration.requireEnvironment()

@@ -14,13 +14,7 @@ import Glibc
 /// filtering. Real namespaces, real iptables, the real masqd binary; every test has its own
 /// namespace prefix (mq<pid>s?) and NFQUEUE number (indices 8-15, next to MasqueradeTests' 1-7).
 @Suite(.integrationLimit)
-struct NATSemanticsTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let far = LabTopology.farAddress            // 198.51.100.2
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-    let h2 = LabTopology.host2Address           // 192.0.2.11
-
+struct NATSemanticsTests: LabAddresses {
     // MARK: 1. port forwards
 
     @Test("port forwards: tcp:8080 → h1:80 serves a WAN client that h1 sees as itself; udp:9000 → h2:9999 answers from the WAN address")

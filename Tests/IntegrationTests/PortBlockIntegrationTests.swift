@@ -206,22 +206,15 @@ struct PortBlockIntegrationTests {
         }
     }
 
-    static func failure(_ args: [String]) -> String {
-        do {
-            _ = try EngineOptions.parse(["--wan", "eth0"] + args).settings()
-            return "no error"
-        } catch {
-            return "\(error)"
-        }
-    }
+    static func failure(_ args: [String]) -> String { OptionCheck.message(["--wan", "eth0"] + args) }
 
     @Test("the options: one-line errors for bad values, the config file keys, a reload may change the cap but not the size")
     func options() throws {
-        let settings = try EngineOptions.parse(["--wan", "eth0", "--port-block-size", "256", "--max-port-blocks-per-host", "4"]).settings()
+        let settings = try OptionCheck.settings(["--wan", "eth0", "--port-block-size", "256", "--max-port-blocks-per-host", "4"])
         #expect(settings.nat.portBlocks == PortBlockSettings(size: 256, maxPerHost: 4))
         #expect(settings.audit.portBlocks)
-        #expect(try EngineOptions.parse(["--wan", "eth0"]).settings().nat.portBlocks == nil)
-        #expect(try EngineOptions.parse(["--wan", "eth0", "--port-block-size", "64"]).settings().nat.portBlocks?.maxPerHost == 8)
+        #expect(try OptionCheck.settings(["--wan", "eth0"]).nat.portBlocks == nil)
+        #expect(try OptionCheck.settings(["--wan", "eth0", "--port-block-size", "64"]).nat.portBlocks?.maxPerHost == 8)
         #expect(Self.failure(["--port-block-size", "8"]) == "--port-block-size 8: expected a number of ports from 16 to 16384")
         #expect(Self.failure(["--port-block-size", "lots"]) == "--port-block-size lots: expected a number of ports from 16 to 16384")
         #expect(Self.failure(["--port-range", "20000-20100", "--port-block-size", "64"])
@@ -230,15 +223,15 @@ struct PortBlockIntegrationTests {
             == "--max-port-blocks-per-host 0: expected a number from 1 to 1024")
         #expect(Self.failure(["--max-port-blocks-per-host", "3"]) == "--max-port-blocks-per-host 3: needs --port-block-size")
 
-        let path = try ConfigFileTests.write("wan: eth0\nport-block-size: 128\nmax-port-blocks-per-host: 3\n")
-        let fromFile = try EngineOptions.parse(["--config", path]).settings()
+        let path = try OptionCheck.write("wan: eth0\nport-block-size: 128\nmax-port-blocks-per-host: 3\n")
+        let fromFile = try OptionCheck.settings(["--config", path])
         #expect(fromFile.nat.portBlocks == PortBlockSettings(size: 128, maxPerHost: 3))
-        let bad = try ConfigFileTests.write("wan: eth0\nport-block-size: 10\n")
+        let bad = try OptionCheck.write("wan: eth0\nport-block-size: 10\n")
         #expect(Self.failure(["--config", bad]) == "\(bad):2: port-block-size 10: expected a number of ports from 16 to 16384")
 
-        let other = try EngineOptions.parse(["--wan", "eth0", "--port-block-size", "64"]).settings()
+        let other = try OptionCheck.settings(["--wan", "eth0", "--port-block-size", "64"])
         #expect(Engine.unchangeable(settings, other).map { "\($0.key) \($0.old) -> \($0.new)" } == ["port-block-size 256 -> 64"])
-        let capOnly = try EngineOptions.parse(["--wan", "eth0", "--port-block-size", "256", "--max-port-blocks-per-host", "9"]).settings()
+        let capOnly = try OptionCheck.settings(["--wan", "eth0", "--port-block-size", "256", "--max-port-blocks-per-host", "9"])
         #expect(Engine.unchangeable(settings, capOnly).isEmpty)
     }
 }

@@ -12,10 +12,7 @@ import Testing
 /// and relays both ways. The server must see the WAN address (the proxy's own connection),
 /// the client the server's address. Queue indices 140-141 (+100 on nft).
 @Suite(.integrationLimit)
-struct RedirectTests {
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let server = LabTopology.serverAddress      // 203.0.113.2
-
+struct RedirectTests: LabAddresses {
     static func proxyScript(masqd: String, control: String) -> String {
         """
         import socket, subprocess, threading, sys

@@ -14,10 +14,7 @@ import Glibc
 /// metrics without namespaces; the others drive the real binary in namespaces (prefixes
 /// mq<pid>rl…, queue indices 46-48).
 @Suite(.integrationLimit)
-struct ReloadAndMetricsTests {
-    let server = LabTopology.serverAddress
-    let wan = LabTopology.routerWANAddress
-
+struct ReloadAndMetricsTests: LabAddresses {
     // MARK: rendering (no namespaces)
 
     @Test("the Prometheus text parses with prometheus_client: families, types, labels, a real histogram")
@@ -101,16 +98,12 @@ struct ReloadAndMetricsTests {
 
     @Test("--metrics and the metrics key: ADDR:PORT checked with a one-line message; not a value that can change on reload")
     func metricsOption() throws {
-        let settings = try EngineOptions.parse(["--wan", "eth0", "--metrics", "127.0.0.1:9469"]).settings()
+        let settings = try OptionCheck.settings(["--wan", "eth0", "--metrics", "127.0.0.1:9469"])
         #expect(settings.metrics == MetricsEndpoint(address: IPv4Address(127, 0, 0, 1), port: 9469))
-        #expect(try EngineOptions.parse(["--wan", "eth0"]).settings().metrics == nil)
+        #expect(try OptionCheck.settings(["--wan", "eth0"]).metrics == nil)
         for bad in ["9469", "localhost:9469", "127.0.0.1:0", "127.0.0.1:70000", "[::1]:9469", "127.0.0.1:"] {
-            do {
-                _ = try EngineOptions.parse(["--wan", "eth0", "--metrics", bad]).settings()
-                Issue.record("--metrics \(bad) was accepted")
-            } catch let error as MasqdError {
-                #expect(error.description == "--metrics \(bad): expected ADDR:PORT with an IPv4 address and a port 1-65535, e.g. 127.0.0.1:9469")
-            }
+            #expect(OptionCheck.message(["--wan", "eth0", "--metrics", bad])
+                    == "--metrics \(bad): expected ADDR:PORT with an IPv4 address and a port 1-65535, e.g. 127.0.0.1:9469")
         }
         var other = settings
         other.metrics = MetricsEndpoint(address: IPv4Address(127, 0, 0, 1), port: 9470)

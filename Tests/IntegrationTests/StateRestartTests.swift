@@ -13,10 +13,7 @@ import Glibc
 /// without the state file. A file that cannot be used is refused with one line, moved aside,
 /// and the engine still comes up and translates. Namespaces st<pid><letter>, queues 41-44.
 @Suite(.integrationLimit)
-struct StateRestartTests {
-    let server = LabTopology.serverAddress
-    let wan = LabTopology.routerWANAddress
-
+struct StateRestartTests: LabAddresses {
     static func prefix(_ tag: String) -> String { "st\(getpid() % 100_000)\(tag)" }
 
     /// The server: accepts one connection, reads a line, waits for the file `trigger`, sends

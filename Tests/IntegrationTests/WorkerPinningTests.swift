@@ -72,9 +72,9 @@ struct WorkerPinningTests {
     func badValuesAreRefused() throws {
         let expected = "expected a comma-separated list of CPU numbers from 0 to 1023"
         for bad in ["1024", "-1", "a", "1,,2", "0x1"] {
-            #expect(RedirectOptionTests.message(["--wan", "eth0", "--worker-cpus=\(bad)"]) == "--worker-cpus \(bad): \(expected)")
+            #expect(OptionCheck.message(["--wan", "eth0", "--worker-cpus=\(bad)"]) == "--worker-cpus \(bad): \(expected)")
         }
-        #expect(try RedirectOptionTests.settings(["--wan", "eth0", "--worker-cpus", "3,1,3"]).workerCPUs == [3, 1, 3])
-        #expect(try RedirectOptionTests.settings(["--wan", "eth0"]).workerCPUs.isEmpty)
+        #expect(try OptionCheck.settings(["--wan", "eth0", "--worker-cpus", "3,1,3"]).workerCPUs == [3, 1, 3])
+        #expect(try OptionCheck.settings(["--wan", "eth0"]).workerCPUs.isEmpty)
     }
 }
