@@ -142,18 +142,10 @@ struct AuditExportTests: LabAddresses {
             #expect(flows.allSatisfy { $0.outside == wan && $0.remote == server }, "masqd flows:\n\(listed.stdout)")
 
             // The flows end (short timeouts): the sweep removes them, the exporter sends the deletes.
-            var remaining = flows.count
-            for _ in 0..<150 where remaining > 0 {
-                usleep(100_000)
-                remaining = try lab.masqd(masqd, ["flows", "--control", lab.controlPath]).stdout.split(separator: "\n").count
-            }
-            #expect(remaining == 0, "flows still listed after 15 s")
+            #expect(try Semantics.flowsDrained(lab, masqd, timeout: 15), "flows still listed after 15 s")
             usleep(300_000) // the exporter's round (20 ms) and the datagrams' way
-            let stats = try lab.masqd(masqd, ["stats", "--control", lab.controlPath]).stdout
-            let counters = Dictionary(stats.split(separator: "\n").compactMap { line -> (String, UInt64)? in
-                let p = line.split(separator: " ")
-                return p.count == 2 ? (String(p[0]), UInt64(p[1])).1.map { (String(p[0]), $0) } : nil
-            }, uniquingKeysWith: { a, _ in a })
+            let stats = try Semantics.statsText(lab, masqd)
+            let counters = Semantics.counters(stats)
 
             let records = try Self.collected(collector)
             let seen = records.map(\.description).joined(separator: "\n")
@@ -166,7 +158,7 @@ struct AuditExportTests: LabAddresses {
             // Nothing but these flows crossed: every record is one of theirs.
             #expect(records.allSatisfy { r in (tcp + udpFlows).contains { r.matches($0, session: r.event == 4 || r.event == 5) } },
                     "records of other flows:\n\(seen)")
-            #expect(counters["ipfix_records_sent"] == UInt64(records.count), "stats:\n\(stats)")
+            #expect(counters["ipfix_records_sent"] == records.count, "stats:\n\(stats)")
             #expect(counters["ipfix_send_errors"] == 0 && counters["nat_events_lost"] == 0 && counters["audit_queue_dropped"] == 0, "stats:\n\(stats)")
             #expect((counters["ipfix_templates_sent"] ?? 0) >= 1)
 

@@ -285,14 +285,8 @@ struct ConfigFileTests {
         #expect(rules.contains("--queue-num \(queue)") && rules.contains("-s \(LabTopology.lanCIDR)"),
                 "the rules must use the file's queue \(queue) and lan:\n\(rules)")
 
-        try FileManager.default.createDirectory(atPath: "/run/masqd", withIntermediateDirectories: true)
-        let engine = try lab.spawn(.router, [masqd, "run", "--config", config], name: "masqd")
-        let ready = try Semantics.waitUntil(timeout: 10) {
-            guard engine.isRunning else { return true }
-            return try lab.masqd(masqd, ["stats", "--control", lab.controlPath], timeout: 5).succeeded
-        }
-        #expect(ready && engine.isRunning, "masqd run --config did not answer on the file's control socket \(lab.controlPath):\n\(engine.output)")
-        guard ready, engine.isRunning else { return }
+        // Answering on the lab's control socket means the file's `control` was used.
+        let engine = try Integration.startRun(lab, masqd, ["--config", config])
 
         let wan = LabTopology.routerWANAddress, server = LabTopology.serverAddress
         let sniff = try lab.spawnHelper(.server, ["sniff", "eth0"], name: "sniff")

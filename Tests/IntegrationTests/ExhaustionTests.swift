@@ -29,11 +29,7 @@ struct ExhaustionTests: LabAddresses {
 
     /// The server's HTTP root with a 4 MiB file; returns its sha256.
     private func serveFile(_ lab: LabTopology) throws -> String {
-        let www = lab.workDir + "/www"
-        try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-        try Shell.check(["dd", "if=/dev/urandom", "of=\(www)/file.bin", "bs=1M", "count=4", "status=none"])
-        _ = try lab.spawnHelper(.server, ["http", www, "8000", "--rate", "2000000"], name: "http")
-        return try Semantics.sha256(www + "/file.bin")
+        try lab.serveRandomFile("file.bin", megabytes: 4, from: .server, port: 8000, rate: 2_000_000).sha256
     }
 
     /// h2 downloads the file at 2 MB/s (paced by the server) in the background (about 2 s: as long as a half).

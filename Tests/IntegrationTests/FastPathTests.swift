@@ -18,11 +18,7 @@ struct FastPathTests: LabAddresses {
 
     /// A file of `megabytes` random MiB served over HTTP from the server (paced at `rate` bytes/s if given).
     static func serve(_ lab: LabTopology, megabytes: Int, rate: Int? = nil) throws -> String {
-        let www = lab.workDir + "/www"
-        try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-        try Shell.check(["dd", "if=/dev/urandom", "of=\(www)/big.bin", "bs=1M", "count=\(megabytes)", "status=none"])
-        _ = try lab.spawnHelper(.server, ["http", www, "8080"] + (rate.map { ["--rate", "\($0)"] } ?? []), name: "http")
-        return try Semantics.sha256(www + "/big.bin")
+        try lab.serveRandomFile("big.bin", megabytes: megabytes, from: .server, port: 8080, rate: rate).sha256
     }
 
     static func tcFilters(_ lab: LabTopology) throws -> String {

@@ -13,17 +13,14 @@ struct HairpinTests: LabAddresses {
     func hairpinToForward(firewall: FirewallChoice) throws {
         try Integration.withEngine(Integration.tag("hpa", firewall), queue: Integration.queue(32, firewall), options: ["--forward", "tcp:8080=\(h1):80"],
                                  firewall: firewall) { lab, masqd in
-            let www = lab.workDir + "/www"
-            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-            let original = www + "/hairpin.bin", copy = lab.workDir + "/hairpin-copy.bin"
-            try Shell.check(["dd", "if=/dev/urandom", "of=\(original)", "bs=1M", "count=2", "status=none"])
-            let http = try lab.spawnHelper(.host1, ["http", www, "80"], name: "http-h1")
+            let file = try lab.serveRandomFile("hairpin.bin", megabytes: 2, from: .host1, port: 80, helperName: "http-h1")
+            let copy = lab.workDir + "/hairpin-copy.bin"
             let curl = try lab.run(.host2, ["curl", "-sS", "--max-time", "30", "-o", copy, "-w", "%{remote_ip}:%{remote_port}",
                                             "http://\(wan):8080/hairpin.bin"], timeout: 40)
             #expect(curl.succeeded, "\(curl.summary)")
             #expect(curl.stdout == "\(wan):8080", "h2 must talk to the WAN address: \(curl.stdout)")
-            #expect(try Semantics.sha256(original) == Semantics.sha256(copy), "the hairpinned download differs")
-            let clients = http.lines.filter { $0.hasPrefix("http client ") }.map { String($0.split(separator: " ")[2].dropLast()) }
+            #expect(try Semantics.sha256(copy) == file.sha256, "the hairpinned download differs")
+            let clients = file.clients
             #expect(!clients.isEmpty && clients.allSatisfy { $0 == wan }, "h1 must see the WAN address as its client, saw \(clients)")
             let stats = try Semantics.stats(lab, masqd)
             #expect((stats["hairpin_translated"] ?? 0) > 0, "hairpin_translated: \(stats["hairpin_translated"] ?? -1)")

@@ -113,6 +113,27 @@ enum Integration {
         return result
     }
 
+    /// `masqd run ARGUMENTS` in the router namespace (its output kept as `name`), returned once
+    /// `masqd stats` answers on the lab's control socket; throws if it exits first or does not
+    /// answer within `timeout` seconds. For tests that start the engine their own way (a
+    /// config file, several queues); the rest use `withEngine`.
+    static func startRun(_ lab: LabTopology, _ masqd: String, _ arguments: [String], name: String = "masqd",
+                         timeout: Double = 10) throws -> BackgroundProcess {
+        try FileManager.default.createDirectory(atPath: "/run/masqd", withIntermediateDirectories: true)
+        let engine = try lab.spawn(.router, [masqd, "run"] + arguments, name: name)
+        let ready = try Semantics.waitUntil(timeout: timeout) {
+            guard engine.isRunning else {
+                throw IntegrationFailure("\(name) exited with status \(engine.exitStatus ?? -1) before it answered `masqd stats`:\n\(engine.output)")
+            }
+            return (try? lab.masqd(masqd, ["stats", "--control", lab.controlPath], timeout: 5))?.succeeded == true
+        }
+        guard ready else {
+            engine.stop()
+            throw IntegrationFailure("\(name) did not answer `masqd stats` on \(lab.controlPath) within \(Int(timeout)) s:\n\(engine.output)")
+        }
+        return engine
+    }
+
     /// `withEngine` for a body that does not need the engine's process.
     static func withEngine<T>(
         _ tag: String, queue: Int, options: [String] = [], farHost: Bool = false, farLinkMTU: Int = 1500,

@@ -28,13 +28,8 @@ struct MultiQueueTests: LabAddresses {
         #expect(printed.succeeded && printed.stdout.contains("--queue-balance \(first):\(last)"), "rules print:\n\(printed.summary)")
         let install = try lab.masqd(masqd, ["rules", "install"] + options)
         try #require(install.succeeded, "rules install: \(install.summary)")
-        try FileManager.default.createDirectory(atPath: "/run/masqd", withIntermediateDirectories: true)
-        let engine = try lab.spawn(.router, [masqd, "run"] + options + ["--control", lab.controlPath], name: "masqd")
+        let engine = try Integration.startRun(lab, masqd, options + ["--control", lab.controlPath])
         defer { engine.stop(grace: 5) }
-        let ready = Semantics.waitUntil(timeout: 10) {
-            (try? lab.masqd(masqd, ["stats", "--control", lab.controlPath], timeout: 5))?.succeeded == true
-        }
-        try #require(ready, "masqd run did not answer stats:\n\(engine.output)")
         // Per network namespace: read it in the router's.
         let table = try lab.run(.router, ["cat", "/proc/net/netfilter/nfnetlink_queue"])
         let bound = table.lines.compactMap { Int($0.split(separator: " ").first ?? "") }
@@ -43,12 +38,9 @@ struct MultiQueueTests: LabAddresses {
         // Two downloads at once (TCP from h1 and h2), UDP and ICMP from both, and the far host
         // (another address pair): twelve (pair, protocol) hashes, so the chance that all of them
         // land on one of the two queues is 2/2^12.
-        let www = lab.workDir + "/www"
-        try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-        try Shell.check(["dd", "if=/dev/urandom", "of=\(www)/big.bin", "bs=1M", "count=8", "status=none"])
-        let original = try Semantics.sha256(www + "/big.bin")
-        let http = try lab.spawnHelper(.server, ["http", www, "8080"], name: "http")
-        let httpFar = try lab.spawnHelper(.far, ["http", www, "8080"], name: "http-far")
+        let file = try lab.serveRandomFile("big.bin", megabytes: 8, from: .server, port: 8080)
+        let original = file.sha256, http = file.http
+        let httpFar = try lab.spawnHelper(.far, ["http", file.root, "8080"], name: "http-far")
         let echo = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
         let echoFar = try lab.spawnHelper(.far, ["udpecho", "9999"], name: "udpecho-far")
         _ = (http, httpFar, echo, echoFar)

@@ -145,21 +145,10 @@ struct PortBlockIntegrationTests {
             }
 
             // Every flow ends (short timeouts); the blocks go back with their last mapping.
-            var remaining = 1
-            for _ in 0..<200 where remaining > 0 {
-                usleep(100_000)
-                remaining = try lab.masqd(masqd, ["flows", "--control", lab.controlPath]).stdout.split(separator: "\n").count
-            }
-            #expect(remaining == 0, "flows still listed after 20 s")
+            #expect(try Semantics.flowsDrained(lab, masqd, timeout: 20), "flows still listed after 20 s")
             usleep(500_000) // the exporter's round and the datagrams' way
-            let stats = try lab.masqd(masqd, ["stats", "--control", lab.controlPath]).stdout
-            func counter(_ name: String) -> UInt64? {
-                for line in stats.split(separator: "\n") {
-                    let fields = line.split(separator: " ")
-                    if fields.count == 2, fields[0] == Substring(name) { return UInt64(fields[1]) }
-                }
-                return nil
-            }
+            let stats = try Semantics.statsText(lab, masqd)
+            let counters = Semantics.counters(stats)
             listener.stop(grace: 2)
 
             let log = try String(contentsOfFile: seen, encoding: .utf8).split(separator: "\n")
@@ -186,8 +175,8 @@ struct PortBlockIntegrationTests {
             let inBlocks = blocks.values.map { block in ports.filter { block.contains($0) }.count }
             #expect(inBlocks == [10, 10], "server ports \(ports), blocks \(blocks)")
             // One line per block and event, none per mapping or session.
-            #expect(lines.count == 4 && counter("audit_lines") == 4, "journal:\n\(lines.joined(separator: "\n"))")
-            #expect(counter("port_blocks_allocated") == 2 && counter("port_blocks_released") == 2 && counter("port_blocks_active") == 0, "stats:\n\(stats)")
+            #expect(lines.count == 4 && counters["audit_lines"] == 4, "journal:\n\(lines.joined(separator: "\n"))")
+            #expect(counters["port_blocks_allocated"] == 2 && counters["port_blocks_released"] == 2 && counters["port_blocks_active"] == 0, "stats:\n\(stats)")
 
             // The IPFIX datagrams: template 258's fields, then 2 allocations and 2 releases.
             let messages = log.filter { $0.hasPrefix("ipfix ") }.map { Self.bytes($0.dropFirst(6)) }
@@ -202,7 +191,7 @@ struct PortBlockIntegrationTests {
                 }
             }
             #expect(records.count == 4 && Set(records.map(\.description)) == Set(expected.map(\.description)), "records: \(records)")
-            #expect(counter("ipfix_records_sent") == 4 && counter("ipfix_send_errors") == 0, "stats:\n\(stats)")
+            #expect(counters["ipfix_records_sent"] == 4 && counters["ipfix_send_errors"] == 0, "stats:\n\(stats)")
         }
     }
 

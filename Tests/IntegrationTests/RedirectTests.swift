@@ -50,11 +50,8 @@ struct RedirectTests: LabAddresses {
     func httpThroughTransparentProxy(firewall: FirewallChoice) throws {
         try Integration.withEngine(Integration.tag("rda", firewall), queue: Integration.queue(140, firewall),
                                  options: ["--redirect", "tcp:80=3128"], firewall: firewall) { lab, masqd in
-            let www = lab.workDir + "/www"
-            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-            let original = www + "/page.bin", copy = lab.workDir + "/page-copy.bin"
-            try Shell.check(["dd", "if=/dev/urandom", "of=\(original)", "bs=1M", "count=1", "status=none"])
-            let http = try lab.spawnHelper(.server, ["http", www, "80"], name: "http-s")
+            let file = try lab.serveRandomFile("page.bin", megabytes: 1, from: .server, port: 80, helperName: "http-s")
+            let copy = lab.workDir + "/page-copy.bin"
             let proxy = try lab.spawn(.router, [LabTopology.python, "-u", "-c", Self.proxyScript(masqd: masqd, control: lab.controlPath)],
                                       name: "proxy")
             #expect(Semantics.waitUntil(timeout: 5) { proxy.output.contains("proxy listening") }, "proxy did not start: \(proxy.output)")
@@ -63,11 +60,11 @@ struct RedirectTests: LabAddresses {
             #expect(curl.succeeded, "\(curl.summary)\nproxy:\n\(proxy.output)")
             let fields = curl.stdout.split(separator: " ")
             #expect(fields.first.map(String.init) == "\(server):80", "the client must see the server's address: \(curl.stdout)")
-            #expect(try Semantics.sha256(original) == Semantics.sha256(copy), "the download through the proxy differs")
+            #expect(try Semantics.sha256(copy) == file.sha256, "the download through the proxy differs")
             let clientPort = fields.count == 2 ? String(fields[1]) : "?"
             #expect(proxy.output.contains("proxy client \(LabTopology.host1Address):\(clientPort) original \(server):80"),
                     "the proxy must learn the original destination:\n\(proxy.output)")
-            let clients = http.lines.filter { $0.hasPrefix("http client ") }.map { String($0.split(separator: " ")[2].split(separator: ":")[0]) }
+            let clients = file.clients
             #expect(!clients.isEmpty && clients.allSatisfy { $0 == wan }, "the server must see the WAN address, saw \(clients)")
             let stats = try Semantics.stats(lab, masqd)
             #expect((stats["redirect_flows_created"] ?? 0) == 1, "redirect_flows_created: \(stats["redirect_flows_created"] ?? -1)")
@@ -97,7 +94,7 @@ struct RedirectTests: LabAddresses {
     func uploadThroughTransparentProxy() throws {
         try Integration.withEngine("rdc", queue: Integration.queue(142), options: ["--redirect", "tcp:80=3128"]) { lab, masqd in
             let file = lab.workDir + "/upload.bin"
-            try Shell.check(["dd", "if=/dev/urandom", "of=\(file)", "bs=1M", "count=4", "status=none"])
+            try ServedFile.random(file, megabytes: 4)
             let sink = try lab.spawnHelper(.server, ["tcpsink", "80"], name: "sink")
             let proxy = try lab.spawn(.router, [LabTopology.python, "-u", "-c", Self.proxyScript(masqd: masqd, control: lab.controlPath)],
                                       name: "proxy")

@@ -128,13 +128,7 @@ struct ReloadAndMetricsTests: LabAddresses {
             try yaml(lab, queue).write(toFile: config, atomically: true, encoding: .utf8)
             let install = try lab.masqd(masqd, ["rules", "install", "--config", config])
             guard install.succeeded else { throw IntegrationFailure("rules install --config: \(install.summary)") }
-            try FileManager.default.createDirectory(atPath: "/run/masqd", withIntermediateDirectories: true)
-            let engine = try lab.spawn(.router, [masqd, "run", "--config", config], name: "masqd")
-            let ready = try Semantics.waitUntil(timeout: 10) {
-                guard engine.isRunning else { return true }
-                return try lab.masqd(masqd, ["stats", "--control", lab.controlPath], timeout: 5).succeeded
-            }
-            guard ready, engine.isRunning else { throw IntegrationFailure("masqd run --config did not start:\n\(engine.output)") }
+            let engine = try Integration.startRun(lab, masqd, ["--config", config])
             try body(lab, masqd, config, engine)
             #expect(engine.isRunning, "masqd run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
             let started = Date()
@@ -182,11 +176,8 @@ struct ReloadAndMetricsTests: LabAddresses {
         try Self.withConfiguredEngine("rla", queueIndex: 46, yaml: { lab, queue in
             Self.baseYAML(lab, queue: queue, forwards: ["tcp:2222=192.0.2.11:2222"])
         }) { lab, masqd, config, engine in
-            let www = lab.workDir + "/www"
-            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-            let original = www + "/big.bin", copy = lab.workDir + "/download.bin"
-            try Shell.check(["dd", "if=/dev/urandom", "of=\(original)", "bs=1M", "count=8", "status=none"])
-            _ = try lab.spawnHelper(.server, ["http", www, "8080", "--rate", "1000000"], name: "http")
+            let file = try lab.serveRandomFile("big.bin", megabytes: 8, from: .server, port: 8080, rate: 1_000_000)
+            let copy = lab.workDir + "/download.bin"
             let listener = try lab.spawnHelper(.host1, ["listen", "9000"], name: "listen-h1")
             #expect(try Self.connect(lab, port: 9000) == "refused", "before the reload port 9000 must be the router's own (closed)")
 
@@ -214,7 +205,7 @@ struct ReloadAndMetricsTests: LabAddresses {
             let status = curl.waitForExit(timeout: 60)
             #expect(status == 0, "curl: \(curl.output)")
             #expect(curl.output.contains("8388608 bytes"), "downloaded: \(curl.output)")
-            #expect(try Semantics.sha256(original) == Semantics.sha256(copy), "the download differs from the original")
+            #expect(try Semantics.sha256(copy) == file.sha256, "the download differs from the original")
             let stats = try Semantics.stats(lab, masqd)
             #expect(stats["reloads"] == 1 && stats["reload_failures"] == 0, "\(stats.filter { $0.key.hasPrefix("reload") })")
         }

@@ -38,13 +38,8 @@ struct WorkerPinningTests {
         let options = ["--queues", "\(first)-\(last)", "--wan", LabTopology.wanInterface, "--lan", LabTopology.lanCIDR] + Integration.modeOptions
         let install = try lab.masqd(masqd, ["rules", "install"] + options)
         try #require(install.succeeded, "rules install: \(install.summary)")
-        try FileManager.default.createDirectory(atPath: "/run/masqd", withIntermediateDirectories: true)
-        let engine = try lab.spawn(.router, [masqd, "run"] + options + ["--control", lab.controlPath, "--worker-cpus", "1,0"], name: "masqd")
+        let engine = try Integration.startRun(lab, masqd, options + ["--control", lab.controlPath, "--worker-cpus", "1,0"])
         defer { engine.stop(grace: 5) }
-        let ready = Semantics.waitUntil(timeout: 10) {
-            (try? lab.masqd(masqd, ["stats", "--control", lab.controlPath], timeout: 5))?.succeeded == true
-        }
-        try #require(ready, "masqd run did not answer stats:\n\(engine.output)")
 
         let cpus = try Self.workerCPUs(pid: engine.pid)
         #expect(cpus == ["masqd-q\(first)": "1", "masqd-q\(last)": "0"], "worker threads and their CPUs: \(cpus)")

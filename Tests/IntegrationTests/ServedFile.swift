@@ -1,0 +1,40 @@
+import Foundation
+import MasqdLab
+import MasqdShell
+
+/// A file of random bytes in the lab's web root, served by the lab's HTTP helper: what the
+/// download tests fetch through the NAT and compare by sha256.
+struct ServedFile {
+    /// The web root (the namespaces share the file system, so a test reads it directly).
+    let root: String
+    /// The file's path and sha256.
+    let path: String
+    let sha256: String
+    /// The HTTP helper. It logs each request as `http client ADDR: "GET …" 200 -`.
+    let http: BackgroundProcess
+
+    /// The client addresses the HTTP helper logged, in order.
+    var clients: [String] {
+        http.lines.filter { $0.hasPrefix("http client ") }.map { String($0.split(separator: " ")[2].split(separator: ":")[0]) }
+    }
+
+    /// Writes `megabytes` MiB from /dev/urandom to `path`; returns the file's sha256.
+    @discardableResult
+    static func random(_ path: String, megabytes: Int) throws -> String {
+        try Shell.check(["dd", "if=/dev/urandom", "of=\(path)", "bs=1M", "count=\(megabytes)", "status=none"])
+        return try Semantics.sha256(path)
+    }
+}
+
+extension LabTopology {
+    /// `name`, `megabytes` MiB of random bytes in workDir/www, served over HTTP by the helper on
+    /// `node` at `port` (paced to `rate` bytes a second if given).
+    func serveRandomFile(_ name: String, megabytes: Int, from node: Node, port: Int, rate: Int? = nil,
+                         helperName: String = "http") throws -> ServedFile {
+        let root = workDir + "/www"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let sha256 = try ServedFile.random(root + "/" + name, megabytes: megabytes)
+        let http = try spawnHelper(node, ["http", root, String(port)] + (rate.map { ["--rate", String($0)] } ?? []), name: helperName)
+        return ServedFile(root: root, path: root + "/" + name, sha256: sha256, http: http)
+    }
+}
