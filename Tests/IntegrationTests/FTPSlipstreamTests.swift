@@ -100,7 +100,7 @@ struct FTPSlipstreamTests: LabAddresses {
             let copy = dir + "/real.bin"
             let curl = try FTPLab.curl(lab, from: .host1, "ftp://\(server):2121/real.bin", to: copy, ["-P", "-", "--disable-eprt"])
             #expect(curl.succeeded, "real FTP session: \(curl.summary)")
-            let sum = FileManager.default.fileExists(atPath: copy) ? try Semantics.sha256(copy) : "missing"
+            let sum = try FTPLab.downloadedSum(copy)
             #expect(sum == sums["real.bin"], "downloaded sha256 \(sum), served \(sums["real.bin"]!)")
             let ports = FTPLab.activeEndpoints(ftpd.lines.filter { $0.contains("<- PORT ") })
             #expect(ports.count == 1 && ports.first?.address == wan, "pyftpdlib received \(ports), expected one PORT naming \(wan)")
