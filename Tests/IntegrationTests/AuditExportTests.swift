@@ -123,10 +123,7 @@ struct AuditExportTests: LabAddresses {
             ])
             defer { engine.stop(grace: 5) }
 
-            let www = lab.workDir + "/www"
-            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-            try Data(repeating: 0x61, count: 100_000).write(to: URL(fileURLWithPath: www + "/file.bin"))
-            let http = try lab.spawnHelper(.server, ["http", www, "8080"], name: "http")
+            let http = try lab.serveFile("file.bin", contents: Data(repeating: 0x61, count: 100_000), from: .server, port: 8080).http
             _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
             let curl = try lab.run(.host1, ["curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{size_download}",
                                             "http://\(server):8080/file.bin"], timeout: 30)

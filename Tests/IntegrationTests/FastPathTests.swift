@@ -45,11 +45,7 @@ struct FastPathTests: LabAddresses {
             #expect(try Semantics.sha256(file) == expected)
 
             // The FIN went to the engine and the BPF program removed the entries; the next reading (1 s) sees them gone.
-            var stats = try Semantics.stats(lab, masqd)
-            for _ in 0..<30 where stats["fast_path_flows_active"] != 0 || stats["fast_path_flows_removed", default: 0] < 1 {
-                usleep(100_000)
-                stats = try Semantics.stats(lab, masqd)
-            }
+            let stats = try Semantics.stats(lab, masqd, within: 3) { $0["fast_path_flows_active"] == 0 && $0["fast_path_flows_removed", default: 0] >= 1 }
             let fast = stats["fast_path_packets", default: 0], slow = stats["packets_received", default: 0]
             print("fast path bulk: \(fast) packets \(stats["fast_path_bytes", default: 0]) bytes in the kernel, \(slow) packets through the engine")
             #expect(stats["fast_path_flows_offloaded"] == 1 && stats["fast_path_flows_removed"] == 1 && stats["fast_path_flows_active"] == 0, "\(stats)")
@@ -200,11 +196,7 @@ struct FastPathTests: LabAddresses {
             try lab.check(.router, ["sysctl", "-qw", "net.ipv4.conf.\(LabTopology.wanInterface).promote_secondaries=1"])
             try lab.check(.router, ["ip", "addr", "add", "\(newAddress)/24", "dev", LabTopology.wanInterface])
             try lab.check(.router, ["ip", "addr", "del", "\(LabTopology.routerWANAddress)/24", "dev", LabTopology.wanInterface])
-            var stats = try Semantics.stats(lab, masqd)
-            for _ in 0..<30 where stats["fast_path_flows_active"] != 0 {
-                usleep(100_000)
-                stats = try Semantics.stats(lab, masqd)
-            }
+            let stats = try Semantics.stats(lab, masqd, within: 3) { $0["fast_path_flows_active"] == 0 }
             #expect(stats["external_address_changes", default: 0] >= 1 && stats["fast_path_flows_active"] == 0 && stats["fast_path_flows_removed"] == 1,
                     "\(stats.filter { $0.key.hasPrefix("fast") || $0.key.hasPrefix("external") })")
             let again = try lab.run(.host1, lab.helper(["udpsend", server, "9999", "--sport", "42000", "--msg", "after"]))

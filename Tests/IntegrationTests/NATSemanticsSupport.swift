@@ -16,6 +16,19 @@ enum Semantics {
         counters(try statsText(lab, masqd))
     }
 
+    /// `stats`, read every 100 ms until `condition` holds of it or `timeout` seconds pass: the
+    /// last reading (the caller checks it).
+    static func stats(_ lab: LabTopology, _ masqd: String, within timeout: Double,
+                      until condition: ([String: Int]) -> Bool) throws -> [String: Int] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var values = try stats(lab, masqd)
+        while !condition(values), Date() < deadline {
+            usleep(100_000)
+            values = try stats(lab, masqd)
+        }
+        return values
+    }
+
     /// `masqd stats` of the topology's engine as printed.
     static func statsText(_ lab: LabTopology, _ masqd: String) throws -> String {
         let result = try lab.masqd(masqd, ["stats", "--control", lab.controlPath])

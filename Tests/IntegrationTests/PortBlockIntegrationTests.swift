@@ -124,12 +124,7 @@ struct PortBlockIntegrationTests {
             try Self.serverScript.write(toFile: serverPy, atomically: true, encoding: .utf8)
             try Self.clientScript.write(toFile: clientPy, atomically: true, encoding: .utf8)
             let listener = try lab.spawn(.server, ["python3", serverPy, server, seen], name: "pb-server")
-            var ready = false
-            for _ in 0..<100 where !ready {
-                ready = listener.output.contains("ready")
-                if !ready { usleep(50_000) }
-            }
-            #expect(ready, "the server script did not start:\n\(listener.output)")
+            #expect(listener.waitForOutput(containing: "ready", timeout: 5), "the server script did not start:\n\(listener.output)")
 
             try lab.installRules(masqd: masqd, queue: queue)
             let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: [

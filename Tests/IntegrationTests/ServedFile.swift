@@ -31,9 +31,25 @@ extension LabTopology {
     /// `node` at `port` (paced to `rate` bytes a second if given).
     func serveRandomFile(_ name: String, megabytes: Int, from node: Node, port: Int, rate: Int? = nil,
                          helperName: String = "http") throws -> ServedFile {
+        try serve(name, from: node, port: port, rate: rate, helperName: helperName) { try ServedFile.random($0, megabytes: megabytes) }
+    }
+
+    /// `name` holding `contents` in workDir/www, served as `serveRandomFile` serves.
+    func serveFile(_ name: String, contents: Data, from node: Node, port: Int, rate: Int? = nil,
+                   helperName: String = "http") throws -> ServedFile {
+        try serve(name, from: node, port: port, rate: rate, helperName: helperName) {
+            try contents.write(to: URL(fileURLWithPath: $0))
+            return try Semantics.sha256($0)
+        }
+    }
+
+    /// The web root made, the file written by `write` (given its path, returning its sha256),
+    /// the HTTP helper started.
+    private func serve(_ name: String, from node: Node, port: Int, rate: Int?, helperName: String,
+                       write: (String) throws -> String) throws -> ServedFile {
         let root = workDir + "/www"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let sha256 = try ServedFile.random(root + "/" + name, megabytes: megabytes)
+        let sha256 = try write(root + "/" + name)
         let http = try spawnHelper(node, ["http", root, String(port)] + (rate.map { ["--rate", String($0)] } ?? []), name: helperName)
         return ServedFile(root: root, path: root + "/" + name, sha256: sha256, http: http)
     }
