@@ -45,8 +45,7 @@ struct AuditAddressOnlyRedirectTests: LabAddresses {
             let proxy = try lab.spawn(.router, [LabTopology.python, "-u", "-c", RedirectTests.proxyScript(masqd: masqd, control: lab.controlPath)],
                                       name: "proxy")
             #expect(Semantics.waitUntil(timeout: 5) { proxy.output.contains("proxy listening") }, "proxy did not start: \(proxy.output)")
-            let curl = try lab.run(.host1, ["curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{size_download} %{local_port}",
-                                            "http://\(server)/page.bin"], timeout: 30)
+            let curl = try lab.curl(from: .host1, "http://\(server)/page.bin", writeOut: "%{size_download} %{local_port}", maxTime: 20)
             let fields = curl.stdout.split(separator: " ").map(String.init)
             #expect(curl.succeeded && fields.first == "10000", "\(curl.summary)\n\(http.output)\nproxy:\n\(proxy.output)")
             let clientPort = fields.count == 2 ? fields[1] : "?"

@@ -125,8 +125,7 @@ struct AuditExportTests: LabAddresses {
 
             let http = try lab.serveFile("file.bin", contents: Data(repeating: 0x61, count: 100_000), from: .server, port: 8080).http
             _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
-            let curl = try lab.run(.host1, ["curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{size_download}",
-                                            "http://\(server):8080/file.bin"], timeout: 30)
+            let curl = try lab.curl(from: .host1, "http://\(server):8080/file.bin", writeOut: "%{size_download}", maxTime: 20)
             #expect(curl.succeeded && curl.stdout == "100000", "\(curl.summary)\n\(http.output)")
             let udp = try lab.run(.host2, lab.helper(["udpsend", server, "9999", "--sport", "40000", "--msg", "audit"]), timeout: 20)
             #expect(udp.succeeded, "\(udp.summary)")

@@ -35,8 +35,7 @@ struct ExhaustionTests: LabAddresses {
     /// h2 downloads the file at 2 MB/s (paced by the server) in the background (about 2 s: as long as a half).
     private func startDownload(_ lab: LabTopology, _ name: String) throws -> (BackgroundProcess, String) {
         let copy = lab.workDir + "/\(name).bin"
-        let curl = try lab.spawn(.host2, ["curl", "-sS", "--max-time", "20", "-o", copy,
-                                          "http://\(server):8000/file.bin"], name: name)
+        let curl = try lab.spawnCurl(from: .host2, "http://\(server):8000/file.bin", to: copy, maxTime: 20, name: name)
         return (curl, copy)
     }
 

@@ -21,6 +21,14 @@ struct FastPathTests: LabAddresses {
         try lab.serveRandomFile("big.bin", megabytes: megabytes, from: .server, port: 8080, rate: rate).sha256
     }
 
+    /// `Integration.withEngine` with `--fast-path` and `options`, the BPF object built first.
+    static func withFastPath(_ tag: String, queueIndex: Int, options: [String] = [],
+                             _ body: (LabTopology, String, BackgroundProcess) throws -> Void) throws {
+        let masqd = try Integration.masqdExecutable()
+        try buildObject(masqd)
+        try Integration.withEngine(executable: masqd, tag, queue: Integration.queue(queueIndex), options: ["--fast-path"] + options, body)
+    }
+
     static func tcFilters(_ lab: LabTopology) throws -> String {
         try lab.run(.router, ["tc", "filter", "show", "dev", "wan0", "ingress"]).stdout
             + (try lab.run(.router, ["tc", "filter", "show", "dev", "br0", "ingress"]).stdout)
@@ -40,7 +48,7 @@ struct FastPathTests: LabAddresses {
             #expect(filters.contains("masqd_inbound") && filters.contains("masqd_outbound"), "tc filters:\n\(filters)\n\(engine.output)")
 
             let file = lab.workDir + "/got.bin"
-            let curl = try lab.run(.host1, ["curl", "-sS", "--max-time", "60", "-o", file, "http://\(server):8080/big.bin"], timeout: 70)
+            let curl = try lab.curl(from: .host1, "http://\(server):8080/big.bin", to: file)
             #expect(curl.succeeded, "\(curl.summary)\n\(engine.output)")
             #expect(try Semantics.sha256(file) == expected)
 
@@ -71,16 +79,10 @@ struct FastPathTests: LabAddresses {
 
     @Test("A paced 24 MiB download offloaded 1 s into the transfer (--fast-path-delay 1): both paths carry it, the file is intact, listed offloaded")
     func offloadMidFlow() throws {
-        let masqd = try Integration.masqdExecutable()
-        try Self.buildObject(masqd)
-        let queue = Integration.queue(162)
-        try Integration.withTopology("fpm") { lab in
+        try Self.withFastPath("fpm", queueIndex: 162, options: ["--fast-path-delay", "1"]) { lab, masqd, _ in
             let expected = try Self.serve(lab, megabytes: 24, rate: 8_000_000)
-            try lab.installRules(masqd: masqd, queue: queue)
-            let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: ["--fast-path", "--fast-path-delay", "1"])
-            defer { engine.stop(grace: 5) }
             let file = lab.workDir + "/got.bin"
-            let curl = try lab.spawn(.host1, ["curl", "-sS", "--max-time", "60", "-o", file, "http://\(server):8080/big.bin"], name: "curl")
+            let curl = try lab.spawnCurl(from: .host1, "http://\(server):8080/big.bin", to: file, name: "curl")
             usleep(2_000_000)
             let flows = try lab.masqd(masqd, ["flows", "--control", lab.controlPath]).stdout
             #expect(flows.contains("-> \(server):8080") && flows.contains(" offloaded"), "masqd flows:\n\(flows)")
@@ -99,14 +101,8 @@ struct FastPathTests: LabAddresses {
 
     @Test("UDP: offloaded once answered; 8 s of fast-path-only traffic outlive its 5 s timeout; every echo intact")
     func udpOutlivesTimeout() throws {
-        let masqd = try Integration.masqdExecutable()
-        try Self.buildObject(masqd)
-        let queue = Integration.queue(165)
-        try Integration.withTopology("fpu") { lab in
+        try Self.withFastPath("fpu", queueIndex: 165, options: ["--timeout", "udp=5"]) { lab, masqd, _ in
             _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
-            try lab.installRules(masqd: masqd, queue: queue)
-            let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: ["--fast-path", "--timeout", "udp=5"])
-            defer { engine.stop(grace: 5) }
             // One socket, one flow: 40 echoes of 1000 bytes over 8 s, each checked (the kernel drops a
             // bad checksum; the echo names the source it saw: the WAN address).
             let script = """
@@ -179,14 +175,8 @@ struct FastPathTests: LabAddresses {
 
     @Test("A WAN address change: the offloaded flow made with the old address is flushed from the map too; the next exchange uses the new one")
     func wanAddressChange() throws {
-        let masqd = try Integration.masqdExecutable()
-        try Self.buildObject(masqd)
-        let queue = Integration.queue(167)
-        try Integration.withTopology("fpw") { lab in
+        try Self.withFastPath("fpw", queueIndex: 167) { lab, masqd, _ in
             _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
-            try lab.installRules(masqd: masqd, queue: queue)
-            let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: ["--fast-path"])
-            defer { engine.stop(grace: 5) }
             let echo = lab.helper(["udpsend", server, "9999", "--sport", "42000", "--msg", "before"])
             #expect(try lab.run(.host1, echo).stdout.contains("seen-from \(LabTopology.routerWANAddress):"))
             usleep(1_200_000)

@@ -15,8 +15,7 @@ struct HairpinTests: LabAddresses {
                                  firewall: firewall) { lab, masqd in
             let file = try lab.serveRandomFile("hairpin.bin", megabytes: 2, from: .host1, port: 80, helperName: "http-h1")
             let copy = lab.workDir + "/hairpin-copy.bin"
-            let curl = try lab.run(.host2, ["curl", "-sS", "--max-time", "30", "-o", copy, "-w", "%{remote_ip}:%{remote_port}",
-                                            "http://\(wan):8080/hairpin.bin"], timeout: 40)
+            let curl = try lab.curl(from: .host2, "http://\(wan):8080/hairpin.bin", to: copy, writeOut: "%{remote_ip}:%{remote_port}", maxTime: 30)
             #expect(curl.succeeded, "\(curl.summary)")
             #expect(curl.stdout == "\(wan):8080", "h2 must talk to the WAN address: \(curl.stdout)")
             #expect(try Semantics.sha256(copy) == file.sha256, "the hairpinned download differs")

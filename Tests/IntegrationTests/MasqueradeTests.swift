@@ -39,8 +39,7 @@ struct MasqueradeTests: LabAddresses {
         try Integration.withEngine(Integration.tag("b", firewall), queue: Integration.queue(2, firewall), firewall: firewall) { lab, _ in
             let file = try lab.serveRandomFile("big.bin", megabytes: 8, from: .server, port: 8080)
             let copy = lab.workDir + "/download.bin"
-            let curl = try lab.run(.host1, ["curl", "-sS", "--max-time", "60", "-o", copy, "-w", "%{size_download}",
-                                            "http://\(server):8080/big.bin"], timeout: 70)
+            let curl = try lab.curl(from: .host1, "http://\(server):8080/big.bin", to: copy, writeOut: "%{size_download}")
             #expect(curl.succeeded, "\(curl.summary)")
             #expect(curl.stdout == "8388608", "downloaded \(curl.stdout) bytes, expected 8388608")
             let sum = try Semantics.sha256(copy)

@@ -49,7 +49,7 @@ struct MultiQueueTests: LabAddresses {
         var downloads: [(String, BackgroundProcess)] = []
         for (node, target) in [(LabTopology.Node.host1, server), (.host2, server), (.host1, LabTopology.farAddress), (.host2, LabTopology.farAddress)] {
             let copy = lab.workDir + "/copy-\(node.rawValue)-\(target).bin"
-            downloads.append((copy, try lab.spawn(node, ["curl", "-sS", "--max-time", "60", "-o", copy, "http://\(target):8080/big.bin"], name: "curl-\(node.rawValue)-\(target)")))
+            downloads.append((copy, try lab.spawnCurl(from: node, "http://\(target):8080/big.bin", to: copy, name: "curl-\(node.rawValue)-\(target)")))
         }
         for node in [LabTopology.Node.host1, .host2] {
             for target in [server, LabTopology.farAddress] {

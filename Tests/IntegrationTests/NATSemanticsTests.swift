@@ -26,9 +26,7 @@ struct NATSemanticsTests: LabAddresses {
             let echo = try lab.spawnHelper(.host2, ["udpecho", "9999"], name: "udpecho-h2")
 
             // TCP: the WAN server fetches from the router's WAN address and port 8080.
-            let curl = try lab.run(.server, ["curl", "-sS", "--max-time", "60", "-o", copy,
-                                             "-w", "%{remote_ip}:%{remote_port} %{size_download}",
-                                             "http://\(wan):8080/forwarded.bin"], timeout: 70)
+            let curl = try lab.curl(from: .server, "http://\(wan):8080/forwarded.bin", to: copy, writeOut: "%{remote_ip}:%{remote_port} %{size_download}")
             #expect(curl.succeeded, "\(curl.summary)")
             #expect(curl.stdout == "\(wan):8080 4194304", "curl on the server: \(curl.stdout)")
             let sum = try Semantics.sha256(copy)

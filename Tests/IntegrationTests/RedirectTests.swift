@@ -55,8 +55,7 @@ struct RedirectTests: LabAddresses {
             let proxy = try lab.spawn(.router, [LabTopology.python, "-u", "-c", Self.proxyScript(masqd: masqd, control: lab.controlPath)],
                                       name: "proxy")
             #expect(Semantics.waitUntil(timeout: 5) { proxy.output.contains("proxy listening") }, "proxy did not start: \(proxy.output)")
-            let curl = try lab.run(.host1, ["curl", "-sS", "--max-time", "30", "-o", copy, "-w", "%{remote_ip}:%{remote_port} %{local_port}",
-                                            "http://\(server)/page.bin"], timeout: 40)
+            let curl = try lab.curl(from: .host1, "http://\(server)/page.bin", to: copy, writeOut: "%{remote_ip}:%{remote_port} %{local_port}", maxTime: 30)
             #expect(curl.succeeded, "\(curl.summary)\nproxy:\n\(proxy.output)")
             let fields = curl.stdout.split(separator: " ")
             #expect(fields.first.map(String.init) == "\(server):80", "the client must see the server's address: \(curl.stdout)")

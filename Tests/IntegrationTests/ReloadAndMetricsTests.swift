@@ -182,8 +182,8 @@ struct ReloadAndMetricsTests: LabAddresses {
             #expect(try Self.connect(lab, port: 9000) == "refused", "before the reload port 9000 must be the router's own (closed)")
 
             // About 8 s at 1 MB/s (paced by the server): the reload lands in the middle, even on a busy machine.
-            let curl = try lab.spawn(.host1, ["curl", "-sS", "--max-time", "60", "-o", copy,
-                                              "-w", "%{size_download} bytes in %{time_total} s\n", "http://\(server):8080/big.bin"], name: "curl")
+            let curl = try lab.spawnCurl(from: .host1, "http://\(server):8080/big.bin", to: copy, writeOut: "%{size_download} bytes in %{time_total} s\n",
+                                      name: "curl")
             let flowing = Semantics.waitUntil(timeout: 10) {
                 let size = (try? FileManager.default.attributesOfItem(atPath: copy))?[.size] as? Int
                 return (size ?? 0) > 1_000_000

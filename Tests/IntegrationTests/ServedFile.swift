@@ -54,3 +54,22 @@ extension LabTopology {
         return ServedFile(root: root, path: root + "/" + name, sha256: sha256, http: http)
     }
 }
+
+extension LabTopology {
+    /// curl on `node` fetching `url` into `output`, printing `writeOut` (curl's -w) when given;
+    /// curl gives up after `maxTime` seconds, the run 10 s later.
+    func curl(from node: Node, _ url: String, to output: String = "/dev/null", writeOut: String? = nil,
+              maxTime: Int = 60) throws -> CommandResult {
+        try run(node, curlArguments(url, output, writeOut, maxTime), timeout: Double(maxTime + 10))
+    }
+
+    /// `curl(from:…)` in the background, logged as `name`.
+    func spawnCurl(from node: Node, _ url: String, to output: String, writeOut: String? = nil, maxTime: Int = 60,
+                   name: String) throws -> BackgroundProcess {
+        try spawn(node, curlArguments(url, output, writeOut, maxTime), name: name)
+    }
+
+    private func curlArguments(_ url: String, _ output: String, _ writeOut: String?, _ maxTime: Int) -> [String] {
+        ["curl", "-sS", "--max-time", String(maxTime), "-o", output] + (writeOut.map { ["-w", $0] } ?? []) + [url]
+    }
+}
