@@ -262,52 +262,50 @@ struct ConfigFileTests {
 
     @Test("`rules install --config F` and `run --config F` masquerade h1's ping and UDP to the server")
     func endToEnd() throws {
-        try Integration.requireEnvironment()
         let masqd = try Integration.masqdExecutable()
         let queue = Integration.queue(40)
-        let lab = try LabTopology(prefix: Integration.prefix("cfa"))
-        defer { lab.destroy() }
-        try lab.create()
-        let config = lab.workDir + "/masqd.yaml"
-        try """
-            # the whole deployment: nothing but --config on the command lines
-            queue: \(queue)
-            wan: \(LabTopology.wanInterface)
-            lan:
-              - \(LabTopology.lanCIDR)
-            control: \(lab.controlPath)
+        try Integration.withTopology("cfa") { lab in
+            let config = lab.workDir + "/masqd.yaml"
+            try """
+                # the whole deployment: nothing but --config on the command lines
+                queue: \(queue)
+                wan: \(LabTopology.wanInterface)
+                lan:
+                  - \(LabTopology.lanCIDR)
+                control: \(lab.controlPath)
 
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+                """.write(toFile: config, atomically: true, encoding: .utf8)
 
-        let install = try lab.masqd(masqd, ["rules", "install", "--config", config])
-        #expect(install.succeeded, "rules install --config failed: \(install.summary)")
-        let rules = try Integration.iptablesSave(lab)
-        #expect(rules.contains("--queue-num \(queue)") && rules.contains("-s \(LabTopology.lanCIDR)"),
-                "the rules must use the file's queue \(queue) and lan:\n\(rules)")
+            let install = try lab.masqd(masqd, ["rules", "install", "--config", config])
+            #expect(install.succeeded, "rules install --config failed: \(install.summary)")
+            let rules = try Integration.iptablesSave(lab)
+            #expect(rules.contains("--queue-num \(queue)") && rules.contains("-s \(LabTopology.lanCIDR)"),
+                    "the rules must use the file's queue \(queue) and lan:\n\(rules)")
 
-        // Answering on the lab's control socket means the file's `control` was used.
-        let engine = try Integration.startRun(lab, masqd, ["--config", config])
+            // Answering on the lab's control socket means the file's `control` was used.
+            let engine = try Integration.startRun(lab, masqd, ["--config", config])
 
-        let wan = LabTopology.routerWANAddress, server = LabTopology.serverAddress
-        let sniff = try lab.spawnHelper(.server, ["sniff", "eth0"], name: "sniff")
-        let echo = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
-        let ping = try lab.run(.host1, lab.helper(["ping", server, "--count", "3", "--id", "4660", "--interval", "0.1"]), timeout: 30)
-        #expect(ping.succeeded && ping.stdout.contains("3 sent, 3 received"), "ping: \(ping.summary)")
-        let udp = try lab.run(.host1, lab.helper(["udpsend", server, "9999", "--sport", "40000", "--msg", "cfg"]), timeout: 20)
-        #expect(udp.succeeded && udp.stdout.contains("'echo cfg seen-from \(wan):"), "udpsend: \(udp.summary)")
-        #expect(echo.lines.contains { $0.hasPrefix("udp from \(wan):") }, "the UDP echo saw:\n\(echo.output)")
-        usleep(200_000)
-        let seen = SniffedPacket.parse(sniff.lines).filter(\.incoming)
-        #expect(seen.contains { $0.proto == "icmp" && $0.icmpKind == "echo-request" }, "no echo request reached the server:\n\(sniff.output)")
-        #expect(!seen.isEmpty && seen.allSatisfy { $0.source == wan }, "the server saw a source other than \(wan):\n\(sniff.output)")
+            let wan = LabTopology.routerWANAddress, server = LabTopology.serverAddress
+            let sniff = try lab.spawnHelper(.server, ["sniff", "eth0"], name: "sniff")
+            let echo = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
+            let ping = try lab.run(.host1, lab.helper(["ping", server, "--count", "3", "--id", "4660", "--interval", "0.1"]), timeout: 30)
+            #expect(ping.succeeded && ping.stdout.contains("3 sent, 3 received"), "ping: \(ping.summary)")
+            let udp = try lab.run(.host1, lab.helper(["udpsend", server, "9999", "--sport", "40000", "--msg", "cfg"]), timeout: 20)
+            #expect(udp.succeeded && udp.stdout.contains("'echo cfg seen-from \(wan):"), "udpsend: \(udp.summary)")
+            #expect(echo.lines.contains { $0.hasPrefix("udp from \(wan):") }, "the UDP echo saw:\n\(echo.output)")
+            usleep(200_000)
+            let seen = SniffedPacket.parse(sniff.lines).filter(\.incoming)
+            #expect(seen.contains { $0.proto == "icmp" && $0.icmpKind == "echo-request" }, "no echo request reached the server:\n\(sniff.output)")
+            #expect(!seen.isEmpty && seen.allSatisfy { $0.source == wan }, "the server saw a source other than \(wan):\n\(sniff.output)")
 
-        let stats = try Semantics.stats(lab, masqd)
-        #expect(!stats.isEmpty, "masqd stats on the file's control socket gave no counters")
-        #expect(engine.isRunning, "masqd run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
-        engine.stop(grace: 5)
+            let stats = try Semantics.stats(lab, masqd)
+            #expect(!stats.isEmpty, "masqd stats on the file's control socket gave no counters")
+            #expect(engine.isRunning, "masqd run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
+            engine.stop(grace: 5)
 
-        let remove = try lab.masqd(masqd, ["rules", "remove", "--config", config])
-        #expect(remove.succeeded, "rules remove --config failed: \(remove.summary)")
-        #expect(!(try Integration.iptablesSave(lab)).contains("masqd queue"), "rules remove --config left rules behind")
+            let remove = try lab.masqd(masqd, ["rules", "remove", "--config", config])
+            #expect(remove.succeeded, "rules remove --config failed: \(remove.summary)")
+            #expect(!(try Integration.iptablesSave(lab)).contains("masqd queue"), "rules remove --config left rules behind")
+        }
     }
 }

@@ -111,38 +111,36 @@ struct RedirectTests: LabAddresses {
     @Test("an idle redirected connection survives a restart with --state-file: the server's next line reaches the client through the proxy")
     func redirectedConnectionSurvivesRestart() throws {
         let masqd = try Integration.masqdExecutable()
-        try Integration.requireEnvironment()
-        let lab = try LabTopology(prefix: Integration.prefix("rdd"), modeOptions: Integration.modeOptions)
-        defer { lab.destroy() }
-        try lab.create()
-        let queue = Integration.queue(143)
-        let options = ["--redirect", "tcp:7000=3128"]
-        let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)
-        try #require(install.succeeded, "\(install.summary)")
-        let stateFile = lab.workDir + "/masqd.state"
-        let stateOptions = options + ["--state-file", stateFile]
-        try StateRestartTests.serverScript.write(toFile: lab.workDir + "/server.py", atomically: true, encoding: .utf8)
-        try StateRestartTests.clientScript.write(toFile: lab.workDir + "/client.py", atomically: true, encoding: .utf8)
-        let trigger = lab.workDir + "/send-now"
-        let first = try StateRestartTests.startEngine(lab, masqd, queue: queue, extra: stateOptions, name: "masqd-1")
-        let proxy = try lab.spawn(.router, [LabTopology.python, "-u", "-c", Self.proxyScript(masqd: masqd, control: lab.controlPath)], name: "proxy")
-        try #require(proxy.waitForOutput(containing: "proxy listening"), "proxy:\n\(proxy.output)")
-        let serverProcess = try lab.spawn(.server, [LabTopology.python, "-u", lab.workDir + "/server.py", "7000", trigger], name: "server")
-        try #require(serverProcess.waitForOutput(containing: "ready"), "server:\n\(serverProcess.output)")
-        let client = try lab.spawn(.host1, [LabTopology.python, "-u", lab.workDir + "/client.py", server, "7000"], name: "client")
-        try #require(serverProcess.waitForOutput(containing: "got before-restart"), "server:\n\(serverProcess.output)\nproxy:\n\(proxy.output)")
-        #expect(proxy.output.contains("original \(server):7000"), "proxy:\n\(proxy.output)")
-        usleep(300_000) // the proxy's ACK has crossed: the connection is idle
-        StateRestartTests.stop(first)
-        let second = try StateRestartTests.startEngine(lab, masqd, queue: queue, extra: stateOptions, name: "masqd-2")
-        #expect(Semantics.waitUntil(timeout: 5) { second.output.contains("restored 1 of 1 redirected connections") }, "\(second.output)")
-        #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
-        #expect(client.waitForOutput(containing: "received after-restart", timeout: 10), "client:\n\(client.output)\nmasqd:\n\(second.output)")
-        #expect(serverProcess.waitForOutput(containing: "got echo after-restart from \(wan):", timeout: 5), "server:\n\(serverProcess.output)")
-        let stats = try Semantics.stats(lab, masqd)
-        #expect((stats["redirected_from_proxy"] ?? 0) >= 1 && stats["redirect_flows_active"] == 1, "\(stats.filter { $0.key.hasPrefix("redirect") })")
-        StateRestartTests.stop(second)
-        proxy.stop(grace: 1)
+        try Integration.withTopology("rdd") { lab in
+            let queue = Integration.queue(143)
+            let options = ["--redirect", "tcp:7000=3128"]
+            let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)
+            try #require(install.succeeded, "\(install.summary)")
+            let stateFile = lab.workDir + "/masqd.state"
+            let stateOptions = options + ["--state-file", stateFile]
+            try StateRestartTests.serverScript.write(toFile: lab.workDir + "/server.py", atomically: true, encoding: .utf8)
+            try StateRestartTests.clientScript.write(toFile: lab.workDir + "/client.py", atomically: true, encoding: .utf8)
+            let trigger = lab.workDir + "/send-now"
+            let first = try StateRestartTests.startEngine(lab, masqd, queue: queue, extra: stateOptions, name: "masqd-1")
+            let proxy = try lab.spawn(.router, [LabTopology.python, "-u", "-c", Self.proxyScript(masqd: masqd, control: lab.controlPath)], name: "proxy")
+            try #require(proxy.waitForOutput(containing: "proxy listening"), "proxy:\n\(proxy.output)")
+            let serverProcess = try lab.spawn(.server, [LabTopology.python, "-u", lab.workDir + "/server.py", "7000", trigger], name: "server")
+            try #require(serverProcess.waitForOutput(containing: "ready"), "server:\n\(serverProcess.output)")
+            let client = try lab.spawn(.host1, [LabTopology.python, "-u", lab.workDir + "/client.py", server, "7000"], name: "client")
+            try #require(serverProcess.waitForOutput(containing: "got before-restart"), "server:\n\(serverProcess.output)\nproxy:\n\(proxy.output)")
+            #expect(proxy.output.contains("original \(server):7000"), "proxy:\n\(proxy.output)")
+            usleep(300_000) // the proxy's ACK has crossed: the connection is idle
+            StateRestartTests.stop(first)
+            let second = try StateRestartTests.startEngine(lab, masqd, queue: queue, extra: stateOptions, name: "masqd-2")
+            #expect(Semantics.waitUntil(timeout: 5) { second.output.contains("restored 1 of 1 redirected connections") }, "\(second.output)")
+            #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
+            #expect(client.waitForOutput(containing: "received after-restart", timeout: 10), "client:\n\(client.output)\nmasqd:\n\(second.output)")
+            #expect(serverProcess.waitForOutput(containing: "got echo after-restart from \(wan):", timeout: 5), "server:\n\(serverProcess.output)")
+            let stats = try Semantics.stats(lab, masqd)
+            #expect((stats["redirected_from_proxy"] ?? 0) >= 1 && stats["redirect_flows_active"] == 1, "\(stats.filter { $0.key.hasPrefix("redirect") })")
+            StateRestartTests.stop(second)
+            proxy.stop(grace: 1)
+        }
     }
 
     @Test("a LAN host sending with a source the router routes elsewhere is dropped by the reverse-path rule and counted; its real address still works",

@@ -32,23 +32,22 @@ struct WorkerPinningTests {
         try #require(sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2, "this test needs two online CPUs")
         let masqd = try Integration.masqdExecutable()
         let first = Integration.queue(71), last = first + 1
-        let lab = try LabTopology(prefix: Integration.prefix("wpn"))
-        defer { lab.destroy() }
-        try lab.create()
-        let options = ["--queues", "\(first)-\(last)", "--wan", LabTopology.wanInterface, "--lan", LabTopology.lanCIDR] + Integration.modeOptions
-        let install = try lab.masqd(masqd, ["rules", "install"] + options)
-        try #require(install.succeeded, "rules install: \(install.summary)")
-        let engine = try Integration.startRun(lab, masqd, options + ["--control", lab.controlPath, "--worker-cpus", "1,0"])
-        defer { engine.stop(grace: 5) }
+        try Integration.withTopology("wpn") { lab in
+            let options = ["--queues", "\(first)-\(last)", "--wan", LabTopology.wanInterface, "--lan", LabTopology.lanCIDR] + Integration.modeOptions
+            let install = try lab.masqd(masqd, ["rules", "install"] + options)
+            try #require(install.succeeded, "rules install: \(install.summary)")
+            let engine = try Integration.startRun(lab, masqd, options + ["--control", lab.controlPath, "--worker-cpus", "1,0"])
+            defer { engine.stop(grace: 5) }
 
-        let cpus = try Self.workerCPUs(pid: engine.pid)
-        #expect(cpus == ["masqd-q\(first)": "1", "masqd-q\(last)": "0"], "worker threads and their CPUs: \(cpus)")
-        #expect(engine.output.contains("masqd-q\(first) pinned to CPU 1"), "start log:\n\(engine.output)")
+            let cpus = try Self.workerCPUs(pid: engine.pid)
+            #expect(cpus == ["masqd-q\(first)": "1", "masqd-q\(last)": "0"], "worker threads and their CPUs: \(cpus)")
+            #expect(engine.output.contains("masqd-q\(first) pinned to CPU 1"), "start log:\n\(engine.output)")
 
-        _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
-        let udp = try lab.run(.host1, lab.helper(["udpsend", LabTopology.serverAddress, "9999", "--msg", "pinned"]), timeout: 20)
-        #expect(udp.succeeded && udp.stdout.contains("seen-from \(LabTopology.routerWANAddress):"), "UDP through the pinned workers: \(udp.summary)")
-        #expect(engine.isRunning, "masqd run died:\n\(engine.output)")
+            _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
+            let udp = try lab.run(.host1, lab.helper(["udpsend", LabTopology.serverAddress, "9999", "--msg", "pinned"]), timeout: 20)
+            #expect(udp.succeeded && udp.stdout.contains("seen-from \(LabTopology.routerWANAddress):"), "UDP through the pinned workers: \(udp.summary)")
+            #expect(engine.isRunning, "masqd run died:\n\(engine.output)")
+        }
     }
 
     @Test("--worker-cpus naming a CPU that is not online: masqd run exits with one line naming the option, the worker and the CPU")
