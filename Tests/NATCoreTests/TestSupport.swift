@@ -1,4 +1,5 @@
 import NATTestKit
+import Testing
 // Shared fixtures: the lab addresses, a seeded RNG and a translator harness.
 
 @testable import NATCore
@@ -49,6 +50,15 @@ extension NATTranslator {
         forEachSession(now: now) { all.append($0) }
         return all
     }
+}
+
+/// Runs `packet` through `nat` and checks the verdict and that the bytes were left exactly as
+/// they came (a packet passed on or dropped is never half rewritten).
+func expectUnchanged(_ nat: NATTranslator, _ packet: [UInt8], _ direction: PacketDirection, verdict: TranslationVerdict = .accept,
+                     notReady: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) {
+    var copy = packet
+    #expect(nat.run(&copy, direction, notReady: notReady) == verdict, sourceLocation: sourceLocation)
+    #expect(copy == packet, "the bytes changed", sourceLocation: sourceLocation)
 }
 
 /// Source or destination port (or ICMP identifier) of a finished packet (the kit's reader).

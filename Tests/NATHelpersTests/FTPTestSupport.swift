@@ -146,6 +146,21 @@ func portFromCommas(_ text: String) -> UInt16? {
 
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
+/// Sends each line from the inside end in its own segment and checks it leaves unchanged; returns the next
+/// sequence number.
+@discardableResult
+func sendUnchanged(_ link: Link, _ lines: [String], seq start: UInt32 = insideISN + 1,
+                   sourceLocation: SourceLocation = #_sourceLocation) -> UInt32 {
+    var seq = start
+    for line in lines {
+        let sent = link.fromInside(line, seq: seq, ack: outsideISN + 1)
+        seq += UInt32(line.utf8.count)
+        #expect(sent.payload == bytes(line), "\(line.debugDescription)", sourceLocation: sourceLocation)
+        expectWellFormed(sent, sourceLocation: sourceLocation)
+    }
+    return seq
+}
+
 /// The byte stream the peer receives: each output payload placed at its sequence number
 /// (overlaps must agree, and nothing may be missing).
 func reassembledBytes(_ outputs: [Sent], from start: UInt32, sourceLocation: SourceLocation = #_sourceLocation) throws -> [UInt8] {
