@@ -148,6 +148,16 @@ public enum PacketBuilder {
         return ipv4(source: source, destination: destination, protocolNumber: 1, transport: message, fields: ip)
     }
 
+    /// An IPv4 + ICMP error (by default port unreachable, type 3 code 3) quoting `quoted` (the
+    /// packet it is about, or any part of it). The 4 bytes after the checksum are unused but for
+    /// `nextHopMTU` (fragmentation needed, type 3 code 4; RFC 1191).
+    public static func icmpError(
+        type: UInt8 = 3, code: UInt8 = 3, from source: IPv4Bytes, to destination: IPv4Bytes, quoting quoted: [UInt8],
+        nextHopMTU: UInt16 = 0, ip: IPv4Fields = IPv4Fields()
+    ) -> [UInt8] {
+        icmp(source, destination, type: type, code: code, identifier: 0, sequence: nextHopMTU, payload: quoted, ip: ip)
+    }
+
     /// TCP options NOP, NOP, SACK (RFC 2018) with the given (left edge, right edge) blocks:
     /// 4 + 8 × blocks.count bytes, so a multiple of 4 as `tcp(options:)` needs (at most 4 blocks).
     public static func sackOption(_ blocks: [(UInt32, UInt32)]) -> [UInt8] {

@@ -16,13 +16,8 @@ import Glibc
 import PacketCapture
 
 func fail(_ message: String) -> Never {
-    var line = Array("capture-fuzz: INVARIANT BROKEN: \(message)\n".utf8)
-    _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    say("capture-fuzz: INVARIANT BROKEN: \(message)")
     fatalError(message)
-}
-
-@inline(__always) func check(_ condition: Bool, _ message: @autoclosure () -> String) {
-    if !condition { fail(message()) }
 }
 
 /// Every packet up to the end or the first error.

@@ -23,13 +23,8 @@ import NATCore
 import NATHelpers
 
 func fail(_ message: String) -> Never {
-    var line = Array("state-fuzz: INVARIANT BROKEN: \(message)\n".utf8)
-    _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    say("state-fuzz: INVARIANT BROKEN: \(message)")
     fatalError(message)
-}
-
-@inline(__always) func check(_ condition: Bool, _ message: @autoclosure () -> String) {
-    if !condition { fail(message()) }
 }
 
 /// What the inputs met, over the whole run (printed at exit when FUZZ_STATS is set): shows
@@ -42,9 +37,8 @@ struct RunStats {
     func print() {
         let text = "state-fuzz stats: \(decoded) decoded, \(restored) restored (\(flows) flows, \(helperConnections) helper connections), \(importRefused) restores refused\n"
             + "  refusals: " + refused.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
-            + "  verdicts: " + verdicts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
-        var bytes = Array(text.utf8)
-        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+            + "  verdicts: " + verdicts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        say(text)
     }
 }
 

@@ -20,13 +20,8 @@ import Glibc
 import NATCore
 
 func fail(_ message: String) -> Never {
-    var line = Array("sync-fuzz: INVARIANT BROKEN: \(message)\n".utf8)
-    _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    say("sync-fuzz: INVARIANT BROKEN: \(message)")
     fatalError(message)
-}
-
-@inline(__always) func check(_ condition: Bool, _ message: @autoclosure () -> String) {
-    if !condition { fail(message()) }
 }
 
 let key = Array("the fuzzer's shared secret, 32 b".utf8)

@@ -133,12 +133,6 @@ struct RunStats {
 
 nonisolated(unsafe) var stats = RunStats()
 
-func say(_ text: String) {
-    let line = text + "\n"
-    var bytes = Array(line.utf8)
-    bytes.withUnsafeMutableBytes { b in _ = Glibc.write(2, b.baseAddress, b.count) }
-}
-
 func dumpHistory() {
     guard !historyDumped else { return }
     historyDumped = true
@@ -162,10 +156,6 @@ func fail(_ message: String) -> Never {
     say("masqd-fuzz: INVARIANT BROKEN: \(message) [op: \(currentOp)]")
     dumpHistory()
     fatalError(message)
-}
-
-@inline(__always) func check(_ condition: Bool, _ message: @autoclosure () -> String) {
-    if !condition { fail(message()) }
 }
 
 nonisolated(unsafe) var previousActions: [Int32: sigaction] = [:]
@@ -1201,16 +1191,20 @@ final class Harness {
         currentOp = "raw"
         let direction = Direction.from(mods)
         var bytes = r.bytes(Int(r.u16() & 0x7ff))
-        if mods & 4 != 0 {
-            let sel = r.u8()
-            if bytes.count < 20 { bytes += [UInt8](repeating: 0, count: 20 - bytes.count) }
-            let (a, b) = roles(direction)
-            bytes.put32(address(a, sel & 15), at: 12)
-            bytes.put32(address(b, sel >> 4), at: 16)
-            bytes.put16(bytes.be16(6) & 0x4000, at: 6)
-            Build.fix(&bytes)
-        }
+        if mods & 4 != 0 { setRoleAddresses(&bytes, direction, sel: r.u8()) }
         translate(bytes, direction, notReady: mods & 8 != 0, gso: mods & 16 != 0)
+    }
+
+    /// Raw `bytes` (padded to an IPv4 header) made to carry the addresses of the direction's
+    /// roles that `sel` picks (low nibble source, high nibble destination), no fragment bits
+    /// but DF, checksums fixed: so that raw garbage reaches the tables.
+    func setRoleAddresses(_ bytes: inout [UInt8], _ direction: Direction, sel: UInt8) {
+        if bytes.count < 20 { bytes += [UInt8](repeating: 0, count: 20 - bytes.count) }
+        let (a, b) = roles(direction)
+        bytes.put32(address(a, sel & 15), at: 12)
+        bytes.put32(address(b, sel >> 4), at: 16)
+        bytes.put16(bytes.be16(6) & 0x4000, at: 6)
+        Build.fix(&bytes)
     }
 
     /// A packet built from fields: addresses and ports from small sets, valid checksums
@@ -1443,13 +1437,7 @@ final class Harness {
             var packet: [UInt8]
             if mods & 1 == 0 {
                 packet = r.bytes(Int(r.u16() & 0x7ff))
-                let sel = r.u8()
-                if packet.count < 20 { packet += [UInt8](repeating: 0, count: 20 - packet.count) }
-                let (a, b) = roles(direction)
-                packet.put32(address(a, sel & 15), at: 12)
-                packet.put32(address(b, sel >> 4), at: 16)
-                packet.put16(packet.be16(6) & 0x4000, at: 6)
-                Build.fix(&packet)
+                setRoleAddresses(&packet, direction, sel: r.u8())
             } else {
                 packet = craft(&r, direction)
             }

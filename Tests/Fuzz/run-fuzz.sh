@@ -40,6 +40,7 @@ OUT=${FUZZ_OUT:-$ROOT/.build-fuzz}
 OBJ=$OUT/obj
 SWIFTC=${SWIFTC:-swiftc}
 SCRIPT=$ROOT/Tests/Fuzz/run-fuzz.sh
+CHECK=$ROOT/Tests/Fuzz/FuzzCheck.swift   # say and check, linked into every harness
 FLAGS=(-O -g -sanitize=fuzzer,address -parse-as-library -swift-version 6)
 QUARTER=$(( DURATION / 4 > 10 ? DURATION / 4 : 10 ))
 SYNC_SOURCES=("$ROOT"/Sources/Masqd/Sync/{SHA256,HMACSHA256,SyncMessage,SyncReceiveWindow,SyncSnapshotAssembly,SyncResendQueue,SyncIncrement,SyncHelperState,SyncIncrementQueue,SyncIncrementInbox,SyncCounters,SyncSession}.swift)
@@ -53,7 +54,7 @@ mkdir -p "$OBJ" "$OUT/corpus" "$OUT/artifacts"
 link() { # OUTPUT HARNESS [SWIFTC ARGUMENTS...]
     local output=$1 harness=$2
     shift 2
-    (cd "$OBJ" && "$SWIFTC" "${FLAGS[@]}" "$@" -I "$OBJ" "$harness" -o "$output.tmp" 2> >(grep -v "Cannot export local symbol" >&2))
+    (cd "$OBJ" && "$SWIFTC" "${FLAGS[@]}" "$@" -I "$OBJ" "$harness" "$CHECK" -o "$output.tmp" 2> >(grep -v "Cannot export local symbol" >&2))
     mv "$output.tmp" "$output"
 }
 
@@ -115,7 +116,7 @@ fuzz() { # NAME LABEL WHAT SECONDS MAX_LEN DICT HARNESS SOURCES...
     shift 7
     local bin=$OUT/$name-fuzzer prefix=$name-
     [[ $name == translator ]] && prefix=
-    if [[ ! -x $bin || -n $(find "$@" "$harness" "$SCRIPT" -newer "$bin" -print -quit) ]]; then
+    if [[ ! -x $bin || -n $(find "$@" "$harness" "$CHECK" "$SCRIPT" -newer "$bin" -print -quit) ]]; then
         "build_$name" "$bin" "$harness"
     else
         echo "== $bin is up to date"

@@ -13,12 +13,7 @@ import Glibc
 /// server an echo that sends every payload back to whoever sent it, in the LAN hosts a
 /// sender that sniffs for the answer. Queue index 131.
 @Suite(.integrationLimit)
-struct AddressOnlyTests {
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-    let h2 = LabTopology.host2Address           // 192.0.2.11
-    let server = LabTopology.serverAddress      // 203.0.113.2
-
+struct AddressOnlyTests: LabAddresses {
     static let protocols: [(number: Int, name: String, payload: String)] = [
         (50, "esp", #"b"\x00\x00\x10\x01\x00\x00\x00\x01" + TAG"#),               // SPI 0x1001, sequence 1
         (47, "gre", #"bytes(GRE()/IP(src="10.9.9.1", dst="10.9.9.2")/ICMP()/TAG)"#), // plain GRE around IPv4
@@ -61,7 +56,7 @@ struct AddressOnlyTests {
     @Test("the rules steer every protocol, in both backends: no queueing rule names one but the router's own ICMP errors")
     func rulesMatchEveryProtocol() throws {
         for firewall in ["iptables", "nft"] {
-            let settings = try EngineOptions.parse(["--wan", "eth1", "--lan", "192.0.2.0/24", "--firewall", firewall]).settings()
+            let settings = try OptionCheck.settings(["--wan", "eth1", "--lan", "192.0.2.0/24", "--firewall", firewall])
             let plan = FirewallPlan(settings)
             let restricted = plan.points.filter { $0.ipProtocol != nil }
             #expect(restricted.count == 1 && restricted[0].ipProtocol == "icmp" && restricted[0].sourceType == .local,

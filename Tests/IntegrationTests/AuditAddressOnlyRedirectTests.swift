@@ -16,10 +16,7 @@ import Glibc
 /// deletes (natEvent 4/5): ports 0 and the protocol for ESP and GRE, the proxy's address and
 /// port as the redirect's post-NAT destination — matching what `masqd flows` listed. Queue 138.
 @Suite(.integrationLimit)
-struct AuditAddressOnlyRedirectTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
+struct AuditAddressOnlyRedirectTests: LabAddresses {
     let routerLAN = LabTopology.routerLANAddress
 
     @Test("ESP, GRE and a redirected HTTP request: journal lines and nfcapd's natEvent 4/5 records for each, created and removed")
@@ -44,15 +41,11 @@ struct AuditAddressOnlyRedirectTests {
                 send(IP(dst="\(server)")/GRE()/IP(src="10.9.9.1", dst="10.9.9.2")/ICMP())
                 """)
             // HTTP through the local proxy.
-            let www = lab.workDir + "/www"
-            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-            try Data(repeating: 0x61, count: 10_000).write(to: URL(fileURLWithPath: www + "/page.bin"))
-            let http = try lab.spawnHelper(.server, ["http", www, "80"], name: "http")
+            let http = try lab.serveFile("page.bin", contents: Data(repeating: 0x61, count: 10_000), from: .server, port: 80).http
             let proxy = try lab.spawn(.router, [LabTopology.python, "-u", "-c", RedirectTests.proxyScript(masqd: masqd, control: lab.controlPath)],
                                       name: "proxy")
             #expect(Semantics.waitUntil(timeout: 5) { proxy.output.contains("proxy listening") }, "proxy did not start: \(proxy.output)")
-            let curl = try lab.run(.host1, ["curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{size_download} %{local_port}",
-                                            "http://\(server)/page.bin"], timeout: 30)
+            let curl = try lab.curl(from: .host1, "http://\(server)/page.bin", writeOut: "%{size_download} %{local_port}", maxTime: 20)
             let fields = curl.stdout.split(separator: " ").map(String.init)
             #expect(curl.succeeded && fields.first == "10000", "\(curl.summary)\n\(http.output)\nproxy:\n\(proxy.output)")
             let clientPort = fields.count == 2 ? fields[1] : "?"
@@ -65,14 +58,9 @@ struct AuditAddressOnlyRedirectTests {
 
             // The rows idle out (other=3) and the redirect, closed, too (tcp-closed=3): the sweep
             // removes them, the exporter sends the deletes.
-            var remaining = -1
-            for _ in 0..<150 where remaining != 0 {
-                usleep(100_000)
-                let stats = try Semantics.stats(lab, masqd)
-                remaining = (stats["other_flows_active"] ?? -1) + (stats["redirect_flows_active"] ?? -1)
-            }
+            let idle = try Semantics.stats(lab, masqd, within: 15) { $0["other_flows_active"] == 0 && $0["redirect_flows_active"] == 0 }
             let live = try lab.masqd(masqd, ["flows", "--control", lab.controlPath]).stdout
-            #expect(remaining == 0, "rows still live after 15 s:\n\(live)")
+            #expect(idle["other_flows_active"] == 0 && idle["redirect_flows_active"] == 0, "rows still live after 15 s:\n\(live)")
             usleep(300_000) // the exporter's round (20 ms) and the datagrams' way
             let stats = try Semantics.stats(lab, masqd)
             proxy.stop(grace: 1)

@@ -202,17 +202,10 @@ struct AuditEncodingTests {
     }
 
     static func settings(_ args: [String]) throws -> EngineSettings {
-        try EngineOptions.parse(["--wan", "eth0", "--queue", "3"] + args).settings()
+        try OptionCheck.settings(["--wan", "eth0", "--queue", "3"] + args)
     }
 
-    static func failure(_ args: [String]) -> String {
-        do {
-            _ = try settings(args)
-            return "no error"
-        } catch {
-            return "\(error)"
-        }
-    }
+    static func failure(_ args: [String]) -> String { OptionCheck.message(["--wan", "eth0", "--queue", "3"] + args) }
 
     @Test("the options: defaults, values, and a one-line error naming each bad value")
     func options() throws {

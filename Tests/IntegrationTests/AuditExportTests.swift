@@ -14,10 +14,7 @@ import Glibc
 /// listed, a session create with the same addresses and ports — and a delete once the flow
 /// has expired — and the mapping (BIB) create and delete.
 @Suite(.integrationLimit)
-struct AuditExportTests {
-    let server = LabTopology.serverAddress
-    let wan = LabTopology.routerWANAddress
-
+struct AuditExportTests: LabAddresses {
     /// One `masqd flows` line: `udp 192.0.2.11:40000 -> 203.0.113.2:9999 via 203.0.113.1:40000 expires 3s`.
     struct Flow: Equatable, CustomStringConvertible {
         var proto: Int
@@ -126,13 +123,9 @@ struct AuditExportTests {
             ])
             defer { engine.stop(grace: 5) }
 
-            let www = lab.workDir + "/www"
-            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-            try Data(repeating: 0x61, count: 100_000).write(to: URL(fileURLWithPath: www + "/file.bin"))
-            let http = try lab.spawnHelper(.server, ["http", www, "8080"], name: "http")
+            let http = try lab.serveFile("file.bin", contents: Data(repeating: 0x61, count: 100_000), from: .server, port: 8080).http
             _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
-            let curl = try lab.run(.host1, ["curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{size_download}",
-                                            "http://\(server):8080/file.bin"], timeout: 30)
+            let curl = try lab.curl(from: .host1, "http://\(server):8080/file.bin", writeOut: "%{size_download}", maxTime: 20)
             #expect(curl.succeeded && curl.stdout == "100000", "\(curl.summary)\n\(http.output)")
             let udp = try lab.run(.host2, lab.helper(["udpsend", server, "9999", "--sport", "40000", "--msg", "audit"]), timeout: 20)
             #expect(udp.succeeded, "\(udp.summary)")
@@ -145,18 +138,10 @@ struct AuditExportTests {
             #expect(flows.allSatisfy { $0.outside == wan && $0.remote == server }, "masqd flows:\n\(listed.stdout)")
 
             // The flows end (short timeouts): the sweep removes them, the exporter sends the deletes.
-            var remaining = flows.count
-            for _ in 0..<150 where remaining > 0 {
-                usleep(100_000)
-                remaining = try lab.masqd(masqd, ["flows", "--control", lab.controlPath]).stdout.split(separator: "\n").count
-            }
-            #expect(remaining == 0, "flows still listed after 15 s")
+            #expect(try Semantics.flowsDrained(lab, masqd, timeout: 15), "flows still listed after 15 s")
             usleep(300_000) // the exporter's round (20 ms) and the datagrams' way
-            let stats = try lab.masqd(masqd, ["stats", "--control", lab.controlPath]).stdout
-            let counters = Dictionary(stats.split(separator: "\n").compactMap { line -> (String, UInt64)? in
-                let p = line.split(separator: " ")
-                return p.count == 2 ? (String(p[0]), UInt64(p[1])).1.map { (String(p[0]), $0) } : nil
-            }, uniquingKeysWith: { a, _ in a })
+            let stats = try Semantics.statsText(lab, masqd)
+            let counters = Semantics.counters(stats)
 
             let records = try Self.collected(collector)
             let seen = records.map(\.description).joined(separator: "\n")
@@ -169,7 +154,7 @@ struct AuditExportTests {
             // Nothing but these flows crossed: every record is one of theirs.
             #expect(records.allSatisfy { r in (tcp + udpFlows).contains { r.matches($0, session: r.event == 4 || r.event == 5) } },
                     "records of other flows:\n\(seen)")
-            #expect(counters["ipfix_records_sent"] == UInt64(records.count), "stats:\n\(stats)")
+            #expect(counters["ipfix_records_sent"] == records.count, "stats:\n\(stats)")
             #expect(counters["ipfix_send_errors"] == 0 && counters["nat_events_lost"] == 0 && counters["audit_queue_dropped"] == 0, "stats:\n\(stats)")
             #expect((counters["ipfix_templates_sent"] ?? 0) >= 1)
 

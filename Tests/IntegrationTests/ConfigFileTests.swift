@@ -14,31 +14,13 @@ import Glibc
 struct ConfigFileTests {
     // MARK: helpers
 
-    /// Writes `text` to a fresh file in the temporary directory and returns its path.
-    static func write(_ text: String, name: String = "masqd.yaml") throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("masqd-cfg-\(getpid())-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let path = dir.appendingPathComponent(name).path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
-    static func remove(_ path: String) {
-        try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
-    }
-
-    /// settings() of the command line `arguments`.
-    static func settings(_ arguments: [String]) throws -> EngineSettings {
-        try EngineOptions.parse(arguments).settings()
-    }
-
     /// The one-line message settings() fails with for `yaml` (plus `extra` on the command line),
     /// with the temporary path replaced by "F".
     static func failure(_ yaml: String, _ extra: [String] = []) throws -> String {
-        let path = try write(yaml)
-        defer { remove(path) }
+        let path = try OptionCheck.write(yaml)
+        defer { OptionCheck.remove(path) }
         do {
-            _ = try settings(["--config", path] + extra)
+            _ = try OptionCheck.settings(["--config", path] + extra)
         } catch let error as MasqdError {
             return error.description.replacingOccurrences(of: path, with: "F")
         }
@@ -89,25 +71,25 @@ struct ConfigFileTests {
             control: /tmp/masqd-cfg-test.sock
 
             """
-        let path = try Self.write(yaml)
-        defer { Self.remove(path) }
-        let fromFlags = try Self.settings(flags)
-        let fromFile = try Self.settings(["--config", path])
+        let path = try OptionCheck.write(yaml)
+        defer { OptionCheck.remove(path) }
+        let fromFlags = try OptionCheck.settings(flags)
+        let fromFile = try OptionCheck.settings(["--config", path])
         #expect(Self.summary(fromFile) == Self.summary(fromFlags))
         #expect(!SteeringRules.rules(for: fromFile).isEmpty)
         // The file as a command line is the same command line, up to order.
         let file = try ConfigFile.load(path: path)
-        #expect(Self.summary(try Self.settings(file.arguments)) == Self.summary(fromFlags))
+        #expect(Self.summary(try OptionCheck.settings(file.arguments)) == Self.summary(fromFlags))
         #expect(file.settings.first(where: { $0.key == "timeout" })?.values.map(\.line) == [15, 16])
     }
 
     @Test("flags set false, empty lists and an empty file set nothing: defaults stay")
     func emptyValues() throws {
-        let defaults = try Self.settings(["--wan", "eth0"])
-        let falsy = try Self.write("wan: eth0\nlan: []\nno-hairpin: false\n"), empty = try Self.write("# nothing yet\n")
-        defer { Self.remove(falsy); Self.remove(empty) }
-        #expect(Self.summary(try Self.settings(["--config", falsy])) == Self.summary(defaults))
-        #expect(Self.summary(try Self.settings(["--wan", "eth0", "--config", empty])) == Self.summary(defaults))
+        let defaults = try OptionCheck.settings(["--wan", "eth0"])
+        let falsy = try OptionCheck.write("wan: eth0\nlan: []\nno-hairpin: false\n"), empty = try OptionCheck.write("# nothing yet\n")
+        defer { OptionCheck.remove(falsy); OptionCheck.remove(empty) }
+        #expect(Self.summary(try OptionCheck.settings(["--config", falsy])) == Self.summary(defaults))
+        #expect(Self.summary(try OptionCheck.settings(["--wan", "eth0", "--config", empty])) == Self.summary(defaults))
     }
 
     @Test("the file's keys are exactly EngineOptions' options but --config")
@@ -124,7 +106,7 @@ struct ConfigFileTests {
 
     @Test("an option on the command line wins over the file's (scalar, flag-free default, list)")
     func commandLineWins() throws {
-        let path = try Self.write("""
+        let path = try OptionCheck.write("""
             queue: 7
             wan: eth1
             helpers: irc
@@ -133,24 +115,24 @@ struct ConfigFileTests {
             control: /tmp/from-file.sock
 
             """)
-        defer { Self.remove(path) }
-        let fileOnly = try Self.settings(["--config", path])
+        defer { OptionCheck.remove(path) }
+        let fileOnly = try OptionCheck.settings(["--config", path])
         #expect(fileOnly.queue == 7 && fileOnly.wanInterface == "eth1" && fileOnly.helpers == ["irc"])
         #expect(fileOnly.internalPrefixes.map(\.description) == ["192.0.2.0/24", "10.1.0.0/16"])
         #expect(fileOnly.controlPath == "/tmp/from-file.sock")
 
         // Scalars: the command line's value, even when it equals the default (--queue 0).
-        let s = try Self.settings(["--queue", "0", "--config", path, "--wan", "eth9", "--helpers", "ftp,irc"])
+        let s = try OptionCheck.settings(["--queue", "0", "--config", path, "--wan", "eth9", "--helpers", "ftp,irc"])
         #expect(s.queue == 0 && s.wanInterface == "eth9" && s.helpers == ["ftp", "irc"])
         #expect(s.controlPath == "/tmp/from-file.sock")
         // Lists: the command line's list replaces the file's whole list; others stay the file's.
-        let l = try Self.settings(["--config", path, "--lan", "172.16.0.0/12"])
+        let l = try OptionCheck.settings(["--config", path, "--lan", "172.16.0.0/12"])
         #expect(l.internalPrefixes.map(\.description) == ["172.16.0.0/12"])
         #expect(l.nat.timeouts.udp == fileOnly.nat.timeouts.udp && l.queue == 7)
         // A bad file value that the command line replaces is never used.
-        let bad = try Self.write("wan: eth1\nlan: 192.0.2.0/33\n")
-        defer { Self.remove(bad) }
-        #expect(try Self.settings(["--config", bad, "--lan", "192.0.2.0/24"]).internalPrefixes.map(\.description) == ["192.0.2.0/24"])
+        let bad = try OptionCheck.write("wan: eth1\nlan: 192.0.2.0/33\n")
+        defer { OptionCheck.remove(bad) }
+        #expect(try OptionCheck.settings(["--config", bad, "--lan", "192.0.2.0/24"]).internalPrefixes.map(\.description) == ["192.0.2.0/24"])
     }
 
     // MARK: errors: one line, file, line, key
@@ -160,12 +142,12 @@ struct ConfigFileTests {
     @Test("an unreadable file: FILE: cannot read: reason")
     func unreadable() throws {
         let missing = "/nonexistent-masqd-dir/masqd.yaml"
-        #expect(throws: MasqdError.self) { try Self.settings(["--config", missing, "--wan", "eth0"]) }
-        do { _ = try Self.settings(["--config", missing]) } catch let error as MasqdError {
+        #expect(throws: MasqdError.self) { try OptionCheck.settings(["--config", missing, "--wan", "eth0"]) }
+        do { _ = try OptionCheck.settings(["--config", missing]) } catch let error as MasqdError {
             #expect(error.description == "\(missing): cannot read: No such file or directory")
         }
         let dir = NSTemporaryDirectory()
-        do { _ = try Self.settings(["--config", dir]) } catch let error as MasqdError {
+        do { _ = try OptionCheck.settings(["--config", dir]) } catch let error as MasqdError {
             #expect(error.description == "\(dir): cannot read: Is a directory")
         }
     }
@@ -185,11 +167,11 @@ struct ConfigFileTests {
 
     @Test("bytes that are not UTF-8: FILE:LINE")
     func notUTF8() throws {
-        let path = try Self.write("")
-        defer { Self.remove(path) }
+        let path = try OptionCheck.write("")
+        defer { OptionCheck.remove(path) }
         try Data(Array("wan: eth0\nlan: 192.0.2.0/24\n# caf".utf8) + [0xE9, 0x0A]).write(to: URL(fileURLWithPath: path))
-        #expect(throws: MasqdError.self) { try Self.settings(["--config", path]) }
-        do { _ = try Self.settings(["--config", path]) } catch let error as MasqdError {
+        #expect(throws: MasqdError.self) { try OptionCheck.settings(["--config", path]) }
+        do { _ = try OptionCheck.settings(["--config", path]) } catch let error as MasqdError {
             #expect(error.description == "\(path):3: not UTF-8 text")
         }
     }
@@ -251,17 +233,17 @@ struct ConfigFileTests {
 
     @Test("reserve-local-port-range, max-helper-flows-per-host and timeout tcp-opening from a file and the command line")
     func localPortsAndHelperShares() throws {
-        let defaults = try Self.settings(["--wan", "eth0"])
+        let defaults = try OptionCheck.settings(["--wan", "eth0"])
         #expect(defaults.reserveLocalPortRange && defaults.nat.helperLimits.connectionsPerHost == 128
                 && defaults.nat.helperLimits.expectationsPerHost == 128 && defaults.nat.timeouts.tcpOpening == .seconds(120))
-        let path = try Self.write("wan: eth0\nreserve-local-port-range: no\nmax-helper-flows-per-host: 16\ntimeout: tcp-opening=30\n")
-        defer { Self.remove(path) }
-        let file = try Self.settings(["--config", path])
+        let path = try OptionCheck.write("wan: eth0\nreserve-local-port-range: no\nmax-helper-flows-per-host: 16\ntimeout: tcp-opening=30\n")
+        defer { OptionCheck.remove(path) }
+        let file = try OptionCheck.settings(["--config", path])
         #expect(!file.reserveLocalPortRange && file.nat.helperLimits.connectionsPerHost == 16
                 && file.nat.helperLimits.expectationsPerHost == 16 && file.nat.timeouts.tcpOpening == .seconds(30))
         // The command line wins; `yes`/`no` and `true`/`false` both read.
-        #expect(try Self.settings(["--config", path, "--reserve-local-port-range", "yes"]).reserveLocalPortRange)
-        #expect(try !Self.settings(["--wan", "eth0", "--reserve-local-port-range", "false"]).reserveLocalPortRange)
+        #expect(try OptionCheck.settings(["--config", path, "--reserve-local-port-range", "yes"]).reserveLocalPortRange)
+        #expect(try !OptionCheck.settings(["--wan", "eth0", "--reserve-local-port-range", "false"]).reserveLocalPortRange)
     }
 
     @Test("every error is one line")
@@ -280,58 +262,50 @@ struct ConfigFileTests {
 
     @Test("`rules install --config F` and `run --config F` masquerade h1's ping and UDP to the server")
     func endToEnd() throws {
-        try Integration.requireEnvironment()
         let masqd = try Integration.masqdExecutable()
         let queue = Integration.queue(40)
-        let lab = try LabTopology(prefix: Integration.prefix("cfa"))
-        defer { lab.destroy() }
-        try lab.create()
-        let config = lab.workDir + "/masqd.yaml"
-        try """
-            # the whole deployment: nothing but --config on the command lines
-            queue: \(queue)
-            wan: \(LabTopology.wanInterface)
-            lan:
-              - \(LabTopology.lanCIDR)
-            control: \(lab.controlPath)
+        try Integration.withTopology("cfa") { lab in
+            let config = lab.workDir + "/masqd.yaml"
+            try """
+                # the whole deployment: nothing but --config on the command lines
+                queue: \(queue)
+                wan: \(LabTopology.wanInterface)
+                lan:
+                  - \(LabTopology.lanCIDR)
+                control: \(lab.controlPath)
 
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+                """.write(toFile: config, atomically: true, encoding: .utf8)
 
-        let install = try lab.masqd(masqd, ["rules", "install", "--config", config])
-        #expect(install.succeeded, "rules install --config failed: \(install.summary)")
-        let rules = try Integration.iptablesSave(lab)
-        #expect(rules.contains("--queue-num \(queue)") && rules.contains("-s \(LabTopology.lanCIDR)"),
-                "the rules must use the file's queue \(queue) and lan:\n\(rules)")
+            let install = try lab.masqd(masqd, ["rules", "install", "--config", config])
+            #expect(install.succeeded, "rules install --config failed: \(install.summary)")
+            let rules = try Integration.iptablesSave(lab)
+            #expect(rules.contains("--queue-num \(queue)") && rules.contains("-s \(LabTopology.lanCIDR)"),
+                    "the rules must use the file's queue \(queue) and lan:\n\(rules)")
 
-        try FileManager.default.createDirectory(atPath: "/run/masqd", withIntermediateDirectories: true)
-        let engine = try lab.spawn(.router, [masqd, "run", "--config", config], name: "masqd")
-        let ready = try Semantics.waitUntil(timeout: 10) {
-            guard engine.isRunning else { return true }
-            return try lab.masqd(masqd, ["stats", "--control", lab.controlPath], timeout: 5).succeeded
+            // Answering on the lab's control socket means the file's `control` was used.
+            let engine = try Integration.startRun(lab, masqd, ["--config", config])
+
+            let wan = LabTopology.routerWANAddress, server = LabTopology.serverAddress
+            let sniff = try lab.spawnHelper(.server, ["sniff", "eth0"], name: "sniff")
+            let echo = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
+            let ping = try lab.run(.host1, lab.helper(["ping", server, "--count", "3", "--id", "4660", "--interval", "0.1"]), timeout: 30)
+            #expect(ping.succeeded && ping.stdout.contains("3 sent, 3 received"), "ping: \(ping.summary)")
+            let udp = try lab.run(.host1, lab.helper(["udpsend", server, "9999", "--sport", "40000", "--msg", "cfg"]), timeout: 20)
+            #expect(udp.succeeded && udp.stdout.contains("'echo cfg seen-from \(wan):"), "udpsend: \(udp.summary)")
+            #expect(echo.lines.contains { $0.hasPrefix("udp from \(wan):") }, "the UDP echo saw:\n\(echo.output)")
+            usleep(200_000)
+            let seen = SniffedPacket.parse(sniff.lines).filter(\.incoming)
+            #expect(seen.contains { $0.proto == "icmp" && $0.icmpKind == "echo-request" }, "no echo request reached the server:\n\(sniff.output)")
+            #expect(!seen.isEmpty && seen.allSatisfy { $0.source == wan }, "the server saw a source other than \(wan):\n\(sniff.output)")
+
+            let stats = try Semantics.stats(lab, masqd)
+            #expect(!stats.isEmpty, "masqd stats on the file's control socket gave no counters")
+            #expect(engine.isRunning, "masqd run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
+            engine.stop(grace: 5)
+
+            let remove = try lab.masqd(masqd, ["rules", "remove", "--config", config])
+            #expect(remove.succeeded, "rules remove --config failed: \(remove.summary)")
+            #expect(!(try Integration.iptablesSave(lab)).contains("masqd queue"), "rules remove --config left rules behind")
         }
-        #expect(ready && engine.isRunning, "masqd run --config did not answer on the file's control socket \(lab.controlPath):\n\(engine.output)")
-        guard ready, engine.isRunning else { return }
-
-        let wan = LabTopology.routerWANAddress, server = LabTopology.serverAddress
-        let sniff = try lab.spawnHelper(.server, ["sniff", "eth0"], name: "sniff")
-        let echo = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
-        let ping = try lab.run(.host1, lab.helper(["ping", server, "--count", "3", "--id", "4660", "--interval", "0.1"]), timeout: 30)
-        #expect(ping.succeeded && ping.stdout.contains("3 sent, 3 received"), "ping: \(ping.summary)")
-        let udp = try lab.run(.host1, lab.helper(["udpsend", server, "9999", "--sport", "40000", "--msg", "cfg"]), timeout: 20)
-        #expect(udp.succeeded && udp.stdout.contains("'echo cfg seen-from \(wan):"), "udpsend: \(udp.summary)")
-        #expect(echo.lines.contains { $0.hasPrefix("udp from \(wan):") }, "the UDP echo saw:\n\(echo.output)")
-        usleep(200_000)
-        let seen = SniffedPacket.parse(sniff.lines).filter(\.incoming)
-        #expect(seen.contains { $0.proto == "icmp" && $0.icmpKind == "echo-request" }, "no echo request reached the server:\n\(sniff.output)")
-        #expect(!seen.isEmpty && seen.allSatisfy { $0.source == wan }, "the server saw a source other than \(wan):\n\(sniff.output)")
-
-        let stats = try Semantics.stats(lab, masqd)
-        #expect(!stats.isEmpty, "masqd stats on the file's control socket gave no counters")
-        #expect(engine.isRunning, "masqd run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
-        engine.stop(grace: 5)
-
-        let remove = try lab.masqd(masqd, ["rules", "remove", "--config", config])
-        #expect(remove.succeeded, "rules remove --config failed: \(remove.summary)")
-        #expect(!(try Integration.iptablesSave(lab)).contains("masqd queue"), "rules remove --config left rules behind")
     }
 }

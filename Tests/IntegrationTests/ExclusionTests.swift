@@ -4,26 +4,14 @@ import Foundation
 import Testing
 
 /// `--no-nat-to CIDR` (issue #15 item 2): the rules of both backends exactly, the option's
-/// errors, the file key and reloads, and real traffic: a server in the excluded prefix sees
-/// the LAN address, one outside it the WAN address. Queue indices 131-132 (+100 on nft).
+/// errors, the file key and reloads, and real traffic: a server in the excluded prefix (`far`)
+/// sees the LAN address, one outside it (`server`) the WAN address. Queue indices 131-132
+/// (+100 on nft).
 @Suite(.integrationLimit)
-struct ExclusionTests {
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-    let server = LabTopology.serverAddress      // 203.0.113.2, not excluded
-    let far = LabTopology.farAddress            // 198.51.100.2, in the excluded prefix
-
-    static func settings(_ arguments: [String]) throws -> EngineSettings {
-        try EngineOptions.parse(arguments).settings()
-    }
-
-    static func message(_ arguments: [String]) -> String {
-        do { _ = try settings(arguments); return "accepted" } catch { return "\(error)" }
-    }
-
+struct ExclusionTests: LabAddresses {
     @Test("iptables: each excluded prefix is an ACCEPT above the queueing rules, out to it and (not to the router) back from it; run as printed, the spoof drop stays on top")
     func iptablesRules() throws {
-        let s = try Self.settings(["--queue", "7", "--wan", "eth1", "--lan", "192.0.2.0/24", "--no-nat-to", "198.51.100.0/24",
+        let s = try OptionCheck.settings(["--queue", "7", "--wan", "eth1", "--lan", "192.0.2.0/24", "--no-nat-to", "198.51.100.0/24",
                                    "--no-nat-to", "10.9.0.0/16", "--firewall", "iptables"])
         let c = "-m comment --comment 'masqd queue 7'"
         #expect(SteeringRules.printed(s) == [
@@ -45,7 +33,7 @@ struct ExclusionTests {
 
     @Test("nft: drops, then the exemptions (accept), then the queueing rules of each chain")
     func nftScript() throws {
-        let s = try Self.settings(["--wan", "eth1", "--no-hairpin", "--no-nat-to", "198.51.100.0/24", "--firewall", "nft"])
+        let s = try OptionCheck.settings(["--wan", "eth1", "--no-hairpin", "--no-nat-to", "198.51.100.0/24", "--firewall", "nft"])
         let comment = #"comment "masqd queue 0""#
         let lines = SteeringRules.printed(s)
         let prerouting = try #require(lines.firstIndex(of: "\tchain prerouting {"))
@@ -67,28 +55,28 @@ struct ExclusionTests {
 
     @Test("bad --no-nat-to values are one-line errors naming the option; the file key; a reload refuses a change")
     func option() throws {
-        #expect(Self.message(["--wan", "eth0", "--no-nat-to", "198.51.100.1/24"])
+        #expect(OptionCheck.message(["--wan", "eth0", "--no-nat-to", "198.51.100.1/24"])
                 == "--no-nat-to 198.51.100.1/24: not an IPv4 prefix (A.B.C.D/N with host bits zero)")
-        #expect(Self.message(["--wan", "eth0", "--no-nat-to", "perimeter"]) == "--no-nat-to perimeter: not an IPv4 prefix (A.B.C.D/N with host bits zero)")
-        #expect(Self.message(["--wan", "eth0", "--no-nat-to", "0.0.0.0/0"]) == "--no-nat-to 0.0.0.0/0: excludes every destination")
-        #expect(Self.message(["--wan", "eth0", "--no-nat-to", "10.0.0.0/8", "--no-nat-to", "10.1.0.0/16"])
+        #expect(OptionCheck.message(["--wan", "eth0", "--no-nat-to", "perimeter"]) == "--no-nat-to perimeter: not an IPv4 prefix (A.B.C.D/N with host bits zero)")
+        #expect(OptionCheck.message(["--wan", "eth0", "--no-nat-to", "0.0.0.0/0"]) == "--no-nat-to 0.0.0.0/0: excludes every destination")
+        #expect(OptionCheck.message(["--wan", "eth0", "--no-nat-to", "10.0.0.0/8", "--no-nat-to", "10.1.0.0/16"])
                 == "--no-nat-to 10.1.0.0/16: overlaps --no-nat-to 10.0.0.0/8")
-        #expect(Self.message(["--wan", "eth0", "--lan", "192.0.2.0/24", "--no-nat-to", "192.0.2.128/25"])
+        #expect(OptionCheck.message(["--wan", "eth0", "--lan", "192.0.2.0/24", "--no-nat-to", "192.0.2.128/25"])
                 == "--no-nat-to 192.0.2.128/25: overlaps --lan 192.0.2.0/24")
-        #expect(try Self.settings(["--wan", "eth0", "--no-nat-to", "198.51.100.7"]).noNATDestinations.map(\.description) == ["198.51.100.7/32"])
+        #expect(try OptionCheck.settings(["--wan", "eth0", "--no-nat-to", "198.51.100.7"]).noNATDestinations.map(\.description) == ["198.51.100.7/32"])
 
-        let path = try ConfigFileTests.write("wan: eth0\nno-nat-to:\n  - 198.51.100.0/24\n  - 10.9.0.0/16\n")
-        defer { ConfigFileTests.remove(path) }
-        let fromFile = try Self.settings(["--config", path])
+        let path = try OptionCheck.write("wan: eth0\nno-nat-to:\n  - 198.51.100.0/24\n  - 10.9.0.0/16\n")
+        defer { OptionCheck.remove(path) }
+        let fromFile = try OptionCheck.settings(["--config", path])
         #expect(fromFile.noNATDestinations.map(\.description) == ["198.51.100.0/24", "10.9.0.0/16"])
-        #expect(try Self.settings(["--config", path, "--no-nat-to", "172.16.0.0/12"]).noNATDestinations.map(\.description) == ["172.16.0.0/12"],
+        #expect(try OptionCheck.settings(["--config", path, "--no-nat-to", "172.16.0.0/12"]).noNATDestinations.map(\.description) == ["172.16.0.0/12"],
                 "the command line's list replaces the file's")
         var other = fromFile
         other.noNATDestinations = []
         #expect(Engine.unchangeable(fromFile, other).map(\.key) == ["no-nat-to"], "the rules would change: refused like wan")
-        let bad = try ConfigFileTests.write("wan: eth0\nno-nat-to: [198.51.100.0/24, 198.51.100.0/25]\n")
-        defer { ConfigFileTests.remove(bad) }
-        #expect(Self.message(["--config", bad]) == "\(bad):2: no-nat-to 198.51.100.0/25: overlaps --no-nat-to 198.51.100.0/24")
+        let bad = try OptionCheck.write("wan: eth0\nno-nat-to: [198.51.100.0/24, 198.51.100.0/25]\n")
+        defer { OptionCheck.remove(bad) }
+        #expect(OptionCheck.message(["--config", bad]) == "\(bad):2: no-nat-to 198.51.100.0/25: overlaps --no-nat-to 198.51.100.0/24")
     }
 
     @Test("a server in the excluded prefix sees the LAN address (UDP and TCP, replies back); one outside it sees the WAN address; the engine sees none of the excluded traffic",

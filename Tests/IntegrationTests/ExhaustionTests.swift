@@ -17,12 +17,7 @@ import Glibc
 /// Serialized: two floods at once on a small machine would measure the machine, not masqd.
 /// Queue indices 53-57.
 @Suite(.serialized, .integrationLimit)
-struct ExhaustionTests {
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-    let h2 = LabTopology.host2Address           // 192.0.2.11
-    let server = LabTopology.serverAddress      // 203.0.113.2
-
+struct ExhaustionTests: LabAddresses {
     static let half = 10_000
     static let rate = 5_000
     /// Caps for these tests. Tables are sized by --max-flows at start: 4096 rows each of
@@ -34,18 +29,13 @@ struct ExhaustionTests {
 
     /// The server's HTTP root with a 4 MiB file; returns its sha256.
     private func serveFile(_ lab: LabTopology) throws -> String {
-        let www = lab.workDir + "/www"
-        try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-        try Shell.check(["dd", "if=/dev/urandom", "of=\(www)/file.bin", "bs=1M", "count=4", "status=none"])
-        _ = try lab.spawnHelper(.server, ["http", www, "8000", "--rate", "2000000"], name: "http")
-        return try Semantics.sha256(www + "/file.bin")
+        try lab.serveRandomFile("file.bin", megabytes: 4, from: .server, port: 8000, rate: 2_000_000).sha256
     }
 
     /// h2 downloads the file at 2 MB/s (paced by the server) in the background (about 2 s: as long as a half).
     private func startDownload(_ lab: LabTopology, _ name: String) throws -> (BackgroundProcess, String) {
         let copy = lab.workDir + "/\(name).bin"
-        let curl = try lab.spawn(.host2, ["curl", "-sS", "--max-time", "20", "-o", copy,
-                                          "http://\(server):8000/file.bin"], name: name)
+        let curl = try lab.spawnCurl(from: .host2, "http://\(server):8000/file.bin", to: copy, maxTime: 20, name: name)
         return (curl, copy)
     }
 
@@ -64,9 +54,14 @@ struct ExhaustionTests {
                 sourceLocation: sourceLocation)
     }
 
-    /// Runs the two halves, h2 downloading during the first and after the second, and traces memory.
-    private func flood(_ lab: LabTopology, engine: BackgroundProcess, sha: String,
-                       _ half: (_ first: Int) throws -> Void) throws -> MemoryTrace {
+    /// Serves the file and h2's UDP echo, reads the counters, then runs the two halves, h2
+    /// downloading during the first and after the second, and traces memory. Returns the
+    /// counters from before the flood and the trace.
+    private func flood(_ lab: LabTopology, _ masqd: String, engine: BackgroundProcess,
+                       _ half: (_ first: Int) throws -> Void) throws -> (before: [String: Int], trace: MemoryTrace) {
+        let sha = try serveFile(lab)
+        _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
+        let before = try Semantics.stats(lab, masqd)
         var trace = MemoryTrace()
         #expect((try? String(contentsOfFile: "/proc/\(engine.pid)/comm", encoding: .utf8))?.hasPrefix("masqd") == true,
                 "pid \(engine.pid) is not masqd")
@@ -85,16 +80,13 @@ struct ExhaustionTests {
         }
         trace.peak = peak
         try expectDownload(try startDownload(lab, "after"), sha: sha, "after the flood")
-        return trace
+        return (before, trace)
     }
 
     @Test("SYN flood from 250 outside addresses to a forwarded port: the target's cap holds at 1000, h2 is not affected")
     func synFloodToForward() throws {
         try Integration.withEngine(scapy: true, "rbc", queue: Integration.queue(53), options: ["--forward", "tcp:8080=\(h1):80"] + Self.caps) { lab, masqd, engine in
-            let sha = try serveFile(lab)
-            _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
-            let before = try Semantics.stats(lab, masqd)
-            let trace = try flood(lab, engine: engine, sha: sha) { first in
+            let (before, trace) = try flood(lab, masqd, engine: engine) { first in
                 try Flood.run(lab, from: .server, .synFromManySources, source: "198.51.100.0", destination: wan, destinationPort: 8080,
                               first: first, count: Self.half, rate: Self.rate, seed: first + 1)
             }
@@ -112,10 +104,7 @@ struct ExhaustionTests {
     @Test("SYN flood from h1 to thousands of ports: h1 stops at its cap of 1000 flows, h2 is not affected")
     func synFloodFromInside() throws {
         try Integration.withEngine(scapy: true, "rbd", queue: Integration.queue(54), options: Self.caps) { lab, masqd, engine in
-            let sha = try serveFile(lab)
-            _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
-            let before = try Semantics.stats(lab, masqd)
-            let trace = try flood(lab, engine: engine, sha: sha) { first in
+            let (before, trace) = try flood(lab, masqd, engine: engine) { first in
                 try Flood.run(lab, from: .host1, .synToManyPorts, source: h1, destination: server,
                               first: first, count: Self.half, rate: Self.rate, seed: first + 1)
             }
@@ -134,10 +123,7 @@ struct ExhaustionTests {
     @Test("UDP scan of the WAN address from outside: everything goes to the router's stack, no flow is made")
     func udpScanFromOutside() throws {
         try Integration.withEngine(scapy: true, "rbe", queue: Integration.queue(55), options: Self.caps) { lab, masqd, engine in
-            let sha = try serveFile(lab)
-            _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
-            let before = try Semantics.stats(lab, masqd)
-            let trace = try flood(lab, engine: engine, sha: sha) { first in
+            let (before, trace) = try flood(lab, masqd, engine: engine) { first in
                 try Flood.run(lab, from: .server, .udpScan, source: server, destination: wan, sourcePort: 53000,
                               first: first, count: Self.half, rate: Self.rate)
             }
@@ -159,10 +145,7 @@ struct ExhaustionTests {
     @Test("UDP scan from h1 over 20 000 ports with --max-flows-per-host 1000: 1000 flows, the rest dropped and counted; h2 is not affected")
     func udpScanFromInside() throws {
         try Integration.withEngine(scapy: true, "rbf", queue: Integration.queue(56), options: Self.caps) { lab, masqd, engine in
-            let sha = try serveFile(lab)
-            _ = try lab.spawnHelper(.server, ["udpecho", "7777"], name: "udpecho")
-            let before = try Semantics.stats(lab, masqd)
-            let trace = try flood(lab, engine: engine, sha: sha) { first in
+            let (before, trace) = try flood(lab, masqd, engine: engine) { first in
                 try Flood.run(lab, from: .host1, .udpScan, source: h1, destination: server, sourcePort: 41000,
                               first: first, count: Self.half, rate: Self.rate)
             }

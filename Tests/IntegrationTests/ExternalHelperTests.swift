@@ -17,11 +17,7 @@ import Glibc
 /// config file, `helper-ports`, SIGHUP reload, stats and metrics, the state file.
 /// Tags mq<pid>xh?, queues 70-73.
 @Suite(.integrationLimit)
-struct ExternalHelperTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-
+struct ExternalHelperTests: LabAddresses {
     @Test("the example's masqd: REGISTER is rewritten and the server's answer from a new port arrives; with --helpers none neither",
           arguments: [true, false])
     func registerThroughTheExample(helper: Bool) throws {

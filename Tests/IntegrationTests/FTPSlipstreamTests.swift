@@ -16,10 +16,7 @@ import Glibc
 /// reaches h1's service. The control: a real FTP session on 2121 (curl active mode to
 /// pyftpdlib) is still rewritten and its data connection arrives. Queue index 85, tag "fts".
 @Suite(.integrationLimit)
-struct FTPSlipstreamTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-
+struct FTPSlipstreamTests: LabAddresses {
     /// The attacker: greets with 220, reads the request, then dials what it learned.
     static let attackerScript = """
         import re, socket, sys
@@ -103,7 +100,7 @@ struct FTPSlipstreamTests {
             let copy = dir + "/real.bin"
             let curl = try FTPLab.curl(lab, from: .host1, "ftp://\(server):2121/real.bin", to: copy, ["-P", "-", "--disable-eprt"])
             #expect(curl.succeeded, "real FTP session: \(curl.summary)")
-            let sum = FileManager.default.fileExists(atPath: copy) ? try Semantics.sha256(copy) : "missing"
+            let sum = try FTPLab.downloadedSum(copy)
             #expect(sum == sums["real.bin"], "downloaded sha256 \(sum), served \(sums["real.bin"]!)")
             let ports = FTPLab.activeEndpoints(ftpd.lines.filter { $0.contains("<- PORT ") })
             #expect(ports.count == 1 && ports.first?.address == wan, "pyftpdlib received \(ports), expected one PORT naming \(wan)")

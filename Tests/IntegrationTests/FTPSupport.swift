@@ -193,6 +193,20 @@ enum FTPLab {
         }
     }
 
+    /// sha256 of a downloaded copy, or "missing" when the download left no file.
+    static func downloadedSum(_ path: String) throws -> String {
+        FileManager.default.fileExists(atPath: path) ? try Semantics.sha256(path) : "missing"
+    }
+
+    /// The FTP helper's counters after `count` active transfers: at least `count` rewrites,
+    /// expectations made and expectations fulfilled (`context` starts each message).
+    static func expectRewritesAndExpectations(_ stats: [String: Int], atLeast count: Int, _ context: String = "",
+                                              sourceLocation: SourceLocation = #_sourceLocation) {
+        for counter in ["helper_ftp_rewrites", "helper_ftp_expectations", "helper_expectations_fulfilled"] {
+            #expect((stats[counter] ?? 0) >= count, "\(context)\(counter): \(helperStats(stats))", sourceLocation: sourceLocation)
+        }
+    }
+
     /// "name=value …" of the helper counters, for messages.
     static func helperStats(_ stats: [String: Int]) -> String {
         stats.filter { $0.key.hasPrefix("helper_") }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")

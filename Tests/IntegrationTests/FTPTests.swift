@@ -16,11 +16,7 @@ import Glibc
 /// (pyftpdlib, vsftpd) and clients (curl, lftp); every test has its own namespace prefix
 /// (mq<pid>ft?) and NFQUEUE number (indices 24-31).
 @Suite(.integrationLimit)
-struct FTPTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-
+struct FTPTests: LabAddresses {
     enum ServerKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case vsftpd, pyftpdlib
         var testDescription: String { rawValue }
@@ -47,7 +43,7 @@ struct FTPTests {
                 let copy = lab.workDir + "/active-\(mode).bin"
                 let curl = try FTPLab.curl(lab, from: .host1, "ftp://\(server)/active.bin", to: copy, flags)
                 #expect(curl.succeeded, "\(kind) \(mode): \(curl.summary)")
-                let sum = FileManager.default.fileExists(atPath: copy) ? try Semantics.sha256(copy) : "missing"
+                let sum = try FTPLab.downloadedSum(copy)
                 #expect(sum == sums["active.bin"], "\(kind) \(mode): downloaded sha256 \(sum), served \(sums["active.bin"]!)")
                 // curl itself offered h1's own address; the NAT must have changed it on the way.
                 let sent = FTPLab.activeEndpoints(curl.lines.filter { $0.hasPrefix("> \(mode) ") })
@@ -86,9 +82,7 @@ struct FTPTests {
             #expect(!seen.contains { !$0.incoming && $0.destination.isLAN }, "the server sent packets to a LAN address")
 
             let stats = try Semantics.stats(lab, masqd)
-            #expect((stats["helper_ftp_rewrites"] ?? 0) >= 2, "\(kind): \(FTPLab.helperStats(stats))")
-            #expect((stats["helper_ftp_expectations"] ?? 0) >= 2, "\(kind): \(FTPLab.helperStats(stats))")
-            #expect((stats["helper_expectations_fulfilled"] ?? 0) >= 2, "\(kind): \(FTPLab.helperStats(stats))")
+            FTPLab.expectRewritesAndExpectations(stats, atLeast: 2, "\(kind): ")
         }
     }
 
@@ -117,7 +111,7 @@ struct FTPTests {
 
             for name in names {
                 let copy = downloads + "/" + name
-                let sum = FileManager.default.fileExists(atPath: copy) ? try Semantics.sha256(copy) : "missing"
+                let sum = try FTPLab.downloadedSum(copy)
                 #expect(sum == sums[name], "\(name): downloaded sha256 \(sum), served \(sums[name]!)")
             }
 
@@ -136,9 +130,7 @@ struct FTPTests {
             #expect(!lines.contains { $0.contains("<- PASV") || $0.contains("<- EPSV") }, "lftp used passive mode:\n\(log)")
 
             let stats = try Semantics.stats(lab, masqd)
-            #expect((stats["helper_ftp_rewrites"] ?? 0) >= 12, "\(FTPLab.helperStats(stats))")
-            #expect((stats["helper_ftp_expectations"] ?? 0) >= 12, "\(FTPLab.helperStats(stats))")
-            #expect((stats["helper_expectations_fulfilled"] ?? 0) >= 12, "\(FTPLab.helperStats(stats))")
+            FTPLab.expectRewritesAndExpectations(stats, atLeast: 12)
         }
     }
 
@@ -156,7 +148,7 @@ struct FTPTests {
                 let copy = lab.workDir + "/passive-\(mode).bin"
                 let curl = try FTPLab.curl(lab, from: .host1, "ftp://\(server)/passive.bin", to: copy, flags)
                 #expect(curl.succeeded, "\(mode): \(curl.summary)")
-                let sum = FileManager.default.fileExists(atPath: copy) ? try Semantics.sha256(copy) : "missing"
+                let sum = try FTPLab.downloadedSum(copy)
                 #expect(sum == sums["passive.bin"], "\(mode): downloaded sha256 \(sum), served \(sums["passive.bin"]!)")
                 #expect(curl.lines.contains { $0.hasPrefix("> \(mode)") }, "curl did not use \(mode):\n\(curl.stderr)")
             }
@@ -218,9 +210,7 @@ struct FTPTests {
             #expect(completed.count == 2, "the server logged \(completed.count) complete RETRs by \(server), expected 2:\n\(log)")
 
             let stats = try Semantics.stats(lab, masqd)
-            #expect((stats["helper_ftp_rewrites"] ?? 0) >= 2, "\(FTPLab.helperStats(stats))")
-            #expect((stats["helper_ftp_expectations"] ?? 0) >= 2, "\(FTPLab.helperStats(stats))")
-            #expect((stats["helper_expectations_fulfilled"] ?? 0) >= 2, "\(FTPLab.helperStats(stats))")
+            FTPLab.expectRewritesAndExpectations(stats, atLeast: 2)
         }
     }
 
@@ -240,14 +230,12 @@ struct FTPTests {
             let copy = lab.workDir + "/np.bin"
             let curl = try FTPLab.curl(lab, from: .host1, url, to: copy, active)
             #expect(curl.succeeded, "--helper-ports ftp=2121: \(curl.summary)")
-            let sum = FileManager.default.fileExists(atPath: copy) ? try Semantics.sha256(copy) : "missing"
+            let sum = try FTPLab.downloadedSum(copy)
             #expect(sum == sums["np.bin"], "--helper-ports ftp=2121: downloaded sha256 \(sum), served \(sums["np.bin"]!)")
             let received = FTPLab.activeEndpoints(ftpd.lines.filter { $0.contains("<- PORT ") })
             #expect(received.count == 1 && received.first?.address == wan, "the server received \(received), expected one PORT naming \(wan)")
             let stats = try Semantics.stats(lab, masqd)
-            #expect((stats["helper_ftp_rewrites"] ?? 0) >= 1, "\(FTPLab.helperStats(stats))")
-            #expect((stats["helper_ftp_expectations"] ?? 0) >= 1, "\(FTPLab.helperStats(stats))")
-            #expect((stats["helper_expectations_fulfilled"] ?? 0) >= 1, "\(FTPLab.helperStats(stats))")
+            FTPLab.expectRewritesAndExpectations(stats, atLeast: 1)
         }
 
         // Default ports (ftp=21): nothing follows 2121, so PORT reaches the server with h1's
@@ -259,7 +247,7 @@ struct FTPTests {
             let copy = lab.workDir + "/np.bin"
             let curl = try FTPLab.curl(lab, from: .host1, url, to: copy, active, maxTime: 20)
             #expect(!curl.timedOut && curl.status != 0, "without the helper on 2121 active mode should fail within 20 s: \(curl.summary)")
-            let sum = FileManager.default.fileExists(atPath: copy) ? try Semantics.sha256(copy) : "missing"
+            let sum = try FTPLab.downloadedSum(copy)
             #expect(sum != sums["np.bin"], "without the helper on 2121 the active download still arrived intact")
             let received = FTPLab.activeEndpoints(ftpd.lines.filter { $0.contains("<- PORT ") })
             #expect(!received.isEmpty && received.allSatisfy { $0.address == h1 },

@@ -12,10 +12,7 @@ import Glibc
 /// `--queue-bypass` on the rules, and then it leaves untranslated, with its LAN address
 /// (the risk the option's help and the README name).
 @Suite(.integrationLimit)
-struct FailModeTests {
-    let server = LabTopology.serverAddress
-    let wan = LabTopology.routerWANAddress
-
+struct FailModeTests: LabAddresses {
     /// UDP from h1 to the server while `sniff` runs there; the sources the server saw.
     func sourcesSeen(_ lab: LabTopology, tag: String) throws -> [String] {
         let sniff = try lab.spawnHelper(.server, ["sniff", "eth0"], name: "sniff-\(tag)")

@@ -13,32 +13,20 @@ import Glibc
 /// The map's own counters (`masqd stats` fast_path_*) show which path the packets took;
 /// sha256 of the file shows that none was mistranslated, lost or visibly reordered.
 @Suite(.integrationLimit, .serialized)
-struct FastPathTests {
-    let server = LabTopology.serverAddress
-
-    static func stats(_ lab: LabTopology, _ masqd: String) throws -> [String: UInt64] {
-        let text = try lab.masqd(masqd, ["stats", "--control", lab.controlPath]).stdout
-        var values: [String: UInt64] = [:]
-        for line in text.split(separator: "\n") {
-            let p = line.split(separator: " ")
-            if p.count == 2, let value = UInt64(p[1]) { values[String(p[0])] = value }
-        }
-        return values
-    }
-
+struct FastPathTests: LabAddresses {
     static func buildObject(_ masqd: String) throws { try Integration.buildFastPathObject(masqd) }
-
-    static func sha256(_ path: String) throws -> String {
-        String(try Shell.check(["sha256sum", path]).stdout.prefix(64))
-    }
 
     /// A file of `megabytes` random MiB served over HTTP from the server (paced at `rate` bytes/s if given).
     static func serve(_ lab: LabTopology, megabytes: Int, rate: Int? = nil) throws -> String {
-        let www = lab.workDir + "/www"
-        try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-        try Shell.check(["dd", "if=/dev/urandom", "of=\(www)/big.bin", "bs=1M", "count=\(megabytes)", "status=none"])
-        _ = try lab.spawnHelper(.server, ["http", www, "8080"] + (rate.map { ["--rate", "\($0)"] } ?? []), name: "http")
-        return try sha256(www + "/big.bin")
+        try lab.serveRandomFile("big.bin", megabytes: megabytes, from: .server, port: 8080, rate: rate).sha256
+    }
+
+    /// `Integration.withEngine` with `--fast-path` and `options`, the BPF object built first.
+    static func withFastPath(_ tag: String, queueIndex: Int, options: [String] = [],
+                             _ body: (LabTopology, String, BackgroundProcess) throws -> Void) throws {
+        let masqd = try Integration.masqdExecutable()
+        try buildObject(masqd)
+        try Integration.withEngine(executable: masqd, tag, queue: Integration.queue(queueIndex), options: ["--fast-path"] + options, body)
     }
 
     static func tcFilters(_ lab: LabTopology) throws -> String {
@@ -60,16 +48,12 @@ struct FastPathTests {
             #expect(filters.contains("masqd_inbound") && filters.contains("masqd_outbound"), "tc filters:\n\(filters)\n\(engine.output)")
 
             let file = lab.workDir + "/got.bin"
-            let curl = try lab.run(.host1, ["curl", "-sS", "--max-time", "60", "-o", file, "http://\(server):8080/big.bin"], timeout: 70)
+            let curl = try lab.curl(from: .host1, "http://\(server):8080/big.bin", to: file)
             #expect(curl.succeeded, "\(curl.summary)\n\(engine.output)")
-            #expect(try Self.sha256(file) == expected)
+            #expect(try Semantics.sha256(file) == expected)
 
             // The FIN went to the engine and the BPF program removed the entries; the next reading (1 s) sees them gone.
-            var stats = try Self.stats(lab, masqd)
-            for _ in 0..<30 where stats["fast_path_flows_active"] != 0 || stats["fast_path_flows_removed", default: 0] < 1 {
-                usleep(100_000)
-                stats = try Self.stats(lab, masqd)
-            }
+            let stats = try Semantics.stats(lab, masqd, within: 3) { $0["fast_path_flows_active"] == 0 && $0["fast_path_flows_removed", default: 0] >= 1 }
             let fast = stats["fast_path_packets", default: 0], slow = stats["packets_received", default: 0]
             print("fast path bulk: \(fast) packets \(stats["fast_path_bytes", default: 0]) bytes in the kernel, \(slow) packets through the engine")
             #expect(stats["fast_path_flows_offloaded"] == 1 && stats["fast_path_flows_removed"] == 1 && stats["fast_path_flows_active"] == 0, "\(stats)")
@@ -95,23 +79,17 @@ struct FastPathTests {
 
     @Test("A paced 24 MiB download offloaded 1 s into the transfer (--fast-path-delay 1): both paths carry it, the file is intact, listed offloaded")
     func offloadMidFlow() throws {
-        let masqd = try Integration.masqdExecutable()
-        try Self.buildObject(masqd)
-        let queue = Integration.queue(162)
-        try Integration.withTopology("fpm") { lab in
+        try Self.withFastPath("fpm", queueIndex: 162, options: ["--fast-path-delay", "1"]) { lab, masqd, _ in
             let expected = try Self.serve(lab, megabytes: 24, rate: 8_000_000)
-            try lab.installRules(masqd: masqd, queue: queue)
-            let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: ["--fast-path", "--fast-path-delay", "1"])
-            defer { engine.stop(grace: 5) }
             let file = lab.workDir + "/got.bin"
-            let curl = try lab.spawn(.host1, ["curl", "-sS", "--max-time", "60", "-o", file, "http://\(server):8080/big.bin"], name: "curl")
+            let curl = try lab.spawnCurl(from: .host1, "http://\(server):8080/big.bin", to: file, name: "curl")
             usleep(2_000_000)
             let flows = try lab.masqd(masqd, ["flows", "--control", lab.controlPath]).stdout
             #expect(flows.contains("-> \(server):8080") && flows.contains(" offloaded"), "masqd flows:\n\(flows)")
             #expect(curl.waitForExit(timeout: 60) == 0, "\(curl.output)")
-            #expect(try Self.sha256(file) == expected)
+            #expect(try Semantics.sha256(file) == expected)
             usleep(1_500_000)
-            let stats = try Self.stats(lab, masqd)
+            let stats = try Semantics.stats(lab, masqd)
             // The first second (about 8 MB) went through the engine, the rest through the fast path.
             #expect(stats["translated_inbound", default: 0] > 200, "\(stats)")
             let bytes = stats["fast_path_bytes", default: 0]
@@ -123,14 +101,8 @@ struct FastPathTests {
 
     @Test("UDP: offloaded once answered; 8 s of fast-path-only traffic outlive its 5 s timeout; every echo intact")
     func udpOutlivesTimeout() throws {
-        let masqd = try Integration.masqdExecutable()
-        try Self.buildObject(masqd)
-        let queue = Integration.queue(165)
-        try Integration.withTopology("fpu") { lab in
+        try Self.withFastPath("fpu", queueIndex: 165, options: ["--timeout", "udp=5"]) { lab, masqd, _ in
             _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
-            try lab.installRules(masqd: masqd, queue: queue)
-            let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: ["--fast-path", "--timeout", "udp=5"])
-            defer { engine.stop(grace: 5) }
             // One socket, one flow: 40 echoes of 1000 bytes over 8 s, each checked (the kernel drops a
             // bad checksum; the echo names the source it saw: the WAN address).
             let script = """
@@ -147,7 +119,7 @@ struct FastPathTests {
             let run = try lab.run(.host2, [LabTopology.python, "-c", script], timeout: 30)
             #expect(run.succeeded && run.stdout.contains("echoes ok"), "\(run.summary)")
             usleep(1_200_000)
-            let stats = try Self.stats(lab, masqd)
+            let stats = try Semantics.stats(lab, masqd)
             print("fast path udp: \(stats["fast_path_packets", default: 0]) packets in the kernel, \(stats["packets_received", default: 0]) through the engine")
             #expect(stats["fast_path_flows_offloaded"] == 1 && stats["fast_path_flows_active"] == 1, "\(stats)")
             // All but the first exchange or so: 80 datagrams in all.
@@ -191,11 +163,11 @@ struct FastPathTests {
             let second = try lab.startEngine(masqd: masqd, queue: queue, extra: options)
             defer { second.stop(grace: 5) }
             usleep(500_000)
-            let restored = try Self.stats(lab, masqd)
+            let restored = try Semantics.stats(lab, masqd)
             #expect(restored["state_restored_flows"] == 1 && restored["fast_path_flows_offloaded"] == 1, "\(restored.filter { $0.key.hasPrefix("state") || $0.key.hasPrefix("fast") })\n\(second.output)")
             #expect(client.waitForExit(timeout: 20) == 0, "\(client.output)")
             usleep(1_200_000)
-            let after = try Self.stats(lab, masqd)
+            let after = try Semantics.stats(lab, masqd)
             // The rest of the 20 lines and answers, and their ACKs, in the kernel; the engine saw the FINs.
             #expect(after["fast_path_packets", default: 0] >= 20 && after["packets_received", default: 0] <= 8, "\(after.filter { $0.key.hasPrefix("fast") || $0.key == "packets_received" })")
         }
@@ -203,28 +175,18 @@ struct FastPathTests {
 
     @Test("A WAN address change: the offloaded flow made with the old address is flushed from the map too; the next exchange uses the new one")
     func wanAddressChange() throws {
-        let masqd = try Integration.masqdExecutable()
-        try Self.buildObject(masqd)
-        let queue = Integration.queue(167)
-        try Integration.withTopology("fpw") { lab in
+        try Self.withFastPath("fpw", queueIndex: 167) { lab, masqd, _ in
             _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
-            try lab.installRules(masqd: masqd, queue: queue)
-            let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: ["--fast-path"])
-            defer { engine.stop(grace: 5) }
             let echo = lab.helper(["udpsend", server, "9999", "--sport", "42000", "--msg", "before"])
             #expect(try lab.run(.host1, echo).stdout.contains("seen-from \(LabTopology.routerWANAddress):"))
             usleep(1_200_000)
-            #expect(try Self.stats(lab, masqd)["fast_path_flows_active"] == 1)
+            #expect(try Semantics.stats(lab, masqd)["fast_path_flows_active"] == 1)
             let newAddress = "203.0.113.9"
             // The new address first, promoted when the old (primary) one goes: the link and its routes stay up.
             try lab.check(.router, ["sysctl", "-qw", "net.ipv4.conf.\(LabTopology.wanInterface).promote_secondaries=1"])
             try lab.check(.router, ["ip", "addr", "add", "\(newAddress)/24", "dev", LabTopology.wanInterface])
             try lab.check(.router, ["ip", "addr", "del", "\(LabTopology.routerWANAddress)/24", "dev", LabTopology.wanInterface])
-            var stats = try Self.stats(lab, masqd)
-            for _ in 0..<30 where stats["fast_path_flows_active"] != 0 {
-                usleep(100_000)
-                stats = try Self.stats(lab, masqd)
-            }
+            let stats = try Semantics.stats(lab, masqd, within: 3) { $0["fast_path_flows_active"] == 0 }
             #expect(stats["external_address_changes", default: 0] >= 1 && stats["fast_path_flows_active"] == 0 && stats["fast_path_flows_removed"] == 1,
                     "\(stats.filter { $0.key.hasPrefix("fast") || $0.key.hasPrefix("external") })")
             let again = try lab.run(.host1, lab.helper(["udpsend", server, "9999", "--sport", "42000", "--msg", "after"]))

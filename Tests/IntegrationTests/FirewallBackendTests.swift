@@ -14,20 +14,12 @@ import Glibc
 /// (issue #20 item 8) and rules installed before a late WAN interface exists hold when it
 /// appears (item 7). Queue indices 74-76 (+100 on nft).
 @Suite(.integrationLimit)
-struct FirewallBackendTests {
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-    let server = LabTopology.serverAddress      // 203.0.113.2
-
-    static func settings(_ arguments: [String]) throws -> EngineSettings {
-        try EngineOptions.parse(arguments).settings()
-    }
-
+struct FirewallBackendTests: LabAddresses {
     // MARK: the rules, as text (no root)
 
     @Test("the nft script: one table per first queue, chains at raw/mangle priorities, the spoof drop first, names matched by name")
     func nftScript() throws {
-        let s = try Self.settings(["--queue", "7", "--wan", "eth1", "--lan", "192.0.2.0/24", "--lan", "10.1.0.0/16", "--firewall", "nft"])
+        let s = try OptionCheck.settings(["--queue", "7", "--wan", "eth1", "--lan", "192.0.2.0/24", "--lan", "10.1.0.0/16", "--firewall", "nft"])
         let comment = #"comment "masqd queue 7""#
         #expect(SteeringRules.printed(s) == [
             "sysctl -w net.ipv4.conf.all.accept_local=1",
@@ -57,7 +49,7 @@ struct FirewallBackendTests {
             "EOF",
         ])
         // Queue 0 owns the plain name; a balanced range without fanout, bypass when failing open.
-        let balanced = try Self.settings(["--queues", "0-2", "--wan", "ppp0", "--no-hairpin", "--fail-open", "--firewall", "nft"])
+        let balanced = try OptionCheck.settings(["--queues", "0-2", "--wan", "ppp0", "--no-hairpin", "--fail-open", "--firewall", "nft"])
         let lines = SteeringRules.printed(balanced)
         #expect(lines.first == "nft -f - <<'EOF'" && lines.contains("table ip masqd {"), "\(lines)")
         #expect(lines.contains("\t\toifname \"ppp0\" fib saddr type != local counter queue num 0-2 bypass comment \"masqd queues 0-2\""), "\(lines)")
@@ -66,7 +58,7 @@ struct FirewallBackendTests {
 
     @Test("the iptables rules gain only the spoof drop (raw PREROUTING, same comment); everything else is as before")
     func iptablesRules() throws {
-        let s = try Self.settings(["--queue", "7", "--wan", "eth1", "--lan", "192.0.2.0/24", "--firewall", "iptables"])
+        let s = try OptionCheck.settings(["--queue", "7", "--wan", "eth1", "--lan", "192.0.2.0/24", "--firewall", "iptables"])
         let c = "-m comment --comment 'masqd queue 7'"
         #expect(SteeringRules.printed(s) == [
             "sysctl -w net.ipv4.conf.all.accept_local=1",
@@ -82,24 +74,21 @@ struct FirewallBackendTests {
 
     @Test("--firewall: a bad value and an interface name nft cannot quote are one-line errors; the file key is the flag; a reload refuses a change of it")
     func option() throws {
-        func message(_ arguments: [String]) -> String {
-            do { _ = try Self.settings(arguments); return "accepted" } catch { return "\(error)" }
-        }
-        #expect(message(["--wan", "eth0", "--firewall", "pf"]) == "--firewall pf: expected nft or iptables")
-        #expect(message(["--wan", "eth\"0"]) == "--wan eth\"0: not an interface name")
-        #expect(try Self.settings(["--wan", "eth0"]).firewall == nil)
-        let path = try ConfigFileTests.write("wan: eth0\nfirewall: nft\n")
-        defer { ConfigFileTests.remove(path) }
-        let fromFile = try Self.settings(["--config", path])
+        #expect(OptionCheck.message(["--wan", "eth0", "--firewall", "pf"]) == "--firewall pf: expected nft or iptables")
+        #expect(OptionCheck.message(["--wan", "eth\"0"]) == "--wan eth\"0: not an interface name")
+        #expect(try OptionCheck.settings(["--wan", "eth0"]).firewall == nil)
+        let path = try OptionCheck.write("wan: eth0\nfirewall: nft\n")
+        defer { OptionCheck.remove(path) }
+        let fromFile = try OptionCheck.settings(["--config", path])
         #expect(fromFile.firewall == .nft)
-        #expect(try Self.settings(["--config", path, "--firewall", "iptables"]).firewall == .iptables, "the command line wins")
+        #expect(try OptionCheck.settings(["--config", path, "--firewall", "iptables"]).firewall == .iptables, "the command line wins")
         var other = fromFile
         other.firewall = nil
         #expect(Engine.unchangeable(fromFile, other).map(\.key) == ["firewall"])
         #expect(Engine.unchangeable(fromFile, fromFile).isEmpty)
-        let bad = try ConfigFileTests.write("wan: eth0\nfirewall: ipfw\n")
-        defer { ConfigFileTests.remove(bad) }
-        #expect(message(["--config", bad]) == "\(bad):2: firewall ipfw: expected nft or iptables")
+        let bad = try OptionCheck.write("wan: eth0\nfirewall: ipfw\n")
+        defer { OptionCheck.remove(bad) }
+        #expect(OptionCheck.message(["--config", bad]) == "\(bad):2: firewall ipfw: expected nft or iptables")
     }
 
     // MARK: the nft backend on this kernel (root)

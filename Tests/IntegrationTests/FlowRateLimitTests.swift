@@ -9,33 +9,26 @@ import Testing
 /// established flow and another host's new flows go on; the option's errors, file key and
 /// reload. Queue index 133.
 @Suite(.integrationLimit)
-struct FlowRateLimitTests {
-    let server = LabTopology.serverAddress
-    let wan = LabTopology.routerWANAddress
-
-    static func message(_ arguments: [String]) -> String {
-        do { _ = try EngineOptions.parse(arguments).settings(); return "accepted" } catch { return "\(error)" }
-    }
-
+struct FlowRateLimitTests: LabAddresses {
     @Test("bad --max-new-flows-per-host values are one-line errors naming the option; the file key; reloadable")
     func option() throws {
         let expected = "expected RATE/s with RATE a whole number from 1 to 1000000"
         for bad in ["0/s", "10", "10/min", "-5/s", "1000001/s", "ten/s"] {
-            #expect(Self.message(["--wan", "eth0", "--max-new-flows-per-host=\(bad)"]) == "--max-new-flows-per-host \(bad): \(expected)")
+            #expect(OptionCheck.message(["--wan", "eth0", "--max-new-flows-per-host=\(bad)"]) == "--max-new-flows-per-host \(bad): \(expected)")
         }
-        let settings = try EngineOptions.parse(["--wan", "eth0", "--max-new-flows-per-host", "25/s"]).settings()
+        let settings = try OptionCheck.settings(["--wan", "eth0", "--max-new-flows-per-host", "25/s"])
         #expect(settings.nat.newFlowsPerHost == NewFlowRate(perSecond: 25))
-        #expect(try EngineOptions.parse(["--wan", "eth0"]).settings().nat.newFlowsPerHost == nil)
-        let path = try ConfigFileTests.write("wan: eth0\nmax-new-flows-per-host: 40/s\n")
-        defer { ConfigFileTests.remove(path) }
-        let fromFile = try EngineOptions.parse(["--config", path]).settings()
+        #expect(try OptionCheck.settings(["--wan", "eth0"]).nat.newFlowsPerHost == nil)
+        let path = try OptionCheck.write("wan: eth0\nmax-new-flows-per-host: 40/s\n")
+        defer { OptionCheck.remove(path) }
+        let fromFile = try OptionCheck.settings(["--config", path])
         #expect(fromFile.nat.newFlowsPerHost?.perSecond == 40)
         var other = fromFile
         other.nat.newFlowsPerHost = nil
         #expect(Engine.unchangeable(fromFile, other).isEmpty, "the rate can change on reload")
-        let bad = try ConfigFileTests.write("wan: eth0\nmax-new-flows-per-host: 40\n")
-        defer { ConfigFileTests.remove(bad) }
-        #expect(Self.message(["--config", bad]) == "\(bad):2: max-new-flows-per-host 40: \(expected)")
+        let bad = try OptionCheck.write("wan: eth0\nmax-new-flows-per-host: 40\n")
+        defer { OptionCheck.remove(bad) }
+        #expect(OptionCheck.message(["--config", bad]) == "\(bad):2: max-new-flows-per-host 40: \(expected)")
     }
 
     @Test("a flood of new flows from h1 is held to 10/s; h1's established flow and h2's new flows are served meanwhile")

@@ -11,13 +11,9 @@ import Glibc
 /// fragmented traffic. The spoofed pieces are sent with the fragment tool's raw-socket flood
 /// (IP_HDRINCL, a chosen source: no real peer sends such packets); the victim's 3000-byte
 /// datagrams are real UDP sockets' sends, fragmented by the kernel. Real namespaces, rules
-/// and masqd binary; namespace prefix mq<pid>fs?, NFQUEUE index 90.
+/// and masqd binary; namespace prefix mq<pid>fs?, NFQUEUE index 90. The server is the "resolver".
 @Suite(.serialized, .integrationLimit)
-struct FragmentSpoofingTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2, the "resolver"
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-
+struct FragmentSpoofingTests: LabAddresses {
     @Test("64 spoofed first fragments from the WAN claiming h1, then claiming the server: h1's 3000-byte UDP datagram and the server's 3000-byte echo still cross")
     func spoofedFirstFragmentsDoNotBlackholeTheVictim() throws {
         try Integration.withEngine("fsa", queue: Integration.queue(90)) { lab, masqd in

@@ -15,11 +15,7 @@ import Glibc
 /// prefix (mq<pid>fr?) and NFQUEUE number (indices 16-23). Serialized: the floods load the CPU
 /// and the other tests measure timing-sensitive round trips.
 @Suite(.serialized, .integrationLimit)
-struct FragmentTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-
+struct FragmentTests: LabAddresses {
     // MARK: 1. fragmented pings
 
     @Test("ping -s 4000 and -s 20000 from h1 to the server: every reply arrives, datagrams reassembled both ways", arguments: Integration.firewalls)

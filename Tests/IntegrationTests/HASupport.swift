@@ -177,12 +177,7 @@ final class HATopology: @unchecked Sendable {
     func stats(_ router: Node, masqd: String) throws -> [String: Int] {
         let result = try run(router, [masqd, "stats", "--control", controlPath(router)], timeout: 5)
         guard result.succeeded else { throw IntegrationFailure("stats of \(router): \(result.summary)") }
-        var values: [String: Int] = [:]
-        for line in result.lines {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, let value = Int(parts[1]) { values[String(parts[0])] = value }
-        }
-        return values
+        return Semantics.counters(result.stdout)
     }
 
     /// The shipped Deploy/keepalived/keepalived.conf, rewritten for this router: its

@@ -8,26 +8,18 @@ import Testing
 /// WAN address — to a forwarded port, and to the mapping a UDP peer holds open — and each
 /// side sees the other as the WAN address, as an outside host would. Queue indices 32-35.
 @Suite(.integrationLimit)
-struct HairpinTests {
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-    let h2 = LabTopology.host2Address           // 192.0.2.11
-
+struct HairpinTests: LabAddresses {
     @Test("h2 fetches h1's web server through the WAN address and a forward; h1 sees the WAN address as the client", arguments: Integration.firewalls)
     func hairpinToForward(firewall: FirewallChoice) throws {
         try Integration.withEngine(Integration.tag("hpa", firewall), queue: Integration.queue(32, firewall), options: ["--forward", "tcp:8080=\(h1):80"],
                                  firewall: firewall) { lab, masqd in
-            let www = lab.workDir + "/www"
-            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-            let original = www + "/hairpin.bin", copy = lab.workDir + "/hairpin-copy.bin"
-            try Shell.check(["dd", "if=/dev/urandom", "of=\(original)", "bs=1M", "count=2", "status=none"])
-            let http = try lab.spawnHelper(.host1, ["http", www, "80"], name: "http-h1")
-            let curl = try lab.run(.host2, ["curl", "-sS", "--max-time", "30", "-o", copy, "-w", "%{remote_ip}:%{remote_port}",
-                                            "http://\(wan):8080/hairpin.bin"], timeout: 40)
+            let file = try lab.serveRandomFile("hairpin.bin", megabytes: 2, from: .host1, port: 80, helperName: "http-h1")
+            let copy = lab.workDir + "/hairpin-copy.bin"
+            let curl = try lab.curl(from: .host2, "http://\(wan):8080/hairpin.bin", to: copy, writeOut: "%{remote_ip}:%{remote_port}", maxTime: 30)
             #expect(curl.succeeded, "\(curl.summary)")
             #expect(curl.stdout == "\(wan):8080", "h2 must talk to the WAN address: \(curl.stdout)")
-            #expect(try Semantics.sha256(original) == Semantics.sha256(copy), "the hairpinned download differs")
-            let clients = http.lines.filter { $0.hasPrefix("http client ") }.map { String($0.split(separator: " ")[2].dropLast()) }
+            #expect(try Semantics.sha256(copy) == file.sha256, "the hairpinned download differs")
+            let clients = file.clients
             #expect(!clients.isEmpty && clients.allSatisfy { $0 == wan }, "h1 must see the WAN address as its client, saw \(clients)")
             let stats = try Semantics.stats(lab, masqd)
             #expect((stats["hairpin_translated"] ?? 0) > 0, "hairpin_translated: \(stats["hairpin_translated"] ?? -1)")

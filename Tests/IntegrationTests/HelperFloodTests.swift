@@ -11,10 +11,7 @@ import Testing
 /// hold its helper row for tcp-opening), then h2 downloads a file over FTP from the server,
 /// the real curl and pyftpdlib through the real masqd. Queue indices 91 and 93.
 @Suite(.integrationLimit)
-struct HelperFloodTests {
-    let server = LabTopology.serverAddress
-    let h1 = LabTopology.host1Address
-
+struct HelperFloodTests: LabAddresses {
     @Test("h1's 1500 SYNs to server:21 take only h1's share of the FTP helper table; h2's FTP download works")
     func synFloodToFTPLeavesRoomForOthers() throws {
         try FTPLab.requireTools()

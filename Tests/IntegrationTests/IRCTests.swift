@@ -19,12 +19,7 @@ import Glibc
 /// IRC server and a tiny standard-library IRC client; every test has its own namespace
 /// prefix (mq<pid>ir?) and NFQUEUE number (indices 36-39).
 @Suite(.integrationLimit)
-struct IRCTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-    let far = LabTopology.farAddress            // 198.51.100.2
-
+struct IRCTests: LabAddresses {
     /// The ENGINE OPTIONS every test uses: the documented defaults, spelled out.
     static let helperOptions = ["--helpers", "ftp,irc"]
 

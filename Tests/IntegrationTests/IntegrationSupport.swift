@@ -76,10 +76,12 @@ enum Integration {
     /// An NFQUEUE number unique to this test run and test (concurrent runs use different pids).
     static func queue(_ index: Int) -> Int { 1000 + Int(getpid() % 3000) * 16 + index }
 
-    /// Builds a topology, runs `body` with it and always tears it down.
-    static func withTopology<T>(_ tag: String, firewall: FirewallChoice? = nil, _ body: (LabTopology) throws -> T) throws -> T {
+    /// Builds a topology (with the far host if asked), runs `body` with it and always tears it
+    /// down: the one way the tests make their namespaces.
+    static func withTopology<T>(_ tag: String, farHost: Bool = false, farLinkMTU: Int = 1500, firewall: FirewallChoice? = nil,
+                                _ body: (LabTopology) throws -> T) throws -> T {
         try requireEnvironment(firewall)
-        let topology = try LabTopology(prefix: prefix(tag), firewall: firewall, modeOptions: modeOptions)
+        let topology = try LabTopology(prefix: prefix(tag), farHost: farHost, farLinkMTU: farLinkMTU, firewall: firewall, modeOptions: modeOptions)
         defer { topology.destroy() }
         try topology.create()
         return try body(topology)
@@ -98,19 +100,39 @@ enum Integration {
         try requireEnvironment(firewall)
         if scapy { try requireScapy() }
         let masqd = try executable ?? masqdExecutable()
-        let lab = try LabTopology(prefix: prefix(tag), farHost: farHost, farLinkMTU: farLinkMTU, firewall: firewall, modeOptions: modeOptions)
-        defer { lab.destroy() }
-        try lab.create()
-        let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)
-        guard install.succeeded else { throw IntegrationFailure("rules install failed: \(install.summary)") }
-        let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: options)
-        let result = try body(lab, masqd, engine)
-        let name = URL(fileURLWithPath: masqd).lastPathComponent
-        #expect(engine.isRunning, "\(name) run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
-        let started = Date()
-        engine.stop(grace: 5)
-        #expect(Date().timeIntervalSince(started) < 4.5, "\(name) run took more than 4.5 s to stop on SIGTERM")
-        return result
+        return try withTopology(tag, farHost: farHost, farLinkMTU: farLinkMTU, firewall: firewall) { lab in
+            let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)
+            guard install.succeeded else { throw IntegrationFailure("rules install failed: \(install.summary)") }
+            let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: options)
+            let result = try body(lab, masqd, engine)
+            let name = URL(fileURLWithPath: masqd).lastPathComponent
+            #expect(engine.isRunning, "\(name) run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
+            let started = Date()
+            engine.stop(grace: 5)
+            #expect(Date().timeIntervalSince(started) < 4.5, "\(name) run took more than 4.5 s to stop on SIGTERM")
+            return result
+        }
+    }
+
+    /// `masqd run ARGUMENTS` in the router namespace (its output kept as `name`), returned once
+    /// `masqd stats` answers on the lab's control socket; throws if it exits first or does not
+    /// answer within `timeout` seconds. For tests that start the engine their own way (a
+    /// config file, several queues); the rest use `withEngine`.
+    static func startRun(_ lab: LabTopology, _ masqd: String, _ arguments: [String], name: String = "masqd",
+                         timeout: Double = 10) throws -> BackgroundProcess {
+        try FileManager.default.createDirectory(atPath: "/run/masqd", withIntermediateDirectories: true)
+        let engine = try lab.spawn(.router, [masqd, "run"] + arguments, name: name)
+        let ready = try Semantics.waitUntil(timeout: timeout) {
+            guard engine.isRunning else {
+                throw IntegrationFailure("\(name) exited with status \(engine.exitStatus ?? -1) before it answered `masqd stats`:\n\(engine.output)")
+            }
+            return (try? lab.masqd(masqd, ["stats", "--control", lab.controlPath], timeout: 5))?.succeeded == true
+        }
+        guard ready else {
+            engine.stop()
+            throw IntegrationFailure("\(name) did not answer `masqd stats` on \(lab.controlPath) within \(Int(timeout)) s:\n\(engine.output)")
+        }
+        return engine
     }
 
     /// `withEngine` for a body that does not need the engine's process.

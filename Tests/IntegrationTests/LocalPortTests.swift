@@ -14,10 +14,7 @@ import Glibc
 /// its mapping would be WAN:4500, and the server's packets would go to it instead of the
 /// router. Real sockets in every namespace (python3), the real masqd and rules. Queue index 90.
 @Suite(.integrationLimit)
-struct LocalPortTests {
-    let wan = LabTopology.routerWANAddress          // 203.0.113.1
-    let server = LabTopology.serverAddress
-
+struct LocalPortTests: LabAddresses {
     /// The server's socket on 4500: sends "tick N" to WAN:4500 every 0.3 s for `seconds`,
     /// printing what arrives (the router's echoes and the LAN host's datagram).
     func ticker(seconds: Double) -> [String] {
@@ -70,47 +67,43 @@ struct LocalPortTests {
 
     @Test("a TCP listener the router opens while masqd runs is kept from mappings at the next 2 s refresh, which reads listeners by sock_diag (not /proc/net/tcp)")
     func tcpListenerFoundByRefresh() throws {
-        try Integration.requireEnvironment(nil)
         let masqd = try Integration.masqdExecutable()
-        let lab = try LabTopology(prefix: Integration.prefix("lpt"))
-        defer { lab.destroy() }
-        try lab.create()
-        let engine = try lab.startEngine(masqd: masqd, queue: Integration.queue(197))
-        defer { engine.stop(grace: 5) }
-        #expect(engine.waitForOutput(containing: "kept from mappings: 0 TCP", timeout: 10), "no first reading:\n\(engine.output)")
-        // After the forced full read at start: only a refresh between full reads can find it.
-        let listener = try lab.spawnHelper(.router, ["tcpsink", "4501"], name: "router-tcp-4501")
-        defer { listener.stop(grace: 1) }
-        #expect(engine.waitForOutput(containing: "kept from mappings: 1 TCP", timeout: 6),
-                "the router's TCP listener on 4501 was not found by the refresh:\n\(engine.output)")
-        #expect(engine.isRunning, "masqd run died (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
+        try Integration.withTopology("lpt") { lab in
+            let engine = try lab.startEngine(masqd: masqd, queue: Integration.queue(197))
+            defer { engine.stop(grace: 5) }
+            #expect(engine.waitForOutput(containing: "kept from mappings: 0 TCP", timeout: 10), "no first reading:\n\(engine.output)")
+            // After the forced full read at start: only a refresh between full reads can find it.
+            let listener = try lab.spawnHelper(.router, ["tcpsink", "4501"], name: "router-tcp-4501")
+            defer { listener.stop(grace: 1) }
+            #expect(engine.waitForOutput(containing: "kept from mappings: 1 TCP", timeout: 6),
+                    "the router's TCP listener on 4501 was not found by the refresh:\n\(engine.output)")
+            #expect(engine.isRunning, "masqd run died (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
+        }
     }
 
     @Test("a TCP connection of the router's own, seen by the full read at start, stays kept from mappings through the 2 s refreshes that read only listeners")
     func routerConnectionKeptBetweenFullReads() throws {
-        try Integration.requireEnvironment(nil)
         let masqd = try Integration.masqdExecutable()
-        let lab = try LabTopology(prefix: Integration.prefix("lpk"))
-        defer { lab.destroy() }
-        try lab.create()
-        let sink = try lab.spawnHelper(.server, ["tcpsink", "5001"], name: "server-sink")
-        defer { sink.stop(grace: 1) }
-        #expect(sink.waitForOutput(containing: "ready", timeout: 10), "the sink did not start:\n\(sink.output)")
-        // The router's own connection from its WAN address, open for 10 s.
-        let client = try lab.spawn(.router, [LabTopology.python, "-u", "-c", """
-            import socket, time
-            s = socket.create_connection(("\(server)", 5001), source_address=("\(wan)", 0)); print("connected", flush=True)
-            time.sleep(10)
-            """], name: "router-client")
-        defer { client.stop(grace: 1) }
-        #expect(client.waitForOutput(containing: "connected", timeout: 10), "the router did not connect:\n\(client.output)")
-        let engine = try lab.startEngine(masqd: masqd, queue: Integration.queue(198))
-        defer { engine.stop(grace: 5) }
-        #expect(engine.waitForOutput(containing: "kept from mappings: 1 TCP", timeout: 10), "the start's full read missed the connection:\n\(engine.output)")
-        usleep(4_500_000) // two refreshes that read listeners only
-        #expect(!engine.output.contains("kept from mappings: 0 TCP"),
-                "a refresh between full reads dropped the router's connection:\n\(engine.output)")
-        #expect(engine.isRunning, "masqd run died (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
+        try Integration.withTopology("lpk") { lab in
+            let sink = try lab.spawnHelper(.server, ["tcpsink", "5001"], name: "server-sink")
+            defer { sink.stop(grace: 1) }
+            #expect(sink.waitForOutput(containing: "ready", timeout: 10), "the sink did not start:\n\(sink.output)")
+            // The router's own connection from its WAN address, open for 10 s.
+            let client = try lab.spawn(.router, [LabTopology.python, "-u", "-c", """
+                import socket, time
+                s = socket.create_connection(("\(server)", 5001), source_address=("\(wan)", 0)); print("connected", flush=True)
+                time.sleep(10)
+                """], name: "router-client")
+            defer { client.stop(grace: 1) }
+            #expect(client.waitForOutput(containing: "connected", timeout: 10), "the router did not connect:\n\(client.output)")
+            let engine = try lab.startEngine(masqd: masqd, queue: Integration.queue(198))
+            defer { engine.stop(grace: 5) }
+            #expect(engine.waitForOutput(containing: "kept from mappings: 1 TCP", timeout: 10), "the start's full read missed the connection:\n\(engine.output)")
+            usleep(4_500_000) // two refreshes that read listeners only
+            #expect(!engine.output.contains("kept from mappings: 0 TCP"),
+                    "a refresh between full reads dropped the router's connection:\n\(engine.output)")
+            #expect(engine.isRunning, "masqd run died (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
+        }
     }
 
     /// The port the server's udpecho saw a LAN host's datagram from ("… seen-from WAN:PORT'").

@@ -12,10 +12,7 @@ import Glibc
 /// Every test has its own namespaces (prefix mq<pid><letter>) and its own NFQUEUE number,
 /// so they run in parallel.
 @Suite(.integrationLimit)
-struct MasqueradeTests {
-    let server = LabTopology.serverAddress
-    let wan = LabTopology.routerWANAddress
-
+struct MasqueradeTests: LabAddresses {
     @Test("two LAN hosts ping the server at once with the same ICMP identifier", arguments: Integration.firewalls)
     func pingSameIdentifier(firewall: FirewallChoice) throws {
         try Integration.withEngine(Integration.tag("a", firewall), queue: Integration.queue(1, firewall), firewall: firewall) { lab, _ in
@@ -40,19 +37,15 @@ struct MasqueradeTests {
     @Test("a LAN host downloads 8 MB over HTTP; the server sees only the WAN address", arguments: Integration.firewalls)
     func httpDownload(firewall: FirewallChoice) throws {
         try Integration.withEngine(Integration.tag("b", firewall), queue: Integration.queue(2, firewall), firewall: firewall) { lab, _ in
-            let www = lab.workDir + "/www"
-            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-            let original = www + "/big.bin", copy = lab.workDir + "/download.bin"
-            try Shell.check(["dd", "if=/dev/urandom", "of=\(original)", "bs=1M", "count=8", "status=none"])
-            let http = try lab.spawnHelper(.server, ["http", www, "8080"], name: "http")
-            let curl = try lab.run(.host1, ["curl", "-sS", "--max-time", "60", "-o", copy, "-w", "%{size_download}",
-                                            "http://\(server):8080/big.bin"], timeout: 70)
+            let file = try lab.serveRandomFile("big.bin", megabytes: 8, from: .server, port: 8080)
+            let copy = lab.workDir + "/download.bin"
+            let curl = try lab.curl(from: .host1, "http://\(server):8080/big.bin", to: copy, writeOut: "%{size_download}")
             #expect(curl.succeeded, "\(curl.summary)")
             #expect(curl.stdout == "8388608", "downloaded \(curl.stdout) bytes, expected 8388608")
-            let sums = try Shell.check(["sha256sum", original, copy]).stdout.split(separator: "\n").map { $0.split(separator: " ")[0] }
-            #expect(sums.count == 2 && sums[0] == sums[1], "sha256 differs: \(sums)")
-            let clients = http.lines.filter { $0.hasPrefix("http client ") }.map { $0.split(separator: " ")[2].dropLast() }
-            #expect(!clients.isEmpty, "the HTTP server logged no request:\n\(http.output)")
+            let sum = try Semantics.sha256(copy)
+            #expect(sum == file.sha256, "sha256 differs: \(sum), served \(file.sha256)")
+            let clients = file.clients
+            #expect(!clients.isEmpty, "the HTTP server logged no request:\n\(file.http.output)")
             #expect(clients.allSatisfy { $0 == wan }, "the HTTP server saw clients \(clients), expected only \(wan)")
         }
     }

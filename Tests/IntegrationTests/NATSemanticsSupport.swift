@@ -13,14 +13,43 @@ import Glibc
 enum Semantics {
     /// `masqd stats` of the topology's engine as name → value (numeric counters only).
     static func stats(_ lab: LabTopology, _ masqd: String) throws -> [String: Int] {
+        counters(try statsText(lab, masqd))
+    }
+
+    /// `stats`, read every 100 ms until `condition` holds of it or `timeout` seconds pass: the
+    /// last reading (the caller checks it).
+    static func stats(_ lab: LabTopology, _ masqd: String, within timeout: Double,
+                      until condition: ([String: Int]) -> Bool) throws -> [String: Int] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var values = try stats(lab, masqd)
+        while !condition(values), Date() < deadline {
+            usleep(100_000)
+            values = try stats(lab, masqd)
+        }
+        return values
+    }
+
+    /// `masqd stats` of the topology's engine as printed.
+    static func statsText(_ lab: LabTopology, _ masqd: String) throws -> String {
         let result = try lab.masqd(masqd, ["stats", "--control", lab.controlPath])
         guard result.succeeded else { throw IntegrationFailure("masqd stats failed: \(result.summary)") }
+        return result.stdout
+    }
+
+    /// The numeric lines of `masqd stats` output (`name value`) as name → value.
+    static func counters(_ text: String) -> [String: Int] {
         var values: [String: Int] = [:]
-        for line in result.lines {
+        for line in text.split(separator: "\n") {
             let f = line.split(separator: " ")
             if f.count == 2, let value = Int(f[1]) { values[String(f[0])] = value }
         }
         return values
+    }
+
+    /// Polls `masqd flows` until it lists nothing; false if flows are still listed after
+    /// `timeout` seconds.
+    static func flowsDrained(_ lab: LabTopology, _ masqd: String, timeout: Double) throws -> Bool {
+        try waitUntil(timeout: timeout) { try lab.masqd(masqd, ["flows", "--control", lab.controlPath]).stdout.split(separator: "\n").isEmpty }
     }
 
     /// sha256 of a file, lower-case hex.

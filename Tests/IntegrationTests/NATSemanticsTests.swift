@@ -14,37 +14,25 @@ import Glibc
 /// filtering. Real namespaces, real iptables, the real masqd binary; every test has its own
 /// namespace prefix (mq<pid>s?) and NFQUEUE number (indices 8-15, next to MasqueradeTests' 1-7).
 @Suite(.integrationLimit)
-struct NATSemanticsTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let far = LabTopology.farAddress            // 198.51.100.2
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-    let h2 = LabTopology.host2Address           // 192.0.2.11
-
+struct NATSemanticsTests: LabAddresses {
     // MARK: 1. port forwards
 
     @Test("port forwards: tcp:8080 → h1:80 serves a WAN client that h1 sees as itself; udp:9000 → h2:9999 answers from the WAN address")
     func portForward() throws {
         let options = ["--forward", "tcp:8080=\(h1):80", "--forward", "udp:9000=\(h2):9999"]
         try Integration.withEngine("sa", queue: Integration.queue(8), options: options) { lab, _ in
-            let www = lab.workDir + "/www"
-            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-            let original = www + "/forwarded.bin", copy = lab.workDir + "/fetched.bin"
-            try Shell.check(["dd", "if=/dev/urandom", "of=\(original)", "bs=1M", "count=4", "status=none"])
-            let http = try lab.spawnHelper(.host1, ["http", www, "80"], name: "http-h1")
+            let file = try lab.serveRandomFile("forwarded.bin", megabytes: 4, from: .host1, port: 80, helperName: "http-h1")
+            let copy = lab.workDir + "/fetched.bin"
             let echo = try lab.spawnHelper(.host2, ["udpecho", "9999"], name: "udpecho-h2")
 
             // TCP: the WAN server fetches from the router's WAN address and port 8080.
-            let curl = try lab.run(.server, ["curl", "-sS", "--max-time", "60", "-o", copy,
-                                             "-w", "%{remote_ip}:%{remote_port} %{size_download}",
-                                             "http://\(wan):8080/forwarded.bin"], timeout: 70)
+            let curl = try lab.curl(from: .server, "http://\(wan):8080/forwarded.bin", to: copy, writeOut: "%{remote_ip}:%{remote_port} %{size_download}")
             #expect(curl.succeeded, "\(curl.summary)")
             #expect(curl.stdout == "\(wan):8080 4194304", "curl on the server: \(curl.stdout)")
-            let sums = [try Semantics.sha256(original), try Semantics.sha256(copy)]
-            #expect(sums[0] == sums[1], "the forwarded download differs: sha256 \(sums)")
-            // "http client 203.0.113.2: "GET /forwarded.bin HTTP/1.1" 200 -"
-            let clients = http.lines.filter { $0.hasPrefix("http client ") }.map { String($0.split(separator: " ")[2].dropLast()) }
-            #expect(!clients.isEmpty, "h1's HTTP server logged no request:\n\(http.output)")
+            let sum = try Semantics.sha256(copy)
+            #expect(sum == file.sha256, "the forwarded download differs: sha256 \(sum), served \(file.sha256)")
+            let clients = file.clients
+            #expect(!clients.isEmpty, "h1's HTTP server logged no request:\n\(file.http.output)")
             #expect(clients.allSatisfy { $0 == server }, "h1 saw clients \(clients), expected the real remote \(server) only")
 
             // UDP: the echo on h2 sees the real remote; the reply comes back from 203.0.113.1:9000.
@@ -117,8 +105,7 @@ struct NATSemanticsTests {
             let sniff = try lab.spawnHelper(.server, ["sniff", "eth0", "--outgoing"], name: "sniff-s")
             let sink = try lab.spawnHelper(.far, ["tcpsink", "7000"], name: "tcpsink-f")
             let file = lab.workDir + "/upload.bin"
-            try Shell.check(["dd", "if=/dev/urandom", "of=\(file)", "bs=1M", "count=8", "status=none"])
-            let hash = try Semantics.sha256(file)
+            let hash = try ServedFile.random(file, megabytes: 8)
 
             let upload = try lab.run(.host1, lab.helper(["tcpupload", far, "7000", file, "--timeout", "30"]), timeout: 90)
             #expect(upload.succeeded, "\(upload.summary)")

@@ -12,12 +12,7 @@ import Glibc
 /// pptp helper on. This kernel has no PPP, so the control messages are written by Python on
 /// real sockets and the enhanced GRE by scapy on both ends. Queue index 132.
 @Suite(.integrationLimit)
-struct PPTPTests {
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-    let h2 = LabTopology.host2Address           // 192.0.2.11
-    let server = LabTopology.serverAddress      // 203.0.113.2
-
+struct PPTPTests: LabAddresses {
     /// The PPTP server: answers each Outgoing-Call-Request with call ID 100, 101, … and the
     /// caller's call ID as peer, then echoes each call's GRE back to the call ID it was told.
     var serverScript: String {

@@ -124,12 +124,7 @@ struct PortBlockIntegrationTests {
             try Self.serverScript.write(toFile: serverPy, atomically: true, encoding: .utf8)
             try Self.clientScript.write(toFile: clientPy, atomically: true, encoding: .utf8)
             let listener = try lab.spawn(.server, ["python3", serverPy, server, seen], name: "pb-server")
-            var ready = false
-            for _ in 0..<100 where !ready {
-                ready = listener.output.contains("ready")
-                if !ready { usleep(50_000) }
-            }
-            #expect(ready, "the server script did not start:\n\(listener.output)")
+            #expect(listener.waitForOutput(containing: "ready", timeout: 5), "the server script did not start:\n\(listener.output)")
 
             try lab.installRules(masqd: masqd, queue: queue)
             let engine = try lab.startEngine(masqd: masqd, queue: queue, extra: [
@@ -145,21 +140,10 @@ struct PortBlockIntegrationTests {
             }
 
             // Every flow ends (short timeouts); the blocks go back with their last mapping.
-            var remaining = 1
-            for _ in 0..<200 where remaining > 0 {
-                usleep(100_000)
-                remaining = try lab.masqd(masqd, ["flows", "--control", lab.controlPath]).stdout.split(separator: "\n").count
-            }
-            #expect(remaining == 0, "flows still listed after 20 s")
+            #expect(try Semantics.flowsDrained(lab, masqd, timeout: 20), "flows still listed after 20 s")
             usleep(500_000) // the exporter's round and the datagrams' way
-            let stats = try lab.masqd(masqd, ["stats", "--control", lab.controlPath]).stdout
-            func counter(_ name: String) -> UInt64? {
-                for line in stats.split(separator: "\n") {
-                    let fields = line.split(separator: " ")
-                    if fields.count == 2, fields[0] == Substring(name) { return UInt64(fields[1]) }
-                }
-                return nil
-            }
+            let stats = try Semantics.statsText(lab, masqd)
+            let counters = Semantics.counters(stats)
             listener.stop(grace: 2)
 
             let log = try String(contentsOfFile: seen, encoding: .utf8).split(separator: "\n")
@@ -186,8 +170,8 @@ struct PortBlockIntegrationTests {
             let inBlocks = blocks.values.map { block in ports.filter { block.contains($0) }.count }
             #expect(inBlocks == [10, 10], "server ports \(ports), blocks \(blocks)")
             // One line per block and event, none per mapping or session.
-            #expect(lines.count == 4 && counter("audit_lines") == 4, "journal:\n\(lines.joined(separator: "\n"))")
-            #expect(counter("port_blocks_allocated") == 2 && counter("port_blocks_released") == 2 && counter("port_blocks_active") == 0, "stats:\n\(stats)")
+            #expect(lines.count == 4 && counters["audit_lines"] == 4, "journal:\n\(lines.joined(separator: "\n"))")
+            #expect(counters["port_blocks_allocated"] == 2 && counters["port_blocks_released"] == 2 && counters["port_blocks_active"] == 0, "stats:\n\(stats)")
 
             // The IPFIX datagrams: template 258's fields, then 2 allocations and 2 releases.
             let messages = log.filter { $0.hasPrefix("ipfix ") }.map { Self.bytes($0.dropFirst(6)) }
@@ -202,26 +186,19 @@ struct PortBlockIntegrationTests {
                 }
             }
             #expect(records.count == 4 && Set(records.map(\.description)) == Set(expected.map(\.description)), "records: \(records)")
-            #expect(counter("ipfix_records_sent") == 4 && counter("ipfix_send_errors") == 0, "stats:\n\(stats)")
+            #expect(counters["ipfix_records_sent"] == 4 && counters["ipfix_send_errors"] == 0, "stats:\n\(stats)")
         }
     }
 
-    static func failure(_ args: [String]) -> String {
-        do {
-            _ = try EngineOptions.parse(["--wan", "eth0"] + args).settings()
-            return "no error"
-        } catch {
-            return "\(error)"
-        }
-    }
+    static func failure(_ args: [String]) -> String { OptionCheck.message(["--wan", "eth0"] + args) }
 
     @Test("the options: one-line errors for bad values, the config file keys, a reload may change the cap but not the size")
     func options() throws {
-        let settings = try EngineOptions.parse(["--wan", "eth0", "--port-block-size", "256", "--max-port-blocks-per-host", "4"]).settings()
+        let settings = try OptionCheck.settings(["--wan", "eth0", "--port-block-size", "256", "--max-port-blocks-per-host", "4"])
         #expect(settings.nat.portBlocks == PortBlockSettings(size: 256, maxPerHost: 4))
         #expect(settings.audit.portBlocks)
-        #expect(try EngineOptions.parse(["--wan", "eth0"]).settings().nat.portBlocks == nil)
-        #expect(try EngineOptions.parse(["--wan", "eth0", "--port-block-size", "64"]).settings().nat.portBlocks?.maxPerHost == 8)
+        #expect(try OptionCheck.settings(["--wan", "eth0"]).nat.portBlocks == nil)
+        #expect(try OptionCheck.settings(["--wan", "eth0", "--port-block-size", "64"]).nat.portBlocks?.maxPerHost == 8)
         #expect(Self.failure(["--port-block-size", "8"]) == "--port-block-size 8: expected a number of ports from 16 to 16384")
         #expect(Self.failure(["--port-block-size", "lots"]) == "--port-block-size lots: expected a number of ports from 16 to 16384")
         #expect(Self.failure(["--port-range", "20000-20100", "--port-block-size", "64"])
@@ -230,15 +207,15 @@ struct PortBlockIntegrationTests {
             == "--max-port-blocks-per-host 0: expected a number from 1 to 1024")
         #expect(Self.failure(["--max-port-blocks-per-host", "3"]) == "--max-port-blocks-per-host 3: needs --port-block-size")
 
-        let path = try ConfigFileTests.write("wan: eth0\nport-block-size: 128\nmax-port-blocks-per-host: 3\n")
-        let fromFile = try EngineOptions.parse(["--config", path]).settings()
+        let path = try OptionCheck.write("wan: eth0\nport-block-size: 128\nmax-port-blocks-per-host: 3\n")
+        let fromFile = try OptionCheck.settings(["--config", path])
         #expect(fromFile.nat.portBlocks == PortBlockSettings(size: 128, maxPerHost: 3))
-        let bad = try ConfigFileTests.write("wan: eth0\nport-block-size: 10\n")
+        let bad = try OptionCheck.write("wan: eth0\nport-block-size: 10\n")
         #expect(Self.failure(["--config", bad]) == "\(bad):2: port-block-size 10: expected a number of ports from 16 to 16384")
 
-        let other = try EngineOptions.parse(["--wan", "eth0", "--port-block-size", "64"]).settings()
+        let other = try OptionCheck.settings(["--wan", "eth0", "--port-block-size", "64"])
         #expect(Engine.unchangeable(settings, other).map { "\($0.key) \($0.old) -> \($0.new)" } == ["port-block-size 256 -> 64"])
-        let capOnly = try EngineOptions.parse(["--wan", "eth0", "--port-block-size", "256", "--max-port-blocks-per-host", "9"]).settings()
+        let capOnly = try OptionCheck.settings(["--wan", "eth0", "--port-block-size", "256", "--max-port-blocks-per-host", "9"])
         #expect(Engine.unchangeable(settings, capOnly).isEmpty)
     }
 }

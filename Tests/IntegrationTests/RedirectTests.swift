@@ -12,10 +12,7 @@ import Testing
 /// and relays both ways. The server must see the WAN address (the proxy's own connection),
 /// the client the server's address. Queue indices 140-141 (+100 on nft).
 @Suite(.integrationLimit)
-struct RedirectTests {
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let server = LabTopology.serverAddress      // 203.0.113.2
-
+struct RedirectTests: LabAddresses {
     static func proxyScript(masqd: String, control: String) -> String {
         """
         import socket, subprocess, threading, sys
@@ -53,24 +50,20 @@ struct RedirectTests {
     func httpThroughTransparentProxy(firewall: FirewallChoice) throws {
         try Integration.withEngine(Integration.tag("rda", firewall), queue: Integration.queue(140, firewall),
                                  options: ["--redirect", "tcp:80=3128"], firewall: firewall) { lab, masqd in
-            let www = lab.workDir + "/www"
-            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-            let original = www + "/page.bin", copy = lab.workDir + "/page-copy.bin"
-            try Shell.check(["dd", "if=/dev/urandom", "of=\(original)", "bs=1M", "count=1", "status=none"])
-            let http = try lab.spawnHelper(.server, ["http", www, "80"], name: "http-s")
+            let file = try lab.serveRandomFile("page.bin", megabytes: 1, from: .server, port: 80, helperName: "http-s")
+            let copy = lab.workDir + "/page-copy.bin"
             let proxy = try lab.spawn(.router, [LabTopology.python, "-u", "-c", Self.proxyScript(masqd: masqd, control: lab.controlPath)],
                                       name: "proxy")
             #expect(Semantics.waitUntil(timeout: 5) { proxy.output.contains("proxy listening") }, "proxy did not start: \(proxy.output)")
-            let curl = try lab.run(.host1, ["curl", "-sS", "--max-time", "30", "-o", copy, "-w", "%{remote_ip}:%{remote_port} %{local_port}",
-                                            "http://\(server)/page.bin"], timeout: 40)
+            let curl = try lab.curl(from: .host1, "http://\(server)/page.bin", to: copy, writeOut: "%{remote_ip}:%{remote_port} %{local_port}", maxTime: 30)
             #expect(curl.succeeded, "\(curl.summary)\nproxy:\n\(proxy.output)")
             let fields = curl.stdout.split(separator: " ")
             #expect(fields.first.map(String.init) == "\(server):80", "the client must see the server's address: \(curl.stdout)")
-            #expect(try Semantics.sha256(original) == Semantics.sha256(copy), "the download through the proxy differs")
+            #expect(try Semantics.sha256(copy) == file.sha256, "the download through the proxy differs")
             let clientPort = fields.count == 2 ? String(fields[1]) : "?"
             #expect(proxy.output.contains("proxy client \(LabTopology.host1Address):\(clientPort) original \(server):80"),
                     "the proxy must learn the original destination:\n\(proxy.output)")
-            let clients = http.lines.filter { $0.hasPrefix("http client ") }.map { String($0.split(separator: " ")[2].split(separator: ":")[0]) }
+            let clients = file.clients
             #expect(!clients.isEmpty && clients.allSatisfy { $0 == wan }, "the server must see the WAN address, saw \(clients)")
             let stats = try Semantics.stats(lab, masqd)
             #expect((stats["redirect_flows_created"] ?? 0) == 1, "redirect_flows_created: \(stats["redirect_flows_created"] ?? -1)")
@@ -100,7 +93,7 @@ struct RedirectTests {
     func uploadThroughTransparentProxy() throws {
         try Integration.withEngine("rdc", queue: Integration.queue(142), options: ["--redirect", "tcp:80=3128"]) { lab, masqd in
             let file = lab.workDir + "/upload.bin"
-            try Shell.check(["dd", "if=/dev/urandom", "of=\(file)", "bs=1M", "count=4", "status=none"])
+            try ServedFile.random(file, megabytes: 4)
             let sink = try lab.spawnHelper(.server, ["tcpsink", "80"], name: "sink")
             let proxy = try lab.spawn(.router, [LabTopology.python, "-u", "-c", Self.proxyScript(masqd: masqd, control: lab.controlPath)],
                                       name: "proxy")
@@ -118,38 +111,36 @@ struct RedirectTests {
     @Test("an idle redirected connection survives a restart with --state-file: the server's next line reaches the client through the proxy")
     func redirectedConnectionSurvivesRestart() throws {
         let masqd = try Integration.masqdExecutable()
-        try Integration.requireEnvironment()
-        let lab = try LabTopology(prefix: Integration.prefix("rdd"), modeOptions: Integration.modeOptions)
-        defer { lab.destroy() }
-        try lab.create()
-        let queue = Integration.queue(143)
-        let options = ["--redirect", "tcp:7000=3128"]
-        let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)
-        try #require(install.succeeded, "\(install.summary)")
-        let stateFile = lab.workDir + "/masqd.state"
-        let stateOptions = options + ["--state-file", stateFile]
-        try StateRestartTests.serverScript.write(toFile: lab.workDir + "/server.py", atomically: true, encoding: .utf8)
-        try StateRestartTests.clientScript.write(toFile: lab.workDir + "/client.py", atomically: true, encoding: .utf8)
-        let trigger = lab.workDir + "/send-now"
-        let first = try StateRestartTests.startEngine(lab, masqd, queue: queue, extra: stateOptions, name: "masqd-1")
-        let proxy = try lab.spawn(.router, [LabTopology.python, "-u", "-c", Self.proxyScript(masqd: masqd, control: lab.controlPath)], name: "proxy")
-        try #require(proxy.waitForOutput(containing: "proxy listening"), "proxy:\n\(proxy.output)")
-        let serverProcess = try lab.spawn(.server, [LabTopology.python, "-u", lab.workDir + "/server.py", "7000", trigger], name: "server")
-        try #require(serverProcess.waitForOutput(containing: "ready"), "server:\n\(serverProcess.output)")
-        let client = try lab.spawn(.host1, [LabTopology.python, "-u", lab.workDir + "/client.py", server, "7000"], name: "client")
-        try #require(serverProcess.waitForOutput(containing: "got before-restart"), "server:\n\(serverProcess.output)\nproxy:\n\(proxy.output)")
-        #expect(proxy.output.contains("original \(server):7000"), "proxy:\n\(proxy.output)")
-        usleep(300_000) // the proxy's ACK has crossed: the connection is idle
-        StateRestartTests.stop(first)
-        let second = try StateRestartTests.startEngine(lab, masqd, queue: queue, extra: stateOptions, name: "masqd-2")
-        #expect(Semantics.waitUntil(timeout: 5) { second.output.contains("restored 1 of 1 redirected connections") }, "\(second.output)")
-        #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
-        #expect(client.waitForOutput(containing: "received after-restart", timeout: 10), "client:\n\(client.output)\nmasqd:\n\(second.output)")
-        #expect(serverProcess.waitForOutput(containing: "got echo after-restart from \(wan):", timeout: 5), "server:\n\(serverProcess.output)")
-        let stats = try Semantics.stats(lab, masqd)
-        #expect((stats["redirected_from_proxy"] ?? 0) >= 1 && stats["redirect_flows_active"] == 1, "\(stats.filter { $0.key.hasPrefix("redirect") })")
-        StateRestartTests.stop(second)
-        proxy.stop(grace: 1)
+        try Integration.withTopology("rdd") { lab in
+            let queue = Integration.queue(143)
+            let options = ["--redirect", "tcp:7000=3128"]
+            let install = try lab.masqd(masqd, ["rules", "install"] + lab.engineOptions(queue: queue) + options)
+            try #require(install.succeeded, "\(install.summary)")
+            let stateFile = lab.workDir + "/masqd.state"
+            let stateOptions = options + ["--state-file", stateFile]
+            try StateRestartTests.serverScript.write(toFile: lab.workDir + "/server.py", atomically: true, encoding: .utf8)
+            try StateRestartTests.clientScript.write(toFile: lab.workDir + "/client.py", atomically: true, encoding: .utf8)
+            let trigger = lab.workDir + "/send-now"
+            let first = try StateRestartTests.startEngine(lab, masqd, queue: queue, extra: stateOptions, name: "masqd-1")
+            let proxy = try lab.spawn(.router, [LabTopology.python, "-u", "-c", Self.proxyScript(masqd: masqd, control: lab.controlPath)], name: "proxy")
+            try #require(proxy.waitForOutput(containing: "proxy listening"), "proxy:\n\(proxy.output)")
+            let serverProcess = try lab.spawn(.server, [LabTopology.python, "-u", lab.workDir + "/server.py", "7000", trigger], name: "server")
+            try #require(serverProcess.waitForOutput(containing: "ready"), "server:\n\(serverProcess.output)")
+            let client = try lab.spawn(.host1, [LabTopology.python, "-u", lab.workDir + "/client.py", server, "7000"], name: "client")
+            try #require(serverProcess.waitForOutput(containing: "got before-restart"), "server:\n\(serverProcess.output)\nproxy:\n\(proxy.output)")
+            #expect(proxy.output.contains("original \(server):7000"), "proxy:\n\(proxy.output)")
+            usleep(300_000) // the proxy's ACK has crossed: the connection is idle
+            StateRestartTests.stop(first)
+            let second = try StateRestartTests.startEngine(lab, masqd, queue: queue, extra: stateOptions, name: "masqd-2")
+            #expect(Semantics.waitUntil(timeout: 5) { second.output.contains("restored 1 of 1 redirected connections") }, "\(second.output)")
+            #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
+            #expect(client.waitForOutput(containing: "received after-restart", timeout: 10), "client:\n\(client.output)\nmasqd:\n\(second.output)")
+            #expect(serverProcess.waitForOutput(containing: "got echo after-restart from \(wan):", timeout: 5), "server:\n\(serverProcess.output)")
+            let stats = try Semantics.stats(lab, masqd)
+            #expect((stats["redirected_from_proxy"] ?? 0) >= 1 && stats["redirect_flows_active"] == 1, "\(stats.filter { $0.key.hasPrefix("redirect") })")
+            StateRestartTests.stop(second)
+            proxy.stop(grace: 1)
+        }
     }
 
     @Test("a LAN host sending with a source the router routes elsewhere is dropped by the reverse-path rule and counted; its real address still works",

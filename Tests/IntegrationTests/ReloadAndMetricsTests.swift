@@ -14,10 +14,7 @@ import Glibc
 /// metrics without namespaces; the others drive the real binary in namespaces (prefixes
 /// mq<pid>rl…, queue indices 46-48).
 @Suite(.integrationLimit)
-struct ReloadAndMetricsTests {
-    let server = LabTopology.serverAddress
-    let wan = LabTopology.routerWANAddress
-
+struct ReloadAndMetricsTests: LabAddresses {
     // MARK: rendering (no namespaces)
 
     @Test("the Prometheus text parses with prometheus_client: families, types, labels, a real histogram")
@@ -101,16 +98,12 @@ struct ReloadAndMetricsTests {
 
     @Test("--metrics and the metrics key: ADDR:PORT checked with a one-line message; not a value that can change on reload")
     func metricsOption() throws {
-        let settings = try EngineOptions.parse(["--wan", "eth0", "--metrics", "127.0.0.1:9469"]).settings()
+        let settings = try OptionCheck.settings(["--wan", "eth0", "--metrics", "127.0.0.1:9469"])
         #expect(settings.metrics == MetricsEndpoint(address: IPv4Address(127, 0, 0, 1), port: 9469))
-        #expect(try EngineOptions.parse(["--wan", "eth0"]).settings().metrics == nil)
+        #expect(try OptionCheck.settings(["--wan", "eth0"]).metrics == nil)
         for bad in ["9469", "localhost:9469", "127.0.0.1:0", "127.0.0.1:70000", "[::1]:9469", "127.0.0.1:"] {
-            do {
-                _ = try EngineOptions.parse(["--wan", "eth0", "--metrics", bad]).settings()
-                Issue.record("--metrics \(bad) was accepted")
-            } catch let error as MasqdError {
-                #expect(error.description == "--metrics \(bad): expected ADDR:PORT with an IPv4 address and a port 1-65535, e.g. 127.0.0.1:9469")
-            }
+            #expect(OptionCheck.message(["--wan", "eth0", "--metrics", bad])
+                    == "--metrics \(bad): expected ADDR:PORT with an IPv4 address and a port 1-65535, e.g. 127.0.0.1:9469")
         }
         var other = settings
         other.metrics = MetricsEndpoint(address: IPv4Address(127, 0, 0, 1), port: 9470)
@@ -135,13 +128,7 @@ struct ReloadAndMetricsTests {
             try yaml(lab, queue).write(toFile: config, atomically: true, encoding: .utf8)
             let install = try lab.masqd(masqd, ["rules", "install", "--config", config])
             guard install.succeeded else { throw IntegrationFailure("rules install --config: \(install.summary)") }
-            try FileManager.default.createDirectory(atPath: "/run/masqd", withIntermediateDirectories: true)
-            let engine = try lab.spawn(.router, [masqd, "run", "--config", config], name: "masqd")
-            let ready = try Semantics.waitUntil(timeout: 10) {
-                guard engine.isRunning else { return true }
-                return try lab.masqd(masqd, ["stats", "--control", lab.controlPath], timeout: 5).succeeded
-            }
-            guard ready, engine.isRunning else { throw IntegrationFailure("masqd run --config did not start:\n\(engine.output)") }
+            let engine = try Integration.startRun(lab, masqd, ["--config", config])
             try body(lab, masqd, config, engine)
             #expect(engine.isRunning, "masqd run died during the test (status \(engine.exitStatus ?? -1)):\n\(engine.output)")
             let started = Date()
@@ -189,17 +176,14 @@ struct ReloadAndMetricsTests {
         try Self.withConfiguredEngine("rla", queueIndex: 46, yaml: { lab, queue in
             Self.baseYAML(lab, queue: queue, forwards: ["tcp:2222=192.0.2.11:2222"])
         }) { lab, masqd, config, engine in
-            let www = lab.workDir + "/www"
-            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
-            let original = www + "/big.bin", copy = lab.workDir + "/download.bin"
-            try Shell.check(["dd", "if=/dev/urandom", "of=\(original)", "bs=1M", "count=8", "status=none"])
-            _ = try lab.spawnHelper(.server, ["http", www, "8080", "--rate", "1000000"], name: "http")
+            let file = try lab.serveRandomFile("big.bin", megabytes: 8, from: .server, port: 8080, rate: 1_000_000)
+            let copy = lab.workDir + "/download.bin"
             let listener = try lab.spawnHelper(.host1, ["listen", "9000"], name: "listen-h1")
             #expect(try Self.connect(lab, port: 9000) == "refused", "before the reload port 9000 must be the router's own (closed)")
 
             // About 8 s at 1 MB/s (paced by the server): the reload lands in the middle, even on a busy machine.
-            let curl = try lab.spawn(.host1, ["curl", "-sS", "--max-time", "60", "-o", copy,
-                                              "-w", "%{size_download} bytes in %{time_total} s\n", "http://\(server):8080/big.bin"], name: "curl")
+            let curl = try lab.spawnCurl(from: .host1, "http://\(server):8080/big.bin", to: copy, writeOut: "%{size_download} bytes in %{time_total} s\n",
+                                      name: "curl")
             let flowing = Semantics.waitUntil(timeout: 10) {
                 let size = (try? FileManager.default.attributesOfItem(atPath: copy))?[.size] as? Int
                 return (size ?? 0) > 1_000_000
@@ -221,7 +205,7 @@ struct ReloadAndMetricsTests {
             let status = curl.waitForExit(timeout: 60)
             #expect(status == 0, "curl: \(curl.output)")
             #expect(curl.output.contains("8388608 bytes"), "downloaded: \(curl.output)")
-            #expect(try Semantics.sha256(original) == Semantics.sha256(copy), "the download differs from the original")
+            #expect(try Semantics.sha256(copy) == file.sha256, "the download differs from the original")
             let stats = try Semantics.stats(lab, masqd)
             #expect(stats["reloads"] == 1 && stats["reload_failures"] == 0, "\(stats.filter { $0.key.hasPrefix("reload") })")
         }

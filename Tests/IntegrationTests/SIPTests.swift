@@ -15,12 +15,7 @@ import Glibc
 /// and the media expected. The same calls without the helper leak 192.0.2.x in Contact and
 /// SDP, and no audio reaches the phone. Tag mq<pid>si?, queues 66-69.
 @Suite(.integrationLimit)
-struct SIPTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-    let h2 = LabTopology.host2Address           // 192.0.2.11
-
+struct SIPTests: LabAddresses {
     static func waitForSIP(_ lab: LabTopology, _ node: LabTopology.Node, _ address: String, _ process: BackgroundProcess,
                            tcp: Bool = false) throws {
         let up = try Semantics.waitUntil(timeout: 10) {

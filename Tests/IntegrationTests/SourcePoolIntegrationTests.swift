@@ -9,39 +9,34 @@ import Testing
 /// the router, which holds the pool addresses on its loopback (README: Source address pools).
 /// Queue index 134.
 @Suite(.integrationLimit)
-struct SourcePoolIntegrationTests {
-    let server = LabTopology.serverAddress
+struct SourcePoolIntegrationTests: LabAddresses {
     let pool = ["198.18.0.1", "198.18.0.2"]
-
-    static func message(_ arguments: [String]) -> String {
-        do { _ = try EngineOptions.parse(arguments).settings(); return "accepted" } catch { return "\(error)" }
-    }
 
     @Test("bad --to-source, --lan pools and --pool-placement are one-line errors naming the option; file keys; a reload refuses a change")
     func options() throws {
-        #expect(Self.message(["--wan", "eth0", "--to-source", "198.18.0.9-198.18.0.1"]) == "--to-source 198.18.0.9-198.18.0.1: expected ADDR or ADDR-ADDR (IPv4, first <= last)")
-        #expect(Self.message(["--wan", "eth0", "--to-source", "198.18.0.0-198.18.1.0"]) == "--to-source 198.18.0.0-198.18.1.0: more than 32 addresses")
-        #expect(Self.message(["--wan", "eth0", "--to-source", "127.0.0.1"]) == "--to-source 127.0.0.1: 127.0.0.1 cannot be a source address")
-        #expect(Self.message(["--wan", "eth0", "--lan", "192.0.2.0/24", "--to-source", "192.0.2.7"]) == "--to-source 192.0.2.7: 192.0.2.7 is inside --lan 192.0.2.0/24")
-        #expect(Self.message(["--wan", "eth0", "--to-source", "198.18.0.1", "--to-source", "198.18.0.1"]) == "--to-source 198.18.0.1,198.18.0.1: an address is given twice")
-        #expect(Self.message(["--wan", "eth0", "--lan", "192.0.2.0/25=198.18.0.1", "--to-source", "198.18.0.1"]) == "--lan 192.0.2.0/25=198.18.0.1: an address is given twice")
-        #expect(Self.message(["--wan", "eth0", "--lan", "192.0.2.0/25=pool"]) == "--lan 192.0.2.0/25=pool: expected ADDR or ADDR-ADDR (IPv4, first <= last)")
-        #expect(Self.message(["--wan", "eth0", "--lan", "192.0.2.0/33=198.18.0.1"]) == "--lan 192.0.2.0/33=198.18.0.1: not an IPv4 prefix (A.B.C.D/N with host bits zero)")
-        #expect(Self.message(["--wan", "eth0", "--to-source", "198.18.0.1", "--pool-placement", "random"]) == "--pool-placement random: expected hash or round-robin")
-        #expect(Self.message(["--wan", "eth0", "--pool-placement", "hash"]) == "--pool-placement hash: needs --to-source or a --lan prefix with a pool")
+        #expect(OptionCheck.message(["--wan", "eth0", "--to-source", "198.18.0.9-198.18.0.1"]) == "--to-source 198.18.0.9-198.18.0.1: expected ADDR or ADDR-ADDR (IPv4, first <= last)")
+        #expect(OptionCheck.message(["--wan", "eth0", "--to-source", "198.18.0.0-198.18.1.0"]) == "--to-source 198.18.0.0-198.18.1.0: more than 32 addresses")
+        #expect(OptionCheck.message(["--wan", "eth0", "--to-source", "127.0.0.1"]) == "--to-source 127.0.0.1: 127.0.0.1 cannot be a source address")
+        #expect(OptionCheck.message(["--wan", "eth0", "--lan", "192.0.2.0/24", "--to-source", "192.0.2.7"]) == "--to-source 192.0.2.7: 192.0.2.7 is inside --lan 192.0.2.0/24")
+        #expect(OptionCheck.message(["--wan", "eth0", "--to-source", "198.18.0.1", "--to-source", "198.18.0.1"]) == "--to-source 198.18.0.1,198.18.0.1: an address is given twice")
+        #expect(OptionCheck.message(["--wan", "eth0", "--lan", "192.0.2.0/25=198.18.0.1", "--to-source", "198.18.0.1"]) == "--lan 192.0.2.0/25=198.18.0.1: an address is given twice")
+        #expect(OptionCheck.message(["--wan", "eth0", "--lan", "192.0.2.0/25=pool"]) == "--lan 192.0.2.0/25=pool: expected ADDR or ADDR-ADDR (IPv4, first <= last)")
+        #expect(OptionCheck.message(["--wan", "eth0", "--lan", "192.0.2.0/33=198.18.0.1"]) == "--lan 192.0.2.0/33=198.18.0.1: not an IPv4 prefix (A.B.C.D/N with host bits zero)")
+        #expect(OptionCheck.message(["--wan", "eth0", "--to-source", "198.18.0.1", "--pool-placement", "random"]) == "--pool-placement random: expected hash or round-robin")
+        #expect(OptionCheck.message(["--wan", "eth0", "--pool-placement", "hash"]) == "--pool-placement hash: needs --to-source or a --lan prefix with a pool")
 
-        let s = try EngineOptions.parse(["--wan", "eth0", "--lan", "192.0.2.0/25=198.18.1.1,198.18.1.5-198.18.1.6", "--lan", "192.0.2.128/25",
-                                         "--to-source", "198.18.0.1-198.18.0.2"]).settings()
+        let s = try OptionCheck.settings(["--wan", "eth0", "--lan", "192.0.2.0/25=198.18.1.1,198.18.1.5-198.18.1.6", "--lan", "192.0.2.128/25",
+                                         "--to-source", "198.18.0.1-198.18.0.2"])
         #expect(s.internalPrefixes.map(\.description) == ["192.0.2.0/25", "192.0.2.128/25"])
         #expect(s.nat.sourcePools.addresses.map(\.description) == ["198.18.0.1", "198.18.0.2", "198.18.1.1", "198.18.1.5", "198.18.1.6"])
         #expect(s.nat.sourcePools.prefixPools == [1, nil] && s.nat.sourcePools.defaultPool == 0 && s.nat.sourcePools.placement == .hash)
         #expect(s.sourcePoolsText == "to-source 198.18.0.1,198.18.0.2 192.0.2.0/25=198.18.1.1,198.18.1.5,198.18.1.6 (hash)")
 
-        let path = try ConfigFileTests.write("wan: eth0\nto-source: [198.18.0.1, 198.18.0.3]\npool-placement: round-robin\n")
-        defer { ConfigFileTests.remove(path) }
-        let fromFile = try EngineOptions.parse(["--config", path]).settings()
+        let path = try OptionCheck.write("wan: eth0\nto-source: [198.18.0.1, 198.18.0.3]\npool-placement: round-robin\n")
+        defer { OptionCheck.remove(path) }
+        let fromFile = try OptionCheck.settings(["--config", path])
         #expect(fromFile.nat.sourcePools.addresses.map(\.description) == ["198.18.0.1", "198.18.0.3"] && fromFile.nat.sourcePools.placement == .roundRobin)
-        let plain = try EngineOptions.parse(["--wan", "eth0"]).settings()
+        let plain = try OptionCheck.settings(["--wan", "eth0"])
         #expect(Engine.unchangeable(fromFile, plain).map(\.key) == ["to-source"])
     }
 

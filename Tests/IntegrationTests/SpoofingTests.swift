@@ -13,12 +13,7 @@ import Glibc
 /// source. None of it arrives, the right counters move, and real traffic still flows.
 /// Queue indices 51-52.
 @Suite(.integrationLimit)
-struct SpoofingTests {
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-    let h1 = LabTopology.host1Address           // 192.0.2.10
-    let h2 = LabTopology.host2Address           // 192.0.2.11
-    let server = LabTopology.serverAddress      // 203.0.113.2
-
+struct SpoofingTests: LabAddresses {
     @Test("from the WAN: the WAN address, LAN addresses and martians as source never reach h1, and are counted; the real remote does")
     func spoofedFromWAN() throws {
         try Integration.withEngine(scapy: true, "rba", queue: Integration.queue(51), options: ["--forward", "udp:9000=\(h1):9000"]) { lab, masqd, _ in

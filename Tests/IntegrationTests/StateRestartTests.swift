@@ -13,10 +13,7 @@ import Glibc
 /// without the state file. A file that cannot be used is refused with one line, moved aside,
 /// and the engine still comes up and translates. Namespaces st<pid><letter>, queues 41-44.
 @Suite(.integrationLimit)
-struct StateRestartTests {
-    let server = LabTopology.serverAddress
-    let wan = LabTopology.routerWANAddress
-
+struct StateRestartTests: LabAddresses {
     static func prefix(_ tag: String) -> String { "st\(getpid() % 100_000)\(tag)" }
 
     /// The server: accepts one connection, reads a line, waits for the file `trigger`, sends
@@ -51,17 +48,7 @@ struct StateRestartTests {
 
     /// `masqd run` in the router namespace, logging to `name`.log; waits until `masqd stats` answers.
     static func startEngine(_ lab: LabTopology, _ masqd: String, queue: Int, extra: [String], name: String) throws -> BackgroundProcess {
-        try FileManager.default.createDirectory(atPath: "/run/masqd", withIntermediateDirectories: true)
-        let engine = try lab.spawn(.router, [masqd, "run"] + lab.engineOptions(queue: queue) + ["--control", lab.controlPath] + extra, name: name)
-        let ready = try Semantics.waitUntil(timeout: 10) {
-            guard engine.isRunning else { throw IntegrationFailure("\(name) exited with status \(engine.exitStatus ?? -1):\n\(engine.output)") }
-            return (try? lab.masqd(masqd, ["stats", "--control", lab.controlPath], timeout: 5))?.succeeded == true
-        }
-        guard ready else {
-            engine.stop()
-            throw IntegrationFailure("\(name) did not answer `masqd stats` within 10 s:\n\(engine.output)")
-        }
-        return engine
+        try Integration.startRun(lab, masqd, lab.engineOptions(queue: queue) + ["--control", lab.controlPath] + extra, name: name)
     }
 
     /// Stops an engine with SIGTERM and checks it went promptly and cleanly.

@@ -16,10 +16,7 @@ import Glibc
 /// timeout); then, as the control that the spoofed packets do reach the session, an exact
 /// RST with a right checksum closes it. Queue index 84, namespace tag "tg".
 @Suite(.integrationLimit)
-struct TCPGuardTests {
-    let server = LabTopology.serverAddress
-    let wan = LabTopology.routerWANAddress
-
+struct TCPGuardTests: LabAddresses {
     /// Echoes every line back; when the file DIR/push appears, also sends "pushed" unasked.
     static let serverScript = """
         import os, socket, sys, threading, time

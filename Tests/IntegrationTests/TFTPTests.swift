@@ -13,10 +13,7 @@ import Glibc
 /// new port, so a get and a put work only with the helper; the same runs without it fail.
 /// Real namespaces, real iptables, the real masqd binary; tag mq<pid>tf?, queues 64-65.
 @Suite(.integrationLimit)
-struct TFTPTests {
-    let server = LabTopology.serverAddress      // 203.0.113.2
-    let wan = LabTopology.routerWANAddress      // 203.0.113.1
-
+struct TFTPTests: LabAddresses {
     static func requireTools() throws {
         for tool in ["tftp", "in.tftpd"] where Shell.which(tool) == nil && !FileManager.default.fileExists(atPath: "/usr/sbin/\(tool)") {
             throw IntegrationFailure("\(tool) not found (apt-get install -y tftp-hpa tftpd-hpa)")

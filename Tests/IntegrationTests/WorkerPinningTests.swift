@@ -32,28 +32,22 @@ struct WorkerPinningTests {
         try #require(sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2, "this test needs two online CPUs")
         let masqd = try Integration.masqdExecutable()
         let first = Integration.queue(71), last = first + 1
-        let lab = try LabTopology(prefix: Integration.prefix("wpn"))
-        defer { lab.destroy() }
-        try lab.create()
-        let options = ["--queues", "\(first)-\(last)", "--wan", LabTopology.wanInterface, "--lan", LabTopology.lanCIDR] + Integration.modeOptions
-        let install = try lab.masqd(masqd, ["rules", "install"] + options)
-        try #require(install.succeeded, "rules install: \(install.summary)")
-        try FileManager.default.createDirectory(atPath: "/run/masqd", withIntermediateDirectories: true)
-        let engine = try lab.spawn(.router, [masqd, "run"] + options + ["--control", lab.controlPath, "--worker-cpus", "1,0"], name: "masqd")
-        defer { engine.stop(grace: 5) }
-        let ready = Semantics.waitUntil(timeout: 10) {
-            (try? lab.masqd(masqd, ["stats", "--control", lab.controlPath], timeout: 5))?.succeeded == true
+        try Integration.withTopology("wpn") { lab in
+            let options = ["--queues", "\(first)-\(last)", "--wan", LabTopology.wanInterface, "--lan", LabTopology.lanCIDR] + Integration.modeOptions
+            let install = try lab.masqd(masqd, ["rules", "install"] + options)
+            try #require(install.succeeded, "rules install: \(install.summary)")
+            let engine = try Integration.startRun(lab, masqd, options + ["--control", lab.controlPath, "--worker-cpus", "1,0"])
+            defer { engine.stop(grace: 5) }
+
+            let cpus = try Self.workerCPUs(pid: engine.pid)
+            #expect(cpus == ["masqd-q\(first)": "1", "masqd-q\(last)": "0"], "worker threads and their CPUs: \(cpus)")
+            #expect(engine.output.contains("masqd-q\(first) pinned to CPU 1"), "start log:\n\(engine.output)")
+
+            _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
+            let udp = try lab.run(.host1, lab.helper(["udpsend", LabTopology.serverAddress, "9999", "--msg", "pinned"]), timeout: 20)
+            #expect(udp.succeeded && udp.stdout.contains("seen-from \(LabTopology.routerWANAddress):"), "UDP through the pinned workers: \(udp.summary)")
+            #expect(engine.isRunning, "masqd run died:\n\(engine.output)")
         }
-        try #require(ready, "masqd run did not answer stats:\n\(engine.output)")
-
-        let cpus = try Self.workerCPUs(pid: engine.pid)
-        #expect(cpus == ["masqd-q\(first)": "1", "masqd-q\(last)": "0"], "worker threads and their CPUs: \(cpus)")
-        #expect(engine.output.contains("masqd-q\(first) pinned to CPU 1"), "start log:\n\(engine.output)")
-
-        _ = try lab.spawnHelper(.server, ["udpecho", "9999"], name: "udpecho")
-        let udp = try lab.run(.host1, lab.helper(["udpsend", LabTopology.serverAddress, "9999", "--msg", "pinned"]), timeout: 20)
-        #expect(udp.succeeded && udp.stdout.contains("seen-from \(LabTopology.routerWANAddress):"), "UDP through the pinned workers: \(udp.summary)")
-        #expect(engine.isRunning, "masqd run died:\n\(engine.output)")
     }
 
     @Test("--worker-cpus naming a CPU that is not online: masqd run exits with one line naming the option, the worker and the CPU")
@@ -72,9 +66,9 @@ struct WorkerPinningTests {
     func badValuesAreRefused() throws {
         let expected = "expected a comma-separated list of CPU numbers from 0 to 1023"
         for bad in ["1024", "-1", "a", "1,,2", "0x1"] {
-            #expect(RedirectOptionTests.message(["--wan", "eth0", "--worker-cpus=\(bad)"]) == "--worker-cpus \(bad): \(expected)")
+            #expect(OptionCheck.message(["--wan", "eth0", "--worker-cpus=\(bad)"]) == "--worker-cpus \(bad): \(expected)")
         }
-        #expect(try RedirectOptionTests.settings(["--wan", "eth0", "--worker-cpus", "3,1,3"]).workerCPUs == [3, 1, 3])
-        #expect(try RedirectOptionTests.settings(["--wan", "eth0"]).workerCPUs.isEmpty)
+        #expect(try OptionCheck.settings(["--wan", "eth0", "--worker-cpus", "3,1,3"]).workerCPUs == [3, 1, 3])
+        #expect(try OptionCheck.settings(["--wan", "eth0"]).workerCPUs.isEmpty)
     }
 }

@@ -24,9 +24,7 @@ struct HelperShareTests {
             #expect(syn == PacketBuilder.tcp(Net.external, port, Net.remote, 21))
         }
         let original = PacketBuilder.tcp(Net.hostA, 40003, Net.remote, 21)
-        var refused = original
-        #expect(nat.run(&refused, .outbound) == .drop(.hostHelperLimit))
-        #expect(refused == original)
+        expectUnchanged(nat, original, .outbound, verdict: .drop(.hostHelperLimit))
         #expect(nat.counters.drops(.hostHelperLimit) == 1 && nat.helperConnectionCount == 3)
         // Not a helper port: the share does not apply.
         var web = PacketBuilder.tcp(Net.hostA, 40004, Net.remote, 80)

@@ -9,12 +9,8 @@ import Testing
 struct ICMPErrorTests {
     /// An ICMP error of `type`/`code` from `source` to `destination` quoting `quoted` (cut to `quoteLength`).
     func icmpError(type: UInt8, code: UInt8, from source: IPv4Bytes, to destination: IPv4Bytes, quoting quoted: [UInt8], quoteLength: Int? = nil) -> [UInt8] {
-        let quote = Array(quoted.prefix(quoteLength ?? quoted.count))
-        var message: [UInt8] = [type, code, 0, 0, 0, 0, 0, 0] + quote
-        if type == 3 && code == 4 { message[6] = 0x05; message[7] = 0x00 } // next-hop MTU 1280
-        let sum = RefChecksum.checksum(message)
-        message[2] = UInt8(sum >> 8); message[3] = UInt8(sum & 0xff)
-        return PacketBuilder.ipv4(source: source, destination: destination, protocolNumber: 1, transport: message)
+        PacketBuilder.icmpError(type: type, code: code, from: source, to: destination, quoting: Array(quoted.prefix(quoteLength ?? quoted.count)),
+                                nextHopMTU: type == 3 && code == 4 ? 1280 : 0)
     }
 
     func quotedPacket(_ error: [UInt8]) -> [UInt8] { Array(error[28...]) }

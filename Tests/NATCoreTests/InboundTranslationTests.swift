@@ -80,9 +80,7 @@ import Testing
         let nat = makeTranslator()
         let id = Self.open(nat, PacketBuilder.icmp(Net.hostA, Net.remote, identifier: 777))
         let original = PacketBuilder.icmp(Net.remote, Net.external, type: 8, identifier: id)
-        var packet = original
-        #expect(nat.run(&packet, .inbound) == .accept)
-        #expect(packet == original)
+        expectUnchanged(nat, original, .inbound)
         #expect(nat.counters[.inboundUnmatched] == 1)
     }
 
@@ -96,9 +94,7 @@ import Testing
             PacketBuilder.tcp(Net.remote, 53, Net.external, port),       // same endpoint, other protocol
         ]
         for original in strangers {
-            var packet = original
-            #expect(nat.run(&packet, .inbound) == .accept)
-            #expect(packet == original)
+            expectUnchanged(nat, original, .inbound)
         }
         #expect(nat.counters[.inboundUnmatched] == 3)
         #expect(nat.counters[.inboundTranslated] == 0)
@@ -112,9 +108,7 @@ import Testing
         let nat = makeTranslator()
         _ = Self.open(nat, PacketBuilder.udp(Net.hostA, 40000, Net.remote, 53))
         for original in [PacketBuilder.udp(Net.remote, 53, Net.external, 40001), PacketBuilder.tcp(Net.remote, 80, Net.external, 22)] {
-            var packet = original
-            #expect(nat.run(&packet, .inbound) == .accept)
-            #expect(packet == original)
+            expectUnchanged(nat, original, .inbound)
         }
         #expect(nat.counters[.inboundUnmatched] == 2)
     }
@@ -123,27 +117,21 @@ import Testing
         let nat = makeTranslator()
         _ = Self.open(nat, PacketBuilder.udp(Net.hostA, 40000, Net.remote, 53))
         let original = PacketBuilder.udp(Net.remote, 53, Net.hostA, 40000)
-        var packet = original
-        #expect(nat.run(&packet, .inbound) == .drop(.inboundToInternalAddress))
-        #expect(packet == original)
+        expectUnchanged(nat, original, .inbound, verdict: .drop(.inboundToInternalAddress))
         #expect(nat.counters.drops(.inboundToInternalAddress) == 1)
     }
 
     @Test func inboundToInternalAddressWithoutPrefixesIsNotJudged() {
         let nat = makeTranslator(internalPrefixes: [])
         let original = PacketBuilder.udp(Net.remote, 53, Net.hostA, 40000)
-        var packet = original
-        #expect(nat.run(&packet, .inbound) == .accept)
-        #expect(packet == original)
+        expectUnchanged(nat, original, .inbound)
         #expect(nat.counters[.inboundNotForUs] == 1)
     }
 
     @Test func inboundForAnotherAddressIsPassed() {
         let nat = makeTranslator()
         let original = PacketBuilder.udp(Net.remote, 53, Net.outsider, 40000)
-        var packet = original
-        #expect(nat.run(&packet, .inbound) == .accept)
-        #expect(packet == original)
+        expectUnchanged(nat, original, .inbound)
         #expect(nat.counters[.inboundNotForUs] == 1)
     }
 
@@ -156,9 +144,7 @@ import Testing
             PacketBuilder.udp(Net.remote, 53, Net.external, 40000, lengthField: 200), // UDP length beyond packet
         ]
         for original in cases {
-            var packet = original
-            #expect(nat.run(&packet, .inbound) == .accept)
-            #expect(packet == original)
+            expectUnchanged(nat, original, .inbound)
         }
         #expect(nat.counters[.inboundUnmatched] == 3)
         #expect(nat.counters.totalDrops == 0)

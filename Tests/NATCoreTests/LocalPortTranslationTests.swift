@@ -49,9 +49,7 @@ struct LocalPortTranslationTests {
         #expect(nat.counters[.localPortSkips] == 1000)
         // Inbound to a reserved port no socket holds and no mapping has: unmatched, like any closed port.
         let original = PacketBuilder.udp(Net.remote, 53, Net.external, 45000)
-        var inbound = original
-        #expect(nat.run(&inbound, .inbound) == .accept)
-        #expect(inbound == original)
+        expectUnchanged(nat, original, .inbound)
         #expect(nat.counters[.inboundUnmatched] == 1 && nat.counters[.inboundLocalPort] == 0)
     }
 
@@ -60,9 +58,7 @@ struct LocalPortTranslationTests {
         let nat = makeTranslator { $0.ports = PortAllocator(portRange: 40000...40010, lowPortRange: nil) }
         nat.setLocalPorts(LocalPortSet(), reserved: 32768...60999)
         let original = PacketBuilder.udp(Net.hostA, 5000, Net.remote, 53)
-        var p = original
-        #expect(nat.run(&p, .outbound) == .drop(.portsExhausted))
-        #expect(p == original)
+        expectUnchanged(nat, original, .outbound, verdict: .drop(.portsExhausted))
         // Partly inside: only the part outside is used.
         let partial = makeTranslator { $0.ports = PortAllocator(portRange: 60990...61001, lowPortRange: nil) }
         partial.setLocalPorts(LocalPortSet(), reserved: 32768...60999)
@@ -82,9 +78,7 @@ struct LocalPortTranslationTests {
         let nat = makeTranslator()
         nat.setLocalPorts(Self.held(udp: [4500]), reserved: nil)
         let original = PacketBuilder.udp(Net.remote, 4500, Net.external, 4500)
-        var p = original
-        #expect(nat.run(&p, .inbound) == .accept)
-        #expect(p == original)
+        expectUnchanged(nat, original, .inbound)
         #expect(nat.counters[.inboundLocalPort] == 1 && nat.counters[.inboundUnmatched] == 0)
         // A port nobody holds: unmatched, as before.
         var other = PacketBuilder.udp(Net.remote, 4500, Net.external, 4501)
@@ -107,9 +101,7 @@ struct LocalPortTranslationTests {
         #expect(nat.mappingCount == 0 && nat.sessionCount == 0)
         #expect(nat.counters[.mappingsEvictedLocalPort] == 1)
         let original = PacketBuilder.udp(Net.remote, 51820, Net.external, 51820)
-        var again = original
-        #expect(nat.run(&again, .inbound) == .accept)
-        #expect(again == original)
+        expectUnchanged(nat, original, .inbound)
         #expect(nat.counters[.inboundLocalPort] == 1)
         var next = PacketBuilder.udp(Net.hostA, 51820, Net.remote, 51820)
         #expect(nat.run(&next, .outbound) == .acceptRewritten)
@@ -129,9 +121,7 @@ struct LocalPortTranslationTests {
         #expect(update == LocalPortsUpdate(mappingsEvicted: 1, sessionsCut: 0, forwardsOnLocalPorts: 0))
         #expect(nat.pendingExpectationCount == 1 && nat.mappingCount == 2)
         let original = PacketBuilder.udp(Net.remote, 7000, Net.external, 6000, payload: [0x80, 0, 0, 1])
-        var media = original
-        #expect(nat.run(&media, .inbound) == .accept)
-        #expect(media == original)
+        expectUnchanged(nat, original, .inbound)
         // The RTCP port's expectation still lets its flow in.
         var rtcp = PacketBuilder.udp(Net.remote, 7001, Net.external, 6001, payload: [0x80, 0xc8, 0, 1])
         #expect(nat.run(&rtcp, .inbound) == .acceptRewritten)
@@ -154,9 +144,7 @@ struct LocalPortTranslationTests {
         let nat = makeTranslator()
         nat.setLocalPorts(Self.held(tcp: [22]), reserved: nil)
         let original = PacketBuilder.tcp(Net.hostB, 40000, Net.external, 22)
-        var p = original
-        #expect(nat.run(&p, .hairpin) == .accept)
-        #expect(p == original)
+        expectUnchanged(nat, original, .hairpin)
         #expect(nat.counters[.inboundLocalPort] == 1 && nat.counters[.hairpinPassed] == 1)
         #expect(nat.mappingCount == 0)
     }

@@ -66,7 +66,7 @@ struct CorpusEnds {
 
     /// An ICMP error from this side quoting `inner` (the unused word is zero).
     func icmpError(type: UInt8 = 3, code: UInt8 = 3, inner: [UInt8]) -> [UInt8] {
-        PacketBuilder.icmp(source, destination, type: type, code: code, identifier: 0, sequence: 0, payload: inner)
+        PacketBuilder.icmpError(type: type, code: code, from: source, to: destination, quoting: inner)
     }
 
     /// `transport` as the protocol's bytes after a plain IP header.

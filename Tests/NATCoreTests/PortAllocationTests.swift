@@ -48,9 +48,7 @@ import Testing
         let second = outboundPort(nat, Net.hostB, 40000)
         #expect(Set([first, second]) == Set([UInt16(20000), 20001]))
         let original = PacketBuilder.udp(Net.hostC, 40000, Net.remote, 53)
-        var third = original
-        #expect(nat.run(&third, .outbound) == .drop(.portsExhausted))
-        #expect(third == original)
+        expectUnchanged(nat, original, .outbound, verdict: .drop(.portsExhausted))
         #expect(nat.counters.drops(.portsExhausted) == 1)
         #expect(nat.mappingCount == 2 && nat.sessionCount == 2)
         // A low port uses the same (only) range when lowPortRange is nil.

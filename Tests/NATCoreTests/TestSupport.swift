@@ -1,4 +1,5 @@
 import NATTestKit
+import Testing
 // Shared fixtures: the lab addresses, a seeded RNG and a translator harness.
 
 @testable import NATCore
@@ -22,18 +23,18 @@ func at(_ seconds: UInt64, plusNanoseconds extra: UInt64 = 0) -> NATTime {
     NATTime(nanoseconds: t0.nanoseconds + seconds * 1_000_000_000 + extra)
 }
 
+/// The kit's test translator (tables of 1024) with another external address (or none) and
+/// other inside prefixes.
 func makeTranslator(
     external: IPv4Bytes? = Net.external,
     internalPrefixes: [String] = ["192.0.2.0/24"],
     _ configure: (inout NATConfiguration) -> Void = { _ in }
 ) -> NATTranslator {
-    var configuration = NATConfiguration(
-        externalAddress: external?.address,
-        internalPrefixes: internalPrefixes.map { IPv4Prefix($0)! })
-    configuration.maxSessions = 1024
-    configuration.maxMappings = 1024
-    configure(&configuration)
-    return NATTranslator(configuration: configuration)
+    TestNet.translator {
+        $0.externalAddress = external?.address
+        $0.internalPrefixes = internalPrefixes.map { IPv4Prefix($0)! }
+        configure(&$0)
+    }
 }
 
 extension NATTranslator {
@@ -49,6 +50,15 @@ extension NATTranslator {
         forEachSession(now: now) { all.append($0) }
         return all
     }
+}
+
+/// Runs `packet` through `nat` and checks the verdict and that the bytes were left exactly as
+/// they came (a packet passed on or dropped is never half rewritten).
+func expectUnchanged(_ nat: NATTranslator, _ packet: [UInt8], _ direction: PacketDirection, verdict: TranslationVerdict = .accept,
+                     notReady: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) {
+    var copy = packet
+    #expect(nat.run(&copy, direction, notReady: notReady) == verdict, sourceLocation: sourceLocation)
+    #expect(copy == packet, "the bytes changed", sourceLocation: sourceLocation)
 }
 
 /// Source or destination port (or ICMP identifier) of a finished packet (the kit's reader).

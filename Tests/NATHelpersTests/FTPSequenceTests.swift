@@ -288,37 +288,3 @@ import Testing
         #expect(next.seq == c + UInt32(stream.utf8.count))
     }
 }
-
-/// The byte stream the peer receives: each output payload placed at its sequence number
-/// (overlaps must agree, and nothing may be missing).
-func reassemble(_ outputs: [Sent], from start: UInt32, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-    var stream: [UInt8?] = []
-    for sent in outputs {
-        let offset = Int(sent.seq &- start)
-        let payload = sent.payload
-        if stream.count < offset + payload.count { stream += [UInt8?](repeating: nil, count: offset + payload.count - stream.count) }
-        for (i, byte) in payload.enumerated() {
-            if let old = stream[offset + i] {
-                #expect(old == byte, "overlapping bytes differ at \(offset + i)", sourceLocation: sourceLocation)
-            }
-            stream[offset + i] = byte
-        }
-    }
-    let bytes = try stream.map { try #require($0, "missing byte", sourceLocation: sourceLocation) }
-    return String(decoding: bytes, as: UTF8.self)
-}
-
-/// Lines with their terminators, split at "\n" bytes (a String splits "\r\n" as one character).
-func lines(_ text: String) -> [String] {
-    var result: [String] = []
-    var current: [UInt8] = []
-    for byte in text.utf8 {
-        current.append(byte)
-        if byte == UInt8(ascii: "\n") {
-            result.append(String(decoding: current, as: UTF8.self))
-            current = []
-        }
-    }
-    if !current.isEmpty { result.append(String(decoding: current, as: UTF8.self)) }
-    return result
-}

@@ -24,12 +24,7 @@ func makeFTPTranslator(
     helper: FTPHelper = FTPHelper(),
     _ configure: (inout NATConfiguration) -> Void = { _ in }
 ) -> NATTranslator {
-    var configuration = NATConfiguration(externalAddress: Net.external.address, internalPrefixes: [IPv4Prefix("192.0.2.0/24")!])
-    configuration.maxSessions = 1024
-    configuration.maxMappings = 1024
-    configuration.helpers = [HelperRegistration(helper: helper, ports: [21, 2121])]
-    configure(&configuration)
-    return NATTranslator(configuration: configuration)
+    TestNet.translator(helpers: [HelperRegistration(helper: helper, ports: [21, 2121])], configure)
 }
 
 /// What the translator did with a packet, and the packet as it leaves: the kit's
@@ -105,9 +100,9 @@ let greetingLength = UInt32(greeting.utf8.count)
 
 /// A control connection from an inside client to `server:serverPort`, handshake and the
 /// server's greeting done (`greet: false`: the handshake only).
-func clientInsideLink(_ nat: NATTranslator, clientPort: UInt16 = 40000, server: IPv4Bytes = Net.server,
+func clientInsideLink(_ nat: NATTranslator, client: IPv4Bytes = Net.client, clientPort: UInt16 = 40000, server: IPv4Bytes = Net.server,
                       serverPort: UInt16 = 21, greet: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) -> Link {
-    var link = Link(nat: nat, inside: Net.client, insidePort: clientPort, outside: server, outsidePort: serverPort, externalPort: 0)
+    var link = Link(nat: nat, inside: client, insidePort: clientPort, outside: server, outsidePort: serverPort, externalPort: 0)
     let syn = link.fromInside(seq: insideISN, flags: TCPFlag.syn)
     #expect(syn.kind == .rewritten, sourceLocation: sourceLocation)
     link.externalPort = TCPView.sourcePort(syn.packet)
@@ -150,3 +145,56 @@ func portFromCommas(_ text: String) -> UInt16? {
 }
 
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+/// Sends each line from the inside end in its own segment and checks it leaves unchanged; returns the next
+/// sequence number.
+@discardableResult
+func sendUnchanged(_ link: Link, _ lines: [String], seq start: UInt32 = insideISN + 1,
+                   sourceLocation: SourceLocation = #_sourceLocation) -> UInt32 {
+    var seq = start
+    for line in lines {
+        let sent = link.fromInside(line, seq: seq, ack: outsideISN + 1)
+        seq += UInt32(line.utf8.count)
+        #expect(sent.payload == bytes(line), "\(line.debugDescription)", sourceLocation: sourceLocation)
+        expectWellFormed(sent, sourceLocation: sourceLocation)
+    }
+    return seq
+}
+
+/// The byte stream the peer receives: each output payload placed at its sequence number
+/// (overlaps must agree, and nothing may be missing).
+func reassembledBytes(_ outputs: [Sent], from start: UInt32, sourceLocation: SourceLocation = #_sourceLocation) throws -> [UInt8] {
+    var stream: [UInt8?] = []
+    for sent in outputs {
+        let offset = Int(sent.seq &- start)
+        let payload = sent.payload
+        if stream.count < offset + payload.count { stream += [UInt8?](repeating: nil, count: offset + payload.count - stream.count) }
+        for (i, byte) in payload.enumerated() {
+            if let old = stream[offset + i] {
+                #expect(old == byte, "overlapping bytes differ at \(offset + i)", sourceLocation: sourceLocation)
+            }
+            stream[offset + i] = byte
+        }
+    }
+    return try stream.map { try #require($0, "missing byte", sourceLocation: sourceLocation) }
+}
+
+/// `reassembledBytes` as UTF-8 text.
+func reassemble(_ outputs: [Sent], from start: UInt32, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+    String(decoding: try reassembledBytes(outputs, from: start, sourceLocation: sourceLocation), as: UTF8.self)
+}
+
+/// Lines with their terminators, split at "\n" bytes (a String splits "\r\n" as one character).
+func lines(_ text: String) -> [String] {
+    var result: [String] = []
+    var current: [UInt8] = []
+    for byte in text.utf8 {
+        current.append(byte)
+        if byte == UInt8(ascii: "\n") {
+            result.append(String(decoding: current, as: UTF8.self))
+            current = []
+        }
+    }
+    if !current.isEmpty { result.append(String(decoding: current, as: UTF8.self)) }
+    return result
+}

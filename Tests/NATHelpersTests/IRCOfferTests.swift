@@ -162,7 +162,7 @@ import Testing
         let sent = link.fromInside(payload, seq: insideISN + 1, ack: outsideISN + 1)
         #expect(sent.kind == .replaced)
         expectWellFormed(sent)
-        let out = ircLines(sent.text)
+        let out = lines(sent.text)
         #expect(out.count == 5)
         let x1 = try #require(portAfter("3405803777", in: out[1]))
         let x2 = try #require(portAfter("3405803777", in: out[3]))
@@ -184,7 +184,7 @@ import Testing
         let link = ircLink(nat)
         let offers = (0...limit).map { dccLine("SEND f\($0) 3221226010 \(5001 + $0) 1") }
         let sent = link.fromInside(offers.joined(), seq: insideISN + 1, ack: outsideISN + 1)
-        let out = ircLines(sent.text)
+        let out = lines(sent.text)
         #expect(out.count == limit + 1)
         #expect(out.prefix(limit).allSatisfy { $0.contains(" 3405803777 ") })
         #expect(out.last == offers[limit])
@@ -239,19 +239,4 @@ import Testing
         for event in HelperEvent.allCases { #expect(nat.events(event) == 0, "\(event)") }
         #expect(nat.pendingExpectationCount == 0)
     }
-}
-
-/// Lines with their terminators, split at "\n" bytes (a String splits "\r\n" as one character).
-func ircLines(_ text: String) -> [String] {
-    var result: [String] = []
-    var current: [UInt8] = []
-    for byte in text.utf8 {
-        current.append(byte)
-        if byte == UInt8(ascii: "\n") {
-            result.append(String(decoding: current, as: UTF8.self))
-            current = []
-        }
-    }
-    if !current.isEmpty { result.append(String(decoding: current, as: UTF8.self)) }
-    return result
 }

@@ -8,21 +8,6 @@ import NATHelpers
 import NATTestKit
 import Testing
 
-/// Sends each line in its own segment and checks it leaves unchanged; returns the next
-/// sequence number.
-@discardableResult
-func sendUnchanged(_ link: Link, _ lines: [String], seq start: UInt32 = insideISN + 1,
-                   sourceLocation: SourceLocation = #_sourceLocation) -> UInt32 {
-    var seq = start
-    for line in lines {
-        let sent = link.fromInside(line, seq: seq, ack: outsideISN + 1)
-        seq += UInt32(line.utf8.count)
-        #expect(sent.payload == bytes(line), "\(line.debugDescription)", sourceLocation: sourceLocation)
-        expectWellFormed(sent, sourceLocation: sourceLocation)
-    }
-    return seq
-}
-
 @Suite struct IRCRefusalTests {
     @Test func dccThatDoesNotOpenTheTrailingParameterIsText() {
         let nat = makeIRCTranslator()

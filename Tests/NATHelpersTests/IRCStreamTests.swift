@@ -28,7 +28,7 @@ import Testing
         let x = try #require(portAfter("3405803777", in: out2.text))
         let line = dccLine("SEND file.txt 3405803777 \(x) 1")
         #expect(out2.text == line)
-        #expect(try ircReassemble([out1, out2], from: c) == bytes("NICK alice\r\n" + line))
+        #expect(try reassembledBytes([out1, out2], from: c) == bytes("NICK alice\r\n" + line))
         #expect(nat.pendingExpectationCount == 1)
         expectAdmitted(nat, from: IRCNet.peer, port: x, to: IRCNet.client, toPort: 5000)
 
@@ -52,7 +52,7 @@ import Testing
             let out2 = link.fromInside(Array(input[split...]), seq: c + UInt32(split), ack: outsideISN + 1)
             expectWellFormed(out1)
             expectWellFormed(out2)
-            let stream = String(decoding: try ircReassemble([out1, out2], from: c), as: UTF8.self)
+            let stream = try reassemble([out1, out2], from: c)
             let x = try #require(portAfter("3405803777", in: stream), "split at \(split)")
             #expect(stream == "PING :a\r\n" + dccLine("SEND \"a b.txt\" 3405803777 \(x) 1234") + "PRIVMSG #c :ok\r\n", "split at \(split)")
             #expect(nat.events(.rewrite) == 1, "split at \(split)")
@@ -77,15 +77,15 @@ import Testing
             outputs.append(sent)
             original += UInt32(part.utf8.count)
         }
-        let stream = String(decoding: try ircReassemble(outputs, from: c), as: UTF8.self)
+        let stream = try reassemble(outputs, from: c)
         var expected = parts.joined()
         var offers = 0
-        for line in ircLines(stream) where line.contains(" 3405803777 ") {
+        for line in lines(stream) where line.contains(" 3405803777 ") {
             let x = try #require(portAfter("3405803777", in: line))
             expected = expected.replacingFirst("3221226010 5001", with: "3405803777 \(x)")
             offers += 1
         }
-        #expect(offers == ircLines(parts.joined()).filter { $0.contains("3221226010") }.count)
+        #expect(offers == lines(parts.joined()).filter { $0.contains("3221226010") }.count)
         #expect(stream == expected)
         #expect(nat.events(.rewrite) == UInt64(offers))
     }
@@ -122,7 +122,7 @@ import Testing
         // Either way, the rest of the line arrives and the stream is whole.
         let rest = "\r\n"
         let restSent = link.fromInside(rest, seq: insideISN + 1 + UInt32(part.utf8.count), ack: outsideISN + 1)
-        #expect((try? ircReassemble([sent, restSent], from: insideISN + 1)) == bytes(part + rest))
+        #expect((try? reassembledBytes([sent, restSent], from: insideISN + 1)) == bytes(part + rest))
     }
 
     @Test func aHeldOfferTheClientNeverFinishesIsLetGo() throws {
@@ -193,7 +193,7 @@ import Testing
             }
         }
         // Whatever was rewritten, the server gets one contiguous stream.
-        let stream = try ircReassemble(outputs, from: c)
+        let stream = try reassembledBytes(outputs, from: c)
         #expect(stream.count == Int(clientSentEnd &- c))
         #expect(nat.events(.rewrite) > 0)
     }

@@ -1,7 +1,7 @@
 // Fixtures for the IRC DCC helper tests: a translator with the helper on port 6667, an IRC
 // connection from an inside client, DCC lines, and independent checks of what comes out.
-// Builds on the FTP tests' support (PacketBuilder, RefChecksum, Link, Sent, TCPView,
-// expectWellFormed); only NATCore's public API is used (no @testable).
+// Builds on the FTP tests' support (PacketBuilder, RefChecksum, Link, Sent, TCPView, the handshake,
+// expectWellFormed, reassembly); only NATCore's public API is used (no @testable).
 
 import NATCore
 import NATHelpers
@@ -26,27 +26,15 @@ func makeIRCTranslator(
     helper: IRCHelper = IRCHelper(),
     _ configure: (inout NATConfiguration) -> Void = { _ in }
 ) -> NATTranslator {
-    var configuration = NATConfiguration(externalAddress: Net.external.address, internalPrefixes: [IPv4Prefix("192.0.2.0/24")!])
-    configuration.maxSessions = 1024
-    configuration.maxMappings = 1024
-    configuration.helpers = [HelperRegistration(helper: helper, ports: [.tcp(IRCNet.ircPort)])]
-    configure(&configuration)
-    return NATTranslator(configuration: configuration)
+    TestNet.translator(helpers: [HelperRegistration(helper: helper, ports: [.tcp(IRCNet.ircPort)])], configure)
 }
 
 /// An IRC connection from the inside client to the server, handshake done. The client's
 /// stream starts at `insideISN + 1`, the server's at `outsideISN + 1`.
 func ircLink(_ nat: NATTranslator, client: IPv4Bytes = IRCNet.client, clientPort: UInt16 = 40000,
              serverPort: UInt16 = IRCNet.ircPort, sourceLocation: SourceLocation = #_sourceLocation) -> Link {
-    var link = Link(nat: nat, inside: client, insidePort: clientPort, outside: IRCNet.server, outsidePort: serverPort, externalPort: 0)
-    let syn = link.fromInside(seq: insideISN, flags: TCPFlag.syn)
-    #expect(syn.kind == .rewritten, sourceLocation: sourceLocation)
-    link.externalPort = TCPView.sourcePort(syn.packet)
-    let synAck = link.fromOutside(seq: outsideISN, ack: insideISN + 1, flags: TCPFlag.syn | TCPFlag.ack)
-    #expect(synAck.kind == .rewritten, sourceLocation: sourceLocation)
-    let ack = link.fromInside(seq: insideISN + 1, ack: outsideISN + 1, flags: TCPFlag.ack)
-    #expect(ack.kind == .rewritten, sourceLocation: sourceLocation)
-    return link
+    clientInsideLink(nat, client: client, clientPort: clientPort, server: IRCNet.server, serverPort: serverPort, greet: false,
+                     sourceLocation: sourceLocation)
 }
 
 /// A CTCP DCC line: `PRIVMSG bob :\x01DCC <body>\x01\r\n`.
@@ -85,22 +73,4 @@ func expectNotAdmitted(_ nat: NATTranslator, from: IPv4Bytes, port: UInt16, sour
     let sent = nat.send(packet, .inbound)
     #expect(sent.kind == .accept, sourceLocation: sourceLocation)
     #expect(sent.packet == packet, sourceLocation: sourceLocation)
-}
-
-/// The byte stream the server receives: each output payload placed at its sequence number
-/// (overlaps must agree, and nothing may be missing).
-func ircReassemble(_ outputs: [Sent], from start: UInt32, sourceLocation: SourceLocation = #_sourceLocation) throws -> [UInt8] {
-    var stream: [UInt8?] = []
-    for sent in outputs {
-        let offset = Int(sent.seq &- start)
-        let payload = sent.payload
-        if stream.count < offset + payload.count { stream += [UInt8?](repeating: nil, count: offset + payload.count - stream.count) }
-        for (i, byte) in payload.enumerated() {
-            if let old = stream[offset + i] {
-                #expect(old == byte, "overlapping bytes differ at \(offset + i)", sourceLocation: sourceLocation)
-            }
-            stream[offset + i] = byte
-        }
-    }
-    return try stream.map { try #require($0, "missing byte", sourceLocation: sourceLocation) }
 }

@@ -13,11 +13,10 @@ struct SIPHelperTests {
     static let phone2 = IPv4Bytes(192, 0, 2, 11)
 
     static func translator() -> NATTranslator {
-        var configuration = NATConfiguration(externalAddress: Net.external.address, internalPrefixes: [IPv4Prefix("192.0.2.0/24")!])
-        configuration.maxSessions = 256
-        configuration.maxMappings = 256
-        configuration.helpers = [HelperRegistration(helper: SIPHelper(), ports: [.udp(5060)])]
-        return NATTranslator(configuration: configuration)
+        TestNet.translator(helpers: [HelperRegistration(helper: SIPHelper(), ports: [.udp(5060)])]) {
+            $0.maxSessions = 256
+            $0.maxMappings = 256
+        }
     }
 
     /// Header lines joined with CR LF, an empty line, then the body (Content-Length added when asked).
@@ -100,14 +99,14 @@ struct SIPHelperTests {
         let second = nat.send(Self.udp(Self.phone2, 5060, Net.server, 5060, Self.invite(from: "192.0.2.11", media: 4000)), .outbound)
         expectWellFormed(second)
         let signalling = Verify.be16(second.packet, 20)
-        let text = String(decoding: UDPView.payload(second.packet), as: UTF8.self)
+        let text = String(decoding: PacketReader.payload(second.packet), as: UTF8.self)
         #expect(signalling != 5060)
         #expect(text.contains("Via: SIP/2.0/UDP 203.0.113.1:\(signalling);branch") && text.contains("<sip:alice@203.0.113.1:\(signalling)>"))
         let mediaLine = text.split(separator: "\r\n").first { $0.hasPrefix("m=audio ") }!
         let media = UInt16(mediaLine.split(separator: " ")[1])!
         #expect(media != 4000 && media % 2 == 0)
         // The Content-Length is the body's real length.
-        let payload = UDPView.payload(second.packet)
+        let payload = PacketReader.payload(second.packet)
         let bodyStart = (0..<(payload.count - 3)).first { payload[$0..<($0 + 4)] == [13, 10, 13, 10] }! + 4
         #expect(text.contains("Content-Length: \(payload.count - bodyStart)\r\n"))
         // Each phone's media reaches that phone.
@@ -241,13 +240,5 @@ struct SIPHelperTests {
         guard case .message(let ack) = request.withUnsafeBytes({ SIPMessageParser.parse($0) }),
               case .request(let method, let uri) = ack.startLine else { Issue.record("ACK"); return }
         #expect(Array(request[method]) == Array("ACK".utf8) && Array(request[uri]) == Array("sip:b@203.0.113.1:5070".utf8))
-    }
-}
-
-/// Reads a finished IPv4 + UDP packet.
-enum UDPView {
-    static func payload(_ p: [UInt8]) -> [UInt8] {
-        let ihl = Verify.headerLength(p)
-        return Array(p[(ihl + 8)..<(ihl + Int(Verify.be16(p, ihl + 4)))])
     }
 }

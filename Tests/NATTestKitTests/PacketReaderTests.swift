@@ -29,6 +29,17 @@ struct PacketReaderTests {
         #expect(Verify.wellFormed(p))
     }
 
+    @Test("an ICMP error quoting the hand-checked datagram: type, code, next-hop MTU, the quote, a hand-checked checksum")
+    func icmpErrorByHand() {
+        // ICMP words 0x0304+0x0000+0x0000+0x0500 and the quote's 15 words sum to 0x5_1ba0,
+        // folded 0x1ba5, checksum 0xe45a.
+        let error = PacketBuilder.icmpError(code: 4, from: IPv4Bytes(198, 51, 100, 5), to: IPv4Bytes(192, 0, 2, 10),
+                                            quoting: Self.handWritten, nextHopMTU: 1280)
+        #expect(Array(error[20..<28]) == [3, 4, 0xe4, 0x5a, 0, 0, 0x05, 0x00])
+        #expect(Array(error[28...]) == Self.handWritten)
+        #expect(PacketReader.protocolNumber(error) == 1 && PacketReader.totalLength(error) == 58 && Verify.wellFormed(error))
+    }
+
     @Test("any flipped bit of a datagram's header or payload fails the independent checks")
     func everyFlippedBitIsCaught() {
         for index in 0..<Self.handWritten.count where index != 2 && index != 3 { // lengths are checked apart
