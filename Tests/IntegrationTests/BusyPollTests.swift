@@ -61,9 +61,9 @@ struct BusyPollTests {
     func badValuesAreRefused() throws {
         let expected = "expected microseconds from 0 (off) to 1000"
         for bad in ["1001", "-1", "fast", "1.5"] {
-            #expect(RedirectOptionTests.message(["--wan", "eth0", "--busy-poll=\(bad)"]) == "--busy-poll \(bad): \(expected)")
+            #expect(OptionCheck.message(["--wan", "eth0", "--busy-poll=\(bad)"]) == "--busy-poll \(bad): \(expected)")
         }
-        #expect(try RedirectOptionTests.settings(["--wan", "eth0", "--busy-poll", "50"]).busyPollMicroseconds == 50)
-        #expect(try RedirectOptionTests.settings(["--wan", "eth0"]).busyPollMicroseconds == 0)
+        #expect(try OptionCheck.settings(["--wan", "eth0", "--busy-poll", "50"]).busyPollMicroseconds == 50)
+        #expect(try OptionCheck.settings(["--wan", "eth0"]).busyPollMicroseconds == 0)
     }
 }
