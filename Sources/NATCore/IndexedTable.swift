@@ -56,7 +56,11 @@ struct IndexedTable<Row: TableRow>: ~Copyable {
     var freeCount: Int { store.freeCount }
     /// Rows at or above this are free (see `RowStore.highWater`): loops over live rows stop here.
     var highWater: Int { store.highWater }
-    mutating func endSweepPass(highestLiveSeen: Int32) { store.endSweepPass(highestLiveSeen: highestLiveSeen) }
+    /// The expiry sweep's next row and its verdict on it (RowStore.nextSweepRow; IndexedTable-Expiry.swift).
+    @inline(__always)
+    mutating func nextSweepRow() -> Int32 { store.nextSweepRow() }
+    @inline(__always)
+    mutating func sweepKept(_ row: Int32) { store.sweepKept(row) }
     /// Index bytes (the reassembler's `allocatedBytes`).
     var indexBytes: Int { Row.indexCount * (mask + 1) * MemoryLayout<UInt64>.stride }
 

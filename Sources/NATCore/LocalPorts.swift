@@ -41,8 +41,9 @@ public struct LocalPortSet: Sendable, Equatable {
 
 /// The translator's copy: held ports and the reserved range in one bitmap, allocated once, so
 /// the packet path tests a port with one load; and the held ports alone (a packet to a
-/// reserved port nobody holds and no mapping has is just unmatched, as before).
-struct LocalPortMap {
+/// reserved port nobody holds and no mapping has is just unmatched, as before). The bitmaps'
+/// one owner: not copyable, freed by its deinit.
+struct LocalPortMap: ~Copyable {
     private let words: UnsafeMutablePointer<UInt64>
     private let heldWords: UnsafeMutablePointer<UInt64>
     /// The reserved range (kept apart too: the allocator steps over it rather than through it).
@@ -58,7 +59,7 @@ struct LocalPortMap {
         heldWords.initialize(repeating: 0, count: 2 * LocalPortSet.wordsPerProtocol)
     }
 
-    func deallocate() {
+    deinit {
         words.deallocate()
         heldWords.deallocate()
     }

@@ -13,9 +13,8 @@ extension NATTranslator {
         let remote = header.destination.value
         let hash = addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remote)
         var row = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remote, hash: hash)
-        if row >= 0, addressOnly[row].expires <= now.nanoseconds {
-            removeAddressOnlyFlow(row, reason: .expired)
-            counters[.addressOnlyFlowsExpired] &+= 1
+        if addressOnly.isStale(row, now: now) {
+            expireAddressOnlyFlow(row)
             row = -1
         }
         if row >= 0 {
@@ -91,13 +90,9 @@ extension NATTranslator {
     func liveAddressOnlyFlow(protocolNumber: UInt8, remoteAddress: UInt32, now: NATTime) -> Int32 {
         let row = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remoteAddress,
                                    hash: addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remoteAddress))
-        guard row >= 0 else { return -1 }
-        if addressOnly[row].expires <= now.nanoseconds {
-            removeAddressOnlyFlow(row, reason: .expired)
-            counters[.addressOnlyFlowsExpired] &+= 1
-            return -1
-        }
-        return row
+        guard addressOnly.isStale(row, now: now) else { return row }
+        expireAddressOnlyFlow(row)
+        return -1
     }
 
     func removeAddressOnlyFlow(_ row: Int32, reason: NATEventReason) {
@@ -106,32 +101,21 @@ extension NATTranslator {
         addressOnly.remove(row)
     }
 
+    /// Removes a stale row (the sweep's, or one a lookup found) and counts it.
+    func expireAddressOnlyFlow(_ row: Int32) {
+        removeAddressOnlyFlow(row, reason: .expired)
+        counters[.addressOnlyFlowsExpired] &+= 1
+    }
+
     /// Examines up to `budget` rows from the sweep cursor and removes the expired ones.
     @discardableResult
     func expireAddressOnly(now: NATTime, budget: Int) -> Int {
+        var budget = min(budget, addressOnly.highWater)
         var removed = 0
-        var examined = 0
-        let limit = min(budget, addressOnly.highWater)
-        while examined < limit {
-            if addressOnlySweep.cursor >= addressOnly.highWater {
-                addressOnly.endSweepPass(highestLiveSeen: addressOnlySweep.highestLive)
-                addressOnlySweep = (0, -1)
-                if addressOnly.highWater == 0 { break }
-                continue
-            }
-            let row = Int32(addressOnlySweep.cursor)
-            addressOnlySweep.cursor += 1
-            examined += 1
-            let flow = addressOnly[row]
-            guard flow.internalAddress != 0 else { continue }
-            if flow.expires <= now.nanoseconds {
-                removeAddressOnlyFlow(row, reason: .expired)
-                removed += 1
-            } else {
-                addressOnlySweep.highestLive = row
-            }
+        while case let row = addressOnly.nextStaleRow(now: now, budget: &budget), row >= 0 {
+            expireAddressOnlyFlow(row)
+            removed += 1
         }
-        counters[.addressOnlyFlowsExpired] &+= UInt64(removed)
         return removed
     }
 }

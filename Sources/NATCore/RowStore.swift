@@ -9,10 +9,14 @@ struct RowStore<Row: BitwiseCopyable>: ~Copyable {
     private(set) var freeCount: Int
     /// Every row at or above this one is free, so walks over the live rows (the expiry sweep,
     /// listings, checkpoints) stop here instead of at `capacity`. Raised by `take`, lowered
-    /// only by `endSweepPass`.
+    /// only at the end of a pass of the sweep (`endSweepPass`).
     private(set) var highWater = 0
-    /// The highest row taken since the last `endSweepPass`, or -1.
+    /// The highest row taken since the last pass of the sweep ended, or -1.
     private var highestTakenThisPass: Int32 = -1
+    /// The incremental expiry sweep's place (`nextSweepRow`): the next row it looks at, and the
+    /// highest row it found live in this pass, or -1. Kept here, with the mark the pass lowers.
+    private var sweepCursor = 0
+    private var sweepHighestLive: Int32 = -1
 
     init(capacity: Int, empty: Row) {
         self.capacity = capacity
@@ -42,13 +46,31 @@ struct RowStore<Row: BitwiseCopyable>: ~Copyable {
         return row
     }
 
-    /// A sweep that looked at every row below `highWater` ends here. `highestLiveSeen` is the
-    /// highest row it found taken (-1 if none). A row taken now was either taken when the
-    /// sweep passed it (so seen) or taken after (so recorded by `take`): the mark can drop to
-    /// just above both.
-    mutating func endSweepPass(highestLiveSeen: Int32) {
-        highWater = Int(max(highestLiveSeen, highestTakenThisPass)) + 1
+    /// The sweep's next row, from where the last call left it, or -1 when no row is taken.
+    /// Reaching `highWater` ends a pass (`endSweepPass`) and starts the next at row 0.
+    @inline(__always)
+    mutating func nextSweepRow() -> Int32 {
+        if sweepCursor >= highWater {
+            endSweepPass()
+            if highWater == 0 { return -1 }
+        }
+        let row = Int32(sweepCursor)
+        sweepCursor += 1
+        return row
+    }
+
+    /// The sweep found `row` (just returned by `nextSweepRow`) taken and kept it.
+    @inline(__always)
+    mutating func sweepKept(_ row: Int32) { sweepHighestLive = row }
+
+    /// The sweep looked at every row below `highWater`; the highest it kept is
+    /// `sweepHighestLive`. A row taken now was either taken when the sweep passed it (so kept
+    /// or freed by it) or taken after (so recorded by `take`): the mark can drop to just above both.
+    private mutating func endSweepPass() {
+        highWater = Int(max(sweepHighestLive, highestTakenThisPass)) + 1
         highestTakenThisPass = -1
+        sweepCursor = 0
+        sweepHighestLive = -1
     }
 
     @inline(__always)
@@ -72,6 +94,8 @@ struct RowStore<Row: BitwiseCopyable>: ~Copyable {
         bigger.freeCount = free
         bigger.highWater = highWater
         bigger.highestTakenThisPass = highestTakenThisPass
+        bigger.sweepCursor = sweepCursor
+        bigger.sweepHighestLive = sweepHighestLive
         self = bigger
     }
 
@@ -81,5 +105,7 @@ struct RowStore<Row: BitwiseCopyable>: ~Copyable {
         freeCount = capacity
         highWater = 0
         highestTakenThisPass = -1
+        sweepCursor = 0
+        sweepHighestLive = -1
     }
 }

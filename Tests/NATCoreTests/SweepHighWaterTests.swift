@@ -12,8 +12,6 @@ import Testing
         let capacity = 64
         var store = RowStore<Int32>(capacity: capacity, empty: -1)
         var taken = Set<Int32>()
-        var cursor = 0
-        var highestLive: Int32 = -1
         for step in 0..<20_000 {
             switch Int.random(in: 0..<10, using: &random) {
             case 0...3: // take
@@ -33,14 +31,9 @@ import Testing
                 }
             default: // a sweep step of a few rows, as NATTranslator.expire walks them
                 for _ in 0..<Int.random(in: 0..<8, using: &random) {
-                    if cursor >= store.highWater {
-                        store.endSweepPass(highestLiveSeen: highestLive)
-                        cursor = 0
-                        highestLive = -1
-                        break
-                    }
-                    if store.rows[cursor] >= 0 { highestLive = Int32(cursor) }
-                    cursor += 1
+                    let row = store.nextSweepRow()
+                    guard row >= 0 else { break }
+                    if store.rows[Int(row)] >= 0 { store.sweepKept(row) }
                 }
             }
             let highestTaken = taken.max().map(Int.init) ?? -1
@@ -56,12 +49,48 @@ import Testing
         #expect(rows == Array(0..<10)) // low rows first
         #expect(store.highWater == 10)
         for row in rows[4...] { store.give(row, empty: -1) }
-        store.endSweepPass(highestLiveSeen: -1) // the pass during which rows 0–9 were taken
+        // A pass over rows 0–9, keeping 0–3; rows were taken during it, so its end keeps the mark.
+        for expected: Int32 in 0..<10 {
+            let row = store.nextSweepRow()
+            #expect(row == expected)
+            if row < 4 { store.sweepKept(row) }
+        }
         #expect(store.highWater == 10)
-        store.endSweepPass(highestLiveSeen: 3) // a pass that saw rows 0–3 live and nothing taken
+        for expected: Int32 in 0..<10 {
+            let row = store.nextSweepRow() // the first call ends the pass above
+            #expect(row == expected)
+            if row < 4 { store.sweepKept(row) }
+        }
+        #expect(store.highWater == 10)
+        #expect(store.nextSweepRow() == 0) // ends a pass that kept rows 0–3 with nothing taken
         #expect(store.highWater == 4)
         #expect(store.take() == 9) // the free list is LIFO: the last row given comes back first
         #expect(store.highWater == 10)
+    }
+
+    /// `nextStaleRow`: the budget counts every row walked (free ones too), a stale row is handed
+    /// out and the walk resumes after it, and the cursor wraps at the mark into the next pass.
+    @Test func theTableSweepHandsOutStaleRowsWithinItsBudget() {
+        var table = AddressOnlyTable(capacity: 8, seed: 1)
+        for (i, expires) in [100, 5, 0, 7, 100].enumerated() { // row 2 is freed below
+            #expect(table.insert(AddressOnlyFlow(expires: UInt64(expires), remoteAddress: UInt32(i + 1), internalAddress: 1,
+                                                 hash: UInt32(i), protocolNumber: 50)) == Int32(i))
+        }
+        table.remove(2)
+        let now = NATTime(nanoseconds: 10)
+        #expect(table.isStale(1, now: now) && !table.isStale(0, now: now) && !table.isStale(-1, now: now))
+        var budget = 3
+        #expect(table.nextStaleRow(now: now, budget: &budget) == 1)
+        #expect(budget == 1)
+        table.remove(1)
+        #expect(table.nextStaleRow(now: now, budget: &budget) == -1) // row 2: free, and the budget is spent
+        #expect(budget == 0)
+        budget = 10
+        #expect(table.nextStaleRow(now: now, budget: &budget) == 3)
+        #expect(budget == 9)
+        table.remove(3)
+        #expect(table.nextStaleRow(now: now, budget: &budget) == -1) // nothing else stale: it walks on, wrapping, until the budget is spent
+        #expect(budget == 0)
     }
 
     @Test func anEmptiedTableCostsTheSweepNothingAndANewFlowIsSweptAgain() {
