@@ -12,11 +12,8 @@ extension NATTranslator {
         let source = header.source.value
         let remote = header.destination.value
         let hash = addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remote)
-        var row = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remote, hash: hash)
-        if addressOnly.isStale(row, now: now) {
-            expireAddressOnlyFlow(row)
-            row = -1
-        }
+        let found = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remote, hash: hash)
+        var row = live(found, stale: addressOnly.isStale(found, now: now), expire: expireAddressOnlyFlow)
         if row >= 0 {
             guard addressOnly[row].internalAddress == source else { return drop(.addressOnlyRemoteInUse) }
         } else {
@@ -90,9 +87,7 @@ extension NATTranslator {
     func liveAddressOnlyFlow(protocolNumber: UInt8, remoteAddress: UInt32, now: NATTime) -> Int32 {
         let row = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remoteAddress,
                                    hash: addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remoteAddress))
-        guard addressOnly.isStale(row, now: now) else { return row }
-        expireAddressOnlyFlow(row)
-        return -1
+        return live(row, stale: addressOnly.isStale(row, now: now), expire: expireAddressOnlyFlow)
     }
 
     func removeAddressOnlyFlow(_ row: Int32, reason: NATEventReason) {
@@ -110,13 +105,8 @@ extension NATTranslator {
     /// Examines up to `budget` rows from the sweep cursor and removes the expired ones.
     @discardableResult
     func expireAddressOnly(now: NATTime, budget: Int) -> Int {
-        var budget = min(budget, addressOnly.highWater)
-        var removed = 0
-        while case let row = addressOnly.nextStaleRow(now: now, budget: &budget), row >= 0 {
-            expireAddressOnlyFlow(row)
-            removed += 1
-        }
-        return removed
+        sweep(budget: min(budget, addressOnly.highWater), next: { addressOnly.nextStaleRow(now: now, budget: &$0) },
+              expire: expireAddressOnlyFlow)
     }
 }
 

@@ -19,13 +19,30 @@ extension NATTranslator {
     /// water mark), expiring the stale ones; returns how many it removed. The main loop's
     /// expiry and the full-table reclaim share it, so both move the one cursor the same way.
     func sweepSessions(now: NATTime, examining limit: Int) -> Int {
-        var budget = limit
+        sweep(budget: limit, next: { sessions.nextStaleRow(now: now, budget: &$0) }, expire: expireSession)
+    }
+
+    /// One table's share of the sweep: `next` is its `nextStaleRow` (IndexedTable-Expiry.swift),
+    /// given what is left of `budget`; `expire` removes and counts each stale row it hands out.
+    /// Returns how many were removed. Each step is a separate access to the table, so the
+    /// removal in between may change it.
+    @inline(__always)
+    func sweep(budget: Int, next: (inout Int) -> Int32, expire: (Int32) -> Void) -> Int {
+        var budget = budget
         var removed = 0
-        while case let row = sessions.nextStaleRow(now: now, budget: &budget), row >= 0 {
-            expireSession(row)
+        while case let row = next(&budget), row >= 0 {
+            expire(row)
             removed += 1
         }
         return removed
+    }
+
+    /// `row` (a lookup's answer), or -1 when it is `stale`: `expire` removes and counts it then.
+    @inline(__always)
+    func live(_ row: Int32, stale: Bool, expire: (Int32) -> Void) -> Int32 {
+        guard stale else { return row }
+        expire(row)
+        return -1
     }
 
     /// Removes a stale session (the sweep's, or one a lookup found) and counts it.

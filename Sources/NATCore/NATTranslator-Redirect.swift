@@ -92,13 +92,8 @@ extension NATTranslator {
     /// Examines up to `budget` redirect rows (a cursor, as the session sweep) and frees the expired.
     @discardableResult
     func expireRedirects(now: NATTime, budget: Int) -> Int {
-        var budget = min(budget, redirectSessions.highWater)
-        var removed = 0
-        while case let row = redirectSessions.nextStaleRow(now: now, budget: &budget), row >= 0 {
-            expireRedirect(row)
-            removed += 1
-        }
-        return removed
+        sweep(budget: min(budget, redirectSessions.highWater), next: { redirectSessions.nextStaleRow(now: now, budget: &$0) },
+              expire: expireRedirect)
     }
 
     /// Removes a stale redirected connection (the sweep's, or one a lookup found) and counts it.
@@ -180,9 +175,7 @@ extension NATTranslator {
     @inline(__always)
     func liveRedirect(clientAddress: UInt32, clientPort: UInt16, localPort: UInt16, hash: UInt32, now: NATTime) -> Int32 {
         let row = redirectSessions.find(clientAddress: clientAddress, clientPort: clientPort, localPort: localPort, hash: hash)
-        guard redirectSessions.isStale(row, now: now) else { return row }
-        expireRedirect(row)
-        return -1
+        return live(row, stale: redirectSessions.isStale(row, now: now), expire: expireRedirect)
     }
 
     /// `.expired` is refined by the TCP state, as for sessions.

@@ -297,9 +297,7 @@ public final class NATTranslator {
     @inline(__always)
     func liveSession(mappingRow: Int32, remoteAddress: UInt32, remotePort: UInt16, hash: UInt32, now: NATTime) -> Int32 {
         let row = sessions.find(mapping: mappingRow, remoteAddress: remoteAddress, remotePort: remotePort, hash: hash)
-        guard sessions.isStale(row, now: now) else { return row }
-        expireSession(row)
-        return -1
+        return live(row, stale: sessions.isStale(row, now: now), expire: expireSession)
     }
 }
 

@@ -13,10 +13,8 @@ struct RowStore<Row: BitwiseCopyable>: ~Copyable {
     private(set) var highWater = 0
     /// The highest row taken since the last pass of the sweep ended, or -1.
     private var highestTakenThisPass: Int32 = -1
-    /// The incremental expiry sweep's place (`nextSweepRow`): the next row it looks at, and the
-    /// highest row it found live in this pass, or -1. Kept here, with the mark the pass lowers.
-    private var sweepCursor = 0
-    private var sweepHighestLive: Int32 = -1
+    /// The incremental expiry sweep's place (`nextSweepRow`), kept with the mark its passes lower.
+    private var sweep = SweepCursor()
 
     init(capacity: Int, empty: Row) {
         self.capacity = capacity
@@ -50,27 +48,26 @@ struct RowStore<Row: BitwiseCopyable>: ~Copyable {
     /// Reaching `highWater` ends a pass (`endSweepPass`) and starts the next at row 0.
     @inline(__always)
     mutating func nextSweepRow() -> Int32 {
-        if sweepCursor >= highWater {
+        if sweep.next >= highWater {
             endSweepPass()
             if highWater == 0 { return -1 }
         }
-        let row = Int32(sweepCursor)
-        sweepCursor += 1
+        let row = Int32(sweep.next)
+        sweep.next += 1
         return row
     }
 
     /// The sweep found `row` (just returned by `nextSweepRow`) taken and kept it.
     @inline(__always)
-    mutating func sweepKept(_ row: Int32) { sweepHighestLive = row }
+    mutating func sweepKept(_ row: Int32) { sweep.highestKept = row }
 
     /// The sweep looked at every row below `highWater`; the highest it kept is
-    /// `sweepHighestLive`. A row taken now was either taken when the sweep passed it (so kept
+    /// `sweep.highestKept`. A row taken now was either taken when the sweep passed it (so kept
     /// or freed by it) or taken after (so recorded by `take`): the mark can drop to just above both.
     private mutating func endSweepPass() {
-        highWater = Int(max(sweepHighestLive, highestTakenThisPass)) + 1
+        highWater = Int(max(sweep.highestKept, highestTakenThisPass)) + 1
         highestTakenThisPass = -1
-        sweepCursor = 0
-        sweepHighestLive = -1
+        sweep = SweepCursor()
     }
 
     @inline(__always)
@@ -94,8 +91,7 @@ struct RowStore<Row: BitwiseCopyable>: ~Copyable {
         bigger.freeCount = free
         bigger.highWater = highWater
         bigger.highestTakenThisPass = highestTakenThisPass
-        bigger.sweepCursor = sweepCursor
-        bigger.sweepHighestLive = sweepHighestLive
+        bigger.sweep = sweep
         self = bigger
     }
 
@@ -105,7 +101,13 @@ struct RowStore<Row: BitwiseCopyable>: ~Copyable {
         freeCount = capacity
         highWater = 0
         highestTakenThisPass = -1
-        sweepCursor = 0
-        sweepHighestLive = -1
+        sweep = SweepCursor()
     }
+}
+
+/// Where the incremental sweep is in a pass over a RowStore: the next row it looks at, and
+/// the highest row it kept so far (-1: none).
+struct SweepCursor {
+    var next = 0
+    var highestKept: Int32 = -1
 }
