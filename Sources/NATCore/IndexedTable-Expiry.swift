@@ -1,6 +1,6 @@
 // Idle expiry over an IndexedTable of rows with a deadline (sessions, address-only rows,
 // redirected connections): one test for a stale row a lookup found, and one incremental sweep
-// that walks a bounded number of rows from the table's saved cursor (RowStore.nextSweepRow),
+// that walks a bounded number of rows from the table's saved cursor (RowStore.nextStaleRow),
 // so no pause grows with the table. The caller removes what it is handed: its removal
 // touches other tables and records events, which a loop inside the table could not do.
 
@@ -19,22 +19,5 @@ extension IndexedTable where Row: ExpiringRow {
     @inline(__always)
     func isStale(_ row: Int32, now: NATTime) -> Bool {
         row >= 0 && store.rows[Int(row)].expires <= now.nanoseconds
-    }
-
-    /// The next row stale at `now` the sweep finds within `budget` more rows (taken or free,
-    /// counted down), or -1 when the budget is spent or the table is empty. Rows it passes
-    /// that stay are noted, so the pass's end can lower the high-water mark to the live ones.
-    @inline(__always)
-    mutating func nextStaleRow(now: NATTime, budget: inout Int) -> Int32 {
-        while budget > 0 {
-            let row = nextSweepRow()
-            guard row >= 0 else { return -1 }
-            budget -= 1
-            let value = store.rows[Int(row)]
-            if value.isFree { continue }
-            if value.expires <= now.nanoseconds { return row }
-            sweepKept(row)
-        }
-        return -1
     }
 }

@@ -13,7 +13,7 @@ struct RowStore<Row: BitwiseCopyable>: ~Copyable {
     private(set) var highWater = 0
     /// The highest row taken since the last pass of the sweep ended, or -1.
     private var highestTakenThisPass: Int32 = -1
-    /// The incremental expiry sweep's place (`nextSweepRow`), kept with the mark its passes lower.
+    /// The incremental expiry sweep's place (`nextStaleRow`), kept with the mark its passes lower.
     private var sweep = SweepCursor()
 
     init(capacity: Int, empty: Row) {
@@ -44,30 +44,12 @@ struct RowStore<Row: BitwiseCopyable>: ~Copyable {
         return row
     }
 
-    /// The sweep's next row, from where the last call left it, or -1 when no row is taken.
-    /// Reaching `highWater` ends a pass (`endSweepPass`) and starts the next at row 0.
-    @inline(__always)
-    mutating func nextSweepRow() -> Int32 {
-        if sweep.next >= highWater {
-            endSweepPass()
-            if highWater == 0 { return -1 }
-        }
-        let row = Int32(sweep.next)
-        sweep.next += 1
-        return row
-    }
-
-    /// The sweep found `row` (just returned by `nextSweepRow`) taken and kept it.
-    @inline(__always)
-    mutating func sweepKept(_ row: Int32) { sweep.highestKept = row }
-
-    /// The sweep looked at every row below `highWater`; the highest it kept is
-    /// `sweep.highestKept`. A row taken now was either taken when the sweep passed it (so kept
-    /// or freed by it) or taken after (so recorded by `take`): the mark can drop to just above both.
-    private mutating func endSweepPass() {
-        highWater = Int(max(sweep.highestKept, highestTakenThisPass)) + 1
+    /// The sweep looked at every row below `highWater`; the highest it kept is `highestKept`.
+    /// A row taken now was either taken when the sweep passed it (so kept or freed by it) or
+    /// taken after (so recorded by `take`): the mark can drop to just above both.
+    private mutating func endSweepPass(highestKept: Int32) {
+        highWater = Int(max(highestKept, highestTakenThisPass)) + 1
         highestTakenThisPass = -1
-        sweep = SweepCursor()
     }
 
     @inline(__always)
@@ -110,4 +92,35 @@ struct RowStore<Row: BitwiseCopyable>: ~Copyable {
 struct SweepCursor {
     var next = 0
     var highestKept: Int32 = -1
+}
+
+extension RowStore where Row: ExpiringRow {
+    /// The next row stale at `now` (NATTime nanoseconds) the sweep finds within `budget` more
+    /// rows (taken or free, counted down), from where the last call left it; -1 when the
+    /// budget is spent or no row is taken. Reaching `highWater` ends a pass (`endSweepPass`)
+    /// and starts the next at row 0. The walk runs on local copies, stored back once.
+    @inline(__always)
+    mutating func nextStaleRow(now: UInt64, budget: inout Int) -> Int32 {
+        var place = sweep
+        var left = budget
+        defer {
+            sweep = place
+            budget = left
+        }
+        while left > 0 {
+            if place.next >= highWater {
+                endSweepPass(highestKept: place.highestKept)
+                place = SweepCursor()
+                if highWater == 0 { return -1 }
+            }
+            let row = place.next
+            place.next += 1
+            left -= 1
+            let value = rows[row]
+            if value.isFree { continue }
+            if value.expires <= now { return Int32(row) }
+            place.highestKept = Int32(row)
+        }
+        return -1
+    }
 }

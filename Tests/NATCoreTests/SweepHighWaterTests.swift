@@ -6,11 +6,20 @@ import Testing
 /// stay below the mark whatever the order of takes, gives and sweep steps, or a live session
 /// would never be swept (and listings and checkpoints would miss it).
 @Suite struct SweepHighWaterTests {
+    /// A row that is taken (`value >= 0`) and stale from `expires` on.
+    struct Row: ExpiringRow {
+        var value: Int32
+        var expires: UInt64 = .max
+        static var empty: Row { Row(value: -1) }
+        var isFree: Bool { value < 0 }
+        var hash: UInt32 { 0 }
+    }
+
     @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
     func everyTakenRowStaysBelowTheMark(seed: UInt64) {
         var random = SeededRNG(seed: seed) // seeded: a failure names a seed that reproduces it
         let capacity = 64
-        var store = RowStore<Int32>(capacity: capacity, empty: -1)
+        var store = RowStore<Row>(capacity: capacity, empty: .empty)
         var taken = Set<Int32>()
         for step in 0..<20_000 {
             switch Int.random(in: 0..<10, using: &random) {
@@ -21,20 +30,17 @@ import Testing
                 } else {
                     #expect(row >= 0 && !taken.contains(row))
                     taken.insert(row)
-                    store.rows[Int(row)] = row
+                    store.rows[Int(row)] = Row(value: row)
                 }
             case 4...6: // give a random taken row back
                 if !taken.isEmpty {
                     let row = taken.sorted()[Int.random(in: 0..<taken.count, using: &random)]
                     taken.remove(row)
-                    store.give(row, empty: -1)
+                    store.give(row, empty: .empty)
                 }
             default: // a sweep step of a few rows, as NATTranslator.expire walks them
-                for _ in 0..<Int.random(in: 0..<8, using: &random) {
-                    let row = store.nextSweepRow()
-                    guard row >= 0 else { break }
-                    if store.rows[Int(row)] >= 0 { store.sweepKept(row) }
-                }
+                var budget = Int.random(in: 0..<8, using: &random)
+                #expect(store.nextStaleRow(now: 0, budget: &budget) == -1) // nothing is stale: every taken row is kept
             }
             let highestTaken = taken.max().map(Int.init) ?? -1
             #expect(highestTaken < store.highWater, "seed \(seed) step \(step): row \(highestTaken) above the mark \(store.highWater)")
@@ -43,26 +49,21 @@ import Testing
     }
 
     @Test func aFullPassWithNoTakesLowersTheMarkToTheHighestLiveRow() {
-        var store = RowStore<Int32>(capacity: 16, empty: -1)
+        var store = RowStore<Row>(capacity: 16, empty: .empty)
         var rows: [Int32] = []
         for _ in 0..<10 { rows.append(store.take()) }
         #expect(rows == Array(0..<10)) // low rows first
         #expect(store.highWater == 10)
-        for row in rows[4...] { store.give(row, empty: -1) }
-        // A pass over rows 0–9, keeping 0–3; rows were taken during it, so its end keeps the mark.
-        for expected: Int32 in 0..<10 {
-            let row = store.nextSweepRow()
-            #expect(row == expected)
-            if row < 4 { store.sweepKept(row) }
-        }
+        for row in rows { store.rows[Int(row)] = Row(value: row) }
+        for row in rows[4...] { store.give(row, empty: .empty) }
+        var budget = 10
+        #expect(store.nextStaleRow(now: 0, budget: &budget) == -1) // a pass over rows 0–9, keeping 0–3
+        #expect(budget == 0 && store.highWater == 10)
+        budget = 10 // ends that pass (rows were taken during it: the mark stays), walks the next
+        #expect(store.nextStaleRow(now: 0, budget: &budget) == -1)
         #expect(store.highWater == 10)
-        for expected: Int32 in 0..<10 {
-            let row = store.nextSweepRow() // the first call ends the pass above
-            #expect(row == expected)
-            if row < 4 { store.sweepKept(row) }
-        }
-        #expect(store.highWater == 10)
-        #expect(store.nextSweepRow() == 0) // ends a pass that kept rows 0–3 with nothing taken
+        budget = 1 // ends a pass that kept rows 0–3 with nothing taken
+        #expect(store.nextStaleRow(now: 0, budget: &budget) == -1)
         #expect(store.highWater == 4)
         #expect(store.take() == 9) // the free list is LIFO: the last row given comes back first
         #expect(store.highWater == 10)
