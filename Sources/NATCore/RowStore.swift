@@ -1,10 +1,10 @@
 // Fixed-capacity row storage with a free list: the backing of every indexed table
 // (IndexedTable.swift). Allocated once; taking and returning rows never allocates. The
-// store is its buffers' one owner: not copyable, freed by its deinit.
+// store owns its buffers (FixedBuffer): not copyable, freed with it.
 
 struct RowStore<Row: BitwiseCopyable>: ~Copyable {
-    let rows: UnsafeMutablePointer<Row>
-    private let freeRows: UnsafeMutablePointer<Int32>
+    private let rowBuffer: FixedBuffer<Row>
+    private let freeBuffer: FixedBuffer<Int32>
     let capacity: Int
     private(set) var freeCount: Int
     /// Every row at or above this one is free, so walks over the live rows (the expiry sweep,
@@ -18,18 +18,17 @@ struct RowStore<Row: BitwiseCopyable>: ~Copyable {
 
     init(capacity: Int, empty: Row) {
         self.capacity = capacity
-        rows = .allocate(capacity: capacity)
-        rows.initialize(repeating: empty, count: capacity)
-        freeRows = .allocate(capacity: capacity)
+        rowBuffer = FixedBuffer(count: capacity, repeating: empty)
+        freeBuffer = FixedBuffer(count: capacity, repeating: 0)
+        freeCount = capacity
         // Hand out low rows first: keeps the live set dense for the expiry sweep and caches.
         for i in 0..<capacity { freeRows[i] = Int32(capacity - 1 - i) }
-        freeCount = capacity
     }
 
-    deinit {
-        rows.deallocate()
-        freeRows.deallocate()
-    }
+    @inline(__always)
+    var rows: UnsafeMutablePointer<Row> { rowBuffer.base }
+    @inline(__always)
+    private var freeRows: UnsafeMutablePointer<Int32> { freeBuffer.base }
 
     var count: Int { capacity - freeCount }
 
