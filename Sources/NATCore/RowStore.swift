@@ -97,7 +97,8 @@ extension RowStore where Row: ExpiringRow {
     /// The next row stale at `now` (NATTime nanoseconds) the sweep finds within `budget` more
     /// rows (taken or free, counted down), from where the last call left it; -1 when the
     /// budget is spent or no row is taken. Reaching `highWater` ends a pass (`endSweepPass`)
-    /// and starts the next at row 0. The walk runs on local copies, stored back once.
+    /// and starts the next at row 0. The walk runs on local copies, stored back once, and in
+    /// stretches that end at the mark or the budget: one bound to test per row.
     @inline(__always)
     mutating func nextStaleRow(now: UInt64, budget: inout Int) -> Int32 {
         var place = sweep
@@ -112,13 +113,24 @@ extension RowStore where Row: ExpiringRow {
                 place = SweepCursor()
                 if highWater == 0 { return -1 }
             }
-            let row = place.next
-            place.next += 1
-            left -= 1
-            let value = rows[row]
-            if value.isFree { continue }
-            if value.expires <= now { return Int32(row) }
-            place.highestKept = Int32(row)
+            // Up to the mark or the end of the budget, whichever comes first.
+            let from = place.next
+            let end = min(highWater, from + left)
+            var row = from
+            while row < end {
+                let value = rows[row]
+                if !value.isFree {
+                    if value.expires <= now {
+                        place.next = row + 1
+                        left -= row + 1 - from
+                        return Int32(row)
+                    }
+                    place.highestKept = Int32(row)
+                }
+                row += 1
+            }
+            place.next = end
+            left -= end - from
         }
         return -1
     }
