@@ -72,7 +72,6 @@ final class AuditExporter: @unchecked Sendable {
     }
 
     deinit {
-        queue.deallocate()
         if socketDescriptor >= 0 { close(socketDescriptor) }
     }
 

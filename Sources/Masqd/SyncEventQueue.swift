@@ -16,7 +16,6 @@ final class SyncEventQueue {
     private(set) var dropped: UInt64 = 0
 
     init() { ring.allocate(capacity: Self.capacity) }
-    deinit { ring.deallocate() }
 
     /// Under the lock (NATEventSinks.take): a copy of the translator's waiting events.
     func take(from translator: NATTranslator) {

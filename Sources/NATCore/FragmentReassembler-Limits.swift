@@ -67,10 +67,10 @@ struct FragmentRecord: BitwiseCopyable {
 
 /// Fixed-size data blocks chained through a link array; free blocks form one chain.
 /// Taking n blocks cuts the first n off the free chain, already linked in order. The pool
-/// owns its memory (not copyable, freed by its deinit).
+/// owns its memory (not copyable: the links a FixedBuffer, the blocks freed by its deinit).
 struct FragmentBlockPool: ~Copyable {
     let data: UnsafeMutableRawPointer
-    let next: UnsafeMutablePointer<Int32>
+    let next: FixedBuffer<Int32>
     let capacity: Int
     private(set) var freeHead: Int32
     private(set) var freeCount: Int
@@ -78,16 +78,13 @@ struct FragmentBlockPool: ~Copyable {
     init(capacity: Int) {
         self.capacity = capacity
         data = .allocate(byteCount: max(capacity, 1) * FragmentLimits.blockSize, alignment: 16)
-        next = .allocate(capacity: max(capacity, 1))
+        next = FixedBuffer(count: max(capacity, 1), repeating: -1)
         for i in 0..<capacity { next[i] = i + 1 < capacity ? Int32(i + 1) : -1 }
         freeHead = capacity > 0 ? 0 : -1
         freeCount = capacity
     }
 
-    deinit {
-        data.deallocate()
-        next.deallocate()
-    }
+    deinit { data.deallocate() }
 
     var inUse: Int { capacity - freeCount }
 

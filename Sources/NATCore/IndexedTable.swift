@@ -56,7 +56,6 @@ struct IndexedTable<Row: TableRow>: ~Copyable {
     var freeCount: Int { store.freeCount }
     /// Rows at or above this are free (see `RowStore.highWater`): loops over live rows stop here.
     var highWater: Int { store.highWater }
-    mutating func endSweepPass(highestLiveSeen: Int32) { store.endSweepPass(highestLiveSeen: highestLiveSeen) }
     /// Index bytes (the reassembler's `allocatedBytes`).
     var indexBytes: Int { Row.indexCount * (mask + 1) * MemoryLayout<UInt64>.stride }
 
@@ -138,5 +137,14 @@ struct IndexedTable<Row: TableRow>: ~Copyable {
         slots = Self.makeSlots(mask + 1)
         secondSlots = Row.indexCount > 1 ? slots.unsafelyUnwrapped + (mask + 1) : nil
         for row in 0..<capacity where !store.rows[row].isFree { file(Int32(row), store.rows[row]) }
+    }
+}
+
+extension IndexedTable where Row: ExpiringRow {
+    /// The next row stale at `now` the sweep finds within `budget` more rows, or -1
+    /// (RowStore.nextStaleRow; IndexedTable-Expiry.swift).
+    @inline(__always)
+    mutating func nextStaleRow(now: NATTime, budget: inout Int) -> Int32 {
+        store.nextStaleRow(now: now.nanoseconds, budget: &budget)
     }
 }

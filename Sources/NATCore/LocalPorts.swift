@@ -41,27 +41,16 @@ public struct LocalPortSet: Sendable, Equatable {
 
 /// The translator's copy: held ports and the reserved range in one bitmap, allocated once, so
 /// the packet path tests a port with one load; and the held ports alone (a packet to a
-/// reserved port nobody holds and no mapping has is just unmatched, as before).
-struct LocalPortMap {
-    private let words: UnsafeMutablePointer<UInt64>
-    private let heldWords: UnsafeMutablePointer<UInt64>
+/// reserved port nobody holds and no mapping has is just unmatched, as before). Not copyable:
+/// the map owns its bitmaps (FixedBuffer).
+struct LocalPortMap: ~Copyable {
+    private let words = FixedBuffer<UInt64>(count: 2 * LocalPortSet.wordsPerProtocol, repeating: 0)
+    private let heldWords = FixedBuffer<UInt64>(count: 2 * LocalPortSet.wordsPerProtocol, repeating: 0)
     /// The reserved range (kept apart too: the allocator steps over it rather than through it).
     private(set) var reserved: ClosedRange<UInt16>?
 
     /// The empty map, for callers without one (allocator unit tests).
     nonisolated(unsafe) static let none = LocalPortMap()
-
-    init() {
-        words = .allocate(capacity: 2 * LocalPortSet.wordsPerProtocol)
-        words.initialize(repeating: 0, count: 2 * LocalPortSet.wordsPerProtocol)
-        heldWords = .allocate(capacity: 2 * LocalPortSet.wordsPerProtocol)
-        heldWords.initialize(repeating: 0, count: 2 * LocalPortSet.wordsPerProtocol)
-    }
-
-    func deallocate() {
-        words.deallocate()
-        heldWords.deallocate()
-    }
 
     /// Whether the router holds or reserves `port`; `slot` as in ExternalPortTable (ICMP's 2 never).
     @inline(__always)

@@ -2,9 +2,10 @@
 // of two), so recording never allocates. When it is full the newest event is not stored
 // and counted as lost: the consumer drains often (after every batch), so a full ring means
 // a burst larger than it (a WAN address change flushing more translations than it holds).
-// The daemon's audit queue is one too (Masqd/AuditExporter.swift).
+// The daemon's audit queue is one too (Masqd/AuditExporter.swift). The ring is its storage's
+// one owner: not copyable, freed by its deinit.
 
-public struct NATEventRing {
+public struct NATEventRing: ~Copyable {
     private var storage: UnsafeMutablePointer<NATEvent>?
     public private(set) var capacity = 0
     private var mask = 0
@@ -14,9 +15,12 @@ public struct NATEventRing {
     /// Capacity 0: disabled, nothing is recorded.
     public init() {}
 
-    /// Replaces the storage; waiting events are dropped. `capacity` is rounded up to a power of two.
+    deinit { storage?.deallocate() }
+
+    /// Replaces the storage; waiting events are dropped. `capacity` is rounded up to a power
+    /// of two; 0 frees it (nothing is recorded).
     public mutating func allocate(capacity requested: Int) {
-        deallocate()
+        freeStorage()
         guard requested > 0 else { return }
         var size = 1
         while size < requested { size <<= 1 }
@@ -28,7 +32,7 @@ public struct NATEventRing {
         mask = size - 1
     }
 
-    public mutating func deallocate() {
+    private mutating func freeStorage() {
         storage?.deallocate()
         storage = nil
         capacity = 0

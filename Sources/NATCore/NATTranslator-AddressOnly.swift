@@ -12,12 +12,8 @@ extension NATTranslator {
         let source = header.source.value
         let remote = header.destination.value
         let hash = addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remote)
-        var row = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remote, hash: hash)
-        if row >= 0, addressOnly[row].expires <= now.nanoseconds {
-            removeAddressOnlyFlow(row, reason: .expired)
-            counters[.addressOnlyFlowsExpired] &+= 1
-            row = -1
-        }
+        let found = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remote, hash: hash)
+        var row = live(found, stale: addressOnly.isStale(found, now: now), expire: expireAddressOnlyFlow)
         if row >= 0 {
             guard addressOnly[row].internalAddress == source else { return drop(.addressOnlyRemoteInUse) }
         } else {
@@ -91,13 +87,7 @@ extension NATTranslator {
     func liveAddressOnlyFlow(protocolNumber: UInt8, remoteAddress: UInt32, now: NATTime) -> Int32 {
         let row = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remoteAddress,
                                    hash: addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remoteAddress))
-        guard row >= 0 else { return -1 }
-        if addressOnly[row].expires <= now.nanoseconds {
-            removeAddressOnlyFlow(row, reason: .expired)
-            counters[.addressOnlyFlowsExpired] &+= 1
-            return -1
-        }
-        return row
+        return live(row, stale: addressOnly.isStale(row, now: now), expire: expireAddressOnlyFlow)
     }
 
     func removeAddressOnlyFlow(_ row: Int32, reason: NATEventReason) {
@@ -106,33 +96,17 @@ extension NATTranslator {
         addressOnly.remove(row)
     }
 
+    /// Removes a stale row (the sweep's, or one a lookup found) and counts it.
+    func expireAddressOnlyFlow(_ row: Int32) {
+        removeAddressOnlyFlow(row, reason: .expired)
+        counters[.addressOnlyFlowsExpired] &+= 1
+    }
+
     /// Examines up to `budget` rows from the sweep cursor and removes the expired ones.
     @discardableResult
     func expireAddressOnly(now: NATTime, budget: Int) -> Int {
-        var removed = 0
-        var examined = 0
-        let limit = min(budget, addressOnly.highWater)
-        while examined < limit {
-            if addressOnlySweep.cursor >= addressOnly.highWater {
-                addressOnly.endSweepPass(highestLiveSeen: addressOnlySweep.highestLive)
-                addressOnlySweep = (0, -1)
-                if addressOnly.highWater == 0 { break }
-                continue
-            }
-            let row = Int32(addressOnlySweep.cursor)
-            addressOnlySweep.cursor += 1
-            examined += 1
-            let flow = addressOnly[row]
-            guard flow.internalAddress != 0 else { continue }
-            if flow.expires <= now.nanoseconds {
-                removeAddressOnlyFlow(row, reason: .expired)
-                removed += 1
-            } else {
-                addressOnlySweep.highestLive = row
-            }
-        }
-        counters[.addressOnlyFlowsExpired] &+= UInt64(removed)
-        return removed
+        sweep(budget: min(budget, addressOnly.highWater), next: { addressOnly.nextStaleRow(now: now, budget: &$0) },
+              expire: expireAddressOnlyFlow)
     }
 }
 

@@ -28,13 +28,13 @@ extension NATTranslator {
         let header = ip.header
         let headerLength = header.headerLength + UDPHeader.length
         var total = headerLength + payloadCount
-        for i in 0..<stagedEditCount { total += stagedEdits[i].length - (stagedEdits[i].end - stagedEdits[i].start) }
+        for i in 0..<stagedEditCount { total += helperScratch.edits[i].length - (helperScratch.edits[i].end - helperScratch.edits[i].start) }
         guard total <= 65535 else {
             // Too big for one IPv4 packet: the datagram passes unedited.
             countHelperEvent(helperIndex, .limit)
             return .acceptRewritten
         }
-        let out = helperOutput
+        let out = helperScratch.packet
         out.copyMemory(from: header.bytes, byteCount: headerLength)
         var outputCount = headerLength
         var cursor = 0

@@ -88,8 +88,8 @@ extension NATTranslator {
 
         // The inspected bytes: held bytes, then the new ones.
         let fresh = payloadLength - seen
-        helperInput.copyMemory(from: heldBytes, byteCount: held)
-        (helperInput + held).copyMemory(from: payload + seen, byteCount: fresh)
+        helperScratch.input.copyMemory(from: heldBytes, byteCount: held)
+        (helperScratch.input + held).copyMemory(from: payload + seen, byteCount: fresh)
         let dataCount = held + fresh
         let dataStart = sequence &+ UInt32(seen) &- UInt32(held)
         let outputStart = resendSeen ? sequence : dataStart
@@ -111,7 +111,7 @@ extension NATTranslator {
         stagedEditCount = 0
         let stateBefore = recordsHelperStateChanges ? HelperStateWords(helperConnections.state(connectionRow)) : nil
         let verdict = configuration.helpers[helperIndex].helper.inspect(
-            HelperData(bytes: UnsafeRawBufferPointer(start: helperInput, count: dataCount), direction: direction), &context)
+            HelperData(bytes: UnsafeRawBufferPointer(start: helperScratch.input, count: dataCount), direction: direction), &context)
         var holdFrom = dataCount
         // Nothing is held from a segment that ends the stream: no more bytes will come.
         if case .holdFrom(let offset) = verdict, offset >= 0, offset < dataCount, !flags.contains(.fin) {
@@ -126,29 +126,29 @@ extension NATTranslator {
         // The output: already-seen bytes as they were (when they can be), then the inspected
         // bytes up to the held part, with the edits that lie there and fit in the log.
         var outputCount = 0
-        let output = helperOutputPayload
+        let output = helperScratch.payload
         if resendSeen {
             output.copyMemory(from: payload, byteCount: seen)
             outputCount = seen
         }
         var cursor = 0, logged = 0
         for i in 0..<stagedEditCount {
-            let edit = stagedEdits[i]
+            let edit = helperScratch.edits[i]
             guard edit.end <= holdFrom else { break }
             let start = dataStart &+ UInt32(edit.start)
             guard logEdit(connectionRow, sendIndex, start: start, end: dataStart &+ UInt32(edit.end),
-                          replacement: stagedReplacement(i), length: edit.length)
+                          replacement: helperScratch.replacement(i), length: edit.length)
             else {
                 countHelperEvent(helperIndex, .limit)
                 continue
             }
             logged += 1
-            appendStagedEdit(i, from: helperInput, cursor: &cursor, to: output, count: &outputCount)
+            appendStagedEdit(i, from: helperScratch.input, cursor: &cursor, to: output, count: &outputCount)
         }
-        (output + outputCount).copyMemory(from: helperInput + cursor, byteCount: holdFrom - cursor)
+        (output + outputCount).copyMemory(from: helperScratch.input + cursor, byteCount: holdFrom - cursor)
         outputCount += holdFrom - cursor
         // What is held now.
-        heldBytes.copyMemory(from: helperInput + holdFrom, byteCount: dataCount - holdFrom)
+        heldBytes.copyMemory(from: helperScratch.input + holdFrom, byteCount: dataCount - holdFrom)
         send.pointee.heldLength = UInt16(dataCount - holdFrom)
         send.pointee.heldRetransmissions = 0
         // The standby needs the edits (its numbers cannot be mapped without them) and the
@@ -187,7 +187,7 @@ extension NATTranslator {
         let edits = helperConnections.edits(connectionRow, sendIndex)
         var outputCount = 0
         var cursor = sequence
-        let output = helperOutputPayload
+        let output = helperScratch.payload
         for i in 0..<Int(send.pointee.editCount) {
             let edit = edits[i]
             if seqLE(edit.end, sequence) || seqLE(emitEnd, edit.start) { continue }
@@ -288,7 +288,7 @@ extension NATTranslator {
         let headerLength = header.headerLength + tcp.dataOffset
         let total = headerLength + count
         guard total <= 65535 else { return drop(.helperRetransmissionMismatch) }
-        let out = helperOutput
+        let out = helperScratch.packet
         out.copyMemory(from: header.bytes, byteCount: headerLength)
         (out + headerLength).copyMemory(from: bytes, byteCount: count)
         let outIP = IPv4Header(unchecked: out)

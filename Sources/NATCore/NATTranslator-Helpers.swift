@@ -12,24 +12,18 @@ struct StagedEdit {
 }
 
 extension NATTranslator {
-    static let maxStagedEdits = max(HelperLimits.editsPerInspect, HelperLimits.editsPerDatagram)
-
     // MARK: called by HelperContext
 
     func stageEdit(_ range: Range<Int>, dataCount: Int, _ write: (inout HelperTextWriter) -> Void) -> Bool {
         guard stagedEditCount < stagedEditRoom, range.lowerBound >= 0, range.upperBound <= dataCount else { return false }
-        if stagedEditCount > 0, stagedEdits[stagedEditCount - 1].end > range.lowerBound { return false }
-        var writer = HelperTextWriter(base: stagedReplacement(stagedEditCount), capacity: HelperLimits.maxReplacement)
+        if stagedEditCount > 0, helperScratch.edits[stagedEditCount - 1].end > range.lowerBound { return false }
+        var writer = HelperTextWriter(base: helperScratch.replacement(stagedEditCount), capacity: HelperLimits.maxReplacement)
         write(&writer)
         guard !writer.overflowed else { return false }
-        stagedEdits[stagedEditCount] = StagedEdit(start: range.lowerBound, end: range.upperBound, length: writer.count)
+        helperScratch.edits[stagedEditCount] = StagedEdit(start: range.lowerBound, end: range.upperBound, length: writer.count)
         stagedEditCount += 1
         return true
     }
-
-    /// Where staged edit `i`'s replacement bytes are.
-    @inline(__always)
-    func stagedReplacement(_ i: Int) -> UnsafeMutableRawPointer { stagedReplacements + i * HelperLimits.maxReplacement }
 
     /// Appends to `output` (its first `count` bytes written) the inspected bytes from `cursor`
     /// up to staged edit `i`, then the edit's replacement; `cursor` moves past the bytes it
@@ -37,10 +31,10 @@ extension NATTranslator {
     @inline(__always)
     func appendStagedEdit(_ i: Int, from source: UnsafeRawPointer, cursor: inout Int, to output: UnsafeMutableRawPointer,
                           count: inout Int) {
-        let edit = stagedEdits[i]
+        let edit = helperScratch.edits[i]
         (output + count).copyMemory(from: source + cursor, byteCount: edit.start - cursor)
         count += edit.start - cursor
-        (output + count).copyMemory(from: stagedReplacement(i), byteCount: edit.length)
+        (output + count).copyMemory(from: helperScratch.replacement(i), byteCount: edit.length)
         count += edit.length
         cursor = edit.end
     }

@@ -19,7 +19,6 @@ extension NATTranslator {
         }
         counters[.reclaimSteps] &+= 1
         let removed = sweepSessions(now: now, examining: min(Self.reclaimBudget, sessions.highWater))
-        counters[.sessionsExpired] &+= UInt64(removed)
         if removed == 0 { reclaimNotBefore = now.nanoseconds &+ Self.reclaimQuietInterval.nanoseconds }
         return removed > 0
     }

@@ -92,30 +92,14 @@ extension NATTranslator {
     /// Examines up to `budget` redirect rows (a cursor, as the session sweep) and frees the expired.
     @discardableResult
     func expireRedirects(now: NATTime, budget: Int) -> Int {
-        var removed = 0
-        var examined = 0
-        let limit = min(budget, redirectSessions.highWater)
-        while examined < limit {
-            if redirectSweepCursor >= redirectSessions.highWater {
-                redirectSessions.endSweepPass(highestLiveSeen: redirectSweepHighestLive)
-                redirectSweepCursor = 0
-                redirectSweepHighestLive = -1
-                if redirectSessions.highWater == 0 { break }
-                continue
-            }
-            let row = Int32(redirectSweepCursor)
-            redirectSweepCursor += 1
-            examined += 1
-            guard redirectSessions[row].localPort != 0 else { continue }
-            if redirectSessions[row].expires <= now.nanoseconds {
-                removeRedirect(row, reason: .expired)
-                removed += 1
-            } else {
-                redirectSweepHighestLive = row
-            }
-        }
-        counters[.redirectSessionsExpired] &+= UInt64(removed)
-        return removed
+        sweep(budget: min(budget, redirectSessions.highWater), next: { redirectSessions.nextStaleRow(now: now, budget: &$0) },
+              expire: expireRedirect)
+    }
+
+    /// Removes a stale redirected connection (the sweep's, or one a lookup found) and counts it.
+    func expireRedirect(_ row: Int32) {
+        removeRedirect(row, reason: .expired)
+        counters[.redirectSessionsExpired] &+= 1
     }
 
     // MARK: - The client's side
@@ -191,13 +175,7 @@ extension NATTranslator {
     @inline(__always)
     func liveRedirect(clientAddress: UInt32, clientPort: UInt16, localPort: UInt16, hash: UInt32, now: NATTime) -> Int32 {
         let row = redirectSessions.find(clientAddress: clientAddress, clientPort: clientPort, localPort: localPort, hash: hash)
-        guard row >= 0 else { return -1 }
-        if redirectSessions[row].expires <= now.nanoseconds {
-            removeRedirect(row, reason: .expired)
-            counters[.redirectSessionsExpired] &+= 1
-            return -1
-        }
-        return row
+        return live(row, stale: redirectSessions.isStale(row, now: now), expire: expireRedirect)
     }
 
     /// `.expired` is refined by the TCP state, as for sessions.

@@ -26,28 +26,19 @@ public final class NATTranslator {
     @exclusivity(unchecked) var poolCursors: [Int]
     /// Address-only translations of the protocols without ports (NATTranslator-AddressOnly.swift).
     @exclusivity(unchecked) var addressOnly: AddressOnlyTable
-    @exclusivity(unchecked) var addressOnlySweep: (cursor: Int, highestLive: Int32) = (0, -1)
     /// PPTP's enhanced GRE calls, made by the PPTP helper (NATTranslator-GRECalls.swift).
     @exclusivity(unchecked) var greCalls: GRECallTable
     /// Ports the router's own sockets hold or reserve (set by the daemon, LocalPorts.swift).
     @exclusivity(unchecked) var localPorts = LocalPortMap()
-    @exclusivity(unchecked) var sweepCursor = 0
-    /// The highest live row the current sweep pass has passed, or -1 (RowStore.endSweepPass).
-    @exclusivity(unchecked) var sweepHighestLive: Int32 = -1
     /// The time of the packet being translated (helpers' expectations are timed from it).
     @exclusivity(unchecked) var currentTime = NATTime(nanoseconds: 0)
 
     // Application helpers: their connections, expectations, and scratch space for edits.
     @exclusivity(unchecked) var helperConnections: HelperConnectionTable
     @exclusivity(unchecked) var expectations: ExpectationTable
-    let helperInput: UnsafeMutableRawPointer
-    let helperOutputPayload: UnsafeMutableRawPointer
-    let helperOutput: UnsafeMutableRawPointer
-    let stagedEdits: UnsafeMutablePointer<StagedEdit>
-    let stagedReplacements: UnsafeMutableRawPointer
+    let helperScratch: HelperScratch
     @exclusivity(unchecked) var stagedEditCount = 0
     @exclusivity(unchecked) var stagedEditRoom = 0
-    static let helperBufferBytes = 65536 + 4096
     /// NAT events waiting for the daemon (NATTranslator-Events.swift); empty and off by default.
     @exclusivity(unchecked) var events = NATEventRing()
     /// Set while `importState` runs: its sessions are recorded as restored.
@@ -57,13 +48,11 @@ public final class NATTranslator {
     /// Record `.helperStateChanged` events too (the HA increments'; NATTranslator-HelperState.swift).
     @exclusivity(unchecked) public var recordsHelperStateChanges = false
 
-    // Transparent redirect (NATTranslator-Redirect.swift): its connections, the sweep's
-    // place in them, and the router's addresses by interface.
+    // Transparent redirect (NATTranslator-Redirect.swift): its connections and the router's
+    // addresses by interface.
     @exclusivity(unchecked) var redirectSessions: RedirectTable
     /// Redirected connections per client address, for the per-host share.
     @exclusivity(unchecked) var redirectHosts: HostTable
-    @exclusivity(unchecked) var redirectSweepCursor = 0
-    @exclusivity(unchecked) var redirectSweepHighestLive: Int32 = -1
     @exclusivity(unchecked) var interfaceAddresses: [InterfaceAddress] = []
     /// When a full table may next look for expired sessions (NATTranslator-Reclaim.swift).
     @exclusivity(unchecked) var reclaimNotBefore: UInt64 = 0
@@ -97,23 +86,9 @@ public final class NATTranslator {
                                          seed: configuration.hashSeed &* 13 &+ 5)
         redirectHosts = HostTable(capacity: configuration.redirects.isEmpty ? 1 : configuration.maxRedirectSessions,
                                   seed: configuration.hashSeed &* 19 &+ 11)
-        helperInput = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
-        helperOutputPayload = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
-        helperOutput = .allocate(byteCount: NATTranslator.helperBufferBytes + limits.heldBytes, alignment: 16)
-        stagedEdits = .allocate(capacity: NATTranslator.maxStagedEdits)
-        stagedReplacements = .allocate(byteCount: NATTranslator.maxStagedEdits * HelperLimits.maxReplacement, alignment: 16)
+        helperScratch = HelperScratch(heldBytes: limits.heldBytes)
         counters.helperEvents = configuration.helpers.map { _ in CounterSet<HelperEvent>() }
         installForwards()
-    }
-
-    deinit {
-        localPorts.deallocate()
-        helperInput.deallocate()
-        helperOutputPayload.deallocate()
-        helperOutput.deallocate()
-        stagedEdits.deallocate()
-        stagedReplacements.deallocate()
-        events.deallocate()
     }
 
     /// Connections with an application helper, and expected connections pending.
@@ -322,13 +297,7 @@ public final class NATTranslator {
     @inline(__always)
     func liveSession(mappingRow: Int32, remoteAddress: UInt32, remotePort: UInt16, hash: UInt32, now: NATTime) -> Int32 {
         let row = sessions.find(mapping: mappingRow, remoteAddress: remoteAddress, remotePort: remotePort, hash: hash)
-        guard row >= 0 else { return -1 }
-        if sessions[row].expires <= now.nanoseconds {
-            removeSession(row, reason: .expired)
-            counters[.sessionsExpired] &+= 1
-            return -1
-        }
-        return row
+        return live(row, stale: sessions.isStale(row, now: now), expire: expireSession)
     }
 }
 

@@ -28,7 +28,7 @@ public struct PortAllocator: Sendable {
     /// The port is the one a scan from the hash point would find, found in the table's
     /// free-port bitmap in a few word reads, so an exhausted range is refused at once.
     /// `range`: a port block's (PortBlocks.swift) in place of the configured one.
-    func allocate(in table: borrowing ExternalPortTable, local: LocalPortMap = LocalPortMap.none, slot: Int,
+    func allocate(in table: borrowing ExternalPortTable, local: borrowing LocalPortMap, slot: Int,
                   range: ClosedRange<UInt16>? = nil, internalPort: UInt16, startHash: UInt32, address: Int = 0) -> UInt16? {
         let range = range ?? self.range(for: internalPort, slot: slot)
         if range.contains(internalPort), table.owner(slot: slot, port: internalPort, address: address) < 0, !local.contains(slot: slot, port: internalPort) {
@@ -61,7 +61,7 @@ public struct PortAllocator: Sendable {
 
     /// The lowest port of `from...through` (empty when `from > through`) free in the table and
     /// not the router's (its held ports are few and stepped over; its reserved range is never inside).
-    func firstAllocatable(in table: borrowing ExternalPortTable, local: LocalPortMap, slot: Int, address: Int, from: Int, through: Int) -> Int? {
+    func firstAllocatable(in table: borrowing ExternalPortTable, local: borrowing LocalPortMap, slot: Int, address: Int, from: Int, through: Int) -> Int? {
         var from = from
         while let port = table.firstFree(slot: slot, address: address, from: from, through: through) {
             if !local.contains(slot: slot, port: UInt16(port)) { return port }
@@ -74,7 +74,7 @@ public struct PortAllocator: Sendable {
     /// pair starting at `internalPort`: the same ports when they are free, else a pair from
     /// the range searched from the hash point. Nil when no pair is free.
     /// The router's ports are skipped as in `allocate`.
-    func allocatePair(in table: borrowing ExternalPortTable, local: LocalPortMap = LocalPortMap.none, slot: Int,
+    func allocatePair(in table: borrowing ExternalPortTable, local: borrowing LocalPortMap, slot: Int,
                       range: ClosedRange<UInt16>? = nil, internalPort: UInt16, startHash: UInt32, address: Int = 0) -> UInt16? {
         let range = range ?? self.range(for: internalPort, slot: slot)
         func free(_ port: UInt16) -> Bool {

@@ -200,16 +200,16 @@ struct DatagramHelperTests {
     func pairAllocation() {
         let table = ExternalPortTable()
         let small = PortAllocator(portRange: 20001...20003, lowPortRange: nil)
-        #expect(small.allocatePair(in: table, slot: 1, internalPort: 4000, startHash: 12345) == 20002)
+        #expect(small.allocatePair(in: table, local: LocalPortMap.none, slot: 1, internalPort: 4000, startHash: 12345) == 20002)
         table.claim(slot: 1, port: 20002, row: 0)
-        #expect(small.allocatePair(in: table, slot: 1, internalPort: 4000, startHash: 12345) == nil)
+        #expect(small.allocatePair(in: table, local: LocalPortMap.none, slot: 1, internalPort: 4000, startHash: 12345) == nil)
         let odd = PortAllocator(portRange: 20001...20002, lowPortRange: nil)
-        #expect(odd.allocatePair(in: table, slot: 1, internalPort: 20001, startHash: 0) == nil)
+        #expect(odd.allocatePair(in: table, local: LocalPortMap.none, slot: 1, internalPort: 20001, startHash: 0) == nil)
         // A one-port range at the top: no pair, and no trap computing where pairs start.
         let top = PortAllocator(portRange: 65535...65535, lowPortRange: nil)
-        #expect(top.allocatePair(in: table, slot: 1, internalPort: 4000, startHash: 3) == nil)
+        #expect(top.allocatePair(in: table, local: LocalPortMap.none, slot: 1, internalPort: 4000, startHash: 3) == nil)
         let whole = PortAllocator()
-        #expect(whole.allocatePair(in: table, slot: 1, internalPort: 65534, startHash: 7) == 65534)
-        #expect(whole.allocatePair(in: table, slot: 1, internalPort: 65535, startHash: 7).map { $0 % 2 == 0 && $0 >= 1024 } == true)
+        #expect(whole.allocatePair(in: table, local: LocalPortMap.none, slot: 1, internalPort: 65534, startHash: 7) == 65534)
+        #expect(whole.allocatePair(in: table, local: LocalPortMap.none, slot: 1, internalPort: 65535, startHash: 7).map { $0 % 2 == 0 && $0 >= 1024 } == true)
     }
 }

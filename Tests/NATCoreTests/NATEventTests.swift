@@ -299,7 +299,6 @@ struct NATEventTests {
         fill(&source, 2)
         let refused = source.move(into: &off)
         #expect(refused == 2 && source.count == 0)
-        source.deallocate(); target.deallocate()
     }
 
     @Test("names and raw values are stable (they leave the process)")

@@ -85,17 +85,17 @@ import Testing
         #expect(allocator.range(for: 1024, slot: 1) == 20000...20002)
         #expect(allocator.range(for: 80, slot: 2) == 0...65535)
         // Free and in range: preserved.
-        #expect(allocator.allocate(in: table, slot: 0, internalPort: 20001, startHash: 0) == 20001)
+        #expect(allocator.allocate(in: table, local: LocalPortMap.none, slot: 0, internalPort: 20001, startHash: 0) == 20001)
         // Out of range: from the hash start, wrapping.
-        #expect(allocator.allocate(in: table, slot: 0, internalPort: 40000, startHash: 2) == 20002)
+        #expect(allocator.allocate(in: table, local: LocalPortMap.none, slot: 0, internalPort: 40000, startHash: 2) == 20002)
         table.claim(slot: 0, port: 20002, row: 0)
-        #expect(allocator.allocate(in: table, slot: 0, internalPort: 40000, startHash: 2) == 20000)
-        #expect(allocator.allocate(in: table, slot: 1, internalPort: 40000, startHash: 2) == 20002) // other protocol
+        #expect(allocator.allocate(in: table, local: LocalPortMap.none, slot: 0, internalPort: 40000, startHash: 2) == 20000)
+        #expect(allocator.allocate(in: table, local: LocalPortMap.none, slot: 1, internalPort: 40000, startHash: 2) == 20002) // other protocol
         table.claim(slot: 0, port: 20000, row: 1)
         table.claim(slot: 0, port: 20001, row: 2)
-        #expect(allocator.allocate(in: table, slot: 0, internalPort: 40000, startHash: 7) == nil)
+        #expect(allocator.allocate(in: table, local: LocalPortMap.none, slot: 0, internalPort: 40000, startHash: 7) == nil)
         table.release(slot: 0, port: 20001)
-        #expect(allocator.allocate(in: table, slot: 0, internalPort: 40000, startHash: 7) == 20001)
+        #expect(allocator.allocate(in: table, local: LocalPortMap.none, slot: 0, internalPort: 40000, startHash: 7) == 20001)
         #expect(table.owner(slot: 0, port: 20000) == 1)
         table.removeAll()
         #expect(table.owner(slot: 0, port: 20000) == -1)

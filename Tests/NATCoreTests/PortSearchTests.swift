@@ -6,7 +6,7 @@ import Testing
 /// word reads, and every choice is the one the old port-by-port scan from the hash point made.
 @Suite struct PortSearchTests {
     /// The scan the bitmap replaced, kept here as the reference for what must be chosen.
-    private func referenceScan(_ table: borrowing ExternalPortTable, _ local: LocalPortMap, _ allocator: PortAllocator,
+    private func referenceScan(_ table: borrowing ExternalPortTable, _ local: borrowing LocalPortMap, _ allocator: PortAllocator,
                                slot: Int, internalPort: UInt16, startHash: UInt32) -> UInt16? {
         let range = allocator.range(for: internalPort, slot: slot)
         func free(_ p: Int) -> Bool { table.owner(slot: slot, port: UInt16(p)) < 0 && !local.contains(slot: slot, port: UInt16(p)) }
@@ -28,12 +28,12 @@ import Testing
         let allocator = PortAllocator()
         claimAll(table, slot: 1, 1024...65535)
         let before = table.probeCount
-        #expect(allocator.allocate(in: table, slot: 1, internalPort: 40000, startHash: 123_456) == nil)
+        #expect(allocator.allocate(in: table, local: LocalPortMap.none, slot: 1, internalPort: 40000, startHash: 123_456) == nil)
         // 16 summary words cover the range; a scan would have read 64512 rows.
         #expect(table.probeCount - before <= 20, "\(table.probeCount - before) words read")
         // The low range and the other protocols are untouched.
-        #expect(allocator.allocate(in: table, slot: 1, internalPort: 80, startHash: 1) == 80)
-        #expect(allocator.allocate(in: table, slot: 0, internalPort: 40000, startHash: 1) == 40000)
+        #expect(allocator.allocate(in: table, local: LocalPortMap.none, slot: 1, internalPort: 80, startHash: 1) == 80)
+        #expect(allocator.allocate(in: table, local: LocalPortMap.none, slot: 0, internalPort: 40000, startHash: 1) == 40000)
     }
 
     @Test func freedPortIsFoundAgain() {
@@ -42,10 +42,10 @@ import Testing
         claimAll(table, slot: 1, 1024...65535)
         table.release(slot: 1, port: 50001)
         let before = table.probeCount
-        #expect(allocator.allocate(in: table, slot: 1, internalPort: 40000, startHash: 9) == 50001)
+        #expect(allocator.allocate(in: table, local: LocalPortMap.none, slot: 1, internalPort: 40000, startHash: 9) == 50001)
         #expect(table.probeCount - before <= 24, "\(table.probeCount - before) words read")
         table.claim(slot: 1, port: 50001, row: 8)
-        #expect(allocator.allocate(in: table, slot: 1, internalPort: 40000, startHash: 9) == nil)
+        #expect(allocator.allocate(in: table, local: LocalPortMap.none, slot: 1, internalPort: 40000, startHash: 9) == nil)
     }
 
     @Test func searchWrapsToTheRangeStart() {
@@ -54,14 +54,14 @@ import Testing
         claimAll(table, slot: 0, 1024...65535, except: [1030])
         // The hash point is past 1030: the search runs to 65535 and starts again at 1024.
         let hash = UInt32(60000 - 1024)
-        #expect(allocator.allocate(in: table, slot: 0, internalPort: 40000, startHash: hash) == 1030)
+        #expect(allocator.allocate(in: table, local: LocalPortMap.none, slot: 0, internalPort: 40000, startHash: hash) == 1030)
         table.claim(slot: 0, port: 1030, row: 8)
         // Pairs wrap the same way.
         table.release(slot: 0, port: 2000)
         table.release(slot: 0, port: 2001)
-        #expect(allocator.allocatePair(in: table, slot: 0, internalPort: 40001, startHash: hash) == 2000)
+        #expect(allocator.allocatePair(in: table, local: LocalPortMap.none, slot: 0, internalPort: 40001, startHash: hash) == 2000)
         table.release(slot: 0, port: 2003)
-        #expect(allocator.allocatePair(in: table, slot: 0, internalPort: 40001, startHash: hash) == 2000)
+        #expect(allocator.allocatePair(in: table, local: LocalPortMap.none, slot: 0, internalPort: 40001, startHash: hash) == 2000)
     }
 
     @Test func choicesMatchTheScanTheyReplace() {
@@ -69,7 +69,6 @@ import Testing
         for round in 0..<12 { // every combination of range, density and reserved range once
             let table = ExternalPortTable()
             var local = LocalPortMap()
-            defer { local.deallocate() }
             let allocator = round % 3 == 0 ? PortAllocator(portRange: 20000...20700, lowPortRange: nil) : PortAllocator()
             // Dense or sparse owners, some held ports, sometimes a reserved range.
             let density = [0.5, 0.99, 0.9999, 1.0][round % 4]

@@ -6,14 +6,21 @@ import Testing
 /// stay below the mark whatever the order of takes, gives and sweep steps, or a live session
 /// would never be swept (and listings and checkpoints would miss it).
 @Suite struct SweepHighWaterTests {
+    /// A row that is taken (`value >= 0`) and stale from `expires` on.
+    struct Row: ExpiringRow {
+        var value: Int32
+        var expires: UInt64 = .max
+        static var empty: Row { Row(value: -1) }
+        var isFree: Bool { value < 0 }
+        var hash: UInt32 { 0 }
+    }
+
     @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
     func everyTakenRowStaysBelowTheMark(seed: UInt64) {
         var random = SeededRNG(seed: seed) // seeded: a failure names a seed that reproduces it
         let capacity = 64
-        var store = RowStore<Int32>(capacity: capacity, empty: -1)
+        var store = RowStore<Row>(capacity: capacity, empty: .empty)
         var taken = Set<Int32>()
-        var cursor = 0
-        var highestLive: Int32 = -1
         for step in 0..<20_000 {
             switch Int.random(in: 0..<10, using: &random) {
             case 0...3: // take
@@ -23,25 +30,17 @@ import Testing
                 } else {
                     #expect(row >= 0 && !taken.contains(row))
                     taken.insert(row)
-                    store.rows[Int(row)] = row
+                    store.rows[Int(row)] = Row(value: row)
                 }
             case 4...6: // give a random taken row back
                 if !taken.isEmpty {
                     let row = taken.sorted()[Int.random(in: 0..<taken.count, using: &random)]
                     taken.remove(row)
-                    store.give(row, empty: -1)
+                    store.give(row, empty: .empty)
                 }
             default: // a sweep step of a few rows, as NATTranslator.expire walks them
-                for _ in 0..<Int.random(in: 0..<8, using: &random) {
-                    if cursor >= store.highWater {
-                        store.endSweepPass(highestLiveSeen: highestLive)
-                        cursor = 0
-                        highestLive = -1
-                        break
-                    }
-                    if store.rows[cursor] >= 0 { highestLive = Int32(cursor) }
-                    cursor += 1
-                }
+                var budget = Int.random(in: 0..<8, using: &random)
+                #expect(store.nextStaleRow(now: 0, budget: &budget) == -1) // nothing is stale: every taken row is kept
             }
             let highestTaken = taken.max().map(Int.init) ?? -1
             #expect(highestTaken < store.highWater, "seed \(seed) step \(step): row \(highestTaken) above the mark \(store.highWater)")
@@ -50,18 +49,49 @@ import Testing
     }
 
     @Test func aFullPassWithNoTakesLowersTheMarkToTheHighestLiveRow() {
-        var store = RowStore<Int32>(capacity: 16, empty: -1)
+        var store = RowStore<Row>(capacity: 16, empty: .empty)
         var rows: [Int32] = []
         for _ in 0..<10 { rows.append(store.take()) }
         #expect(rows == Array(0..<10)) // low rows first
         #expect(store.highWater == 10)
-        for row in rows[4...] { store.give(row, empty: -1) }
-        store.endSweepPass(highestLiveSeen: -1) // the pass during which rows 0–9 were taken
+        for row in rows { store.rows[Int(row)] = Row(value: row) }
+        for row in rows[4...] { store.give(row, empty: .empty) }
+        var budget = 10
+        #expect(store.nextStaleRow(now: 0, budget: &budget) == -1) // a pass over rows 0–9, keeping 0–3
+        #expect(budget == 0 && store.highWater == 10)
+        budget = 10 // ends that pass (rows were taken during it: the mark stays), walks the next
+        #expect(store.nextStaleRow(now: 0, budget: &budget) == -1)
         #expect(store.highWater == 10)
-        store.endSweepPass(highestLiveSeen: 3) // a pass that saw rows 0–3 live and nothing taken
+        budget = 1 // ends a pass that kept rows 0–3 with nothing taken
+        #expect(store.nextStaleRow(now: 0, budget: &budget) == -1)
         #expect(store.highWater == 4)
         #expect(store.take() == 9) // the free list is LIFO: the last row given comes back first
         #expect(store.highWater == 10)
+    }
+
+    /// `nextStaleRow`: the budget counts every row walked (free ones too), a stale row is handed
+    /// out and the walk resumes after it, and the cursor wraps at the mark into the next pass.
+    @Test func theTableSweepHandsOutStaleRowsWithinItsBudget() {
+        var table = AddressOnlyTable(capacity: 8, seed: 1)
+        for (i, expires) in [100, 5, 0, 7, 100].enumerated() { // row 2 is freed below
+            #expect(table.insert(AddressOnlyFlow(expires: UInt64(expires), remoteAddress: UInt32(i + 1), internalAddress: 1,
+                                                 hash: UInt32(i), protocolNumber: 50)) == Int32(i))
+        }
+        table.remove(2)
+        let now = NATTime(nanoseconds: 10)
+        #expect(table.isStale(1, now: now) && !table.isStale(0, now: now) && !table.isStale(-1, now: now))
+        var budget = 3
+        #expect(table.nextStaleRow(now: now, budget: &budget) == 1)
+        #expect(budget == 1)
+        table.remove(1)
+        #expect(table.nextStaleRow(now: now, budget: &budget) == -1) // row 2: free, and the budget is spent
+        #expect(budget == 0)
+        budget = 10
+        #expect(table.nextStaleRow(now: now, budget: &budget) == 3)
+        #expect(budget == 9)
+        table.remove(3)
+        #expect(table.nextStaleRow(now: now, budget: &budget) == -1) // nothing else stale: it walks on, wrapping, until the budget is spent
+        #expect(budget == 0)
     }
 
     @Test func anEmptiedTableCostsTheSweepNothingAndANewFlowIsSweptAgain() {

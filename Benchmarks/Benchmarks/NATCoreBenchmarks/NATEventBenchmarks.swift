@@ -21,7 +21,6 @@ func natEventBenchmarks() {
                 translator.enableEvents(capacity: 65536, now: start)
                 queue.allocate(capacity: 65536)
             }
-            defer { queue.deallocate() }
             var packets: [[UInt8]] = []
             for i in 0..<250 {
                 packets.append(PacketTemplates.udp(source: IPv4Address(192, 0, 2, UInt8(1 + i % 250)), sourcePort: UInt16(10000 + i),
