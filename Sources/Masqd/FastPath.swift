@@ -95,7 +95,6 @@ final class FastPath {
         }
     }
 
-
     /// Copies the translator's waiting events (engine lock held; the audit exporter, if any, takes them after).
     @inline(__always)
     func take(from translator: NATTranslator) {

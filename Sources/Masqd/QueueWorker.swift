@@ -132,11 +132,9 @@ final class QueueWorker: @unchecked Sendable {
                 }
                 queueStatistics = queue.statistics
             }
-            if count < queue.configuration.batchSize {
-                guard busyPoll.nanoseconds > 0 else { return last }
-                // --busy-poll: the next batch is looked for by polling first (next turn).
-                wait = waitMilliseconds
-            }
+            // A short batch ends the call either way: the caller sees the stop flag and sweeps
+            // fragments, and with --busy-poll its next call polls first (from lastVerdictsSent).
+            if count < queue.configuration.batchSize { return last }
         }
         return last
     }
