@@ -32,11 +32,23 @@ final class HATopology: @unchecked Sendable {
         self.queue = queue
     }
 
+    /// Python for scripts that print from two threads: one lock, so a line is never cut by
+    /// another thread's (print writes the text and the newline separately, and a test reads
+    /// the output line by line).
+    static let lockedPrintPython = """
+        import builtins, threading
+        printing = threading.Lock()
+        def print(*args, **kwargs):
+            with printing:
+                builtins.print(*args, **kwargs)
+        """
+
     /// Python for the HA tests' server: `listener(port)`, and `serve_idle(listener, trigger)`,
     /// which accepts one connection, prints its peer and first line, then sends a line each time
     /// the file TRIGGER-N appears and prints the answer with the peer it came from.
     static let idleServerPython = """
         import os, socket, time
+        \(lockedPrintPython)
         def listener(port):
             t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             t.bind(("", port)); t.listen(4); return t
@@ -56,6 +68,7 @@ final class HATopology: @unchecked Sendable {
     /// Python for the HA tests' LAN host: `echo_lines(sock)` echoes each line that comes until
     /// the connection closes.
     static let idleClientPython = """
+        \(lockedPrintPython)
         def echo_lines(idle):
             f = idle.makefile("rb")
             while True:
