@@ -166,7 +166,11 @@ class Mode:
             return ["--queue", "0", "--wan", "wan0", "--lan", LAN]
         pin = ["--worker-cpus", str(self.pin_cpu)] if self.name == "masqd-pinned" else []
         poll = ["--busy-poll", str(self.busy_poll_us)] if self.name == "masqd-busypoll" else []
-        return self.masqd_queue_options() + self.masqd_fast_path_options() + pin + poll + ["--wan", "wan0", "--lan", LAN, "--control", f"/run/masqd/{PREFIX}.sock"]
+        return self.masqd_queue_options() + self.masqd_fast_path_options() + pin + poll + ["--wan", "wan0", "--lan", LAN, "--control", self.control_path()]
+
+    def control_path(self):
+        # masqd-plain passes no --control: the daemon's default for its queue 0.
+        return "/run/masqd/queue-0.sock" if self.name == "masqd-plain" else f"/run/masqd/{PREFIX}.sock"
 
     def masqd_queue_options(self):
         # "masqd-2q": two queues, two workers sharing one state (--queues).
@@ -198,14 +202,17 @@ class Mode:
 
     def read_engine_means(self):
         """Mean ns per packet from masqd's histograms: (own work, receive to verdict sent)."""
-        control = [o for i, o in enumerate(self.masqd_options()[1:]) if self.masqd_options()[i] == "--control"]
-        path = control[0] if control else f"/run/masqd/queue-{self.masqd_queue_options()[1].split('-')[0]}.sock"
-        r = ns(ROUTER, self.masqd, "stats", "--control", path, check=False)
+        r = ns(ROUTER, self.masqd, "stats", "--control", self.control_path(), check=False)
         values = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
         def mean(name):
             count = int(values.get(f"{name}_count", "0"))
             return int(values[f"{name}_sum"]) / count if count else float("nan")
         return mean("latency_per_packet_ns"), mean("latency_receive_to_verdict_ns")
+
+
+def write_halt_poll(value):
+    with open(HALT_POLL, "w") as f:
+        f.write(str(value))
 
 
 def bound_queues():
@@ -313,8 +320,7 @@ def main():
         if not os.path.exists(HALT_POLL):
             sys.exit(f"e2e: --halt-poll-ns: {HALT_POLL} does not exist (no haltpoll cpuidle driver)")
         halt_poll_before = open(HALT_POLL).read().strip()
-        with open(HALT_POLL, "w") as f:
-            f.write(str(args.halt_poll_ns))
+        write_halt_poll(args.halt_poll_ns)
         print(f"guest_halt_poll_ns {halt_poll_before} -> {args.halt_poll_ns} for this run", flush=True)
     try:
         for round_number in range(args.rounds):
@@ -342,8 +348,7 @@ def main():
     finally:
         teardown()
         if halt_poll_before is not None:
-            with open(HALT_POLL, "w") as f:
-                f.write(halt_poll_before)
+            write_halt_poll(halt_poll_before)
         if os.path.exists(full_log):
             os.unlink(full_log)
 

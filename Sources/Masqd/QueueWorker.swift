@@ -45,7 +45,7 @@ final class QueueWorker: @unchecked Sendable {
     static let fragmentSweepInterval = NATDuration(nanoseconds: 10_000_000)
 
     init(queueNumber: UInt16, failOpen: Bool, translator: NATTranslator, lock: EngineLock, wanIndex: UInt32, hashSeed: UInt64,
-         busyPoll: NATDuration = NATDuration(nanoseconds: 0), logger: Logger) throws(MasqdError) {
+         busyPoll: NATDuration, logger: Logger) throws(MasqdError) {
         var configuration = NetfilterQueueConfiguration(queueNumber: queueNumber)
         configuration.failOpen = failOpen
         do {

@@ -12,8 +12,7 @@ extension NATTranslator {
         let source = header.source.value
         let remote = header.destination.value
         let hash = addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remote)
-        let found = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remote, hash: hash)
-        var row = live(found, stale: addressOnly.isStale(found, now: now), expire: expireAddressOnlyFlow)
+        var row = liveAddressOnlyFlow(protocolNumber: protocolNumber, remoteAddress: remote, hash: hash, now: now)
         if row >= 0 {
             guard addressOnly[row].internalAddress == source else { return drop(.addressOnlyRemoteInUse) }
         } else {
@@ -85,8 +84,13 @@ extension NATTranslator {
 
     /// The live row of (protocol, remote), or -1 (a stale one is removed).
     func liveAddressOnlyFlow(protocolNumber: UInt8, remoteAddress: UInt32, now: NATTime) -> Int32 {
-        let row = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remoteAddress,
-                                   hash: addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remoteAddress))
+        liveAddressOnlyFlow(protocolNumber: protocolNumber, remoteAddress: remoteAddress,
+                            hash: addressOnly.hash(protocolNumber: protocolNumber, remoteAddress: remoteAddress), now: now)
+    }
+
+    /// The same, with the row hash the caller already has (outbound keeps it for the insert).
+    func liveAddressOnlyFlow(protocolNumber: UInt8, remoteAddress: UInt32, hash: UInt32, now: NATTime) -> Int32 {
+        let row = addressOnly.find(protocolNumber: protocolNumber, remoteAddress: remoteAddress, hash: hash)
         return live(row, stale: addressOnly.isStale(row, now: now), expire: expireAddressOnlyFlow)
     }
 
